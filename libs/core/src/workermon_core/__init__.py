@@ -1,0 +1,1 @@
+"""Worker Monitor's shared service kit."""

