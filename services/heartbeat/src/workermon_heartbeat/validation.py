@@ -1,0 +1,82 @@
+"""Limits on what a worker or an operator may send; a bad value is INVALID_ARGUMENT naming the field."""
+
+from __future__ import annotations
+
+import re
+
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
+from workermon_core.errors import InvalidArgument
+
+WORKER_ID_RE = re.compile(r"^[A-Za-z0-9._:@/\-]{1,200}$")
+_NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
+MAX_QUEUES = 64
+MAX_LABELS = 32
+MAX_ACTIVE_JOB_IDS = 1000
+MAX_GAUGES = 32
+MAX_ACKS = 100
+MAX_REPORT_BYTES = 64 * 1024
+
+
+def worker_id(value: str, field: str = "worker_id") -> str:
+    """1-200 characters of letters, digits and . _ : @ / -."""
+    if not value:
+        raise InvalidArgument(field, "is required")
+    if not WORKER_ID_RE.match(value):
+        raise InvalidArgument(field, "must be 1-200 characters of letters, digits and . _ : @ / -")
+    return value
+
+
+def queue_name(value: str, field: str) -> str:
+    """1-200 printable characters."""
+    if not _NAME_RE.match(value):
+        raise InvalidArgument(field, "must be 1-200 characters with no control characters")
+    return value
+
+
+def _short(value: str, field: str, limit: int) -> None:
+    if len(value) > limit:
+        raise InvalidArgument(field, f"must be at most {limit} characters")
+
+
+def report(rep: pb.WorkerReport, field: str = "report") -> None:
+    """Check every field of a beat's report."""
+    worker_id(rep.worker_id, f"{field}.worker_id")
+    if not rep.instance_id:
+        raise InvalidArgument(f"{field}.instance_id", "is required (a new value per process start)")
+    _short(rep.instance_id, f"{field}.instance_id", 64)
+    _short(rep.hostname, f"{field}.hostname", 255)
+    _short(rep.version, f"{field}.version", 64)
+    _short(rep.sdk, f"{field}.sdk", 64)
+    if len(rep.queues) > MAX_QUEUES:
+        raise InvalidArgument(f"{field}.queues", f"at most {MAX_QUEUES} queues per worker (got {len(rep.queues)})")
+    for i, q in enumerate(rep.queues):
+        queue_name(q, f"{field}.queues[{i}]")
+    if len(rep.labels) > MAX_LABELS:
+        raise InvalidArgument(f"{field}.labels", f"at most {MAX_LABELS} labels")
+    for key, value in rep.labels.items():
+        _short(key, f"{field}.labels", 64)
+        _short(value, f"{field}.labels[{key}]", 256)
+    if len(rep.active_job_ids) > MAX_ACTIVE_JOB_IDS:
+        raise InvalidArgument(f"{field}.active_job_ids", f"at most {MAX_ACTIVE_JOB_IDS} ids")
+    for i, job in enumerate(rep.active_job_ids):
+        _short(job, f"{field}.active_job_ids[{i}]", 256)
+    for name in ("pid", "concurrency", "active_jobs", "processed_total", "failed_total"):
+        if getattr(rep, name) < 0:
+            raise InvalidArgument(f"{field}.{name}", "must not be negative")
+    if len(rep.gauges.custom) > MAX_GAUGES:
+        raise InvalidArgument(f"{field}.gauges.custom", f"at most {MAX_GAUGES} gauges")
+    for key in rep.gauges.custom:
+        _short(key, f"{field}.gauges.custom", 64)
+    if rep.ByteSize() > MAX_REPORT_BYTES:
+        raise InvalidArgument(field, f"must be at most {MAX_REPORT_BYTES} bytes serialized")
+
+
+def acks(items: list[pb.CommandAck] | object, field: str = "acks") -> None:
+    """At most MAX_ACKS answers, each naming a command id."""
+    seq = list(items)  # type: ignore[call-overload]
+    if len(seq) > MAX_ACKS:
+        raise InvalidArgument(field, f"at most {MAX_ACKS} acknowledgements per beat")
+    for i, ack in enumerate(seq):
+        if not ack.command_id or len(ack.command_id) > 64:
+            raise InvalidArgument(f"{field}[{i}].command_id", "must be 1-64 characters")
+        _short(ack.result, f"{field}[{i}].result", 1000)
