@@ -12,12 +12,7 @@ from . import context
 StubT = TypeVar("StubT")
 
 
-class _Metadata(
-    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[misc]
-    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[misc]
-    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[misc]
-):
+class _AddMetadata:
     """Adds `authorization` and carries the current request id into the next service."""
 
     def __init__(self, token: Callable[[], str]) -> None:
@@ -31,23 +26,33 @@ class _Metadata(
             metadata[context.REQUEST_ID_HEADER] = rid
         return details._replace(metadata=metadata)
 
+
+# grpc.aio files each interceptor under one call kind only, so each kind needs its own class.
+class _UnaryUnary(_AddMetadata, grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
+
+class _UnaryStream(_AddMetadata, grpc.aio.UnaryStreamClientInterceptor):  # type: ignore[misc]
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._details(details), request)
 
-    async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return await continuation(self._details(details), request_iterator)
 
-    async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
-        return await continuation(self._details(details), request_iterator)
+class _StreamUnary(_AddMetadata, grpc.aio.StreamUnaryClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+class _StreamStream(_AddMetadata, grpc.aio.StreamStreamClientInterceptor):  # type: ignore[misc]
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
 
 
 def open_channel(target: str, token: str | Callable[[], str]) -> grpc.aio.Channel:
     """An insecure aio channel to `target` that authenticates every call."""
     provider = token if callable(token) else (lambda: token)
-    return grpc.aio.insecure_channel(target, interceptors=[_Metadata(provider)])
+    kinds = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
+    return grpc.aio.insecure_channel(target, interceptors=[kind(provider) for kind in kinds])
 
 
 def stub(stub_class: Callable[[grpc.aio.Channel], StubT], channel: grpc.aio.Channel) -> StubT:
