@@ -11,12 +11,20 @@ from workermon_core.auth import TokenAuthority, load_or_create_secret
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "workermon_cli.main", *args], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "workermon_cli.main", *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_token_uses_the_data_dir_key(tmp_path: Path) -> None:
-    out = _run(["token", "--role", "viewer", "--sub", "ops", "--ttl", "120"], {"WORKERMON_DATA_DIR": str(tmp_path)})
+    out = _run(
+        ["token", "--role", "viewer", "--sub", "ops", "--ttl", "120"], {"WORKERMON_DATA_DIR": str(tmp_path)}
+    )
     assert out.returncode == 0, out.stderr
     principal = TokenAuthority(load_or_create_secret(None, tmp_path)).verify(out.stdout.strip())
     assert (principal.subject, principal.role) == ("ops", "viewer")
@@ -29,6 +37,9 @@ def test_bad_setting_exits_naming_it(tmp_path: Path) -> None:
 
 
 def test_unknown_target_is_refused(tmp_path: Path) -> None:
-    out = _run(["serve", "--target", "nope"], {"WORKERMON_DATA_DIR": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:1"})
+    out = _run(
+        ["serve", "--target", "nope"],
+        {"WORKERMON_DATA_DIR": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:1"},
+    )
     assert out.returncode != 0
     assert "unknown --target" in out.stderr

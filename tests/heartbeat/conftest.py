@@ -35,10 +35,19 @@ class Running:
 
 
 async def start_heartbeat(
-    redis: aioredis.Redis, prefix: str, authority: TokenAuthority, clock: Callable[[], float], **overrides: object
+    redis: aioredis.Redis,
+    prefix: str,
+    authority: TokenAuthority,
+    clock: Callable[[], float],
+    **overrides: object,
 ) -> Running:
-    settings = Settings(redis_prefix=prefix, grpc_port=0, readiness_interval_seconds=0.2,
-                        sweep_interval_seconds=0.05, **overrides)  # type: ignore[arg-type]
+    settings = Settings(
+        redis_prefix=prefix,
+        grpc_port=0,
+        readiness_interval_seconds=0.2,
+        sweep_interval_seconds=0.05,
+        **overrides,
+    )  # type: ignore[arg-type]
     spec, servicer = service.build(settings, redis, clock=clock)
     server = await start_server([spec], authority, "127.0.0.1:0", readiness_interval=0.2)
     return Running(server, servicer, f"127.0.0.1:{server.port}", authority, [])

@@ -43,10 +43,17 @@ async def test_no_token(hb: Running) -> None:
     ],
     ids=["expired", "wrong-key", "alg-none", "wrong-issuer", "unknown-role"],
 )
-async def test_bad_tokens(hb: Running, claims: dict[str, object], key: str | None, algorithm: str,
-                          reason: str) -> None:
+async def test_bad_tokens(
+    hb: Running, claims: dict[str, object], key: str | None, algorithm: str, reason: str
+) -> None:
     now = int(time.time())
-    body: dict[str, object] = {"sub": "mallory", "role": "admin", "iss": "workermon", "iat": now, "exp": now + 60}
+    body: dict[str, object] = {
+        "sub": "mallory",
+        "role": "admin",
+        "iss": "workermon",
+        "iat": now,
+        "exp": now + 60,
+    }
     if "exp" in claims:
         claims = {**claims, "exp": now + int(claims["exp"])}  # type: ignore[call-overload]
     body.update(claims)
@@ -66,9 +73,13 @@ async def test_roles_per_rpc(hb: Running) -> None:
     err = await _refused(worker.ListWorkers(pb.ListWorkersRequest()))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     await worker.Beat(pb.BeatRequest(report=report("w-1")))
-    err = await _refused(viewer.SendCommand(pb.SendCommandRequest(worker_id="w-1", type=pb.COMMAND_TYPE_QUIET)))
+    err = await _refused(
+        viewer.SendCommand(pb.SendCommandRequest(worker_id="w-1", type=pb.COMMAND_TYPE_QUIET))
+    )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
-    err = await _refused(worker.SendCommand(pb.SendCommandRequest(worker_id="w-1", type=pb.COMMAND_TYPE_QUIET)))
+    err = await _refused(
+        worker.SendCommand(pb.SendCommandRequest(worker_id="w-1", type=pb.COMMAND_TYPE_QUIET))
+    )
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     await operator.SendCommand(pb.SendCommandRequest(worker_id="w-1", type=pb.COMMAND_TYPE_QUIET))
     await hb.client("admin").Beat(pb.BeatRequest(report=report("diag")))
@@ -80,15 +91,25 @@ async def test_roles_per_rpc(hb: Running) -> None:
         (lambda: pb.BeatRequest(report=report("")), "report.worker_id"),
         (lambda: pb.BeatRequest(report=report("x" * 1_000_000)), "report.worker_id"),
         (lambda: pb.BeatRequest(report=report("bad id with spaces")), "report.worker_id"),
-        (lambda: pb.BeatRequest(report=report("w", queues=tuple(f"q{i}" for i in range(10_000)))),
-         "report.queues"),
+        (
+            lambda: pb.BeatRequest(report=report("w", queues=tuple(f"q{i}" for i in range(10_000)))),
+            "report.queues",
+        ),
         (lambda: pb.BeatRequest(report=report("w", queues=("ok", "bad\nname"))), "report.queues[1]"),
         (lambda: pb.BeatRequest(report=report("w", instance_id="")), "report.instance_id"),
         (lambda: pb.BeatRequest(report=report("w", active_jobs=-1)), "report.active_jobs"),
         (lambda: pb.BeatRequest(report=report("w"), acks=[pb.CommandAck()]), "acks[0].command_id"),
     ],
-    ids=["empty-id", "1mb-id", "spaces", "10k-queues", "control-char-queue", "no-instance", "negative",
-         "empty-ack"],
+    ids=[
+        "empty-id",
+        "1mb-id",
+        "spaces",
+        "10k-queues",
+        "control-char-queue",
+        "no-instance",
+        "negative",
+        "empty-ack",
+    ],
 )
 async def test_bad_beats_name_the_field(hb: Running, make: object, field: str) -> None:
     err = await _refused(hb.client("worker").Beat(make()))  # type: ignore[operator]

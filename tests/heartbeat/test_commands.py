@@ -20,18 +20,25 @@ async def test_command_round_trip_over_beats(hb: Running) -> None:
     worker = hb.client("worker")
     operator = hb.client("operator")
     await worker.Beat(pb.BeatRequest(report=report("w-1")))
-    sent = (await operator.SendCommand(pb.SendCommandRequest(
-        worker_id="w-1", type=pb.COMMAND_TYPE_QUIET, reason="deploy"))).command
+    sent = (
+        await operator.SendCommand(
+            pb.SendCommandRequest(worker_id="w-1", type=pb.COMMAND_TYPE_QUIET, reason="deploy")
+        )
+    ).command
     assert sent.status == pb.COMMAND_STATUS_PENDING
     assert sent.requested_by == "test-operator"
     reply = await worker.Beat(pb.BeatRequest(report=report("w-1")))
     assert [(c.command_id, c.type, c.reason) for c in reply.commands] == [
-        (sent.command_id, pb.COMMAND_TYPE_QUIET, "deploy")]
+        (sent.command_id, pb.COMMAND_TYPE_QUIET, "deploy")
+    ]
     got = (await operator.GetCommand(pb.GetCommandRequest(command_id=sent.command_id))).command
     assert got.status == pb.COMMAND_STATUS_DELIVERED
-    again = await worker.Beat(pb.BeatRequest(
-        report=report("w-1", state=pb.WORKER_STATE_QUIET),
-        acks=[pb.CommandAck(command_id=sent.command_id, ok=True, result="paused")]))
+    again = await worker.Beat(
+        pb.BeatRequest(
+            report=report("w-1", state=pb.WORKER_STATE_QUIET),
+            acks=[pb.CommandAck(command_id=sent.command_id, ok=True, result="paused")],
+        )
+    )
     assert not again.commands  # delivered once only
     done = (await operator.GetCommand(pb.GetCommandRequest(command_id=sent.command_id))).command
     assert done.status == pb.COMMAND_STATUS_ACKED
@@ -44,15 +51,29 @@ async def test_failed_ack_and_foreign_ack_ignored(hb: Running) -> None:
     operator = hb.client("operator")
     for wid in ("w-1", "w-2"):
         await worker.Beat(pb.BeatRequest(report=report(wid)))
-    sent = (await operator.SendCommand(pb.SendCommandRequest(
-        worker_id="w-1", type=pb.COMMAND_TYPE_CANCEL_JOB, job_id="42"))).command
+    sent = (
+        await operator.SendCommand(
+            pb.SendCommandRequest(worker_id="w-1", type=pb.COMMAND_TYPE_CANCEL_JOB, job_id="42")
+        )
+    ).command
     await worker.Beat(pb.BeatRequest(report=report("w-1")))
     # Another worker cannot settle w-1's command.
-    await worker.Beat(pb.BeatRequest(report=report("w-2"), acks=[pb.CommandAck(command_id=sent.command_id, ok=True)]))
+    await worker.Beat(
+        pb.BeatRequest(report=report("w-2"), acks=[pb.CommandAck(command_id=sent.command_id, ok=True)])
+    )
     assert (await operator.GetCommand(pb.GetCommandRequest(command_id=sent.command_id))).command.status == (
-        pb.COMMAND_STATUS_DELIVERED)
-    await worker.Beat(pb.BeatRequest(report=report("w-1"), acks=[
-        pb.CommandAck(command_id=sent.command_id, ok=False, result="job 42 is not running on this worker")]))
+        pb.COMMAND_STATUS_DELIVERED
+    )
+    await worker.Beat(
+        pb.BeatRequest(
+            report=report("w-1"),
+            acks=[
+                pb.CommandAck(
+                    command_id=sent.command_id, ok=False, result="job 42 is not running on this worker"
+                )
+            ],
+        )
+    )
     got = (await operator.GetCommand(pb.GetCommandRequest(command_id=sent.command_id))).command
     assert got.status == pb.COMMAND_STATUS_FAILED
     assert "not running" in got.result
@@ -62,8 +83,13 @@ async def test_commands_expire(hb: Running, clock: FakeClock) -> None:
     worker = hb.client("worker")
     operator = hb.client("operator")
     await worker.Beat(pb.BeatRequest(report=report("w-1")))
-    sent = (await operator.SendCommand(pb.SendCommandRequest(
-        worker_id="w-1", type=pb.COMMAND_TYPE_STOP, ttl=duration_pb2.Duration(seconds=5)))).command
+    sent = (
+        await operator.SendCommand(
+            pb.SendCommandRequest(
+                worker_id="w-1", type=pb.COMMAND_TYPE_STOP, ttl=duration_pb2.Duration(seconds=5)
+            )
+        )
+    ).command
     clock.advance(6)
     reply = await worker.Beat(pb.BeatRequest(report=report("w-1")))
     assert not reply.commands
@@ -103,14 +129,21 @@ async def test_stream_pushes_commands_at_once(hb: Running) -> None:
     await outbox.put(pb.BeatStreamRequest(report=report("s-1")))
     await asyncio.wait_for(call.read(), 5)
     started = time.perf_counter()
-    sent = (await operator.SendCommand(pb.SendCommandRequest(
-        worker_id="s-1", type=pb.COMMAND_TYPE_CANCEL_JOB, job_id="7"))).command
+    sent = (
+        await operator.SendCommand(
+            pb.SendCommandRequest(worker_id="s-1", type=pb.COMMAND_TYPE_CANCEL_JOB, job_id="7")
+        )
+    ).command
     pushed = await asyncio.wait_for(call.read(), 5)
     latency = time.perf_counter() - started
     assert [(c.command_id, c.job_id) for c in pushed.commands] == [(sent.command_id, "7")]
     assert latency < 2.0, f"push took {latency:.3f}s"
-    await outbox.put(pb.BeatStreamRequest(
-        report=report("s-1"), acks=[pb.CommandAck(command_id=sent.command_id, ok=True, result="cancelled")]))
+    await outbox.put(
+        pb.BeatStreamRequest(
+            report=report("s-1"),
+            acks=[pb.CommandAck(command_id=sent.command_id, ok=True, result="cancelled")],
+        )
+    )
     await asyncio.wait_for(call.read(), 5)
     got = (await operator.GetCommand(pb.GetCommandRequest(command_id=sent.command_id))).command
     assert got.status == pb.COMMAND_STATUS_ACKED

@@ -26,8 +26,8 @@ async def _health(target: str, service: str = "") -> int:
         return int(reply.status)
 
 
-async def _until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
+async def _until(predicate, limit: float = 15.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + limit
     while not await predicate():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
@@ -35,8 +35,9 @@ async def _until(predicate, timeout: float = 15.0) -> None:  # type: ignore[no-u
 
 
 @pytest.mark.slow
-async def test_redis_restart_reports_not_serving_then_recovers(tmp_path: Path, authority: TokenAuthority,
-                                                                prefix: str) -> None:
+async def test_redis_restart_reports_not_serving_then_recovers(
+    tmp_path: Path, authority: TokenAuthority, prefix: str
+) -> None:
     server = EmbeddedRedis(tmp_path)
     server.start()
     redis = connect(server.url)

@@ -72,7 +72,9 @@ async def test_goodbye_is_immediate_and_ignores_older_instance(hb: Running) -> N
     await client.Beat(pb.BeatRequest(report=report("w-1", instance_id="new")))
     await client.Goodbye(pb.GoodbyeRequest(worker_id="w-1", instance_id="old", reason="late"))
     viewer = hb.client("viewer")
-    assert (await viewer.GetWorker(pb.GetWorkerRequest(worker_id="w-1"))).worker.status == pb.WORKER_STATUS_ONLINE
+    assert (
+        await viewer.GetWorker(pb.GetWorkerRequest(worker_id="w-1"))
+    ).worker.status == pb.WORKER_STATUS_ONLINE
     await client.Goodbye(pb.GoodbyeRequest(worker_id="w-1", instance_id="new", reason="SIGTERM"))
     got = (await viewer.GetWorker(pb.GetWorkerRequest(worker_id="w-1"))).worker
     assert got.status == pb.WORKER_STATUS_OFFLINE

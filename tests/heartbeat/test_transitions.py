@@ -52,7 +52,9 @@ async def test_live_watch_sees_new_transitions(hb: Running, clock: FakeClock) ->
     clock.advance(31)
     events = await watching
     assert [(e.type, e.worker_id) for e in events] == [
-        (pb.WORKER_EVENT_TYPE_ONLINE, "w-live"), (pb.WORKER_EVENT_TYPE_OFFLINE, "w-live")]
+        (pb.WORKER_EVENT_TYPE_ONLINE, "w-live"),
+        (pb.WORKER_EVENT_TYPE_OFFLINE, "w-live"),
+    ]
     assert events[1].reason == "missed beats"
 
 

@@ -17,12 +17,17 @@ async def list_workers(settings: Settings, target: str | None, status: str) -> i
     token = authority_for(settings).mint("workermon-cli", "viewer", ttl_seconds=300)
     channel = open_channel(target or f"{settings.grpc_host}:{settings.grpc_port}", token)
     client = stub(pb_grpc.HeartbeatServiceStub, channel)
-    wanted = {"all": pb.WORKER_STATUS_UNSPECIFIED, "online": pb.WORKER_STATUS_ONLINE,
-              "offline": pb.WORKER_STATUS_OFFLINE}[status]
+    wanted = {
+        "all": pb.WORKER_STATUS_UNSPECIFIED,
+        "online": pb.WORKER_STATUS_ONLINE,
+        "offline": pb.WORKER_STATUS_OFFLINE,
+    }[status]
     printed = 0
     token_page = ""
     now = time.time()
-    print(f"{'WORKER':40} {'STATUS':8} {'QUEUES':24} {'ACTIVE':>6} {'DONE':>8} {'FAILED':>7} {'LAST BEAT':>10}")
+    print(
+        f"{'WORKER':40} {'STATUS':8} {'QUEUES':24} {'ACTIVE':>6} {'DONE':>8} {'FAILED':>7} {'LAST BEAT':>10}"
+    )
     try:
         while True:
             page = await client.ListWorkers(
@@ -30,10 +35,12 @@ async def list_workers(settings: Settings, target: str | None, status: str) -> i
             )
             for w in page.workers:
                 ago = now - w.last_seen_time.ToMilliseconds() / 1000
+                rep = w.report
+                status_name = pb.WorkerStatus.Name(w.status).removeprefix("WORKER_STATUS_")
+                queues = ",".join(rep.queues)[:24]
                 print(
-                    f"{w.report.worker_id:40} {pb.WorkerStatus.Name(w.status).removeprefix('WORKER_STATUS_'):8} "
-                    f"{','.join(w.report.queues)[:24]:24} {w.report.active_jobs:>6} {w.report.processed_total:>8} "
-                    f"{w.report.failed_total:>7} {ago:>9.0f}s"
+                    f"{rep.worker_id:40} {status_name:8} {queues:24} {rep.active_jobs:>6} "
+                    f"{rep.processed_total:>8} {rep.failed_total:>7} {ago:>9.0f}s"
                 )
                 printed += 1
             token_page = page.next_page_token

@@ -24,17 +24,25 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="serve one service, several, or all of them in one process")
-    serve.add_argument("--target", default="all", help=f"all, or any of: {', '.join(TARGETS)} (comma-separated)")
+    serve.add_argument(
+        "--target", default="all", help=f"all, or any of: {', '.join(TARGETS)} (comma-separated)"
+    )
 
     up = sub.add_parser("up", help="set up and run the whole suite on its embedded defaults")
-    up.add_argument("--demo", action=argparse.BooleanOptionalAction, default=False,
-                    help="also run demo queues, producers and instrumented workers")
+    up.add_argument(
+        "--demo",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also run demo queues, producers and instrumented workers",
+    )
 
     sub.add_parser("migrate", help="apply database migrations (none are needed yet)")
 
     workers = sub.add_parser("workers", help="list the workers the registry knows (over gRPC)")
     workers.add_argument("--status", choices=["all", "online", "offline"], default="all")
-    workers.add_argument("--target", default=None, help="host:port of the suite (default: the configured port)")
+    workers.add_argument(
+        "--target", default=None, help="host:port of the suite (default: the configured port)"
+    )
 
     token = sub.add_parser("token", help="print a token signed with the suite's key")
     token.add_argument("--role", required=True, choices=sorted(ROLE_NAMES))

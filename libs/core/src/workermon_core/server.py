@@ -46,7 +46,9 @@ class SuiteServer:
 
     async def set_ready(self, ready: bool) -> None:
         """Publish SERVING / NOT_SERVING for the whole server and for each service."""
-        status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        status = (
+            health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         if ready != self.ready:
             log.info("readiness_changed", serving=ready)
         self.ready = ready
@@ -71,7 +73,7 @@ async def _watch_readiness(suite: SuiteServer, interval: float) -> None:
         try:
             await asyncio.gather(*(asyncio.wait_for(check(), timeout=max(interval, 1.0)) for check in checks))
             ready = True
-        except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        except Exception as exc:
             if suite.ready:
                 log.warning("dependency_unreachable", error=repr(exc))
             ready = False

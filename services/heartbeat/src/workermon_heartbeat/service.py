@@ -18,7 +18,9 @@ from .store import Clock, Registry, RegistryConfig
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["HeartbeatService"].full_name
 
 
-def build(settings: Settings, redis: aioredis.Redis, clock: Clock = time.time) -> tuple[ServiceSpec, HeartbeatServicer]:
+def build(
+    settings: Settings, redis: aioredis.Redis, clock: Clock = time.time
+) -> tuple[ServiceSpec, HeartbeatServicer]:
     """The ServiceSpec to host, and the servicer (tests reach into it)."""
     registry = Registry(
         redis,

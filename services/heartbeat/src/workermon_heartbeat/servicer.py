@@ -117,7 +117,9 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
                 if not self._wakers[worker_id]:
                     del self._wakers[worker_id]
 
-    async def Goodbye(self, request: pb.GoodbyeRequest, context: grpc.aio.ServicerContext) -> pb.GoodbyeResponse:
+    async def Goodbye(
+        self, request: pb.GoodbyeRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GoodbyeResponse:
         """Mark the worker OFFLINE now."""
         validation.worker_id(request.worker_id)
         if len(request.instance_id) > 64:
@@ -151,11 +153,15 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
             raise InvalidArgument("hostname", "must be at most 255 characters")
         filters = (request.status, request.queue, request.hostname)
         after = pagination.decode_token(request.page_token, filters)
-        rows, last = await self.registry.list(after, size, request.status, request.queue, request.hostname)
+        rows, last = await self.registry.page(
+            after, size, status=request.status, queue=request.queue, hostname=request.hostname
+        )
         token = pagination.encode_token(last, filters) if last else ""
         return pb.ListWorkersResponse(workers=[self._worker(r) for r in rows], next_page_token=token)
 
-    async def GetWorker(self, request: pb.GetWorkerRequest, context: grpc.aio.ServicerContext) -> pb.GetWorkerResponse:
+    async def GetWorker(
+        self, request: pb.GetWorkerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetWorkerResponse:
         """One worker, online or recently seen."""
         validation.worker_id(request.worker_id)
         stored = await self.registry.get(request.worker_id)
@@ -182,7 +188,10 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         """Queue a command for an online worker."""
         validation.worker_id(request.worker_id)
         if request.type not in (
-            pb.COMMAND_TYPE_QUIET, pb.COMMAND_TYPE_RESUME, pb.COMMAND_TYPE_STOP, pb.COMMAND_TYPE_CANCEL_JOB
+            pb.COMMAND_TYPE_QUIET,
+            pb.COMMAND_TYPE_RESUME,
+            pb.COMMAND_TYPE_STOP,
+            pb.COMMAND_TYPE_CANCEL_JOB,
         ):
             raise InvalidArgument("type", "must be QUIET, RESUME, STOP or CANCEL_JOB")
         if request.type == pb.COMMAND_TYPE_CANCEL_JOB and not request.job_id:
@@ -206,13 +215,24 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
                 reason="WORKER_OFFLINE",
             )
         command = await self.registry.send_command(
-            request.worker_id, request.type, request.job_id, request.reason, ttl, context_subject()
+            request.worker_id,
+            request.type,
+            job_id=request.job_id,
+            reason=request.reason,
+            ttl=ttl,
+            requested_by=context_subject(),
         )
-        log.info("command_sent", worker_id=request.worker_id, type=pb.CommandType.Name(request.type),
-                 command_id=command.command_id)
+        log.info(
+            "command_sent",
+            worker_id=request.worker_id,
+            type=pb.CommandType.Name(request.type),
+            command_id=command.command_id,
+        )
         return pb.SendCommandResponse(command=command)
 
-    async def GetCommand(self, request: pb.GetCommandRequest, context: grpc.aio.ServicerContext) -> pb.GetCommandResponse:
+    async def GetCommand(
+        self, request: pb.GetCommandRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCommandResponse:
         """A command and its status."""
         if not request.command_id or len(request.command_id) > 64:
             raise InvalidArgument("command_id", "must be 1-64 characters")
@@ -286,7 +306,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def context_subject() -> str:

@@ -7,8 +7,10 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
+from redis.typing import EncodableT, FieldT
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.redis_store import key_prefix
@@ -17,13 +19,15 @@ from . import scripts
 
 Clock = Callable[[], float]
 
-_TYPE_NAMES = {
+_TYPE_NAMES: dict[int, str] = {
     pb.COMMAND_TYPE_QUIET: "QUIET",
     pb.COMMAND_TYPE_RESUME: "RESUME",
     pb.COMMAND_TYPE_STOP: "STOP",
     pb.COMMAND_TYPE_CANCEL_JOB: "CANCEL_JOB",
 }
-_TYPE_VALUES = {name: value for value, name in _TYPE_NAMES.items()}
+_TYPE_VALUES: dict[str, pb.CommandType.ValueType] = {
+    name: pb.CommandType.Value("COMMAND_TYPE_" + name) for name in _TYPE_NAMES.values()
+}
 _STATUS_VALUES = {
     "PENDING": pb.COMMAND_STATUS_PENDING,
     "DELIVERED": pb.COMMAND_STATUS_DELIVERED,
@@ -150,7 +154,13 @@ class Registry:
         now = self.now_ms()
         expired, forgotten = await self._sweep(
             keys=[self.root + ":ids"],
-            args=[self.root, now, now - int(self.config.retention * 1000), self.config.events_max, SWEEP_LIMIT],
+            args=[
+                self.root,
+                now,
+                now - int(self.config.retention * 1000),
+                self.config.events_max,
+                SWEEP_LIMIT,
+            ],
         )
         return int(expired), int(forgotten)
 
@@ -171,8 +181,8 @@ class Registry:
             offline_reason=_text(fields[3]),
         )
 
-    async def list(
-        self, after: str | None, page_size: int, status: int, queue: str, hostname: str
+    async def page(
+        self, after: str | None, page_size: int, *, status: int, queue: str, hostname: str
     ) -> tuple[list[StoredWorker], str | None]:
         """A page of workers after the `after` id, and the id to continue from (None at the end)."""
         cursor = "(" + after if after else "-"
@@ -201,12 +211,12 @@ class Registry:
         return online, total - online, queues
 
     async def send_command(
-        self, worker_id: str, ctype: int, job_id: str, reason: str, ttl: float, requested_by: str
+        self, worker_id: str, ctype: int, *, job_id: str, reason: str, ttl: float, requested_by: str
     ) -> pb.Command:
         """Queue a command and wake any stream of that worker, on whichever replica holds it."""
         now = self.now_ms()
         command_id = uuid.uuid4().hex
-        record = {
+        record: dict[FieldT, EncodableT] = {
             "worker": worker_id,
             "type": _TYPE_NAMES[ctype],
             "job": job_id,
@@ -226,16 +236,16 @@ class Registry:
             pipe.expire(queue, int(self.config.retention))
             await pipe.execute()
         await self.redis.publish(self.notify_channel, worker_id)
-        return self._command(command_id, {k.encode(): v.encode() for k, v in record.items()})
+        return self._command(command_id, {str(k): str(v) for k, v in record.items()})
 
     async def get_command(self, command_id: str) -> pb.Command | None:
         """A command record, with EXPIRED worked out from its expiry time."""
         fields = await self.redis.hgetall(self.root + ":cmd:" + command_id)
-        return self._command(command_id, fields) if fields else None
+        return self._command(command_id, {_text(k): _text(v) for k, v in fields.items()}) if fields else None
 
-    def _command(self, command_id: str, fields: dict[bytes, bytes]) -> pb.Command:
+    def _command(self, command_id: str, fields: dict[str, str]) -> pb.Command:
         def get(name: str) -> str:
-            return _text(fields.get(name.encode()))
+            return fields.get(name, "")
 
         status = _STATUS_VALUES.get(get("status"), pb.COMMAND_STATUS_UNSPECIFIED)
         expire_ms = int(get("exp") or 0)
@@ -268,7 +278,7 @@ class Registry:
 
     async def read_events(self, after: str, block_ms: int, count: int = 100) -> list[StoredEvent]:
         """Transitions after `after`, waiting up to `block_ms` for the first one."""
-        reply = await self.redis.xread({self.root + ":events": after}, count=count, block=block_ms)
+        reply: Any = await self.redis.xread({self.root + ":events": after}, count=count, block=block_ms)
         events: list[StoredEvent] = []
         for _stream, entries in reply or ():
             for entry_id, fields in entries:

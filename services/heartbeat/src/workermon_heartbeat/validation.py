@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.errors import InvalidArgument
@@ -48,7 +49,9 @@ def report(rep: pb.WorkerReport, field: str = "report") -> None:
     _short(rep.version, f"{field}.version", 64)
     _short(rep.sdk, f"{field}.sdk", 64)
     if len(rep.queues) > MAX_QUEUES:
-        raise InvalidArgument(f"{field}.queues", f"at most {MAX_QUEUES} queues per worker (got {len(rep.queues)})")
+        raise InvalidArgument(
+            f"{field}.queues", f"at most {MAX_QUEUES} queues per worker (got {len(rep.queues)})"
+        )
     for i, q in enumerate(rep.queues):
         queue_name(q, f"{field}.queues[{i}]")
     if len(rep.labels) > MAX_LABELS:
@@ -71,9 +74,9 @@ def report(rep: pb.WorkerReport, field: str = "report") -> None:
         raise InvalidArgument(field, f"must be at most {MAX_REPORT_BYTES} bytes serialized")
 
 
-def acks(items: list[pb.CommandAck] | object, field: str = "acks") -> None:
+def acks(items: Iterable[pb.CommandAck], field: str = "acks") -> None:
     """At most MAX_ACKS answers, each naming a command id."""
-    seq = list(items)  # type: ignore[call-overload]
+    seq = list(items)
     if len(seq) > MAX_ACKS:
         raise InvalidArgument(field, f"at most {MAX_ACKS} acknowledgements per beat")
     for i, ack in enumerate(seq):

@@ -1,0 +1,53 @@
+# Worker Monitor — the two commands: `make run` and `make test`. Each does its own set-up.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+# uv from PATH, else a private copy installed with pip into .tools (no download from outside PyPI).
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+PROTOS := $(shell find proto -name '*.proto')
+STUBS := libs/proto/src/workermon/__init__.py
+DEMO ?= 1
+
+.PHONY: run test proto lint fmt bench clean setup
+
+.tools/bin/uv:
+	@command -v python3 >/dev/null || { echo "Python 3.11+ is required"; exit 1; }
+	python3 -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv
+
+.venv/.synced: uv.lock pyproject.toml $(wildcard */pyproject.toml */*/pyproject.toml) | $(UV)
+	mkdir -p libs/proto/src
+	$(UV) sync --all-packages --frozen
+	touch $@
+
+$(STUBS): $(PROTOS) scripts/gen_protos.py .venv/.synced
+	$(UV) run --frozen python scripts/gen_protos.py
+
+setup: .venv/.synced $(STUBS)
+
+proto: .venv/.synced
+	$(UV) run --frozen python scripts/gen_protos.py
+
+run: setup
+	$(UV) run --frozen workermon migrate
+	$(UV) run --frozen workermon up $(if $(filter 0,$(DEMO)),--no-demo,--demo)
+
+test: setup
+	$(UV) run --frozen pytest
+
+lint: setup
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy libs/core/src services/heartbeat/src sdk/python/src cli/src bench
+	$(UV) run --frozen buf lint
+
+fmt: setup
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+bench: setup
+	$(UV) run --frozen python -m bench.heartbeat
+
+clean:
+	rm -rf .venv .tools build libs/proto/src/workermon .pytest_cache .mypy_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
