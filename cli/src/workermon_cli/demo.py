@@ -1,0 +1,170 @@
+"""The demo workload of `workermon up --demo`: real BullMQ queues, producers and SDK-instrumented workers.
+
+emails   steady and fast, a few failures retried with backoff
+webhooks a quarter of the jobs fail at least once, a fifth are delayed
+reports  slow jobs (2-8 s) that honour the abort signal, so cancelling one is cooperative
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from bullmq import AbortSignal, Job, Queue
+
+from workermon_sdk.bullmq import InstrumentedWorker
+
+from .runtime import Suite
+
+log = structlog.get_logger("workermon.demo")
+QUEUES = ("emails", "webhooks", "reports")
+
+
+class DemoFailure(Exception):
+    """A failure the demo produces on purpose."""
+
+
+async def _send_email(job: Job, token: str) -> dict[str, Any]:
+    await asyncio.sleep(random.uniform(0.05, 0.3))
+    if random.random() < 0.03:
+        raise DemoFailure("SMTP 421: service not available, try again later")
+    return {"messageId": f"<{job.id}@demo.workermon>"}
+
+
+async def _call_webhook(job: Job, token: str) -> dict[str, Any]:
+    await asyncio.sleep(random.uniform(0.1, 0.6))
+    roll = random.random()
+    if roll < 0.12:
+        raise DemoFailure("ETIMEDOUT: connect timed out after 5000 ms")
+    if roll < 0.2:
+        raise DemoFailure("HTTP 429 Too Many Requests (rate limit)")
+    if roll < 0.25:
+        raise DemoFailure("HTTP 401 Unauthorized: signature mismatch")
+    return {"status": 200}
+
+
+async def _build_report(job: Job, token: str, signal: AbortSignal) -> dict[str, Any]:
+    pages = random.randint(4, 16)
+    for page in range(pages):
+        if signal.aborted:
+            raise DemoFailure("report cancelled")
+        await asyncio.sleep(0.5)
+        await job.updateProgress(int((page + 1) * 100 / pages))
+    return {"pages": pages}
+
+
+@dataclass
+class Demo:
+    """Running demo: producers and workers; `stop()` ends them."""
+
+    queues: list[Queue] = field(default_factory=list)
+    workers: list[InstrumentedWorker] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        """Stop producing, close workers (saying goodbye), close queues."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(
+            *(w.close(force=True, reason="demo stopped") for w in self.workers), return_exceptions=True
+        )
+        await asyncio.gather(*(q.close() for q in self.queues), return_exceptions=True)
+
+
+async def _produce(
+    queue: Queue,
+    every: tuple[float, float],
+    make: Callable[[int], tuple[str, dict[str, Any], dict[str, Any]]],
+) -> None:
+    n = 0
+    while True:
+        n += 1
+        name, data, opts = make(n)
+        try:
+            await queue.add(name, data, opts)
+        except Exception as exc:
+            log.warning("demo_produce_failed", queue=queue.name, error=str(exc))
+            await asyncio.sleep(2)
+        await asyncio.sleep(random.uniform(*every))
+
+
+def _email(n: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    return (
+        "welcome",
+        {"to": f"user{n}@example.com"},
+        {
+            "attempts": 3,
+            "backoff": {"type": "exponential", "delay": 1000},
+            "removeOnComplete": 1000,
+            "removeOnFail": 5000,
+        },
+    )
+
+
+def _webhook(n: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    opts: dict[str, Any] = {
+        "attempts": 3,
+        "backoff": {"type": "fixed", "delay": 2000},
+        "removeOnComplete": 1000,
+        "removeOnFail": 5000,
+    }
+    if random.random() < 0.2:
+        opts["delay"] = random.randint(5_000, 30_000)
+    return "deliver", {"url": f"https://hooks.example.com/{n % 7}", "event": "order.paid"}, opts
+
+
+def _report(n: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    return "monthly", {"account": n % 11}, {"attempts": 1, "removeOnComplete": 500, "removeOnFail": 500}
+
+
+async def start_demo(suite: Suite) -> Demo:
+    """Create the demo queues, start producing, and start four instrumented workers."""
+    connection = suite.deps.redis_url
+    demo = Demo()
+    tokens: dict[str, tuple[str, float]] = {}
+
+    def token() -> str:
+        # Re-mint shortly before expiry; the workers ask on every call.
+        cached = tokens.get("t")
+        if cached is None or cached[1] < time.time() + 300:
+            tokens["t"] = (suite.authority.mint("demo-worker", "worker", 3600), time.time() + 3600)
+        return tokens["t"][0]
+
+    for name in QUEUES:
+        demo.queues.append(Queue(name, {"connection": connection}))
+    emails, webhooks, reports = demo.queues
+    producers: list[Awaitable[None]] = [
+        _produce(emails, (0.1, 0.4), _email),
+        _produce(webhooks, (0.3, 0.8), _webhook),
+        _produce(reports, (2.0, 4.0), _report),
+    ]
+    demo.tasks = [asyncio.create_task(p) for p in producers]  # type: ignore[arg-type]
+
+    specs: list[tuple[str, str, Any, int, dict[str, str]]] = [
+        ("demo-emails-1", "emails", _send_email, 4, {"team": "growth"}),
+        ("demo-emails-2", "emails", _send_email, 4, {"team": "growth"}),
+        ("demo-webhooks-1", "webhooks", _call_webhook, 8, {"team": "platform"}),
+        ("demo-reports-1", "reports", _build_report, 2, {"team": "analytics"}),
+    ]
+    for worker_id, queue, processor, concurrency, labels in specs:
+        worker = InstrumentedWorker(
+            queue,
+            processor,
+            {"connection": connection, "concurrency": concurrency},
+            target=suite.grpc_target,
+            token=token,
+            worker_id=worker_id,
+            labels=labels,
+            version="demo-1.0",
+            gauges=(lambda: {"open_browsers": float(random.randint(0, 3))}) if queue == "reports" else None,
+        )
+        await worker.start()
+        demo.workers.append(worker)
+    log.info("demo_started", queues=list(QUEUES), workers=[s[0] for s in specs])
+    return demo
