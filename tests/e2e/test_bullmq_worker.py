@@ -57,9 +57,8 @@ async def _stubborn(job: Job, token: str) -> Any:
 async def _polite(job: Job, token: str, signal: Any) -> Any:
     """Honours the abort signal."""
     if job.name == "slow":
-        while not signal.aborted:
-            await asyncio.sleep(0.05)
-        raise RuntimeError("aborted")
+        await signal.wait()
+        signal.throw_if_aborted()
     return "ok"
 
 
