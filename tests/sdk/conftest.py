@@ -6,17 +6,31 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from bullmq import Queue
 
-REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379")
+LOCAL_REDIS = "redis://127.0.0.1:6379"
 
 
-@pytest.fixture
-def redis_url() -> str:
-    return REDIS_URL
+def _answers(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def sdk_redis_url(request: pytest.FixtureRequest) -> str:
+    """REDIS_URL, else the machine's Redis, else the suite's embedded one (the root ``redis_url``)."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        return configured
+    if _answers("127.0.0.1", 6379):
+        return LOCAL_REDIS
+    return str(request.getfixturevalue("redis_url"))
 
 
 @pytest.fixture
@@ -29,8 +43,8 @@ def closed_target() -> str:
 
 
 @pytest.fixture
-async def queue() -> AsyncIterator[Queue]:
-    q = Queue(f"workermon-sdk-test-{uuid.uuid4().hex}", {"connection": REDIS_URL})
+async def queue(sdk_redis_url: str) -> AsyncIterator[Queue]:
+    q = Queue(f"workermon-sdk-test-{uuid.uuid4().hex}", {"connection": sdk_redis_url})
     try:
         yield q
     finally:
@@ -38,10 +52,18 @@ async def queue() -> AsyncIterator[Queue]:
         await q.close()
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, message: str = "") -> None:
-    """Poll ``predicate`` until it holds, failing the test after ``timeout`` seconds."""
-    deadline = asyncio.get_running_loop().time() + timeout
+WaitUntil = Callable[..., Awaitable[None]]
+
+
+async def _wait_until(predicate: Callable[[], bool], within: float = 10.0, message: str = "") -> None:
+    deadline = asyncio.get_running_loop().time() + within
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"timed out waiting for {message or predicate}")
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def wait_until() -> WaitUntil:
+    """``await wait_until(predicate, within=10, message="")`` polls until the predicate holds."""
+    return _wait_until
