@@ -1,0 +1,1 @@
+"""Worker Monitor benchmarks; `python -m bench.heartbeat` measures HeartbeatService."""

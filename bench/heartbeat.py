@@ -1,0 +1,415 @@
+"""HeartbeatService benchmark: beat ingestion (unary and streamed) and worker listing.
+
+    uv run python -m bench.heartbeat            # full run, about 2.5 minutes on 2 cores
+    uv run python -m bench.heartbeat --quick    # smoke run, about 15 seconds
+
+The server runs in a process of its own (so its CPU time is measurable and not shared with the load),
+next to a bare grpc.aio echo server that shows gRPC-Python's own ceiling on the same load; load
+generators run in further processes. Redis is REDIS_URL when set, else an embedded one; every run uses
+a key prefix of its own and removes its keys afterwards.
+
+It prints figures and the issue's targets beside them; it never fails on time. Results also go to
+bench/results/heartbeat.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import secrets
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import redis
+from redis.utils import HIREDIS_AVAILABLE
+
+from workermon_core.auth import TokenAuthority
+from workermon_core.redis_store import EmbeddedRedis
+
+from . import client, report
+from .figures import LoadStats, ReadStats, load_stats, read_stats
+from .procs import ROOT, BenchError, ClientProcess, ServerProcess, delete_keys, redis_sample, snapshot
+from .server import ECHO_METHOD, SECRET_ENV
+
+RESULTS = ROOT / "bench" / "results" / "heartbeat.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How much load each phase applies; concurrency figures are totals over all load generators."""
+
+    mode: str
+    workers: int
+    clients: int
+    concurrency: int
+    channels: int
+    warmup_s: float
+    duration_s: float
+    paced_fraction: float
+    streams: int
+    stream_channels: int
+    stream_concurrency: int
+    list_workers: int
+    list_page_sizes: tuple[int, ...]
+    list_calls: int
+    list_callers: int
+    list_calls_per_caller: int
+    summary_calls: int
+
+
+FULL = Plan(
+    mode="full",
+    workers=2000,
+    clients=1,
+    # One server process saturates with a handful in flight; more only lengthens the queue (latency).
+    concurrency=16,
+    channels=4,
+    warmup_s=3.0,
+    duration_s=15.0,
+    # Half the measured ceiling: where a deployment would run, and still far from the target rate.
+    paced_fraction=0.5,
+    streams=2000,
+    stream_channels=4,
+    stream_concurrency=16,
+    list_workers=100_000,
+    list_page_sizes=(50, 100),
+    list_calls=500,
+    list_callers=10,
+    list_calls_per_caller=100,
+    summary_calls=200,
+)
+QUICK = replace(
+    FULL,
+    mode="quick",
+    workers=200,
+    concurrency=8,
+    channels=2,
+    warmup_s=0.3,
+    duration_s=1.0,
+    streams=200,
+    stream_channels=2,
+    stream_concurrency=8,
+    list_workers=1000,
+    list_calls=50,
+    list_calls_per_caller=10,
+    summary_calls=20,
+)
+
+
+def _split(total: int, parts: int) -> list[tuple[int, int]]:
+    """(first, count) of each of `parts` near-equal slices of range(total)."""
+    bounds = [total * k // parts for k in range(parts + 1)]
+    return [(bounds[k], bounds[k + 1] - bounds[k]) for k in range(parts)]
+
+
+def _sleep_until(wall: float) -> None:
+    time.sleep(max(0.0, wall - time.time()))
+
+
+class Bench:
+    """One run: Redis, the two servers and the load generators, and the phases run against them."""
+
+    def __init__(self, plan: Plan, stack: ExitStack, profile: str) -> None:
+        self.plan = plan
+        self.tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="workermon-bench-")))
+        self.prefix = "wmbench-" + uuid.uuid4().hex[:10]
+        self.redis_url, self.redis_kind = self._start_redis(stack)
+        self.redis = redis.Redis.from_url(self.redis_url)
+        stack.callback(self.redis.close)
+        stack.callback(self._forget_keys)
+        secret = secrets.token_urlsafe(48)
+        authority = TokenAuthority(secret)
+        self.worker_token = authority.mint("bench-fleet", "worker")
+        self.viewer_token = authority.mint("bench-dashboard", "viewer")
+        ctx = multiprocessing.get_context("spawn")  # no fork: grpc does not survive one
+        self.clients = [ClientProcess(ctx) for _ in range(plan.clients)]
+        for load in self.clients:
+            stack.callback(load.stop)
+        env = {SECRET_ENV: secret}
+        hb_args = ["--redis-url", self.redis_url, "--prefix", self.prefix]
+        if profile:
+            hb_args += ["--profile", str(Path(profile).resolve())]
+        self.echo = ServerProcess("echo", [], env, self.tmp / "echo.log")
+        stack.callback(self.echo.stop)
+        self.heartbeat = ServerProcess("heartbeat", hb_args, env, self.tmp / "heartbeat.log")
+        stack.callback(self.heartbeat.stop)
+        self.echo.wait_listening()
+        self.heartbeat.wait_listening()
+        self.warnings: list[str] = []
+
+    def _start_redis(self, stack: ExitStack) -> tuple[str, str]:
+        configured = os.environ.get("REDIS_URL")
+        if configured:
+            return configured, "REDIS_URL"
+        embedded = EmbeddedRedis(self.tmp)
+        url = embedded.start()
+        stack.callback(embedded.stop)
+        # Our own throw-away instance: no RDB snapshot (a fork) in the middle of a measurement.
+        with redis.Redis.from_url(url) as admin:
+            admin.config_set("save", "")
+        return url, "embedded"
+
+    def _forget_keys(self) -> None:
+        if self.redis_kind == "REDIS_URL":
+            delete_keys(self.redis, self.prefix)
+
+    # --- measurement windows ------------------------------------------------------------------------
+
+    def _measure(
+        self,
+        server: ServerProcess,
+        jobs: Sequence[client.Job],
+        on_ready: Callable[[], None] | None = None,
+        uses_redis: bool = True,
+    ) -> tuple[list[client.Ready], LoadStats]:
+        """Start the jobs, wait until every generator is ready, then count one common window."""
+        for load, job in zip(self.clients, jobs, strict=True):
+            load.send(job)
+        readies: list[client.Ready] = [load.receive(timeout=300) for load in self.clients]
+        if on_ready is not None:
+            on_ready()
+        now = time.time()
+        window = client.Window(now + self.plan.warmup_s, now + self.plan.warmup_s + self.plan.duration_s)
+        for load in self.clients:
+            load.send(window)
+        _sleep_until(window.start_at)
+        before = snapshot(server, self.redis)
+        _sleep_until(window.end_at)
+        after = snapshot(server, self.redis)
+        results = [load.receive(timeout=120) for load in self.clients]
+        server.check_alive()
+        stats = load_stats(results, before, after, uses_redis)
+        if not stats.beats:
+            raise BenchError(f"no call succeeded against the {server.kind} server: {stats.error_sample}")
+        return readies, stats
+
+    def _unary_jobs(self, server: ServerProcess, method: str, rate: float = 0.0) -> list[client.UnaryJob]:
+        n = self.plan.clients
+        return [
+            client.UnaryJob(
+                target=server.target,
+                method=method,
+                token=self.worker_token,
+                first=first,
+                count=count,
+                concurrency=max(1, self.plan.concurrency // n),
+                channels=self.plan.channels,
+                rate=rate / n,
+            )
+            for first, count in _split(self.plan.workers, n)
+        ]
+
+    # --- phases -------------------------------------------------------------------------------------
+
+    def _store_jobs(self) -> list[client.StoreJob]:
+        n = self.plan.clients
+        return [
+            client.StoreJob(self.redis_url, self.prefix, first, count, max(1, self.plan.concurrency // n))
+            for first, count in _split(self.plan.workers, n)
+        ]
+
+    def unary(self) -> dict[str, Any]:
+        """The same closed-loop load against the echo server and HeartbeatService, the store layer
+        alone (to split the server's cost per beat), then HeartbeatService below its ceiling."""
+        _, echo = self._measure(self.echo, self._unary_jobs(self.echo, ECHO_METHOD), uses_redis=False)
+        self.echo.stop()  # idle from here on; nothing of it should linger in later samples
+        _, beat = self._measure(self.heartbeat, self._unary_jobs(self.heartbeat, client.BEAT_METHOD))
+        _, store = self._measure(self.heartbeat, self._store_jobs())
+        rate = round(beat.beats_per_s * self.plan.paced_fraction)
+        _, paced = self._measure(self.heartbeat, self._unary_jobs(self.heartbeat, client.BEAT_METHOD, rate))
+        return {
+            "echo": echo.to_dict(),
+            "heartbeat": beat.to_dict(),
+            "ratio": report.unary_ratio(beat, echo),
+            "store_only": store.to_dict(),
+            "paced": {"offered_per_s": rate, **paced.to_dict()},
+        }
+
+    def streams(self) -> dict[str, Any]:
+        """Open one BeatStream per worker, then beat through them with a bounded number in flight."""
+        n = self.plan.clients
+        jobs = [
+            client.StreamJob(
+                target=self.heartbeat.target,
+                token=self.worker_token,
+                first=first,
+                count=count,
+                concurrency=max(1, self.plan.stream_concurrency // n),
+                channels=self.plan.stream_channels,
+            )
+            for first, count in _split(self.plan.streams, n)
+        ]
+        rss: dict[str, int] = {"before": self.heartbeat.sample().rss}
+
+        def streams_open() -> None:
+            rss["open"] = self.heartbeat.sample().rss
+
+        readies, stats = self._measure(self.heartbeat, jobs, on_ready=streams_open)
+        opened = sum(r.streams for r in readies)
+        if opened < self.plan.streams:
+            sample = next((r.open_error_sample for r in readies if r.open_error_sample), "")
+            self.warnings.append(f"only {opened} of {self.plan.streams} streams opened: {sample}")
+        delta_mb = (rss["open"] - rss["before"]) / 2**20
+        return {
+            "streams_open": opened,
+            "open_s": max(r.open_s for r in readies),
+            "open_errors": sum(r.open_errors for r in readies),
+            "server_rss_before_mb": rss["before"] / 2**20,
+            "server_rss_open_mb": rss["open"] / 2**20,
+            "server_rss_per_1k_streams_mb": 1000.0 * delta_mb / opened if opened else 0.0,
+            **stats.to_dict(),
+        }
+
+    def _register(self) -> dict[str, float]:
+        """Bring the registry to `list_workers` workers, split across the load generators.
+
+        Redis is not competing with the gRPC server here, so its time per Beat script is the
+        script's own cost."""
+        total = self.plan.list_workers
+        before = redis_sample(self.redis)
+        began = time.perf_counter()
+        slices = _split(total, self.plan.clients)
+        for load, (first, count) in zip(self.clients, slices, strict=True):
+            load.send(
+                client.RegisterJob(redis_url=self.redis_url, prefix=self.prefix, first=first, count=count)
+            )
+        for load in self.clients:
+            load.receive(timeout=600)
+        seconds = time.perf_counter() - began
+        after = redis_sample(self.redis)
+        calls = max(1, after.evalsha_calls - before.evalsha_calls)
+        return {
+            "register_s": seconds,
+            "register_per_s": total / seconds,
+            "register_redis_us_per_call": (after.evalsha_usec - before.evalsha_usec) / calls,
+            "register_redis_cpu_us_per_beat": 1e6 * (after.cpu_s - before.cpu_s) / calls,
+            "register_redis_cpu_pct": 100.0 * (after.cpu_s - before.cpu_s) / seconds,
+        }
+
+    def _read_case(self, rpc: str, page_size: int, callers: int, calls_per_caller: int) -> ReadStats:
+        """One batch of reads from the first load generator, server and Redis sampled around it."""
+        load = self.clients[0]
+        load.send(
+            client.ReadJob(
+                self.heartbeat.target, self.viewer_token, rpc, page_size, callers, calls_per_caller
+            )
+        )
+        load.receive(timeout=120)  # warmed up
+        before = snapshot(self.heartbeat, self.redis)
+        load.send(client.Window(0.0, 0.0))
+        result: client.ReadResult = load.receive(timeout=600)
+        after = snapshot(self.heartbeat, self.redis)
+        self.heartbeat.check_alive()
+        self._check_registry(rpc, page_size, result.items)
+        return read_stats(result, callers, before, after)
+
+    def listing(self) -> dict[str, Any]:
+        """ListWorkers first pages and GetWorkerSummary over a registry of `list_workers` workers."""
+        registration = self._register()
+        plan = self.plan
+        cases: dict[str, ReadStats] = {}
+        for size in plan.list_page_sizes:
+            cases[f"page_{size}"] = self._read_case("list", size, 1, plan.list_calls)
+        first = plan.list_page_sizes[0]
+        cases[f"page_{first}_concurrent_{plan.list_callers}"] = self._read_case(
+            "list", first, plan.list_callers, plan.list_calls_per_caller
+        )
+        cases["summary"] = self._read_case("summary", 0, 1, plan.summary_calls)
+        return {
+            "workers": self._expected_workers(),
+            **registration,
+            "cases": {name: stats.to_dict() for name, stats in cases.items()},
+        }
+
+    def _expected_workers(self) -> int:
+        # Every phase beats workers 0..n-1 of the same fleet, so the registry holds the largest n.
+        return max(self.plan.list_workers, self.plan.workers, self.plan.streams)
+
+    def _check_registry(self, rpc: str, page_size: int, items: int) -> None:
+        expected = self._expected_workers()
+        if rpc == "summary" and items != expected:
+            self.warnings.append(f"GetWorkerSummary counts {items} workers, expected {expected}")
+        if rpc == "list" and items != min(page_size, expected):
+            self.warnings.append(f"ListWorkers page_size {page_size} returned {items} workers")
+
+    def topology(self) -> dict[str, Any]:
+        info: dict[str, Any] = self.redis.info("server")
+        return {
+            "cpus": os.cpu_count(),
+            "server_pid": self.heartbeat.proc.pid,
+            "client_pids": [load.pid for load in self.clients],
+            "redis": self.redis_kind,
+            "redis_version": info.get("redis_version", "?"),
+            "prefix": self.prefix,
+            "python": sys.version.split()[0],
+            # The same environment runs the server: the reply parser it uses for Redis.
+            "redis_parser": "hiredis" if HIREDIS_AVAILABLE else "pure Python (no hiredis)",
+            "beat_request_bytes": report.beat_size(),
+        }
+
+
+def run(plan: Plan, profile: str = "") -> dict[str, Any]:
+    """Every phase, in order; the dict is what goes to the JSON file."""
+    with ExitStack() as stack:
+        bench = Bench(plan, stack, profile)
+        started = time.time()
+        results: dict[str, Any] = {"mode": plan.mode, "plan": asdict(plan), "topology": bench.topology()}
+        results["unary"] = bench.unary()
+        results["stream"] = bench.streams()
+        results["list"] = bench.listing()
+        results["elapsed_s"] = time.time() - started
+        results["warnings"] = bench.warnings
+    results["targets"] = report.targets(results)
+    results["limits"] = report.limits(results)
+    return results
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.heartbeat", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small smoke run (a few seconds)")
+    parser.add_argument("--clients", type=int, help="load-generator processes (default 1)")
+    parser.add_argument("--concurrency", type=int, help="unary beats in flight in total")
+    parser.add_argument("--duration", type=float, help="seconds measured per load phase")
+    parser.add_argument("--streams", type=int, help="BeatStreams held open")
+    parser.add_argument("--list-workers", type=int, help="workers registered for ListWorkers")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument(
+        "--profile-server",
+        default="",
+        help="cProfile the heartbeat server into this file (slows it; for finding hot spots)",
+    )
+    return parser.parse_args(argv)
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    plan = QUICK if args.quick else FULL
+    overrides = {
+        "clients": args.clients,
+        "concurrency": args.concurrency,
+        "duration_s": args.duration,
+        "streams": args.streams,
+        "list_workers": args.list_workers,
+    }
+    return replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parse(argv)
+    results = run(_plan(args), args.profile_server)
+    print(report.table(results))
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    report.write_json(results, args.output)
+    print(f"\nResults: {args.output}")
+    return 0  # the targets are informational
+
+
+if __name__ == "__main__":
+    sys.exit(main())

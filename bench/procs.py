@@ -1,0 +1,210 @@
+"""The processes of a benchmark run (server, load generators, Redis) and the counters read from them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from multiprocessing.context import SpawnContext
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+import redis
+
+from . import client
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class BenchError(RuntimeError):
+    """A benchmark process failed; the message says which and why."""
+
+
+# --- server ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProcSample:
+    """CPU seconds (user + system, all threads) and resident memory of one process."""
+
+    cpu_s: float
+    rss: int
+
+
+class ServerProcess:
+    """`python -m bench.server KIND ...` in its own process, so its CPU time is its own."""
+
+    def __init__(self, kind: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.kind = kind
+        self.log_path = log_path
+        self._log: IO[bytes] = log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.server", kind, *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+        )
+        self.port = 0
+        self.ps = psutil.Process(self.proc.pid)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def wait_listening(self, timeout: float = 60.0) -> None:
+        """Block until the server prints its port."""
+        assert self.proc.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.proc.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout):
+                raise BenchError(f"{self.kind} server did not start within {timeout:.0f}s; {self._tail()}")
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.startswith("PORT "):
+            raise BenchError(f"{self.kind} server failed to start; {self._tail()}")
+        self.port = int(line.split()[1])
+
+    def sample(self) -> ProcSample:
+        times = self.ps.cpu_times()
+        return ProcSample(cpu_s=times.user + times.system, rss=self.ps.memory_info().rss)
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise BenchError(f"{self.kind} server exited with {self.proc.returncode}; {self._tail()}")
+
+    def _tail(self) -> str:
+        self._log.flush()
+        text = self.log_path.read_text(errors="replace")[-3000:]
+        return f"server log {self.log_path}:\n{text}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+# --- load generators ---------------------------------------------------------------------------------
+
+
+class ClientProcess:
+    """A load-generator process (bench.client.serve) driven over a pipe."""
+
+    def __init__(self, ctx: SpawnContext) -> None:
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=client.serve, args=(child,), daemon=True, name="bench-client")
+        self.proc.start()
+        child.close()
+
+    @property
+    def pid(self) -> int:
+        return int(self.proc.pid or 0)
+
+    def send(self, message: object) -> None:
+        self.conn.send(message)
+
+    def receive(self, timeout: float) -> Any:
+        if not self.conn.poll(timeout):
+            raise BenchError(f"load generator {self.pid} did not answer within {timeout:.0f}s")
+        try:
+            message = self.conn.recv()
+        except (EOFError, ConnectionResetError):
+            self.proc.join(5)
+            raise BenchError(f"load generator {self.pid} exited with {self.proc.exitcode}") from None
+        if isinstance(message, client.Failed):
+            raise BenchError(f"load generator {self.pid} failed:\n{message.trace}")
+        return message
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            with contextlib.suppress(OSError):  # it may be gone already
+                self.conn.send(None)
+            self.proc.join(10)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+        self.conn.close()
+
+
+# --- Redis and the machine ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSample:
+    """EVALSHA calls and microseconds (INFO commandstats) and Redis CPU seconds (INFO cpu)."""
+
+    evalsha_calls: int
+    evalsha_usec: int
+    cpu_s: float
+
+
+def redis_sample(client_: redis.Redis) -> RedisSample:
+    stats: dict[str, Any] = client_.info("commandstats")
+    cpu: dict[str, Any] = client_.info("cpu")
+    evalsha = stats.get("cmdstat_evalsha", {})
+    return RedisSample(
+        evalsha_calls=int(evalsha.get("calls", 0)),
+        evalsha_usec=int(evalsha.get("usec", 0)),
+        cpu_s=float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MachineSample:
+    """Busy, stolen (by the hypervisor) and total CPU seconds over all cores."""
+
+    busy_s: float
+    steal_s: float
+    total_s: float
+
+
+def machine_sample() -> MachineSample:
+    times = psutil.cpu_times()
+    # guest time is already inside user time
+    total = sum(times) - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    steal = getattr(times, "steal", 0.0)
+    return MachineSample(busy_s=total - idle - steal, steal_s=steal, total_s=total)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything sampled at one instant."""
+
+    at: float
+    server: ProcSample
+    redis: RedisSample
+    machine: MachineSample
+
+
+def snapshot(server: ServerProcess, redis_client: redis.Redis) -> Snapshot:
+    return Snapshot(
+        at=time.perf_counter(),
+        server=server.sample(),
+        redis=redis_sample(redis_client),
+        machine=machine_sample(),
+    )
+
+
+def delete_keys(redis_client: redis.Redis, prefix: str) -> int:
+    """Remove every key of a run from a shared Redis (all of them share the run's hash tag)."""
+    deleted = 0
+    batch: list[bytes] = []
+    for key in redis_client.scan_iter(match="{" + prefix + "}*", count=2000):
+        batch.append(key)
+        if len(batch) >= 2000:
+            deleted += int(redis_client.unlink(*batch))
+            batch.clear()
+    if batch:
+        deleted += int(redis_client.unlink(*batch))
+    return deleted

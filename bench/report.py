@@ -1,0 +1,348 @@
+"""The printed table, the targets beside the figures, what limits throughput, and the JSON file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from . import workload
+from .figures import LoadStats, ratio
+
+TARGET_BEATS_PER_S = 10_000
+TARGET_BEAT_P99_MS = 50.0
+TARGET_LIST_P99_MS = 20.0
+# A process at or above this share of one core is taken as CPU-bound.
+SATURATED_PCT = 85.0
+
+Results = dict[str, Any]
+
+
+def beat_size() -> int:
+    """Serialized size of one benchmark beat."""
+    return len(workload.beat_bytes(0, 0))
+
+
+def unary_ratio(beat: LoadStats, echo: LoadStats) -> dict[str, float]:
+    """HeartbeatService against the echo server under the same load."""
+    return {
+        "throughput": ratio(beat.beats_per_s, echo.beats_per_s),
+        "p50": ratio(beat.p50_ms, echo.p50_ms),
+        "p99": ratio(beat.p99_ms, echo.p99_ms),
+        "server_cpu_per_call": ratio(beat.server_cpu_s_per_1k, echo.server_cpu_s_per_1k),
+    }
+
+
+# --- targets -----------------------------------------------------------------------------------------
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def _beat_target(name: str, stats: Results) -> dict[str, Any]:
+    ok = stats["beats_per_s"] >= TARGET_BEATS_PER_S and stats["p99_ms"] < TARGET_BEAT_P99_MS
+    return {
+        "name": name,
+        "target": f"{TARGET_BEATS_PER_S:,} beats/s with p99 < {TARGET_BEAT_P99_MS:.0f} ms",
+        "measured": f"{stats['beats_per_s']:,.0f} beats/s, p99 {stats['p99_ms']:.1f} ms",
+        "verdict": _verdict(ok),
+    }
+
+
+def _list_target(name: str, case: Results) -> dict[str, Any]:
+    return {
+        "name": name,
+        "target": f"p99 < {TARGET_LIST_P99_MS:.0f} ms",
+        "measured": f"p99 {case['p99_ms']:.2f} ms",
+        "verdict": _verdict(case["p99_ms"] < TARGET_LIST_P99_MS),
+    }
+
+
+def targets(results: Results) -> list[dict[str, Any]]:
+    """The issue's targets beside the measured figures (informational)."""
+    paced = results["unary"]["paced"]
+    listing = results["list"]
+    workers = f"{listing['workers']:,} workers"
+    rows = [
+        _beat_target("Beat (unary), closed loop", results["unary"]["heartbeat"]),
+        _beat_target("BeatStream", results["stream"]),
+        {
+            "name": f"Beat (unary) paced at {paced['offered_per_s']:,} beats/s",
+            "target": f"p99 < {TARGET_BEAT_P99_MS:.0f} ms (latency half of the target, below the ceiling)",
+            "measured": f"p99 {paced['p99_ms']:.1f} ms",
+            "verdict": _verdict(paced["p99_ms"] < TARGET_BEAT_P99_MS),
+        },
+    ]
+    for key, case in listing["cases"].items():
+        if key.startswith("page_"):
+            rows.append(_list_target(f"ListWorkers first page {_case_label(key)}, {workers}", case))
+    return rows
+
+
+def _case_label(key: str) -> str:
+    parts = key.split("_")
+    if len(parts) == 2:
+        return f"(page_size {parts[1]})"
+    return f"(page_size {parts[1]}, {parts[3]} concurrent callers)"
+
+
+# --- what limits throughput --------------------------------------------------------------------------
+
+
+def _bottleneck(stats: Results, cpus: int) -> str:
+    if stats["server_cpu_pct"] >= SATURATED_PCT:
+        return "server CPU: the service process is saturated"
+    if stats["client_cpu_pct"] >= SATURATED_PCT:
+        return "load generator CPU"
+    if stats["machine_busy_pct"] + stats["machine_steal_pct"] >= 90.0:
+        steal = stats["machine_steal_pct"]
+        return f"machine CPU: all {cpus} cores busy or taken by the hypervisor (steal {steal:.0f}%)"
+    return "none of the CPUs: latency x in-flight bound (add concurrency)"
+
+
+def _us_per_beat(stats: Results, pct_key: str) -> float:
+    """CPU microseconds per beat from a CPU share (% of one core) and the beat rate."""
+    rate = stats["beats_per_s"]
+    return 1e4 * stats[pct_key] / rate if rate else 0.0
+
+
+def limits(results: Results) -> Results:
+    """Measured figures that say what caps beat throughput, and the sentences that read them."""
+    unary, stream, listing = results["unary"], results["stream"], results["list"]
+    echo, beat, store = unary["echo"], unary["heartbeat"], unary["store_only"]
+    cpus = int(results["topology"]["cpus"] or 1)
+    beat_us = beat["server_cpu_s_per_1k"] * 1000.0
+    echo_us = echo["server_cpu_s_per_1k"] * 1000.0
+    store_us = store["client_cpu_s_per_1k"] * 1000.0
+    redis_cpu_us = _us_per_beat(beat, "redis_cpu_pct")
+    figures: Results = {
+        "bottleneck_unary": _bottleneck(beat, cpus),
+        "bottleneck_stream": _bottleneck(stream, cpus),
+        "server_cpu_us_per_beat_unary": beat_us,
+        "server_cpu_us_per_beat_stream": stream["server_cpu_s_per_1k"] * 1000.0,
+        "echo_server_cpu_us_per_call": echo_us,
+        "store_cpu_us_per_beat": store_us,
+        "rest_of_service_us_per_beat": beat_us - echo_us - store_us,
+        "beats_per_s_per_server_core": 1e6 / beat_us if beat_us else 0.0,
+        "server_cores_for_target": TARGET_BEATS_PER_S * beat_us / 1e6,
+        "redis_script_us_loaded": beat["redis_usec_per_call"],
+        "redis_script_us_uncontended": listing["register_redis_us_per_call"],
+        "redis_cpu_us_per_beat": redis_cpu_us,
+        "redis_ceiling_beats_per_s": 1e6 / redis_cpu_us if redis_cpu_us else 0.0,
+        "echo_ceiling_calls_per_s": echo["beats_per_s"],
+    }
+    figures["findings"] = _findings(figures, results, cpus)
+    return figures
+
+
+def _findings(f: Results, results: Results, cpus: int) -> list[str]:
+    return [
+        *_beat_findings(f, results["unary"], cpus),
+        _redis_finding(f, results["unary"]["heartbeat"], cpus),
+        _stream_finding(f, results["stream"]),
+        *_list_findings(results["list"], results["topology"]),
+        *_machine_notes(results),
+    ]
+
+
+def _beat_findings(f: Results, unary: Results, cpus: int) -> list[str]:
+    echo, beat = unary["echo"], unary["heartbeat"]
+    lines = [
+        f"Beat (unary) tops out at {beat['beats_per_s']:,.0f} beats/s, limited by {f['bottleneck_unary']} "
+        f"(server {beat['server_cpu_pct']:.0f}% of one core, load generator {beat['client_cpu_pct']:.0f}%, "
+        f"Redis {beat['redis_cpu_pct']:.0f}%, machine {beat['machine_busy_pct']:.0f}% of {cpus} cores).",
+        f"Server CPU per beat: {f['server_cpu_us_per_beat_unary']:.0f} us unary, "
+        f"{f['server_cpu_us_per_beat_stream']:.0f} us streamed; one server core ingests about "
+        f"{f['beats_per_s_per_server_core']:,.0f} unary beats/s, so {TARGET_BEATS_PER_S:,} beats/s needs "
+        f"about {f['server_cores_for_target']:.1f} cores of server processes (replicas behind a balancer).",
+        f"Where the {f['server_cpu_us_per_beat_unary']:.0f} us go: gRPC-Python itself "
+        f"{f['echo_server_cpu_us_per_call']:.0f} us (echo server, same load), the store layer "
+        f"{f['store_cpu_us_per_beat']:.0f} us (Registry.beat called directly: redis-py round trip, "
+        f"fingerprint, serialization), the rest {f['rest_of_service_us_per_beat']:.0f} us (interceptor and "
+        "auth, validation, request parsing, response building).",
+        f"gRPC-Python ceiling: the echo server peaks at {echo['beats_per_s']:,.0f} calls/s on this machine "
+        f"(echo server {echo['server_cpu_pct']:.0f}% of a core, load generator "
+        f"{echo['client_cpu_pct']:.0f}%, machine {echo['machine_busy_pct']:.0f}%): HeartbeatService reaches "
+        f"{unary['ratio']['throughput']:.2f}x of it.",
+    ]
+    if echo["server_cpu_pct"] < SATURATED_PCT:
+        lines.append(
+            "The echo ceiling is set by the machine, not by the echo server (it was not saturated): read "
+            "the gRPC floor as CPU per call rather than calls/s."
+        )
+    return lines
+
+
+def _redis_finding(f: Results, beat: Results, cpus: int) -> str:
+    return (
+        f"Redis: the Beat script takes {f['redis_script_us_uncontended']:.1f} us per call during "
+        f"registration and {f['redis_script_us_loaded']:.1f} us under the beat load (sharing {cpus} cores); "
+        f"Redis spends {f['redis_cpu_us_per_beat']:.0f} us of CPU per beat including I/O, a ceiling of "
+        f"~{f['redis_ceiling_beats_per_s']:,.0f} beats/s for one Redis on this machine "
+        f"({beat['redis_cpu_pct']:.0f}% busy at the measured rate)."
+    )
+
+
+def _stream_finding(f: Results, stream: Results) -> str:
+    return (
+        f"BeatStream: {stream['beats_per_s']:,.0f} beats/s, limited by {f['bottleneck_stream']} "
+        f"(server {stream['server_cpu_pct']:.0f}% of one core, load generator "
+        f"{stream['client_cpu_pct']:.0f}%); {stream['server_rss_per_1k_streams_mb']:.1f} MB of server RSS "
+        "per 1,000 open streams."
+    )
+
+
+def _list_findings(listing: Results, topology: Results) -> list[str]:
+    lines = []
+    for key, case in listing["cases"].items():
+        if not key.startswith("page_"):
+            continue
+        lines.append(
+            f"ListWorkers {_case_label(key)}: p99 {case['p99_ms']:.1f} ms; the server spends "
+            f"{case['server_cpu_ms_per_call']:.2f} ms of CPU per call ({case['server_cpu_pct']:.0f}% busy at "
+            f"{case['calls_per_s']:,.0f} calls/s) and Redis {case['redis_us_per_call']:.0f} us in the LIST "
+            "script."
+        )
+    if topology["redis_parser"] != "hiredis":
+        lines.append(
+            "redis-py parses every Redis reply in pure Python here (hiredis is not installed); a LIST reply "
+            "carries 6 values per worker, so the first page's cost grows with the page size."
+        )
+    return lines
+
+
+def _machine_notes(results: Results) -> list[str]:
+    steal = results["unary"]["heartbeat"]["machine_steal_pct"]
+    if steal < 2.0:
+        return []
+    return [
+        f"The hypervisor took {steal:.0f}% of the CPUs during the Beat run: figures are noisier than usual."
+    ]
+
+
+# --- table -------------------------------------------------------------------------------------------
+
+
+LABEL = 32
+
+
+def _load_header() -> str:
+    return (
+        f"  {'':<{LABEL}}{'beats/s':>8}{'p50 ms':>8}{'p99 ms':>8}{'errors':>7}"
+        f"{'srv CPU':>8}{'srv s/1k':>9}{'load CPU':>9}{'load s/1k':>10}{'Redis CPU':>10}{'Redis us':>9}"
+        f"{'machine':>8}{'steal':>6}"
+    )
+
+
+def _load_row(label: str, s: Results) -> str:
+    redis_us = f"{s['redis_usec_per_call']:.1f}" if s["redis_evalsha_calls"] else "-"
+    redis_cpu = f"{s['redis_cpu_pct']:.0f}%" if s["redis_evalsha_calls"] else "-"
+    return (
+        f"  {label:<{LABEL}}{s['beats_per_s']:>8,.0f}{s['p50_ms']:>8.2f}{s['p99_ms']:>8.2f}"
+        f"{s['errors'] + s['dropped']:>7}{s['server_cpu_pct']:>7.0f}%{s['server_cpu_s_per_1k']:>9.3f}"
+        f"{s['client_cpu_pct']:>8.0f}%{s['client_cpu_s_per_1k']:>10.3f}{redis_cpu:>10}{redis_us:>9}"
+        f"{s['machine_busy_pct']:>7.0f}%{s['machine_steal_pct']:>5.0f}%"
+    )
+
+
+def _header(r: Results) -> list[str]:
+    t, p = r["topology"], r["plan"]
+    return [
+        f"Worker Monitor - HeartbeatService benchmark ({r['mode']}, {r['elapsed_s']:.0f} s)",
+        f"Topology: {t['cpus']} CPUs | server: 1 process (pid {t['server_pid']}), one asyncio loop | "
+        f"load: {p['clients']} generator process(es) {t['client_pids']} | echo server: its own process | "
+        f"Redis {t['redis_version']} ({t['redis']}), prefix {t['prefix']}, "
+        f"redis-py parser: {t['redis_parser']} | Python {t['python']}",
+        f"Fleet: {p['workers']:,} workers, 1-2 queues, 3 labels, 2 custom gauges, BeatRequest "
+        f"{t['beat_request_bytes']} bytes; {p['warmup_s']:g} s warm-up, {p['duration_s']:g} s measured per "
+        "load.",
+        "Columns: CPU as % of one core (machine: % of all cores); s/1k = CPU seconds per 1,000 beats of the "
+        "server (srv) or of the load generators (load); Redis us = EVALSHA us per call (INFO commandstats).",
+    ]
+
+
+def _unary_section(r: Results) -> list[str]:
+    u, p = r["unary"], r["plan"]
+    q = u["ratio"]
+    return [
+        "",
+        f"Unary Beat: closed loop, {p['concurrency']} calls in flight over {p['channels']} channel(s) per "
+        "generator",
+        _load_header(),
+        _load_row("echo (bare grpc.aio, no Redis)", u["echo"]),
+        _load_row("HeartbeatService.Beat", u["heartbeat"]),
+        f"  {'ratio heartbeat / echo':<{LABEL}}{q['throughput']:>7.2f}x{q['p50']:>7.2f}x{q['p99']:>7.2f}x"
+        f"{'':>15}{q['server_cpu_per_call']:>8.2f}x",
+        _load_row("Registry.beat alone, no gRPC *", u["store_only"]),
+        _load_row(f"Beat paced at {u['paced']['offered_per_s']:,}/s", u["paced"]),
+        "  * the service's own Registry (service.build) called in the load process: load s/1k is the store"
+        " layer's CPU per beat (redis-py, fingerprint, serialization).",
+    ]
+
+
+def _stream_section(r: Results) -> list[str]:
+    s, p = r["stream"], r["plan"]
+    return [
+        "",
+        f"BeatStream: {s['streams_open']:,} open streams over {p['stream_channels']} channel(s) per "
+        f"generator, {p['stream_concurrency']} beats in flight (send -> response)",
+        _load_header(),
+        _load_row("HeartbeatService.BeatStream", s),
+        f"  opened in {s['open_s']:.1f} s ({s['open_errors']} failed); server RSS "
+        f"{s['server_rss_before_mb']:.0f} MB -> {s['server_rss_open_mb']:.0f} MB with streams open = "
+        f"{s['server_rss_per_1k_streams_mb']:.1f} MB per 1,000 open streams",
+    ]
+
+
+def _list_section(r: Results) -> list[str]:
+    lst = r["list"]
+    lines = [
+        "",
+        f"ListWorkers / GetWorkerSummary with {lst['workers']:,} registered workers "
+        f"(registered in {lst['register_s']:.1f} s, {lst['register_per_s']:,.0f}/s via the pipelined Beat "
+        f"script; Redis {lst['register_redis_us_per_call']:.1f} us per script call, "
+        f"{lst['register_redis_cpu_pct']:.0f}% busy)",
+        f"  {'':<50}{'calls':>6}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'calls/s':>8}{'srv CPU':>8}"
+        f"{'srv ms/call':>12}{'Redis us':>9}",
+    ]
+    for key, c in lst["cases"].items():
+        label = "GetWorkerSummary" if key == "summary" else f"ListWorkers {_case_label(key)}"
+        label += ", sequential" if c["callers"] == 1 else ""
+        lines.append(
+            f"  {label:<50}{c['calls']:>6}{c['p50_ms']:>8.2f}{c['p99_ms']:>8.2f}{c['max_ms']:>8.1f}"
+            f"{c['calls_per_s']:>8,.0f}{c['server_cpu_pct']:>7.0f}%{c['server_cpu_ms_per_call']:>12.2f}"
+            f"{c['redis_us_per_call']:>9.0f}"
+        )
+    lines.append("  Redis us = EVALSHA us per call of the LIST / SUMMARY script.")
+    return lines
+
+
+def _targets_section(r: Results) -> list[str]:
+    lines = ["", "Targets (informational; the exit status is 0 either way)"]
+    for t in r["targets"]:
+        lines.append(f"  {t['verdict']:<5} {t['name']}: {t['target']} -- measured {t['measured']}")
+    return lines
+
+
+def _limits_section(r: Results) -> list[str]:
+    lines = ["", "What limits throughput (measured)"]
+    lines += [f"  - {line}" for line in r["limits"]["findings"]]
+    lines += [f"  ! {w}" for w in r["warnings"]]
+    return lines
+
+
+def table(results: Results) -> str:
+    """The human-readable report."""
+    return "\n".join(
+        _header(results)
+        + _unary_section(results)
+        + _stream_section(results)
+        + _list_section(results)
+        + _targets_section(results)
+        + _limits_section(results)
+    )
+
+
+def write_json(results: Results, path: Path) -> None:
+    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
