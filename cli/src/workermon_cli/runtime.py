@@ -59,7 +59,9 @@ def open_dependencies(settings: Settings) -> Dependencies:
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir)
         url = embedded.start()
-    return Dependencies(redis_url=url, redis=connect(url), embedded_redis=embedded)
+    return Dependencies(
+        redis_url=url, redis=connect(url, settings.redis_max_connections), embedded_redis=embedded
+    )
 
 
 def authority_for(settings: Settings) -> TokenAuthority:
@@ -96,6 +98,10 @@ async def start_suite(settings: Settings, target: str = "all", deps: Dependencie
     authority = authority_for(settings)
     specs = [TARGETS[name](settings, deps) for name in names]
     server = await start_server(
-        specs, authority, settings.grpc_address, readiness_interval=settings.readiness_interval_seconds
+        specs,
+        authority,
+        settings.grpc_address,
+        readiness_interval=settings.readiness_interval_seconds,
+        reuse_port=settings.grpc_reuse_port,
     )
     return Suite(settings=settings, deps=deps, server=server, authority=authority, targets=names)

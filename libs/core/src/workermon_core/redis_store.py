@@ -15,16 +15,23 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
 
-def connect(url: str) -> aioredis.Redis:
-    """A pooled asyncio client that fails fast (short timeouts) so RPCs answer UNAVAILABLE promptly."""
-    return aioredis.Redis.from_url(
+def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
+    """A pooled asyncio client that fails fast (short timeouts) so RPCs answer UNAVAILABLE promptly.
+
+    The pool blocks (up to the socket timeout) rather than opening a connection per concurrent
+    command, so a fleet reconnecting at once queues instead of flooding Redis with connections.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
         url,
+        max_connections=max_connections,
+        timeout=5.0,
         socket_connect_timeout=2.0,
         socket_timeout=5.0,
         health_check_interval=15,
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
         decode_responses=False,
     )
+    return aioredis.Redis(connection_pool=pool)
 
 
 def key_prefix(prefix: str) -> str:

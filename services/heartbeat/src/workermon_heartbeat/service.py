@@ -49,6 +49,6 @@ def build(
         name=SERVICE_NAME,
         register=register,
         checks=[redis_ready],
-        background=[servicer.run_sweeper, servicer.run_command_listener],
+        background=[servicer.run_sweeper, servicer.run_command_listener, servicer.events.run],
     )
     return spec, servicer

@@ -17,8 +17,10 @@ from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
 from workermon_core import context, pagination
 from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from workermon_core.server import raise_if_cancelling
 
 from . import validation
+from .events import EventHub
 from .store import Registry, StoredEvent, StoredWorker
 
 log = structlog.get_logger("workermon.heartbeat")
@@ -45,7 +47,8 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         self.beat_interval.FromMilliseconds(int(beat_interval * 1000))
         self.command_ttl = command_ttl
         self.sweep_interval = sweep_interval
-        self._wakers: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._wakers: dict[str, set[asyncio.Queue[pb.BeatStreamRequest | bool | None]]] = defaultdict(set)
+        self.events = EventHub(registry)
 
     def _now(self) -> timestamp_pb2.Timestamp:
         stamp = timestamp_pb2.Timestamp()
@@ -65,57 +68,50 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         self, request_iterator: AsyncIterator[pb.BeatStreamRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.BeatStreamResponse]:
         """Beats up, commands down; a command sent on any replica is pushed here within one round trip."""
-        inbox: asyncio.Queue[pb.BeatStreamRequest | None] = asyncio.Queue(maxsize=8)
+        # One inbox carries beats, wake-ups (True) and the end of the request stream (None), so each
+        # message costs a single await.
+        inbox: asyncio.Queue[pb.BeatStreamRequest | bool | None] = asyncio.Queue()
+        failure: list[BaseException] = []
 
         async def pump() -> None:
-            async for item in request_iterator:
-                await inbox.put(item)
-            await inbox.put(None)
+            try:
+                async for item in request_iterator:
+                    inbox.put_nowait(item)
+            except Exception as exc:
+                failure.append(exc)
+            inbox.put_nowait(None)
 
         pump_task = asyncio.create_task(pump())
-        wake = asyncio.Event()
         worker_id: str | None = None
         try:
-            while True:
-                getter = asyncio.ensure_future(inbox.get())
-                waiter = asyncio.ensure_future(wake.wait())
-                done, _ = await asyncio.wait({getter, waiter, pump_task}, return_when=asyncio.FIRST_COMPLETED)
-                if getter not in done:
-                    getter.cancel()
-                if waiter not in done:
-                    waiter.cancel()
-                if pump_task in done and getter not in done and pump_task.exception() is not None:
-                    raise pump_task.exception()  # type: ignore[misc]
-                if getter in done:
-                    request = getter.result()
-                    if request is None:
-                        return
-                    validation.report(request.report)
-                    validation.acks(request.acks)
-                    if worker_id is None:
-                        worker_id = request.report.worker_id
-                        self._wakers[worker_id].add(wake)
-                    elif request.report.worker_id != worker_id:
-                        raise InvalidArgument(
-                            "report.worker_id", f"a stream carries one worker ({worker_id!r})"
-                        )
-                    commands = await self.registry.beat(request.report, list(request.acks))
-                    yield pb.BeatStreamResponse(
-                        server_time=self._now(), beat_interval=self.beat_interval, commands=commands
-                    )
-                elif waiter in done and worker_id is not None:
-                    wake.clear()
-                    commands = await self.registry.deliver(worker_id)
+            while (item := await inbox.get()) is not None:
+                if item is True:
+                    commands = await self.registry.deliver(worker_id) if worker_id else []
                     if commands:
-                        yield pb.BeatStreamResponse(
-                            server_time=self._now(), beat_interval=self.beat_interval, commands=commands
-                        )
+                        yield self._stream_response(commands)
+                    continue
+                assert isinstance(item, pb.BeatStreamRequest)
+                validation.report(item.report)
+                validation.acks(item.acks)
+                if worker_id is None:
+                    worker_id = item.report.worker_id
+                    self._wakers[worker_id].add(inbox)
+                elif item.report.worker_id != worker_id:
+                    raise InvalidArgument("report.worker_id", f"a stream carries one worker ({worker_id!r})")
+                yield self._stream_response(await self.registry.beat(item.report, list(item.acks)))
+            if failure:
+                raise failure[0]
         finally:
             pump_task.cancel()
             if worker_id is not None:
-                self._wakers[worker_id].discard(wake)
+                self._wakers[worker_id].discard(inbox)
                 if not self._wakers[worker_id]:
                     del self._wakers[worker_id]
+
+    def _stream_response(self, commands: list[pb.WorkerCommand]) -> pb.BeatStreamResponse:
+        return pb.BeatStreamResponse(
+            server_time=self._now(), beat_interval=self.beat_interval, commands=commands
+        )
 
     async def Goodbye(
         self, request: pb.GoodbyeRequest, context: grpc.aio.ServicerContext
@@ -129,13 +125,14 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
 
     # --- reads --------------------------------------------------------------------------------
 
-    def _worker(self, stored: StoredWorker) -> pb.Worker:
-        online = stored.online_until_ms > self.registry.now_ms()
-        worker = pb.Worker(
-            report=pb.WorkerReport.FromString(stored.report),
-            status=pb.WORKER_STATUS_ONLINE if online else pb.WORKER_STATUS_OFFLINE,
-            offline_reason="" if online else (stored.offline_reason or "missed beats"),
-        )
+    def _worker(
+        self, stored: StoredWorker, now_ms: int | None = None, into: pb.Worker | None = None
+    ) -> pb.Worker:
+        online = stored.online_until_ms > (self.registry.now_ms() if now_ms is None else now_ms)
+        worker = into if into is not None else pb.Worker()
+        worker.report.MergeFromString(stored.report)
+        worker.status = pb.WORKER_STATUS_ONLINE if online else pb.WORKER_STATUS_OFFLINE
+        worker.offline_reason = "" if online else (stored.offline_reason or "missed beats")
         worker.first_seen_time.FromMilliseconds(stored.first_seen_ms)
         worker.last_seen_time.FromMilliseconds(stored.last_seen_ms)
         return worker
@@ -156,8 +153,13 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         rows, last = await self.registry.page(
             after, size, status=request.status, queue=request.queue, hostname=request.hostname
         )
-        token = pagination.encode_token(last, filters) if last else ""
-        return pb.ListWorkersResponse(workers=[self._worker(r) for r in rows], next_page_token=token)
+        response = pb.ListWorkersResponse(
+            next_page_token=pagination.encode_token(last, filters) if last else ""
+        )
+        now = self.registry.now_ms()
+        for row in rows:
+            self._worker(row, now, into=response.workers.add())
+        return response
 
     async def GetWorker(
         self, request: pb.GetWorkerRequest, context: grpc.aio.ServicerContext
@@ -247,15 +249,11 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         self, request: pb.WatchWorkersRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchWorkersResponse]:
         """Stream transitions after `after_event_id` (or from now)."""
-        after = request.after_event_id
+        after = request.after_event_id or None
         if after and not _EVENT_ID_RE.match(after):
             raise InvalidArgument("after_event_id", "must be an event id such as 1700000000000-0")
-        if not after:
-            after = await self.registry.latest_event_id()
-        while True:
-            for event in await self.registry.read_events(after, block_ms=3000):
-                after = event.event_id
-                yield await self._event(event)
+        async for event in self.events.watch(after):
+            yield await self._event(event)
 
     async def _event(self, event: StoredEvent) -> pb.WatchWorkersResponse:
         response = pb.WatchWorkersResponse(
@@ -282,9 +280,11 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
                     log.info("registry_swept", offline=expired, forgotten=forgotten)
                 failing = False
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                raise_if_cancelling()
                 if not failing:
                     log.warning("sweep_failed", error=str(exc))
                 failing = True
+            raise_if_cancelling()
             await asyncio.sleep(self.sweep_interval)
 
     async def run_command_listener(self) -> None:
@@ -294,14 +294,15 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
             try:
                 await pubsub.subscribe(self.registry.notify_channel)
                 # Commands queued while we were not subscribed are picked up on the next beat anyway.
-                for events in list(self._wakers.values()):
-                    for event in events:
-                        event.set()
+                for inboxes in list(self._wakers.values()):
+                    for inbox in inboxes:
+                        inbox.put_nowait(True)
                 async for message in pubsub.listen():
                     worker = message["data"].decode() if isinstance(message["data"], bytes) else ""
-                    for event in self._wakers.get(worker, ()):
-                        event.set()
+                    for inbox in self._wakers.get(worker, ()):
+                        inbox.put_nowait(True)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                raise_if_cancelling()
                 log.warning("command_listener_reconnecting", error=str(exc))
                 await asyncio.sleep(1.0)
             finally:

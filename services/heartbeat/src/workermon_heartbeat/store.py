@@ -276,22 +276,25 @@ class Registry:
         newest = await self.redis.xrevrange(self.root + ":events", count=1)
         return _text(newest[0][0]) if newest else "0-0"
 
-    async def read_events(self, after: str, block_ms: int, count: int = 100) -> list[StoredEvent]:
+    async def read_events(self, after: str, block_ms: int, count: int = 500) -> list[StoredEvent]:
         """Transitions after `after`, waiting up to `block_ms` for the first one."""
         reply: Any = await self.redis.xread({self.root + ":events": after}, count=count, block=block_ms)
-        events: list[StoredEvent] = []
-        for _stream, entries in reply or ():
-            for entry_id, fields in entries:
-                events.append(
-                    StoredEvent(
-                        event_id=_text(entry_id),
-                        kind=_text(fields.get(b"type")),
-                        worker_id=_text(fields.get(b"worker")),
-                        reason=_text(fields.get(b"reason")),
-                        time_ms=int(fields.get(b"t") or 0),
-                    )
-                )
-        return events
+        return [_event(entry_id, fields) for _stream, entries in reply or () for entry_id, fields in entries]
+
+    async def events_after(self, after: str, count: int = 10_000) -> list[StoredEvent]:
+        """The backlog of transitions after `after` still held in the capped stream."""
+        entries: Any = await self.redis.xrange(self.root + ":events", min="(" + after, count=count)
+        return [_event(entry_id, fields) for entry_id, fields in entries]
+
+
+def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> StoredEvent:
+    return StoredEvent(
+        event_id=_text(entry_id),
+        kind=_text(fields.get(b"type")),
+        worker_id=_text(fields.get(b"worker")),
+        reason=_text(fields.get(b"reason")),
+        time_ms=int(fields.get(b"t") or 0),
+    )
 
 
 def _commands(flat: list[bytes]) -> list[pb.WorkerCommand]:
