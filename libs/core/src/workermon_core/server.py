@@ -165,3 +165,25 @@ async def run_until_signal(suite: SuiteServer, grace: float) -> None:
     await stop.wait()
     log.info("shutting_down", grace_seconds=grace)
     await suite.stop(grace)
+
+
+class Outage:
+    """Tracks a dependency outage inside a background loop: one warning when it starts, one info when it
+    ends, nothing on the retries between; and a cancellation disguised as a Redis timeout stays one."""
+
+    def __init__(self, event: str) -> None:
+        self.event = event
+        self.down = False
+
+    def failed(self, exc: BaseException) -> None:
+        """Record a failed attempt."""
+        raise_if_cancelling()
+        if not self.down:
+            log.warning(self.event + "_failing", error=str(exc))
+        self.down = True
+
+    def ok(self) -> None:
+        """Record a successful attempt."""
+        if self.down:
+            log.info(self.event + "_recovered")
+        self.down = False

@@ -15,7 +15,7 @@ import redis.exceptions
 import structlog
 
 from workermon_core.errors import DomainError, Unavailable
-from workermon_core.server import raise_if_cancelling
+from workermon_core.server import Outage, raise_if_cancelling
 
 from .store import Registry, StoredEvent
 
@@ -54,7 +54,7 @@ class EventHub:
     async def run(self) -> None:
         """Follow the stream forever; after a Redis failure resume where it stopped."""
         last: str | None = None
-        failing = False
+        outage = Outage("worker_event_reader")
         while True:
             raise_if_cancelling()
             try:
@@ -63,12 +63,9 @@ class EventHub:
                 for event in await self.registry.read_events(last, block_ms=self.block_ms):
                     last = event.event_id
                     self._publish(event)
-                failing = False
+                outage.ok()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                raise_if_cancelling()
-                if not failing:
-                    log.warning("event_reader_failed", error=str(exc))
-                failing = True
+                outage.failed(exc)
                 await asyncio.sleep(1.0)
 
     def _publish(self, event: StoredEvent) -> None:

@@ -17,7 +17,7 @@ from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
 from workermon_core import context, pagination
 from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
-from workermon_core.server import raise_if_cancelling
+from workermon_core.server import Outage, raise_if_cancelling
 
 from . import validation
 from .events import EventHub
@@ -272,18 +272,15 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
 
     async def run_sweeper(self) -> None:
         """Announce missed beats as OFFLINE and forget old workers, every sweep interval."""
-        failing = False
+        outage = Outage("registry_sweep")
         while True:
             try:
                 expired, forgotten = await self.registry.sweep()
                 if expired or forgotten:
                     log.info("registry_swept", offline=expired, forgotten=forgotten)
-                failing = False
+                outage.ok()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                raise_if_cancelling()
-                if not failing:
-                    log.warning("sweep_failed", error=str(exc))
-                failing = True
+                outage.failed(exc)
             raise_if_cancelling()
             await asyncio.sleep(self.sweep_interval)
 
