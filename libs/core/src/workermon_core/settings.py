@@ -49,12 +49,30 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(1.0, gt=0, le=60)
     worker_events_max: int = Field(10_000, ge=100, le=10_000_000)
 
+    # CollectorService
+    # The BullMQ Redis being watched; default: the suite's own Redis.
+    queue_redis_url: str | None = None
+    queue_prefix: str = "bull"
+    # Comma-separated queue names to watch in addition to (or, without discovery, instead of) SCAN.
+    queues: str = ""
+    discover_queues: bool = True
+    # JSON list of {"pattern": regex, "category": name}, tried before the built-in rules.
+    failure_rules: str = ""
+    # Where the collector asks HeartbeatService for online workers; default: this process's own port.
+    heartbeat_target: str | None = None
+    collector_schedule: bool = True
+
     @field_validator("redis_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
         if not _PREFIX_RE.match(value):
             raise ValueError("must be 1-64 characters of letters, digits and . _ : -")
         return value
+
+    @field_validator("queue_redis_url")
+    @classmethod
+    def _check_queue_redis_url(cls, value: str | None) -> str | None:
+        return cls._check_redis_url(value)
 
     @field_validator("redis_url")
     @classmethod
