@@ -44,16 +44,17 @@ class SuiteServer:
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     ready: bool = False
 
-    async def set_ready(self, ready: bool) -> None:
-        """Publish SERVING / NOT_SERVING for the whole server and for each service."""
-        status = (
-            health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
-        )
+    async def set_ready(self, ready: bool, per_service: dict[str, bool] | None = None) -> None:
+        """Publish SERVING / NOT_SERVING per service, and for the whole server ("" = all of them)."""
         if ready != self.ready:
             log.info("readiness_changed", serving=ready)
         self.ready = ready
-        for name in ["", *(spec.name for spec in self.specs)]:
-            await self.health.set(name, status)
+        states = {"": ready, **{spec.name: (per_service or {}).get(spec.name, ready) for spec in self.specs}}
+        for name, serving in states.items():
+            await self.health.set(
+                name,
+                health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING,
+            )
 
     async def stop(self, grace: float) -> None:
         """Go NOT_SERVING, finish in-flight RPCs within `grace` seconds, then stop background work."""
@@ -71,18 +72,25 @@ class SuiteServer:
                 await spec.close()
 
 
+async def _service_ready(spec: ServiceSpec, timeout: float) -> bool:
+    try:
+        await asyncio.gather(*(asyncio.wait_for(check(), timeout=timeout) for check in spec.checks))
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        raise_if_cancelling()
+        log.debug("dependency_unreachable", service=spec.name, error=repr(exc))
+        return False
+
+
 async def _watch_readiness(suite: SuiteServer, interval: float) -> None:
-    checks = [check for spec in suite.specs for check in spec.checks]
+    """Each service is SERVING while its own dependencies answer; the server while all of them do."""
     while True:
         raise_if_cancelling()
-        try:
-            await asyncio.gather(*(asyncio.wait_for(check(), timeout=max(interval, 1.0)) for check in checks))
-            ready = True
-        except Exception as exc:
-            if suite.ready:
-                log.warning("dependency_unreachable", error=repr(exc))
-            ready = False
-        await suite.set_ready(ready)
+        verdicts = await asyncio.gather(*(_service_ready(spec, max(interval, 1.0)) for spec in suite.specs))
+        per_service = {spec.name: ok for spec, ok in zip(suite.specs, verdicts, strict=True)}
+        if suite.ready and not all(verdicts):
+            log.warning("dependency_unreachable", services=[n for n, ok in per_service.items() if not ok])
+        await suite.set_ready(all(verdicts), per_service)
         await asyncio.sleep(interval)
 
 
