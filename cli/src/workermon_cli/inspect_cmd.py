@@ -1,9 +1,13 @@
-"""`workermon workers`: list the registry over gRPC, as any client would."""
+"""`workermon workers` and `workermon snapshots`: read the suite over gRPC, as any client would."""
 
 from __future__ import annotations
 
 import time
 
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from workermon.collector.v1 import collector_service_pb2 as col_pb
+from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
 from workermon_core.client import open_channel, stub
@@ -46,6 +50,51 @@ async def list_workers(settings: Settings, target: str | None, status: str) -> i
             token_page = page.next_page_token
             if not token_page:
                 break
+    finally:
+        await channel.close()
+    return printed
+
+
+async def show_snapshots(settings: Settings, target: str | None, minutes: int) -> int:
+    """Print the last `minutes` of every queue the collector knows; returns the rows printed."""
+    token = authority_for(settings).mint("workermon-cli", "viewer", ttl_seconds=300)
+    channel = open_channel(target or f"{settings.grpc_host}:{settings.grpc_port}", token)
+    client = stub(col_grpc.CollectorServiceStub, channel)
+    printed = 0
+    try:
+        status = await client.GetCollectorStatus(col_pb.GetCollectorStatusRequest(), timeout=10)
+        if not status.HasField("last_run_time"):
+            print("no collection has run yet (the first runs within a minute of start)")
+            return 0
+        queues = sorted(status.queues)
+        end = timestamp_pb2.Timestamp()
+        end.GetCurrentTime()
+        start = timestamp_pb2.Timestamp(seconds=end.seconds - 60 * minutes)
+        print(
+            f"{'QUEUE':20} {'MINUTE':6} {'WAIT':>6} {'ACTIVE':>6} {'DELAY':>6} {'DONE/m':>7} {'FAIL/m':>7} "
+            f"{'P95 ms':>8} {'LATENCY':>8} {'WORKERS':>7}"
+        )
+        for queue in queues:
+            history = await client.QuerySnapshots(
+                col_pb.QuerySnapshotsRequest(
+                    queue=queue, start_time=start, end_time=end, step=duration_pb2.Duration(seconds=60)
+                ),
+                timeout=10,
+            )
+            for point in history.points:
+                if not point.has_data:
+                    continue
+                when = point.time.ToDatetime().strftime("%H:%M")
+                latency = (
+                    f"{point.oldest_waiting_ms / 1000:.1f}s" if point.HasField("oldest_waiting_ms") else "-"
+                )
+                online = str(point.online_workers) if point.HasField("online_workers") else "-"
+                print(
+                    f"{queue[:20]:20} {when:6} {point.counts.waiting:>6} {point.counts.active:>6} "
+                    f"{point.counts.delayed:>6} {point.completed:>7} {point.failed:>7} "
+                    f"{point.processing.p95_ms:>8.0f} {latency:>8} {online:>7}"
+                )
+                printed += 1
     finally:
         await channel.close()
     return printed

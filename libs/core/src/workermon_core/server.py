@@ -53,7 +53,9 @@ class SuiteServer:
         for name, serving in states.items():
             await self.health.set(
                 name,
-                health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING,
+                health_pb2.HealthCheckResponse.SERVING
+                if serving
+                else health_pb2.HealthCheckResponse.NOT_SERVING,
             )
 
     async def stop(self, grace: float) -> None:
@@ -72,11 +74,11 @@ class SuiteServer:
                 await spec.close()
 
 
-async def _service_ready(spec: ServiceSpec, timeout: float) -> bool:
+async def _service_ready(spec: ServiceSpec, limit: float) -> bool:
     try:
-        await asyncio.gather(*(asyncio.wait_for(check(), timeout=timeout) for check in spec.checks))
+        await asyncio.gather(*(asyncio.wait_for(check(), timeout=limit) for check in spec.checks))
         return True
-    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+    except Exception as exc:  # any failure means not ready
         raise_if_cancelling()
         log.debug("dependency_unreachable", service=spec.name, error=repr(exc))
         return False

@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(1.0, gt=0, le=60)
     worker_events_max: int = Field(10_000, ge=100, le=10_000_000)
 
+    # CollectorService retention: minute rows, then hourly rollups (which outlive them).
+    snapshot_retention_hours: float = Field(24.0, ge=1, le=24 * 90)
+    rollup_retention_days: float = Field(30.0, ge=1, le=3660)
+
     # CollectorService
     # The BullMQ Redis being watched; default: the suite's own Redis.
     queue_redis_url: str | None = None

@@ -1,0 +1,293 @@
+"""One collection cycle: every queue, one minute, one row each — written at most once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+import structlog
+
+from workermon_core.redis_store import key_prefix
+from workermon_queues.backend import FinishedJob, QueueBackend, QueueState
+
+from . import sketches
+from .follower import MINUTE_MS, EventFollower, MinuteCounts, minute_of
+from .rows import SnapshotRow
+from .store import SnapshotStore
+
+log = structlog.get_logger("workermon.collector")
+
+Clock = Callable[[], float]
+OnlineWorkers = Callable[[], Awaitable[dict[str, int]]]
+T = TypeVar("T")
+
+CONCURRENCY = 32
+MAX_PENDING_ROWS = 200_000
+
+
+@dataclass
+class QueueFailure:
+    """A queue the cycle could not cover."""
+
+    queue: str
+    message: str
+
+
+@dataclass
+class CycleResult:
+    """What one cycle did."""
+
+    minute: datetime
+    rows: list[SnapshotRow] = field(default_factory=list)
+    written: list[bool] = field(default_factory=list)
+    errors: list[QueueFailure] = field(default_factory=list)
+    duration_ms: float = 0.0
+    database_error: str = ""
+
+
+def to_datetime(ms: int) -> datetime:
+    """Epoch milliseconds to an aware UTC datetime."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+async def _bounded(items: Sequence[str], work: Callable[[str], Awaitable[T]]) -> dict[str, T | BaseException]:
+    """Run `work` for every item, at most CONCURRENCY at a time, keeping per-item failures."""
+    gate = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(item: str) -> T:
+        async with gate:
+            return await work(item)
+
+    results = await asyncio.gather(*(one(i) for i in items), return_exceptions=True)
+    return dict(zip(items, results, strict=True))
+
+
+class Collector:
+    """Collects snapshots; keeps rows it could not write and writes them, once each, later."""
+
+    def __init__(
+        self,
+        backend: QueueBackend,
+        follower: EventFollower,
+        store: SnapshotStore,
+        redis: aioredis.Redis,
+        prefix: str,
+        *,
+        online_workers: OnlineWorkers | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.backend = backend
+        self.follower = follower
+        self.store = store
+        self.redis = redis
+        self.status_key = key_prefix(prefix) + ":col:status"
+        self.online_workers = online_workers
+        self.clock = clock
+        # Keyed by (queue, minute) so a row kept twice is still written once; oldest dropped past the cap.
+        self.pending: OrderedDict[tuple[str, datetime], SnapshotRow] = OrderedDict()
+        self.last: CycleResult | None = None
+        self._lock = asyncio.Lock()
+
+    def last_full_minute(self) -> int:
+        """Start of the last complete minute by the clock, in ms."""
+        return minute_of(int(self.clock() * 1000)) - MINUTE_MS
+
+    async def follow_all(self) -> None:
+        """Bring every queue's counters up to date (also run between cycles, so streams never outrun us)."""
+        await self.follower.follow_many(await self.backend.discover(), int(self.clock() * 1000))
+
+    async def collect(self, queues: Sequence[str] | None = None, minute_ms: int | None = None) -> CycleResult:
+        """Collect one minute (default: the last full one) for the named queues (default: all)."""
+        async with self._lock:
+            return await self._collect(queues, minute_ms)
+
+    async def _collect(self, queues: Sequence[str] | None, minute_ms: int | None) -> CycleResult:
+        started = time.perf_counter()
+        minute = self.last_full_minute() if minute_ms is None else minute_of(minute_ms)
+        now = int(self.clock() * 1000)
+        result = CycleResult(minute=to_datetime(minute))
+        if minute_ms is None:
+            newest = await self._newest_collected_minute()
+            if newest is not None and minute < newest:
+                # The clock stepped back: writing "now" under an older minute would misdate the counts.
+                result.errors.append(
+                    QueueFailure(
+                        "",
+                        f"clock is behind the newest collected minute "
+                        f"{to_datetime(newest).isoformat()}; skipped",
+                    )
+                )
+                log.warning("clock_stepped_back", minute=result.minute.isoformat())
+                return result
+        names = sorted(set(queues) if queues else set(await self.backend.discover()))
+
+        await self.follower.follow_many(names, now)
+        states = await self.backend.states(names, now)
+        counts = await self.follower.minutes(names, minute)
+        finished = await _bounded(
+            names, lambda q: self.backend.finished_between(q, minute, minute + MINUTE_MS)
+        )
+        online = await self._online()
+        collected_at = to_datetime(int(self.clock() * 1000))
+
+        for name in names:
+            jobs = finished[name]
+            if isinstance(jobs, BaseException):
+                result.errors.append(QueueFailure(name, f"{type(jobs).__name__}: {jobs}"))
+                continue
+            state = states.get(name)
+            minute_counts = counts[name]
+            if state is None or (
+                not state.exists and not minute_counts.completed and not minute_counts.failed
+            ):
+                # The queue's keys vanished (obliterated mid-run): nothing left to describe.
+                result.errors.append(QueueFailure(name, "queue no longer exists"))
+                continue
+            result.rows.append(self._row(name, minute, state, minute_counts, jobs, online, collected_at))
+        duration = (time.perf_counter() - started) * 1000
+        result.rows = [_with_duration(r, duration) for r in result.rows]
+        result.written = await self._write(result)
+        result.duration_ms = (time.perf_counter() - started) * 1000
+        self.last = result
+        await self._publish_status(result)
+        log.info(
+            "collected",
+            minute=result.minute.isoformat(),
+            queues=len(result.rows),
+            written=sum(result.written),
+            errors=len(result.errors),
+            ms=round(result.duration_ms, 1),
+        )
+        return result
+
+    def _row(  # noqa: PLR0917 - one value per part of the row
+        self,
+        name: str,
+        minute: int,
+        state: QueueState,
+        counts: MinuteCounts,
+        jobs: list[FinishedJob],
+        online: dict[str, int] | None,
+        collected_at: datetime,
+    ) -> SnapshotRow:
+        processing = sketches.new_sketch()
+        waiting = sketches.new_sketch()
+        for job in jobs:
+            if job.started_ms is not None and job.finished_ms is not None:
+                processing.add(max(job.finished_ms - job.started_ms, 0))
+            if job.started_ms is not None:
+                waiting.add(max(job.started_ms - job.enqueued_ms, 0))
+        processing_summary = sketches.summarize(processing)
+        wait_summary = sketches.summarize(waiting)
+        return SnapshotRow(
+            queue=name,
+            minute=to_datetime(minute),
+            waiting=state.waiting,
+            active=state.active,
+            delayed=state.delayed,
+            prioritized=state.prioritized,
+            waiting_children=state.waiting_children,
+            completed=state.completed,
+            failed=state.failed,
+            paused=state.paused,
+            completed_in_minute=counts.completed,
+            failed_in_minute=counts.failed,
+            retried_in_minute=counts.retried,
+            counts_approximate=counts.approximate,
+            completed_cumulative=counts.completed_cumulative,
+            failed_cumulative=counts.failed_cumulative,
+            collected_at=collected_at,
+            collection_ms=0.0,
+            processing=processing_summary,
+            wait=wait_summary,
+            duration_source="jobs" if processing_summary or wait_summary else "",
+            oldest_waiting_ms=state.oldest_waiting_ms,
+            online_workers=None if online is None else online.get(name, 0),
+            failures_by_category=dict(counts.failures_by_category or {}),
+        )
+
+    async def _online(self) -> dict[str, int] | None:
+        if self.online_workers is None:
+            return None
+        try:
+            return await self.online_workers()
+        except Exception as exc:
+            log.warning("online_workers_unavailable", error=str(exc))
+            return None
+
+    async def _write(self, result: CycleResult) -> list[bool]:
+        """Write earlier unwritten rows first, then this cycle's; on failure keep them all for later."""
+        backlog = list(self.pending.values())
+        try:
+            if backlog:
+                await self.store.write(backlog)
+                self.pending.clear()
+                log.info("pending_rows_written", rows=len(backlog))
+            return await self.store.write(result.rows)
+        except Exception as exc:
+            result.database_error = f"{type(exc).__name__}: {exc}"
+            log.warning("snapshot_write_failed", error=result.database_error, pending=len(self.pending))
+            for row in result.rows:
+                self.pending[(row.queue, row.minute)] = row
+            while len(self.pending) > MAX_PENDING_ROWS:
+                self.pending.popitem(last=False)
+            return [False] * len(result.rows)
+
+    async def flush_pending(self) -> int:
+        """Try to write the rows kept from failed cycles; returns how many were written."""
+        if not self.pending:
+            return 0
+        async with self._lock:
+            rows = list(self.pending.values())
+            try:
+                written = await self.store.write(rows)
+            except Exception as exc:
+                log.debug("pending_flush_failed", error=str(exc))
+                return 0
+            self.pending.clear()
+            return sum(written)
+
+    async def _publish_status(self, result: CycleResult) -> None:
+        """Share the last cycle with every replica (GetCollectorStatus may be asked anywhere)."""
+        status: dict[str, Any] = {
+            "run_ms": int(self.clock() * 1000),
+            "minute_ms": int(result.minute.timestamp() * 1000),
+            "duration_ms": result.duration_ms,
+            "queues": len(result.rows),
+            "names": [r.queue for r in result.rows],
+            "errors": [[e.queue, e.message] for e in result.errors[:100]],
+            "pending": len(self.pending),
+            "database_error": result.database_error,
+        }
+        try:
+            await self.redis.set(self.status_key, json.dumps(status))
+        except Exception as exc:
+            log.debug("status_publish_failed", error=str(exc))
+
+    async def _newest_collected_minute(self) -> int | None:
+        """The newest minute this or any replica wrote rows for."""
+        known = []
+        if self.last is not None and self.last.rows:
+            known.append(int(self.last.minute.timestamp() * 1000))
+        with contextlib.suppress(Exception):
+            shared = await self.status()
+            if shared and shared.get("queues"):
+                known.append(int(shared["minute_ms"]))
+        return max(known, default=None)
+
+    async def status(self) -> dict[str, Any] | None:
+        """The last cycle of any replica."""
+        raw = await self.redis.get(self.status_key)
+        return json.loads(raw) if raw else None
+
+
+def _with_duration(row: SnapshotRow, duration_ms: float) -> SnapshotRow:
+    return replace(row, collection_ms=duration_ms)

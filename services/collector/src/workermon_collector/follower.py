@@ -1,0 +1,215 @@
+"""Exact per-minute completions and failures, from each queue's BullMQ event stream.
+
+BullMQ's `<prefix>:<queue>:events` stream records every completion and failure even for jobs removed on
+completion, but it is capped (about 10,000 entries), so it is followed continuously rather than read
+once a minute. Counters live in the suite's Redis, keyed by the minute of the event (the stream id is
+Redis server time), next to the follower's cursor. A batch is applied with a compare-and-set on the
+cursor: two followers of the same queue (two collector replicas) can both read a batch, but only one
+applies it, so every event is counted exactly once.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from workermon_core.redis_store import key_prefix
+from workermon_queues.backend import EventBatch, QueueBackend
+from workermon_queues.classify import FailureClassifier
+
+MINUTE_MS = 60_000
+COUNTER_TTL_SECONDS = 3 * 24 * 3600
+
+# KEYS[1] cursor, KEYS[2] totals; ARGV: expected cursor ('' = none), new cursor, ttl, then
+# (minute key, field, increment) triples. Returns 1 when applied, 0 when another follower moved first.
+_APPLY = """
+local current = redis.call('GET', KEYS[1]) or ''
+if current ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
+local ttl = tonumber(ARGV[3])
+local i = 4
+while i <= #ARGV do
+  local key, field, inc = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  if field == 'approx' then
+    redis.call('HSET', key, field, 1)
+  else
+    redis.call('HINCRBY', key, field, inc)
+    if field == 'completed' or field == 'failed' or field == 'retried' then
+      redis.call('HINCRBY', KEYS[2], field, inc)
+    end
+  end
+  redis.call('EXPIRE', key, ttl)
+  i = i + 3
+end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteCounts:
+    """What the stream said about one queue in one minute."""
+
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    approximate: bool = False
+    failures_by_category: dict[str, int] | None = None
+    completed_cumulative: int = 0
+    failed_cumulative: int = 0
+
+
+def minute_of(time_ms: int) -> int:
+    """Start of the minute holding `time_ms`, in ms."""
+    return time_ms - time_ms % MINUTE_MS
+
+
+class EventFollower:
+    """Follows the event streams of many queues and keeps exact per-minute counters."""
+
+    def __init__(
+        self,
+        backend: QueueBackend,
+        redis: aioredis.Redis,
+        prefix: str,
+        classifier: FailureClassifier,
+        batch_size: int = 2000,
+    ) -> None:
+        self.backend = backend
+        self.redis = redis
+        self.root = key_prefix(prefix) + ":col"
+        self.classifier = classifier
+        self.batch_size = batch_size
+        self._apply = redis.register_script(_APPLY)
+
+    def _cursor_key(self, queue: str) -> str:
+        return f"{self.root}:cur:{queue}"
+
+    def _minute_key(self, queue: str, minute_ms: int) -> str:
+        return f"{self.root}:m:{queue}:{minute_ms}"
+
+    def _totals_key(self, queue: str) -> str:
+        return f"{self.root}:tot:{queue}"
+
+    async def follow(self, queue: str, now_ms: int) -> int:
+        """Read and count everything new in one queue's stream; returns the events applied."""
+        return (await self.follow_many([queue], now_ms))[queue]
+
+    async def follow_many(self, queues: Sequence[str], now_ms: int) -> dict[str, int]:
+        """Bring many queues' counters up to date with a few round trips for all of them together."""
+        applied = dict.fromkeys(queues, 0)
+        raw = await self.redis.mget([self._cursor_key(q) for q in queues]) if queues else []
+        cursors: dict[str, str | None] = {q: _text(c) or None for q, c in zip(queues, raw, strict=True)}
+        fresh = [q for q, c in cursors.items() if c is None]
+        if fresh:
+            # First sight of a queue: start at its stream's end; this minute is only partly seen.
+            starts = await self.backend.read_events_many(dict.fromkeys(fresh), self.batch_size)
+            minute = minute_of(now_ms)
+            changes = []
+            for q in fresh:
+                start = starts[q].last_id or "0-0"
+                # Events earlier in this minute, before our starting point, go uncounted: say so.
+                partial = int(start.split("-", 1)[0]) >= minute
+                changes.append(
+                    (q, "", start, [(self._minute_key(q, minute), "approx", 1)] if partial else [])
+                )
+            await self._cas_many(changes)
+            moved = await self.redis.mget([self._cursor_key(q) for q in fresh])
+            cursors.update({q: _text(c) or None for q, c in zip(fresh, moved, strict=True)})
+        pending = {q: c for q, c in cursors.items() if c is not None}
+        while pending:
+            batches = await self.backend.read_events_many(pending, self.batch_size)
+            changes = []
+            for queue, after in pending.items():
+                batch = batches[queue]
+                if batch.events or batch.trimmed:
+                    changes.append(
+                        (queue, after, batch.last_id or after, self._operations(queue, after, batch))
+                    )
+            results = await self._cas_many(changes)
+            pending = {}
+            for (queue, _after, new_cursor, _ops), ok in zip(changes, results, strict=True):
+                if ok:
+                    applied[queue] += len(batches[queue].events)
+                if not ok or len(batches[queue].events) >= self.batch_size:
+                    # Lost the race to another follower, or more to read: go again from the stored cursor.
+                    pending[queue] = new_cursor if ok else (await self._stored_cursor(queue))
+        return applied
+
+    async def _stored_cursor(self, queue: str) -> str:
+        return _text(await self.redis.get(self._cursor_key(queue))) or "0-0"
+
+    def _operations(self, queue: str, after: str, batch: EventBatch) -> list[tuple[str, str, int]]:
+        counts: Counter[tuple[int, str]] = Counter()
+        for event in batch.events:
+            minute = minute_of(event.time_ms)
+            if event.kind == "completed":
+                counts[(minute, "completed")] += 1
+            elif event.final_failure:
+                counts[(minute, "failed")] += 1
+                counts[(minute, "cat:" + self.classifier.classify(event.reason))] += 1
+            elif event.will_retry:
+                counts[(minute, "retried")] += 1
+        ops = [(self._minute_key(queue, m), field, n) for (m, field), n in counts.items()]
+        if batch.trimmed:
+            # Entries between our cursor and the stream's first entry were trimmed away unread.
+            lost_from = minute_of(int(after.split("-", 1)[0]))
+            lost_to = minute_of(batch.events[0].time_ms) if batch.events else lost_from
+            for minute in range(lost_from, lost_to + MINUTE_MS, MINUTE_MS):
+                ops.append((self._minute_key(queue, minute), "approx", 1))
+        return ops
+
+    async def _cas_many(
+        self, changes: Sequence[tuple[str, str, str, Sequence[tuple[str, str, int]]]]
+    ) -> list[bool]:
+        """Apply (queue, expected cursor, new cursor, counter operations) changes in one pipeline."""
+        if not changes:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue, expected, new, ops in changes:
+                args: list[str | int] = [expected, new, COUNTER_TTL_SECONDS]
+                for key, field, inc in ops:
+                    args += [key, field, inc]
+                await self._apply(
+                    keys=[self._cursor_key(queue), self._totals_key(queue)], args=args, client=pipe
+                )
+            return [bool(r) for r in await pipe.execute()]
+
+    async def minute(self, queue: str, minute_ms: int) -> MinuteCounts:
+        """The counters of one queue and minute, with the cumulative totals."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self._minute_key(queue, minute_ms))
+            pipe.hgetall(self._totals_key(queue))
+            fields, totals = await pipe.execute()
+        return _counts(fields, totals)
+
+    async def minutes(self, queues: Sequence[str], minute_ms: int) -> dict[str, MinuteCounts]:
+        """Counters of many queues for one minute, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.hgetall(self._minute_key(queue, minute_ms))
+                pipe.hgetall(self._totals_key(queue))
+            replies = await pipe.execute()
+        return {q: _counts(replies[2 * i], replies[2 * i + 1]) for i, q in enumerate(queues)}
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _counts(fields: dict[bytes, bytes], totals: dict[bytes, bytes]) -> MinuteCounts:
+    values = {k.decode(): v.decode() for k, v in fields.items()}
+    categories = {k[4:]: int(v) for k, v in values.items() if k.startswith("cat:")}
+    return MinuteCounts(
+        completed=int(values.get("completed", 0)),
+        failed=int(values.get("failed", 0)),
+        retried=int(values.get("retried", 0)),
+        approximate=values.get("approx") == "1",
+        failures_by_category=categories,
+        completed_cumulative=int(totals.get(b"completed", 0)),
+        failed_cumulative=int(totals.get(b"failed", 0)),
+    )

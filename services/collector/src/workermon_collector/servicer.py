@@ -1,0 +1,220 @@
+"""CollectorService: collect now, query history, report status."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import grpc
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from workermon.collector.v1 import collector_service_pb2 as pb
+from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
+from workermon_core.errors import InvalidArgument, NotFound
+
+from .collector import Collector, to_datetime
+from .rows import DurationSummary, SnapshotRow
+from .store import Durations, Point, SnapshotStore
+
+MAX_POINTS = 1500
+MAX_QUEUES_PER_CALL = 1000
+_QUEUE_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
+
+
+def _stamp(moment: datetime) -> timestamp_pb2.Timestamp:
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _durations(summary: DurationSummary | None) -> pb.Durations | None:
+    if summary is None:
+        return None
+    return pb.Durations(
+        samples=summary.samples,
+        p50_ms=summary.p50_ms,
+        p95_ms=summary.p95_ms,
+        p99_ms=summary.p99_ms,
+        avg_ms=summary.avg_ms,
+    )
+
+
+def snapshot_message(row: SnapshotRow) -> pb.QueueSnapshot:
+    """A stored row as the API returns it."""
+    message = pb.QueueSnapshot(
+        queue=row.queue,
+        minute_time=_stamp(row.minute),
+        counts=pb.JobCounts(
+            waiting=row.waiting,
+            active=row.active,
+            delayed=row.delayed,
+            prioritized=row.prioritized,
+            waiting_children=row.waiting_children,
+            completed=row.completed,
+            failed=row.failed,
+        ),
+        paused=row.paused,
+        completed_in_minute=row.completed_in_minute,
+        failed_in_minute=row.failed_in_minute,
+        retried_in_minute=row.retried_in_minute,
+        counts_approximate=row.counts_approximate,
+        processing=_durations(row.processing),
+        wait=_durations(row.wait),
+        duration_source=row.duration_source,
+        failures_by_category=row.failures_by_category,
+        completed_cumulative=row.completed_cumulative,
+        failed_cumulative=row.failed_cumulative,
+        collect_time=_stamp(row.collected_at),
+        collection_ms=row.collection_ms,
+    )
+    if row.oldest_waiting_ms is not None:
+        message.oldest_waiting_ms = row.oldest_waiting_ms
+    if row.online_workers is not None:
+        message.online_workers = row.online_workers
+    return message
+
+
+def queue_name(value: str, field: str) -> str:
+    """1-200 printable characters."""
+    if not _QUEUE_RE.match(value):
+        raise InvalidArgument(field, "must be 1-200 characters with no control characters")
+    return value
+
+
+class CollectorServicer(pb_grpc.CollectorServiceServicer):
+    """Serves the collector and the snapshot history."""
+
+    def __init__(self, collector: Collector, store: SnapshotStore) -> None:
+        self.collector = collector
+        self.store = store
+
+    async def CollectNow(
+        self, request: pb.CollectNowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CollectNowResponse:
+        """Collect the last full minute for all or the named queues."""
+        if len(request.queues) > MAX_QUEUES_PER_CALL:
+            raise InvalidArgument("queues", f"at most {MAX_QUEUES_PER_CALL} queues per call")
+        for i, name in enumerate(request.queues):
+            queue_name(name, f"queues[{i}]")
+        result = await self.collector.collect(list(request.queues) or None)
+        response = pb.CollectNowResponse(
+            minute_time=_stamp(result.minute),
+            errors=[pb.QueueError(queue=e.queue, message=e.message) for e in result.errors],
+        )
+        for row, new in zip(result.rows, result.written, strict=True):
+            if new or result.database_error:
+                response.snapshots.append(snapshot_message(row))
+                continue
+            # Another cycle wrote this minute first: return what is stored, not our second reading.
+            stored = await self.store.get(row.queue, row.minute)
+            response.snapshots.append(snapshot_message(stored or row))
+            response.already_written.append(row.queue)
+        if result.database_error:
+            response.errors.append(pb.QueueError(queue="", message="database: " + result.database_error))
+        return response
+
+    async def QuerySnapshots(
+        self, request: pb.QuerySnapshotsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.QuerySnapshotsResponse:
+        """A queue's history, bucketed by step, gaps marked."""
+        queue_name(request.queue, "queue")
+        now = to_datetime(int(self.collector.clock() * 1000))
+        end = request.end_time.ToDatetime(tzinfo=UTC) if request.HasField("end_time") else now
+        start = (
+            request.start_time.ToDatetime(tzinfo=UTC)
+            if request.HasField("start_time")
+            else end - timedelta(hours=1)
+        )
+        if end <= start:
+            raise InvalidArgument("end_time", "must be after start_time")
+        if end - start > timedelta(days=31):
+            raise InvalidArgument("start_time", "the range may span at most 31 days")
+        if request.HasField("step"):
+            try:
+                _, step = self.store.plan(start, end, timedelta(milliseconds=request.step.ToMilliseconds()))
+            except ValueError as exc:
+                raise InvalidArgument("step", str(exc)) from None
+        else:
+            step = self._default_step(start, end)
+        points, resolution = await self.store.query(request.queue, start, end, step)
+        if not any(p.has_data for p in points) and request.queue not in await self.store.queues():
+            raise NotFound(f"queue {request.queue!r} has no snapshots", reason="QUEUE_NOT_FOUND")
+        step_message = duration_pb2.Duration()
+        step_message.FromTimedelta(step)
+        response = pb.QuerySnapshotsResponse(queue=request.queue, step=step_message, resolution=resolution)
+        for point in points:
+            response.points.append(point_message(point))
+        return response
+
+    def _default_step(self, start: datetime, end: datetime) -> timedelta:
+        """The smallest whole-minute step giving at most MAX_POINTS buckets (alignment may need one more)."""
+        minutes = max(1, -(-int((end - start).total_seconds()) // (MAX_POINTS * 60)))
+        try:
+            return self.store.plan(start, end, timedelta(minutes=minutes))[1]
+        except ValueError:
+            return self.store.plan(start, end, timedelta(minutes=minutes + 1))[1]
+
+    async def GetCollectorStatus(
+        self, request: pb.GetCollectorStatusRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetCollectorStatusResponse:
+        """The last cycle, from whichever replica ran it."""
+        status = await self.collector.status()
+        if status is None:
+            return pb.GetCollectorStatusResponse(pending_rows=len(self.collector.pending))
+        return pb.GetCollectorStatusResponse(
+            last_run_time=_stamp(to_datetime(status["run_ms"])),
+            last_minute_time=_stamp(to_datetime(status["minute_ms"])),
+            last_duration_ms=status["duration_ms"],
+            queues_covered=status["queues"],
+            errors=[pb.QueueError(queue=q, message=m) for q, m in status["errors"]],
+            pending_rows=status["pending"],
+            database_error=status["database_error"],
+            queues=status.get("names", []),
+        )
+
+
+def _point_durations(value: Durations | None) -> pb.Durations | None:
+    if value is None:
+        return None
+    return pb.Durations(
+        samples=value.samples,
+        p50_ms=value.p50_ms,
+        p95_ms=value.p95_ms,
+        p99_ms=value.p99_ms,
+        avg_ms=value.avg_ms,
+    )
+
+
+def point_message(point: Point) -> pb.SnapshotPoint:
+    """A store point as the API returns it (a gap carries only its time and has_data=false)."""
+    message = pb.SnapshotPoint(time=_stamp(point.time), has_data=point.has_data)
+    if not point.has_data:
+        return message
+    if point.counts is not None:
+        c = point.counts
+        message.counts.CopyFrom(
+            pb.JobCounts(
+                waiting=c.waiting,
+                active=c.active,
+                delayed=c.delayed,
+                prioritized=c.prioritized,
+                waiting_children=c.waiting_children,
+                completed=c.completed,
+                failed=c.failed,
+            )
+        )
+    message.paused = point.paused
+    message.completed = point.completed
+    message.failed = point.failed
+    message.retried = point.retried
+    message.approximate = point.approximate
+    if (processing := _point_durations(point.processing)) is not None:
+        message.processing.CopyFrom(processing)
+    if (wait := _point_durations(point.wait)) is not None:
+        message.wait.CopyFrom(wait)
+    if point.oldest_waiting_ms is not None:
+        message.oldest_waiting_ms = point.oldest_waiting_ms
+    if point.online_workers is not None:
+        message.online_workers = point.online_workers
+    message.failures_by_category.update(point.failures_by_category)
+    return message

@@ -1,0 +1,241 @@
+"""Collection cycles over real BullMQ workloads: exact counts, durations, races, outages, clock faults."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from bullmq import Job, Queue, Worker
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import NullPool
+
+from tests.conftest import FakeClock
+from workermon_collector.collector import Collector
+from workermon_collector.follower import MINUTE_MS, EventFollower, minute_of
+from workermon_collector.rows import SnapshotRow
+from workermon_collector.store import SnapshotStore
+from workermon_core.db import create_engine
+from workermon_queues.backend import BullMQBackend
+from workermon_queues.classify import FailureClassifier
+
+
+def make_collector(
+    redis: aioredis.Redis, prefix: str, engine: AsyncEngine, queues: list[str], clock: Any = time.time
+) -> Collector:
+    backend = BullMQBackend(redis, prefix="bull", queues=queues, discover=False)
+    follower = EventFollower(backend, redis, prefix, FailureClassifier())
+    return Collector(backend, follower, SnapshotStore(engine), redis, prefix, clock=clock)
+
+
+@pytest.fixture
+async def queue(redis_url: str) -> AsyncIterator[Queue]:
+    q = Queue("wm-col-" + uuid.uuid4().hex[:8], {"connection": redis_url})
+    yield q
+    await q.obliterate({"force": True})
+    await q.close()
+
+
+async def _process(job: Job, token: str) -> Any:
+    await asyncio.sleep(job.data.get("ms", 0) / 1000)
+    if job.data.get("fail"):
+        raise RuntimeError(job.data["fail"])
+    return "ok"
+
+
+async def _drain(queue: Queue, done: int, limit: float = 30) -> None:
+    """Wait until `done` jobs have finished for good (completed or failed), by the stream's own count."""
+    deadline = time.monotonic() + limit
+    while True:
+        counts = await queue.getJobCounts("completed", "failed", "waiting", "active", "delayed")
+        if counts["waiting"] == 0 and counts["active"] == 0 and counts["delayed"] == 0:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"workload did not finish: {counts}")
+        await asyncio.sleep(0.05)
+
+
+async def _collect_span(collector: Collector, queue: str, first_ms: int, last_ms: int) -> list[SnapshotRow]:
+    rows = []
+    for minute in range(minute_of(first_ms), minute_of(last_ms) + MINUTE_MS, MINUTE_MS):
+        result = await collector.collect([queue], minute_ms=minute)
+        assert not result.errors, result.errors
+        rows += result.rows
+    return rows
+
+
+async def test_counts_equal_ground_truth(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    collector = make_collector(redis, prefix, engine, [queue.name])
+    # Follow from before the workload, so no minute of it is only partly seen.
+    await collector.follower.follow(queue.name, int(time.time() * 1000))
+    started = int(time.time() * 1000)
+    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 8})
+    try:
+        for i in range(20):
+            await queue.add("kept", {"ms": 5 + i})
+        await _drain(queue, 20)
+        await queue.clean(0, 1000, "completed")  # a clean in between must not change the counts
+        for _ in range(10):
+            await queue.add("removed", {"ms": 5}, {"removeOnComplete": True})
+        failures = [("Request timed out after 30000 ms", False)] * 3 + [
+            ("HTTP 429 Too Many Requests", True)
+        ] * 2
+        for reason, remove in failures:
+            await queue.add(
+                "bad",
+                {"fail": reason},
+                {"attempts": 2, "backoff": {"type": "fixed", "delay": 20}, "removeOnFail": remove},
+            )
+        await _drain(queue, 35)
+    finally:
+        await worker.close()
+    for _ in range(4):
+        await queue.add("later", {}, {"delay": 3_600_000})
+    for _ in range(3):
+        await queue.add("waiting", {})
+    finished = int(time.time() * 1000)
+
+    rows = await _collect_span(collector, queue.name, started, finished)
+    assert sum(r.completed_in_minute for r in rows) == 30
+    assert sum(r.failed_in_minute for r in rows) == 5
+    assert sum(r.retried_in_minute for r in rows) == 5
+    categories: Counter[str] = Counter()
+    for row in rows:
+        categories.update(row.failures_by_category)
+    assert dict(categories) == {"timeout": 3, "rate_limit": 2}
+    assert not any(r.counts_approximate for r in rows)
+    last = rows[-1]
+    assert (last.waiting, last.active, last.delayed, last.completed, last.failed) == (3, 0, 4, 0, 3)
+    assert last.oldest_waiting_ms is not None and last.oldest_waiting_ms >= 0
+    assert last.completed_cumulative == 30 and last.failed_cumulative == 5
+    # Written once: collecting the same minutes again writes nothing new.
+    again = await collector.collect([queue.name], minute_ms=minute_of(started))
+    assert again.written == [False]
+
+
+async def test_durations_within_sketch_accuracy(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    collector = make_collector(redis, prefix, engine, [queue.name])
+    started = int(time.time() * 1000)
+    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 20})
+    try:
+        for i in range(200):
+            await queue.add("timed", {"ms": (i * 7) % 60})
+        await _drain(queue, 200)
+    finally:
+        await worker.close()
+    finished = int(time.time() * 1000)
+    rows = await _collect_span(collector, queue.name, started, finished)
+    checked = 0
+    for row in rows:
+        truth = await collector.backend.finished_between(
+            queue.name, int(row.minute.timestamp() * 1000), int(row.minute.timestamp() * 1000) + MINUTE_MS
+        )
+        values = sorted(j.finished_ms - j.started_ms for j in truth if j.finished_ms and j.started_ms)
+        if not values:
+            assert row.processing is None
+            continue
+        assert row.processing is not None and row.processing.samples == len(values)
+        for q, estimate in (
+            (0.5, row.processing.p50_ms),
+            (0.95, row.processing.p95_ms),
+            (0.99, row.processing.p99_ms),
+        ):
+            rank = q * (len(values) - 1)
+            low, high = values[int(rank)], values[min(int(rank) + 1, len(values) - 1)]
+            assert low * 0.99 - 1e-9 <= estimate <= high * 1.01 + 1e-9, (q, estimate, low, high)
+        assert row.processing.avg_ms == pytest.approx(sum(values) / len(values), rel=0.01)
+        checked += len(values)
+    assert checked == 200
+
+
+async def test_two_collectors_racing_write_each_minute_once(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    first = make_collector(redis, prefix, engine, [queue.name])
+    second = make_collector(redis, prefix, engine, [queue.name])
+    await first.follower.follow(queue.name, int(time.time() * 1000))
+    started = int(time.time() * 1000)
+    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 8})
+    try:
+        for _ in range(100):
+            await queue.add("job", {"ms": 1})
+        # Both follow the stream while it fills: every event must be counted once, not twice.
+        for _ in range(10):
+            await asyncio.gather(
+                *(c.follower.follow(queue.name, int(time.time() * 1000)) for c in (first, second))
+            )
+            await asyncio.sleep(0.02)
+        await _drain(queue, 100)
+    finally:
+        await worker.close()
+    finished = int(time.time() * 1000)
+    total = 0
+    for minute in range(minute_of(started), minute_of(finished) + MINUTE_MS, MINUTE_MS):
+        a, b = await asyncio.gather(
+            first.collect([queue.name], minute_ms=minute), second.collect([queue.name], minute_ms=minute)
+        )
+        assert sorted(a.written + b.written) == [False, True]
+        stored = await first.store.get(queue.name, a.minute)
+        assert stored is not None
+        total += stored.completed_in_minute
+    assert total == 100
+
+
+async def test_database_outage_keeps_rows_and_writes_them_once(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine
+) -> None:
+    clock = FakeClock(time.time())
+    collector = make_collector(redis, prefix, engine, [queue.name], clock=clock)
+    working = collector.store
+    down = create_engine("postgresql+psycopg://postgres@127.0.0.1:1/none", poolclass=NullPool)
+    collector.store = SnapshotStore(down)
+    await queue.add("x", {})
+    missed = []
+    for _ in range(3):
+        result = await collector.collect()
+        assert result.database_error
+        missed.append(result.minute)
+        clock.advance(60)
+    assert len(collector.pending) == 3
+    collector.store = working
+    assert await collector.flush_pending() == 3
+    for minute in missed:
+        row = await working.get(queue.name, minute)
+        assert row is not None and row.minute == minute and row.waiting == 1
+    assert not collector.pending
+    assert (await collector.collect(minute_ms=int(missed[0].timestamp() * 1000))).written == [False]
+    await down.dispose()
+
+
+async def test_clock_stepping_back_writes_nothing_misdated(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine
+) -> None:
+    clock = FakeClock(time.time())
+    collector = make_collector(redis, prefix, engine, [queue.name], clock=clock)
+    await queue.add("x", {})
+    first = await collector.collect()
+    assert first.written == [True]
+    clock.advance(-300)
+    stepped = await collector.collect()
+    assert not stepped.rows and "clock is behind" in stepped.errors[0].message
+    assert await collector.store.get(queue.name, stepped.minute) is None
+
+
+async def test_vanished_queue_is_reported_not_fatal(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine
+) -> None:
+    gone = "wm-col-gone-" + uuid.uuid4().hex[:6]
+    collector = make_collector(redis, prefix, engine, [queue.name, gone])
+    await queue.add("x", {})
+    result = await collector.collect()
+    assert [r.queue for r in result.rows] == [queue.name]
+    assert [(e.queue, e.message) for e in result.errors] == [(gone, "queue no longer exists")]

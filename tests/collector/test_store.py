@@ -1,0 +1,541 @@
+"""SnapshotStore on SQLite and PostgreSQL: writes, round trips, queries, rollups, retention."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from workermon_collector import sketches
+from workermon_collector.models import rollups, snapshots
+from workermon_collector.rows import DurationSummary, SnapshotRow
+from workermon_collector.store import HOUR, MINUTE, Durations, JobCounts, Point, SnapshotStore
+from workermon_core.db import create_engine
+
+from .conftest import UTCClock
+
+MakeRow = Callable[..., SnapshotRow]
+QUANTILES = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
+
+
+def summary_of(values: list[float]) -> DurationSummary | None:
+    """The DurationSummary of raw durations, as the collector builds it."""
+    sketch = sketches.new_sketch()
+    for value in values:
+        sketch.add(value)
+    return sketches.summarize(sketch)
+
+
+def true_quantile(values: list[float], q: float) -> float:
+    """The sample a DDSketch's quantile q approximates: rank floor(q * (n - 1)) of the sorted values."""
+    ordered = sorted(values)
+    return ordered[math.floor(q * (len(ordered) - 1))]
+
+
+def assert_within_1pct(summary: DurationSummary | Durations | None, values: list[float]) -> None:
+    assert summary is not None
+    for name, q in QUANTILES.items():
+        expected = true_quantile(values, q)
+        got = getattr(summary, name)
+        assert abs(got - expected) <= 0.01 * expected + 1e-9, (name, got, expected)
+    assert summary.samples == len(values)
+    assert summary.avg_ms == pytest.approx(sum(values) / len(values), rel=1e-9)
+
+
+async def count_rows(engine: AsyncEngine, table: Table = snapshots) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.scalar(select(func.count()).select_from(table))) or 0)
+
+
+def minutes_from(start: datetime, n: int) -> list[datetime]:
+    return [start + i * MINUTE for i in range(n)]
+
+
+# --- Writes ---------------------------------------------------------------------------------------
+
+
+async def test_write_is_idempotent_and_reports_new_rows(
+    store: SnapshotStore, engine: AsyncEngine, make_row: MakeRow, utc_clock: UTCClock
+) -> None:
+    minute = utc_clock.now.replace(minute=0)
+    rows = [make_row(q, minute) for q in ("a", "b", "c")]
+    assert await store.write(rows) == [True, True, True]
+    assert await store.write(rows) == [False, False, False]
+    # Mixed: one old, one new, and a row repeated within the batch counts once.
+    later = make_row("a", minute + MINUTE)
+    assert await store.write([rows[0], later, later]) == [False, True, False]
+    assert await store.write([]) == []
+    assert await count_rows(engine) == 4
+    # The first write wins: a second write with other values leaves the row alone.
+    assert await store.write([make_row("a", minute, waiting=999)]) == [False]
+    stored = await store.get("a", minute)
+    assert stored is not None and stored.waiting == 3
+
+
+async def test_two_writers_same_minutes_leave_one_row_each(
+    store: SnapshotStore, engine: AsyncEngine, migrated_url: str, make_row: MakeRow, utc_clock: UTCClock
+) -> None:
+    """Two collectors (separate engines and pools) write the same minutes at once."""
+    other = SnapshotStore(create_engine(migrated_url))
+    try:
+        base = utc_clock.now.replace(minute=0)
+        rows = [make_row(f"q{i}", m) for i in range(5) for m in minutes_from(base, 12)]
+        rng = random.Random(7)
+        wins = 0
+        for chunk_start in range(0, len(rows), 6):
+            chunk = rows[chunk_start : chunk_start + 6]
+            shuffled = chunk[:]
+            rng.shuffle(shuffled)
+            first, second = await asyncio.gather(store.write(chunk), other.write(shuffled))
+            # Every row was won by exactly one of the two writers.
+            by_key = {(r.queue, r.minute): new for r, new in zip(shuffled, second, strict=True)}
+            for row, new in zip(chunk, first, strict=True):
+                assert new != by_key[(row.queue, row.minute)]
+            wins += sum(first) + sum(second)
+        assert wins == len(rows)
+        assert await count_rows(engine) == len(rows)
+    finally:
+        await other.engine.dispose()
+
+
+_WRITER_SCRIPT = """
+import asyncio, sys, time
+from datetime import UTC, datetime, timedelta
+from workermon_collector.rows import SnapshotRow
+from workermon_collector.store import SnapshotStore
+from workermon_core.db import create_engine
+
+async def main(url, start_at, reverse):
+    engine = create_engine(url)
+    store = SnapshotStore(engine)
+    base = datetime(2031, 3, 4, 9, 0, tzinfo=UTC)
+    rows = [
+        SnapshotRow(queue=f"q{q}", minute=base + timedelta(minutes=m), waiting=0, active=0, delayed=0,
+                    prioritized=0, waiting_children=0, completed=0, failed=0, paused=False,
+                    completed_in_minute=m, failed_in_minute=0, retried_in_minute=0,
+                    counts_approximate=False, completed_cumulative=0, failed_cumulative=0,
+                    collected_at=base, collection_ms=1.0)
+        for m in range(30) for q in range(4)
+    ]
+    if reverse:
+        rows.reverse()
+    while time.time() < start_at:
+        await asyncio.sleep(0.005)
+    won = 0
+    for i in range(0, len(rows), 4):
+        won += sum(await store.write(rows[i:i + 4]))
+    await engine.dispose()
+    print(won)
+
+asyncio.run(main(sys.argv[1], float(sys.argv[2]), sys.argv[3] == "1"))
+"""
+
+
+async def test_two_processes_writing_the_same_minutes(migrated_url: str, engine: AsyncEngine) -> None:
+    """Two processes (as two collector replicas would) write the same 120 rows; none fails, none doubles."""
+    import sys
+    import time
+
+    start_at = time.time() + 2.0
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            _WRITER_SCRIPT,
+            migrated_url,
+            str(start_at),
+            reverse,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        for reverse in ("0", "1")
+    ]
+    outputs = [await p.communicate() for p in procs]
+    for proc, (_, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err.decode()
+    assert sum(int(out) for out, _ in outputs) == 120
+    assert await count_rows(engine) == 120
+
+
+async def test_write_refuses_naive_or_unaligned_minutes(store: SnapshotStore, make_row: MakeRow) -> None:
+    with pytest.raises(ValueError, match="naive"):
+        await store.write([make_row("a", datetime(2031, 1, 1, 10, 0))])
+    with pytest.raises(ValueError, match="second 0"):
+        await store.write([make_row("a", datetime(2031, 1, 1, 10, 0, 30, tzinfo=UTC))])
+
+
+# --- Reads ----------------------------------------------------------------------------------------
+
+
+async def test_round_trip_of_every_field(store: SnapshotStore, make_row: MakeRow) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    # Given in another zone: stored as the same instant, read back as UTC.
+    minute = datetime(2031, 3, 4, 12, 15, tzinfo=plus_two)
+    processing = summary_of([12.0, 15.5, 200.25, 3000.0, 0.0])
+    wait = summary_of([1.0, 2.0, 3.5])
+    row = make_row(
+        "emails:prio{x}",
+        minute,
+        waiting=1,
+        active=2,
+        delayed=3,
+        prioritized=4,
+        waiting_children=5,
+        completed=6_000_000_000,
+        failed=7,
+        paused=True,
+        completed_in_minute=8,
+        failed_in_minute=9,
+        retried_in_minute=10,
+        counts_approximate=True,
+        completed_cumulative=11_000_000_000,
+        failed_cumulative=12,
+        collected_at=datetime(2031, 3, 4, 12, 16, 1, 123456, tzinfo=plus_two),
+        collection_ms=13.25,
+        processing=processing,
+        wait=wait,
+        duration_source="jobs",
+        oldest_waiting_ms=14_000,
+        online_workers=15,
+        failures_by_category={"timeout": 3, "network": 1, "ünïcode": 2},
+    )
+    assert await store.write([row]) == [True]
+    stored = await store.get("emails:prio{x}", minute)
+    assert stored is not None
+    assert stored.minute == datetime(2031, 3, 4, 10, 15, tzinfo=UTC)
+    assert stored.minute.tzinfo is not None and stored.minute.utcoffset() == timedelta(0)
+    assert stored.collected_at == datetime(2031, 3, 4, 10, 16, 1, 123456, tzinfo=UTC)
+    assert stored.collected_at.utcoffset() == timedelta(0)
+    assert stored == row  # aware datetimes compare by instant; every other field by value
+    assert stored.processing == processing and stored.wait == wait
+    assert stored.processing is not None
+    assert sketches.deserialize(stored.processing.sketch).count == 5
+
+    # Optional fields absent.
+    bare = make_row("bare", minute)
+    await store.write([bare])
+    stored_bare = await store.get("bare", minute)
+    assert stored_bare is not None
+    assert stored_bare.processing is None and stored_bare.wait is None
+    assert stored_bare.oldest_waiting_ms is None and stored_bare.online_workers is None
+    assert stored_bare.failures_by_category == {} and stored_bare.duration_source == ""
+    assert await store.get("bare", minute + MINUTE) is None
+
+
+async def test_latest_and_queues(store: SnapshotStore, make_row: MakeRow, utc_clock: UTCClock) -> None:
+    base = utc_clock.now.replace(minute=0)
+    assert await store.latest("a") is None
+    assert await store.queues() == []
+    await store.write(
+        [make_row("b", base), make_row("a", base + 2 * MINUTE, waiting=42), make_row("a", base)]
+    )
+    latest = await store.latest("a")
+    assert latest is not None and latest.minute == base + 2 * MINUTE and latest.waiting == 42
+    assert await store.queues() == ["a", "b"]
+
+
+# --- Queries --------------------------------------------------------------------------------------
+
+
+async def test_query_one_minute_steps_with_gaps(
+    store: SnapshotStore, make_row: MakeRow, utc_clock: UTCClock
+) -> None:
+    start = utc_clock.now - 10 * MINUTE  # 10:20
+    rows = [
+        make_row("q", start + i * MINUTE, waiting=i, completed_in_minute=i, oldest_waiting_ms=i * 10)
+        for i in (0, 1, 2, 5, 6, 9)
+    ]
+    rows.append(make_row("other", start, waiting=500))
+    await store.write(rows)
+    points, resolution = await store.query("q", start, utc_clock.now, MINUTE)
+    assert resolution == "minute"
+    assert [p.time for p in points] == minutes_from(start, 10)
+    assert [p.has_data for p in points] == [i in (0, 1, 2, 5, 6, 9) for i in range(10)]
+    assert points[3] == Point(time=start + 3 * MINUTE, has_data=False)
+    assert [p.counts.waiting for p in points if p.counts] == [0, 1, 2, 5, 6, 9]
+    assert [p.completed for p in points] == [0, 1, 2, 0, 0, 5, 6, 0, 0, 9]
+    assert points[5].oldest_waiting_ms == 50
+    # Nothing for an unknown queue: all gaps.
+    empty, _ = await store.query("nope", start, utc_clock.now, MINUTE)
+    assert len(empty) == 10 and not any(p.has_data for p in empty)
+
+
+async def test_query_buckets_sum_last_max_and_merge(
+    store: SnapshotStore, make_row: MakeRow, utc_clock: UTCClock
+) -> None:
+    rng = random.Random(42)
+    start = utc_clock.now.replace(minute=0)  # 10:00, aligned to 5-minute buckets
+    raw_processing: dict[int, list[float]] = {}
+    raw_wait: dict[int, list[float]] = {}
+    rows = []
+    for i in range(15):
+        if i in (6, 7):
+            continue  # a gap inside the second bucket
+        if 10 <= i < 15:
+            continue  # the third bucket is empty
+        proc = [rng.lognormvariate(5, 1.3) for _ in range(rng.randint(20, 80))]
+        wait = [rng.expovariate(1 / 300) for _ in range(rng.randint(5, 30))]
+        raw_processing[i], raw_wait[i] = proc, wait
+        rows.append(
+            make_row(
+                "q",
+                start + i * MINUTE,
+                waiting=100 + i,
+                completed=1000 + i,
+                paused=i == 9,
+                online_workers=i,
+                completed_in_minute=i,
+                failed_in_minute=1,
+                retried_in_minute=2,
+                counts_approximate=i == 3,
+                oldest_waiting_ms=None if i == 8 else (i * 7) % 31,
+                processing=summary_of(proc),
+                wait=summary_of(wait),
+                failures_by_category={"timeout": 1, "network": i % 2} if i % 2 else {"timeout": 1},
+            )
+        )
+    await store.write(rows)
+    points, resolution = await store.query("q", start, start + 15 * MINUTE, 5 * MINUTE)
+    assert resolution == "minute"
+    assert [p.time for p in points] == [start, start + 5 * MINUTE, start + 10 * MINUTE]
+    first, second, third = points
+    assert third == Point(time=start + 10 * MINUTE, has_data=False)
+
+    assert first.has_data and second.has_data
+    assert first.completed == sum(range(5)) and second.completed == 5 + 8 + 9
+    assert first.failed == 5 and second.failed == 3
+    assert first.retried == 10 and second.retried == 6
+    assert first.approximate and not second.approximate
+    # Counts, paused and workers come from the bucket's last snapshot.
+    assert first.counts == JobCounts(104, 2, 1, 0, 0, 1004, 5)
+    assert second.counts is not None and second.counts.waiting == 109 and second.paused
+    assert not first.paused and first.online_workers == 4 and second.online_workers == 9
+    assert first.oldest_waiting_ms == max((i * 7) % 31 for i in range(5))
+    assert second.oldest_waiting_ms == max((i * 7) % 31 for i in (5, 9))
+    assert first.failures_by_category == {"timeout": 5, "network": 2}
+    assert second.failures_by_category == {"timeout": 3, "network": 2}
+    # Percentiles of merged sketches within 1% of the true percentiles of the raw samples.
+    assert_within_1pct(first.processing, [v for i in range(5) for v in raw_processing[i]])
+    assert_within_1pct(first.wait, [v for i in range(5) for v in raw_wait[i]])
+    assert_within_1pct(second.processing, [v for i in (5, 8, 9) for v in raw_processing[i]])
+
+    # At one minute per bucket the stored percentiles are served as they are.
+    minute_points, _ = await store.query("q", start, start + 5 * MINUTE, MINUTE)
+    for i, point in enumerate(minute_points):
+        stored = rows[i].processing
+        assert stored is not None and point.processing is not None
+        assert point.processing.p99_ms == stored.p99_ms and point.processing.samples == stored.samples
+
+
+async def test_query_range_not_aligned_to_step(
+    store: SnapshotStore, make_row: MakeRow, utc_clock: UTCClock
+) -> None:
+    base = utc_clock.now.replace(minute=0)
+    await store.write([make_row("q", base + i * MINUTE, completed_in_minute=1) for i in range(20)])
+    # [10:03, 10:17) at 5 minutes: buckets 10:00 (from 10:03), 10:05, 10:10, 10:15 (to 10:17).
+    points, _ = await store.query("q", base + 3 * MINUTE, base + 17 * MINUTE, 5 * MINUTE)
+    assert [p.time for p in points] == [base + k * 5 * MINUTE for k in range(4)]
+    assert [p.completed for p in points] == [2, 5, 5, 2]
+
+
+async def test_query_rejects_bad_steps(store: SnapshotStore, utc_clock: UTCClock) -> None:
+    end = utc_clock.now
+    with pytest.raises(ValueError, match="whole number of minutes"):
+        await store.query("q", end - HOUR, end, timedelta(seconds=90))
+    with pytest.raises(ValueError, match="whole number of minutes"):
+        await store.query("q", end - HOUR, end, timedelta(0))
+    with pytest.raises(ValueError, match="at most 1500"):
+        await store.query("q", end - timedelta(hours=23), end + timedelta(hours=3), MINUTE)
+    with pytest.raises(ValueError, match="after start"):
+        await store.query("q", end, end, MINUTE)
+    # Exactly 1,500 points is fine.
+    store.minute_retention = timedelta(hours=48)
+    points, _ = await store.query("q", end - 1500 * MINUTE, end, MINUTE)
+    assert len(points) == 1500
+
+
+async def test_query_hourly_uses_rollups_and_recent_minutes(
+    store: SnapshotStore, make_row: MakeRow, utc_clock: UTCClock
+) -> None:
+    rng = random.Random(3)
+    base = datetime(2031, 3, 4, 6, 0, tzinfo=UTC)
+    raw: dict[datetime, list[float]] = {}
+    rows = []
+    for minute in minutes_from(base, 4 * 60 + 30):  # 06:00 to 10:30
+        values = [rng.lognormvariate(4, 1) for _ in range(10)]
+        raw[minute] = values
+        rows.append(make_row("q", minute, completed_in_minute=1, processing=summary_of(values)))
+    await store.write(rows)
+    utc_clock.now = datetime(2031, 3, 4, 10, 30, tzinfo=UTC)
+    assert await store.rollup(utc_clock.now) == 4  # 06, 07, 08 and 09; 10:00 is not complete
+
+    # Two days later the range starts beyond the minute retention: hourly rollups, whole-hour steps.
+    utc_clock.now = datetime(2031, 3, 6, 10, 30, tzinfo=UTC)
+    start, end = datetime(2031, 3, 4, 5, 0, tzinfo=UTC), datetime(2031, 3, 4, 11, 0, tzinfo=UTC)
+    assert store.plan(start, end, 7 * MINUTE) == ("hourly", HOUR)
+    assert store.plan(start, end, 90 * MINUTE) == ("hourly", 2 * HOUR)
+    points, resolution = await store.query("q", start, end, 7 * MINUTE)
+    assert resolution == "hourly"
+    assert [p.time for p in points] == [start + k * HOUR for k in range(6)]
+    assert [p.has_data for p in points] == [False, True, True, True, True, True]
+    # 10:00 has no rollup yet: its 30 minute rows stand in for it.
+    assert [p.completed for p in points] == [0, 60, 60, 60, 60, 30]
+    for point in points[1:]:
+        hour_values = [v for m, vs in raw.items() if point.time <= m < point.time + HOUR for v in vs]
+        assert_within_1pct(point.processing, hour_values)
+
+    two_hours, _ = await store.query("q", start, end, 2 * HOUR)
+    assert [p.completed for p in two_hours] == [0, 120, 120, 30]  # buckets 04-06, 06-08, 08-10, 10-12
+    assert_within_1pct(two_hours[2].processing, [v for m, vs in raw.items() if 8 <= m.hour < 10 for v in vs])
+
+
+# --- Rollups --------------------------------------------------------------------------------------
+
+
+async def test_rollup_is_idempotent_and_recomputes_late_minutes(
+    store: SnapshotStore, engine: AsyncEngine, make_row: MakeRow, utc_clock: UTCClock
+) -> None:
+    rng = random.Random(11)
+    hour = datetime(2031, 3, 4, 8, 0, tzinfo=UTC)
+    raw: dict[int, list[float]] = {}
+    rows = []
+    for i in range(60):
+        if i == 30:
+            continue  # this minute arrives late
+        raw[i] = [rng.lognormvariate(5, 1) for _ in range(rng.randint(1, 40))]
+        rows.append(
+            make_row(
+                "q",
+                hour + i * MINUTE,
+                waiting=i,
+                completed_cumulative=1000 + i,
+                completed_in_minute=2,
+                failed_in_minute=1,
+                retried_in_minute=i % 2,
+                counts_approximate=i == 5,
+                oldest_waiting_ms=1000 - abs(i - 20),
+                online_workers=i,
+                processing=summary_of(raw[i]),
+                failures_by_category={"timeout": 1},
+            )
+        )
+    rows.append(make_row("q", hour + HOUR, completed_in_minute=99))  # 09:00, an incomplete hour
+    rows.append(make_row("r", hour - HOUR))  # another queue, an hour earlier
+    await store.write(rows)
+
+    now = hour + HOUR + 5 * MINUTE  # 09:05
+    assert await store.rollup(now) == 2  # q 08:00 and r 07:00
+    assert await store.rollup(now) == 0  # nothing new: nothing rewritten
+    assert await count_rows(engine, rollups) == 2
+
+    async def rollup_row() -> dict[str, Any]:
+        async with engine.connect() as conn:
+            result = await conn.execute(select(rollups).where(rollups.c.queue == "q"))
+            return dict(result.one()._mapping)
+
+    first = await rollup_row()
+    assert first["hour"] == hour and first["minutes_covered"] == 59
+    assert first["completed_in_hour"] == 118 and first["failed_in_hour"] == 59
+    assert first["retried_in_hour"] == 30
+    assert first["waiting"] == 59 and first["completed_cumulative"] == 1059 and first["online_workers"] == 59
+    assert first["oldest_waiting_ms"] == 1000 and first["approximate"] is True
+    assert first["failures_by_category"] == {"timeout": 59}
+    merged = sketches.deserialize(first["processing_sketch"])
+    values = [v for vs in raw.values() for v in vs]
+    assert merged.count == len(values)
+    assert_within_1pct(
+        DurationSummary(
+            samples=first["processing_samples"],
+            p50_ms=first["processing_p50_ms"],
+            p95_ms=first["processing_p95_ms"],
+            p99_ms=first["processing_p99_ms"],
+            avg_ms=first["processing_avg_ms"],
+            sketch=b"",
+        ),
+        values,
+    )
+
+    # The late minute arrives: the hour is recomputed, once.
+    late = [rng.lognormvariate(5, 1) for _ in range(500)]
+    await store.write([make_row("q", hour + 30 * MINUTE, completed_in_minute=7, processing=summary_of(late))])
+    assert await store.rollup(now + MINUTE) == 1
+    assert await store.rollup(now + 2 * MINUTE) == 0
+    second = await rollup_row()
+    assert second["minutes_covered"] == 60 and second["completed_in_hour"] == 125
+    assert second["processing_samples"] == len(values) + 500
+    assert second["id"] == first["id"]  # updated in place
+    assert_within_1pct(
+        DurationSummary(
+            second["processing_samples"],
+            second["processing_p50_ms"],
+            second["processing_p95_ms"],
+            second["processing_p99_ms"],
+            second["processing_avg_ms"],
+            b"",
+        ),
+        values + late,
+    )
+
+
+async def test_concurrent_rollups_agree(
+    store: SnapshotStore, engine: AsyncEngine, migrated_url: str, make_row: MakeRow
+) -> None:
+    hour = datetime(2031, 3, 4, 8, 0, tzinfo=UTC)
+    await store.write([make_row(f"q{k}", m) for k in range(5) for m in minutes_from(hour, 60)])
+    other = SnapshotStore(create_engine(migrated_url))
+    try:
+        results = await asyncio.gather(store.rollup(hour + 2 * HOUR), other.rollup(hour + 2 * HOUR))
+    finally:
+        await other.engine.dispose()
+    assert 5 <= sum(results) <= 10
+    assert await count_rows(engine, rollups) == 5
+
+
+# --- Retention ------------------------------------------------------------------------------------
+
+
+async def test_prune_in_batches_leaves_the_right_rows(
+    store: SnapshotStore, engine: AsyncEngine, make_row: MakeRow
+) -> None:
+    now = datetime(2031, 3, 4, 12, 0, tzinfo=UTC)
+    # Minute rows from 06:00 to 11:59, for two queues.
+    await store.write([make_row(q, m) for q in ("a", "b") for m in minutes_from(now - 6 * HOUR, 360)])
+    assert await store.rollup(now) == 12
+
+    # Keep 2 h of minutes: 06:00-09:59 goes (480 rows), in batches of 7. Keep 3 h of rollups.
+    minutes, hours = await store.prune(now, timedelta(hours=2), timedelta(hours=3), batch=7)
+    assert (minutes, hours) == (480, 6)
+    async with engine.connect() as conn:
+        oldest_minute = await conn.scalar(select(func.min(snapshots.c.minute)))
+        oldest_hour = await conn.scalar(select(func.min(rollups.c.hour)))
+    assert oldest_minute == now - 2 * HOUR
+    assert oldest_hour == now - 3 * HOUR
+    assert await count_rows(engine) == 240
+    assert await count_rows(engine, rollups) == 6
+    assert await store.prune(now, timedelta(hours=2), timedelta(hours=3), batch=7) == (0, 0)
+    # Batches that divide the work exactly end cleanly too.
+    assert await store.prune(now, timedelta(hours=1), timedelta(hours=3), batch=60) == (120, 0)
+
+
+async def test_prune_rolls_up_before_dropping_minutes(
+    store: SnapshotStore, engine: AsyncEngine, make_row: MakeRow
+) -> None:
+    now = datetime(2031, 3, 4, 12, 0, tzinfo=UTC)
+    await store.write([make_row("a", m, completed_in_minute=1) for m in minutes_from(now - 3 * HOUR, 120)])
+    minutes, _ = await store.prune(now, timedelta(hours=1), timedelta(days=30))
+    assert minutes == 120
+    assert await count_rows(engine, rollups) == 2
+    points, resolution = await store.query("a", now - 3 * HOUR, now, HOUR)
+    # The store's own retention is 24 h, so this reads minute rows: gone. Rollups still hold them.
+    assert resolution == "minute" and not any(p.has_data for p in points)
+    store.minute_retention = timedelta(hours=1)
+    points, resolution = await store.query("a", now - 3 * HOUR, now, HOUR)
+    assert resolution == "hourly"
+    assert [p.completed for p in points] == [60, 60, 0]
