@@ -148,3 +148,30 @@ async def test_stream_pushes_commands_at_once(hb: Running) -> None:
     got = (await operator.GetCommand(pb.GetCommandRequest(command_id=sent.command_id))).command
     assert got.status == pb.COMMAND_STATUS_ACKED
     await outbox.put(None)
+
+
+async def test_queue_timings_merge_across_workers(hb: Running) -> None:
+    from workermon_sdk.timings import TimingRecorder
+
+    worker = hb.client("worker")
+    minute_ms = 28_000_000 * 60_000
+    for wid, values in (("w-1", [10.0, 20.0]), ("w-2", [30.0])):
+        recorder = TimingRecorder()
+        for value in values:
+            recorder.record("emails", minute_ms + 5, value, 1.0)
+        rep = report(wid)
+        rep.timings.extend(recorder.outgoing())
+        await worker.Beat(pb.BeatRequest(report=rep))
+    viewer = hb.client("viewer")
+    request = pb.GetQueueTimingsRequest(queues=["emails", "idle"])
+    request.minute_time.FromMilliseconds(minute_ms)
+    merged = (await viewer.GetQueueTimings(request)).timings
+    assert [t.queue for t in merged] == ["emails"]
+    assert (merged[0].processing.count, merged[0].processing.sum) == (3.0, 60.0)
+    assert (merged[0].processing.min, merged[0].processing.max) == (10.0, 30.0)
+    stored = (await viewer.GetWorker(pb.GetWorkerRequest(worker_id="w-1"))).worker
+    assert not stored.report.timings  # kept per queue and minute, not in the worker's report
+    request.minute_time.FromMilliseconds(minute_ms + 1)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await viewer.GetQueueTimings(request)
+    assert error_info(caught.value).metadata["field"] == "minute_time"  # type: ignore[union-attr]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -243,6 +244,8 @@ class InstrumentedWorker:
         task = asyncio.ensure_future(self._processor(*args))
         entry = _ActiveJob(self.workers[queue], job, task)
         self._active[key] = entry
+        started_ms = int(getattr(job, "processedOn", None) or time.time() * 1000)
+        task.add_done_callback(lambda _: self._record_timing(queue, job, started_ms))
         try:
             return await task
         except asyncio.CancelledError:
@@ -259,6 +262,13 @@ class InstrumentedWorker:
         finally:
             if self._active.get(key) is entry:
                 del self._active[key]
+
+    def _record_timing(self, queue: str, job: Job, started_ms: int) -> None:
+        # Removed-on-completion jobs leave no timestamps behind; this is the only record of their duration.
+        enqueued = getattr(job, "timestamp", None)
+        self.heartbeat.record_job(
+            queue, started_ms, int(time.time() * 1000), int(enqueued) if enqueued else None
+        )
 
     def _key(self, queue: str, job_id: str) -> str:
         return str(job_id) if len(self.queues) == 1 else f"{queue}:{job_id}"

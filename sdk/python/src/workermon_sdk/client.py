@@ -24,6 +24,7 @@ import psutil
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb2
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon_sdk.backoff import Backoff
+from workermon_sdk.timings import TimingRecorder
 
 logger = logging.getLogger("workermon_sdk")
 
@@ -286,6 +287,8 @@ class HeartbeatClient:
         """Beats that could not be sent."""
         self.commands_received = 0
         """Distinct commands received (repeats excluded)."""
+        self.timings = TimingRecorder()
+        """Durations of finished jobs waiting to go out with a beat (see :meth:`record_job`)."""
 
     @property
     def beat_interval(self) -> float:
@@ -338,6 +341,7 @@ class HeartbeatClient:
                         timeout=self._goodbye_timeout,
                     )
                     self._ledger.confirm()
+                    self.timings.confirm()
                 if goodbye:
                     await self._stub.Goodbye(
                         hb_pb2.GoodbyeRequest(
@@ -354,6 +358,13 @@ class HeartbeatClient:
             if channel is not None:
                 with contextlib.suppress(Exception):
                     await channel.close()
+
+    def record_job(
+        self, queue: str, started_ms: int, finished_ms: int, enqueued_ms: int | None = None
+    ) -> None:
+        """Report one finished job's processing (and, with `enqueued_ms`, wait) time with the next beat."""
+        wait = None if enqueued_ms is None else started_ms - enqueued_ms
+        self.timings.record(queue, finished_ms, finished_ms - started_ms, wait)
 
     def request_beat(self) -> None:
         """Send a beat now rather than at the next interval (for instance after a state change)."""
@@ -395,6 +406,7 @@ class HeartbeatClient:
             gauges=hb_pb2.ProcessGauges(cpu_percent=cpu, rss_bytes=rss, custom=custom),
             state=hb_pb2.WorkerState.ValueType(int(stats.state)),
             sdk=SDK_NAME,
+            timings=self.timings.outgoing(),
         )
         seconds = int(self._started_at)
         report.started_at.seconds = seconds
@@ -508,6 +520,7 @@ class HeartbeatClient:
 
     def _on_response(self, response: Any) -> None:
         self._ledger.confirm()
+        self.timings.confirm()
         self._last_response = asyncio.get_running_loop().time()
         if not self.connected:
             logger.info("connected to the heartbeat service at %s as %s", self.target, self.worker_id)

@@ -15,11 +15,13 @@ from typing import Any, TypeVar
 import redis.asyncio as aioredis
 import structlog
 
+from workermon.heartbeat.v1.heartbeat_service_pb2 import JobTimings
 from workermon_core.redis_store import key_prefix
 from workermon_queues.backend import FinishedJob, QueueBackend, QueueState
 
 from . import sketches
 from .follower import MINUTE_MS, EventFollower, MinuteCounts, minute_of
+from .heartbeat_peer import to_sketch
 from .rows import SnapshotRow
 from .store import SnapshotStore
 
@@ -27,6 +29,7 @@ log = structlog.get_logger("workermon.collector")
 
 Clock = Callable[[], float]
 OnlineWorkers = Callable[[], Awaitable[dict[str, int]]]
+WorkerTimings = Callable[[Sequence[str], int], Awaitable[dict[str, JobTimings]]]
 T = TypeVar("T")
 
 CONCURRENCY = 32
@@ -82,6 +85,7 @@ class Collector:
         prefix: str,
         *,
         online_workers: OnlineWorkers | None = None,
+        worker_timings: WorkerTimings | None = None,
         clock: Clock = time.time,
     ) -> None:
         self.backend = backend
@@ -90,6 +94,7 @@ class Collector:
         self.redis = redis
         self.status_key = key_prefix(prefix) + ":col:status"
         self.online_workers = online_workers
+        self.worker_timings = worker_timings
         self.clock = clock
         # Keyed by (queue, minute) so a row kept twice is still written once; oldest dropped past the cap.
         self.pending: OrderedDict[tuple[str, datetime], SnapshotRow] = OrderedDict()
@@ -136,6 +141,7 @@ class Collector:
             names, lambda q: self.backend.finished_between(q, minute, minute + MINUTE_MS)
         )
         online = await self._online()
+        reported = await self._reported_timings(names, minute)
         collected_at = to_datetime(int(self.clock() * 1000))
 
         for name in names:
@@ -151,7 +157,9 @@ class Collector:
                 # The queue's keys vanished (obliterated mid-run): nothing left to describe.
                 result.errors.append(QueueFailure(name, "queue no longer exists"))
                 continue
-            result.rows.append(self._row(name, minute, state, minute_counts, jobs, online, collected_at))
+            result.rows.append(
+                self._row(name, minute, state, minute_counts, jobs, online, collected_at, reported.get(name))
+            )
         duration = (time.perf_counter() - started) * 1000
         result.rows = [_with_duration(r, duration) for r in result.rows]
         result.written = await self._write(result)
@@ -177,6 +185,7 @@ class Collector:
         jobs: list[FinishedJob],
         online: dict[str, int] | None,
         collected_at: datetime,
+        reported: JobTimings | None = None,
     ) -> SnapshotRow:
         processing = sketches.new_sketch()
         waiting = sketches.new_sketch()
@@ -185,6 +194,14 @@ class Collector:
                 processing.add(max(job.finished_ms - job.started_ms, 0))
             if job.started_ms is not None:
                 waiting.add(max(job.started_ms - job.enqueued_ms, 0))
+        source = "jobs" if processing.count else ""
+        finished = counts.completed + counts.failed
+        from_workers = to_sketch(reported.processing) if reported is not None else None
+        # Job timestamps are exact but vanish with removed jobs; the workers' sketches cover those.
+        if from_workers is not None and processing.count < finished and from_workers.count > processing.count:
+            processing = from_workers
+            waiting = to_sketch(reported.wait) or sketches.new_sketch()  # type: ignore[union-attr]
+            source = "workers"
         processing_summary = sketches.summarize(processing)
         wait_summary = sketches.summarize(waiting)
         return SnapshotRow(
@@ -208,7 +225,7 @@ class Collector:
             collection_ms=0.0,
             processing=processing_summary,
             wait=wait_summary,
-            duration_source="jobs" if processing_summary or wait_summary else "",
+            duration_source=source if processing_summary or wait_summary else "",
             oldest_waiting_ms=state.oldest_waiting_ms,
             online_workers=None if online is None else online.get(name, 0),
             failures_by_category=dict(counts.failures_by_category or {}),
@@ -222,6 +239,15 @@ class Collector:
         except Exception as exc:
             log.warning("online_workers_unavailable", error=str(exc))
             return None
+
+    async def _reported_timings(self, names: Sequence[str], minute: int) -> dict[str, JobTimings]:
+        if self.worker_timings is None or not names:
+            return {}
+        try:
+            return await self.worker_timings(names, minute)
+        except Exception as exc:
+            log.warning("worker_timings_unavailable", error=str(exc))
+            return {}
 
     async def _write(self, result: CycleResult) -> list[bool]:
         """Write earlier unwritten rows first, then this cycle's; on failure keep them all for later."""

@@ -15,10 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workermon.collector.v1 import collector_service_pb2 as pb
 from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
-from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
-from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon_core.auth import TokenAuthority
-from workermon_core.client import open_channel
 from workermon_core.db import ping
 from workermon_core.server import Outage, ServiceSpec
 from workermon_core.settings import Settings
@@ -27,6 +24,7 @@ from workermon_queues.classify import FailureClassifier, parse_rules
 
 from .collector import Clock, Collector
 from .follower import EventFollower
+from .heartbeat_peer import HeartbeatPeer
 from .schedule import build_schedule
 from .servicer import CollectorServicer
 from .store import SnapshotStore
@@ -46,25 +44,6 @@ class CollectorParts:
     follower: EventFollower
     servicer: CollectorServicer
     maintenance: Callable[[], Awaitable[tuple[int, int, int]]]
-
-
-def heartbeat_counts(target: str, authority: TokenAuthority) -> Callable[[], Awaitable[dict[str, int]]]:
-    """Online workers per queue, asked of HeartbeatService over gRPC with a service token."""
-    channel: grpc.aio.Channel | None = None
-
-    def token() -> str:
-        return authority.mint("collector", "viewer", ttl_seconds=300)
-
-    async def online() -> dict[str, int]:
-        nonlocal channel
-        if channel is None:
-            channel = open_channel(target, token)
-        reply = await hb_grpc.HeartbeatServiceStub(channel).GetWorkerSummary(
-            hb_pb.GetWorkerSummaryRequest(), timeout=2.0
-        )
-        return {q.queue: q.online for q in reply.queues}
-
-    return online
 
 
 def build(  # noqa: PLR0917 - the dependencies a process hands over
@@ -91,13 +70,15 @@ def build(  # noqa: PLR0917 - the dependencies a process hands over
         engine, minute_retention=minute_retention, clock=lambda: datetime.fromtimestamp(clock(), tz=UTC)
     )
     target = settings.heartbeat_target or f"{settings.grpc_host}:{settings.grpc_port}"
+    peer = HeartbeatPeer(target, authority)
     collector = Collector(
         backend,
         follower,
         store,
         redis,
         settings.redis_prefix,
-        online_workers=heartbeat_counts(target, authority),
+        online_workers=peer.online,
+        worker_timings=peer.timings,
         clock=clock,
     )
     servicer = CollectorServicer(collector, store)
@@ -145,5 +126,6 @@ def build(  # noqa: PLR0917 - the dependencies a process hands over
         register=register,
         checks=[redis_ready, database_ready],
         background=[follow_forever, *([run_schedule] if use_schedule else [])],
+        close=peer.close,
     )
     return spec, CollectorParts(collector, store, follower, servicer, maintenance)

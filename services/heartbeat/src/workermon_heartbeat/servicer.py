@@ -243,6 +243,28 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
             raise NotFound(f"command {request.command_id!r} is not known", reason="COMMAND_NOT_FOUND")
         return pb.GetCommandResponse(command=command)
 
+    async def GetQueueTimings(
+        self, request: pb.GetQueueTimingsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetQueueTimingsResponse:
+        """Merge what every worker reported for each queue in the minute."""
+        if not 1 <= len(request.queues) <= 1000:
+            raise InvalidArgument("queues", "name 1 to 1,000 queues")
+        for i, queue in enumerate(request.queues):
+            validation.queue_name(queue, f"queues[{i}]")
+        minute = request.minute_time.ToMilliseconds()
+        if minute % 60_000:
+            raise InvalidArgument("minute_time", "must be a whole minute")
+        stored = await self.registry.timings(list(request.queues), minute)
+        response = pb.GetQueueTimingsResponse()
+        for queue, blobs in stored.items():
+            merged = response.timings.add(queue=queue)
+            merged.minute_time.CopyFrom(request.minute_time)
+            for blob in blobs:
+                part = pb.JobTimings.FromString(blob)
+                merge_sketch(merged.processing, part.processing)
+                merge_sketch(merged.wait, part.wait)
+        return response
+
     # --- transitions --------------------------------------------------------------------------
 
     async def WatchWorkers(
@@ -305,6 +327,22 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def merge_sketch(into: pb.DurationSketch, other: pb.DurationSketch) -> None:
+    """Add `other`'s bins to `into` (same mapping): DDSketches merge exactly by adding counts."""
+    if other.count <= 0:
+        return
+    if into.count and abs(into.gamma - other.gamma) > 1e-12:
+        return  # another relative accuracy: its bins mean other ranges; keep what we have
+    into.min = other.min if into.count == 0 else min(into.min, other.min)
+    into.max = max(into.max, other.max)
+    into.gamma = other.gamma
+    into.count += other.count
+    into.sum += other.sum
+    into.zero_count += other.zero_count
+    for key, n in other.bins.items():
+        into.bins[key] = into.bins.get(key, 0.0) + n
 
 
 def context_subject() -> str:

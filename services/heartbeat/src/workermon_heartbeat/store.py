@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ _STATUS_VALUES = {
 }
 MAX_COMMANDS_PER_BEAT = 32
 SWEEP_LIMIT = 1000
+TIMINGS_TTL_SECONDS = 3 * 3600
 LIST_SCAN_BUDGET = 5000
 
 
@@ -114,6 +115,14 @@ class Registry:
     async def beat(self, rep: pb.WorkerReport, acks: list[pb.CommandAck]) -> list[pb.WorkerCommand]:
         """Record a beat, settle acknowledgements and take the pending commands, in one script call."""
         now = self.now_ms()
+        timings = list(rep.timings)
+        if timings:
+            # Timings are kept per queue and minute, not in the worker's stored report.
+            stripped = pb.WorkerReport()
+            stripped.CopyFrom(rep)
+            stripped.ClearField("timings")
+            rep = stripped
+
         args: list[str | bytes | int] = [
             self.root,
             rep.worker_id,
@@ -132,7 +141,26 @@ class Registry:
         for ack in acks:
             args += [ack.command_id, "1" if ack.ok else "0", ack.result]
         flat = await self._beat(keys=[self.root + ":ids"], args=args)
+        if timings:
+            await self._keep_timings(timings)
         return _commands(flat)
+
+    async def _keep_timings(self, timings: Sequence[pb.JobTimings]) -> None:
+        """Append each worker's per-minute sketches; GetQueueTimings merges them when asked."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for timing in timings:
+                key = f"{self.root}:tm:{timing.queue}:{timing.minute_time.ToMilliseconds()}"
+                pipe.rpush(key, timing.SerializeToString())
+                pipe.expire(key, TIMINGS_TTL_SECONDS)
+            await pipe.execute()
+
+    async def timings(self, queues: Sequence[str], minute_ms: int) -> dict[str, list[bytes]]:
+        """Every sketch reported for the queues in one minute, as stored."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.lrange(f"{self.root}:tm:{queue}:{minute_ms}", 0, -1)
+            replies = await pipe.execute()
+        return {q: list(r) for q, r in zip(queues, replies, strict=True) if r}
 
     async def deliver(self, worker_id: str) -> list[pb.WorkerCommand]:
         """Take the pending commands of a worker (for the push path of BeatStream)."""

@@ -15,7 +15,9 @@ MAX_LABELS = 32
 MAX_ACTIVE_JOB_IDS = 1000
 MAX_GAUGES = 32
 MAX_ACKS = 100
-MAX_REPORT_BYTES = 64 * 1024
+MAX_REPORT_BYTES = 1024 * 1024
+MAX_TIMINGS = 64
+MAX_BINS = 4096
 
 
 def worker_id(value: str, field: str = "worker_id") -> str:
@@ -70,6 +72,16 @@ def report(rep: pb.WorkerReport, field: str = "report") -> None:
         raise InvalidArgument(f"{field}.gauges.custom", f"at most {MAX_GAUGES} gauges")
     for key in rep.gauges.custom:
         _short(key, f"{field}.gauges.custom", 64)
+    if len(rep.timings) > MAX_TIMINGS:
+        raise InvalidArgument(f"{field}.timings", f"at most {MAX_TIMINGS} entries per beat")
+    for i, timing in enumerate(rep.timings):
+        queue_name(timing.queue, f"{field}.timings[{i}].queue")
+        if timing.minute_time.ToMilliseconds() % 60_000:
+            raise InvalidArgument(f"{field}.timings[{i}].minute_time", "must be a whole minute")
+        for part in ("processing", "wait"):
+            sketch = getattr(timing, part)
+            if len(sketch.bins) > MAX_BINS or sketch.count < 0:
+                raise InvalidArgument(f"{field}.timings[{i}].{part}", f"at most {MAX_BINS} bins, count >= 0")
     if rep.ByteSize() > MAX_REPORT_BYTES:
         raise InvalidArgument(field, f"must be at most {MAX_REPORT_BYTES} bytes serialized")
 

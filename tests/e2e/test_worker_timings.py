@@ -1,0 +1,85 @@
+"""Jobs removed on completion leave no timestamps: their durations reach the snapshot from the workers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from bullmq import Job, Queue
+
+from workermon_collector import migrate
+from workermon_collector import service as collector_service
+from workermon_collector.follower import MINUTE_MS, minute_of
+from workermon_collector.heartbeat_peer import HeartbeatPeer
+from workermon_core.auth import TokenAuthority
+from workermon_core.db import create_engine
+from workermon_core.server import start_server
+from workermon_core.settings import Settings
+from workermon_heartbeat import service as heartbeat_service
+from workermon_sdk.bullmq import InstrumentedWorker
+
+
+async def test_removed_jobs_get_durations_from_worker_sketches(
+    tmp_path: Path, redis: aioredis.Redis, redis_url: str, prefix: str, authority: TokenAuthority
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'wm.db'}"
+    await migrate.upgrade(url)
+    engine = create_engine(url)
+    queue = Queue("wm-timings-" + uuid.uuid4().hex[:6], {"connection": redis_url})
+    settings = Settings(
+        redis_prefix=prefix,
+        beat_interval_seconds=1,
+        queues=queue.name,  # type: ignore[call-arg]
+        discover_queues=False,
+        collector_schedule=False,
+    )
+    hb_spec, _ = heartbeat_service.build(settings, redis)
+    col_spec, parts = collector_service.build(settings, redis, redis, engine, authority, redis_url)
+    server = await start_server([hb_spec, col_spec], authority, "127.0.0.1:0", readiness_interval=0.2)
+    # The collector asks HeartbeatService in the same process, over gRPC, like any replica would.
+    parts.collector.worker_timings = HeartbeatPeer(f"127.0.0.1:{server.port}", authority).timings
+
+    async def process(job: Job, token: str) -> Any:
+        await asyncio.sleep(job.data["ms"] / 1000)
+        return None
+
+    worker = InstrumentedWorker(
+        queue.name,
+        process,
+        {"connection": redis_url, "concurrency": 10},
+        target=f"127.0.0.1:{server.port}",
+        token=authority.mint("w", "worker"),
+    )
+    await worker.start()
+    try:
+        await parts.collector.follower.follow(queue.name, int(time.time() * 1000))
+        started = int(time.time() * 1000)
+        for i in range(50):
+            await queue.add("gone", {"ms": 20 + (i % 5) * 20}, {"removeOnComplete": True})
+        deadline = time.monotonic() + 30
+        while worker.heartbeat.timings.pending or worker.stats().processed_total < 50:
+            assert time.monotonic() < deadline, "jobs or their timings did not arrive"
+            await asyncio.sleep(0.1)
+        finished = int(time.time() * 1000)
+        samples = 0
+        for minute in range(minute_of(started), minute_of(finished) + MINUTE_MS, MINUTE_MS):
+            result = await parts.collector.collect([queue.name], minute_ms=minute)
+            row = result.rows[0]
+            if row.completed_in_minute:
+                assert row.duration_source == "workers"
+                assert row.processing is not None
+                assert row.processing.samples == row.completed_in_minute
+                # Jobs slept 20-100 ms: the sketch sees that range (plus scheduling overhead).
+                assert 18 <= row.processing.p50_ms <= 150
+                samples += row.processing.samples
+        assert samples == 50
+    finally:
+        await worker.close(force=True)
+        await server.stop(0.5)
+        await queue.obliterate({"force": True})
+        await queue.close()
+        await engine.dispose()
