@@ -376,6 +376,16 @@ async def test_query_hourly_uses_rollups_and_recent_minutes(
     utc_clock.now = datetime(2031, 3, 4, 10, 30, tzinfo=UTC)
     assert await store.rollup(utc_clock.now) == 4  # 06, 07, 08 and 09; 10:00 is not complete
 
+    # Within the minute retention a whole-hour step reads rollups too (same numbers, no merging),
+    # and the minutes of the current hour; buckets hold whole hours, also at the range's edges.
+    recent, resolution = await store.query("q", base + 20 * MINUTE, utc_clock.now, HOUR)
+    assert resolution == "hourly"
+    assert [p.time for p in recent] == [base + k * HOUR for k in range(5)]
+    assert [p.completed for p in recent] == [60, 60, 60, 60, 30]
+    for point in recent:
+        hour_values = [v for m, vs in raw.items() if point.time <= m < point.time + HOUR for v in vs]
+        assert_within_1pct(point.processing, hour_values)
+
     # Two days later the range starts beyond the minute retention: hourly rollups, whole-hour steps.
     utc_clock.now = datetime(2031, 3, 6, 10, 30, tzinfo=UTC)
     start, end = datetime(2031, 3, 4, 5, 0, tzinfo=UTC), datetime(2031, 3, 4, 11, 0, tzinfo=UTC)
@@ -532,10 +542,9 @@ async def test_prune_rolls_up_before_dropping_minutes(
     minutes, _ = await store.prune(now, timedelta(hours=1), timedelta(days=30))
     assert minutes == 120
     assert await count_rows(engine, rollups) == 2
-    points, resolution = await store.query("a", now - 3 * HOUR, now, HOUR)
-    # The store's own retention is 24 h, so this reads minute rows: gone. Rollups still hold them.
+    # Half-hour buckets read minute rows: gone. Whole hours read the rollups, which still hold them.
+    points, resolution = await store.query("a", now - 3 * HOUR, now, 30 * MINUTE)
     assert resolution == "minute" and not any(p.has_data for p in points)
-    store.minute_retention = timedelta(hours=1)
     points, resolution = await store.query("a", now - 3 * HOUR, now, HOUR)
     assert resolution == "hourly"
     assert [p.completed for p in points] == [60, 60, 0]

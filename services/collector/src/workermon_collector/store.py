@@ -246,7 +246,7 @@ def _snapshot_from(row: Row[Any]) -> SnapshotRow:
 # --- Combining several minutes (or hours) into one -----------------------------------------------
 
 
-def _part_columns(table: Table, with_sketches: bool) -> list[ColumnElement[Any]]:
+def _part_columns(table: Table) -> list[ColumnElement[Any]]:
     """The columns of one part (the order `_unpack` reads), from the snapshot or the rollup table.
 
     Minute rows and rollups are selected into the same shape so buckets combine them alike.
@@ -269,8 +269,7 @@ def _part_columns(table: Table, with_sketches: bool) -> list[ColumnElement[Any]]
     ]
     for prefix in ("processing", "wait"):
         columns += [c[f"{prefix}_{name}"] for name in _SUMMARY_NAMES]
-        if with_sketches:
-            columns.append(c[f"{prefix}_sketch"])
+        columns.append(c[f"{prefix}_sketch"])
     return columns
 
 
@@ -294,8 +293,8 @@ class _Part:
     wait: tuple[Any, ...]
 
 
-def _unpack(row: Sequence[Any], with_sketches: bool) -> _Part:
-    width = 6 if with_sketches else 5
+def _unpack(row: Sequence[Any]) -> _Part:
+    width = 6  # samples, p50, p95, p99, avg, sketch
     return _Part(
         time=row[0],
         counts=tuple(row[1:8]),
@@ -543,7 +542,7 @@ class SnapshotStore:
     async def _rollup_queue(self, queue: str, hours: set[int]) -> int:
         first, last = _hour_start(min(hours)), _hour_start(max(hours)) + HOUR
         stmt = (
-            select(*_part_columns(snapshots, with_sketches=True))
+            select(*_part_columns(snapshots))
             .where(snapshots.c.queue == queue, snapshots.c.minute >= first, snapshots.c.minute < last)
             .order_by(snapshots.c.minute)
         )
@@ -553,7 +552,7 @@ class SnapshotStore:
             rows = (await conn.execute(stmt)).all()
         by_hour: dict[int, list[_Part]] = defaultdict(list)
         for row in rows:
-            part = _unpack(row, with_sketches=True)
+            part = _unpack(row)
             hour = _hour_number(part.time)
             if hour in hours:
                 by_hour[hour].append(part)
@@ -617,20 +616,22 @@ class SnapshotStore:
     def plan(self, start: datetime, end: datetime, step: timedelta) -> tuple[str, timedelta]:
         """The resolution a query of [start, end) reads and the step it then uses.
 
-        "minute" while `start` is within the minute retention; otherwise "hourly", with the step
-        rounded up to whole hours (rollups cannot be split). Raises ValueError for a step that is not
-        a positive whole number of minutes, an empty range, or more than MAX_POINTS buckets.
+        "hourly" when `start` is beyond the minute retention (the step is then rounded up to whole
+        hours: rollups cannot be split) or when the step is whole hours anyway (rollups give the
+        same numbers as their 60 minutes, without merging 60 sketches per hour); otherwise
+        "minute". Raises ValueError for a step that is not a positive whole number of minutes, an
+        empty range, or more than MAX_POINTS buckets.
         """
         start, end = _aware(start), _aware(end)
         if step <= timedelta(0) or step % MINUTE:
             raise ValueError(f"step must be a positive whole number of minutes, got {step}")
         if end <= start:
             raise ValueError("end must be after start")
-        if start >= _aware(self._clock()) - self.minute_retention:
-            resolution = "minute"
-        else:
+        if start < _aware(self._clock()) - self.minute_retention:
             resolution = "hourly"
             step = max(HOUR, -(-step // HOUR) * HOUR)
+        else:
+            resolution = "hourly" if step % HOUR == timedelta(0) else "minute"
         first = floor_time(start, step)
         buckets = -(-(end - first) // step)
         if buckets > MAX_POINTS:
@@ -644,28 +645,23 @@ class SnapshotStore:
 
         Returns the points (one per bucket, has_data=False where nothing was collected) and the
         resolution read, "minute" or "hourly" (see `plan` for the choice and for the step used).
-        The hourly resolution also reads the minute rows of hours not rolled up yet, so a long range
-        ending now does not end in a gap.
+        At the hourly resolution buckets hold whole hours, also at the range's edges, and hours not
+        rolled up yet are read from their minute rows, so a range ending now does not end in a gap.
         """
         resolution, step = self.plan(start, end, step)
         start, end = _aware(start), _aware(end)
         if resolution == "minute" and step == MINUTE:
             return await self._minute_points(queue, start, end), resolution
-        with_sketches = True
         async with self._engine.connect() as conn:
             if resolution == "minute":
-                parts = await self._parts(conn, snapshots, queue, start, end, with_sketches=with_sketches)
+                parts = await self._parts(conn, snapshots, queue, start, end)
             else:
-                parts = await self._parts(
-                    conn, rollups, queue, floor_time(start, HOUR), end, with_sketches=with_sketches
-                )
                 rolled_until = floor_time(start, HOUR)
+                parts = await self._parts(conn, rollups, queue, rolled_until, end)
                 if parts:
-                    rolled_until = max(rolled_until, parts[-1].time + HOUR)
+                    rolled_until = parts[-1].time + HOUR
                 if rolled_until < end:
-                    parts += await self._parts(
-                        conn, snapshots, queue, max(start, rolled_until), end, with_sketches=with_sketches
-                    )
+                    parts += await self._parts(conn, snapshots, queue, rolled_until, end)
         return _bucket(parts, start, end, step), resolution
 
     async def _minute_points(self, queue: str, start: datetime, end: datetime) -> list[Point]:
@@ -724,7 +720,9 @@ class SnapshotStore:
                     None if r[21] is None else Durations(r[21], r[22], r[23], r[24], r[25]),
                     r[13],
                     r[14],
-                    dict(parsed),
+                    # Shared between points with equal categories (points are read-only): a copy per
+                    # minute would be 1,440 more objects for the garbage collector to walk.
+                    parsed,
                 )
             )
         return points
@@ -736,17 +734,15 @@ class SnapshotStore:
         queue: str,
         start: datetime,
         end: datetime,
-        *,
-        with_sketches: bool,
     ) -> list[_Part]:
         time_column = table.c.minute if table is snapshots else table.c.hour
         stmt: Select[Any] = (
-            select(*_part_columns(table, with_sketches))
+            select(*_part_columns(table))
             .where(table.c.queue == queue, time_column >= start, time_column < end)
             .order_by(time_column)
         )
         rows = (await conn.execute(stmt)).all()
-        return [_unpack(row, with_sketches) for row in rows]
+        return [_unpack(row) for row in rows]
 
 
 async def _fetch_plain(conn: AsyncConnection, stmt: Select[Any]) -> Sequence[Sequence[Any]]:
