@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from workermon.common.v1 import access_pb2
+from workermon.heartbeat.v1 import heartbeat_service_pb2  # noqa: F401 - registers the service descriptor
 from workermon_core.auth import TokenAuthority, load_or_create_secret, method_roles, role_allows
 from workermon_core.errors import Unauthenticated
 
