@@ -199,6 +199,12 @@ class QueueBackend(Protocol):
         """Jobs that finished in [start_ms, end_ms), earliest first, at most `limit`."""
         ...
 
+    async def finished_between_many(
+        self, queues: Sequence[str], start_ms: int, end_ms: int, limit: int = 10_000
+    ) -> dict[str, list[FinishedJob]]:
+        """`finished_between` for many queues at once (each capped at `limit`)."""
+        ...
+
     async def latest_event_id(self, queue: str) -> str | None:
         """Id of the newest entry ever added to the queue's event stream, or None."""
         ...
@@ -570,35 +576,44 @@ class BullMQBackend:
         BullMQ scores its completed/failed ZSETs by finishedOn. Jobs removed on completion/failure (or
         trimmed by keep-count/age) are not there; jobs removed between the two round trips are skipped.
         """
-        if end_ms <= start_ms or limit < 1:
-            return []
+        return (await self.finished_between_many([queue], start_ms, end_ms, limit))[queue]
+
+    async def finished_between_many(
+        self, queues: Sequence[str], start_ms: int, end_ms: int, limit: int = 10_000
+    ) -> dict[str, list[FinishedJob]]:
+        """`finished_between` for many queues in two round trips for all of them together."""
+        result: dict[str, list[FinishedJob]] = {q: [] for q in queues}
+        if end_ms <= start_ms or limit < 1 or not queues:
+            return result
         states: tuple[Literal["completed", "failed"], ...] = ("completed", "failed")
         async with self.redis.pipeline(transaction=False) as pipe:
-            for state in states:
-                pipe.zrangebyscore(
-                    self.key(queue, state), start_ms, f"({end_ms}", start=0, num=limit, withscores=True
-                )
+            for queue in queues:
+                for state in states:
+                    pipe.zrangebyscore(
+                        self.key(queue, state), start_ms, f"({end_ms}", start=0, num=limit, withscores=True
+                    )
             ranges = await pipe.execute()
-        members: list[tuple[float, str, Literal["completed", "failed"]]] = []
-        for state, pairs in zip(states, ranges, strict=True):
-            members += [(float(score), _text(job_id), state) for job_id, score in pairs]
-        members.sort()
-        members = members[:limit]
-        if not members:
-            return []
+        wanted: list[tuple[str, float, str, Literal["completed", "failed"]]] = []
+        for i, queue in enumerate(queues):
+            members: list[tuple[float, str, Literal["completed", "failed"]]] = []
+            for j, state in enumerate(states):
+                members += [(float(score), _text(job_id), state) for job_id, score in ranges[2 * i + j]]
+            members.sort()
+            wanted += [(queue, *member) for member in members[:limit]]
+        if not wanted:
+            return result
         async with self.redis.pipeline(transaction=False) as pipe:
-            for _, job_id, _ in members:
+            for queue, _, job_id, _ in wanted:
                 pipe.execute_command(
                     "HMGET", self.key(queue, job_id), "timestamp", "processedOn", "finishedOn", "atm"
                 )
             fields = await pipe.execute()
-        jobs: list[FinishedJob] = []
-        for (score, job_id, state), values in zip(members, fields, strict=True):
+        for (queue, score, job_id, state), values in zip(wanted, fields, strict=True):
             timestamp, processed, finished, attempts = values
             enqueued = _int(timestamp)
             if enqueued is None:
                 continue
-            jobs.append(
+            result[queue].append(
                 FinishedJob(
                     job_id=job_id,
                     state=state,
@@ -608,4 +623,4 @@ class BullMQBackend:
                     attempts_made=_int(attempts),
                 )
             )
-        return jobs
+        return result
