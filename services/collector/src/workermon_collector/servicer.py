@@ -143,7 +143,7 @@ class CollectorServicer(pb_grpc.CollectorServiceServicer):
         step_message.FromTimedelta(step)
         response = pb.QuerySnapshotsResponse(queue=request.queue, step=step_message, resolution=resolution)
         for point in points:
-            response.points.append(point_message(point))
+            fill_point(response.points.add(), point)
         return response
 
     def _default_step(self, start: datetime, end: datetime) -> timedelta:
@@ -173,48 +173,41 @@ class CollectorServicer(pb_grpc.CollectorServiceServicer):
         )
 
 
-def _point_durations(value: Durations | None) -> pb.Durations | None:
-    if value is None:
-        return None
-    return pb.Durations(
-        samples=value.samples,
-        p50_ms=value.p50_ms,
-        p95_ms=value.p95_ms,
-        p99_ms=value.p99_ms,
-        avg_ms=value.avg_ms,
-    )
+def _fill_durations(target: pb.Durations, value: Durations) -> None:
+    target.samples = value.samples
+    target.p50_ms = value.p50_ms
+    target.p95_ms = value.p95_ms
+    target.p99_ms = value.p99_ms
+    target.avg_ms = value.avg_ms
 
 
-def point_message(point: Point) -> pb.SnapshotPoint:
-    """A store point as the API returns it (a gap carries only its time and has_data=false)."""
-    message = pb.SnapshotPoint(time=_stamp(point.time), has_data=point.has_data)
+def fill_point(message: pb.SnapshotPoint, point: Point) -> None:
+    """Write a store point into a response's point in place (a gap carries only its time).
+
+    Fields are set directly rather than built and copied: a day at one-minute steps is 1,440 points,
+    and the temporary messages doubled the time to build the response.
+    """
+    message.time.seconds = int(point.time.timestamp())
+    message.has_data = point.has_data
     if not point.has_data:
-        return message
+        return
     if point.counts is not None:
-        c = point.counts
-        message.counts.CopyFrom(
-            pb.JobCounts(
-                waiting=c.waiting,
-                active=c.active,
-                delayed=c.delayed,
-                prioritized=c.prioritized,
-                waiting_children=c.waiting_children,
-                completed=c.completed,
-                failed=c.failed,
-            )
-        )
+        c, counts = point.counts, message.counts
+        counts.waiting, counts.active, counts.delayed = c.waiting, c.active, c.delayed
+        counts.prioritized, counts.waiting_children = c.prioritized, c.waiting_children
+        counts.completed, counts.failed = c.completed, c.failed
     message.paused = point.paused
     message.completed = point.completed
     message.failed = point.failed
     message.retried = point.retried
     message.approximate = point.approximate
-    if (processing := _point_durations(point.processing)) is not None:
-        message.processing.CopyFrom(processing)
-    if (wait := _point_durations(point.wait)) is not None:
-        message.wait.CopyFrom(wait)
+    if point.processing is not None:
+        _fill_durations(message.processing, point.processing)
+    if point.wait is not None:
+        _fill_durations(message.wait, point.wait)
     if point.oldest_waiting_ms is not None:
         message.oldest_waiting_ms = point.oldest_waiting_ms
     if point.online_workers is not None:
         message.online_workers = point.online_workers
-    message.failures_by_category.update(point.failures_by_category)
-    return message
+    if point.failures_by_category:
+        message.failures_by_category.update(point.failures_by_category)
