@@ -47,6 +47,7 @@ fmt: setup
 
 bench: setup
 	$(UV) run --frozen python -m bench.heartbeat
+	$(UV) run --frozen python -m bench.collector
 
 clean:
 	rm -rf .venv .tools build libs/proto/src/workermon .pytest_cache .mypy_cache .ruff_cache
