@@ -34,6 +34,13 @@ def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
+def text(value: bytes | str | None) -> str:
+    """A Redis reply value as text ("" for a missing one), whatever the client's decode setting."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def key_prefix(prefix: str) -> str:
     """The hash-tagged root of every suite key, so multi-key scripts stay in one Redis Cluster slot."""
     return "{" + prefix + "}"

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from workermon_core.redis_store import key_prefix
+from workermon_core.redis_store import text as _text
 from workermon_queues.backend import EventBatch, QueueBackend
 from workermon_queues.classify import FailureClassifier
 
@@ -193,12 +194,6 @@ class EventFollower:
                 pipe.hgetall(self._totals_key(queue))
             replies = await pipe.execute()
         return {q: _counts(replies[2 * i], replies[2 * i + 1]) for i, q in enumerate(queues)}
-
-
-def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def _counts(fields: dict[bytes, bytes], totals: dict[bytes, bytes]) -> MinuteCounts:

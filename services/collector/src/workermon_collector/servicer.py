@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 import grpc
@@ -11,6 +10,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from workermon.collector.v1 import collector_service_pb2 as pb
 from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
 from workermon_core.errors import InvalidArgument, NotFound
+from workermon_core.validation import queue_name
 
 from .collector import Collector, to_datetime
 from .rows import DurationSummary, SnapshotRow
@@ -18,7 +18,6 @@ from .store import Durations, Point, SnapshotStore
 
 MAX_POINTS = 1500
 MAX_QUEUES_PER_CALL = 1000
-_QUEUE_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
 
 
 def _stamp(moment: datetime) -> timestamp_pb2.Timestamp:
@@ -72,13 +71,6 @@ def snapshot_message(row: SnapshotRow) -> pb.QueueSnapshot:
     if row.online_workers is not None:
         message.online_workers = row.online_workers
     return message
-
-
-def queue_name(value: str, field: str) -> str:
-    """1-200 printable characters."""
-    if not _QUEUE_RE.match(value):
-        raise InvalidArgument(field, "must be 1-200 characters with no control characters")
-    return value
 
 
 class CollectorServicer(pb_grpc.CollectorServiceServicer):

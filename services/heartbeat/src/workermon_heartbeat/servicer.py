@@ -15,9 +15,11 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
-from workermon_core import context, pagination
+from workermon_core import pagination
+from workermon_core.context import current_subject
 from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from workermon_core.server import Outage, raise_if_cancelling
+from workermon_core.validation import queue_name
 
 from . import validation
 from .events import EventHub
@@ -145,7 +147,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         if request.status not in pb.WorkerStatus.values():
             raise InvalidArgument("status", "unknown status")
         if request.queue:
-            validation.queue_name(request.queue, "queue")
+            queue_name(request.queue, "queue")
         if len(request.hostname) > 255:
             raise InvalidArgument("hostname", "must be at most 255 characters")
         filters = (request.status, request.queue, request.hostname)
@@ -222,7 +224,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
             job_id=request.job_id,
             reason=request.reason,
             ttl=ttl,
-            requested_by=context_subject(),
+            requested_by=current_subject(),
         )
         log.info(
             "command_sent",
@@ -250,7 +252,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         if not 1 <= len(request.queues) <= 1000:
             raise InvalidArgument("queues", "name 1 to 1,000 queues")
         for i, queue in enumerate(request.queues):
-            validation.queue_name(queue, f"queues[{i}]")
+            queue_name(queue, f"queues[{i}]")
         minute = request.minute_time.ToMilliseconds()
         if minute % 60_000:
             raise InvalidArgument("minute_time", "must be a whole minute")
@@ -343,8 +345,3 @@ def merge_sketch(into: pb.DurationSketch, other: pb.DurationSketch) -> None:
     into.zero_count += other.zero_count
     for key, n in other.bins.items():
         into.bins[key] = into.bins.get(key, 0.0) + n
-
-
-def context_subject() -> str:
-    """Who sent the command (the token's subject)."""
-    return context.current_subject()

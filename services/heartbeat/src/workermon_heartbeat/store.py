@@ -14,6 +14,7 @@ from redis.typing import EncodableT, FieldT
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.redis_store import key_prefix
+from workermon_core.redis_store import text as _text
 
 from . import scripts
 
@@ -84,12 +85,6 @@ def fingerprint(rep: pb.WorkerReport) -> str:
         rep.hostname,
     )
     return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
-
-
-def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class Registry:

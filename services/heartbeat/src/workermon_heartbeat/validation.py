@@ -7,9 +7,9 @@ from collections.abc import Iterable
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.errors import InvalidArgument
+from workermon_core.validation import queue_name
 
 WORKER_ID_RE = re.compile(r"^[A-Za-z0-9._:@/\-]{1,200}$")
-_NAME_RE = re.compile(r"^[^\x00-\x1f\x7f]{1,200}$")
 MAX_QUEUES = 64
 MAX_LABELS = 32
 MAX_ACTIVE_JOB_IDS = 1000
@@ -26,13 +26,6 @@ def worker_id(value: str, field: str = "worker_id") -> str:
         raise InvalidArgument(field, "is required")
     if not WORKER_ID_RE.match(value):
         raise InvalidArgument(field, "must be 1-200 characters of letters, digits and . _ : @ / -")
-    return value
-
-
-def queue_name(value: str, field: str) -> str:
-    """1-200 printable characters."""
-    if not _NAME_RE.match(value):
-        raise InvalidArgument(field, "must be 1-200 characters with no control characters")
     return value
 
 
