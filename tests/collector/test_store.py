@@ -241,6 +241,58 @@ async def test_latest_and_queues(store: SnapshotStore, make_row: MakeRow, utc_cl
     assert await store.queues() == ["a", "b"]
 
 
+async def test_summarize_sums_a_day_an_hour_and_fifteen_minutes(
+    store: SnapshotStore, make_row: MakeRow, utc_clock: UTCClock
+) -> None:
+    assert await store.summarize() == (None, [], None)
+    newest = utc_clock.now.replace(second=0, microsecond=0)
+    fast, slow = [10.0] * 50, [100.0] * 50
+    rows = [
+        # Older than 24 h before the newest minute: outside every sum.
+        make_row("a", newest - 24 * HOUR, completed_in_minute=1000, failed_in_minute=1000),
+        make_row(
+            "a",
+            newest - 23 * HOUR,
+            completed_in_minute=7,
+            failed_in_minute=3,
+            failures_by_category={"timeout": 3},
+        ),
+        make_row(
+            "a",
+            newest - 30 * MINUTE,
+            completed_in_minute=5,
+            failed_in_minute=2,
+            failures_by_category={"network": 2},
+            processing=summary_of(slow),
+        ),
+        make_row(
+            "a",
+            newest - 10 * MINUTE,
+            completed_in_minute=4,
+            failed_in_minute=1,
+            failures_by_category={"network": 1},
+            processing=summary_of(fast),
+        ),
+        make_row(
+            "a", newest, completed_in_minute=2, failed_in_minute=0, waiting=9, processing=summary_of(slow)
+        ),
+        make_row("b", newest - 5 * MINUTE, completed_in_minute=1, failed_in_minute=0, waiting=3),
+    ]
+    await store.write(rows)
+    minute, summaries, overall = await store.summarize()
+    assert minute == newest
+    a, b = summaries
+    assert a.queue == "a" and a.latest is not None and a.latest.minute == newest and a.latest.waiting == 9
+    assert (a.completed_24h, a.failed_24h, a.minutes_24h) == (18, 6, 4)
+    assert a.failures_by_category_1h == {"network": 3}
+    assert_within_1pct(a.processing_15m, fast + slow)
+    assert b.latest is not None and b.latest.minute == newest - 5 * MINUTE
+    assert (b.completed_24h, b.failed_24h, b.minutes_24h) == (1, 0, 1) and b.processing_15m is None
+    assert_within_1pct(overall, fast + slow)
+    _, only_b, _ = await store.summarize(["b", "missing"])
+    assert [s.queue for s in only_b] == ["b"]
+
+
 # --- Queries --------------------------------------------------------------------------------------
 
 

@@ -146,6 +146,31 @@ class CollectorServicer(pb_grpc.CollectorServiceServicer):
         except ValueError:
             return self.store.plan(start, end, timedelta(minutes=minutes + 1))[1]
 
+    async def SummarizeQueues(
+        self, request: pb.SummarizeQueuesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SummarizeQueuesResponse:
+        """Latest row, 24-hour totals, last hour's categories and 15-minute durations of every queue."""
+        if len(request.queues) > MAX_QUEUES_PER_CALL:
+            raise InvalidArgument("queues", f"at most {MAX_QUEUES_PER_CALL} queues per call")
+        for name in request.queues:
+            queue_name(name, "queues")
+        newest, summaries, overall = await self.store.summarize(list(request.queues))
+        response = pb.SummarizeQueuesResponse(processing_15m=_durations(overall))
+        if newest is not None:
+            response.minute_time.CopyFrom(_stamp(newest))
+        for summary in summaries:
+            item = response.summaries.add(
+                queue=summary.queue,
+                completed_24h=summary.completed_24h,
+                failed_24h=summary.failed_24h,
+                minutes_24h=summary.minutes_24h,
+                failures_by_category_1h=summary.failures_by_category_1h,
+                processing_15m=_durations(summary.processing_15m),
+            )
+            if summary.latest is not None:
+                item.latest.CopyFrom(snapshot_message(summary.latest))
+        return response
+
     async def GetCollectorStatus(
         self, request: pb.GetCollectorStatusRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetCollectorStatusResponse:
