@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from bullmq import Queue, Worker
+from bullmq import Job, Queue, Worker
 
 from workermon_queues.backend import BullMQBackend
+from workermon_queues.bullmq_jobs import BullMQJobs
 
 
 async def until(check: Callable[[], Awaitable[bool]], limit: float = 20.0, what: str = "condition") -> None:
@@ -56,8 +57,15 @@ class Bull:
             self.queues[name] = Queue(name, self.opts)
         return self.queues[name]
 
-    def worker(self, name: str, processor: Callable[..., Awaitable[Any]], **opts: Any) -> Worker:
-        worker = Worker(name, processor, {**self.opts, **opts})
+    def worker(
+        self,
+        name: str,
+        processor: Callable[..., Awaitable[Any]],
+        options: dict[str, Any] | None = None,
+        **opts: Any,
+    ) -> Worker:
+        # `options` carries what cannot be a keyword here (a worker's own `name`).
+        worker = Worker(name, processor, {**self.opts, **(options or {}), **opts})
         self.workers.append(worker)
         return worker
 
@@ -105,3 +113,26 @@ class CountingRedis:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+@pytest.fixture
+async def jobs(redis: aioredis.Redis, bull: Bull) -> AsyncIterator[BullMQJobs]:
+    """Job browsing and actions over the test's prefix, sharing the test's Redis client."""
+    actions = BullMQJobs(redis, prefix=bull.prefix)
+    try:
+        yield actions
+    finally:
+        await actions.close()
+
+
+class Gate:
+    """A processor that holds every job it gets until released (keeps jobs active on purpose)."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.started: list[str] = []
+
+    async def __call__(self, job: Job, token: str) -> str:
+        self.started.append(job.id)
+        await self.release.wait()
+        return "released"

@@ -1,4 +1,4 @@
-"""Worker Monitor's queue backends: read (and later drive) job queues behind one interface."""
+"""Worker Monitor's queue backends: read and drive job queues behind one interface."""
 
 from workermon_queues.backend import (
     BullMQBackend,
@@ -8,16 +8,38 @@ from workermon_queues.backend import (
     QueueEvent,
     QueueState,
 )
+from workermon_queues.bullmq_jobs import MAX_EXAMINED, MAX_PAGE_SIZE, BullMQJobs
 from workermon_queues.classify import DEFAULT_RULES, FailureClassifier, parse_rules
+from workermon_queues.jobs import (
+    CLEANABLE_STATES,
+    JOB_STATES,
+    JobActions,
+    JobDetail,
+    JobIsActive,
+    JobPage,
+    JobSummary,
+    TimelineEntry,
+)
 
 __all__ = [
+    "CLEANABLE_STATES",
     "DEFAULT_RULES",
+    "JOB_STATES",
+    "MAX_EXAMINED",
+    "MAX_PAGE_SIZE",
     "BullMQBackend",
+    "BullMQJobs",
     "EventBatch",
     "FailureClassifier",
     "FinishedJob",
+    "JobActions",
+    "JobDetail",
+    "JobIsActive",
+    "JobPage",
+    "JobSummary",
     "QueueBackend",
     "QueueEvent",
     "QueueState",
+    "TimelineEntry",
     "parse_rules",
 ]
