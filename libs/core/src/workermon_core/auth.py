@@ -140,10 +140,26 @@ def method_roles(service_names: list[str]) -> dict[str, int]:
     return roles
 
 
+def action_roles(service_name: str) -> dict[str, int]:
+    """Map each audited action of a service ('Method') to the role it needs (its action_role)."""
+    service = descriptor_pool.Default().FindServiceByName(service_name)
+    roles: dict[str, int] = {}
+    for method in service.methods:
+        role = int(method.GetOptions().Extensions[access_pb2.action_role])
+        if role != access_pb2.ROLE_UNSPECIFIED:
+            roles[method.name] = role
+    return roles
+
+
+def role_name(role: int) -> str:
+    """'operator' for ROLE_OPERATOR."""
+    return access_pb2.Role.Name(access_pb2.Role.ValueType(role)).removeprefix("ROLE_").lower()
+
+
 def authorize(principal: Principal, method: str, required: int) -> None:
     """Raise PermissionDenied unless the principal's role admits the RPC."""
     if not role_allows(principal.role, required):
-        needed = access_pb2.Role.Name(access_pb2.Role.ValueType(required)).removeprefix("ROLE_").lower()
+        needed = role_name(required)
         raise PermissionDenied(
             f"role {principal.role!r} may not call {method.rsplit('/', 1)[-1]} (needs {needed})",
             reason="ROLE_NOT_ALLOWED",

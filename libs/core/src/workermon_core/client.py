@@ -10,6 +10,7 @@ import grpc
 from . import context
 
 StubT = TypeVar("StubT")
+MAX_RECEIVE_BYTES = 32 * 1024 * 1024
 
 
 class _AddMetadata:
@@ -52,7 +53,12 @@ def open_channel(target: str, token: str | Callable[[], str]) -> grpc.aio.Channe
     """An insecure aio channel to `target` that authenticates every call."""
     provider = token if callable(token) else (lambda: token)
     kinds = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
-    return grpc.aio.insecure_channel(target, interceptors=[kind(provider) for kind in kinds])
+    return grpc.aio.insecure_channel(
+        target,
+        interceptors=[kind(provider) for kind in kinds],
+        # A job's whole payload may be asked for (GetJob with full=true): allow more than the 4 MiB default.
+        options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)],
+    )
 
 
 def stub(stub_class: Callable[[grpc.aio.Channel], StubT], channel: grpc.aio.Channel) -> StubT:

@@ -82,10 +82,37 @@ class Unavailable(DomainError):
     default_reason = "UNAVAILABLE"
 
 
+class PeerError(DomainError):
+    """Another service of the suite answered with an error: passed on with its code and reason."""
+
+    def __init__(self, call: grpc.aio.AioRpcError) -> None:
+        code = call.code()
+        info = error_info(call)
+        if code in (
+            grpc.StatusCode.UNAVAILABLE,
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            grpc.StatusCode.CANCELLED,
+        ):
+            # Which peer failed matters to the operator; the peer's own transport words do not.
+            super().__init__(
+                f"a service this call needs is unavailable: {call.details()}", reason="PEER_UNAVAILABLE"
+            )
+            self.code = grpc.StatusCode.UNAVAILABLE
+            return
+        super().__init__(
+            call.details() or code.name,
+            reason=info.reason if info is not None and info.reason else code.name,
+            metadata=dict(info.metadata) if info is not None else None,
+        )
+        self.code = code if code in _CODE_NUMBERS else grpc.StatusCode.INTERNAL
+
+
 def translate(exc: BaseException) -> DomainError | None:
     """Turn a known infrastructure exception into a domain error; None when it is a bug."""
     if isinstance(exc, DomainError):
         return exc
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return PeerError(exc)
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
         return Unavailable("Redis is unreachable", reason="REDIS_UNAVAILABLE")
     if isinstance(exc, redis.exceptions.BusyLoadingError):

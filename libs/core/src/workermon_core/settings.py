@@ -66,6 +66,20 @@ class Settings(BaseSettings):
     heartbeat_target: str | None = None
     collector_schedule: bool = True
 
+    # MonitorService
+    # Where MonitorService reaches CollectorService; default: this process's own port.
+    collector_target: str | None = None
+    # A queue is DEGRADED above this many waiting jobs; per queue as "queue=threshold,...".
+    backlog_threshold: int = Field(200, ge=1, le=1_000_000_000)
+    backlog_thresholds: str = ""
+    # Names to show for queues, as "queue=Display name,...".
+    queue_display_names: str = ""
+    # Job data and return values are cut at this size unless the whole value is asked for.
+    job_data_max_bytes: int = Field(65_536, ge=1024, le=16 * 1024 * 1024)
+    # Live counts are read from Redis at most this often, whatever the number of callers.
+    live_max_age_seconds: float = Field(1.0, ge=0.0, le=60)
+    audit_retention_days: float = Field(90.0, ge=1, le=3660)
+
     @field_validator("redis_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
@@ -86,9 +100,46 @@ class Settings(BaseSettings):
         return value or None
 
     @cached_property
+    def queue_backlog_thresholds(self) -> dict[str, int]:
+        """Per-queue backlog thresholds from WORKERMON_BACKLOG_THRESHOLDS."""
+        return {name: int(value) for name, value in _pairs(self.backlog_thresholds).items()}
+
+    @cached_property
+    def display_names(self) -> dict[str, str]:
+        """Per-queue display names from WORKERMON_QUEUE_DISPLAY_NAMES."""
+        return _pairs(self.queue_display_names)
+
+    @field_validator("backlog_thresholds")
+    @classmethod
+    def _check_thresholds(cls, value: str) -> str:
+        for name, threshold in _pairs(value).items():
+            if not threshold.isdigit() or int(threshold) < 1:
+                raise ValueError(f"threshold of {name!r} must be a positive whole number, not {threshold!r}")
+        return value
+
+    @field_validator("queue_display_names")
+    @classmethod
+    def _check_names(cls, value: str) -> str:
+        _pairs(value)
+        return value
+
+    @cached_property
     def grpc_address(self) -> str:
         """host:port the gRPC server binds to."""
         return f"{self.grpc_host}:{self.grpc_port}"
+
+
+def _pairs(text: str) -> dict[str, str]:
+    """'a=1, b=2' as {'a': '1', 'b': '2'}; ValueError naming the first malformed item."""
+    pairs: dict[str, str] = {}
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ValueError(f"{item.strip()!r} is not name=value")
+        pairs[name.strip()] = value.strip()
+    return pairs
 
 
 def env_name(field: str) -> str:

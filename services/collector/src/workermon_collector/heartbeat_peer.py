@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import grpc
 from ddsketch import DDSketch
 from ddsketch.ddsketch import BaseDDSketch
 from ddsketch.mapping import LogarithmicMapping
@@ -13,7 +12,7 @@ from ddsketch.store import DenseStore
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon_core.auth import TokenAuthority
-from workermon_core.client import open_channel
+from workermon_core.peer import Peer, ServiceTokens
 
 from . import sketches
 
@@ -25,15 +24,12 @@ class HeartbeatPeer:
 
     def __init__(self, target: str, authority: TokenAuthority) -> None:
         self.target = target
-        self.authority = authority
-        self._channel: grpc.aio.Channel | None = None
+        self._peer = Peer(
+            target, hb_grpc.HeartbeatServiceStub, ServiceTokens(authority, "collector", "viewer").own
+        )
 
     def _stub(self) -> hb_grpc.HeartbeatServiceStub:
-        if self._channel is None:
-            self._channel = open_channel(
-                self.target, lambda: self.authority.mint("collector", "viewer", ttl_seconds=300)
-            )
-        return hb_grpc.HeartbeatServiceStub(self._channel)
+        return self._peer.stub
 
     async def online(self) -> dict[str, int]:
         """Online workers per queue."""
@@ -52,9 +48,7 @@ class HeartbeatPeer:
 
     async def close(self) -> None:
         """Close the channel."""
-        if self._channel is not None:
-            await self._channel.close()
-            self._channel = None
+        await self._peer.close()
 
 
 def to_sketch(message: hb_pb.DurationSketch) -> DDSketch | None:
