@@ -32,7 +32,13 @@ run: setup
 	$(UV) run --frozen workermon migrate
 	$(UV) run --frozen workermon up $(if $(filter 0,$(DEMO)),--no-demo,--demo)
 
-test: setup
+# Node BullMQ for the cross-language queue tests, installed exactly from the lock (again when it changes).
+tests/node/node_modules/.installed: tests/node/package-lock.json tests/node/package.json
+	@command -v npm >/dev/null || { echo "Node.js 20+ with npm is required for the tests"; exit 1; }
+	npm ci --prefix tests/node --no-audit --no-fund
+	touch $@
+
+test: setup tests/node/node_modules/.installed
 	$(UV) run --frozen pytest
 
 lint: setup

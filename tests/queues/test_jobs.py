@@ -14,6 +14,7 @@ from bullmq import Job
 
 from tests.queues.conftest import Bull, Gate, until
 from workermon_core.errors import InvalidArgument, NotFound
+from workermon_core.redis_store import text
 from workermon_queues import JOB_STATES, BullMQJobs, JobPage, JobSummary
 
 REASONS = {
@@ -86,10 +87,9 @@ async def _raw_order(redis: aioredis.Redis, prefix: str, state: str) -> list[str
     key = {"waiting": "wait", "waiting_children": "waiting-children"}.get(state, state)
     full = f"{prefix}:work:{key}"
     if state in ("waiting", "active", "paused"):
-        raw = await redis.lrange(full, 0, -1)
-    else:
-        raw = await redis.zrevrange(full, 0, -1)
-    return [r.decode() for r in raw]
+        return [text(r) for r in await redis.lrange(full, 0, -1)]
+    members: list[Any] = await redis.zrevrange(full, 0, -1)
+    return [text(r) for r in members]
 
 
 async def _all_pages(jobs: BullMQJobs, states: list[str], size: int, **filters: str) -> list[JobPage]:
@@ -134,7 +134,7 @@ async def test_each_state_lists_its_jobs_newest_first(
         assert job.duration_ms == job.finished_ms - job.processed_ms >= 0
         assert job.created_ms <= job.processed_ms
         assert job.failed_reason == "" and job.failure_category == ""
-    assert [j.finished_ms for j in completed] == sorted((j.finished_ms for j in completed), reverse=True)
+    assert [j.finished_ms for j in completed] == sorted((j.finished_ms or 0 for j in completed), reverse=True)
 
     failed = {j.name: j for j in (await jobs.list_jobs("work", ["failed"], 10, None)).jobs}
     assert set(failed) == set(REASONS)
@@ -176,6 +176,7 @@ async def test_pages_stay_put_while_new_jobs_arrive(
     before = await _raw_order(redis, bull.prefix, "completed")
     # Many jobs finish in the same millisecond: give a run of them one score, the order is then by id.
     tie = await redis.zscore(f"{bull.prefix}:work:completed", before[3])
+    assert tie is not None
     await redis.zadd(f"{bull.prefix}:work:completed", dict.fromkeys(before[3:9], tie), xx=True)
     before = await _raw_order(redis, bull.prefix, "completed")
 
