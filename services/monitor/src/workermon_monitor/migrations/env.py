@@ -1,0 +1,9 @@
+"""Alembic environment of MonitorService: its metadata, recorded in `monitor_alembic_version`."""
+
+from __future__ import annotations
+
+from workermon_core.migrations import run_environment
+from workermon_monitor.audit_models import AuditBase
+from workermon_monitor.migrate import VERSION_TABLE
+
+run_environment(AuditBase.metadata, VERSION_TABLE)
