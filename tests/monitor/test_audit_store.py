@@ -145,7 +145,7 @@ def _fields(value: AuditEntry) -> dict[str, Any]:
 
 async def test_store_has_no_update_or_delete_of_single_entries() -> None:
     public = {name for name in dir(AuditStore) if not name.startswith("_")}
-    assert public == {"append", "get", "list", "list_query", "prune", "prune_expired", "retention"}
+    assert public == {"append", "engine", "get", "list", "list_query", "prune", "prune_expired", "retention"}
 
 
 # --- Filters --------------------------------------------------------------------------------------

@@ -121,6 +121,11 @@ class AuditStore:
         self._clock = clock
 
     @property
+    def engine(self) -> AsyncEngine:
+        """The engine the store writes through (owned by the caller, who disposes of it)."""
+        return self._engine
+
+    @property
     def retention(self) -> timedelta:
         """How long entries are kept by `prune_expired`."""
         return self._retention
