@@ -143,9 +143,30 @@ def _fields(value: AuditEntry) -> dict[str, Any]:
     return {name: getattr(value, name) for name in AuditEntry.__dataclass_fields__}
 
 
-async def test_store_has_no_update_or_delete_of_single_entries() -> None:
+async def test_the_only_change_is_completing_a_pending_entry_once(audit_store: AuditStore) -> None:
     public = {name for name in dir(AuditStore) if not name.startswith("_")}
-    assert public == {"append", "engine", "get", "list", "list_query", "prune", "prune_expired", "retention"}
+    assert public == {
+        "append",
+        "complete",
+        "engine",
+        "get",
+        "list",
+        "list_query",
+        "prune",
+        "prune_expired",
+        "retention",
+    }
+    pending = await audit_store.append(entry(outcome="PENDING"))
+    finished = await audit_store.append(entry(outcome="SUCCEEDED"))
+    assert await audit_store.complete(pending, "SUCCEEDED", '{"changed": true}')
+    assert not await audit_store.complete(pending, "FAILED", '{"error": "again"}')
+    assert not await audit_store.complete(finished, "FAILED", "{}")
+    with pytest.raises(ValueError, match="final outcome"):
+        await audit_store.complete(finished, "PENDING", "{}")
+    row = await audit_store.get(pending)
+    assert row is not None and row.outcome == "SUCCEEDED" and row.result == '{"changed": true}'
+    untouched = await audit_store.get(finished)
+    assert untouched is not None and untouched.outcome == "SUCCEEDED" and untouched.result == "{}"
 
 
 # --- Filters --------------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ from workermon_core.redis_store import EmbeddedRedis, connect
 from workermon_core.server import ServiceSpec, SuiteServer, start_server
 from workermon_core.settings import Settings
 from workermon_heartbeat import service as heartbeat_service
+from workermon_monitor import migrate as monitor_migrations
+from workermon_monitor import service as monitor_service
 
 
 @dataclass
@@ -79,15 +81,21 @@ def _collector(settings: Settings, deps: Dependencies, authority: TokenAuthority
     return spec
 
 
+def _monitor(settings: Settings, deps: Dependencies, authority: TokenAuthority) -> ServiceSpec:
+    spec, _ = monitor_service.build(settings, deps.redis, deps.queue_redis, deps.engine, authority)
+    return spec
+
+
 # Loki-style targets: each service alone, or `all` of them in one process.
-TARGETS: dict[str, TargetBuilder] = {"heartbeat": _heartbeat, "collector": _collector}
+TARGETS: dict[str, TargetBuilder] = {"heartbeat": _heartbeat, "collector": _collector, "monitor": _monitor}
 
 
 async def migrate(settings: Settings) -> list[str]:
     """Apply every service's migrations to the history database; returns what was migrated."""
     url = database_url(settings)
     await collector_migrations.upgrade(url)
-    return ["collector"]
+    await monitor_migrations.upgrade(url)
+    return ["collector", "monitor"]
 
 
 def resolve_targets(target: str) -> list[str]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeAlias
 
-from sqlalchemy import ColumnElement, Select, and_, delete, insert, or_, select
+from sqlalchemy import ColumnElement, Select, and_, delete, insert, or_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -160,6 +160,27 @@ class AuditStore:
         if key is None:  # only for an INSERT without a primary key column, which this is not
             raise RuntimeError("the database returned no id for the audit entry")
         return int(key[0])
+
+    async def complete(self, audit_id: int, outcome: str, result: str) -> bool:
+        """Give a PENDING entry its outcome and result, once; False if it was not PENDING.
+
+        The one change the log allows: an allowed action is recorded before it runs (so it never runs
+        unrecorded) and this records how it ended. A finished entry is never changed.
+        """
+        if outcome == AuditOutcome.PENDING or outcome not in set(AuditOutcome):
+            raise ValueError(f"an entry can only be completed to a final outcome, not {outcome!r}")
+        json.loads(result)
+        stmt = (
+            update(audit_log)
+            .where(audit_log.c.id == audit_id, audit_log.c.outcome == AuditOutcome.PENDING.value)
+            .values(outcome=outcome, result=result)
+        )
+        try:
+            async with self._engine.begin() as conn:
+                changed = (await conn.execute(stmt)).rowcount
+        except _UNREACHABLE as exc:
+            raise _unavailable("cannot complete the audit entry") from exc
+        return bool(changed)
 
     async def get(self, audit_id: int) -> AuditEntryRow | None:
         """The entry with id `audit_id`, or None."""

@@ -44,6 +44,8 @@ class AuditOutcome(StrEnum):
     FAILED = "FAILED"
     DENIED = "DENIED"
     REFUSED = "REFUSED"
+    # Written before an allowed action runs; completed once, to one of the outcomes above, after it.
+    PENDING = "PENDING"
 
 
 class AuditEntityType(StrEnum):

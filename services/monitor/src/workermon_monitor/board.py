@@ -1,0 +1,299 @@
+"""The queue board: every queue's live counts, status and recent metrics, shared by all callers.
+
+A dashboard of fifty open tabs must not become fifty readers of Redis. Live counts are read at most
+once per `live_max_age` (concurrent callers wait for the one read in flight), the queue list at most
+every `DISCOVERY_SECONDS`, and the collector's per-minute history at most every `HISTORY_SECONDS` (it
+changes once a minute). Each reading is turned into the API messages once; callers share them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import structlog
+
+from workermon.collector.v1 import collector_service_pb2 as col_pb
+from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
+from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
+from workermon.monitor.v1 import monitor_service_pb2 as pb
+from workermon_core.errors import NotFound
+from workermon_core.peer import Peer
+from workermon_core.server import Outage
+from workermon_queues.backend import BullMQBackend, QueueState
+
+log = structlog.get_logger("workermon.monitor")
+
+DISCOVERY_SECONDS = 10.0
+HISTORY_SECONDS = 10.0
+PEER_TIMEOUT_SECONDS = 2.0
+TOP_CATEGORIES = 5
+
+T = TypeVar("T")
+
+
+class Shared(Generic[T]):
+    """A value recomputed at most every `max_age` seconds; concurrent callers share one computation."""
+
+    def __init__(
+        self, compute: Callable[[], Awaitable[T]], max_age: float, clock: Callable[[], float]
+    ) -> None:
+        self._compute = compute
+        self._max_age = max_age
+        self._clock = clock
+        self._value: T | None = None
+        self._at = float("-inf")
+        self._running: asyncio.Future[T] | None = None
+
+    def invalidate(self) -> None:
+        """Make the next get() recompute (after an action changed what the value shows)."""
+        self._at = float("-inf")
+
+    async def get(self) -> T:
+        """The value, recomputed if older than max_age."""
+        if self._value is not None and self._clock() - self._at < self._max_age:
+            return self._value
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._refresh())
+        # shield: one caller giving up (deadline, disconnect) must not cancel the others' computation.
+        return await asyncio.shield(self._running)
+
+    async def _refresh(self) -> T:
+        started = self._clock()
+        try:
+            value = await self._compute()
+            self._value, self._at = value, started
+            return value
+        finally:
+            self._running = None
+
+
+@dataclass(frozen=True)
+class History:
+    """The collector's per-queue summaries, or nothing when it could not be asked."""
+
+    summaries: dict[str, col_pb.QueueSummary] = field(default_factory=dict)
+    reply: col_pb.SummarizeQueuesResponse | None = None
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One live reading of every queue, already in API form."""
+
+    queues: list[pb.Queue]
+    by_name: dict[str, pb.Queue]
+    overview: pb.GetOverviewResponse
+
+
+def success_rate(completed: int, failed: int) -> float | None:
+    """completed / (completed + failed), or None when nothing finished."""
+    finished = completed + failed
+    return completed / finished if finished else None
+
+
+class Board:
+    """Live queue list and overview for MonitorService."""
+
+    def __init__(
+        self,
+        backend: BullMQBackend,
+        heartbeat: Peer[hb_grpc.HeartbeatServiceStub],
+        collector: Peer[col_grpc.CollectorServiceStub],
+        *,
+        backlog_threshold: int = 200,
+        backlog_thresholds: dict[str, int] | None = None,
+        display_names: dict[str, str] | None = None,
+        live_max_age: float = 1.0,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.backend = backend
+        self.heartbeat = heartbeat
+        self.collector = collector
+        self.backlog_threshold = backlog_threshold
+        self.backlog_thresholds = backlog_thresholds or {}
+        self.display_names = display_names or {}
+        self.clock = clock
+        self._names: Shared[list[str]] = Shared(backend.discover, DISCOVERY_SECONDS, monotonic)
+        self._history: Shared[History] = Shared(self._read_history, HISTORY_SECONDS, monotonic)
+        self._reading: Shared[Reading] = Shared(self._read, live_max_age, monotonic)
+        self._history_outage = Outage("collector_summary")
+        self._heartbeat_outage = Outage("worker_summary")
+
+    def invalidate(self) -> None:
+        """Forget the live reading (an action just changed a queue)."""
+        self._reading.invalidate()
+
+    async def reading(self) -> Reading:
+        """The current reading (at most live_max_age old)."""
+        return await self._reading.get()
+
+    async def queue(self, name: str) -> pb.Queue:
+        """One queue from the current reading; NOT_FOUND when no such queue exists."""
+        found = (await self.reading()).by_name.get(name)
+        if found is None:
+            # A queue created since the last discovery is still a queue: look at it directly.
+            state = (await self.backend.states([name], int(self.clock() * 1000)))[name]
+            if not state.exists:
+                raise NotFound(f"queue {name!r} does not exist", reason="QUEUE_NOT_FOUND")
+            self._names.invalidate()
+            self._reading.invalidate()
+            found = (await self.reading()).by_name.get(name)
+            if found is None:
+                raise NotFound(f"queue {name!r} does not exist", reason="QUEUE_NOT_FOUND")
+        return found
+
+    async def exists(self, name: str) -> bool:
+        """Whether the queue has any keys in Redis."""
+        state = (await self.backend.states([name], int(self.clock() * 1000)))[name]
+        return state.exists
+
+    # -- readings --------------------------------------------------------------------------------
+
+    async def _read_history(self) -> History:
+        try:
+            reply = await self.collector.stub.SummarizeQueues(
+                col_pb.SummarizeQueuesRequest(), timeout=PEER_TIMEOUT_SECONDS
+            )
+        except Exception as exc:
+            # The board still shows live counts without history; the outage is logged once.
+            self._history_outage.failed(exc)
+            return History()
+        self._history_outage.ok()
+        return History({s.queue: s for s in reply.summaries}, reply)
+
+    async def _online(self) -> hb_pb.GetWorkerSummaryResponse | None:
+        try:
+            reply: hb_pb.GetWorkerSummaryResponse = await self.heartbeat.stub.GetWorkerSummary(
+                hb_pb.GetWorkerSummaryRequest(), timeout=PEER_TIMEOUT_SECONDS
+            )
+        except Exception as exc:
+            self._heartbeat_outage.failed(exc)
+            return None
+        self._heartbeat_outage.ok()
+        return reply
+
+    async def _read(self) -> Reading:
+        names = await self._names.get()
+        now_ms = int(self.clock() * 1000)
+        states, workers, history = await asyncio.gather(
+            self.backend.states(names, now_ms), self._online(), self._history.get()
+        )
+        online = {q.queue: q.online for q in workers.queues} if workers is not None else None
+        queues = [
+            self._queue(states[name], online, history.summaries.get(name))
+            for name in names
+            if states[name].exists
+        ]
+        overview = self._overview(queues, workers, history)
+        return Reading(queues, {q.name: q for q in queues}, overview)
+
+    def _queue(
+        self, state: QueueState, online: dict[str, int] | None, summary: col_pb.QueueSummary | None
+    ) -> pb.Queue:
+        queue = pb.Queue(
+            name=state.name,
+            display_name=self.display_names.get(state.name, state.name),
+            counts=col_pb.JobCounts(
+                waiting=state.waiting,
+                active=state.active,
+                delayed=state.delayed,
+                prioritized=state.prioritized,
+                waiting_children=state.waiting_children,
+                completed=state.completed,
+                failed=state.failed,
+            ),
+            paused=state.paused,
+        )
+        workers = online.get(state.name, 0) if online is not None else None
+        if workers is not None:
+            queue.online_workers = workers
+        if summary is not None:
+            self._fill_metrics(queue, summary)
+        queue.status, queue.status_reason = self._status(state, workers)
+        return queue
+
+    @staticmethod
+    def _fill_metrics(queue: pb.Queue, summary: col_pb.QueueSummary) -> None:
+        if summary.HasField("latest"):
+            latest = summary.latest
+            queue.metrics_minute_time.CopyFrom(latest.minute_time)
+            queue.jobs_per_minute = latest.completed_in_minute
+            queue.failures_per_minute = latest.failed_in_minute
+            if latest.HasField("processing"):
+                queue.processing.CopyFrom(latest.processing)
+            if latest.HasField("oldest_waiting_ms"):
+                queue.latency_ms = latest.oldest_waiting_ms
+        top = sorted(summary.failures_by_category_1h.items(), key=lambda item: (-item[1], item[0]))
+        queue.top_failure_categories.extend(
+            pb.CategoryCount(category=c, count=n) for c, n in top[:TOP_CATEGORIES]
+        )
+        queue.completed_24h = summary.completed_24h
+        queue.failed_24h = summary.failed_24h
+        rate = success_rate(summary.completed_24h, summary.failed_24h)
+        if rate is not None:
+            queue.success_rate_24h = rate
+
+    def _status(self, state: QueueState, online: int | None) -> tuple[pb.QueueStatus.ValueType, str]:
+        if state.paused:
+            return pb.QUEUE_STATUS_PAUSED, ""
+        waiting = state.waiting + state.prioritized
+        threshold = self.backlog_thresholds.get(state.name, self.backlog_threshold)
+        if waiting > threshold:
+            return (
+                pb.QUEUE_STATUS_DEGRADED,
+                f"{waiting} jobs waiting, above the backlog threshold of {threshold}",
+            )
+        # Only instrumented workers are counted, so "no online worker" is only said where some reported.
+        if waiting and online == 0 and state.active == 0:
+            return pb.QUEUE_STATUS_DEGRADED, f"{waiting} jobs waiting and no online worker"
+        if waiting + state.active + state.delayed + state.waiting_children == 0:
+            return pb.QUEUE_STATUS_IDLE, ""
+        return pb.QUEUE_STATUS_RUNNING, ""
+
+    @staticmethod
+    def _overview(
+        queues: Sequence[pb.Queue], workers: hb_pb.GetWorkerSummaryResponse | None, history: History
+    ) -> pb.GetOverviewResponse:
+        overview = pb.GetOverviewResponse(queues_total=len(queues))
+        counts = overview.counts
+        for queue in queues:
+            c = queue.counts
+            counts.waiting += c.waiting
+            counts.active += c.active
+            counts.delayed += c.delayed
+            counts.prioritized += c.prioritized
+            counts.waiting_children += c.waiting_children
+            counts.completed += c.completed
+            counts.failed += c.failed
+            if queue.paused:
+                overview.paused_queues.append(queue.name)
+            if queue.status == pb.QUEUE_STATUS_DEGRADED:
+                overview.degraded_queues.append(queue.name)
+        if workers is not None:
+            overview.workers_online = workers.online
+            overview.workers_offline = workers.offline
+        reply = history.reply
+        if reply is not None:
+            newest = reply.minute_time if reply.HasField("minute_time") else None
+            for summary in history.summaries.values():
+                overview.completed_24h += summary.completed_24h
+                overview.failed_24h += summary.failed_24h
+                latest = summary.latest
+                # Per-minute figures count the newest minute only: a queue whose last row is older
+                # did nothing measurable in it.
+                if summary.HasField("latest") and newest is not None and latest.minute_time == newest:
+                    overview.jobs_per_minute += latest.completed_in_minute
+                    overview.failures_per_minute += latest.failed_in_minute
+            rate = success_rate(overview.completed_24h, overview.failed_24h)
+            if rate is not None:
+                overview.success_rate_24h = rate
+            if reply.HasField("processing_15m") and reply.processing_15m.samples:
+                overview.processing_p95_ms_15m = reply.processing_15m.p95_ms
+            if newest is not None:
+                overview.metrics_minute_time.CopyFrom(newest)
+        return overview

@@ -1,0 +1,98 @@
+"""Job shapes of the queue backend as MonitorService messages, and job states both ways."""
+
+from __future__ import annotations
+
+from google.protobuf import timestamp_pb2
+
+from workermon.monitor.v1 import monitor_service_pb2 as pb
+from workermon_core.errors import InvalidArgument
+from workermon_queues.jobs import JobDetail, JobSummary
+
+STATE_NAMES: dict[pb.JobState.ValueType, str] = {
+    pb.JOB_STATE_WAITING: "waiting",
+    pb.JOB_STATE_ACTIVE: "active",
+    pb.JOB_STATE_DELAYED: "delayed",
+    pb.JOB_STATE_PRIORITIZED: "prioritized",
+    pb.JOB_STATE_WAITING_CHILDREN: "waiting_children",
+    pb.JOB_STATE_COMPLETED: "completed",
+    pb.JOB_STATE_FAILED: "failed",
+    pb.JOB_STATE_PAUSED: "paused",
+}
+STATE_VALUES = {name: value for value, name in STATE_NAMES.items()}
+# What an operator looks at first: what runs, what waits, then what is done.
+DEFAULT_STATES = (
+    "active",
+    "waiting",
+    "prioritized",
+    "delayed",
+    "waiting_children",
+    "failed",
+    "completed",
+    "paused",
+)
+
+
+def state_name(value: int, field: str) -> str:
+    """The backend's name of a JobState; INVALID_ARGUMENT naming `field` for UNSPECIFIED or unknown."""
+    name = STATE_NAMES.get(pb.JobState.ValueType(value))
+    if name is None:
+        raise InvalidArgument(field, f"must be a job state ({', '.join(n.upper() for n in STATE_VALUES)})")
+    return name
+
+
+def state_value(name: str | None) -> pb.JobState.ValueType:
+    """The JobState of a backend state name (UNSPECIFIED for None or unknown)."""
+    return STATE_VALUES.get(name or "", pb.JOB_STATE_UNSPECIFIED)
+
+
+def _stamp(ms: int | None, target: timestamp_pb2.Timestamp) -> None:
+    if ms:
+        target.FromMilliseconds(ms)
+
+
+def summary_message(job: JobSummary) -> pb.JobSummary:
+    """A backend summary as a JobSummary message."""
+    message = pb.JobSummary(
+        job_id=job.id,
+        name=job.name,
+        state=state_value(job.state),
+        attempts_made=job.attempts_made,
+        max_attempts=job.max_attempts,
+        failed_reason=job.failed_reason,
+        failure_category=job.failure_category,
+        delay_ms=job.delay_ms,
+        priority=job.priority,
+    )
+    _stamp(job.created_ms, message.create_time)
+    _stamp(job.processed_ms, message.process_time)
+    _stamp(job.finished_ms, message.finish_time)
+    if job.duration_ms is not None:
+        message.duration_ms = job.duration_ms
+    return message
+
+
+def job_message(queue: str, job: JobDetail, worker_id: str = "") -> pb.Job:
+    """A backend job in full as a Job message."""
+    message = pb.Job(
+        summary=summary_message(job.summary),
+        queue=queue,
+        data=job.data,
+        data_truncated=job.data_truncated,
+        data_bytes=job.data_bytes,
+        return_value=job.return_value,
+        return_value_truncated=job.return_value_truncated,
+        return_value_bytes=job.return_value_bytes,
+        options=job.options_json,
+        progress=job.progress_json,
+        stacktrace=job.stacktrace,
+        logs=job.logs,
+        logs_total=job.logs_total,
+        processed_by=job.processed_by,
+        worker_id=worker_id,
+        failed_reason=job.failed_reason_full,
+        parent_key=job.parent_key,
+    )
+    for step in job.timeline:
+        entry = message.timeline.add(kind=step.kind, detail=step.detail)
+        _stamp(step.time_ms, entry.time)
+    return message

@@ -1,0 +1,733 @@
+"""MonitorService: queries through the board and the peers, actions through the audit log."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+
+from workermon.collector.v1 import collector_service_pb2 as col_pb
+from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
+from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
+from workermon.monitor.v1 import monitor_service_pb2 as pb
+from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
+from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from workermon_core.pagination import decode_token, encode_token, page_size
+from workermon_core.peer import Peer
+from workermon_core.validation import queue_name
+from workermon_queues.jobs import JobActions, JobIsActive
+
+from .audit import AuditStore
+from .audit_models import AuditAction
+from .audited import FAILED, SUCCEEDED, Auditor, Done, Target
+from .board import Board
+from .messages import DEFAULT_STATES, job_message, state_name, state_value, summary_message
+
+JOBS_PAGE_DEFAULT, JOBS_PAGE_MAX = 50, 100
+AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX = 50, 200
+FULL_VALUE_MAX_BYTES = 16 * 1024 * 1024
+CANCEL_WAIT_DEFAULT, CANCEL_WAIT_MAX = 10.0, 60.0
+CLEANABLE = {
+    pb.JOB_STATE_COMPLETED: "completed",
+    pb.JOB_STATE_FAILED: "failed",
+    pb.JOB_STATE_WAITING: "wait",
+    pb.JOB_STATE_DELAYED: "delayed",
+    pb.JOB_STATE_PRIORITIZED: "prioritized",
+    pb.JOB_STATE_PAUSED: "paused",
+}
+_FINAL_COMMAND = (hb_pb.COMMAND_STATUS_ACKED, hb_pb.COMMAND_STATUS_FAILED, hb_pb.COMMAND_STATUS_EXPIRED)
+
+
+def _audit_action(value: int) -> AuditAction:
+    return AuditAction(pb.AuditAction.Name(pb.AuditAction.ValueType(value)).removeprefix("AUDIT_ACTION_"))
+
+
+def _non_negative(value: int, field: str, maximum: int | None = None) -> int:
+    if value < 0:
+        raise InvalidArgument(field, "must not be negative")
+    if maximum is not None and value > maximum:
+        raise InvalidArgument(field, f"must be at most {maximum}")
+    return value
+
+
+def _required(value: str, field: str) -> None:
+    if not value:
+        raise InvalidArgument(field, "is required")
+
+
+def _confirm(given: str, expected: str, what: str) -> None:
+    if given != expected:
+        raise InvalidArgument(
+            "confirm", f"must equal the {what} ({expected!r}) to confirm this destructive action"
+        )
+
+
+def _checks(*steps: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        for step in steps:
+            step()
+
+    return run
+
+
+class MonitorServicer(pb_grpc.MonitorServiceServicer):
+    """Serves MonitorService."""
+
+    def __init__(
+        self,
+        board: Board,
+        jobs: JobActions,
+        *,
+        heartbeat: Peer[hb_grpc.HeartbeatServiceStub],
+        collector: Peer[col_grpc.CollectorServiceStub],
+        auditor: Auditor,
+        audit_store: AuditStore,
+        job_data_max_bytes: int = 65_536,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.board = board
+        self.jobs = jobs
+        self.heartbeat = heartbeat
+        self.collector = collector
+        self.auditor = auditor
+        self.audit_store = audit_store
+        self.job_data_max_bytes = job_data_max_bytes
+        self.clock = clock
+
+    # -- queries ---------------------------------------------------------------------------------
+
+    async def GetOverview(
+        self, request: pb.GetOverviewRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetOverviewResponse:
+        """Totals across every queue and worker."""
+        return (await self.board.reading()).overview
+
+    async def ListQueues(
+        self, request: pb.ListQueuesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListQueuesResponse:
+        """Every queue, optionally filtered by name prefix and status."""
+        reading = await self.board.reading()
+        queues = [
+            q
+            for q in reading.queues
+            if q.name.startswith(request.name_prefix)
+            and request.status in (pb.QUEUE_STATUS_UNSPECIFIED, q.status)
+        ]
+        return pb.ListQueuesResponse(queues=queues)
+
+    async def GetQueue(
+        self, request: pb.GetQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetQueueResponse:
+        """One queue."""
+        queue_name(request.queue, "queue")
+        return pb.GetQueueResponse(queue=await self.board.queue(request.queue))
+
+    async def GetQueueTrend(
+        self, request: pb.GetQueueTrendRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetQueueTrendResponse:
+        """A queue's history through CollectorService."""
+        queue_name(request.queue, "queue")
+        _non_negative(request.hours, "hours", 720)
+        query = col_pb.QuerySnapshotsRequest(queue=request.queue)
+        if request.HasField("step"):
+            query.step.CopyFrom(request.step)
+        if request.hours:
+            end = datetime.fromtimestamp(self.clock(), tz=UTC)
+            query.end_time.FromDatetime(end)
+            query.start_time.FromDatetime(end - timedelta(hours=request.hours))
+        else:
+            if request.HasField("start_time"):
+                query.start_time.CopyFrom(request.start_time)
+            if request.HasField("end_time"):
+                query.end_time.CopyFrom(request.end_time)
+        if not await self.board.exists(request.queue):
+            raise NotFound(f"queue {request.queue!r} does not exist", reason="QUEUE_NOT_FOUND")
+        try:
+            reply = await self.collector.stub.QuerySnapshots(query, timeout=10.0)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            # The queue exists but has no history yet: an empty trend, not an error.
+            return pb.GetQueueTrendResponse(queue=request.queue, resolution="minute")
+        return pb.GetQueueTrendResponse(
+            queue=reply.queue, step=reply.step, points=reply.points, resolution=reply.resolution
+        )
+
+    # -- queue actions -----------------------------------------------------------------------------
+
+    async def _queue_action(
+        self,
+        method: str,
+        action: AuditAction,
+        queue: str,
+        parameters: dict[str, Any],
+        perform: Callable[[], Any],
+        *extra_checks: Callable[[], object],
+    ) -> tuple[Any, int]:
+        value, audit_id = await self.auditor.run(
+            method,
+            action,
+            Target.of_queue(queue),
+            parameters,
+            perform,
+            check=_checks(lambda: queue_name(queue, "queue"), *extra_checks),
+        )
+        self.board.invalidate()
+        return value, audit_id
+
+    async def PauseQueue(
+        self, request: pb.PauseQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PauseQueueResponse:
+        """Pause a queue."""
+
+        async def perform() -> Done[bool]:
+            changed = await self.jobs.pause(request.queue)
+            return Done(changed, {"changed": changed})
+
+        changed, audit_id = await self._queue_action(
+            "PauseQueue", AuditAction.QUEUE_PAUSE, request.queue, {"reason": request.reason}, perform
+        )
+        return pb.PauseQueueResponse(changed=changed, audit_id=audit_id)
+
+    async def ResumeQueue(
+        self, request: pb.ResumeQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResumeQueueResponse:
+        """Resume a queue."""
+
+        async def perform() -> Done[bool]:
+            changed = await self.jobs.resume(request.queue)
+            return Done(changed, {"changed": changed})
+
+        changed, audit_id = await self._queue_action(
+            "ResumeQueue", AuditAction.QUEUE_RESUME, request.queue, {"reason": request.reason}, perform
+        )
+        return pb.ResumeQueueResponse(changed=changed, audit_id=audit_id)
+
+    async def RetryFailedJobs(
+        self, request: pb.RetryFailedJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RetryFailedJobsResponse:
+        """Move failed jobs back to waiting."""
+
+        async def perform() -> Done[int]:
+            retried = await self.jobs.retry_failed(request.queue, request.limit or None)
+            return Done(retried, {"retried": retried})
+
+        retried, audit_id = await self._queue_action(
+            "RetryFailedJobs",
+            AuditAction.QUEUE_RETRY_FAILED,
+            request.queue,
+            {"limit": request.limit},
+            perform,
+            lambda: _non_negative(request.limit, "limit"),
+        )
+        return pb.RetryFailedJobsResponse(retried=retried, audit_id=audit_id)
+
+    async def PromoteDelayedJobs(
+        self, request: pb.PromoteDelayedJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PromoteDelayedJobsResponse:
+        """Move delayed jobs to waiting now."""
+
+        async def perform() -> Done[int]:
+            promoted = await self.jobs.promote_delayed(request.queue, request.limit or None)
+            return Done(promoted, {"promoted": promoted})
+
+        promoted, audit_id = await self._queue_action(
+            "PromoteDelayedJobs",
+            AuditAction.QUEUE_PROMOTE_DELAYED,
+            request.queue,
+            {"limit": request.limit},
+            perform,
+            lambda: _non_negative(request.limit, "limit"),
+        )
+        return pb.PromoteDelayedJobsResponse(promoted=promoted, audit_id=audit_id)
+
+    async def DrainQueue(
+        self, request: pb.DrainQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DrainQueueResponse:
+        """Remove waiting (and optionally delayed) jobs; confirmed by the queue name."""
+
+        async def perform() -> Done[int]:
+            removed = await self.jobs.drain(request.queue, request.include_delayed)
+            return Done(removed, {"removed": removed})
+
+        removed, audit_id = await self._queue_action(
+            "DrainQueue",
+            AuditAction.QUEUE_DRAIN,
+            request.queue,
+            {"include_delayed": request.include_delayed},
+            perform,
+            lambda: _confirm(request.confirm, request.queue, "queue name"),
+        )
+        return pb.DrainQueueResponse(removed=removed, audit_id=audit_id)
+
+    async def CleanQueue(
+        self, request: pb.CleanQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CleanQueueResponse:
+        """Remove jobs of one state older than a grace period; confirmed by the queue name."""
+        grace_ms = request.grace.ToMilliseconds() if request.HasField("grace") else 0
+
+        def check_state() -> None:
+            if request.state not in CLEANABLE:
+                raise InvalidArgument(
+                    "state", "must be COMPLETED, FAILED, WAITING, DELAYED, PRIORITIZED or PAUSED"
+                )
+
+        async def perform() -> Done[list[str]]:
+            removed = await self.jobs.clean(request.queue, CLEANABLE[request.state], grace_ms, request.limit)
+            return Done(removed, {"removed": len(removed), "sample_job_ids": removed[:100]})
+
+        removed, audit_id = await self._queue_action(
+            "CleanQueue",
+            AuditAction.QUEUE_CLEAN,
+            request.queue,
+            {"state": pb.JobState.Name(request.state), "grace_ms": grace_ms, "limit": request.limit},
+            perform,
+            check_state,
+            lambda: _non_negative(grace_ms, "grace"),
+            lambda: _non_negative(request.limit, "limit"),
+            lambda: _confirm(request.confirm, request.queue, "queue name"),
+        )
+        return pb.CleanQueueResponse(removed=len(removed), sample_job_ids=removed[:100], audit_id=audit_id)
+
+    # -- jobs ------------------------------------------------------------------------------------
+
+    async def ListJobs(
+        self, request: pb.ListJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListJobsResponse:
+        """A page of a queue's jobs."""
+        queue_name(request.queue, "queue")
+        states = [state_name(s, "states") for s in request.states] or list(DEFAULT_STATES)
+        size = page_size(request.page_size, JOBS_PAGE_DEFAULT, JOBS_PAGE_MAX)
+        if len(request.job_id) > 512:
+            raise InvalidArgument("job_id", "must be at most 512 characters")
+        if len(request.name_prefix) > 200:
+            raise InvalidArgument("name_prefix", "must be at most 200 characters")
+        filters = (
+            request.queue,
+            tuple(states),
+            request.job_id,
+            request.name_prefix,
+            request.failure_category,
+        )
+        cursor = decode_token(request.page_token, filters)
+        page = await self.jobs.list_jobs(
+            request.queue,
+            states,
+            size,
+            cursor,
+            job_id=request.job_id,
+            name_prefix=request.name_prefix,
+            category=request.failure_category,
+        )
+        return pb.ListJobsResponse(
+            jobs=[summary_message(job) for job in page.jobs],
+            next_page_token=encode_token(page.next_cursor, filters) if page.next_cursor else "",
+            total_size=page.total,
+        )
+
+    async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.GetJobResponse:
+        """One job in full."""
+        queue_name(request.queue, "queue")
+        _required(request.job_id, "job_id")
+        limit = FULL_VALUE_MAX_BYTES if request.full else self.job_data_max_bytes
+        job = await self.jobs.get_job(request.queue, request.job_id, limit)
+        worker_id = ""
+        if job.summary.state == "active":
+            holder = await self._holder(request.queue, request.job_id)
+            worker_id = holder.report.worker_id if holder is not None else ""
+        return pb.GetJobResponse(job=job_message(request.queue, job, worker_id))
+
+    async def AddJob(self, request: pb.AddJobRequest, context: grpc.aio.ServicerContext) -> pb.AddJobResponse:
+        """Add a job."""
+        delay_ms = request.delay.ToMilliseconds() if request.HasField("delay") else 0
+        data = request.data or "{}"
+
+        def check_fields() -> None:
+            if not request.name or len(request.name) > 200:
+                raise InvalidArgument("name", "is required, at most 200 characters")
+            _non_negative(delay_ms, "delay")
+            _non_negative(request.priority, "priority", 2_097_152)
+            _non_negative(request.attempts, "attempts", 100)
+            try:
+                json.loads(data)
+            except ValueError as exc:
+                raise InvalidArgument("data", f"is not valid JSON: {exc}") from None
+
+        async def perform() -> Done[pb.JobSummary]:
+            job = await self.jobs.add_job(
+                request.queue, request.name, data, delay_ms, request.priority, request.attempts or 1
+            )
+            return Done(summary_message(job), {"job_id": job.id, "state": job.state})
+
+        parameters = {
+            "name": request.name,
+            "data_bytes": len(data.encode()),
+            "delay_ms": delay_ms,
+            "priority": request.priority,
+            "attempts": request.attempts or 1,
+        }
+        job, audit_id = await self._queue_action(
+            "AddJob", AuditAction.JOB_ADD, request.queue, parameters, perform, check_fields
+        )
+        return pb.AddJobResponse(job=job, audit_id=audit_id)
+
+    async def _job_action(
+        self,
+        method: str,
+        action: AuditAction,
+        *,
+        queue: str,
+        job_id: str,
+        parameters: dict[str, Any],
+        perform: Callable[[], Any],
+    ) -> tuple[Any, int]:
+        check = _checks(lambda: queue_name(queue, "queue"), lambda: _required(job_id, "job_id"))
+        value, audit_id = await self.auditor.run(
+            method, action, Target.of_job(queue, job_id), parameters, perform, check=check
+        )
+        self.board.invalidate()
+        return value, audit_id
+
+    async def RetryJob(
+        self, request: pb.RetryJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RetryJobResponse:
+        """Move a failed or completed job back to waiting."""
+
+        async def perform() -> Done[str]:
+            previous = await self.jobs.retry_job(request.queue, request.job_id)
+            return Done(previous, {"previous_state": previous})
+
+        previous, audit_id = await self._job_action(
+            "RetryJob",
+            AuditAction.JOB_RETRY,
+            queue=request.queue,
+            job_id=request.job_id,
+            parameters={},
+            perform=perform,
+        )
+        return pb.RetryJobResponse(previous_state=state_value(previous), audit_id=audit_id)
+
+    async def PromoteJob(
+        self, request: pb.PromoteJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PromoteJobResponse:
+        """Run a delayed job now."""
+
+        async def perform() -> Done[str]:
+            previous = await self.jobs.promote_job(request.queue, request.job_id)
+            return Done(previous, {"previous_state": previous})
+
+        _, audit_id = await self._job_action(
+            "PromoteJob",
+            AuditAction.JOB_PROMOTE,
+            queue=request.queue,
+            job_id=request.job_id,
+            parameters={},
+            perform=perform,
+        )
+        return pb.PromoteJobResponse(audit_id=audit_id)
+
+    async def CancelJob(
+        self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CancelJobResponse:
+        """Remove a job not yet running; stop a running one through its instrumented worker."""
+        wait = request.wait.ToTimedelta().total_seconds() if request.HasField("wait") else CANCEL_WAIT_DEFAULT
+
+        async def perform() -> Done[pb.CancelJobResponse]:
+            state = await self.jobs.job_state(request.queue, request.job_id)
+            if state != "active":
+                try:
+                    previous = await self.jobs.remove_job(request.queue, request.job_id)
+                except JobIsActive:
+                    pass  # It started in between: cancel it through its worker below.
+                else:
+                    reply = pb.CancelJobResponse(
+                        outcome=pb.CANCEL_OUTCOME_REMOVED, previous_state=state_value(previous)
+                    )
+                    return Done(reply, {"outcome": "REMOVED", "previous_state": previous})
+            return await self._cancel_running(request.queue, request.job_id, request.reason, wait)
+
+        def check_wait() -> None:
+            if not 0 <= wait <= CANCEL_WAIT_MAX:
+                raise InvalidArgument("wait", f"must be between 0 and {CANCEL_WAIT_MAX:g} seconds")
+
+        reply, audit_id = await self.auditor.run(
+            "CancelJob",
+            AuditAction.JOB_CANCEL,
+            Target.of_job(request.queue, request.job_id),
+            {"reason": request.reason, "wait_s": wait},
+            perform,
+            check=_checks(
+                lambda: queue_name(request.queue, "queue"),
+                lambda: _required(request.job_id, "job_id"),
+                check_wait,
+            ),
+        )
+        self.board.invalidate()
+        reply.audit_id = audit_id
+        return reply
+
+    async def _holder(self, queue: str, job_id: str) -> hb_pb.Worker | None:
+        """The online instrumented worker that reports running `job_id` of `queue`, if any."""
+        token = ""
+        while True:
+            page = await self.heartbeat.stub.ListWorkers(
+                hb_pb.ListWorkersRequest(
+                    queue=queue, status=hb_pb.WORKER_STATUS_ONLINE, page_size=500, page_token=token
+                ),
+                timeout=5.0,
+            )
+            for worker in page.workers:
+                if job_id in worker.report.active_job_ids:
+                    found: hb_pb.Worker = worker
+                    return found
+            token = page.next_page_token
+            if not token:
+                return None
+
+    async def _cancel_running(
+        self, queue: str, job_id: str, reason: str, wait: float
+    ) -> Done[pb.CancelJobResponse]:
+        holder = await self._holder(queue, job_id)
+        if holder is None:
+            detail = await self.jobs.get_job(queue, job_id, 0)
+            by = f" (BullMQ says worker {detail.processed_by!r} took it)" if detail.processed_by else ""
+            raise FailedPrecondition(
+                f"job {job_id} is running{by}, but no online worker instrumented with the Worker Monitor SDK "
+                "reports holding it; only such a worker can stop a running job",
+                reason="NO_INSTRUMENTED_WORKER",
+            )
+        worker_id = holder.report.worker_id
+        sent = await self.heartbeat.stub.SendCommand(
+            hb_pb.SendCommandRequest(
+                worker_id=worker_id, type=hb_pb.COMMAND_TYPE_CANCEL_JOB, job_id=job_id, reason=reason
+            ),
+            timeout=5.0,
+        )
+        command = sent.command
+        deadline = time.monotonic() + wait
+        while command.status not in _FINAL_COMMAND and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            command = (
+                await self.heartbeat.stub.GetCommand(
+                    hb_pb.GetCommandRequest(command_id=command.command_id), timeout=5.0
+                )
+            ).command
+        outcome = {
+            hb_pb.COMMAND_STATUS_ACKED: pb.CANCEL_OUTCOME_CANCELLED,
+            hb_pb.COMMAND_STATUS_FAILED: pb.CANCEL_OUTCOME_REFUSED_BY_WORKER,
+            hb_pb.COMMAND_STATUS_EXPIRED: pb.CANCEL_OUTCOME_REFUSED_BY_WORKER,
+        }.get(command.status, pb.CANCEL_OUTCOME_PENDING)
+        reply = pb.CancelJobResponse(
+            outcome=outcome, previous_state=pb.JOB_STATE_ACTIVE, worker_id=worker_id, command=command
+        )
+        result = {
+            "outcome": pb.CancelOutcome.Name(outcome).removeprefix("CANCEL_OUTCOME_"),
+            "worker_id": worker_id,
+            "command_id": command.command_id,
+            "worker_answer": command.result,
+        }
+        return Done(reply, result, FAILED if outcome == pb.CANCEL_OUTCOME_REFUSED_BY_WORKER else SUCCEEDED)
+
+    # -- workers ---------------------------------------------------------------------------------
+
+    async def ListWorkers(
+        self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListWorkersResponse:
+        """Workers, from HeartbeatService."""
+        reply = await self.heartbeat.stub.ListWorkers(
+            hb_pb.ListWorkersRequest(
+                page_size=request.page_size,
+                page_token=request.page_token,
+                status=request.status,
+                queue=request.queue,
+                hostname=request.hostname,
+            ),
+            timeout=10.0,
+        )
+        return pb.ListWorkersResponse(workers=reply.workers, next_page_token=reply.next_page_token)
+
+    async def GetWorker(
+        self, request: pb.GetWorkerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetWorkerResponse:
+        """One worker, from HeartbeatService."""
+        reply = await self.heartbeat.stub.GetWorker(
+            hb_pb.GetWorkerRequest(worker_id=request.worker_id), timeout=5.0
+        )
+        return pb.GetWorkerResponse(worker=reply.worker)
+
+    async def _command(
+        self,
+        method: str,
+        action: AuditAction,
+        worker_id: str,
+        kind: hb_pb.CommandType.ValueType,
+        reason: str,
+        *extra_checks: Callable[[], object],
+    ) -> tuple[hb_pb.Command, int]:
+        check = _checks(lambda: _required(worker_id, "worker_id"), *extra_checks)
+
+        async def perform() -> Done[hb_pb.Command]:
+            # The worker must exist: a command for a mistyped id would wait for nobody.
+            await self.heartbeat.stub.GetWorker(hb_pb.GetWorkerRequest(worker_id=worker_id), timeout=5.0)
+            sent = await self.heartbeat.stub.SendCommand(
+                hb_pb.SendCommandRequest(worker_id=worker_id, type=kind, reason=reason), timeout=5.0
+            )
+            return Done(sent.command, {"command_id": sent.command.command_id})
+
+        return await self.auditor.run(
+            method, action, Target.of_worker(worker_id), {"reason": reason}, perform, check=check
+        )
+
+    async def QuietWorker(
+        self, request: pb.QuietWorkerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.QuietWorkerResponse:
+        """Send QUIET to a worker."""
+        command, audit_id = await self._command(
+            "QuietWorker",
+            AuditAction.WORKER_QUIET,
+            request.worker_id,
+            hb_pb.COMMAND_TYPE_QUIET,
+            request.reason,
+        )
+        return pb.QuietWorkerResponse(command=command, audit_id=audit_id)
+
+    async def ResumeWorker(
+        self, request: pb.ResumeWorkerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ResumeWorkerResponse:
+        """Send RESUME to a worker."""
+        command, audit_id = await self._command(
+            "ResumeWorker",
+            AuditAction.WORKER_RESUME,
+            request.worker_id,
+            hb_pb.COMMAND_TYPE_RESUME,
+            request.reason,
+        )
+        return pb.ResumeWorkerResponse(command=command, audit_id=audit_id)
+
+    async def StopWorker(
+        self, request: pb.StopWorkerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StopWorkerResponse:
+        """Send STOP to a worker; confirmed by its id."""
+        command, audit_id = await self._command(
+            "StopWorker",
+            AuditAction.WORKER_STOP,
+            request.worker_id,
+            hb_pb.COMMAND_TYPE_STOP,
+            request.reason,
+            lambda: _confirm(request.confirm, request.worker_id, "worker id"),
+        )
+        return pb.StopWorkerResponse(command=command, audit_id=audit_id)
+
+    # -- audit log -------------------------------------------------------------------------------
+
+    async def ListAuditLogs(
+        self, request: pb.ListAuditLogsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAuditLogsResponse:
+        """Audit entries, newest first."""
+        size = page_size(request.page_size, AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX)
+        start = request.start_time.ToDatetime(tzinfo=UTC) if request.HasField("start_time") else None
+        end = request.end_time.ToDatetime(tzinfo=UTC) if request.HasField("end_time") else None
+        if start is not None and end is not None and end <= start:
+            raise InvalidArgument("end_time", "must be after start_time")
+        action = str(_audit_action(request.action)) if request.action else ""
+        outcome = (
+            pb.AuditOutcome.Name(request.outcome).removeprefix("AUDIT_OUTCOME_") if request.outcome else ""
+        )
+        filters = (
+            request.actor,
+            action,
+            request.entity_type,
+            request.entity_id,
+            request.queue,
+            outcome,
+            start.isoformat() if start else "",
+            end.isoformat() if end else "",
+        )
+        cursor = decode_token(request.page_token, filters)
+        after = None
+        if cursor is not None:
+            moment, _, ident = cursor.partition("|")
+            try:
+                after = (datetime.fromisoformat(moment), int(ident))
+            except ValueError:
+                raise InvalidArgument("page_token", "is not a token this service issued") from None
+        rows, next_after = await self.audit_store.list(
+            actor=request.actor,
+            action=action,
+            entity_type=request.entity_type,
+            entity_id=request.entity_id,
+            queue=request.queue,
+            outcome=outcome,
+            start=start,
+            end=end,
+            page_size=size,
+            after=after,
+        )
+        reply = pb.ListAuditLogsResponse(audit_logs=[audit_message(row) for row in rows])
+        if next_after is not None:
+            reply.next_page_token = encode_token(f"{next_after[0].isoformat()}|{next_after[1]}", filters)
+        return reply
+
+    async def CreateAuditLog(
+        self, request: pb.CreateAuditLogRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateAuditLogResponse:
+        """Append an entry another service writes for its caller (incident acknowledge and resolve)."""
+        entry = request.audit_log
+        allowed = {pb.AUDIT_ACTION_INCIDENT_ACKNOWLEDGE, pb.AUDIT_ACTION_INCIDENT_RESOLVE}
+        if entry.action not in allowed:
+            raise InvalidArgument(
+                "audit_log.action", "only INCIDENT_ACKNOWLEDGE and INCIDENT_RESOLVE are written here"
+            )
+        if not entry.entity_id:
+            raise InvalidArgument("audit_log.entity_id", "is required (the incident id)")
+        if entry.outcome == pb.AUDIT_OUTCOME_UNSPECIFIED:
+            raise InvalidArgument("audit_log.outcome", "is required")
+        audit_id = await self.auditor.record_for(
+            actor=entry.actor,
+            role=entry.role,
+            action=_audit_action(entry.action),
+            target=Target(entry.entity_type or "incident", entry.entity_id, entry.queue or None),
+            parameters=json_format.MessageToDict(entry.parameters),
+            outcome=pb.AuditOutcome.Name(entry.outcome).removeprefix("AUDIT_OUTCOME_"),
+            result=json_format.MessageToDict(entry.result),
+            request_id=entry.request_id,
+        )
+        rows, _ = await self.audit_store.list(entity_id=entry.entity_id, page_size=50, after=None)
+        written = next((row for row in rows if row.id == audit_id), None)
+        if written is None:
+            raise NotFound(f"audit entry {audit_id} vanished after it was written", reason="AUDIT_LOST")
+        return pb.CreateAuditLogResponse(audit_log=audit_message(written))
+
+
+def audit_message(row: Any) -> pb.AuditLog:
+    """A stored audit row as an AuditLog message."""
+    message = pb.AuditLog(
+        id=row.id,
+        actor=row.actor,
+        role=row.role,
+        action=pb.AuditAction.Value("AUDIT_ACTION_" + row.action),
+        entity_type=row.entity_type,
+        entity_id=row.entity_id,
+        queue=row.queue or "",
+        outcome=pb.AuditOutcome.Value("AUDIT_OUTCOME_" + row.outcome),
+        request_id=row.request_id or "",
+    )
+    message.time.FromDatetime(row.time)
+    _fill_struct(message.parameters, row.parameters)
+    _fill_struct(message.result, row.result)
+    return message
+
+
+def _fill_struct(target: struct_pb2.Struct, text: str | None) -> None:
+    if not text:
+        return
+    value = json.loads(text)
+    if isinstance(value, dict):
+        target.update(value)
