@@ -125,7 +125,8 @@ def _report(n: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
 
 async def start_demo(suite: Suite) -> Demo:
     """Create the demo queues, start producing, and start four instrumented workers."""
-    connection = suite.deps.redis_url
+    connection = suite.deps.queue_redis_url
+    prefix = suite.settings.queue_prefix
     demo = Demo()
     tokens: dict[str, tuple[str, float]] = {}
 
@@ -137,7 +138,7 @@ async def start_demo(suite: Suite) -> Demo:
         return tokens["t"][0]
 
     for name in QUEUES:
-        demo.queues.append(Queue(name, {"connection": connection}))
+        demo.queues.append(Queue(name, {"connection": connection, "prefix": prefix}))
     emails, webhooks, reports = demo.queues
     producers: list[Awaitable[None]] = [
         _produce(emails, (0.1, 0.4), _email),
@@ -156,7 +157,7 @@ async def start_demo(suite: Suite) -> Demo:
         worker = InstrumentedWorker(
             queue,
             processor,
-            {"connection": connection, "concurrency": concurrency},
+            {"connection": connection, "prefix": prefix, "concurrency": concurrency},
             target=suite.grpc_target,
             token=token,
             worker_id=worker_id,

@@ -52,6 +52,15 @@ def _parser() -> argparse.ArgumentParser:
         "--target", default=None, help="host:port of the suite (default: the configured port)"
     )
 
+    queues = sub.add_parser("queues", help="show the overview and every queue's board line (over gRPC)")
+    queues.add_argument(
+        "--target", default=None, help="host:port of the suite (default: the configured port)"
+    )
+
+    audit = sub.add_parser("audit", help="show the newest audit log entries (over gRPC)")
+    audit.add_argument("--limit", type=int, default=20, help="how many entries (default 20, at most 200)")
+    audit.add_argument("--target", default=None, help="host:port of the suite (default: the configured port)")
+
     token = sub.add_parser("token", help="print a token signed with the suite's key")
     token.add_argument("--role", required=True, choices=sorted(ROLE_NAMES))
     token.add_argument("--sub", required=True, help="subject: who the token is for")
@@ -149,6 +158,16 @@ def main(argv: list[str] | None = None) -> int:
         from .inspect_cmd import list_workers
 
         asyncio.run(list_workers(settings, args.target, args.status))
+        return 0
+    if args.command == "queues":
+        from .monitor_cmd import show_queues
+
+        asyncio.run(show_queues(settings, args.target))
+        return 0
+    if args.command == "audit":
+        from .monitor_cmd import show_audit
+
+        asyncio.run(show_audit(settings, args.target, args.limit))
         return 0
     if args.command == "serve":
         asyncio.run(_serve(settings, args.target))

@@ -1,0 +1,195 @@
+"""Every MonitorService RPC against the suite and demo workload that `make run` starts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+import pytest
+import redis.asyncio as aioredis
+from google.protobuf import duration_pb2
+
+from tests.queues.conftest import delete_prefix
+from workermon.collector.v1 import collector_service_pb2 as col_pb
+from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
+from workermon.monitor.v1 import monitor_service_pb2 as pb
+from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
+from workermon_cli.demo import start_demo
+from workermon_cli.monitor_cmd import show_audit, show_queues
+from workermon_cli.runtime import migrate, start_suite
+from workermon_core.client import open_channel
+from workermon_core.settings import Settings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], what: str, limit: float = 40.0) -> None:
+    deadline = time.monotonic() + limit
+    while not await check():
+        assert time.monotonic() < deadline, f"{what} not reached within {limit}s"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.timeout(180)
+async def test_every_monitor_rpc_on_the_demo_workload(
+    tmp_path: Path, redis_url: str, redis: aioredis.Redis, prefix: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queue_prefix = "wmdemo-" + uuid.uuid4().hex[:8]
+    settings = Settings(
+        data_dir=tmp_path,
+        grpc_port=_free_port(),
+        redis_url=redis_url,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'wm.db'}",
+        redis_prefix=prefix,
+        queue_prefix=queue_prefix,
+        collector_schedule=False,
+        live_max_age_seconds=0,
+    )  # type: ignore[call-arg]
+    await migrate(settings)
+    suite = await start_suite(settings)
+    demo = await start_demo(suite)
+    channels: list[grpc.aio.Channel] = []
+
+    def client(role: str, subject: str) -> pb_grpc.MonitorServiceStub:
+        channel = open_channel(suite.grpc_target, suite.authority.mint(subject, role))
+        channels.append(channel)
+        return pb_grpc.MonitorServiceStub(channel)
+
+    viewer, operator, admin = client("viewer", "vera"), client("operator", "otto"), client("admin", "ada")
+    try:
+
+        async def busy() -> bool:
+            overview = await viewer.GetOverview(pb.GetOverviewRequest())
+            return (
+                overview.queues_total == 3 and overview.workers_online == 4 and overview.counts.completed > 5
+            )
+
+        await _eventually(busy, "3 demo queues, 4 workers online and completed jobs")
+        queues = {q.name: q for q in (await viewer.ListQueues(pb.ListQueuesRequest())).queues}
+        assert sorted(queues) == ["emails", "reports", "webhooks"]
+        assert all(q.online_workers >= 1 for q in queues.values())
+        assert (await viewer.GetQueue(pb.GetQueueRequest(queue="emails"))).queue.name == "emails"
+
+        channel = open_channel(suite.grpc_target, suite.authority.mint("ops", "operator"))
+        channels.append(channel)
+        await col_grpc.CollectorServiceStub(channel).CollectNow(col_pb.CollectNowRequest())
+        trend = await viewer.GetQueueTrend(pb.GetQueueTrendRequest(queue="emails", hours=1))
+        assert any(p.has_data for p in trend.points)
+
+        jobs = await viewer.ListJobs(pb.ListJobsRequest(queue="emails", page_size=10))
+        assert jobs.jobs and jobs.total_size >= len(jobs.jobs)
+        job = (await viewer.GetJob(pb.GetJobRequest(queue="emails", job_id=jobs.jobs[0].job_id))).job
+        assert job.summary.job_id == jobs.jobs[0].job_id and job.data.startswith("{")
+
+        added = await operator.AddJob(pb.AddJobRequest(queue="reports", name="rerun", data='{"account": 1}'))
+        assert added.job.job_id
+        delayed = await operator.AddJob(
+            pb.AddJobRequest(queue="webhooks", name="later", delay=_seconds(600), data="{}")
+        )
+        await operator.PromoteJob(pb.PromoteJobRequest(queue="webhooks", job_id=delayed.job.job_id))
+        await operator.PromoteDelayedJobs(pb.PromoteDelayedJobsRequest(queue="webhooks"))
+        await operator.RetryFailedJobs(pb.RetryFailedJobsRequest(queue="webhooks"))
+
+        async def webhook_failed() -> bool:
+            page = await viewer.ListJobs(pb.ListJobsRequest(queue="webhooks", states=[pb.JOB_STATE_FAILED]))
+            return bool(page.jobs)
+
+        # A webhook fails for good now and then (three attempts); retry one when it does.
+        await _eventually(webhook_failed, "a failed webhook job", limit=60)
+        failed = await viewer.ListJobs(pb.ListJobsRequest(queue="webhooks", states=[pb.JOB_STATE_FAILED]))
+        retried = await operator.RetryJob(pb.RetryJobRequest(queue="webhooks", job_id=failed.jobs[0].job_id))
+        assert retried.previous_state == pb.JOB_STATE_FAILED
+
+        assert (await operator.PauseQueue(pb.PauseQueueRequest(queue="emails"))).changed
+        assert (await operator.ResumeQueue(pb.ResumeQueueRequest(queue="emails"))).changed
+        await admin.CleanQueue(
+            pb.CleanQueueRequest(queue="emails", state=pb.JOB_STATE_COMPLETED, confirm="emails")
+        )
+        await admin.DrainQueue(
+            pb.DrainQueueRequest(queue="webhooks", confirm="webhooks", include_delayed=True)
+        )
+
+        async def report_running() -> bool:
+            page = await viewer.ListJobs(pb.ListJobsRequest(queue="reports", states=[pb.JOB_STATE_ACTIVE]))
+            if not page.jobs:
+                return False
+            detail = await viewer.GetJob(pb.GetJobRequest(queue="reports", job_id=page.jobs[0].job_id))
+            return bool(detail.job.worker_id)
+
+        await _eventually(report_running, "a running report held by an instrumented worker")
+        active = await viewer.ListJobs(pb.ListJobsRequest(queue="reports", states=[pb.JOB_STATE_ACTIVE]))
+        cancelled = await admin.CancelJob(pb.CancelJobRequest(queue="reports", job_id=active.jobs[0].job_id))
+        # The job may finish on its own in between; then the worker answers that it could not cancel.
+        assert cancelled.outcome in (pb.CANCEL_OUTCOME_CANCELLED, pb.CANCEL_OUTCOME_REFUSED_BY_WORKER)
+        assert cancelled.worker_id == "demo-reports-1"
+
+        workers = await viewer.ListWorkers(pb.ListWorkersRequest())
+        assert len(workers.workers) == 4
+        assert (await viewer.GetWorker(pb.GetWorkerRequest(worker_id="demo-emails-1"))).worker.report.queues
+        quiet = await operator.QuietWorker(pb.QuietWorkerRequest(worker_id="demo-emails-1"))
+        assert quiet.command.type == hb_pb.COMMAND_TYPE_QUIET
+        await operator.ResumeWorker(pb.ResumeWorkerRequest(worker_id="demo-emails-1"))
+        await admin.StopWorker(pb.StopWorkerRequest(worker_id="demo-emails-2", confirm="demo-emails-2"))
+
+        written = await admin.CreateAuditLog(
+            pb.CreateAuditLogRequest(
+                audit_log=pb.AuditLog(
+                    actor="otto",
+                    role="operator",
+                    action=pb.AUDIT_ACTION_INCIDENT_ACKNOWLEDGE,
+                    entity_type="incident",
+                    entity_id="demo-incident",
+                    outcome=pb.AUDIT_OUTCOME_SUCCEEDED,
+                )
+            )
+        )
+        log = await viewer.ListAuditLogs(pb.ListAuditLogsRequest(page_size=200))
+        actions = {pb.AuditAction.Name(e.action).removeprefix("AUDIT_ACTION_") for e in log.audit_logs}
+        assert actions >= {
+            "JOB_ADD",
+            "JOB_PROMOTE",
+            "JOB_RETRY",
+            "JOB_CANCEL",
+            "QUEUE_PROMOTE_DELAYED",
+            "QUEUE_RETRY_FAILED",
+            "QUEUE_PAUSE",
+            "QUEUE_RESUME",
+            "QUEUE_CLEAN",
+            "QUEUE_DRAIN",
+            "WORKER_QUIET",
+            "WORKER_RESUME",
+            "WORKER_STOP",
+            "WORKER_ONLINE",
+            "INCIDENT_ACKNOWLEDGE",
+        }
+        assert written.audit_log.id in {e.id for e in log.audit_logs}
+        assert all(e.outcome != pb.AUDIT_OUTCOME_PENDING for e in log.audit_logs)
+
+        capsys.readouterr()
+        assert await show_queues(settings, suite.grpc_target) == 3
+        assert await show_audit(settings, suite.grpc_target, 5) == 5
+        printed = capsys.readouterr().out
+        assert "emails" in printed and "INCIDENT_ACKNOWLEDGE" in printed
+    finally:
+        for channel in channels:
+            await channel.close()
+        await demo.stop()
+        await suite.stop()
+        await delete_prefix(redis, queue_prefix)
+
+
+def _seconds(value: float) -> duration_pb2.Duration:
+    duration = duration_pb2.Duration()
+    duration.FromMilliseconds(int(value * 1000))
+    return duration
