@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from bullmq import Job, Queue, Worker
 from google.protobuf import duration_pb2
 
+from tests.nodejs import start_produce
 from tests.queues.conftest import delete_prefix, until
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.monitor.v1 import monitor_service_pb2 as pb
@@ -630,3 +631,74 @@ def _duration(seconds: float) -> duration_pb2.Duration:
     d = duration_pb2.Duration()
     d.FromMilliseconds(int(seconds * 1000))
     return d
+
+
+async def test_board_answers_without_its_peers(
+    tmp_path: Path, redis: aioredis.Redis, redis_url: str, prefix: str, authority: TokenAuthority
+) -> None:
+    # MonitorService alone, its HeartbeatService and CollectorService unreachable (e.g. restarting).
+    url = f"sqlite+aiosqlite:///{tmp_path / 'alone.db'}"
+    await monitor_migrations.upgrade(url)
+    engine = create_engine(url)
+    queue_prefix = "wmq-" + uuid.uuid4().hex[:10]
+    settings = Settings(
+        redis_prefix=prefix,
+        queue_prefix=queue_prefix,
+        heartbeat_target="127.0.0.1:1",
+        collector_target="127.0.0.1:1",
+        live_max_age_seconds=0,
+    )  # type: ignore[call-arg]
+    spec, _ = monitor_service.build(settings, redis, redis, engine, authority)
+    server = await start_server([spec], authority, "127.0.0.1:0", readiness_interval=0.2)
+    channel = open_channel(f"127.0.0.1:{server.port}", authority.mint("v", "viewer"))
+    client = pb_grpc.MonitorServiceStub(channel)
+    q = Queue("alone", {"connection": redis_url, "prefix": queue_prefix})
+    try:
+        await q.add("x", {})
+        listed = (await client.ListQueues(pb.ListQueuesRequest())).queues
+        assert [x.name for x in listed] == ["alone"] and listed[0].counts.waiting == 1
+        assert not listed[0].HasField("online_workers") and not listed[0].HasField("metrics_minute_time")
+        # Unknown worker counts never make a queue DEGRADED for "no online worker".
+        assert listed[0].status == pb.QUEUE_STATUS_RUNNING
+        overview = await client.GetOverview(pb.GetOverviewRequest())
+        assert overview.counts.waiting == 1 and not overview.HasField("success_rate_24h")
+        with pytest.raises(grpc.aio.AioRpcError) as exc:
+            await client.ListWorkers(pb.ListWorkersRequest())
+        assert code_of(exc) == grpc.StatusCode.UNAVAILABLE
+        info = error_info(exc.value)
+        assert info is not None and info.reason == "PEER_UNAVAILABLE"
+    finally:
+        await q.close()
+        await channel.close()
+        await server.stop(0.5)
+        await engine.dispose()
+        await delete_prefix(redis, queue_prefix)
+
+
+async def test_a_node_bullmq_queue_through_the_service(suite: Suite) -> None:
+    # Jobs added and processed by Node BullMQ (tests/node/produce.mjs) read and acted on over gRPC.
+    running = await start_produce(suite.redis_url, suite.queue_prefix, "nodeq", "mixed")
+    try:
+        viewer, operator = suite.client("viewer"), suite.client("operator")
+
+        async def settled() -> bool:
+            queue = (await viewer.GetQueue(pb.GetQueueRequest(queue="nodeq"))).queue
+            c = queue.counts
+            return (c.completed, c.failed, c.delayed, c.active, c.waiting) == (4, 2, 2, 0, 0)
+
+        await until(settled, what="the Node worker finishing its jobs")
+        failed = await viewer.ListJobs(pb.ListJobsRequest(queue="nodeq", states=[pb.JOB_STATE_FAILED]))
+        assert [j.failure_category for j in failed.jobs] == ["network", "network"]
+        done = await viewer.ListJobs(pb.ListJobsRequest(queue="nodeq", states=[pb.JOB_STATE_COMPLETED]))
+        detail = (await viewer.GetJob(pb.GetJobRequest(queue="nodeq", job_id=done.jobs[-1].job_id))).job
+        assert detail.processed_by == "node-worker-1" and detail.logs and detail.return_value
+        retried = await operator.RetryFailedJobs(pb.RetryFailedJobsRequest(queue="nodeq"))
+        assert retried.retried == 2
+
+        async def node_completed_them() -> bool:
+            queue = (await viewer.GetQueue(pb.GetQueueRequest(queue="nodeq"))).queue
+            return queue.counts.completed == 6 and queue.counts.failed == 0
+
+        await until(node_completed_them, what="Node's worker completing the retried jobs")
+    finally:
+        await running.stop()

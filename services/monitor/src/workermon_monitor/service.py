@@ -39,6 +39,7 @@ log = structlog.get_logger("workermon.monitor")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MonitorService"].full_name
 FLUSH_INTERVAL_SECONDS = 5.0
 PRUNE_INTERVAL_SECONDS = 3600.0
+FROM_THE_START = "0-0"
 
 
 @dataclass
@@ -76,7 +77,9 @@ class WorkerEventRecorder:
     async def run(self) -> None:
         """Follow the stream until cancelled (the server restarts it after an error)."""
         after = await self.redis.get(f"{self.base}:cursor")
-        after_text = after.decode() if isinstance(after, bytes) else (after or "")
+        # No cursor yet (first start): take the whole retained backlog, not "from now", or transitions
+        # made while this service was starting would never be recorded. Claims keep each one single.
+        after_text = after.decode() if isinstance(after, bytes) else (after or FROM_THE_START)
         stream = self.heartbeat.stub.WatchWorkers(hb_pb.WatchWorkersRequest(after_event_id=after_text))
         async for event in stream:
             await self._record(event)
