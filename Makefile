@@ -54,6 +54,7 @@ fmt: setup
 bench: setup
 	$(UV) run --frozen python -m bench.heartbeat
 	$(UV) run --frozen python -m bench.collector
+	$(UV) run --frozen python -m bench.monitor
 
 clean:
 	rm -rf .venv .tools build libs/proto/src/workermon .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import grpc
 import redis
@@ -162,7 +162,15 @@ class Failed:
     trace: str
 
 
-Job = UnaryJob | StreamJob | StoreJob | ReadJob | RegisterJob
+@runtime_checkable
+class SelfRunningJob(Protocol):
+    """A job defined in another benchmark module that brings its own coroutine: run() gets the pipe
+    to send `Ready` on and to receive its `Window` from, and returns what goes back."""
+
+    async def run(self, conn: Connection) -> object: ...
+
+
+Job = UnaryJob | StreamJob | StoreJob | ReadJob | RegisterJob | SelfRunningJob
 
 
 # --- measurement -------------------------------------------------------------------------------------
@@ -540,7 +548,9 @@ def _register(job: RegisterJob) -> RegisterResult:
 # --- process -----------------------------------------------------------------------------------------
 
 
-async def _run(job: Job, conn: Connection) -> LoadResult | ReadResult | RegisterResult:
+async def _run(job: Job, conn: Connection) -> object:
+    if isinstance(job, SelfRunningJob):
+        return await job.run(conn)
     if isinstance(job, UnaryJob):
         return await _unary(job, conn)
     if isinstance(job, StreamJob):

@@ -40,12 +40,21 @@ class ProcSample:
 class ServerProcess:
     """`python -m bench.server KIND ...` in its own process, so its CPU time is its own."""
 
-    def __init__(self, kind: str, args: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        kind: str,
+        args: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        command: list[str] | None = None,
+    ) -> None:
+        """`command` replaces `python -m bench.server KIND` for a server of another kind (a Node
+        baseline) that prints `PORT <n>` the same way."""
         self.kind = kind
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.server", kind, *args],
+            [*(command or [sys.executable, "-m", "bench.server", kind]), *args],
             cwd=ROOT,
             env={**os.environ, **env},
             stdout=subprocess.PIPE,
@@ -198,9 +207,14 @@ def snapshot(server: ServerProcess, redis_client: redis.Redis) -> Snapshot:
 
 def delete_keys(redis_client: redis.Redis, prefix: str) -> int:
     """Remove every key of a run from a shared Redis (all of them share the run's hash tag)."""
+    return delete_matching(redis_client, "{" + prefix + "}*")
+
+
+def delete_matching(redis_client: redis.Redis, match: str) -> int:
+    """SCAN + UNLINK, in batches, every key matching a glob pattern."""
     deleted = 0
     batch: list[bytes] = []
-    for key in redis_client.scan_iter(match="{" + prefix + "}*", count=2000):
+    for key in redis_client.scan_iter(match=match, count=2000):
         batch.append(key)
         if len(batch) >= 2000:
             deleted += int(redis_client.unlink(*batch))

@@ -2,7 +2,11 @@
 bare grpc.aio echo that shows what gRPC-Python costs on its own.
 
     python -m bench.server heartbeat --redis-url URL --prefix P [--profile FILE]
+    python -m bench.server monitor
     python -m bench.server echo
+
+`monitor` is the whole suite as `workermon serve` starts it (every target in one gRPC server, its
+migrations applied first), configured by the WORKERMON_* / REDIS_URL / DATABASE_URL environment.
 
 The token secret comes in WORKERMON_BENCH_SECRET (not argv, which `ps` shows). Once listening on a
 free loopback port, the process prints `PORT <n>` on stdout; it serves until SIGTERM.
@@ -15,11 +19,13 @@ import asyncio
 import cProfile
 import os
 import signal
+import socket
 import sys
 from typing import Any
 
 import grpc
 
+from workermon_cli.runtime import migrate, start_suite
 from workermon_core.auth import TokenAuthority
 from workermon_core.logging import configure_logging
 from workermon_core.redis_store import connect
@@ -66,6 +72,30 @@ async def serve_heartbeat(redis_url: str, prefix: str, secret: str) -> None:
     await redis.aclose()
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def serve_monitor(secret: str) -> None:
+    """Heartbeat, collector and monitor targets in one server, as `workermon serve` runs them."""
+    # A real port, not 0: MonitorService dials its peers at its own configured address.
+    settings = load_settings(jwt_secret=secret, grpc_port=_free_port())
+    configure_logging(settings.log_level, settings.log_format)
+    await migrate(settings)
+    suite = await start_suite(settings, "all")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    _announce(suite.server.port)
+    try:
+        await stop.wait()
+    finally:
+        await suite.stop()
+
+
 async def _echo(request: bytes, _context: Any) -> bytes:
     return request
 
@@ -91,7 +121,7 @@ async def serve_echo() -> None:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.server")
-    parser.add_argument("kind", choices=("heartbeat", "echo"))
+    parser.add_argument("kind", choices=("heartbeat", "monitor", "echo"))
     parser.add_argument("--redis-url", default="")
     parser.add_argument("--prefix", default="")
     parser.add_argument("--profile", default="", help="write cProfile stats of the event loop to this file")
@@ -102,6 +132,8 @@ def main(argv: list[str]) -> None:
     args = _parse(argv)
     if args.kind == "echo":
         job = serve_echo()
+    elif args.kind == "monitor":
+        job = serve_monitor(os.environ[SECRET_ENV])
     else:
         job = serve_heartbeat(args.redis_url, args.prefix, os.environ[SECRET_ENV])
     if not args.profile:

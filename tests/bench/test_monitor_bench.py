@@ -1,0 +1,106 @@
+"""`python -m bench.monitor --quick` runs end to end and writes complete, positive figures.
+
+Only the shape of the results is checked, never a time: the benchmark measures, it does not judge.
+Quick mode does not run bull-board at all (and says so), so nothing here depends on Node.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CALL_KEYS = ("calls", "p50_ms", "p99_ms", "max_ms", "calls_per_s", "server_cpu_ms_per_call", "response_bytes")
+
+
+@pytest.fixture(scope="module")
+def run_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    output = tmp_path_factory.mktemp("bench") / "monitor.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.monitor", "--quick", "--output", str(output)],
+        check=False,  # the assertion below shows the output
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    data: dict[str, Any] = json.loads(output.read_text())
+    return run.stdout, data
+
+
+@pytest.fixture(scope="module")
+def results(run_output: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    return run_output[1]
+
+
+def _positive(section: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
+    for key in keys:
+        assert isinstance(section[key], int | float), f"{where}.{key}"
+        assert section[key] > 0, f"{where}.{key} = {section[key]}"
+
+
+def test_runs_quick_mode_without_warnings(results: dict[str, Any]) -> None:
+    assert results["mode"] == "quick"
+    assert results["warnings"] == []
+    assert results["topology"]["cpus"] >= 1
+    assert results["cleanup"]["keys_deleted"] > results["plan"]["big_queue_jobs"]
+
+
+def test_workload_is_what_was_asked(results: dict[str, Any]) -> None:
+    plan, workload = results["plan"], results["workload"]
+    assert workload["queues"] == plan["queues"]
+    assert sum(workload["counts"].values()) == plan["queues"] * plan["jobs_per_queue"]
+    counts = workload["counts"]
+    assert counts["completed"] > counts["waiting"] > 0
+    assert counts["failed"] > 0 and counts["delayed"] > 0
+
+
+def test_board_figures(results: dict[str, Any]) -> None:
+    plan = results["plan"]
+    for key, max_age in (("board", 1.0), ("board_live0", 0.0)):
+        board = results[key]
+        assert board["live_max_age_s"] == max_age
+        assert board["collect_now"]["queues"] == plan["queues"]
+        _positive(board, ("rss_before_mb", "rss_after_mb"), key)
+        for rpc in ("overview", "queues"):
+            for load, callers in (("sequential", 1), ("concurrent", plan["callers"])):
+                case = board[rpc][load]
+                _positive(case, CALL_KEYS, f"{key}.{rpc}.{load}")
+                assert case["callers"] == callers
+                assert case["errors"] == case["timeouts"] == 0
+                assert case["items"] == plan["queues"]
+    # At 0 s every sequential call reads Redis: one reading of the queues per call.
+    assert results["board_live0"]["queues"]["sequential"]["readings_per_call"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_quick_mode_says_bull_board_is_not_run(run_output: tuple[str, dict[str, Any]]) -> None:
+    stdout, results = run_output
+    assert results["bull_board"] == {"skipped": True, "reason": "quick mode: bull-board is not run"}
+    assert "bull-board: not measured (quick mode: bull-board is not run)" in stdout
+    assert results["ratios"] == {}
+
+
+def test_list_jobs_figures(results: dict[str, Any]) -> None:
+    jobs, plan = results["jobs"], results["plan"]
+    assert jobs["jobs"] == plan["big_queue_jobs"]
+    _positive(jobs["write"], ("seconds", "jobs_per_s"), "jobs.write")
+    _positive(jobs["grpc"], CALL_KEYS, "jobs.grpc")
+    assert jobs["grpc"]["items"] == plan["page_size"]
+    assert jobs["grpc"]["calls"] == plan["list_jobs_calls"]
+    _positive(jobs["raw"], ("calls", "p50_ms", "p99_ms", "calls_per_s"), "jobs.raw")
+    _positive(jobs["discovery"], CALL_KEYS, "jobs.discovery")
+    assert jobs["discovery"]["items"] == plan["queues"] + 1
+
+
+def test_targets_and_findings(run_output: tuple[str, dict[str, Any]]) -> None:
+    stdout, results = run_output
+    assert len(results["targets"]) == 5
+    assert {t["verdict"] for t in results["targets"]} <= {"PASS", "MISS"}
+    assert results["findings"]
+    assert "Targets" in stdout and "What limits the figures" in stdout
