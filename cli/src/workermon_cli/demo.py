@@ -38,6 +38,9 @@ async def _send_email(job: Job, token: str) -> dict[str, Any]:
 
 async def _call_webhook(job: Job, token: str) -> dict[str, Any]:
     await asyncio.sleep(random.uniform(0.1, 0.6))
+    if str(job.data.get("url", "")).endswith("/gone"):
+        # A receiver that will never come back: every attempt fails the same way.
+        raise DemoFailure("HTTP 410 Gone: the webhook endpoint was removed")
     roll = random.random()
     if roll < 0.12:
         raise DemoFailure("ETIMEDOUT: connect timed out after 5000 ms")
