@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -34,13 +33,6 @@ from workermon_heartbeat import service as heartbeat_service
 from workermon_monitor import migrate as monitor_migrations
 from workermon_monitor import service as monitor_service
 from workermon_sdk.bullmq import InstrumentedWorker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -82,10 +74,10 @@ async def build_suite(
     await collector_migrations.upgrade(url)
     await monitor_migrations.upgrade(url)
     engine = create_engine(url)
-    port = free_port()
     queue_prefix = "wmq-" + uuid.uuid4().hex[:10]
     settings = Settings(
-        grpc_port=port,
+        # Port 0: the services reach each other on the port the server actually bound.
+        grpc_port=0,
         redis_prefix=prefix,
         queue_prefix=queue_prefix,
         beat_interval_seconds=1,
@@ -97,7 +89,7 @@ async def build_suite(
     col_spec, _ = collector_service.build(settings, redis, redis, engine, authority, redis_url)
     mon_spec, parts = monitor_service.build(settings, redis, redis, engine, authority)
     server = await start_server(
-        [hb_spec, col_spec, mon_spec], authority, f"127.0.0.1:{port}", readiness_interval=0.2
+        [hb_spec, col_spec, mon_spec], authority, "127.0.0.1:0", readiness_interval=0.2
     )
     suite = Suite(server, parts, authority, redis_url, queue_prefix, [])
 
@@ -221,7 +213,7 @@ async def test_history_reaches_queues_and_trend_after_a_collection(suite: Suite)
         channel = open_channel(suite.target, suite.authority.mint("t", "admin"))
         suite.channels.append(channel)
         await col_grpc.CollectorServiceStub(channel).CollectNow(col_pb.CollectNowRequest(queues=["emails"]))
-        suite.parts.board._history.invalidate()
+        await suite.parts.board.refresh()
         queue = (await admin.GetQueue(pb.GetQueueRequest(queue="emails"))).queue
         assert queue.HasField("metrics_minute_time")
         overview = await admin.GetOverview(pb.GetOverviewRequest())

@@ -55,17 +55,48 @@ class ServiceTokens:
         return self._token(who.subject, who.role)
 
 
+class LocalAddress:
+    """This process's own gRPC address, where services hosted together reach each other.
+
+    Known for certain only once the server has bound (port 0 picks one): pass `bind` as the
+    ServiceSpec's `bound` hook and the address as a Peer's target.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        # A wildcard bind is reached on loopback.
+        self.host = "127.0.0.1" if host in ("0.0.0.0", "::", "[::]", "") else host
+        self.port = port
+
+    def bind(self, port: int) -> None:
+        """Record the port the server bound."""
+        self.port = port
+
+    def __call__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
 class Peer(Generic[StubT]):
-    """A typed client of another service, opened on first use and kept referenced until closed."""
+    """A typed client of another service, opened on first use and kept referenced until closed.
+
+    `target` is host:port, or a callable giving it (read when the channel opens).
+    """
 
     def __init__(
-        self, target: str, stub_class: Callable[[grpc.aio.Channel], StubT], token: Callable[[], str]
+        self,
+        target: str | Callable[[], str],
+        stub_class: Callable[[grpc.aio.Channel], StubT],
+        token: Callable[[], str],
     ) -> None:
-        self.target = target
+        self._target = target
         self._stub_class = stub_class
         self._token = token
         self._channel: grpc.aio.Channel | None = None
         self._stub: StubT | None = None
+
+    @property
+    def target(self) -> str:
+        """host:port this peer dials."""
+        return self._target() if callable(self._target) else self._target
 
     @property
     def stub(self) -> StubT:

@@ -31,6 +31,9 @@ class ServiceSpec:
     checks: Sequence[ReadinessCheck] = ()
     background: Sequence[Callable[[], Awaitable[None]]] = ()
     close: Callable[[], Awaitable[None]] | None = None
+    # Told the port the server bound, before it starts (a service calling its neighbours on it needs it
+    # when the configured port is 0).
+    bound: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -156,6 +159,9 @@ async def start_server(
     port = server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot listen on {address}")
+    for spec in specs:
+        if spec.bound is not None:
+            spec.bound(port)
     suite = SuiteServer(server=server, port=port, specs=specs, health=health_servicer)
     await suite.set_ready(False)
     await server.start()

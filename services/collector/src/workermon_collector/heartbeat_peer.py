@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ddsketch import DDSketch
 from ddsketch.ddsketch import BaseDDSketch
@@ -22,8 +22,7 @@ TIMEOUT_SECONDS = 2.0
 class HeartbeatPeer:
     """A gRPC client of HeartbeatService with a short-lived service token (role viewer)."""
 
-    def __init__(self, target: str, authority: TokenAuthority) -> None:
-        self.target = target
+    def __init__(self, target: str | Callable[[], str], authority: TokenAuthority) -> None:
         self._peer = Peer(
             target, hb_grpc.HeartbeatServiceStub, ServiceTokens(authority, "collector", "viewer").own
         )

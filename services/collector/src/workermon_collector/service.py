@@ -17,6 +17,7 @@ from workermon.collector.v1 import collector_service_pb2 as pb
 from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
 from workermon_core.auth import TokenAuthority
 from workermon_core.db import ping
+from workermon_core.peer import LocalAddress
 from workermon_core.server import Outage, ServiceSpec
 from workermon_core.settings import Settings
 from workermon_queues.backend import BullMQBackend
@@ -69,8 +70,8 @@ def build(  # noqa: PLR0917 - the dependencies a process hands over
     store = SnapshotStore(
         engine, minute_retention=minute_retention, clock=lambda: datetime.fromtimestamp(clock(), tz=UTC)
     )
-    target = settings.heartbeat_target or f"{settings.grpc_host}:{settings.grpc_port}"
-    peer = HeartbeatPeer(target, authority)
+    own_address = LocalAddress(settings.grpc_host, settings.grpc_port)
+    peer = HeartbeatPeer(settings.heartbeat_target or own_address, authority)
     collector = Collector(
         backend,
         follower,
@@ -127,5 +128,6 @@ def build(  # noqa: PLR0917 - the dependencies a process hands over
         checks=[redis_ready, database_ready],
         background=[follow_forever, *([run_schedule] if use_schedule else [])],
         close=peer.close,
+        bound=own_address.bind,
     )
     return spec, CollectorParts(collector, store, follower, servicer, maintenance)

@@ -37,14 +37,25 @@ T = TypeVar("T")
 
 
 class Shared(Generic[T]):
-    """A value recomputed at most every `max_age` seconds; concurrent callers share one computation."""
+    """A value recomputed at most every `max_age` seconds; concurrent callers share one computation.
+
+    With `stale_while_refreshing`, a caller finding the value old gets it at once while one refresh runs
+    in the background: for values slow to compute and fine to serve a little late (discovery SCANs the
+    whole Redis, which on an instance keeping a million finished jobs takes about a second).
+    """
 
     def __init__(
-        self, compute: Callable[[], Awaitable[T]], max_age: float, clock: Callable[[], float]
+        self,
+        compute: Callable[[], Awaitable[T]],
+        max_age: float,
+        clock: Callable[[], float],
+        *,
+        stale_while_refreshing: bool = False,
     ) -> None:
         self._compute = compute
         self._max_age = max_age
         self._clock = clock
+        self._stale_ok = stale_while_refreshing
         self._value: T | None = None
         self._at = float("-inf")
         self._running: asyncio.Future[T] | None = None
@@ -59,7 +70,19 @@ class Shared(Generic[T]):
             return self._value
         if self._running is None:
             self._running = asyncio.ensure_future(self._refresh())
+            if self._stale_ok:
+                # Nobody awaits a background refresh: retrieve its failure so it is not reported as lost.
+                self._running.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if self._stale_ok and self._value is not None:
+            return self._value
         # shield: one caller giving up (deadline, disconnect) must not cancel the others' computation.
+        return await asyncio.shield(self._running)
+
+    async def fresh(self) -> T:
+        """A freshly computed value (joining a refresh already in flight rather than starting a second)."""
+        self.invalidate()
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._refresh())
         return await asyncio.shield(self._running)
 
     async def _refresh(self) -> T:
@@ -118,14 +141,23 @@ class Board:
         self.backlog_thresholds = backlog_thresholds or {}
         self.display_names = display_names or {}
         self.clock = clock
-        self._names: Shared[list[str]] = Shared(backend.discover, DISCOVERY_SECONDS, monotonic)
-        self._history: Shared[History] = Shared(self._read_history, HISTORY_SECONDS, monotonic)
+        self._names: Shared[list[str]] = Shared(
+            backend.discover, DISCOVERY_SECONDS, monotonic, stale_while_refreshing=True
+        )
+        self._history: Shared[History] = Shared(
+            self._read_history, HISTORY_SECONDS, monotonic, stale_while_refreshing=True
+        )
         self._reading: Shared[Reading] = Shared(self._read, live_max_age, monotonic)
         self._history_outage = Outage("collector_summary")
         self._heartbeat_outage = Outage("worker_summary")
 
     def invalidate(self) -> None:
         """Forget the live reading (an action just changed a queue)."""
+        self._reading.invalidate()
+
+    async def refresh(self) -> None:
+        """Re-read the queue list and the history now, and forget the live reading."""
+        await asyncio.gather(self._names.fresh(), self._history.fresh())
         self._reading.invalidate()
 
     async def reading(self) -> Reading:
@@ -140,7 +172,7 @@ class Board:
             state = (await self.backend.states([name], int(self.clock() * 1000)))[name]
             if not state.exists:
                 raise NotFound(f"queue {name!r} does not exist", reason="QUEUE_NOT_FOUND")
-            self._names.invalidate()
+            await self._names.fresh()
             self._reading.invalidate()
             found = (await self.reading()).by_name.get(name)
             if found is None:

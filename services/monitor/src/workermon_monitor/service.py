@@ -20,7 +20,7 @@ from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
 from workermon_core.auth import TokenAuthority, action_roles
 from workermon_core.db import ping
-from workermon_core.peer import Peer, ServiceTokens
+from workermon_core.peer import LocalAddress, Peer, ServiceTokens
 from workermon_core.redis_store import key_prefix
 from workermon_core.server import Outage, ServiceSpec
 from workermon_core.settings import Settings
@@ -131,7 +131,7 @@ def build(
     clock: Callable[[], float] = time.time,
 ) -> tuple[ServiceSpec, MonitorParts]:
     """The ServiceSpec to host and its parts."""
-    own_address = f"{settings.grpc_host}:{settings.grpc_port}"
+    own_address = LocalAddress(settings.grpc_host, settings.grpc_port)
     tokens = ServiceTokens(authority, "monitor", "viewer")
     # Shared readings use the service's own (viewer) identity; calls made for one caller carry theirs.
     heartbeat_board = Peer(settings.heartbeat_target or own_address, hb_grpc.HeartbeatServiceStub, tokens.own)
@@ -215,5 +215,6 @@ def build(
         checks=[redis_ready, database_ready],
         background=[follow_workers, flush_audit, prune_audit],
         close=close,
+        bound=own_address.bind,
     )
     return spec, MonitorParts(board, jobs, auditor, audit_store, servicer, recorder)
