@@ -80,6 +80,35 @@ class Settings(BaseSettings):
     live_max_age_seconds: float = Field(1.0, ge=0.0, le=60)
     audit_retention_days: float = Field(90.0, ge=1, le=3660)
 
+    # HTTP gateway
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+    # Everything the gateway serves is under this path, so a host application can mount it anywhere.
+    base_path: str = "/api"
+    # Where the gateway reaches the gRPC services; default: this process's own gRPC port.
+    gateway_target: str | None = None
+    # Comma-separated origins allowed to call the API from a browser (CORS); empty: same origin only.
+    cors_origins: str = ""
+    # RS256: a PEM public key file, or a JWKS file, whose keys verify tokens besides the HS256 secret.
+    jwt_public_key_file: Path | None = None
+    jwks_file: Path | None = None
+    # Users who may log in (argon2 hashes), managed with `workermon user add`; default <data dir>/users.json.
+    users_file: Path | None = None
+    token_ttl_seconds: float = Field(900.0, ge=60, le=86_400)
+    login_attempts_per_minute: int = Field(10, ge=1, le=10_000)
+    # Built admin UI to serve; default ./admin/dist when it exists.
+    admin_ui_dir: Path | None = None
+    stream_overview_interval_seconds: float = Field(2.0, ge=0.2, le=60)
+    stream_replay_seconds: float = Field(300.0, ge=10, le=86_400)
+
+    @field_validator("base_path")
+    @classmethod
+    def _check_base_path(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and (not value.startswith("/") or not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", value)):
+            raise ValueError("must be empty or a path such as /api or /admin/worker-monitor")
+        return value
+
     @field_validator("redis_prefix")
     @classmethod
     def _check_prefix(cls, value: str) -> str:
