@@ -71,7 +71,9 @@ def test_list_figures(results: dict[str, Any]) -> None:
     _positive(listing, ("register_s", "register_per_s"), "list")
     assert set(listing["cases"]) == {"page_50", "page_100", "page_50_concurrent_10", "summary"}
     for name, case in listing["cases"].items():
-        _positive(case, READ_KEYS, f"list.cases.{name}")
+        _positive(case, READ_KEYS[:-1], f"list.cases.{name}")
+        # Process CPU time ticks in 10 ms steps: a quick run of a few hundred cheap calls may read 0.
+        assert case["server_cpu_ms_per_call"] >= 0, f"list.cases.{name}"
 
 
 def test_targets_and_limits(results: dict[str, Any]) -> None:
