@@ -1,20 +1,43 @@
-"""Bearer JWTs: minting, verifying (with a small cache for hot paths) and role checks per RPC."""
+"""Bearer JWTs: minting, verifying (with a small cache for hot paths) and role checks per RPC.
+
+The suite mints HS256 tokens with its own secret. It also accepts RS256 tokens from an identity
+provider whose public keys are configured as a PEM file (WORKERMON_JWT_PUBLIC_KEY_FILE) and/or a JWKS
+file (WORKERMON_JWKS_FILE); both are read once at start, never fetched over the network.
+
+The role comes from the `role` claim (one of viewer, operator, admin, worker). Identity providers
+often put a list instead: an RS256 token without `role` may carry `roles`, and the highest suite role
+in it is used (admin > operator > viewer > worker); names that are not suite roles are ignored.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
+import hmac
+import json
 import os
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from google.protobuf import descriptor_pool
 
 from workermon.common.v1 import access_pb2
 
 from .errors import PermissionDenied, Unauthenticated
+from .settings import ConfigError, env_name
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 ROLE_NAMES: dict[str, int] = {
     "viewer": access_pb2.ROLE_VIEWER,
@@ -61,16 +84,59 @@ def load_or_create_secret(configured: str | None, data_dir: Path) -> str:
     return path.read_text().strip()
 
 
-class TokenAuthority:
-    """Mints and verifies the suite's tokens; verified tokens are cached until they expire."""
+# Which suite role wins when an identity provider lists several.
+_ROLES_PREFERENCE = ("admin", "operator", "viewer", "worker")
+RS_ALGORITHM = "RS256"
+_MIN_RSA_BITS = 2048
 
-    def __init__(self, secret: str, issuer: str = "workermon", cache_size: int = 4096) -> None:
+
+@dataclass(frozen=True, slots=True)
+class VerificationKey:
+    """An RS256 public key; `kid` is None for a PEM key (used whatever kid a token names)."""
+
+    kid: str | None
+    key: RSAPublicKey
+
+
+def _refused(message: str, check: str) -> Unauthenticated:
+    # `check` lets clients and logs tell the failures apart while the reason stays TOKEN_INVALID.
+    return Unauthenticated(message, reason="TOKEN_INVALID", metadata={"check": check})
+
+
+def _b64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class TokenAuthority:
+    """Mints HS256 tokens and verifies HS256 or RS256 ones; verified tokens are cached until they expire."""
+
+    def __init__(
+        self,
+        secret: str,
+        issuer: str = "workermon",
+        cache_size: int = 4096,
+        *,
+        rsa_keys: Sequence[VerificationKey] = (),
+        audience: str | None = None,
+    ) -> None:
         if len(secret) < 32:
             raise ValueError("WORKERMON_JWT_SECRET must be at least 32 characters")
         self._secret = secret
         self._issuer = issuer
+        self._audience = audience
+        self._rsa_keys = tuple(rsa_keys)
+        # Kept only to name an algorithm-confusion attempt precisely; never used to accept a token.
+        self._public_pems = tuple(
+            k.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            for k in self._rsa_keys
+        )
         self._cache: OrderedDict[str, Principal] = OrderedDict()
         self._cache_size = cache_size
+
+    @property
+    def accepts_rs256(self) -> bool:
+        """Whether any RS256 public key is configured."""
+        return bool(self._rsa_keys)
 
     def mint(self, subject: str, role: str, ttl_seconds: float = 3600.0) -> str:
         """Sign a token for `subject` with `role`, valid for `ttl_seconds`."""
@@ -87,7 +153,7 @@ class TokenAuthority:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> Principal:
-        """Check signature, algorithm, issuer and expiry; raise Unauthenticated saying what is wrong."""
+        """Check algorithm, signature, issuer, claims and expiry; raise Unauthenticated saying why not."""
         cached = self._cache.get(token)
         if cached is not None:
             if cached.expires_at > time.time():
@@ -95,25 +161,194 @@ class TokenAuthority:
                 return cached
             del self._cache[token]
         try:
-            claims = jwt.decode(
-                token,
-                self._secret,
-                algorithms=[ALGORITHM],
-                issuer=self._issuer,
-                options={"require": ["exp", "sub", "role", "iss"]},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated("token has expired", reason="TOKEN_EXPIRED") from None
+            header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
-            raise Unauthenticated(f"invalid token: {exc}", reason="TOKEN_INVALID") from None
-        role = str(claims["role"])
-        if role not in ROLE_NAMES:
-            raise Unauthenticated(f"token names an unknown role {role!r}", reason="TOKEN_INVALID")
+            raise _refused(f"malformed token: {exc}", "format") from None
+        algorithm = header.get("alg")
+        if algorithm == ALGORITHM:
+            claims = self._decode_hs256(token)
+        elif algorithm == RS_ALGORITHM:
+            claims = self._decode_rs256(token, header.get("kid"))
+        elif isinstance(algorithm, str) and algorithm.lower() == "none":
+            raise _refused("unsigned tokens (alg none) are refused", "algorithm")
+        else:
+            raise _refused(f"token algorithm {algorithm!r} is refused; use HS256 or RS256", "algorithm")
+        role = self._role(claims, rs256=algorithm == RS_ALGORITHM)
         principal = Principal(subject=str(claims["sub"]), role=role, expires_at=float(claims["exp"]))
         self._cache[token] = principal
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return principal
+
+    def _decode_hs256(self, token: str) -> dict[str, Any]:
+        try:
+            return self._decode(token, self._secret, ALGORITHM)
+        except Unauthenticated as exc:
+            if exc.metadata.get("check") == "signature" and self._signed_with_public_key(token):
+                raise _refused(
+                    "HS256 token signed with the RS256 public key is refused (algorithm confusion)",
+                    "algorithm",
+                ) from None
+            raise
+
+    def _signed_with_public_key(self, token: str) -> bool:
+        signing_input, _, signature = token.rpartition(".")
+        try:
+            sent = _b64url(signature)
+        except (binascii.Error, ValueError):
+            return False
+        return any(
+            hmac.compare_digest(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest(), sent)
+            for pem in self._public_pems
+        )
+
+    def _decode_rs256(self, token: str, kid: object) -> dict[str, Any]:
+        if not self._rsa_keys:
+            raise _refused("RS256 tokens are refused: no public key is configured", "algorithm")
+        if kid is not None and not isinstance(kid, str):
+            raise _refused("token header 'kid' must be a string", "format")
+        candidates = [k.key for k in self._rsa_keys if kid is not None and k.kid == kid]
+        if not candidates:
+            candidates = [k.key for k in self._rsa_keys if k.kid is None]
+        if not candidates and kid is None and len(self._rsa_keys) == 1:
+            candidates = [self._rsa_keys[0].key]
+        if not candidates:
+            if kid is None:
+                raise _refused("token names no key id (kid) and several keys are configured", "key")
+            raise _refused(f"token is signed with an unknown key id {kid!r}", "key")
+        last: Unauthenticated | None = None
+        for key in candidates:
+            try:
+                return self._decode(token, key, RS_ALGORITHM)
+            except Unauthenticated as exc:
+                if exc.metadata.get("check") != "signature":
+                    raise
+                last = exc
+        assert last is not None
+        raise last
+
+    def _decode(self, token: str, key: str | RSAPublicKey, algorithm: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=[algorithm],
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": ["exp", "sub", "iss"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated(
+                "token has expired", reason="TOKEN_EXPIRED", metadata={"check": "expiry"}
+            ) from None
+        except jwt.InvalidSignatureError:
+            raise _refused("token signature does not verify", "signature") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise _refused(f"token lacks the {exc.claim!r} claim", "claims") from None
+        except jwt.InvalidIssuerError:
+            raise _refused(f"token issuer is not {self._issuer!r}", "issuer") from None
+        except jwt.InvalidAudienceError:
+            wanted = repr(self._audience) if self._audience else "none (no audience is configured)"
+            raise _refused(f"token audience is not accepted; expected {wanted}", "audience") from None
+        except jwt.ImmatureSignatureError:
+            raise _refused("token is not valid yet", "expiry") from None
+        except jwt.InvalidTokenError as exc:
+            raise _refused(f"invalid token: {exc}", "format") from None
+        return claims
+
+    @staticmethod
+    def _role(claims: dict[str, Any], *, rs256: bool) -> str:
+        if "role" in claims:
+            role = claims["role"]
+            if not isinstance(role, str) or role not in ROLE_NAMES:
+                raise _refused(f"token names an unknown role {role!r}", "role")
+            return role
+        listed = claims.get("roles")
+        if not rs256 or listed is None:
+            raise _refused("token lacks the 'role' claim", "claims")
+        if not isinstance(listed, list):
+            raise _refused("token claim 'roles' must be a list", "role")
+        for role in _ROLES_PREFERENCE:
+            if role in listed:
+                return role
+        raise _refused(f"token roles name no suite role (one of {', '.join(ROLE_NAMES)})", "role")
+
+
+def _read(path: Path, field: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{env_name(field)}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _checked_rsa(key: object, where: str, field: str) -> RSAPublicKey:
+    if not isinstance(key, RSAPublicKey):
+        raise ConfigError(f"{env_name(field)}: {where} is not an RSA public key (only RS256 is accepted)")
+    if key.key_size < _MIN_RSA_BITS:
+        raise ConfigError(f"{env_name(field)}: {where} has {key.key_size} bits; at least 2048 are needed")
+    return key
+
+
+def load_public_key_file(path: Path) -> VerificationKey:
+    """An RSA public key (or an X.509 certificate holding one) from a PEM file, as a kid-less key."""
+    data = _read(path, "jwt_public_key_file")
+    try:
+        if b"-----BEGIN CERTIFICATE-----" in data:
+            key: object = x509.load_pem_x509_certificate(data).public_key()
+        else:
+            key = serialization.load_pem_public_key(data)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{env_name('jwt_public_key_file')}: {path} is not a PEM public key: {exc}"
+        ) from None
+    return VerificationKey(kid=None, key=_checked_rsa(key, str(path), "jwt_public_key_file"))
+
+
+def load_jwks_file(path: Path) -> list[VerificationKey]:
+    """The RS256 signing keys of a JWKS file; keys for encryption or other algorithms are skipped."""
+    field = "jwks_file"
+    try:
+        document = json.loads(_read(path, field))
+    except ValueError as exc:
+        raise ConfigError(f"{env_name(field)}: {path} is not JSON: {exc}") from None
+    entries = document.get("keys") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigError(f"{env_name(field)}: {path} must be a JSON object with a 'keys' list")
+    keys: list[VerificationKey] = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or entry.get("kty") != "RSA":
+            continue
+        if entry.get("use", "sig") != "sig" or entry.get("alg", RS_ALGORITHM) != RS_ALGORITHM:
+            continue
+        try:
+            jwk = jwt.PyJWK(entry, algorithm=RS_ALGORITHM)
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, KeyError) as exc:
+            raise ConfigError(f"{env_name(field)}: key {index} of {path} is unusable: {exc}") from None
+        kid = entry.get("kid")
+        keys.append(
+            VerificationKey(
+                kid=str(kid) if kid is not None else None,
+                key=_checked_rsa(jwk.key, f"key {index} of {path}", field),
+            )
+        )
+    if not keys:
+        raise ConfigError(f"{env_name(field)}: {path} holds no RSA signing key usable with RS256")
+    return keys
+
+
+def authority_from_settings(settings: Settings) -> TokenAuthority:
+    """The suite's authority: HS256 with the configured (or kept) secret, plus any configured RS256 keys."""
+    configured = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    secret = load_or_create_secret(configured, settings.data_dir)
+    keys: list[VerificationKey] = []
+    if settings.jwt_public_key_file is not None:
+        keys.append(load_public_key_file(settings.jwt_public_key_file))
+    if settings.jwks_file is not None:
+        keys.extend(load_jwks_file(settings.jwks_file))
+    try:
+        return TokenAuthority(secret, issuer=settings.jwt_issuer, rsa_keys=keys)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def bearer_token(metadata: tuple[tuple[str, str | bytes], ...] | None) -> str:
