@@ -101,6 +101,32 @@ class Settings(BaseSettings):
     stream_overview_interval_seconds: float = Field(2.0, ge=0.2, le=60)
     stream_replay_seconds: float = Field(300.0, ge=10, le=86_400)
 
+    # IncidentService: where the others reach it (default: this process's own gRPC port).
+    incidents_target: str | None = None
+    # Rule defaults; every one can be overridden per queue in WORKERMON_INCIDENT_RULES.
+    incident_eval_interval_seconds: float = Field(60.0, ge=1, le=3600)
+    failure_rate_threshold: float = Field(0.05, gt=0, le=1)
+    failure_rate_window_minutes: int = Field(10, ge=1, le=1440)
+    failure_rate_min_jobs: int = Field(20, ge=1, le=1_000_000)
+    failure_rate_pending_minutes: float = Field(1.0, ge=0, le=1440)
+    backlog_pending_minutes: float = Field(5.0, ge=0, le=1440)
+    stuck_minutes: float = Field(10.0, ge=1, le=1440)
+    worker_down_missed_beats: int = Field(4, ge=1, le=1000)
+    slow_processing_factor: float = Field(3.0, ge=1, le=1000)
+    slow_processing_floor_ms: float = Field(1000.0, ge=0, le=86_400_000)
+    slow_processing_baseline_minutes: int = Field(30, ge=5, le=1440)
+    slow_processing_pending_minutes: float = Field(5.0, ge=0, le=1440)
+    stats_stale_minutes: float = Field(5.0, ge=1, le=1440)
+    # An open incident resolves only after its condition has been clear this long (no flapping).
+    incident_quiet_minutes: float = Field(5.0, ge=0, le=1440)
+    # JSON: {"<queue>": {"failure_rate_threshold": 0.2, "backlog_threshold": 1000, ...}}.
+    incident_rules: str = ""
+    # Notification channels as JSON (a list of channel objects; see the README), or a file holding it.
+    notify_channels: str = ""
+    notify_channels_file: Path | None = None
+    # While an incident stays unacknowledged, notify again this often (0: never).
+    notify_repeat_hours: float = Field(4.0, ge=0, le=24 * 30)
+
     @field_validator("base_path")
     @classmethod
     def _check_base_path(cls, value: str) -> str:

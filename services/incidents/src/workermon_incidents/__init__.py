@@ -1,0 +1,1 @@
+"""Worker Monitor IncidentService: rules, incident lifecycle, notifications."""
