@@ -17,6 +17,7 @@ from workermon_core.logging import configure_logging
 from workermon_core.settings import ConfigError, Settings, load_settings
 
 from .runtime import TARGETS, Suite, authority_for, migrate, start_suite
+from .user_cmd import register as register_user_command
 
 log = structlog.get_logger("workermon")
 
@@ -65,6 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--role", required=True, choices=sorted(ROLE_NAMES))
     token.add_argument("--sub", required=True, help="subject: who the token is for")
     token.add_argument("--ttl", type=float, default=3600.0, help="validity in seconds (default 3600)")
+    register_user_command(sub)
     return parser
 
 
@@ -142,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"workermon: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    if args.command == "user":
+        from .user_cmd import run as run_user_command
+
+        return run_user_command(args, settings)
     if args.command == "token":
         print(authority_for(settings).mint(args.sub, args.role, args.ttl))
         return 0

@@ -1,0 +1,316 @@
+"""Logging in for a token, the attempt limit, the users file and the `workermon user` command."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from tests.conftest import FakeClock
+from workermon_cli.main import main
+from workermon_cli.user_cmd import ensure_first_admin
+from workermon_core.auth import TokenAuthority
+from workermon_core.settings import Settings, load_settings
+from workermon_gateway.login import AttemptLimiter, login_routes
+from workermon_gateway.security import security_middleware
+from workermon_gateway.users import UnknownUser, UserError, UserExists, UserStore, users_path
+
+SECRET = "login-secret-" + "l" * 40
+PASSWORD = "correct horse battery staple"
+LOGIN = "/api/v1/auth/login"
+
+
+def _settings(tmp_path: Path, **overrides: Any) -> Settings:
+    return load_settings(data_dir=tmp_path / "data", **overrides)
+
+
+class Gateway:
+    """A Starlette app made of the login routes and the security middleware, and a client of it."""
+
+    def __init__(self, tmp_path: Path, **overrides: Any) -> None:
+        self.settings = _settings(tmp_path, **overrides)
+        self.users = UserStore(users_path(self.settings))
+        self.authority = TokenAuthority(SECRET)
+        self.app = Starlette(
+            routes=login_routes(self.settings, self.users, self.authority),
+            middleware=security_middleware(self.settings),
+        )
+
+    def client(self, address: str = "127.0.0.1") -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app, client=(address, 40000))
+        return httpx.AsyncClient(transport=transport, base_url="http://gateway.test")
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Gateway:
+    gw = Gateway(tmp_path, login_attempts_per_minute=5, token_ttl_seconds=600)
+    gw.users.add("alice", "operator", PASSWORD)
+    return gw
+
+
+@pytest.fixture
+async def client(gateway: Gateway) -> AsyncIterator[httpx.AsyncClient]:
+    async with gateway.client() as c:
+        yield c
+
+
+def _error(response: httpx.Response) -> dict[str, Any]:
+    body: dict[str, Any] = response.json()["error"]
+    assert body["code"] == response.status_code
+    return body
+
+
+async def test_login_gives_a_token_the_authority_accepts(gateway: Gateway, client: httpx.AsyncClient) -> None:
+    response = await client.post(LOGIN, json={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["tokenType"] == "Bearer" and body["expiresIn"] == 600
+    assert (body["role"], body["username"]) == ("operator", "alice")
+    principal = gateway.authority.verify(body["accessToken"])
+    assert (principal.subject, principal.role) == ("alice", "operator")
+    assert 590 < principal.expires_at - time.time() <= 600
+    assert response.headers["cache-control"] == "no-store"
+
+    me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {body['accessToken']}"})
+    assert me.status_code == 200
+    assert me.json()["subject"] == "alice" and me.json()["role"] == "operator"
+
+
+async def test_wrong_password_and_unknown_user_get_the_same_answer(client: httpx.AsyncClient) -> None:
+    wrong = await client.post(LOGIN, json={"username": "alice", "password": "not the password"})
+    unknown = await client.post(LOGIN, json={"username": "mallory", "password": PASSWORD})
+    assert wrong.status_code == unknown.status_code == 401
+    assert (
+        wrong.json()
+        == unknown.json()
+        == {
+            "error": {
+                "code": 401,
+                "status": "UNAUTHENTICATED",
+                "message": "invalid username or password",
+                "details": [],
+            }
+        }
+    )
+    assert wrong.headers["www-authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ("{not json", "body"),
+        ("[1, 2]", "body"),
+        (json.dumps({"password": PASSWORD}), "username"),
+        (json.dumps({"username": "", "password": PASSWORD}), "username"),
+        (json.dumps({"username": "alice"}), "password"),
+        (json.dumps({"username": "alice", "password": 12345678901234}), "password"),
+        (json.dumps({"username": "alice", "password": "x" * 2000}), "password"),
+    ],
+)
+async def test_malformed_body_names_the_field(client: httpx.AsyncClient, body: str, field: str) -> None:
+    response = await client.post(LOGIN, content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    error = _error(response)
+    assert error["status"] == "INVALID_ARGUMENT" and error["message"].startswith(f"{field}:")
+    violations = [d for d in error["details"] if d["@type"].endswith("BadRequest")]
+    assert violations[0]["fieldViolations"][0]["field"] == field
+
+
+async def test_login_needs_a_json_content_type(client: httpx.AsyncClient) -> None:
+    response = await client.post(LOGIN, data={"username": "alice", "password": PASSWORD})
+    assert response.status_code == 400
+    assert "Content-Type: application/json" in _error(response)["message"]
+
+
+async def test_attempts_are_limited_per_client(gateway: Gateway, client: httpx.AsyncClient) -> None:
+    for _ in range(5):
+        response = await client.post(LOGIN, json={"username": "alice", "password": "wrong password!"})
+        assert response.status_code == 401
+    limited = await client.post(LOGIN, json={"username": "alice", "password": PASSWORD})
+    assert limited.status_code == 429
+    error = _error(limited)
+    assert error["status"] == "RESOURCE_EXHAUSTED"
+    assert 1 <= int(limited.headers["retry-after"]) <= 60
+    assert error["details"][0]["reason"] == "LOGIN_RATE_LIMITED"
+    # Another address has its own allowance.
+    async with gateway.client("10.0.0.9") as other:
+        ok = await other.post(LOGIN, json={"username": "alice", "password": PASSWORD})
+        assert ok.status_code == 200
+
+
+def test_limiter_window_slides_and_idle_clients_are_forgotten() -> None:
+    clock = FakeClock()
+    limiter = AttemptLimiter(2, 60.0, max_clients=3, clock=clock)
+    assert limiter.hit("a") is None
+    clock.advance(10)
+    assert limiter.hit("a") is None
+    assert limiter.hit("a") == pytest.approx(50.0)
+    clock.advance(50)
+    assert limiter.hit("a") is None  # the first attempt left the window
+    assert limiter.hit("a") == pytest.approx(10.0)
+    for name in ("b", "c", "d", "e"):
+        assert limiter.hit(name) is None
+    assert len(limiter) == 3  # the least recently seen were dropped
+    clock.advance(61)
+    assert limiter.hit("f") is None
+    assert len(limiter) == 1  # everyone idle for a window is forgotten
+
+
+async def test_me_without_or_with_a_bad_token(client: httpx.AsyncClient) -> None:
+    missing = await client.get("/api/v1/auth/me")
+    assert missing.status_code == 401
+    assert _error(missing)["details"][0]["reason"] == "TOKEN_MISSING"
+    bad = await client.get("/api/v1/auth/me", headers={"Authorization": "Bearer nope"})
+    assert bad.status_code == 401 and _error(bad)["status"] == "UNAUTHENTICATED"
+    basic = await client.get("/api/v1/auth/me", headers={"Authorization": "Basic YWxpY2U6eA=="})
+    assert basic.status_code == 401
+
+
+async def test_routes_follow_the_base_path(tmp_path: Path) -> None:
+    gw = Gateway(tmp_path, base_path="/ops/monitor")
+    gw.users.add("root", "admin", PASSWORD)
+    async with gw.client() as c:
+        response = await c.post("/ops/monitor/v1/auth/login", json={"username": "root", "password": PASSWORD})
+        assert response.status_code == 200 and response.json()["role"] == "admin"
+        assert (await c.post(LOGIN, json={"username": "root", "password": PASSWORD})).status_code == 404
+
+
+# --- the users file -------------------------------------------------------------------------------
+
+
+def test_store_file_is_private_and_atomic(tmp_path: Path) -> None:
+    path = tmp_path / "nested" / "users.json"
+    store = UserStore(path)
+    store.add("bob", "viewer", PASSWORD)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    on_disk = json.loads(path.read_text())
+    assert set(on_disk["bob"]) == {"role", "password_hash", "created_at"}
+    assert on_disk["bob"]["password_hash"].startswith("$argon2")
+    assert PASSWORD not in path.read_text()
+    # Only the file and its lock remain: no temporary file is left behind.
+    assert sorted(p.name for p in path.parent.iterdir()) == ["users.json", "users.json.lock"]
+
+
+def test_store_rules(tmp_path: Path) -> None:
+    store = UserStore(tmp_path / "users.json")
+    store.add("a.b_c-d@example.com", "admin", PASSWORD)
+    for name in ("", "x" * 65, "has space", "slash/", "ünicode"):
+        with pytest.raises(UserError, match="user name"):
+            store.add(name, "viewer", PASSWORD)
+    with pytest.raises(UserError, match="role"):
+        store.add("carol", "worker", PASSWORD)
+    with pytest.raises(UserError, match="at least 12"):
+        store.add("carol", "viewer", "short")
+    with pytest.raises(UserExists):
+        store.add("a.b_c-d@example.com", "viewer", PASSWORD)
+    created = store.list()[0].created_at
+    store.add("a.b_c-d@example.com", "viewer", "another password!", replace=True)
+    assert [(u.name, u.role, u.created_at) for u in store.list()] == [
+        ("a.b_c-d@example.com", "viewer", created)
+    ]
+    assert store.verify("a.b_c-d@example.com", PASSWORD) is None
+    assert store.verify("a.b_c-d@example.com", "another password!") == "viewer"
+    store.remove("a.b_c-d@example.com")
+    assert store.list() == []
+    with pytest.raises(UnknownUser):
+        store.remove("a.b_c-d@example.com")
+
+
+def test_store_reloads_when_the_file_changes(tmp_path: Path) -> None:
+    path = tmp_path / "users.json"
+    serving, admin_tool = UserStore(path), UserStore(path)
+    assert serving.verify("dave", PASSWORD) is None
+    admin_tool.add("dave", "operator", PASSWORD)
+    assert serving.verify("dave", PASSWORD) == "operator"
+    admin_tool.remove("dave")
+    assert serving.verify("dave", PASSWORD) is None
+    # A damaged file keeps the last good users rather than locking everyone out.
+    admin_tool.add("erin", "viewer", PASSWORD)
+    assert serving.verify("erin", PASSWORD) == "viewer"
+    path.write_text("{half a file")
+    assert serving.verify("erin", PASSWORD) == "viewer"
+
+
+# --- the `workermon user` command -----------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in list(os.environ):
+        if name.startswith("WORKERMON_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("WORKERMON_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data" / "users.json"
+
+
+def test_user_cli_add_list_remove(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["user", "add", "frank", "--role", "operator", "--password-stdin"]) == 0
+    assert UserStore(cli_env).verify("frank", PASSWORD) == "operator"
+
+    prompts = iter([PASSWORD + "2", PASSWORD + "2"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(prompts))
+    assert main(["user", "add", "grace", "--role", "admin"]) == 0
+    assert UserStore(cli_env).verify("grace", PASSWORD + "2") == "admin"
+
+    capsys.readouterr()
+    assert main(["user", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in lines] == [["frank", "operator"], ["grace", "admin"]]
+
+    assert main(["user", "remove", "frank"]) == 0
+    assert [u.name for u in UserStore(cli_env).list()] == ["grace"]
+    assert main(["user", "remove", "frank"]) == 1
+    assert "no user named 'frank'" in capsys.readouterr().err
+
+
+def test_user_cli_refusals(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["user", "add", "henry", "--role", "viewer", "--password-stdin"]) == 1
+    assert "at least 12" in capsys.readouterr().err
+    answers = iter([PASSWORD, PASSWORD + "typo"])
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": next(answers))
+    assert main(["user", "add", "henry", "--role", "viewer"]) == 1
+    assert "do not match" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["user", "add", "henry", "--role", "viewer", "--password-stdin"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["user", "add", "henry", "--role", "admin", "--password-stdin"]) == 1
+    assert "exists already" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["user", "add", "henry", "--role", "admin", "--password-stdin", "--replace"]) == 0
+    assert UserStore(cli_env).verify("henry", PASSWORD) == "admin"
+    with pytest.raises(SystemExit):
+        main(["user", "add", "ivy", "--role", "worker", "--password-stdin"])
+
+
+def test_ensure_first_admin(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    password = ensure_first_admin(settings)
+    assert password is not None and len(password) >= 12
+    store = UserStore(users_path(settings))
+    assert [(u.name, u.role) for u in store.list()] == [("admin", "admin")]
+    assert store.verify("admin", password) == "admin"
+    assert ensure_first_admin(settings) is None
+    assert store.verify("admin", password) == "admin"
+
+
+def test_ensure_first_admin_leaves_existing_users_alone(tmp_path: Path) -> None:
+    custom = tmp_path / "elsewhere" / "people.json"
+    settings = _settings(tmp_path, users_file=custom)
+    UserStore(custom).add("ops", "operator", PASSWORD)
+    assert ensure_first_admin(settings) is None
+    assert [u.name for u in UserStore(custom).list()] == ["ops"]
