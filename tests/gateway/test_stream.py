@@ -76,7 +76,12 @@ class Services:
 
 
 async def start_services(
-    tmp_path: Path, redis: aioredis.Redis, redis_url: str, prefix: str, authority: TokenAuthority
+    tmp_path: Path,
+    redis: aioredis.Redis,
+    redis_url: str,
+    prefix: str,
+    authority: TokenAuthority,
+    **overrides: Any,
 ) -> tuple[Services, Callable[[], Awaitable[None]]]:
     """The three services on SQLite in tmp_path, watching BullMQ queues under a prefix of their own."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'wm.db'}"
@@ -92,7 +97,8 @@ async def start_services(
         online_window_seconds=3,
         collector_schedule=False,
         live_max_age_seconds=0,
-    )  # type: ignore[call-arg]
+        **overrides,
+    )
     services = Services(settings, redis, redis_url, engine, authority)
     await services.start()
 

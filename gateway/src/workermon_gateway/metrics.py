@@ -1,0 +1,331 @@
+"""`GET /metrics`: the suite's queues and workers, and the gateway's own requests, for Prometheus.
+
+Served at `/metrics` (not under the base path) WITHOUT authentication, like most exporters: the gateway
+binds to 127.0.0.1 by default (WORKERMON_HTTP_HOST), so only the host can scrape it. When the gateway is
+exposed on another address, block `/metrics` at the proxy or let only the Prometheus network reach it.
+
+Queue and worker figures are read at scrape time (nothing is cached between scrapes): one ListQueues,
+one SummarizeQueues and one GetWorkerSummary, concurrently, each with a short deadline. A service that
+does not answer has its families left out and `workermon_upstream_up{service=...} 0`; the exposition is
+still valid.
+
+Families (all per queue carry the label `queue`):
+
+- `workermon_upstream_up{service}`: 1 when the service answered this scrape.
+- `workermon_queue_jobs{queue,state}` (MonitorService): jobs per BullMQ state now.
+- `workermon_queue_paused{queue}` (MonitorService).
+- `workermon_queue_latency_seconds{queue}` (MonitorService): age of the oldest waiting job at the last
+  collected minute; absent while no job waits (or before the first collection).
+- `workermon_queue_completed_total`, `workermon_queue_failed_total` (CollectorService): exact counters
+  since monitoring of the queue began, as of the last collected minute (so they move once a minute).
+- `workermon_queue_processing_seconds{queue,quantile}` (CollectorService): processing time quantiles
+  0.5/0.95/0.99 over the last 15 minutes (DDSketch, 1% relative accuracy). A GAUGE, not a summary:
+  the window's count and sum are not cumulative, so exposing them as _count/_sum would make rate()
+  lie. `workermon_queue_processing_jobs_15m` says how many jobs the quantiles stand on.
+- `workermon_workers_online`, `workermon_workers_offline`, `workermon_queue_workers_online{queue}`
+  (HeartbeatService; queues known to MonitorService without an online worker read 0).
+- `workermon_http_requests_total{method,route,code}`, `workermon_http_request_duration_seconds{method,route}`
+  (this gateway; `route` is the route template, never the raw path).
+- process_* and python_* families of the gateway process.
+
+`workermon_incidents_open` is not exported yet: IncidentService is not deployed, and a constant 0 would
+tell alerting rules "no incidents" when nothing is watching for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+)
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from workermon.collector.v1 import collector_service_pb2 as col_pb
+from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
+from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
+from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
+from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
+from workermon_core.peer import Peer
+from workermon_core.settings import Settings
+
+log = structlog.get_logger("workermon.gateway.metrics")
+T = TypeVar("T")
+
+SCRAPE_DEADLINE_SECONDS = 2.0
+JOB_STATES = ("waiting", "active", "delayed", "prioritized", "waiting_children", "completed", "failed")
+QUANTILES = (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms"))
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+UNMATCHED_ROUTE = "unmatched"
+
+
+class RequestMetricsState:
+    """The gateway's request counter and latency histogram, in a registry of their own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "workermon_http_requests",
+            "HTTP requests answered by the gateway, by route template and status code.",
+            ["method", "route", "code"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "workermon_http_request_duration_seconds",
+            "Time to answer an HTTP request (for an event stream: time until the stream opened).",
+            ["method", "route"],
+            registry=self.registry,
+        )
+
+
+REQUEST_METRICS = RequestMetricsState()
+"""What `RequestMetrics` records into by default, and what `/metrics` serves."""
+
+
+def route_template(scope: Scope) -> str:
+    """The template of the route that served `scope` ("/api/v1/queues/{queue}"), or "unmatched"."""
+    route = scope.get("route")
+    if isinstance(route, Mount):
+        path = route.path + "/{path}"
+    elif isinstance(route, Route):
+        path = route.path
+    else:
+        return UNMATCHED_ROUTE
+    # Inside a Mount the router names only the inner route; the mount's prefix is in root_path.
+    prefix = str(scope.get("root_path", ""))[len(str(scope.get("app_root_path", ""))) :]
+    return prefix + str(path)
+
+
+class RequestMetrics:
+    """ASGI middleware counting requests and timing them by route template (bounded cardinality)."""
+
+    def __init__(self, app: ASGIApp, state: RequestMetricsState = REQUEST_METRICS) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Pass the request on and record it once its response is sent (or has failed)."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        code: int | None = None
+        recorded = False
+
+        def record(status: int) -> None:
+            nonlocal recorded
+            if recorded:
+                return
+            recorded = True
+            route = route_template(scope)
+            self.state.requests.labels(method, route, str(status)).inc()
+            self.state.duration.labels(method, route).observe(time.perf_counter() - started)
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = int(message["status"])
+                headers = dict(message.get("headers", ()))
+                # An event stream never "finishes": its time to open is what is worth measuring.
+                if headers.get(b"content-type", b"").startswith(b"text/event-stream"):
+                    await send(message)
+                    record(code)
+                    return
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False) and code:
+                record(code)
+
+        try:
+            await self.app(scope, receive, send_and_record)
+        except BaseException:
+            record(code or 500)
+            raise
+        if code is not None:
+            record(code)
+
+
+def metrics_middleware() -> list[Middleware]:
+    """The middleware to install in the app so `/metrics` includes the gateway's own requests."""
+    return [Middleware(RequestMetrics)]
+
+
+@dataclass(frozen=True, slots=True)
+class Readings:
+    """One scrape's answers; None for a service that did not answer."""
+
+    queues: mon_pb.ListQueuesResponse | None
+    summaries: col_pb.SummarizeQueuesResponse | None
+    workers: hb_pb.GetWorkerSummaryResponse | None
+
+
+class _Families:
+    """A fixed list of metric families, as prometheus_client's exposition wants a collector."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self.families = list(families)
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
+def queue_families(readings: Readings) -> list[Metric]:
+    """The suite's families from one scrape's answers (left out for a service that did not answer)."""
+    families: list[Metric] = []
+    up = GaugeMetricFamily(
+        "workermon_upstream_up", "1 when the service answered this scrape, else 0.", labels=["service"]
+    )
+    up.add_metric(["monitor"], 1 if readings.queues is not None else 0)
+    up.add_metric(["collector"], 1 if readings.summaries is not None else 0)
+    up.add_metric(["heartbeat"], 1 if readings.workers is not None else 0)
+    families.append(up)
+
+    if readings.queues is not None:
+        jobs = GaugeMetricFamily(
+            "workermon_queue_jobs", "Jobs in each BullMQ state now.", labels=["queue", "state"]
+        )
+        paused = GaugeMetricFamily("workermon_queue_paused", "1 when the queue is paused.", labels=["queue"])
+        latency = GaugeMetricFamily(
+            "workermon_queue_latency_seconds",
+            "Age of the oldest waiting job at the last collected minute (absent while none waits).",
+            labels=["queue"],
+        )
+        for queue in readings.queues.queues:
+            for state in JOB_STATES:
+                jobs.add_metric([queue.name, state], getattr(queue.counts, state))
+            paused.add_metric([queue.name], 1 if queue.paused else 0)
+            if queue.HasField("latency_ms"):
+                latency.add_metric([queue.name], queue.latency_ms / 1000)
+        families += [jobs, paused, latency]
+
+    if readings.summaries is not None:
+        completed = CounterMetricFamily(
+            "workermon_queue_completed",
+            "Jobs completed since monitoring of the queue began (exact), as of the last collected minute.",
+            labels=["queue"],
+        )
+        failed = CounterMetricFamily(
+            "workermon_queue_failed",
+            "Jobs failed for good since monitoring of the queue began (exact), as of the last collected "
+            "minute.",
+            labels=["queue"],
+        )
+        processing = GaugeMetricFamily(
+            "workermon_queue_processing_seconds",
+            "Processing time quantile over the last 15 minutes (DDSketch, 1% accuracy). "
+            "A windowed gauge, not a cumulative summary.",
+            labels=["queue", "quantile"],
+        )
+        measured = GaugeMetricFamily(
+            "workermon_queue_processing_jobs_15m",
+            "Jobs whose processing time the quantiles are computed from (last 15 minutes).",
+            labels=["queue"],
+        )
+        for summary in readings.summaries.summaries:
+            if summary.HasField("latest"):
+                completed.add_metric([summary.queue], summary.latest.completed_cumulative)
+                failed.add_metric([summary.queue], summary.latest.failed_cumulative)
+            window = summary.processing_15m
+            measured.add_metric([summary.queue], window.samples)
+            if window.samples > 0:
+                for quantile, field in QUANTILES:
+                    processing.add_metric([summary.queue, quantile], getattr(window, field) / 1000)
+        families += [completed, failed, processing, measured]
+
+    if readings.workers is not None:
+        online = GaugeMetricFamily("workermon_workers_online", "Workers online now.")
+        online.add_metric([], readings.workers.online)
+        offline = GaugeMetricFamily(
+            "workermon_workers_offline", "Workers seen within the retention window but not online."
+        )
+        offline.add_metric([], readings.workers.offline)
+        per_queue = GaugeMetricFamily(
+            "workermon_queue_workers_online", "Online workers taking jobs from the queue.", labels=["queue"]
+        )
+        counts = {entry.queue: entry.online for entry in readings.workers.queues}
+        if readings.queues is not None:
+            for queue in readings.queues.queues:
+                counts.setdefault(queue.name, 0)
+        for name in sorted(counts):
+            per_queue.add_metric([name], counts[name])
+        families += [online, offline, per_queue]
+    return families
+
+
+async def _ask(service: str, make: Callable[[], Awaitable[T]]) -> T | None:
+    try:
+        # Inside the try: opening the stub can fail too (a bad target), which is the service not answering.
+        return await make()
+    except Exception as exc:
+        log.warning("metrics_upstream_failed", service=service, error=f"{type(exc).__name__}: {exc}")
+        return None
+
+
+async def read_upstreams(
+    monitor: Peer[mon_grpc.MonitorServiceStub],
+    collector: Peer[col_grpc.CollectorServiceStub],
+    heartbeat: Peer[hb_grpc.HeartbeatServiceStub],
+    deadline: float = SCRAPE_DEADLINE_SECONDS,
+) -> Readings:
+    """One ListQueues, one SummarizeQueues and one GetWorkerSummary, at the same time."""
+    queues, summaries, workers = await asyncio.gather(
+        _ask("monitor", lambda: monitor.stub.ListQueues(mon_pb.ListQueuesRequest(), timeout=deadline)),
+        _ask(
+            "collector",
+            lambda: collector.stub.SummarizeQueues(col_pb.SummarizeQueuesRequest(), timeout=deadline),
+        ),
+        _ask(
+            "heartbeat",
+            lambda: heartbeat.stub.GetWorkerSummary(hb_pb.GetWorkerSummaryRequest(), timeout=deadline),
+        ),
+    )
+    return Readings(queues, summaries, workers)
+
+
+def exposition(readings: Readings, state: RequestMetricsState = REQUEST_METRICS) -> bytes:
+    """The text exposition of one scrape: the suite's families, the gateway's requests and process."""
+    families: list[Metric] = queue_families(readings)
+    families += state.registry.collect()
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        families += collector.collect()
+    return generate_latest(_Families(families))
+
+
+def metrics_routes(
+    settings: Settings,
+    monitor: Peer[mon_grpc.MonitorServiceStub],
+    collector: Peer[col_grpc.CollectorServiceStub],
+    heartbeat: Peer[hb_grpc.HeartbeatServiceStub],
+    *,
+    state: RequestMetricsState = REQUEST_METRICS,
+    deadline: float = SCRAPE_DEADLINE_SECONDS,
+) -> list[Route]:
+    """`GET /metrics` in the Prometheus text format (unauthenticated; see the module docstring).
+
+    The peers should carry the gateway's own identity (`ServiceTokens(authority, "gateway", "viewer").own`).
+    `settings` is taken for symmetry with the other route builders; /metrics is never under the base path.
+    """
+    del settings
+
+    async def scrape(request: Request) -> Response:
+        readings = await read_upstreams(monitor, collector, heartbeat, deadline)
+        return Response(exposition(readings, state), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
+    return [Route("/metrics", scrape, methods=["GET"], name="metrics")]
