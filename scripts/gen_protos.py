@@ -18,6 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PROTO_DIR = ROOT / "proto"
 OUT_DIR = ROOT / "libs" / "proto" / "src"
 DEPS_DIR = ROOT / "build" / "protodeps"
+# The contract with its comments: the Python stubs drop source info, and the gateway's OpenAPI document
+# and docs page describe every route and field with the proto comments.
+DESCRIPTOR_SET = "descriptors.binpb"
 
 
 def stage_deps() -> Path:
@@ -49,6 +52,8 @@ def main() -> int:
         f"--mypy_out={OUT_DIR}",
         f"--grpc_python_out={OUT_DIR}",
         f"--mypy_grpc_out={OUT_DIR}",
+        f"--descriptor_set_out={generated / DESCRIPTOR_SET}",
+        "--include_source_info",
         *files,
     ]
     code = protoc.main(args)

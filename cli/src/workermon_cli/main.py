@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--target", default="all", help=f"all, or any of: {', '.join(TARGETS)} (comma-separated)"
     )
+    serve.add_argument(
+        "--http",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also serve the HTTP gateway (WORKERMON_HTTP_HOST / WORKERMON_HTTP_PORT)",
+    )
 
     up = sub.add_parser("up", help="set up and run the whole suite on its embedded defaults")
     up.add_argument(
@@ -79,9 +85,15 @@ async def _serve_forever(suite: Suite) -> None:
     log.info("shutting_down", grace_seconds=suite.settings.shutdown_grace_seconds)
 
 
-async def _serve(settings: Settings, target: str) -> None:
-    suite = await start_suite(settings, target)
-    log.info("serving", targets=suite.targets, grpc=suite.grpc_target, redis=suite.deps.redis_url)
+async def _serve(settings: Settings, target: str, http: bool) -> None:
+    suite = await start_suite(settings, target, http=http)
+    log.info(
+        "serving",
+        targets=suite.targets,
+        grpc=suite.grpc_target,
+        http=suite.http_url,
+        redis=suite.deps.redis_url,
+    )
     try:
         await _serve_forever(suite)
     finally:
@@ -90,7 +102,7 @@ async def _serve(settings: Settings, target: str) -> None:
 
 async def _up(settings: Settings, demo: bool) -> None:
     await migrate(settings)
-    suite = await start_suite(settings, "all")
+    suite = await start_suite(settings, "all", http=True)
     demo_handle = None
     try:
         if demo:
@@ -116,6 +128,8 @@ def _banner(suite: Suite, demo: bool) -> None:
     lines = [
         "",
         "Worker Monitor is running",
+        f"  HTTP API             {suite.http_url}{s.base_path}",
+        f"  docs                 {suite.http_url}/docs",
         f"  gRPC (all services)  {suite.grpc_target}",
         f"  Redis                {suite.deps.redis_url}{embedded}",
         f"  database             {_safe_url(database_url(s))}",
@@ -176,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(show_audit(settings, args.target, args.limit))
         return 0
     if args.command == "serve":
-        asyncio.run(_serve(settings, args.target))
+        asyncio.run(_serve(settings, args.target, args.http))
         return 0
     if args.command == "up":
         asyncio.run(_up(settings, args.demo or os.environ.get("DEMO", "0") == "1"))

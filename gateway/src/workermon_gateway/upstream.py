@@ -1,0 +1,137 @@
+"""The gateway's one gRPC channel to the suite, calling any method by its descriptor."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import MethodDescriptor
+from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from workermon_core.client import MAX_RECEIVE_BYTES
+from workermon_core.context import REQUEST_ID_HEADER
+
+# Longer than the longest wait a service does on purpose (CancelJob waits up to 60 s for a worker).
+DEFAULT_DEADLINE_SECONDS = 65.0
+HEALTH_DEADLINE_SECONDS = 2.0
+
+
+def grpc_path(method: MethodDescriptor) -> str:
+    """'/workermon.monitor.v1.MonitorService/GetOverview'."""
+    return f"/{method.containing_service.full_name}/{method.name}"
+
+
+def request_class(method: MethodDescriptor) -> type[Message]:
+    """The generated class of the method's request message."""
+    return GetMessageClass(method.input_type)
+
+
+def response_class(method: MethodDescriptor) -> type[Message]:
+    """The generated class of the method's response message."""
+    return GetMessageClass(method.output_type)
+
+
+def _metadata(token: str | None, request_id: str | None) -> grpc.aio.Metadata:
+    metadata = grpc.aio.Metadata()
+    if token:
+        metadata.add("authorization", f"Bearer {token}")
+    if request_id:
+        metadata.add(REQUEST_ID_HEADER, request_id)
+    return metadata
+
+
+class Upstream:
+    """A lazily opened, kept-referenced channel to the suite (`target` is host:port or gives it)."""
+
+    def __init__(
+        self, target: str | Callable[[], str], *, deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+    ) -> None:
+        self._target = target
+        self._deadline = deadline_seconds
+        self._channel: grpc.aio.Channel | None = None
+        self._callables: dict[str, Any] = {}
+
+    @property
+    def target(self) -> str:
+        """host:port this upstream dials."""
+        return self._target() if callable(self._target) else self._target
+
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The channel, opened on first use (and held: a collected aio channel closes under its calls)."""
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(
+                self.target, options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
+            )
+            self._callables.clear()
+        return self._channel
+
+    def _callable(self, method: MethodDescriptor) -> Any:
+        path = grpc_path(method)
+        channel = self.channel
+        found = self._callables.get(path)
+        if found is None:
+            response = response_class(method)
+            make = channel.unary_stream if method.server_streaming else channel.unary_unary
+            found = make(
+                path,
+                request_serializer=lambda message: message.SerializeToString(),
+                response_deserializer=response.FromString,
+            )
+            self._callables[path] = found
+        return found
+
+    async def unary(
+        self,
+        method: MethodDescriptor,
+        request: Message,
+        *,
+        token: str | None,
+        request_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a gRPC deadline, sent to the service
+    ) -> Message:
+        """Call a unary method with the caller's token and request id; raises grpc.aio.AioRpcError."""
+        call = self._callable(method)
+        result: Message = await call(
+            request, metadata=_metadata(token, request_id), timeout=timeout or self._deadline
+        )
+        return result
+
+    async def server_stream(
+        self,
+        method: MethodDescriptor,
+        request: Message,
+        *,
+        token: str | None,
+        request_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a gRPC deadline, sent to the service
+    ) -> AsyncIterator[Message]:
+        """Call a server-streaming method; yields its messages until it ends (no deadline unless given)."""
+        call = self._callable(method)
+        stream = call(request, metadata=_metadata(token, request_id), timeout=timeout)
+        try:
+            async for message in stream:
+                yield message
+        finally:
+            stream.cancel()
+
+    async def health(self, service_name: str, deadline: float = HEALTH_DEADLINE_SECONDS) -> str:
+        """grpc.health.v1 status of a service: SERVING, NOT_SERVING, SERVICE_UNKNOWN, or UNREACHABLE."""
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        try:
+            reply = await stub.Check(health_pb2.HealthCheckRequest(service=service_name), timeout=deadline)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return "SERVICE_UNKNOWN"
+            return "UNREACHABLE"
+        return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+    async def close(self) -> None:
+        """Close the channel (a later call opens a new one)."""
+        channel, self._channel = self._channel, None
+        self._callables.clear()
+        if channel is not None:
+            await channel.close()

@@ -1,0 +1,282 @@
+"""Every annotated route through the gateway, over real HTTP, on real BullMQ queues."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from google.protobuf.descriptor import FieldDescriptor
+
+from tests.gateway.conftest import Gateway, fail_some
+from workermon.monitor.v1 import monitor_service_pb2 as pb
+from workermon_gateway import transcode
+from workermon_gateway.routes import ApiRouter, build_routes
+from workermon_gateway.transcode import PathTemplate
+
+# Routes this module calls; the last test checks that none of the built routes was left out.
+CALLED: set[tuple[str, str]] = set()
+
+
+def called(verb: str, template: str) -> None:
+    CALLED.add((verb, template))
+
+
+async def test_queue_reads_and_job_pages(gateway: Gateway) -> None:
+    queue = gateway.queue("gw-emails")
+    await fail_some(gateway, queue, completed=2, failed=3)
+    await queue.add("later", {"x": 1}, {"delay": 600_000})
+    viewer = gateway.client("viewer")
+
+    overview = await viewer.get("/api/v1/overview")
+    called("GET", "/v1/overview")
+    assert overview.status_code == 200, overview.text
+    body = overview.json()
+    # Proto3 JSON: lowerCamelCase, int64 as strings, lists always present.
+    assert int(body["counts"]["failed"]) >= 3 and isinstance(body["pausedQueues"], list)
+    assert "x-request-id" in overview.headers
+
+    listed = (await viewer.get("/api/v1/queues", params={"namePrefix": "gw-em"})).json()
+    called("GET", "/v1/queues")
+    assert [q["name"] for q in listed["queues"]] == ["gw-emails"]
+
+    one = await viewer.get("/api/v1/queues/gw-emails")
+    called("GET", "/v1/queues/{queue}")
+    assert one.json()["queue"]["counts"]["delayed"] == "1"
+
+    trend = await viewer.get("/api/v1/queues/gw-emails/trend", params={"hours": 1, "step": "300s"})
+    called("GET", "/v1/queues/{queue}/trend")
+    assert trend.status_code == 200, trend.text
+    assert isinstance(trend.json()["points"], list)
+
+    # states by short name, case-insensitive; a page of 2, then the rest through the token.
+    page = await viewer.get("/api/v1/queues/gw-emails/jobs", params={"states": "Failed", "pageSize": 2})
+    called("GET", "/v1/queues/{queue}/jobs")
+    assert page.status_code == 200, page.text
+    first = page.json()
+    assert len(first["jobs"]) == 2 and first["totalSize"] == "3"
+    assert all(job["state"] == "JOB_STATE_FAILED" for job in first["jobs"])
+    rest = (
+        await viewer.get(
+            "/api/v1/queues/gw-emails/jobs",
+            params={"states": "failed", "page_size": 50, "pageToken": first["nextPageToken"]},
+        )
+    ).json()
+    assert len(rest["jobs"]) == 1 and "nextPageToken" not in rest
+
+    # Repeated as a comma list and as repeated parameters, full names and short ones mixed.
+    both = await viewer.get("/api/v1/queues/gw-emails/jobs?states=completed,JOB_STATE_DELAYED&states=failed")
+    assert {j["state"] for j in both.json()["jobs"]} == {
+        "JOB_STATE_COMPLETED",
+        "JOB_STATE_DELAYED",
+        "JOB_STATE_FAILED",
+    }
+
+    job_id = first["jobs"][0]["jobId"]
+    job = await viewer.get(f"/api/v1/queues/gw-emails/jobs/{job_id}", params={"full": "true"})
+    called("GET", "/v1/queues/{queue}/jobs/{job_id}")
+    assert job.status_code == 200, job.text
+    assert job.json()["job"]["summary"]["jobId"] == job_id
+    assert "ECONNREFUSED" in job.json()["job"]["failedReason"]
+
+    collected = await gateway.client("operator").post(
+        "/api/v1/collector:collectNow", json={"queues": ["gw-emails"]}
+    )
+    assert collected.status_code == 200, collected.text
+    now = datetime.now(UTC) + timedelta(minutes=1)
+    snaps = await viewer.get(
+        "/api/v1/queues/gw-emails/snapshots",
+        params={"startTime": (now - timedelta(hours=1)).isoformat(), "endTime": now.isoformat()},
+    )
+    called("GET", "/v1/queues/{queue}/snapshots")
+    assert snaps.status_code == 200, snaps.text
+    assert any(p.get("hasData") for p in snaps.json()["points"])
+
+
+async def test_queue_actions_with_bodies(gateway: Gateway) -> None:
+    queue = gateway.queue("gw-actions")
+    await fail_some(gateway, queue, completed=1, failed=2)
+    delayed = await queue.add("later", {"x": 1}, {"delay": 600_000})
+    await queue.add("later", {"x": 2}, {"delay": 600_000})
+    operator = gateway.client("operator", "olivia")
+    admin = gateway.client("admin", "ada")
+
+    paused = await operator.post("/api/v1/queues/gw-actions:pause", json={"reason": "deploy"})
+    called("POST", "/v1/queues/{queue}:pause")
+    assert paused.status_code == 200, paused.text
+    assert paused.json()["changed"] is True and int(paused.json()["auditId"]) > 0
+    again = (await operator.post("/api/v1/queues/gw-actions:pause", json={})).json()
+    # A false flag is left out, per the proto3 JSON mapping.
+    assert "changed" not in again
+    resumed = await operator.post("/api/v1/queues/gw-actions:resume")
+    called("POST", "/v1/queues/{queue}:resume")
+    assert resumed.json()["changed"] is True
+
+    retried = await operator.post("/api/v1/queues/gw-actions:retryFailed", json={"limit": 1})
+    called("POST", "/v1/queues/{queue}:retryFailed")
+    assert retried.json()["retried"] == "1"
+
+    one = await operator.post(f"/api/v1/queues/gw-actions/jobs/{delayed.id}:promote", json={})
+    called("POST", "/v1/queues/{queue}/jobs/{job_id}:promote")
+    assert one.status_code == 200, one.text
+    promoted = await operator.post("/api/v1/queues/gw-actions:promote", json={})
+    called("POST", "/v1/queues/{queue}:promote")
+    assert promoted.json()["promoted"] == "1"
+
+    failed = (await operator.get("/api/v1/queues/gw-actions/jobs", params={"states": "failed"})).json()[
+        "jobs"
+    ]
+    retry = await operator.post(f"/api/v1/queues/gw-actions/jobs/{failed[0]['jobId']}:retry", json={})
+    called("POST", "/v1/queues/{queue}/jobs/{job_id}:retry")
+    assert retry.json()["previousState"] == "JOB_STATE_FAILED"
+
+    added = await operator.post(
+        "/api/v1/queues/gw-actions/jobs",
+        json={"name": "manual", "data": '{"to": "a@b.c"}', "delay": "120s", "attempts": 2},
+    )
+    called("POST", "/v1/queues/{queue}/jobs")
+    assert added.status_code == 200, added.text
+    new_job = added.json()["job"]
+    assert new_job["name"] == "manual" and new_job["state"] == "JOB_STATE_DELAYED"
+
+    cancelled = await admin.post(
+        f"/api/v1/queues/gw-actions/jobs/{new_job['jobId']}:cancel", json={"reason": "test", "wait": "1s"}
+    )
+    called("POST", "/v1/queues/{queue}/jobs/{job_id}:cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["outcome"] == "CANCEL_OUTCOME_REMOVED"
+
+    cleaned = await admin.post(
+        "/api/v1/queues/gw-actions:clean",
+        json={"state": "JOB_STATE_COMPLETED", "grace": "0s", "confirm": "gw-actions"},
+    )
+    called("POST", "/v1/queues/{queue}:clean")
+    assert cleaned.status_code == 200, cleaned.text
+    assert int(cleaned.json()["removed"]) >= 1
+
+    drained = await admin.post(
+        "/api/v1/queues/gw-actions:drain", json={"includeDelayed": True, "confirm": "gw-actions"}
+    )
+    called("POST", "/v1/queues/{queue}:drain")
+    assert drained.status_code == 200, drained.text
+
+    audit = await admin.get(
+        "/api/v1/audit-logs",
+        params={"queue": "gw-actions", "action": "queue_pause", "outcome": "SUCCEEDED", "pageSize": 10},
+    )
+    called("GET", "/v1/audit-logs")
+    assert audit.status_code == 200, audit.text
+    entries = audit.json()["auditLogs"]
+    # Both pauses, newest first: the second changed nothing but was carried out all the same.
+    assert [e["actor"] for e in entries] == ["olivia", "olivia"]
+    assert "deploy" in str(entries[1]["parameters"])
+
+
+async def test_worker_routes_and_commands(gateway: Gateway) -> None:
+    await gateway.beat("gw-worker-1", ["gw-emails"])
+    viewer = gateway.client("viewer")
+    operator = gateway.client("operator")
+    admin = gateway.client("admin")
+
+    workers = (await viewer.get("/api/v1/workers", params={"status": "online", "queue": "gw-emails"})).json()
+    called("GET", "/v1/workers")
+    assert [w["report"]["workerId"] for w in workers["workers"]] == ["gw-worker-1"]
+
+    summary = await viewer.get("/api/v1/workers:summary")
+    called("GET", "/v1/workers:summary")
+    assert summary.status_code == 200, summary.text
+    assert summary.json()["online"] >= 1
+
+    one = await viewer.get("/api/v1/workers/gw-worker-1")
+    called("GET", "/v1/workers/{worker_id}")
+    assert one.json()["worker"]["report"]["hostname"] == "gw-test-host"
+
+    quiet = await operator.post("/api/v1/workers/gw-worker-1:quiet", json={"reason": "maintenance"})
+    called("POST", "/v1/workers/{worker_id}:quiet")
+    assert quiet.status_code == 200, quiet.text
+    command = quiet.json()["command"]
+    assert command["type"].endswith("QUIET")
+
+    fetched = await viewer.get(f"/api/v1/commands/{command['commandId']}")
+    called("GET", "/v1/commands/{command_id}")
+    assert fetched.json()["command"]["commandId"] == command["commandId"]
+
+    resumed = await operator.post("/api/v1/workers/gw-worker-1:resume", json={})
+    called("POST", "/v1/workers/{worker_id}:resume")
+    assert resumed.status_code == 200, resumed.text
+
+    refused = await admin.post("/api/v1/workers/gw-worker-1:stop", json={"confirm": "someone-else"})
+    assert refused.status_code == 400
+    assert refused.json()["error"]["status"] in ("INVALID_ARGUMENT", "FAILED_PRECONDITION")
+    stopped = await admin.post("/api/v1/workers/gw-worker-1:stop", json={"confirm": "gw-worker-1"})
+    called("POST", "/v1/workers/{worker_id}:stop")
+    assert stopped.status_code == 200, stopped.text
+
+
+async def test_collector_routes(gateway: Gateway) -> None:
+    gateway.queue("gw-collected")
+    await gateway.queue("gw-collected").add("x", {})
+    operator = gateway.client("operator")
+    collected = await operator.post("/api/v1/collector:collectNow", json={"queues": ["gw-collected"]})
+    called("POST", "/v1/collector:collectNow")
+    assert collected.status_code == 200, collected.text
+    assert [s["queue"] for s in collected.json()["snapshots"]] == ["gw-collected"]
+
+    status = await operator.get("/api/v1/collector/status")
+    called("GET", "/v1/collector/status")
+    assert status.status_code == 200, status.text
+
+
+async def test_verb_suffix_and_method_resolution(gateway: Gateway) -> None:
+    viewer = gateway.client("viewer")
+    # A literal :verb after a variable is its own route: GET on it is 405, not GetQueue("x:pause").
+    wrong = await viewer.get("/api/v1/queues/gw-emails:pause")
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
+    assert wrong.json()["error"]["code"] == 405
+    # A colon the client encodes is part of the name.
+    encoded = await viewer.get("/api/v1/queues/gw%3Aemails")
+    assert encoded.status_code in (400, 404)
+    assert "gw:emails" in encoded.json()["error"]["message"] or encoded.status_code == 400
+
+
+def test_every_route_called() -> None:
+    if not CALLED:
+        pytest.skip("checks the tests above; run the whole module")
+    built = {(r.verb, r.template.template) for r in build_routes()}
+    assert built - CALLED == set(), "routes without a test"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/v1/workers:summary", "GetWorkerSummary"),
+        ("/v1/workers/w-1", "GetWorker"),
+        ("/v1/queues/a/jobs/7", "GetJob"),
+        ("/v1/queues/a:b", "GetQueue"),
+        ("/v1/queues/a%2Fb", "GetQueue"),
+    ],
+)
+def test_template_resolution(path: str, expected: str) -> None:
+    router = ApiRouter(build_routes(), "/api", None, None)  # type: ignore[arg-type]
+    resolved = router.resolve("GET", path)
+    assert isinstance(resolved, tuple) and resolved[0].method.name == expected
+    if path.endswith("%2Fb"):
+        assert resolved[1] == {"queue": "a/b"}
+
+
+def test_query_mapping_types() -> None:
+    request = pb.GetQueueTrendRequest()
+    transcode.apply_query(
+        request,
+        [("hours", "0"), ("startTime", "2031-03-04T10:00:00Z"), ("end_time", "2031-03-04T11:00:00+00:00")],
+    )
+    transcode.apply_query(request, [("step", "300s")])
+    assert request.start_time.seconds == 1930384800 and request.step.seconds == 300
+    audit = pb.ListAuditLogsRequest()
+    transcode.apply_query(audit, [("action", "QUEUE_PAUSE"), ("outcome", "3")])
+    assert audit.action == pb.AUDIT_ACTION_QUEUE_PAUSE and audit.outcome == pb.AUDIT_OUTCOME_DENIED
+    job = pb.GetJobRequest()
+    transcode.apply_query(job, [("full", "TRUE")])
+    assert job.full is True
+    assert PathTemplate.parse("/v1/queues/{queue}:pause").openapi_path() == "/v1/queues/{queue}:pause"
+    repeated = [f for f in pb.ListJobsRequest.DESCRIPTOR.fields if f.is_repeated]
+    assert [f.type for f in repeated] == [FieldDescriptor.TYPE_ENUM]
