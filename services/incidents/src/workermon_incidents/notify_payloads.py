@@ -1,0 +1,335 @@
+"""The messages each channel type sends, rendered from a `NotifyEvent` snapshot.
+
+* webhook: Alertmanager's webhook payload (version 4) with one alert, plus `reason` and the
+  incident's id and transition sequence; or, with a `template`, whatever JSON the template renders
+  (its context: `payload` (that Alertmanager payload), `incident`, `reason`, `status`, `channel`,
+  `link`), so a chat tool that wants its own shape can be reached without code.
+* slack: an incoming-webhook message, `text` (the notification fallback) and Block Kit `blocks`.
+* kakaowork: an incoming-webhook message, `text` (the push preview) and KakaoWork Block Kit
+  `blocks` (header, text, description, divider and, with a link, a button).
+* email: a subject and a multipart/alternative body, plain text and HTML.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import Any
+
+from jinja2 import TemplateError
+
+from .notify import NotifyEvent, TransitionKind, rfc3339
+from .notify_channels import Channel, ChannelType
+
+# Alertmanager's endsAt for an alert that has not ended.
+ZERO_TIME = "0001-01-01T00:00:00Z"
+_SLACK_HEADER_MAX = 150
+_SLACK_TEXT_MAX = 2900
+_KAKAO_HEADER_MAX = 20
+
+
+class TemplateRenderError(ValueError):
+    """A channel's template failed, or did not produce JSON (retrying cannot help)."""
+
+
+def sample_event() -> NotifyEvent:
+    """A made-up incident, to check templates when the configuration is read."""
+    at = datetime(2031, 3, 4, 10, 30, tzinfo=UTC)
+    return NotifyEvent(
+        seq=1,
+        kind=TransitionKind.FIRED,
+        at=at,
+        incident_id=1,
+        fingerprint="0123456789abcdef",
+        type="FAILURE_RATE",
+        severity="CRITICAL",
+        status="ACTIVE",
+        queue="emails",
+        worker_id=None,
+        title="Failure rate of emails is 12% (threshold 5%)",
+        description="60 of 500 jobs failed in the last 10 minutes.",
+        recommended_action="Look at the latest failures of the queue.",
+        labels={"team": "ops"},
+        started_at=at,
+        resolved_at=None,
+    )
+
+
+def _headline(event: NotifyEvent) -> str:
+    prefixes = {
+        TransitionKind.FIRED: "FIRING",
+        TransitionKind.REMINDER: "STILL FIRING",
+        TransitionKind.ACKNOWLEDGED: "ACKNOWLEDGED",
+        TransitionKind.RESOLVED: "RESOLVED",
+    }
+    return f"[{prefixes[event.kind]}] {event.severity}: {event.title}"
+
+
+def _subject(event: NotifyEvent) -> str:
+    parts = []
+    if event.queue:
+        parts.append(f"queue {event.queue}")
+    if event.worker_id:
+        parts.append(f"worker {event.worker_id}")
+    return ", ".join(parts)
+
+
+def _facts(event: NotifyEvent, link: str | None) -> list[tuple[str, str]]:
+    """The label/value lines every human-readable message shows, in order."""
+    facts = [("Severity", event.severity), ("Type", event.type), ("Status", event.status)]
+    if event.queue:
+        facts.append(("Queue", event.queue))
+    if event.worker_id:
+        facts.append(("Worker", event.worker_id))
+    facts.append(("Started", rfc3339(event.started_at) or "-"))
+    if event.resolved_at is not None:
+        facts.append(("Resolved", rfc3339(event.resolved_at)))
+    facts.append(("Incident", str(event.incident_id)))
+    if link:
+        facts.append(("Link", link))
+    return facts
+
+
+# --- generic webhook ------------------------------------------------------------------------------
+
+
+def alert_labels(event: NotifyEvent) -> dict[str, str]:
+    """The alert's labels: alertname (the rule type), severity, queue and worker, then the incident's."""
+    labels = {"alertname": event.type, "severity": event.severity.lower()}
+    if event.queue:
+        labels["queue"] = event.queue
+    if event.worker_id:
+        labels["worker_id"] = event.worker_id
+    for key, value in event.labels.items():
+        labels.setdefault(key, value)
+    return labels
+
+
+def webhook_payload(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
+    """Alertmanager's webhook payload for one alert, with the notification's `reason`."""
+    status = "resolved" if event.resolved else "firing"
+    labels = alert_labels(event)
+    annotations = {"summary": event.title, "description": event.description}
+    if event.recommended_action:
+        annotations["recommended_action"] = event.recommended_action
+    link = channel.link_for(event.incident_id) or ""
+    alert = {
+        "status": status,
+        "labels": labels,
+        "annotations": annotations,
+        "startsAt": rfc3339(event.started_at) or rfc3339(event.at),
+        "endsAt": rfc3339(event.resolved_at) if event.resolved_at is not None else ZERO_TIME,
+        "generatorURL": link,
+        "fingerprint": event.fingerprint,
+    }
+    return {
+        "version": "4",
+        "groupKey": f'{{}}:{{incident="{event.incident_id}"}}',
+        "truncatedAlerts": 0,
+        "status": status,
+        "receiver": channel.name,
+        "groupLabels": {"alertname": event.type},
+        "commonLabels": labels,
+        "commonAnnotations": annotations,
+        "externalURL": link,
+        "alerts": [alert],
+        "reason": event.reason,
+        "incidentId": event.incident_id,
+        "incidentStatus": event.status,
+        "sequence": event.seq,
+        "notifiedAt": rfc3339(event.at),
+    }
+
+
+def render_template(channel: Channel, event: NotifyEvent) -> str:
+    """The channel template's output for `event`, checked to be JSON; TemplateRenderError if not."""
+    if channel.template is None:
+        raise TemplateRenderError("the channel has no template")
+    payload = webhook_payload(event, channel)
+    incident = json.loads(event.to_json())
+    try:
+        text = channel.template.render(
+            payload=payload,
+            incident=incident,
+            reason=event.reason,
+            status=payload["status"],
+            channel=channel.name,
+            link=channel.link_for(event.incident_id) or "",
+        )
+    except TemplateError as exc:
+        raise TemplateRenderError(f"rendering failed: {exc}") from None
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise TemplateRenderError(f"did not produce JSON: {exc}") from None
+    return text
+
+
+# --- Slack ----------------------------------------------------------------------------------------
+
+
+def _slack_escape(text: str) -> str:
+    # Slack's mrkdwn gives &, < and > a meaning of their own; everything else is shown as is.
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def slack_payload(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
+    """A Slack incoming-webhook message: fallback `text` and Block Kit `blocks`."""
+    link = channel.link_for(event.incident_id)
+    headline = _headline(event)
+    subject = _subject(event)
+    text = headline + (f" ({subject})" if subject else "")
+    fields = [
+        {"type": "mrkdwn", "text": f"*{name}*\n{_slack_escape(value)}"}
+        for name, value in _facts(event, None)
+        if name not in ("Incident",)
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(headline, _SLACK_HEADER_MAX)}},
+        # Slack shows at most 10 fields in a section.
+        {"type": "section", "fields": fields[:10]},
+    ]
+    if event.description:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _cut(_slack_escape(event.description), _SLACK_TEXT_MAX)},
+            }
+        )
+    if event.recommended_action:
+        action = "*Recommended action*\n" + _slack_escape(event.recommended_action)
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(action, _SLACK_TEXT_MAX)}})
+    if link:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": f"<{link}|Open incident {event.incident_id}>",
+                },
+            }
+        )
+    context = f"incident {event.incident_id} · {event.reason} · {rfc3339(event.at)}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_escape(context)}]})
+    return {"text": _slack_escape(text), "blocks": blocks}
+
+
+# --- KakaoWork ------------------------------------------------------------------------------------
+
+
+def kakaowork_payload(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
+    """A KakaoWork incoming-webhook message: preview `text` and Block Kit `blocks`."""
+    link = channel.link_for(event.incident_id)
+    style = "blue" if event.resolved else "yellow" if event.kind is TransitionKind.ACKNOWLEDGED else "red"
+    header = {
+        TransitionKind.FIRED: "Incident",
+        TransitionKind.REMINDER: "Still firing",
+        TransitionKind.ACKNOWLEDGED: "Acknowledged",
+        TransitionKind.RESOLVED: "Resolved",
+    }[event.kind]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _cut(f"{header} · {event.severity}", _KAKAO_HEADER_MAX), "style": style},
+        {"type": "text", "text": event.title, "markdown": False},
+    ]
+    for name, value in _facts(event, None):
+        blocks.append(
+            {
+                "type": "description",
+                "term": name,
+                "content": {"type": "text", "text": value, "markdown": False},
+                "accent": True,
+            }
+        )
+    if event.description:
+        blocks += [{"type": "divider"}, {"type": "text", "text": event.description, "markdown": False}]
+    if event.recommended_action:
+        blocks.append(
+            {"type": "text", "text": "Recommended action: " + event.recommended_action, "markdown": False}
+        )
+    if link:
+        blocks.append(
+            {
+                "type": "button",
+                "text": "Open incident",
+                "style": "default",
+                "action_type": "open_system_browser",
+                "value": link,
+            }
+        )
+    return {"text": _headline(event), "blocks": blocks}
+
+
+# --- e-mail ---------------------------------------------------------------------------------------
+
+
+def email_message(event: NotifyEvent, channel: Channel) -> EmailMessage:
+    """The e-mail: subject, plain text and HTML alternatives, sender and recipients from smtp."""
+    if channel.smtp is None:
+        raise ValueError(f"channel {channel.name!r} has no smtp settings")
+    link = channel.link_for(event.incident_id)
+    subject = _headline(event)
+    where = _subject(event)
+    if where:
+        subject += f" ({where})"
+    facts = _facts(event, link)
+    width = max(len(name) for name, _ in facts)
+    lines = [_headline(event), ""]
+    lines += [f"{name.ljust(width)}  {value}" for name, value in facts]
+    if event.description:
+        lines += ["", event.description]
+    if event.recommended_action:
+        lines += ["", "Recommended action:", event.recommended_action]
+    lines += ["", f"-- Worker Monitor ({event.reason}, event {event.seq})"]
+    rows = "".join(
+        f"<tr><th align='left' style='padding-right:12px'>{html.escape(name)}</th>"
+        f"<td>{_html_value(name, value)}</td></tr>"
+        for name, value in facts
+    )
+    parts = [f"<h2>{html.escape(_headline(event))}</h2>", f"<table>{rows}</table>"]
+    if event.description:
+        parts.append(f"<p>{html.escape(event.description)}</p>")
+    if event.recommended_action:
+        parts.append(f"<p><strong>Recommended action:</strong> {html.escape(event.recommended_action)}</p>")
+    parts.append(f"<p style='color:#888'>Worker Monitor ({html.escape(event.reason)}, event {event.seq})</p>")
+    message = EmailMessage()
+    message["Subject"] = subject.replace("\n", " ")
+    message["From"] = channel.smtp.sender
+    message["To"] = ", ".join(channel.smtp.to)
+    message["Date"] = formatdate(event.at.timestamp(), usegmt=True)
+    message["Message-ID"] = make_msgid(idstring=f"incident-{event.incident_id}-{event.seq}")
+    message["X-Workermon-Incident"] = str(event.incident_id)
+    message["X-Workermon-Reason"] = event.reason
+    message.set_content("\n".join(lines) + "\n")
+    message.add_alternative("<html><body>" + "".join(parts) + "</body></html>\n", subtype="html")
+    return message
+
+
+def _html_value(name: str, value: str) -> str:
+    if name == "Link":
+        return f"<a href='{html.escape(value, quote=True)}'>{html.escape(value)}</a>"
+    return html.escape(value)
+
+
+# --- by channel type ------------------------------------------------------------------------------
+
+
+def http_body(event: NotifyEvent, channel: Channel) -> bytes:
+    """The JSON body an HTTP channel posts for `event` (the template's output when it has one)."""
+    if channel.template is not None:
+        return render_template(channel, event).encode()
+    if channel.type is ChannelType.SLACK:
+        payload = slack_payload(event, channel)
+    elif channel.type is ChannelType.KAKAOWORK:
+        payload = kakaowork_payload(event, channel)
+    elif channel.type is ChannelType.WEBHOOK:
+        payload = webhook_payload(event, channel)
+    else:
+        raise ValueError(f"channel {channel.name!r} is not an HTTP channel")
+    return json.dumps(payload, ensure_ascii=False).encode()

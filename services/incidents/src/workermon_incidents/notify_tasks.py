@@ -1,0 +1,497 @@
+"""Sending notifications: the engine's transition callback, and the taskiq task that delivers.
+
+`Notifier.handle(transition)` is what the incident engine calls. It picks the channels that want the
+transition, inserts one delivery row per channel (ON CONFLICT DO NOTHING on (transition_seq,
+channel): a transition seen again, after a restart or by another replica, creates nothing) and
+enqueues one `deliver` task per row it created. One task per channel is what keeps a slow or failing
+channel from delaying or repeating another.
+
+`deliver(delivery_id, attempts)` makes one attempt: it claims the row (QUEUED -> SENDING, a guarded
+UPDATE only one caller wins), sends with httpx or aiosmtplib, records the attempt and moves the row
+on: 2xx -> DELIVERED; 5xx, 408, 429, timeouts and connection errors -> QUEUED again with an
+exponential backoff (1 s, 2 s, 4 s ... capped; a longer Retry-After wins), or GAVE_UP after
+max_attempts; any other answer -> FAILED at once. A row found SENDING after a crash is marked UNKNOWN
+and never sent again: at most once per channel, not at least once.
+
+Retries are re-enqueued by the task itself, not by taskiq's SmartRetryMiddleware: the middleware
+counts attempts in message labels, which die with the process, and asks the broker for a delayed
+message, which ListQueueBroker does not support (it would retry at once) unless a schedule source
+and a scheduler run beside it. Here the attempt count and the next attempt's time are in the row:
+the re-enqueued task waits until then, and a restart finds every unfinished delivery in the table
+(`recover` re-enqueues QUEUED rows; duplicated messages are harmless because a message names the
+attempt it is for and `claim` accepts it only once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+
+import aiosmtplib
+import httpx
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+from taskiq import AsyncBroker, Context, TaskiqDepends
+from taskiq.api import run_receiver_task
+from taskiq_redis import ListQueueBroker
+
+from workermon_core.redis_store import key_prefix
+from workermon_core.server import Outage
+from workermon_core.settings import Settings
+
+from .notify import NotifyEvent, TransitionKind, TransitionLike, kind_of, snapshot
+from .notify_channels import MAX_TIMEOUT_SECONDS, Channel, ChannelType, load_channels
+from .notify_models import AttemptOutcome, DeliveryStatus
+from .notify_payloads import TemplateRenderError, email_message, http_body
+from .notify_store import Attempt, Delivery, DeliveryStore, NewDelivery
+
+log = structlog.get_logger("workermon.incidents.notify")
+
+DELIVER_TASK = "workermon.incidents.notify_deliver"
+DEFAULT_BACKOFF_BASE = 1.0
+DEFAULT_BACKOFF_CAP = 300.0
+# How often stuck deliveries are looked for (a lost task message, a replica that died mid-send).
+DEFAULT_SWEEP_INTERVAL = 30.0
+# A QUEUED delivery this far past its time has lost its task message and is enqueued again.
+REKICK_GRACE = timedelta(seconds=60)
+# A SENDING row older than its channel's timeout plus this was interrupted.
+SENDING_GRACE = timedelta(seconds=30)
+_REPLY_MAX = 500
+
+Clock = Callable[[], datetime]
+# Called once a delivery is DELIVERED, with (incident id, channel name): the engine's record_notified.
+OnDelivered = Callable[[int, str], Awaitable[object]]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+async def deliver(
+    delivery_id: int,
+    attempts: int = 0,
+    context: Context = TaskiqDepends(),  # noqa: B008 - taskiq's injection idiom
+) -> None:
+    """Make the attempt after `attempts` attempts of delivery `delivery_id` (taskiq task)."""
+    notifier: Notifier = context.state.notifier
+    await notifier.deliver(delivery_id, attempts)
+
+
+def build_broker(redis_url: str, prefix: str, queue: str = "notify") -> ListQueueBroker:
+    """A broker for the delivery tasks on the suite's Redis (`{prefix}:taskiq:notify`)."""
+    # The receiver waits in BRPOP without a timeout; redis-py's default read timeout would cut that
+    # wait every few seconds and log an error each time.
+    return ListQueueBroker(
+        redis_url,
+        queue_name=key_prefix(prefix) + ":taskiq:" + queue,
+        socket_timeout=None,
+        socket_connect_timeout=2.0,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    """What one send attempt came to."""
+
+    outcome: AttemptOutcome  # DELIVERED, RETRY or FAILED
+    status_code: int | None = None
+    reply: str | None = None
+    error: str | None = None
+    retry_after: float | None = None
+
+
+class Notifier:
+    """Turns incident transitions into deliveries and delivers them through taskiq tasks.
+
+    `engine` is the SQLAlchemy engine of the incident database (with migration 0002 applied);
+    `broker` carries the tasks (see `build_broker`); `clock` gives aware UTC datetimes. `channels`
+    replaces the configured ones (tests); `on_delivered(incident_id, channel)` is awaited after each
+    delivery arrives (the engine's `record_notified`, for the incident's timeline and counter).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        broker: AsyncBroker,
+        clock: Clock = _utcnow,
+        *,
+        channels: Sequence[Channel] | None = None,
+        backoff_base: float = DEFAULT_BACKOFF_BASE,
+        backoff_cap: float = DEFAULT_BACKOFF_CAP,
+        sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
+        on_delivered: OnDelivered | None = None,
+    ) -> None:
+        self._settings = settings
+        self._store = DeliveryStore(engine)
+        self._broker = broker
+        self._clock = clock
+        configured = load_channels(settings) if channels is None else list(channels)
+        self._channels: dict[str, Channel] = {c.name: c for c in configured}
+        self._backoff_base = backoff_base
+        self._backoff_cap = backoff_cap
+        self._sweep_interval = sweep_interval
+        self._on_delivered = on_delivered
+        self._http: httpx.AsyncClient | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        # Deliveries under way in this process: taskiq's receiver leaves its tasks running when it is
+        # cancelled, so stop() cancels them itself.
+        self._running: set[asyncio.Task[object]] = set()
+        self._stopped = False
+        self._sweep_outage = Outage("notify_sweep")
+        broker.state.notifier = self
+        self._task = broker.register_task(deliver, task_name=DELIVER_TASK)
+
+    @property
+    def channels(self) -> list[Channel]:
+        """The configured channels."""
+        return list(self._channels.values())
+
+    @property
+    def store(self) -> DeliveryStore:
+        """The delivery log."""
+        return self._store
+
+    # --- life cycle -------------------------------------------------------------------------------
+
+    async def start(self, *, receiver: bool = True, max_async_tasks: int = 64) -> None:
+        """Start the broker, recover unfinished deliveries, run the receiver (and the sweep) here."""
+        self._stopped = False
+        self._http = httpx.AsyncClient(follow_redirects=False)
+        await self._broker.startup()
+        try:
+            await self.recover(startup=True)
+        except Exception as exc:
+            # The sweep tries again; a database down at start must not keep the service down.
+            self._sweep_outage.failed(exc)
+        if receiver:
+            self._tasks.append(
+                asyncio.create_task(
+                    run_receiver_task(self._broker, run_startup=False, max_async_tasks=max_async_tasks)
+                )
+            )
+        self._tasks.append(asyncio.create_task(self._sweep_loop()))
+
+    async def stop(self) -> None:
+        """Stop the receiver and the sweep, close the broker and the HTTP client.
+
+        Deliveries waiting for a retry stay QUEUED in the table; the next start re-enqueues them.
+        """
+        self._stopped = True
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        running = list(self._running)
+        for running_task in running:
+            running_task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await self._broker.shutdown()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def recover(self, *, startup: bool = False) -> tuple[list[int], list[int]]:
+        """Mark interrupted SENDING rows UNKNOWN and re-enqueue QUEUED rows whose task is lost.
+
+        At start every QUEUED row is enqueued again (their messages may have died with the last
+        process); afterwards only those overdue by REKICK_GRACE. Returns (marked unknown, re-enqueued).
+        """
+        now = self._clock()
+        lease = timedelta(seconds=max((c.timeout_seconds for c in self._channels.values()), default=0.0))
+        stale_before = now - max(lease, timedelta(seconds=1)) - SENDING_GRACE
+        unknown = await self._store.mark_unknown(stale_before, now)
+        for delivery_id in unknown:
+            log.warning("notification_outcome_unknown", delivery_id=delivery_id)
+        queued = await self._store.queued(None if startup else now - REKICK_GRACE)
+        kicked: list[int] = []
+        for delivery in queued:
+            await self._kick(delivery.id, delivery.attempts)
+            kicked.append(delivery.id)
+        return unknown, kicked
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._sweep_interval)
+            try:
+                await self.recover()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._sweep_outage.failed(exc)
+            else:
+                self._sweep_outage.ok()
+
+    # --- the engine's callback ----------------------------------------------------------------------
+
+    def wants(self, channel: Channel, kind: TransitionKind) -> bool:
+        """Whether `channel` is notified of a `kind` transition."""
+        if kind is TransitionKind.RESOLVED:
+            return channel.send_resolved
+        if kind is TransitionKind.ACKNOWLEDGED:
+            return channel.send_acknowledged
+        return True
+
+    async def handle(self, transition: TransitionLike) -> list[int]:
+        """Notify the channels that want this transition; the ids of the deliveries it created.
+
+        Never raises into the engine: a database or Redis failure is logged, and deliveries that
+        were recorded but not enqueued are picked up by the sweep.
+        """
+        kind = kind_of(transition)
+        if kind is None:
+            return []
+        channels = [c for c in self._channels.values() if self.wants(c, kind)]
+        if not channels:
+            return []
+        try:
+            event = snapshot(transition, kind)
+            text = event.to_json()
+            items = [
+                NewDelivery(
+                    incident_id=event.incident_id,
+                    transition_seq=event.seq,
+                    kind=kind.value,
+                    channel=channel.name,
+                    channel_type=channel.type.value,
+                    event=text,
+                )
+                for channel in channels
+            ]
+            created = await self._store.create(items, self._clock())
+        except Exception as exc:
+            log.error("notification_not_recorded", seq=getattr(transition, "seq", None), error=str(exc))
+            return []
+        for delivery_id in created:
+            try:
+                await self._kick(delivery_id, 0)
+            except Exception as exc:
+                log.warning("notification_not_enqueued", delivery_id=delivery_id, error=str(exc))
+        return created
+
+    async def deliveries(self, incident_id: int) -> list[Delivery]:
+        """The incident's deliveries, oldest first (the "notified" entries of its timeline)."""
+        return await self._store.for_incident(incident_id)
+
+    async def attempts(self, delivery_id: int) -> list[Attempt]:
+        """The attempts of one delivery, in order."""
+        return await self._store.attempts(delivery_id)
+
+    async def _kick(self, delivery_id: int, attempts: int) -> None:
+        await self._task.kiq(delivery_id, attempts)
+
+    # --- the task -----------------------------------------------------------------------------------
+
+    async def deliver(self, delivery_id: int, attempts: int) -> None:
+        """Make attempt `attempts + 1` of the delivery, when it is due, unless another has made it."""
+        if self._stopped:
+            return
+        current = asyncio.current_task()
+        if current is not None:
+            self._running.add(current)
+        try:
+            claimed = await self._claim(delivery_id, attempts)
+            if claimed is not None:
+                await self._attempt(claimed)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A row left QUEUED is re-enqueued by the sweep; one left SENDING becomes UNKNOWN.
+            log.error("notification_task_failed", delivery_id=delivery_id, error=repr(exc))
+        finally:
+            if current is not None:
+                self._running.discard(current)
+
+    async def _claim(self, delivery_id: int, attempts: int) -> Delivery | None:
+        while True:
+            row = await self._store.get(delivery_id)
+            if row is None or row.status is not DeliveryStatus.QUEUED or row.attempts != attempts:
+                # Done, taken by another task, or this message is a stale duplicate.
+                return None
+            wait = (row.next_attempt_at - self._clock()).total_seconds()
+            if wait <= 0:
+                return await self._store.claim(delivery_id, attempts, self._clock())
+            await asyncio.sleep(min(wait, self._backoff_cap))
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        delay = min(self._backoff_base * 2.0 ** (attempt - 1), self._backoff_cap)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self._backoff_cap))
+        return delay
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        started = self._clock()
+        began = time.monotonic()
+        channel = self._channels.get(delivery.channel)
+        if channel is None:
+            result = _Result(AttemptOutcome.FAILED, error="the channel is no longer configured")
+        else:
+            event = NotifyEvent.from_json(delivery.event)
+            result = await self._send(channel, event)
+        duration_ms = round((time.monotonic() - began) * 1000)
+        now = self._clock()
+        next_at: datetime | None = None
+        if result.outcome is AttemptOutcome.DELIVERED:
+            status = DeliveryStatus.DELIVERED
+        elif result.outcome is AttemptOutcome.FAILED:
+            status = DeliveryStatus.FAILED
+        elif channel is not None and delivery.attempts < channel.max_attempts:
+            status = DeliveryStatus.QUEUED
+            next_at = now + timedelta(seconds=self._backoff(delivery.attempts, result.retry_after))
+        else:
+            status = DeliveryStatus.GAVE_UP
+        outcome = AttemptOutcome.GAVE_UP if status is DeliveryStatus.GAVE_UP else result.outcome
+        finished = await self._store.finish(
+            delivery,
+            status=status,
+            outcome=outcome,
+            started=started,
+            now=now,
+            duration_ms=duration_ms,
+            status_code=result.status_code,
+            reply=result.reply,
+            error=result.error,
+            next_attempt_at=next_at,
+        )
+        log_fields = {
+            "delivery_id": delivery.id,
+            "incident_id": delivery.incident_id,
+            "channel": delivery.channel,
+            "kind": delivery.kind,
+            "attempt": delivery.attempts,
+            "outcome": outcome.value,
+            "status_code": result.status_code,
+            "error": result.error,
+            "duration_ms": duration_ms,
+        }
+        if status is DeliveryStatus.DELIVERED:
+            log.info("notification_delivered", **log_fields)
+        elif status is DeliveryStatus.QUEUED:
+            log.info("notification_retrying", next_attempt_at=next_at, **log_fields)
+        else:
+            log.warning("notification_not_delivered", status=status.value, **log_fields)
+        if finished and status is DeliveryStatus.DELIVERED and self._on_delivered is not None:
+            try:
+                await self._on_delivered(delivery.incident_id, delivery.channel)
+            except Exception as exc:
+                log.warning("notification_not_recorded_on_incident", delivery_id=delivery.id, error=str(exc))
+        if finished and status is DeliveryStatus.QUEUED:
+            try:
+                await self._kick(delivery.id, delivery.attempts)
+            except Exception as exc:
+                log.warning("notification_not_enqueued", delivery_id=delivery.id, error=str(exc))
+
+    # --- sending ------------------------------------------------------------------------------------
+
+    async def _send(self, channel: Channel, event: NotifyEvent) -> _Result:
+        # Every attempt is bounded as a whole: httpx's and aiosmtplib's timeouts apply per phase.
+        bound = min(channel.timeout_seconds, MAX_TIMEOUT_SECONDS)
+        try:
+            async with asyncio.timeout(bound):
+                if channel.type is ChannelType.EMAIL:
+                    return await self._send_email(channel, event)
+                return await self._send_http(channel, event)
+        except TimeoutError:
+            return _Result(AttemptOutcome.RETRY, error=f"timed out after {bound:g} s")
+        except TemplateRenderError as exc:
+            return _Result(AttemptOutcome.FAILED, error=f"template: {exc}")
+
+    async def _send_http(self, channel: Channel, event: NotifyEvent) -> _Result:
+        assert channel.url is not None  # parse_channels requires a url for HTTP channels
+        body = http_body(event, channel)
+        headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "workermon-notify/1"}
+        headers.update({name: value.reveal() for name, value in channel.headers.items()})
+        client = self._http
+        own_client = client is None
+        if client is None:
+            client = httpx.AsyncClient(follow_redirects=False)
+        try:
+            response = await client.post(
+                channel.url.reveal(), content=body, headers=headers, timeout=channel.timeout_seconds
+            )
+        except httpx.TimeoutException:
+            return _Result(AttemptOutcome.RETRY, error=f"timed out after {channel.timeout_seconds:g} s")
+        except httpx.TransportError as exc:
+            return _Result(AttemptOutcome.RETRY, error=_scrub(f"{type(exc).__name__}: {exc}", channel))
+        finally:
+            if own_client:
+                await client.aclose()
+        code = response.status_code
+        reply = _scrub(response.text[:_REPLY_MAX], channel)
+        if 200 <= code < 300:
+            return _Result(AttemptOutcome.DELIVERED, status_code=code, reply=reply)
+        error = f"HTTP {code} {response.reason_phrase}".strip()
+        # 408 and 429 say "later", like a 5xx; every other 4xx (and 3xx: redirects are not followed,
+        # a moved webhook is a configuration fault) would be refused again.
+        if code >= 500 or code in (408, 429):
+            retry_after = _retry_after(response.headers.get("retry-after"), self._clock())
+            return _Result(
+                AttemptOutcome.RETRY, status_code=code, reply=reply, error=error, retry_after=retry_after
+            )
+        return _Result(AttemptOutcome.FAILED, status_code=code, reply=reply, error=error)
+
+    async def _send_email(self, channel: Channel, event: NotifyEvent) -> _Result:
+        smtp = channel.smtp
+        assert smtp is not None  # parse_channels requires smtp for email channels
+        message = email_message(event, channel)
+        try:
+            refused, reply = await aiosmtplib.send(
+                message,
+                hostname=smtp.host,
+                port=smtp.port,
+                username=smtp.username,
+                password=None if smtp.password is None else smtp.password.reveal(),
+                start_tls=smtp.starttls,
+                use_tls=smtp.tls,
+                timeout=channel.timeout_seconds,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            text = "; ".join(f"{r.recipient}: {r.code} {r.message}" for r in exc.recipients)
+            transient = any(400 <= c < 500 for c in codes)
+            outcome = AttemptOutcome.RETRY if transient else AttemptOutcome.FAILED
+            return _Result(
+                outcome, status_code=codes[0] if codes else None, reply=text, error="recipients refused"
+            )
+        except aiosmtplib.SMTPResponseException as exc:
+            # 4xx replies are transient by definition (RFC 5321); 5xx are permanent.
+            outcome = AttemptOutcome.RETRY if 400 <= exc.code < 500 else AttemptOutcome.FAILED
+            return _Result(outcome, status_code=exc.code, reply=exc.message, error=f"SMTP {exc.code}")
+        except aiosmtplib.SMTPNotSupported as exc:
+            return _Result(AttemptOutcome.FAILED, error=f"SMTP: {exc}")
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return _Result(AttemptOutcome.RETRY, error=f"{type(exc).__name__}: {exc}")
+        note = reply
+        if refused:
+            note = f"{reply}; refused: " + ", ".join(f"{addr} {r.code}" for addr, r in refused.items())
+        return _Result(AttemptOutcome.DELIVERED, status_code=250, reply=note)
+
+
+def _scrub(text: str, channel: Channel) -> str:
+    """`text` without the channel's URL or header values in it (they carry tokens)."""
+    secrets = [channel.url.reveal()] if channel.url else []
+    secrets += [value.reveal() for value in channel.headers.values()]
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds from a Retry-After header (a number of seconds or an HTTP date), None if absent."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError):
+        moment = parsedate_to_datetime(value)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return max(0.0, (moment - now).total_seconds())
+    return None
