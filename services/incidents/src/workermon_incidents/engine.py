@@ -1,0 +1,510 @@
+"""The incident state machine: findings in, transitions out.
+
+    (none) --firing--> PENDING --held for the pending period--> ACTIVE --operator--> ACKNOWLEDGED
+       PENDING --clear--> (deleted silently)
+       ACTIVE / ACKNOWLEDGED --clear for the quiet period--> RESOLVED (automatically)
+       any open --admin--> RESOLVED (by hand, with a note)
+
+One evaluation reads the data first (outside any transaction), then applies every finding in one
+write transaction holding the incident write lock (see store.py): two replicas evaluating at once
+take turns, and the second sees what the first did. The pending state lives in the database, so a
+restart or another replica carries on where the last evaluation stopped. Transitions go to the
+registered callbacks after the commit.
+
+Missing data (a finding with `firing` None) never resolves anything: it holds every state as it is
+and restarts an open incident's quiet period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
+
+from . import rules
+from .incident import SYSTEM_ACTOR, EventKind, Incident, IncidentEvent, IncidentStatus
+from .rules import Finding, QueueWindow, RuleBook, WorkerState
+from .store import IncidentStore
+from .transitions import Transition, TransitionCallback
+
+log = structlog.get_logger("workermon.incidents")
+
+Clock = Callable[[], float]
+NOTE_MAX = 2000
+_NOTIFIED = {EventKind.FIRED, EventKind.RESOLVED, EventKind.ACKNOWLEDGED, EventKind.REMINDER}
+
+
+@dataclass
+class Reading:
+    """What a data source saw: queue windows, the newest minute stored, workers, and what failed."""
+
+    windows: dict[str, QueueWindow] = field(default_factory=dict)
+    newest_minute: datetime | None = None
+    # None when the workers could not be read (their rules are then skipped, not cleared).
+    workers: list[WorkerState] | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+class Source(Protocol):
+    """Where the engine reads snapshots and workers (CollectorService and HeartbeatService over gRPC)."""
+
+    async def read(
+        self, end: datetime, minutes: int, queues: Sequence[str] | None, extra: Sequence[str]
+    ) -> Reading:
+        """Windows of `minutes` minutes ending before `end` for `queues` (None: every queue the
+        collector covers, plus `extra`), the newest minute stored, and the workers."""
+        ...
+
+
+@dataclass(frozen=True)
+class Change:
+    """One transition an evaluation made."""
+
+    kind: EventKind
+    incident: Incident
+    event_id: int
+    at: datetime
+
+
+@dataclass
+class EvaluationResult:
+    """What one evaluation saw and changed."""
+
+    at: datetime
+    queues: int = 0
+    workers: int = 0
+    changes: list[Change] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine settings that are not per-queue rule thresholds."""
+
+    beat_interval_seconds: float = 10.0
+    worker_down_missed_beats: int = 4
+    stats_stale_minutes: float = 5.0
+    incident_quiet_minutes: float = 5.0
+    notify_repeat_hours: float = 4.0
+
+
+def floor_minute(moment: datetime) -> datetime:
+    """The start of the minute `moment` falls in."""
+    return moment.replace(second=0, microsecond=0)
+
+
+class IncidentEngine:
+    """Evaluates the rules and owns every change to an incident."""
+
+    def __init__(
+        self,
+        store: IncidentStore,
+        source: Source,
+        rulebook: RuleBook,
+        config: EngineConfig,
+        *,
+        clock: Clock = time.time,
+    ) -> None:
+        self.store = store
+        self.source = source
+        self.rulebook = rulebook
+        self.config = config
+        self.clock = clock
+        self._callbacks: list[TransitionCallback] = []
+        self._listeners: list[Callable[[], None]] = []
+        # The newest minute seen while the collector answered: STATS_STALE keeps ageing from it
+        # when the collector itself is down.
+        self._newest_seen: datetime | None = None
+        self._evaluating = asyncio.Lock()
+
+    def now(self) -> datetime:
+        """The engine's clock as an aware datetime."""
+        return datetime.fromtimestamp(self.clock(), tz=UTC)
+
+    def on_transition(self, callback: TransitionCallback) -> None:
+        """Call `callback` with every committed FIRED, RESOLVED, ACKNOWLEDGED and REMINDER transition."""
+        self._callbacks.append(callback)
+
+    def on_commit(self, listener: Callable[[], None]) -> None:
+        """Call `listener` (synchronously) after every commit that added timeline entries."""
+        self._listeners.append(listener)
+
+    # --- evaluation -------------------------------------------------------------------------------------
+
+    async def evaluate(
+        self, minute: datetime | None = None, queues: Sequence[str] | None = None
+    ) -> EvaluationResult:
+        """Read the data, apply every rule, commit the transitions, then emit them.
+
+        `minute`: the newest minute to consider (default: the last full one by the clock). `queues`:
+        evaluate only these queues' rules; worker and staleness rules always run.
+        """
+        # One evaluation at a time per process: a timer tick and the collector's call may coincide.
+        async with self._evaluating:
+            return await self._evaluate(minute, queues)
+
+    async def _evaluate(self, minute: datetime | None, queues: Sequence[str] | None) -> EvaluationResult:
+        started = time.perf_counter()
+        now = self.now()
+        end = floor_minute(minute) + rules.MINUTE if minute is not None else floor_minute(now)
+        result = EvaluationResult(at=now)
+        open_now = await self._open_incidents()
+        extra = sorted({i.queue for i in open_now.values() if i.queue and i.worker_id is None})
+        reading = await self.source.read(end, self.rulebook.window_minutes(), queues, extra)
+        result.errors.extend(reading.errors)
+        thresholds = {fp: i.threshold for fp, i in open_now.items() if i.status.is_open}
+        findings: list[Finding] = []
+        for window in reading.windows.values():
+            findings.extend(rules.queue_findings(window, self.rulebook.for_queue(window.queue), thresholds))
+        result.queues = len(reading.windows)
+        if reading.workers is not None:
+            result.workers = len(reading.workers)
+            findings.extend(
+                rules.worker_down(
+                    worker,
+                    now,
+                    beat_interval_seconds=self.config.beat_interval_seconds,
+                    missed_beats=self.config.worker_down_missed_beats,
+                    quiet_minutes=self.config.incident_quiet_minutes,
+                )
+                for worker in reading.workers
+            )
+        if reading.newest_minute is not None:
+            self._newest_seen = max(reading.newest_minute, self._newest_seen or reading.newest_minute)
+        stale = rules.stats_stale(
+            self._newest_seen,
+            now,
+            stale_minutes=self.config.stats_stale_minutes,
+            quiet_minutes=self.config.incident_quiet_minutes,
+        )
+        if stale is not None:
+            findings.append(stale)
+        result.changes = await self.apply(findings, now)
+        result.duration_ms = (time.perf_counter() - started) * 1000
+        if result.changes:
+            log.info(
+                "incidents_evaluated",
+                changes=[f"{c.kind.value}:{c.incident.fingerprint}" for c in result.changes],
+                ms=round(result.duration_ms, 1),
+            )
+        return result
+
+    async def evaluate_workers(self, workers: Sequence[WorkerState]) -> list[Change]:
+        """Apply the worker rule to these workers only (a WatchWorkers transition)."""
+        now = self.now()
+        findings = [
+            rules.worker_down(
+                worker,
+                now,
+                beat_interval_seconds=self.config.beat_interval_seconds,
+                missed_beats=self.config.worker_down_missed_beats,
+                quiet_minutes=self.config.incident_quiet_minutes,
+            )
+            for worker in workers
+        ]
+        async with self._evaluating:
+            return await self.apply(findings, now, reminders=False)
+
+    async def _open_incidents(self) -> dict[str, Incident]:
+        async with self.store.engine.connect() as conn:
+            return await self.store.open_incidents(conn)
+
+    async def apply(
+        self, findings: Sequence[Finding], now: datetime, *, reminders: bool = True
+    ) -> list[Change]:
+        """Turn findings into transitions in one locked transaction; emit them after the commit."""
+        changes: list[Change] = []
+        try:
+            async with self.store.write() as conn:
+                current = await self.store.open_incidents(conn)
+                for finding in findings:
+                    change = await self._apply_one(conn, finding, current.get(finding.fingerprint), now)
+                    changes.extend(change)
+                if reminders:
+                    changes.extend(
+                        await self._reminders(conn, current, {f.fingerprint for f in findings}, now)
+                    )
+        except IntegrityError:
+            # Only a writer outside the lock (an older replica?) can get here: the index kept the
+            # incident single; the next evaluation sees it.
+            log.warning("incident_insert_conflict")
+            return []
+        await self._after_commit(changes)
+        return changes
+
+    async def _apply_one(
+        self, conn: AsyncConnection, finding: Finding, open_incident: Incident | None, now: datetime
+    ) -> list[Change]:
+        store = self.store
+        if open_incident is None:
+            if not finding.firing:
+                return []
+            fires_now = finding.pending <= timedelta(0)
+            incident = await store.insert(conn, self._new_incident(finding, now, fires_now))
+            kind = EventKind.FIRED if fires_now else EventKind.PENDING
+            event = await store.add_event(conn, incident, kind, now, message=finding.description)
+            return [Change(kind, incident, event.id, now)]
+
+        incident = open_incident
+        if finding.firing is None:
+            if incident.clear_since is None:
+                return []
+            # No data is not "clear": the quiet period starts again once data says so.
+            await store.update(conn, replace(incident, clear_since=None))
+            return []
+
+        if incident.status is IncidentStatus.PENDING:
+            if not finding.firing:
+                await store.delete(conn, incident)
+                event = await store.add_event(
+                    conn, incident, EventKind.CLEARED, now, message="condition cleared"
+                )
+                return [Change(EventKind.CLEARED, incident, event.id, now)]
+            refreshed = self._refreshed(incident, finding, now)
+            if now - incident.pending_time >= finding.pending:
+                fired = replace(refreshed, status=IncidentStatus.ACTIVE, start_time=now, last_notice_time=now)
+                fired = await store.update(conn, fired)
+                event = await store.add_event(conn, fired, EventKind.FIRED, now, message=finding.description)
+                return [Change(EventKind.FIRED, fired, event.id, now)]
+            await store.update(conn, refreshed)
+            return []
+
+        # ACTIVE or ACKNOWLEDGED
+        if finding.firing:
+            refreshed = replace(self._refreshed(incident, finding, now), clear_since=None)
+            updated = await store.update(conn, refreshed)
+            if (incident.severity, incident.title) != (updated.severity, updated.title):
+                event = await store.add_event(
+                    conn, updated, EventKind.UPDATED, now, message=finding.description
+                )
+                return [Change(EventKind.UPDATED, updated, event.id, now)]
+            return []
+        clear_since = incident.clear_since or now
+        if now - clear_since >= finding.quiet:
+            resolved = replace(
+                incident,
+                status=IncidentStatus.RESOLVED,
+                resolve_time=now,
+                resolved_by=SYSTEM_ACTOR,
+                resolved_automatically=True,
+                clear_since=clear_since,
+            )
+            resolved = await store.update(conn, resolved)
+            minutes = finding.quiet.total_seconds() / 60
+            event = await store.add_event(
+                conn, resolved, EventKind.RESOLVED, now, message=f"condition clear for {minutes:g} min"
+            )
+            return [Change(EventKind.RESOLVED, resolved, event.id, now)]
+        if incident.clear_since is None:
+            await store.update(conn, replace(incident, clear_since=clear_since))
+        return []
+
+    async def _reminders(
+        self, conn: AsyncConnection, current: dict[str, Incident], touched: set[str], now: datetime
+    ) -> list[Change]:
+        repeat = timedelta(hours=self.config.notify_repeat_hours)
+        if repeat <= timedelta(0):
+            return []
+        changes: list[Change] = []
+        for fp, original in current.items():
+            # Re-read what this transaction may have changed (resolved, refreshed) before deciding.
+            incident = await self.store.load(conn, original.id) if fp in touched else original
+            if incident is None or incident.status is not IncidentStatus.ACTIVE:
+                continue
+            since = incident.last_notice_time or incident.start_time
+            if since is None or now - since < repeat:
+                continue
+            reminded = await self.store.update(conn, replace(incident, last_notice_time=now))
+            hours = (now - (incident.start_time or now)).total_seconds() / 3600
+            event = await self.store.add_event(
+                conn, reminded, EventKind.REMINDER, now, message=f"unacknowledged for {hours:.1f} h"
+            )
+            changes.append(Change(EventKind.REMINDER, reminded, event.id, now))
+        return changes
+
+    @staticmethod
+    def _new_incident(finding: Finding, now: datetime, fires_now: bool) -> Incident:
+        return Incident(
+            id=0,
+            fingerprint=finding.fingerprint,
+            type=finding.type,
+            severity=finding.severity,
+            status=IncidentStatus.ACTIVE if fires_now else IncidentStatus.PENDING,
+            queue=finding.queue,
+            worker_id=finding.worker_id,
+            title=finding.title,
+            description=finding.description,
+            recommended_action=finding.recommended_action,
+            affected_jobs=finding.affected_jobs,
+            value=finding.value,
+            threshold=finding.threshold,
+            labels=dict(finding.labels),
+            pending_time=now,
+            start_time=now if fires_now else None,
+            last_seen_time=now,
+            last_notice_time=now if fires_now else None,
+        )
+
+    @staticmethod
+    def _refreshed(incident: Incident, finding: Finding, now: datetime) -> Incident:
+        # The threshold an incident fired with stays (the slow rule judges against it while open).
+        return replace(
+            incident,
+            severity=finding.severity,
+            title=finding.title,
+            description=finding.description,
+            recommended_action=finding.recommended_action,
+            affected_jobs=finding.affected_jobs,
+            value=finding.value,
+            labels=dict(finding.labels),
+            last_seen_time=now,
+        )
+
+    # --- operator actions -------------------------------------------------------------------------------
+
+    async def acknowledge(
+        self,
+        incident_id: int,
+        actor: str,
+        note: str = "",
+        audit: Callable[[Incident], Awaitable[None]] | None = None,
+    ) -> Incident:
+        """ACTIVE -> ACKNOWLEDGED; already acknowledged is returned as it is.
+
+        `audit` runs after the checks and before the change; if it raises, nothing changes.
+        """
+        if len(note) > NOTE_MAX:
+            raise InvalidArgument("note", f"must be at most {NOTE_MAX} characters")
+        incident = await self._existing(incident_id)
+        if incident.status is IncidentStatus.ACKNOWLEDGED:
+            return incident
+        self._require(incident, (IncidentStatus.ACTIVE,), "acknowledged")
+        if audit is not None:
+            await audit(incident)
+        now = self.now()
+        async with self.store.write() as conn:
+            current = await self.store.load(conn, incident_id)
+            if current is None:
+                raise NotFound(f"incident {incident_id} does not exist", reason="INCIDENT_NOT_FOUND")
+            if current.status is IncidentStatus.ACKNOWLEDGED:
+                return current
+            self._require(current, (IncidentStatus.ACTIVE,), "acknowledged")
+            acked = await self.store.update(
+                conn,
+                replace(
+                    current, status=IncidentStatus.ACKNOWLEDGED, acknowledge_time=now, acknowledged_by=actor
+                ),
+            )
+            event = await self.store.add_event(
+                conn, acked, EventKind.ACKNOWLEDGED, now, actor=actor, message=note
+            )
+        await self._after_commit([Change(EventKind.ACKNOWLEDGED, acked, event.id, now)])
+        return acked
+
+    async def resolve(
+        self,
+        incident_id: int,
+        actor: str,
+        note: str,
+        audit: Callable[[Incident], Awaitable[None]] | None = None,
+    ) -> Incident:
+        """Any open status -> RESOLVED by hand, with a note (required)."""
+        if not note.strip():
+            raise InvalidArgument("note", "is required: say why the incident is resolved")
+        if len(note) > NOTE_MAX:
+            raise InvalidArgument("note", f"must be at most {NOTE_MAX} characters")
+        incident = await self._existing(incident_id)
+        open_statuses = (IncidentStatus.PENDING, IncidentStatus.ACTIVE, IncidentStatus.ACKNOWLEDGED)
+        self._require(incident, open_statuses, "resolved")
+        if audit is not None:
+            await audit(incident)
+        now = self.now()
+        async with self.store.write() as conn:
+            current = await self.store.load(conn, incident_id)
+            if current is None:
+                raise NotFound(f"incident {incident_id} does not exist", reason="INCIDENT_NOT_FOUND")
+            self._require(current, open_statuses, "resolved")
+            resolved = await self.store.update(
+                conn,
+                replace(
+                    current,
+                    status=IncidentStatus.RESOLVED,
+                    resolve_time=now,
+                    resolved_by=actor,
+                    resolve_note=note,
+                    resolved_automatically=False,
+                ),
+            )
+            event = await self.store.add_event(
+                conn, resolved, EventKind.RESOLVED, now, actor=actor, message=note
+            )
+        await self._after_commit([Change(EventKind.RESOLVED, resolved, event.id, now)])
+        return resolved
+
+    async def record_notified(self, incident_id: int, channel: str, message: str = "") -> IncidentEvent:
+        """Record a delivered notification: a NOTIFIED timeline entry and notifications_sent + 1."""
+        now = self.now()
+        async with self.store.write() as conn:
+            current = await self.store.load(conn, incident_id)
+            if current is None:
+                raise NotFound(f"incident {incident_id} does not exist", reason="INCIDENT_NOT_FOUND")
+            counted = await self.store.update(
+                conn, replace(current, notifications_sent=current.notifications_sent + 1)
+            )
+            event = await self.store.add_event(
+                conn, counted, EventKind.NOTIFIED, now, actor=SYSTEM_ACTOR, message=message or channel
+            )
+        self._notify_listeners()
+        return event
+
+    async def _existing(self, incident_id: int) -> Incident:
+        if incident_id <= 0:
+            raise InvalidArgument("incident_id", "must be a positive incident id")
+        incident = await self.store.get(incident_id)
+        if incident is None:
+            raise NotFound(f"incident {incident_id} does not exist", reason="INCIDENT_NOT_FOUND")
+        return incident
+
+    @staticmethod
+    def _require(incident: Incident, allowed: Sequence[IncidentStatus], verb: str) -> None:
+        if incident.status not in allowed:
+            raise FailedPrecondition(
+                f"incident {incident.id} is {incident.status.value} and cannot be {verb}",
+                reason="INCIDENT_STATUS",
+                metadata={"status": incident.status.value},
+            )
+
+    # --- emission ---------------------------------------------------------------------------------------
+
+    async def _after_commit(self, changes: Sequence[Change]) -> None:
+        if not changes:
+            return
+        self._notify_listeners()
+        for change in changes:
+            if change.kind not in _NOTIFIED:
+                continue
+            transition = Transition(change.incident, change.kind.value, change.event_id, change.at)
+            for callback in list(self._callbacks):
+                try:
+                    await callback(transition)
+                except Exception:
+                    log.exception(
+                        "transition_callback_failed", kind=transition.kind, incident=change.incident.id
+                    )
+
+    def _notify_listeners(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("commit_listener_failed")

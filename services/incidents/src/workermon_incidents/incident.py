@@ -1,0 +1,122 @@
+"""Incidents and timeline entries as immutable values (what the store reads and the engine emits)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from .rules import IncidentType, Severity
+
+SYSTEM_ACTOR = "system"
+
+
+class IncidentStatus(StrEnum):
+    """Where an incident is in its lifecycle (stored as its name)."""
+
+    PENDING = "PENDING"
+    ACTIVE = "ACTIVE"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    RESOLVED = "RESOLVED"
+
+    @property
+    def is_open(self) -> bool:
+        """Open incidents count against the one-per-fingerprint limit."""
+        return self is not IncidentStatus.RESOLVED
+
+
+class EventKind(StrEnum):
+    """What happened to an incident (a timeline entry's kind)."""
+
+    PENDING = "PENDING"
+    FIRED = "FIRED"
+    NOTIFIED = "NOTIFIED"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    RESOLVED = "RESOLVED"
+    UPDATED = "UPDATED"
+    CLEARED = "CLEARED"
+    REMINDER = "REMINDER"
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """One incident. Times are aware UTC; absent ones are None."""
+
+    id: int
+    fingerprint: str
+    type: IncidentType
+    severity: Severity
+    status: IncidentStatus
+    queue: str | None
+    worker_id: str | None
+    title: str
+    description: str
+    recommended_action: str
+    affected_jobs: int
+    value: float
+    threshold: float
+    labels: Mapping[str, str]
+    pending_time: datetime
+    start_time: datetime | None
+    last_seen_time: datetime
+    clear_since: datetime | None = None
+    acknowledge_time: datetime | None = None
+    resolve_time: datetime | None = None
+    last_notice_time: datetime | None = None
+    acknowledged_by: str | None = None
+    resolved_by: str | None = None
+    resolve_note: str | None = None
+    resolved_automatically: bool = False
+    notifications_sent: int = 0
+    version: int = 0
+
+    def to_json(self) -> str:
+        """The incident as JSON (kept with each timeline entry)."""
+        data = asdict(self)
+        data["labels"] = dict(self.labels)
+        return json.dumps(data, default=_encode, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Incident:
+        """The inverse of to_json."""
+        data: dict[str, Any] = json.loads(text)
+        for name in _TIME_FIELDS:
+            if data.get(name):
+                data[name] = datetime.fromisoformat(data[name])
+        data["type"] = IncidentType(data["type"])
+        data["severity"] = Severity(data["severity"])
+        data["status"] = IncidentStatus(data["status"])
+        return cls(**data)
+
+
+_TIME_FIELDS = (
+    "pending_time",
+    "start_time",
+    "last_seen_time",
+    "clear_since",
+    "acknowledge_time",
+    "resolve_time",
+    "last_notice_time",
+)
+
+
+def _encode(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentEvent:
+    """One timeline entry; `incident` is the incident right after it."""
+
+    id: int
+    incident_id: int
+    kind: EventKind
+    time: datetime
+    actor: str
+    message: str
+    incident: Incident = field(compare=False)

@@ -1,0 +1,95 @@
+"""Incidents and timeline entries as IncidentService messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from google.protobuf import timestamp_pb2
+
+from workermon.incident.v1 import incident_service_pb2 as pb
+
+from .incident import EventKind, Incident, IncidentEvent, IncidentStatus
+from .rules import IncidentType, Severity
+
+
+def _stamp(target: timestamp_pb2.Timestamp, moment: datetime | None) -> None:
+    if moment is not None:
+        target.FromDatetime(moment)
+
+
+def type_value(kind: IncidentType) -> pb.IncidentType.ValueType:
+    """The proto enum number of an incident type."""
+    return pb.IncidentType.Value("INCIDENT_TYPE_" + kind.value)
+
+
+def type_name(value: pb.IncidentType.ValueType) -> str | None:
+    """The stored name of a proto incident type (None for UNSPECIFIED)."""
+    if value == pb.INCIDENT_TYPE_UNSPECIFIED:
+        return None
+    return pb.IncidentType.Name(value).removeprefix("INCIDENT_TYPE_")
+
+
+def status_value(status: IncidentStatus) -> pb.IncidentStatus.ValueType:
+    """The proto enum number of a status."""
+    return pb.IncidentStatus.Value("INCIDENT_STATUS_" + status.value)
+
+
+def status_name(value: pb.IncidentStatus.ValueType) -> str | None:
+    """The stored name of a proto status (None for UNSPECIFIED)."""
+    if value == pb.INCIDENT_STATUS_UNSPECIFIED:
+        return None
+    return pb.IncidentStatus.Name(value).removeprefix("INCIDENT_STATUS_")
+
+
+def severity_value(severity: Severity) -> pb.Severity.ValueType:
+    """The proto enum number of a severity."""
+    return pb.Severity.Value("SEVERITY_" + severity.value)
+
+
+def kind_value(kind: EventKind) -> pb.IncidentEventKind.ValueType:
+    """The proto enum number of a timeline entry kind."""
+    return pb.IncidentEventKind.Value("INCIDENT_EVENT_KIND_" + kind.value)
+
+
+def incident_message(incident: Incident) -> pb.Incident:
+    """An Incident message."""
+    message = pb.Incident(
+        id=incident.id,
+        fingerprint=incident.fingerprint,
+        type=type_value(incident.type),
+        severity=severity_value(incident.severity),
+        status=status_value(incident.status),
+        queue=incident.queue or "",
+        worker_id=incident.worker_id or "",
+        title=incident.title,
+        description=incident.description,
+        recommended_action=incident.recommended_action,
+        affected_jobs=incident.affected_jobs,
+        value=incident.value,
+        threshold=incident.threshold,
+        labels={k: v for k, v in incident.labels.items() if v},
+        acknowledged_by=incident.acknowledged_by or "",
+        resolved_by=incident.resolved_by or "",
+        resolve_note=incident.resolve_note or "",
+        resolved_automatically=incident.resolved_automatically,
+        notifications_sent=incident.notifications_sent,
+    )
+    _stamp(message.pending_time, incident.pending_time)
+    _stamp(message.start_time, incident.start_time)
+    _stamp(message.last_seen_time, incident.last_seen_time)
+    _stamp(message.acknowledge_time, incident.acknowledge_time)
+    _stamp(message.resolve_time, incident.resolve_time)
+    return message
+
+
+def event_message(event: IncidentEvent) -> pb.IncidentEvent:
+    """An IncidentEvent message (without the incident it carries)."""
+    message = pb.IncidentEvent(
+        id=event.id,
+        incident_id=event.incident_id,
+        kind=kind_value(event.kind),
+        actor=event.actor,
+        message=event.message,
+    )
+    _stamp(message.event_time, event.time)
+    return message

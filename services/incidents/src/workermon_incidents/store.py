@@ -1,0 +1,262 @@
+"""Reads and writes of the incident tables.
+
+Every write runs in `IncidentStore.write()`, a transaction that first takes the incident write lock:
+a transaction advisory lock on PostgreSQL, `BEGIN IMMEDIATE` (the database write lock) on SQLite.
+Writers therefore take turns, which gives two guarantees: an evaluation reads the open incidents and
+changes them without another replica changing them underneath, and timeline ids are committed in
+increasing order (on PostgreSQL a sequence hands out ids at insert time, so without the lock a
+later id could commit first and a WatchIncidents reader past it would never see the earlier one).
+The partial unique index stays the last word on "one open incident per fingerprint".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from .incident import EventKind, Incident, IncidentEvent, IncidentStatus
+from .models import OPEN_STATUSES, incident_events, incidents
+from .rules import IncidentType, Severity
+
+# Spells "wmincwri"; the same in every replica, different from the migration lock.
+_PG_WRITE_LOCK = 0x776D696E63777269
+_MUTABLE = (
+    "severity",
+    "status",
+    "title",
+    "description",
+    "recommended_action",
+    "affected_jobs",
+    "value",
+    "threshold",
+    "start_time",
+    "last_seen_time",
+    "clear_since",
+    "acknowledge_time",
+    "resolve_time",
+    "last_notice_time",
+    "acknowledged_by",
+    "resolved_by",
+    "resolve_note",
+    "resolved_automatically",
+    "notifications_sent",
+)
+
+
+def _incident(row: Any) -> Incident:
+    m = row._mapping
+    return Incident(
+        id=m["id"],
+        fingerprint=m["fingerprint"],
+        type=IncidentType(m["type"]),
+        severity=Severity(m["severity"]),
+        status=IncidentStatus(m["status"]),
+        queue=m["queue"],
+        worker_id=m["worker_id"],
+        title=m["title"],
+        description=m["description"],
+        recommended_action=m["recommended_action"],
+        affected_jobs=m["affected_jobs"],
+        value=m["value"],
+        threshold=m["threshold"],
+        labels=json.loads(m["labels"]),
+        pending_time=m["pending_time"],
+        start_time=m["start_time"],
+        last_seen_time=m["last_seen_time"],
+        clear_since=m["clear_since"],
+        acknowledge_time=m["acknowledge_time"],
+        resolve_time=m["resolve_time"],
+        last_notice_time=m["last_notice_time"],
+        acknowledged_by=m["acknowledged_by"],
+        resolved_by=m["resolved_by"],
+        resolve_note=m["resolve_note"],
+        resolved_automatically=bool(m["resolved_automatically"]),
+        notifications_sent=m["notifications_sent"],
+        version=m["version"],
+    )
+
+
+def _event(row: Any) -> IncidentEvent:
+    m = row._mapping
+    return IncidentEvent(
+        id=m["id"],
+        incident_id=m["incident_id"],
+        kind=EventKind(m["kind"]),
+        time=m["time"],
+        actor=m["actor"],
+        message=m["message"],
+        incident=Incident.from_json(m["incident"]),
+    )
+
+
+class IncidentStore:
+    """The incident tables behind one engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction holding the incident write lock; committed when the block ends cleanly."""
+        async with self.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_WRITE_LOCK})
+            elif conn.dialect.name == "sqlite":
+                # The driver opens transactions lazily, as readers; a reader that later writes can fail
+                # at once with "database is locked" where a writer from the start waits its turn.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
+
+    # --- inside a write ---------------------------------------------------------------------------------
+
+    async def open_incidents(self, conn: AsyncConnection) -> dict[str, Incident]:
+        """Every open incident by fingerprint."""
+        rows = await conn.execute(select(incidents).where(incidents.c.status.in_(OPEN_STATUSES)))
+        return {incident.fingerprint: incident for incident in map(_incident, rows)}
+
+    async def load(self, conn: AsyncConnection, incident_id: int) -> Incident | None:
+        """One incident, read inside the write."""
+        row = (await conn.execute(select(incidents).where(incidents.c.id == incident_id))).first()
+        return _incident(row) if row is not None else None
+
+    async def insert(self, conn: AsyncConnection, incident: Incident) -> Incident:
+        """Store a new incident (its id is assigned); IntegrityError if its fingerprint is open already."""
+        values = {
+            name: getattr(incident, name)
+            for name in (
+                "fingerprint",
+                "queue",
+                "worker_id",
+                "pending_time",
+                *_MUTABLE,
+            )
+        }
+        values.update(
+            type=incident.type.value,
+            severity=incident.severity.value,
+            status=incident.status.value,
+            labels=json.dumps(dict(incident.labels), sort_keys=True),
+            version=1,
+        )
+        result = await conn.execute(insert(incidents).values(**values).returning(incidents.c.id))
+        return replace(incident, id=int(result.scalar_one()), version=1)
+
+    async def update(self, conn: AsyncConnection, incident: Incident) -> Incident:
+        """Write an incident's mutable fields; raises if it changed since it was read (version)."""
+        values: dict[str, Any] = {name: getattr(incident, name) for name in _MUTABLE}
+        values.update(
+            severity=incident.severity.value,
+            status=incident.status.value,
+            labels=json.dumps(dict(incident.labels), sort_keys=True),
+            version=incident.version + 1,
+        )
+        result = await conn.execute(
+            update(incidents)
+            .where(incidents.c.id == incident.id, incidents.c.version == incident.version)
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            raise ConcurrentChange(f"incident {incident.id} changed while it was being updated")
+        return replace(incident, version=incident.version + 1)
+
+    async def delete(self, conn: AsyncConnection, incident: Incident) -> None:
+        """Remove a pending incident whose condition cleared."""
+        await conn.execute(delete(incidents).where(incidents.c.id == incident.id))
+
+    async def add_event(
+        self,
+        conn: AsyncConnection,
+        incident: Incident,
+        kind: EventKind,
+        at: datetime,
+        *,
+        actor: str = "system",
+        message: str = "",
+    ) -> IncidentEvent:
+        """Append a timeline entry with the incident as it is now."""
+        result = await conn.execute(
+            insert(incident_events)
+            .values(
+                incident_id=incident.id,
+                kind=kind.value,
+                time=at,
+                actor=actor,
+                message=message,
+                incident=incident.to_json(),
+            )
+            .returning(incident_events.c.id)
+        )
+        return IncidentEvent(int(result.scalar_one()), incident.id, kind, at, actor, message, incident)
+
+    # --- reads ------------------------------------------------------------------------------------------
+
+    async def get(self, incident_id: int) -> Incident | None:
+        """One incident."""
+        async with self.engine.connect() as conn:
+            return await self.load(conn, incident_id)
+
+    async def timeline(self, incident_id: int) -> list[IncidentEvent]:
+        """An incident's timeline, oldest first."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(incident_events)
+                .where(incident_events.c.incident_id == incident_id)
+                .order_by(incident_events.c.id)
+            )
+            return [_event(row) for row in rows]
+
+    async def list_incidents(
+        self,
+        *,
+        statuses: Sequence[str] = (),
+        type: str | None = None,
+        queue: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Incident]:
+        """Incidents newest first (by id), filtered; `before_id` continues a listing."""
+        stmt = select(incidents)
+        if statuses:
+            stmt = stmt.where(incidents.c.status.in_(list(statuses)))
+        if type:
+            stmt = stmt.where(incidents.c.type == type)
+        if queue:
+            stmt = stmt.where(incidents.c.queue == queue)
+        if before_id is not None:
+            stmt = stmt.where(incidents.c.id < before_id)
+        stmt = stmt.order_by(incidents.c.id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            return [_incident(row) for row in await conn.execute(stmt)]
+
+    async def events_after(self, after: int, limit: int = 500) -> list[IncidentEvent]:
+        """Timeline entries of every incident with id > after, oldest first."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(incident_events)
+                .where(incident_events.c.id > after)
+                .order_by(incident_events.c.id)
+                .limit(limit)
+            )
+            return [_event(row) for row in rows]
+
+    async def latest_event_id(self) -> int:
+        """The newest timeline id (0 when there is none)."""
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(select(func.max(incident_events.c.id)))).scalar()
+            return int(value or 0)
+
+
+class ConcurrentChange(Exception):
+    """An incident changed between read and write (only possible outside the write lock)."""
