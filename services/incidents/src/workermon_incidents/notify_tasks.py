@@ -1,9 +1,10 @@
 """Sending notifications: the engine's transition callback, and the taskiq task that delivers.
 
-`Notifier.handle(transition)` is what the incident engine calls. It picks the channels that want the
-transition, inserts one delivery row per channel (ON CONFLICT DO NOTHING on (transition_seq,
-channel): a transition seen again, after a restart or by another replica, creates nothing) and
-enqueues one `deliver` task per row it created. One task per channel is what keeps a slow or failing
+`Notifier.handle(transition)` is what the incident engine calls (`submit` does the same and returns
+the ids of the deliveries it created). It picks the channels that want the transition, inserts one
+delivery row per channel (ON CONFLICT DO NOTHING on (transition_seq, channel): a transition seen
+again, after a restart or by another replica, creates nothing) and enqueues one `deliver` task per
+row it created. One task per channel is what keeps a slow or failing
 channel from delaying or repeating another.
 
 `deliver(delivery_id, attempts)` makes one attempt: it claims the row (QUEUED -> SENDING, a guarded
@@ -237,7 +238,11 @@ class Notifier:
             return channel.send_acknowledged
         return True
 
-    async def handle(self, transition: TransitionLike) -> list[int]:
+    async def handle(self, transition: TransitionLike) -> None:
+        """The engine's callback (`engine.on_transition(notifier.handle)`): see `submit`."""
+        await self.submit(transition)
+
+    async def submit(self, transition: TransitionLike) -> list[int]:
         """Notify the channels that want this transition; the ids of the deliveries it created.
 
         Never raises into the engine: a database or Redis failure is logged, and deliveries that
