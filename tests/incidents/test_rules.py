@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from workermon_incidents.rules import IncidentType, Point, QueueWindow, RuleBook
 END = datetime(2031, 3, 4, 10, 0, tzinfo=UTC)
 
 
-def window(minutes: list[dict[str, Any] | None], queue: str = "emails") -> QueueWindow:
+def window(minutes: Sequence[dict[str, Any] | None], queue: str = "emails") -> QueueWindow:
     """Minutes oldest first, the last one ending at END; None is a gap."""
     points = []
     for i, values in enumerate(minutes):
