@@ -23,6 +23,8 @@ from workermon_core.settings import Settings
 from workermon_gateway.app import HttpHandle, build_app, serve_http
 from workermon_gateway.upstream import Upstream
 from workermon_heartbeat import service as heartbeat_service
+from workermon_incidents import migrate as incidents_migrations
+from workermon_incidents import service as incidents_service
 from workermon_monitor import migrate as monitor_migrations
 from workermon_monitor import service as monitor_service
 
@@ -91,8 +93,18 @@ def _monitor(settings: Settings, deps: Dependencies, authority: TokenAuthority) 
     return spec
 
 
+def _incidents(settings: Settings, deps: Dependencies, authority: TokenAuthority) -> ServiceSpec:
+    spec, _ = incidents_service.build(settings, deps.redis, deps.engine, authority, redis_url=deps.redis_url)
+    return spec
+
+
 # Loki-style targets: each service alone, or `all` of them in one process.
-TARGETS: dict[str, TargetBuilder] = {"heartbeat": _heartbeat, "collector": _collector, "monitor": _monitor}
+TARGETS: dict[str, TargetBuilder] = {
+    "heartbeat": _heartbeat,
+    "collector": _collector,
+    "monitor": _monitor,
+    "incidents": _incidents,
+}
 
 
 async def migrate(settings: Settings) -> list[str]:
@@ -100,7 +112,8 @@ async def migrate(settings: Settings) -> list[str]:
     url = database_url(settings)
     await collector_migrations.upgrade(url)
     await monitor_migrations.upgrade(url)
-    return ["collector", "monitor"]
+    await incidents_migrations.upgrade(url)
+    return ["collector", "monitor", "incidents"]
 
 
 def resolve_targets(target: str) -> list[str]:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -100,6 +100,9 @@ class Collector:
         self.pending: OrderedDict[tuple[str, datetime], SnapshotRow] = OrderedDict()
         self.last: CycleResult | None = None
         self._lock = asyncio.Lock()
+        # Called with each cycle's result once its rows are written (the incident rules' trigger).
+        self.after_cycle: list[Callable[[CycleResult], Coroutine[Any, Any, None]]] = []
+        self._hook_tasks: set[asyncio.Task[None]] = set()
 
     def last_full_minute(self) -> int:
         """Start of the last complete minute by the clock, in ms."""
@@ -112,7 +115,13 @@ class Collector:
     async def collect(self, queues: Sequence[str] | None = None, minute_ms: int | None = None) -> CycleResult:
         """Collect one minute (default: the last full one) for the named queues (default: all)."""
         async with self._lock:
-            return await self._collect(queues, minute_ms)
+            result = await self._collect(queues, minute_ms)
+        for hook in self.after_cycle:
+            # In the background: whoever reacts to new rows (incident rules) must not delay the cycle.
+            task = asyncio.create_task(hook(result))
+            self._hook_tasks.add(task)
+            task.add_done_callback(self._hook_tasks.discard)
+        return result
 
     async def _collect(self, queues: Sequence[str] | None, minute_ms: int | None) -> CycleResult:
         started = time.perf_counter()

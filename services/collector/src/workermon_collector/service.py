@@ -15,15 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workermon.collector.v1 import collector_service_pb2 as pb
 from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
+from workermon.incident.v1 import incident_service_pb2 as inc_pb
+from workermon.incident.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon_core.auth import TokenAuthority
 from workermon_core.db import ping
-from workermon_core.peer import LocalAddress
+from workermon_core.peer import LocalAddress, Peer, ServiceTokens
 from workermon_core.server import Outage, ServiceSpec
 from workermon_core.settings import Settings
 from workermon_queues.backend import BullMQBackend
 from workermon_queues.classify import FailureClassifier, parse_rules
 
-from .collector import Clock, Collector
+from .collector import Clock, Collector, CycleResult
 from .follower import EventFollower
 from .heartbeat_peer import HeartbeatPeer
 from .schedule import build_schedule
@@ -34,6 +36,7 @@ log = structlog.get_logger("workermon.collector")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CollectorService"].full_name
 FOLLOW_INTERVAL_SECONDS = 2.0
+EVALUATE_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass
@@ -83,6 +86,24 @@ def build(  # noqa: PLR0917 - the dependencies a process hands over
         clock=clock,
     )
     servicer = CollectorServicer(collector, store)
+    # After each cycle the incident rules run on the new rows (IncidentService.Evaluate, as operator).
+    incidents = Peer(
+        settings.incidents_target or own_address,
+        inc_grpc.IncidentServiceStub,
+        ServiceTokens(authority, "collector", "operator").own,
+    )
+    evaluate_outage = Outage("incident_evaluate")
+
+    async def evaluate(result: CycleResult) -> None:
+        request = inc_pb.EvaluateRequest()
+        request.minute_time.FromDatetime(result.minute)
+        try:
+            await incidents.stub.Evaluate(request, timeout=EVALUATE_TIMEOUT_SECONDS)
+            evaluate_outage.ok()
+        except grpc.aio.AioRpcError as exc:
+            evaluate_outage.failed(exc)
+
+    collector.after_cycle.append(evaluate)
 
     async def maintenance() -> tuple[int, int, int]:
         now = datetime.fromtimestamp(clock(), tz=UTC)
@@ -121,13 +142,17 @@ def build(  # noqa: PLR0917 - the dependencies a process hands over
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_CollectorServiceServicer_to_server(servicer, server)
 
+    async def close() -> None:
+        await peer.close()
+        await incidents.close()
+
     use_schedule = settings.collector_schedule if schedule is None else schedule
     spec = ServiceSpec(
         name=SERVICE_NAME,
         register=register,
         checks=[redis_ready, database_ready],
         background=[follow_forever, *([run_schedule] if use_schedule else [])],
-        close=peer.close,
+        close=close,
         bound=own_address.bind,
     )
     return spec, CollectorParts(collector, store, follower, servicer, maintenance)

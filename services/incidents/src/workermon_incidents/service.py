@@ -26,6 +26,8 @@ from workermon_core.server import Outage, ServiceSpec
 from workermon_core.settings import Settings
 
 from .engine import EngineConfig, IncidentEngine
+from .notify_channels import load_channels
+from .notify_tasks import Notifier, build_broker
 from .rules import RuleBook
 from .servicer import IncidentServicer
 from .source import GrpcSource, worker_of
@@ -48,6 +50,7 @@ class IncidentParts:
     feed: IncidentFeed
     servicer: IncidentServicer
     workers: WorkerFollower
+    notifier: Notifier | None = None
 
 
 class WorkerFollower:
@@ -116,13 +119,17 @@ def build(
     *,
     clock: Callable[[], float] = time.time,
     feed_poll_seconds: float = 1.0,
+    redis_url: str | None = None,
 ) -> tuple[ServiceSpec, IncidentParts]:
     """The ServiceSpec to host and its parts.
 
-    `redis` is the suite's Redis (kept for the notification part); rule thresholds come from
-    `settings`, per-queue overrides from WORKERMON_INCIDENT_RULES (ConfigError when malformed).
+    `redis_url` is the suite's Redis, which carries the notification tasks (taskiq); without it, or
+    without configured channels, nothing is notified. Rule thresholds come from `settings`, per-queue
+    overrides from WORKERMON_INCIDENT_RULES, channels from WORKERMON_NOTIFY_CHANNELS (ConfigError when
+    malformed, so a bad configuration stops the process at start).
     """
     del redis
+    channels = load_channels(settings)
     own_address = LocalAddress(settings.grpc_host, settings.grpc_port)
     viewer = ServiceTokens(authority, "incidents", "viewer")
     admin = ServiceTokens(authority, "incidents", "admin")
@@ -147,6 +154,16 @@ def build(
     feed = IncidentFeed(store, poll_seconds=feed_poll_seconds)
     incident_engine.on_commit(feed.wake)
     servicer = IncidentServicer(incident_engine, feed, monitor)
+    notifier: Notifier | None = None
+    if channels and redis_url is not None:
+        notifier = Notifier(
+            settings,
+            engine,
+            build_broker(redis_url, settings.redis_prefix),
+            channels=channels,
+            on_delivered=incident_engine.record_notified,
+        )
+        incident_engine.on_transition(notifier.handle)
     follower = WorkerFollower(
         incident_engine,
         heartbeat,
@@ -172,6 +189,14 @@ def build(
             log.info("worker_events_interrupted", code=exc.code().name)
             await asyncio.sleep(2.0)
 
+    async def run_notifier() -> None:
+        assert notifier is not None
+        await notifier.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await notifier.stop()
+
     async def database_ready() -> None:
         await ping(engine)
 
@@ -186,8 +211,8 @@ def build(
         name=SERVICE_NAME,
         register=register,
         checks=[database_ready],
-        background=[evaluate_periodically, follow_workers, feed.run],
+        background=[evaluate_periodically, follow_workers, feed.run, *([run_notifier] if notifier else [])],
         close=close,
         bound=own_address.bind,
     )
-    return spec, IncidentParts(incident_engine, store, feed, servicer, follower)
+    return spec, IncidentParts(incident_engine, store, feed, servicer, follower, notifier)

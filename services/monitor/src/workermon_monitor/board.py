@@ -20,6 +20,8 @@ from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
+from workermon.incident.v1 import incident_service_pb2 as inc_pb
+from workermon.incident.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon_core.errors import NotFound
 from workermon_core.peer import Peer
@@ -127,6 +129,7 @@ class Board:
         heartbeat: Peer[hb_grpc.HeartbeatServiceStub],
         collector: Peer[col_grpc.CollectorServiceStub],
         *,
+        incidents: Peer[inc_grpc.IncidentServiceStub] | None = None,
         backlog_threshold: int = 200,
         backlog_thresholds: dict[str, int] | None = None,
         display_names: dict[str, str] | None = None,
@@ -137,6 +140,7 @@ class Board:
         self.backend = backend
         self.heartbeat = heartbeat
         self.collector = collector
+        self.incidents = incidents
         self.backlog_threshold = backlog_threshold
         self.backlog_thresholds = backlog_thresholds or {}
         self.display_names = display_names or {}
@@ -150,6 +154,7 @@ class Board:
         self._reading: Shared[Reading] = Shared(self._read, live_max_age, monotonic)
         self._history_outage = Outage("collector_summary")
         self._heartbeat_outage = Outage("worker_summary")
+        self._incidents_outage = Outage("open_incidents")
 
     def invalidate(self) -> None:
         """Forget the live reading (an action just changed a queue)."""
@@ -209,11 +214,36 @@ class Board:
         self._heartbeat_outage.ok()
         return reply
 
+    async def _open_incidents(self) -> list[pb.ActiveIncident]:
+        if self.incidents is None:
+            return []
+        try:
+            reply = await self.incidents.stub.ListIncidents(
+                inc_pb.ListIncidentsRequest(open_only=True, page_size=200), timeout=PEER_TIMEOUT_SECONDS
+            )
+        except Exception as exc:
+            self._incidents_outage.failed(exc)
+            return []
+        self._incidents_outage.ok()
+        # Pending conditions have not fired yet: the overview shows only what pages people.
+        return [
+            pb.ActiveIncident(
+                incident_id=str(i.id),
+                type=inc_pb.IncidentType.Name(i.type).removeprefix("INCIDENT_TYPE_"),
+                severity=inc_pb.Severity.Name(i.severity).removeprefix("SEVERITY_").lower(),
+                title=i.title,
+                queue=i.queue,
+                start_time=i.start_time,
+            )
+            for i in reply.incidents
+            if i.status != inc_pb.INCIDENT_STATUS_PENDING
+        ]
+
     async def _read(self) -> Reading:
         names = await self._names.get()
         now_ms = int(self.clock() * 1000)
-        states, workers, history = await asyncio.gather(
-            self.backend.states(names, now_ms), self._online(), self._history.get()
+        states, workers, history, incidents = await asyncio.gather(
+            self.backend.states(names, now_ms), self._online(), self._history.get(), self._open_incidents()
         )
         online = {q.queue: q.online for q in workers.queues} if workers is not None else None
         queues = [
@@ -222,6 +252,7 @@ class Board:
             if states[name].exists
         ]
         overview = self._overview(queues, workers, history)
+        overview.active_incidents.extend(incidents)
         return Reading(queues, {q.name: q for q in queues}, overview)
 
     def _queue(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
+from workermon.incident.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
 from workermon_core.auth import TokenAuthority, action_roles
@@ -139,6 +140,7 @@ def build(
         settings.heartbeat_target or own_address, hb_grpc.HeartbeatServiceStub, tokens.on_behalf
     )
     collector = Peer(settings.collector_target or own_address, col_grpc.CollectorServiceStub, tokens.own)
+    incidents = Peer(settings.incidents_target or own_address, inc_grpc.IncidentServiceStub, tokens.own)
     configured = [q.strip() for q in settings.queues.split(",") if q.strip()]
     backend = BullMQBackend(
         queue_redis, prefix=settings.queue_prefix, queues=configured, discover=settings.discover_queues
@@ -149,6 +151,7 @@ def build(
         backend,
         heartbeat_board,
         collector,
+        incidents=incidents,
         backlog_threshold=settings.backlog_threshold,
         backlog_thresholds=settings.queue_backlog_thresholds,
         display_names=settings.display_names,
@@ -205,7 +208,7 @@ def build(
         pb_grpc.add_MonitorServiceServicer_to_server(servicer, server)
 
     async def close() -> None:
-        for peer in (heartbeat_board, heartbeat_caller, collector):
+        for peer in (heartbeat_board, heartbeat_caller, collector, incidents):
             await peer.close()
         await jobs.close()
 
