@@ -19,6 +19,7 @@ from tests.gateway.conftest import Gateway, gateway_settings
 from workermon_core.auth import TokenAuthority
 from workermon_gateway.app import HttpHandle, build_app, serve_http
 from workermon_gateway.errors import http_status
+from workermon_gateway.routes import SERVICES
 from workermon_gateway.upstream import Upstream
 
 
@@ -187,7 +188,7 @@ async def test_upstream_down_is_503(orphan: tuple[HttpHandle, TokenAuthority]) -
         error = error_of(await client.get("/api/v1/overview"), 503, "UNAVAILABLE")
         assert detail(error, "ErrorInfo")["reason"] == "UPSTREAM_UNAVAILABLE"
         ready = await client.get("/readyz")
-        assert ready.status_code == 503 and len(ready.json()["notServing"]) == 3
+        assert ready.status_code == 503 and len(ready.json()["notServing"]) == len(SERVICES)
         assert (await client.get("/healthz")).status_code == 200
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.gateway.conftest import Gateway
+from workermon_gateway.routes import SERVICES
 
 
 async def test_healthz_and_readyz(gateway: Gateway) -> None:
@@ -10,7 +11,9 @@ async def test_healthz_and_readyz(gateway: Gateway) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert set(ready.json()["services"].values()) == {"SERVING"} and len(ready.json()["services"]) == 3
+    assert set(ready.json()["services"].values()) == {"SERVING"} and len(ready.json()["services"]) == len(
+        SERVICES
+    )
 
 
 async def test_readyz_names_the_services_not_serving(gateway: Gateway) -> None:
@@ -19,8 +22,7 @@ async def test_readyz_names_the_services_not_serving(gateway: Gateway) -> None:
     client = gateway.client(None)
     reply = await client.get("/readyz")
     assert reply.status_code == 503
-    assert (
-        reply.json()["notServing"] == sorted(reply.json()["services"])
-        and len(reply.json()["notServing"]) == 3
-    )
+    assert reply.json()["notServing"] == sorted(reply.json()["services"]) and len(
+        reply.json()["notServing"]
+    ) == len(SERVICES)
     assert (await client.get("/healthz")).status_code == 200

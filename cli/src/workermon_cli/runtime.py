@@ -21,6 +21,7 @@ from workermon_core.redis_store import EmbeddedRedis, connect
 from workermon_core.server import ServiceSpec, SuiteServer, start_server
 from workermon_core.settings import Settings
 from workermon_gateway.app import HttpHandle, build_app, serve_http
+from workermon_gateway.assemble import GatewayExtras, gateway_extras
 from workermon_gateway.upstream import Upstream
 from workermon_heartbeat import service as heartbeat_service
 from workermon_incidents import migrate as incidents_migrations
@@ -156,6 +157,7 @@ class Suite:
     targets: list[str] = field(default_factory=list)
     http: HttpHandle | None = None
     upstream: Upstream | None = None
+    gateway: GatewayExtras | None = None
 
     @property
     def grpc_target(self) -> str:
@@ -172,6 +174,9 @@ class Suite:
         if self.http is not None:
             await self.http.stop(min(self.settings.shutdown_grace_seconds, 5.0))
             self.http = None
+        if self.gateway is not None:
+            await self.gateway.stop()
+            self.gateway = None
         if self.upstream is not None:
             await self.upstream.close()
             self.upstream = None
@@ -184,14 +189,23 @@ async def start_gateway(
     *,
     extra_routes: Sequence[BaseRoute] = (),
     middleware: Sequence[Middleware] = (),
+    extras: bool = True,
 ) -> HttpHandle:
-    """Serve the HTTP gateway beside the suite, calling WORKERMON_GATEWAY_TARGET or the suite's own port."""
+    """Serve the HTTP gateway beside the suite, calling WORKERMON_GATEWAY_TARGET or the suite's own port.
+
+    With `extras` (the default) it also serves login, the live stream, /metrics and the security
+    headers (see workermon_gateway.assemble); `extra_routes` and `middleware` come on top.
+    """
     settings = suite.settings
     target = settings.gateway_target or LocalAddress(settings.grpc_host, suite.server.port)()
     suite.upstream = Upstream(target)
-    app = build_app(
-        settings, suite.upstream, suite.authority, extra_routes=extra_routes, middleware=middleware
-    )
+    routes, layers = list(extra_routes), list(middleware)
+    if extras:
+        suite.gateway = gateway_extras(settings, suite.authority, target)
+        routes += suite.gateway.routes
+        layers = [*suite.gateway.middleware, *layers]
+        await suite.gateway.start()
+    app = build_app(settings, suite.upstream, suite.authority, extra_routes=routes, middleware=layers)
     suite.http = await serve_http(app, settings.http_host, settings.http_port)
     return suite.http
 

@@ -2,8 +2,9 @@
 
 A dashboard of fifty open tabs must not become fifty readers of Redis. Live counts are read at most
 once per `live_max_age` (concurrent callers wait for the one read in flight), the queue list at most
-every `DISCOVERY_SECONDS`, and the collector's per-minute history at most every `HISTORY_SECONDS` (it
-changes once a minute). Each reading is turned into the API messages once; callers share them.
+every `DISCOVERY_SECONDS` (in the background, and less often, when a SCAN of the whole Redis turns out
+slow), and the collector's per-minute history at most every `HISTORY_SECONDS` (it changes once a
+minute). Each reading is turned into the API messages once; callers share them.
 """
 
 from __future__ import annotations
@@ -30,8 +31,11 @@ from workermon_queues.backend import BullMQBackend, QueueState
 
 log = structlog.get_logger("workermon.monitor")
 
-DISCOVERY_SECONDS = 10.0
+DISCOVERY_SECONDS = 2.0
+# Past this, discovery is refreshed in the background and kept 10x as long as it took.
+SLOW_DISCOVERY_SECONDS = 0.05
 HISTORY_SECONDS = 10.0
+SLOW_HISTORY_SECONDS = 0.05
 PEER_TIMEOUT_SECONDS = 2.0
 TOP_CATEGORIES = 5
 
@@ -41,9 +45,10 @@ T = TypeVar("T")
 class Shared(Generic[T]):
     """A value recomputed at most every `max_age` seconds; concurrent callers share one computation.
 
-    With `stale_while_refreshing`, a caller finding the value old gets it at once while one refresh runs
-    in the background: for values slow to compute and fine to serve a little late (discovery SCANs the
-    whole Redis, which on an instance keeping a million finished jobs takes about a second).
+    With `slow_after` set, once computing took longer than that, a caller finding the value old gets it
+    at once while one refresh runs in the background, and the value is kept ten times as long as it
+    took: for values usually quick but sometimes slow to compute (discovery SCANs the whole Redis: a
+    few milliseconds on most instances, about a second on one keeping a million finished jobs).
     """
 
     def __init__(
@@ -52,30 +57,36 @@ class Shared(Generic[T]):
         max_age: float,
         clock: Callable[[], float],
         *,
-        stale_while_refreshing: bool = False,
+        slow_after: float | None = None,
     ) -> None:
         self._compute = compute
         self._max_age = max_age
         self._clock = clock
-        self._stale_ok = stale_while_refreshing
+        self._slow_after = slow_after
         self._value: T | None = None
         self._at = float("-inf")
+        self._took = 0.0
         self._running: asyncio.Future[T] | None = None
+
+    @property
+    def _slow(self) -> bool:
+        return self._slow_after is not None and self._took > self._slow_after
 
     def invalidate(self) -> None:
         """Make the next get() recompute (after an action changed what the value shows)."""
         self._at = float("-inf")
 
     async def get(self) -> T:
-        """The value, recomputed if older than max_age."""
-        if self._value is not None and self._clock() - self._at < self._max_age:
+        """The value, recomputed if older than max_age (served stale meanwhile when computing is slow)."""
+        max_age = max(self._max_age, 10 * self._took) if self._slow else self._max_age
+        if self._value is not None and self._clock() - self._at < max_age:
             return self._value
+        stale_ok = self._slow and self._value is not None
         if self._running is None:
             self._running = asyncio.ensure_future(self._refresh())
-            if self._stale_ok:
-                # Nobody awaits a background refresh: retrieve its failure so it is not reported as lost.
-                self._running.add_done_callback(lambda f: f.cancelled() or f.exception())
-        if self._stale_ok and self._value is not None:
+            # A background refresh may have nobody awaiting it: retrieve its failure so none is lost.
+            self._running.add_done_callback(lambda f: f.cancelled() or f.exception())
+        if stale_ok and self._value is not None:
             return self._value
         # shield: one caller giving up (deadline, disconnect) must not cancel the others' computation.
         return await asyncio.shield(self._running)
@@ -92,6 +103,7 @@ class Shared(Generic[T]):
         try:
             value = await self._compute()
             self._value, self._at = value, started
+            self._took = self._clock() - started
             return value
         finally:
             self._running = None
@@ -146,10 +158,10 @@ class Board:
         self.display_names = display_names or {}
         self.clock = clock
         self._names: Shared[list[str]] = Shared(
-            backend.discover, DISCOVERY_SECONDS, monotonic, stale_while_refreshing=True
+            backend.discover, DISCOVERY_SECONDS, monotonic, slow_after=SLOW_DISCOVERY_SECONDS
         )
         self._history: Shared[History] = Shared(
-            self._read_history, HISTORY_SECONDS, monotonic, stale_while_refreshing=True
+            self._read_history, HISTORY_SECONDS, monotonic, slow_after=SLOW_HISTORY_SECONDS
         )
         self._reading: Shared[Reading] = Shared(self._read, live_max_age, monotonic)
         self._history_outage = Outage("collector_summary")

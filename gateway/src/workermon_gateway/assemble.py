@@ -1,0 +1,75 @@
+"""Everything the gateway serves besides the API routes: login, live stream, metrics, security headers.
+
+One place decides what a running gateway offers, so `workermon up`, `workermon serve --http` and the
+tests build the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
+from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
+from workermon.incident.v1 import incident_service_pb2_grpc as inc_grpc
+from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
+from workermon_core.auth import TokenAuthority
+from workermon_core.peer import Peer, ServiceTokens
+from workermon_core.settings import Settings
+
+from .incident_source import IncidentFollower
+from .login import login_routes
+from .metrics import metrics_middleware, metrics_routes
+from .security import security_middleware
+from .stream import LiveStream, stream_routes
+from .users import UserStore, users_path
+
+
+@dataclass
+class GatewayExtras:
+    """Routes and middleware to plug into `build_app`, and what must start and stop with the server."""
+
+    routes: list[BaseRoute]
+    middleware: list[Middleware]
+    live: LiveStream
+    peers: list[Peer[object]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Open the live stream's upstream subscriptions."""
+        await self.live.start()
+
+    async def stop(self) -> None:
+        """Close the live stream and the peers."""
+        await self.live.stop()
+        for peer in self.peers:
+            await peer.close()
+
+
+def gateway_extras(
+    settings: Settings, authority: TokenAuthority, target: str | Callable[[], str]
+) -> GatewayExtras:
+    """Login, live stream (overview, workers, incidents), metrics, CORS and security headers."""
+    tokens = ServiceTokens(authority, "gateway", "viewer")
+    monitor = Peer(target, mon_grpc.MonitorServiceStub, tokens.own)
+    heartbeat = Peer(target, hb_grpc.HeartbeatServiceStub, tokens.own)
+    collector = Peer(target, col_grpc.CollectorServiceStub, tokens.own)
+    incidents = Peer(target, inc_grpc.IncidentServiceStub, tokens.own)
+    live = LiveStream(
+        monitor,
+        heartbeat,
+        overview_interval=settings.stream_overview_interval_seconds,
+        replay_seconds=settings.stream_replay_seconds,
+        sources=[IncidentFollower(incidents)],
+    )
+    routes: list[BaseRoute] = [
+        *login_routes(settings, UserStore(users_path(settings)), authority),
+        *stream_routes(settings, live, authority),
+        *metrics_routes(settings, monitor, collector, heartbeat),
+    ]
+    # Security headers outermost, so every answer carries them; request metrics see every request.
+    middleware = [*security_middleware(settings), *metrics_middleware()]
+    peers: list[Peer[object]] = [monitor, heartbeat, collector, incidents]  # type: ignore[list-item]
+    return GatewayExtras(routes, middleware, live, peers)
