@@ -55,6 +55,7 @@ bench: setup
 	$(UV) run --frozen python -m bench.heartbeat
 	$(UV) run --frozen python -m bench.collector
 	$(UV) run --frozen python -m bench.monitor
+	$(UV) run --frozen python -m bench.gateway
 
 clean:
 	rm -rf .venv .tools build libs/proto/src/workermon .pytest_cache .mypy_cache .ruff_cache

@@ -131,6 +131,24 @@ class Sample:
     machine_total_s: float
 
 
+def sample_counters(server: ServerProcess, redis_client: redis.Redis) -> Sample:
+    """The server's CPU and RSS, Redis's commands and CPU, the machine's CPU, now."""
+    proc = server.sample()
+    stats: dict[str, Any] = redis_client.info("commandstats")
+    cpu: dict[str, Any] = redis_client.info("cpu")
+    machine = machine_sample()
+    return Sample(
+        at=time.perf_counter(),
+        server_cpu_s=proc.cpu_s,
+        server_rss=proc.rss,
+        redis_calls=sum(int(v.get("calls", 0)) for v in stats.values()),
+        redis_lindex_calls=int(stats.get("cmdstat_lindex", {}).get("calls", 0)),
+        redis_cpu_s=float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]),
+        machine_busy_s=machine.busy_s,
+        machine_total_s=machine.total_s,
+    )
+
+
 class Bench:
     """One run: Redis, the workload, the servers and the load generator."""
 
@@ -245,20 +263,7 @@ class Bench:
 
     def sample(self, server: ServerProcess) -> Sample:
         """Every counter the figures are computed from."""
-        proc = server.sample()
-        stats: dict[str, Any] = self.redis.info("commandstats")
-        cpu: dict[str, Any] = self.redis.info("cpu")
-        machine = machine_sample()
-        return Sample(
-            at=time.perf_counter(),
-            server_cpu_s=proc.cpu_s,
-            server_rss=proc.rss,
-            redis_calls=sum(int(v.get("calls", 0)) for v in stats.values()),
-            redis_lindex_calls=int(stats.get("cmdstat_lindex", {}).get("calls", 0)),
-            redis_cpu_s=float(cpu["used_cpu_sys"]) + float(cpu["used_cpu_user"]),
-            machine_busy_s=machine.busy_s,
-            machine_total_s=machine.total_s,
-        )
+        return sample_counters(server, self.redis)
 
     def case(self, server: ServerProcess, job: GrpcReadJob | HttpReadJob, queues: int = 0) -> dict[str, Any]:
         """One batch of calls from the load generator, the server and Redis sampled around it.

@@ -61,6 +61,8 @@ class ServerProcess:
             stderr=self._log,
         )
         self.port = 0
+        # Further ports the server prints after the first (`PORT <grpc> <http>`).
+        self.more_ports: list[int] = []
         self.ps = psutil.Process(self.proc.pid)
 
     @property
@@ -77,7 +79,8 @@ class ServerProcess:
         line = self.proc.stdout.readline().decode().strip()
         if not line.startswith("PORT "):
             raise BenchError(f"{self.kind} server failed to start; {self._tail()}")
-        self.port = int(line.split()[1])
+        ports = [int(word) for word in line.split()[1:]]
+        self.port, self.more_ports = ports[0], ports[1:]
 
     def sample(self) -> ProcSample:
         times = self.ps.cpu_times()

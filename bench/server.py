@@ -3,10 +3,13 @@ bare grpc.aio echo that shows what gRPC-Python costs on its own.
 
     python -m bench.server heartbeat --redis-url URL --prefix P [--profile FILE]
     python -m bench.server monitor
+    python -m bench.server gateway
     python -m bench.server echo
 
 `monitor` is the whole suite as `workermon serve` starts it (every target in one gRPC server, its
 migrations applied first), configured by the WORKERMON_* / REDIS_URL / DATABASE_URL environment.
+`gateway` is the same suite with the HTTP gateway beside it in the same process and event loop
+(`workermon serve --http`), on a free port too; it prints `PORT <grpc> <http>`.
 
 The token secret comes in WORKERMON_BENCH_SECRET (not argv, which `ps` shows). Once listening on a
 free loopback port, the process prints `PORT <n>` on stdout; it serves until SIGTERM.
@@ -53,8 +56,8 @@ def bench_settings(prefix: str) -> Settings:
     return load_settings(redis_prefix=prefix, grpc_port=0, online_window_seconds=ONLINE_WINDOW_S)
 
 
-def _announce(port: int) -> None:
-    print(f"PORT {port}", flush=True)
+def _announce(port: int, *more: int) -> None:
+    print(" ".join(["PORT", str(port), *map(str, more)]), flush=True)
 
 
 async def serve_heartbeat(redis_url: str, prefix: str, secret: str) -> None:
@@ -78,18 +81,23 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def serve_monitor(secret: str) -> None:
-    """Heartbeat, collector and monitor targets in one server, as `workermon serve` runs them."""
+async def serve_monitor(secret: str, http: bool = False) -> None:
+    """Heartbeat, collector and monitor targets in one server, as `workermon serve` runs them; with
+    `http`, the HTTP gateway too (`workermon serve --http`), on a free port."""
     # A real port, not 0: MonitorService dials its peers at its own configured address.
-    settings = load_settings(jwt_secret=secret, grpc_port=_free_port())
+    overrides: dict[str, Any] = {"http_port": 0} if http else {}
+    settings = load_settings(jwt_secret=secret, grpc_port=_free_port(), **overrides)
     configure_logging(settings.log_level, settings.log_format)
     await migrate(settings)
-    suite = await start_suite(settings, "all")
+    suite = await start_suite(settings, "all", http=http)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    _announce(suite.server.port)
+    if suite.http is not None:
+        _announce(suite.server.port, suite.http.port)
+    else:
+        _announce(suite.server.port)
     try:
         await stop.wait()
     finally:
@@ -121,7 +129,7 @@ async def serve_echo() -> None:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.server")
-    parser.add_argument("kind", choices=("heartbeat", "monitor", "echo"))
+    parser.add_argument("kind", choices=("heartbeat", "monitor", "gateway", "echo"))
     parser.add_argument("--redis-url", default="")
     parser.add_argument("--prefix", default="")
     parser.add_argument("--profile", default="", help="write cProfile stats of the event loop to this file")
@@ -132,8 +140,8 @@ def main(argv: list[str]) -> None:
     args = _parse(argv)
     if args.kind == "echo":
         job = serve_echo()
-    elif args.kind == "monitor":
-        job = serve_monitor(os.environ[SECRET_ENV])
+    elif args.kind in ("monitor", "gateway"):
+        job = serve_monitor(os.environ[SECRET_ENV], http=args.kind == "gateway")
     else:
         job = serve_heartbeat(args.redis_url, args.prefix, os.environ[SECRET_ENV])
     if not args.profile:
