@@ -1,0 +1,154 @@
+import AppBar from "@mui/material/AppBar";
+import Box from "@mui/material/Box";
+import Button from "@mui/material/Button";
+import Chip from "@mui/material/Chip";
+import IconButton from "@mui/material/IconButton";
+import List from "@mui/material/List";
+import ListItemButton from "@mui/material/ListItemButton";
+import ListItemText from "@mui/material/ListItemText";
+import Toolbar from "@mui/material/Toolbar";
+import Tooltip from "@mui/material/Tooltip";
+import Typography from "@mui/material/Typography";
+import DarkModeOutlined from "@mui/icons-material/DarkModeOutlined";
+import LightModeOutlined from "@mui/icons-material/LightModeOutlined";
+import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
+import { Suspense, lazy, useState } from "react";
+import { BrowserRouter, NavLink, Route, Routes } from "react-router-dom";
+import { ApiError } from "./api/client";
+import { AuthProvider, useAuth } from "./auth";
+import { FeedbackProvider } from "./components/Feedback";
+import { LoadingRows } from "./components/States";
+import { I18nProvider, useI18n, type MessageKey } from "./i18n";
+import { LoginPage } from "./pages/Login";
+import { useLiveStream } from "./stream";
+import { AppThemeProvider, useColorMode } from "./theme";
+
+const OverviewPage = lazy(() => import("./pages/Overview"));
+const QueuesPage = lazy(() => import("./pages/Queues"));
+const WorkersPage = lazy(() => import("./pages/Workers"));
+const JobsPage = lazy(() => import("./pages/Jobs"));
+const IncidentsPage = lazy(() => import("./pages/Incidents"));
+const AuditPage = lazy(() => import("./pages/Audit"));
+
+const NAV: { to: string; key: MessageKey }[] = [
+  { to: "/", key: "overview" },
+  { to: "/queues", key: "queues" },
+  { to: "/workers", key: "workers" },
+  { to: "/jobs", key: "jobs" },
+  { to: "/incidents", key: "incidents" },
+  { to: "/audit", key: "audit" },
+];
+
+export function makeQueryClient() {
+  return new QueryClient({
+    defaultOptions: {
+      queries: {
+        staleTime: 5_000,
+        retry: (count, error) => !(error instanceof ApiError && error.httpStatus >= 400 && error.httpStatus < 500) && count < 2,
+      },
+    },
+  });
+}
+
+function LiveIndicator() {
+  const { session } = useAuth();
+  const { t } = useI18n();
+  const state = useLiveStream({ token: session?.token });
+  return (
+    <Chip
+      aria-label="Live status"
+      aria-live="polite"
+      size="small"
+      label={state === "live" ? t("live") : t("reconnecting")}
+      color={state === "live" ? "success" : "warning"}
+      variant={state === "live" ? "filled" : "outlined"}
+    />
+  );
+}
+
+function Shell() {
+  const { session, logout } = useAuth();
+  const { t, lang, setLang } = useI18n();
+  const { mode, toggle } = useColorMode();
+  return (
+    <Box sx={{ display: "flex", minHeight: "100vh" }}>
+      <AppBar position="fixed" color="default" elevation={0} sx={{ zIndex: (th) => th.zIndex.drawer + 1, borderBottom: 1, borderColor: "divider" }}>
+        <Toolbar variant="dense" sx={{ gap: 1.5 }}>
+          <Typography variant="h6" component="div" sx={{ fontSize: 18, fontWeight: 600 }}>
+            {t("appName")}
+          </Typography>
+          <LiveIndicator />
+          <Box sx={{ flexGrow: 1 }} />
+          <Tooltip title={lang === "en" ? "한국어" : "English"}>
+            <Button aria-label="Language" size="small" variant="outlined" onClick={() => setLang(lang === "en" ? "ko" : "en")}>
+              {lang === "en" ? "EN" : "한국어"}
+            </Button>
+          </Tooltip>
+          <IconButton aria-label="Toggle dark mode" onClick={toggle} size="small">
+            {mode === "dark" ? <LightModeOutlined fontSize="small" /> : <DarkModeOutlined fontSize="small" />}
+          </IconButton>
+          <Typography variant="body2" sx={{ ml: 1 }}>
+            {session?.username} · {session?.role}
+          </Typography>
+          <Button size="small" onClick={logout}>
+            {t("logout")}
+          </Button>
+        </Toolbar>
+      </AppBar>
+      <Box component="nav" aria-label="Main" sx={{ width: 176, flexShrink: 0, borderRight: 1, borderColor: "divider", pt: 7 }}>
+        <List dense sx={{ position: "sticky", top: 56 }}>
+          {NAV.map((item) => (
+            <ListItemButton
+              key={item.to}
+              component={NavLink}
+              to={item.to}
+              end={item.to === "/"}
+              sx={{ mx: 1, borderRadius: 1, "&.active": { bgcolor: "action.selected", fontWeight: 600 } }}
+            >
+              <ListItemText primary={t(item.key)} />
+            </ListItemButton>
+          ))}
+        </List>
+      </Box>
+      <Box component="main" sx={{ flexGrow: 1, minWidth: 0, p: 3, pt: 9 }}>
+        <Suspense fallback={<LoadingRows rows={6} />}>
+          <Routes>
+            <Route path="/" element={<OverviewPage />} />
+            <Route path="/queues" element={<QueuesPage />} />
+            <Route path="/queues/:name" element={<QueuesPage />} />
+            <Route path="/workers" element={<WorkersPage />} />
+            <Route path="/jobs" element={<JobsPage />} />
+            <Route path="/incidents" element={<IncidentsPage />} />
+            <Route path="/incidents/:id" element={<IncidentsPage />} />
+            <Route path="/audit" element={<AuditPage />} />
+            <Route path="*" element={<Typography>{t("notFound")}</Typography>} />
+          </Routes>
+        </Suspense>
+      </Box>
+    </Box>
+  );
+}
+
+function Gate() {
+  const { session } = useAuth();
+  return session ? <Shell /> : <LoginPage />;
+}
+
+export default function App() {
+  const [client] = useState(makeQueryClient);
+  return (
+    <I18nProvider>
+      <AppThemeProvider>
+        <QueryClientProvider client={client}>
+          <AuthProvider>
+            <FeedbackProvider>
+              <BrowserRouter>
+                <Gate />
+              </BrowserRouter>
+            </FeedbackProvider>
+          </AuthProvider>
+        </QueryClientProvider>
+      </AppThemeProvider>
+    </I18nProvider>
+  );
+}

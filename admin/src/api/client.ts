@@ -1,0 +1,118 @@
+// The HTTP client: bearer token from sessionStorage, errors in the gateway's shape, 401 → login.
+
+const TOKEN_KEY = "workermon.token";
+const USER_KEY = "workermon.user";
+
+export interface Session {
+  token: string;
+  username: string;
+  role: "viewer" | "operator" | "admin";
+  expiresAt: number;
+}
+
+export function loadSession(): Session | null {
+  try {
+    const raw = sessionStorage.getItem(USER_KEY);
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (!raw || !token) return null;
+    const s = JSON.parse(raw) as Omit<Session, "token">;
+    if (s.expiresAt && s.expiresAt < Date.now()) return null;
+    return { ...s, token };
+  } catch {
+    return null;
+  }
+}
+
+export function saveSession(s: Session | null): void {
+  if (s) {
+    sessionStorage.setItem(TOKEN_KEY, s.token);
+    sessionStorage.setItem(USER_KEY, JSON.stringify({ username: s.username, role: s.role, expiresAt: s.expiresAt }));
+  } else {
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(USER_KEY);
+  }
+}
+
+export class ApiError extends Error {
+  readonly httpStatus: number;
+  readonly status: string;
+  readonly details: unknown[];
+  constructor(httpStatus: number, status: string, message: string, details: unknown[] = []) {
+    super(message);
+    this.httpStatus = httpStatus;
+    this.status = status;
+    this.details = details;
+  }
+}
+
+let unauthorizedHandler: (() => void) | null = null;
+
+/** Called on any 401: the session is over, the app shows the login page. */
+export function onUnauthorized(handler: (() => void) | null): void {
+  unauthorizedHandler = handler;
+}
+
+export const API_BASE = "/api";
+
+export type Query = Record<string, string | number | boolean | string[] | undefined | null>;
+
+export function queryString(params: Query = {}): string {
+  const usp = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined || value === null || value === "" || value === false) continue;
+    if (Array.isArray(value)) value.forEach((v) => usp.append(key, v));
+    else usp.append(key, String(value));
+  }
+  const s = usp.toString();
+  return s ? `?${s}` : "";
+}
+
+export async function api<T>(
+  path: string,
+  options: { method?: string; body?: unknown; query?: Query; signal?: AbortSignal; auth?: boolean } = {},
+): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json" };
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token && options.auth !== false) headers.Authorization = `Bearer ${token}`;
+  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  let response: Response;
+  try {
+    response = await fetch(`${API_BASE}${path}${queryString(options.query)}`, {
+      method: options.method ?? "GET",
+      headers,
+      body: options.body !== undefined ? JSON.stringify(options.body) : undefined,
+      signal: options.signal,
+    });
+  } catch (e) {
+    if ((e as Error).name === "AbortError") throw e;
+    throw new ApiError(0, "UNAVAILABLE", "The server cannot be reached.");
+  }
+  const text = await response.text();
+  let payload: unknown = undefined;
+  if (text) {
+    try {
+      payload = JSON.parse(text);
+    } catch {
+      payload = undefined;
+    }
+  }
+  if (!response.ok) {
+    const err = (payload as { error?: { status?: string; message?: string; details?: unknown[] } } | undefined)?.error;
+    const error = new ApiError(
+      response.status,
+      err?.status ?? String(response.status),
+      err?.message ?? (response.statusText || `HTTP ${response.status}`),
+      err?.details ?? [],
+    );
+    if (response.status === 401 && options.auth !== false) {
+      saveSession(null);
+      unauthorizedHandler?.();
+    }
+    throw error;
+  }
+  return (payload ?? {}) as T;
+}
+
+export function enc(segment: string): string {
+  return encodeURIComponent(segment);
+}

@@ -1,0 +1,170 @@
+import { keepPreviousData, useMutation, useQuery, useQueryClient, type QueryKey } from "@tanstack/react-query";
+import { useNotify } from "../components/Feedback";
+import { api, enc, type Query } from "./client";
+import type { AuditLog, Incident, IncidentEvent, Job, ListJobsResponse, Overview, Queue, QueueTrend, Worker } from "./types";
+
+export const keys = {
+  overview: ["overview"] as const,
+  queues: ["queues"] as const,
+  queue: (name: string) => ["queue", name] as const,
+  trend: (name: string, hours: number) => ["trend", name, hours] as const,
+  jobs: ["jobs"] as const,
+  job: ["job"] as const,
+  workers: ["workers"] as const,
+  incidents: ["incidents"] as const,
+  incident: ["incident"] as const,
+  audit: ["audit"] as const,
+};
+
+export function useOverview() {
+  return useQuery({ queryKey: keys.overview, queryFn: ({ signal }) => api<Overview>("/v1/overview", { signal }), refetchInterval: 30_000 });
+}
+
+export function useQueues() {
+  return useQuery({
+    queryKey: keys.queues,
+    queryFn: ({ signal }) => api<{ queues?: Queue[] }>("/v1/queues", { signal }).then((r) => r.queues ?? []),
+    refetchInterval: 15_000,
+  });
+}
+
+export function useQueue(name: string | undefined) {
+  return useQuery({
+    queryKey: keys.queue(name ?? ""),
+    enabled: !!name,
+    queryFn: ({ signal }) => api<{ queue?: Queue }>(`/v1/queues/${enc(name ?? "")}`, { signal }).then((r) => r.queue ?? null),
+    refetchInterval: 15_000,
+  });
+}
+
+export function useTrend(name: string, hours: number) {
+  return useQuery({
+    queryKey: keys.trend(name, hours),
+    queryFn: ({ signal }) => api<QueueTrend>(`/v1/queues/${enc(name)}/trend`, { query: { hours }, signal }),
+    refetchInterval: 60_000,
+    staleTime: 30_000,
+  });
+}
+
+export interface JobsFilter {
+  queue: string;
+  state: string;
+  search: string;
+  pageToken: string;
+  pageSize?: number;
+}
+
+export function jobsQuery(f: JobsFilter): Query {
+  const search = f.search.trim();
+  const isId = /^[0-9]+$/.test(search);
+  return {
+    states: f.state ? [f.state] : undefined,
+    pageSize: f.pageSize ?? 50,
+    pageToken: f.pageToken || undefined,
+    jobId: isId ? search : undefined,
+    namePrefix: !isId && search ? search : undefined,
+  };
+}
+
+export function useJobs(f: JobsFilter) {
+  return useQuery({
+    queryKey: [...keys.jobs, f],
+    enabled: !!f.queue,
+    queryFn: ({ signal }) => api<ListJobsResponse>(`/v1/queues/${enc(f.queue)}/jobs`, { query: jobsQuery(f), signal }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 20_000,
+  });
+}
+
+export function useJob(queue: string, jobId: string | null, full: boolean) {
+  return useQuery({
+    queryKey: [...keys.job, queue, jobId, full],
+    enabled: !!queue && !!jobId,
+    queryFn: ({ signal }) =>
+      api<{ job?: Job }>(`/v1/queues/${enc(queue)}/jobs/${enc(jobId ?? "")}`, { query: { full: full || undefined }, signal }).then((r) => r.job ?? null),
+  });
+}
+
+export function useWorkers() {
+  return useQuery({
+    queryKey: keys.workers,
+    queryFn: ({ signal }) => api<{ workers?: Worker[] }>("/v1/workers", { query: { pageSize: 500 }, signal }).then((r) => r.workers ?? []),
+    refetchInterval: 15_000,
+  });
+}
+
+export interface IncidentFilter {
+  status: string;
+  type: string;
+  pageToken: string;
+}
+
+export function useIncidents(f: IncidentFilter) {
+  return useQuery({
+    queryKey: [...keys.incidents, f],
+    queryFn: ({ signal }) =>
+      api<{ incidents?: Incident[]; nextPageToken?: string }>("/v1/incidents", {
+        query: {
+          openOnly: f.status === "open" ? true : undefined,
+          status: f.status && f.status !== "open" ? f.status : undefined,
+          type: f.type || undefined,
+          pageSize: 50,
+          pageToken: f.pageToken || undefined,
+        },
+        signal,
+      }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 30_000,
+  });
+}
+
+export function useIncident(id: string | undefined) {
+  return useQuery({
+    queryKey: [...keys.incident, id],
+    enabled: !!id,
+    queryFn: ({ signal }) => api<{ incident?: Incident; timeline?: IncidentEvent[] }>(`/v1/incidents/${enc(id ?? "")}`, { signal }),
+  });
+}
+
+export interface AuditFilter {
+  actor: string;
+  action: string;
+  pageToken: string;
+}
+
+export function useAuditLogs(f: AuditFilter) {
+  return useQuery({
+    queryKey: [...keys.audit, f],
+    queryFn: ({ signal }) =>
+      api<{ auditLogs?: AuditLog[]; nextPageToken?: string }>("/v1/audit-logs", {
+        query: { actor: f.actor || undefined, action: f.action || undefined, pageSize: 50, pageToken: f.pageToken || undefined },
+        signal,
+      }),
+    placeholderData: keepPreviousData,
+  });
+}
+
+/** An action: POST, then say what changed (snackbar) and refetch what it touched. */
+export function useAction<V>(options: {
+  request: (vars: V) => { path: string; body?: unknown };
+  describe: (result: Record<string, unknown>, vars: V) => string;
+  invalidate: QueryKey[];
+  onDone?: (result: Record<string, unknown>, vars: V) => void;
+}) {
+  const client = useQueryClient();
+  const notify = useNotify();
+  return useMutation({
+    mutationFn: (vars: V) => {
+      const { path, body } = options.request(vars);
+      return api<Record<string, unknown>>(path, { method: "POST", body: body ?? {} });
+    },
+    onSuccess: (result, vars) => {
+      const audit = result.auditId ? ` (audit #${String(result.auditId)})` : "";
+      notify(`${options.describe(result, vars)}${audit}`, "success");
+      options.onDone?.(result, vars);
+      for (const key of options.invalidate) void client.invalidateQueries({ queryKey: key });
+      void client.invalidateQueries({ queryKey: keys.audit });
+    },
+    onError: (error) => notify(error instanceof Error ? error.message : String(error), "error"),
+  });
+}

@@ -1,0 +1,74 @@
+import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
+import { api, loadSession, onUnauthorized, saveSession, type Session } from "./api/client";
+import type { LoginResponse, Role } from "./api/types";
+
+interface Auth {
+  session: Session | null;
+  expired: boolean;
+  login: (username: string, password: string) => Promise<void>;
+  logout: () => void;
+}
+
+const AuthContext = createContext<Auth>({
+  session: null,
+  expired: false,
+  login: async () => undefined,
+  logout: () => undefined,
+});
+
+export function AuthProvider({ children, initial }: { children: ReactNode; initial?: Session | null }) {
+  const [session, setSession] = useState<Session | null>(() => (initial !== undefined ? initial : loadSession()));
+  const [expired, setExpired] = useState(false);
+
+  useEffect(() => {
+    onUnauthorized(() => {
+      setSession(null);
+      setExpired(true);
+    });
+    return () => onUnauthorized(null);
+  }, []);
+
+  // The token is short-lived: go back to the login page when it runs out.
+  useEffect(() => {
+    if (!session?.expiresAt) return;
+    const ms = session.expiresAt - Date.now();
+    const timer = window.setTimeout(() => {
+      saveSession(null);
+      setSession(null);
+      setExpired(true);
+    }, Math.max(0, Math.min(ms, 2_147_000_000)));
+    return () => window.clearTimeout(timer);
+  }, [session]);
+
+  const login = useCallback(async (username: string, password: string) => {
+    const r = await api<LoginResponse>("/v1/auth/login", { method: "POST", body: { username, password }, auth: false });
+    const s: Session = {
+      token: r.accessToken,
+      username: r.username ?? username,
+      role: r.role,
+      expiresAt: Date.now() + (r.expiresIn ?? 900) * 1000,
+    };
+    saveSession(s);
+    setExpired(false);
+    setSession(s);
+  }, []);
+
+  const logout = useCallback(() => {
+    saveSession(null);
+    setExpired(false);
+    setSession(null);
+  }, []);
+
+  const value = useMemo(() => ({ session, expired, login, logout }), [session, expired, login, logout]);
+  return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
+}
+
+export function useAuth(): Auth {
+  return useContext(AuthContext);
+}
+
+const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
+
+export function hasRole(role: Role | undefined, needed: Role): boolean {
+  return role !== undefined && (RANK[role] ?? -1) >= RANK[needed];
+}

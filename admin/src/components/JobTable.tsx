@@ -1,0 +1,75 @@
+import Chip from "@mui/material/Chip";
+import Table from "@mui/material/Table";
+import TableBody from "@mui/material/TableBody";
+import TableCell from "@mui/material/TableCell";
+import TableHead from "@mui/material/TableHead";
+import TableRow from "@mui/material/TableRow";
+import { enumName, type JobSummary } from "../api/types";
+import { fmtMs, fmtTime } from "../format";
+import { useI18n } from "../i18n";
+
+const STATE_COLOR: Record<string, "success" | "warning" | "error" | "default" | "info" | "primary"> = {
+  COMPLETED: "success",
+  FAILED: "error",
+  ACTIVE: "primary",
+  DELAYED: "warning",
+  WAITING: "info",
+};
+
+export function JobStateChip({ state }: { state?: string }) {
+  const s = enumName(state, "JOB_STATE_") || "UNKNOWN";
+  return <Chip size="small" label={s.toLowerCase()} color={STATE_COLOR[s] ?? "default"} variant="outlined" />;
+}
+
+export function JobTable({ jobs, onOpen }: { jobs: JobSummary[]; onOpen: (id: string) => void }) {
+  const { t } = useI18n();
+  return (
+    <Table size="small" aria-label={t("jobs")}>
+      <TableHead>
+        <TableRow>
+          <TableCell>ID</TableCell>
+          <TableCell>{t("name")}</TableCell>
+          <TableCell>{t("state")}</TableCell>
+          <TableCell align="right">{t("attempts")}</TableCell>
+          <TableCell>{t("created")}</TableCell>
+          <TableCell align="right">{t("duration")}</TableCell>
+          <TableCell>{t("reason")}</TableCell>
+        </TableRow>
+      </TableHead>
+      <TableBody>
+        {jobs.map((j) => (
+          <TableRow
+            key={j.jobId}
+            hover
+            data-testid={`job-row-${j.jobId}`}
+            tabIndex={0}
+            onClick={() => onOpen(j.jobId)}
+            onKeyDown={(e) => {
+              if (e.key === "Enter" || e.key === " ") {
+                e.preventDefault();
+                onOpen(j.jobId);
+              }
+            }}
+            sx={{ cursor: "pointer" }}
+          >
+            <TableCell component="th" scope="row" sx={{ fontFamily: "monospace" }}>
+              {j.jobId}
+            </TableCell>
+            <TableCell>{j.name}</TableCell>
+            <TableCell>
+              <JobStateChip state={j.state} />
+            </TableCell>
+            <TableCell align="right">
+              {j.attemptsMade ?? 0}/{j.maxAttempts ?? 0}
+            </TableCell>
+            <TableCell>{fmtTime(j.createTime)}</TableCell>
+            <TableCell align="right">{j.durationMs !== undefined ? fmtMs(j.durationMs) : "—"}</TableCell>
+            <TableCell sx={{ maxWidth: 320, overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap" }} title={j.failedReason}>
+              {j.failedReason ?? ""}
+            </TableCell>
+          </TableRow>
+        ))}
+      </TableBody>
+    </Table>
+  );
+}

@@ -1,0 +1,123 @@
+import Box from "@mui/material/Box";
+import Paper from "@mui/material/Paper";
+import TextField from "@mui/material/TextField";
+import Typography from "@mui/material/Typography";
+import { useEffect, useState } from "react";
+import { useSearchParams } from "react-router-dom";
+import { useJobs, useQueues } from "../api/hooks";
+import { num } from "../api/types";
+import { JobDrawer } from "../components/JobDrawer";
+import { JobTable } from "../components/JobTable";
+import { Pager, usePageTokens } from "../components/Pager";
+import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
+import { useI18n } from "../i18n";
+
+const STATES = ["waiting", "active", "delayed", "prioritized", "waiting_children", "completed", "failed", "paused"];
+
+export default function JobsPage() {
+  const { t } = useI18n();
+  const [params, setParams] = useSearchParams();
+  const queues = useQueues();
+  const queue = params.get("queue") ?? queues.data?.[0]?.name ?? "";
+  const state = params.get("state") ?? "";
+  const search = params.get("search") ?? "";
+  const openJob = params.get("job");
+  const [typed, setTyped] = useState(search);
+  const pager = usePageTokens(JSON.stringify([queue, state, search]));
+
+  const update = (changes: Record<string, string | null>) => {
+    const next = new URLSearchParams(params);
+    for (const [k, v] of Object.entries(changes)) {
+      if (v) next.set(k, v);
+      else next.delete(k);
+    }
+    setParams(next, { replace: true });
+  };
+
+  // Search as the user types, once they pause.
+  useEffect(() => {
+    if (typed === search) return;
+    const timer = window.setTimeout(() => update({ search: typed || null }), 300);
+    return () => window.clearTimeout(timer);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [typed]);
+
+  const jobs = useJobs({ queue, state, search, pageToken: pager.token });
+  const list = jobs.data?.jobs ?? [];
+
+  return (
+    <Box>
+      <Typography variant="h5" component="h1" sx={{ mb: 2 }}>
+        {t("jobs")}
+      </Typography>
+      <Box sx={{ display: "flex", gap: 1.5, mb: 2, flexWrap: "wrap" }} role="search">
+        <TextField
+          select
+          size="small"
+          label={t("queue")}
+          id="jobs-queue"
+          value={queue}
+          onChange={(e) => update({ queue: e.target.value, job: null })}
+          slotProps={{ select: { native: true }, inputLabel: { shrink: true } }}
+          sx={{ minWidth: 200 }}
+        >
+          {(queues.data ?? []).length === 0 ? <option value="">—</option> : null}
+          {(queues.data ?? []).map((q) => (
+            <option key={q.name} value={q.name}>
+              {q.displayName || q.name}
+            </option>
+          ))}
+        </TextField>
+        <TextField
+          select
+          size="small"
+          label={t("state")}
+          id="jobs-state"
+          value={state}
+          onChange={(e) => update({ state: e.target.value || null })}
+          slotProps={{ select: { native: true }, inputLabel: { shrink: true } }}
+          sx={{ minWidth: 170 }}
+        >
+          <option value="">{t("allStates")}</option>
+          {STATES.map((s) => (
+            <option key={s} value={s}>
+              {s.replace("_", " ")}
+            </option>
+          ))}
+        </TextField>
+        <TextField
+          size="small"
+          label={t("search")}
+          id="jobs-search"
+          type="search"
+          value={typed}
+          onChange={(e) => setTyped(e.target.value)}
+          helperText={t("searchHelp")}
+          sx={{ minWidth: 260 }}
+        />
+      </Box>
+      {jobs.error ? <ErrorBanner error={jobs.error} onRetry={() => void jobs.refetch()} /> : null}
+      {queues.error ? <ErrorBanner error={queues.error} onRetry={() => void queues.refetch()} /> : null}
+      {!queue && !queues.isPending ? (
+        <EmptyState>{t("noQueues")}</EmptyState>
+      ) : jobs.isPending ? (
+        <LoadingRows rows={8} />
+      ) : (
+        <Paper variant="outlined" sx={{ overflowX: "auto", opacity: jobs.isPlaceholderData ? 0.6 : 1 }}>
+          {list.length === 0 ? <EmptyState>{t("noJobs")}</EmptyState> : <JobTable jobs={list} onOpen={(id) => update({ job: id })} />}
+          <Box sx={{ px: 2 }}>
+            <Pager
+              page={pager.page}
+              hasPrev={pager.hasPrev}
+              nextToken={jobs.data?.nextPageToken}
+              total={jobs.data?.totalSize !== undefined ? num(jobs.data.totalSize) : undefined}
+              onPrev={pager.prev}
+              onNext={pager.next}
+            />
+          </Box>
+        </Paper>
+      )}
+      <JobDrawer key={`${queue}/${openJob ?? ""}`} queue={queue} jobId={openJob} onClose={() => update({ job: null })} />
+    </Box>
+  );
+}

@@ -1,0 +1,213 @@
+import Box from "@mui/material/Box";
+import Checkbox from "@mui/material/Checkbox";
+import FormControlLabel from "@mui/material/FormControlLabel";
+import IconButton from "@mui/material/IconButton";
+import Paper from "@mui/material/Paper";
+import Skeleton from "@mui/material/Skeleton";
+import TextField from "@mui/material/TextField";
+import ToggleButton from "@mui/material/ToggleButton";
+import ToggleButtonGroup from "@mui/material/ToggleButtonGroup";
+import Typography from "@mui/material/Typography";
+import CloseIcon from "@mui/icons-material/Close";
+import { Suspense, lazy, useState } from "react";
+import { useNavigate, useParams } from "react-router-dom";
+import { enc } from "../api/client";
+import { keys, useAction, useQueue, useQueues, useTrend } from "../api/hooks";
+import { num, type Queue } from "../api/types";
+import { ActionButton } from "../components/ActionButton";
+import { DangerDialog } from "../components/DangerDialog";
+import { QueueStatusChip, QueueTable } from "../components/QueueTable";
+import { ErrorBanner, LoadingRows } from "../components/States";
+import { fmtInt, fmtMs, fmtPercent } from "../format";
+import { useI18n } from "../i18n";
+
+const TrendCharts = lazy(() => import("../charts/TrendCharts"));
+
+function useQueueActions(queue: string) {
+  const invalidate = [keys.queues, keys.queue(queue), keys.overview, keys.jobs];
+  const path = (verb: string) => `/v1/queues/${enc(queue)}:${verb}`;
+  return {
+    pause: useAction<void>({
+      request: () => ({ path: path("pause") }),
+      describe: (r) => (r.changed ? `Paused queue ${queue}` : `Queue ${queue} was already paused`),
+      invalidate,
+    }),
+    resume: useAction<void>({
+      request: () => ({ path: path("resume") }),
+      describe: (r) => (r.changed ? `Resumed queue ${queue}` : `Queue ${queue} was not paused`),
+      invalidate,
+    }),
+    retry: useAction<void>({
+      request: () => ({ path: path("retryFailed") }),
+      describe: (r) => `Retried ${num(r.retried as string)} failed job(s) in ${queue}`,
+      invalidate,
+    }),
+    promote: useAction<void>({
+      request: () => ({ path: path("promote") }),
+      describe: (r) => `Promoted ${num(r.promoted as string)} delayed job(s) in ${queue}`,
+      invalidate,
+    }),
+    drain: useAction<{ includeDelayed: boolean }>({
+      request: (v) => ({ path: path("drain"), body: { confirm: queue, includeDelayed: v.includeDelayed } }),
+      describe: (r) => `Drained ${queue}: removed ${num(r.removed as string)} job(s)`,
+      invalidate,
+    }),
+    clean: useAction<{ state: string; grace: number; limit: number }>({
+      request: (v) => ({ path: path("clean"), body: { confirm: queue, state: v.state, grace: `${v.grace}s`, limit: v.limit } }),
+      describe: (r) => `Cleaned ${queue}: removed ${num(r.removed as string)} job(s)`,
+      invalidate,
+    }),
+  };
+}
+
+function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
+  const { t } = useI18n();
+  const [hours, setHours] = useState(1);
+  const queue = useQueue(name);
+  const trend = useTrend(name, hours);
+  const actions = useQueueActions(name);
+  const [danger, setDanger] = useState<"drain" | "clean" | null>(null);
+  const [includeDelayed, setIncludeDelayed] = useState(false);
+  const [cleanState, setCleanState] = useState("JOB_STATE_COMPLETED");
+  const [grace, setGrace] = useState(3600);
+  const [limit, setLimit] = useState(1000);
+  const q: Queue | null | undefined = queue.data;
+  const dangerAction = danger === "drain" ? actions.drain : actions.clean;
+
+  return (
+    <Paper variant="outlined" sx={{ p: 2, mt: 2 }} component="section" aria-label={`${t("queue")} ${name}`}>
+      <Box sx={{ display: "flex", alignItems: "center", gap: 1, mb: 1 }}>
+        <Typography variant="h6" component="h2">
+          {name}
+        </Typography>
+        {q ? <QueueStatusChip queue={q} /> : null}
+        <Box sx={{ flexGrow: 1 }} />
+        <IconButton aria-label={t("close")} onClick={onClose} size="small">
+          <CloseIcon fontSize="small" />
+        </IconButton>
+      </Box>
+      {queue.error ? <ErrorBanner error={queue.error} onRetry={() => void queue.refetch()} /> : null}
+      {q ? (
+        <Typography variant="body2" color="text.secondary" sx={{ mb: 1 }}>
+          {q.statusReason ? `${q.statusReason} · ` : ""}
+          24 h: {fmtInt(q.completed24h)} {t("completed").toLowerCase()}, {fmtInt(q.failed24h)} {t("failed").toLowerCase()} ({fmtPercent(q.successRate24h)}) · p95 {fmtMs(q.processing?.p95Ms)}
+          {(q.topFailureCategories ?? []).length > 0
+            ? ` · ${(q.topFailureCategories ?? []).map((c) => `${c.category}: ${fmtInt(c.count)}`).join(", ")}`
+            : ""}
+        </Typography>
+      ) : null}
+      <Box sx={{ display: "flex", flexWrap: "wrap", gap: 1, mb: 2 }} role="group" aria-label={t("actions")}>
+        <ActionButton needs="operator" onClick={() => actions.pause.mutate()} disabled={actions.pause.isPending}>
+          {t("pause")}
+        </ActionButton>
+        <ActionButton needs="operator" onClick={() => actions.resume.mutate()} disabled={actions.resume.isPending}>
+          {t("resume")}
+        </ActionButton>
+        <ActionButton needs="operator" onClick={() => actions.retry.mutate()} disabled={actions.retry.isPending}>
+          {t("retryFailed")}
+        </ActionButton>
+        <ActionButton needs="operator" onClick={() => actions.promote.mutate()} disabled={actions.promote.isPending}>
+          {t("promote")}
+        </ActionButton>
+        <ActionButton needs="admin" color="error" onClick={() => setDanger("drain")}>
+          {t("drain")}
+        </ActionButton>
+        <ActionButton needs="admin" color="error" onClick={() => setDanger("clean")}>
+          {t("clean")}
+        </ActionButton>
+      </Box>
+      <Box sx={{ display: "flex", alignItems: "center", gap: 1, mb: 1 }}>
+        <Typography variant="subtitle2">{t("range")}</Typography>
+        <ToggleButtonGroup size="small" exclusive value={hours} onChange={(_, v: number | null) => v && setHours(v)} aria-label={t("range")}>
+          <ToggleButton value={1}>1 h</ToggleButton>
+          <ToggleButton value={6}>6 h</ToggleButton>
+          <ToggleButton value={24}>24 h</ToggleButton>
+        </ToggleButtonGroup>
+      </Box>
+      {trend.error ? <ErrorBanner error={trend.error} onRetry={() => void trend.refetch()} /> : null}
+      {trend.data ? (
+        <Suspense fallback={<Skeleton variant="rectangular" height={220} />}>
+          <TrendCharts
+            points={trend.data.points ?? []}
+            labels={{
+              throughput: t("throughput"),
+              completed: t("completed"),
+              failed: t("failed"),
+              backlog: t("backlog"),
+              waiting: t("waiting"),
+              delayed: t("delayed"),
+              active: t("active"),
+              processing: t("processingTime"),
+            }}
+          />
+        </Suspense>
+      ) : trend.isPending ? (
+        <Skeleton variant="rectangular" height={220} />
+      ) : null}
+      <DangerDialog
+        open={danger !== null}
+        title={`${danger === "drain" ? t("drain") : t("clean")}: ${name}`}
+        name={name}
+        confirmLabel={danger === "drain" ? t("drain") : t("clean")}
+        description={danger === "drain" ? t("drainText", { name }) : t("cleanText", { name })}
+        busy={dangerAction.isPending}
+        error={dangerAction.error ? dangerAction.error.message : null}
+        onClose={() => {
+          setDanger(null);
+          dangerAction.reset();
+        }}
+        onConfirm={() => {
+          const done = { onSuccess: () => setDanger(null) };
+          if (danger === "drain") actions.drain.mutate({ includeDelayed }, done);
+          else actions.clean.mutate({ state: cleanState, grace, limit }, done);
+        }}
+      >
+        {danger === "drain" ? (
+          <FormControlLabel control={<Checkbox checked={includeDelayed} onChange={(e) => setIncludeDelayed(e.target.checked)} />} label={t("includeDelayed")} />
+        ) : (
+          <Box sx={{ display: "flex", gap: 1, mb: 1 }}>
+            <TextField
+              select
+              size="small"
+              label={t("cleanState")}
+              value={cleanState}
+              onChange={(e) => setCleanState(e.target.value)}
+              slotProps={{ select: { native: true } }}
+            >
+              {["COMPLETED", "FAILED", "DELAYED", "WAITING", "PRIORITIZED", "PAUSED"].map((s) => (
+                <option key={s} value={`JOB_STATE_${s}`}>
+                  {s.toLowerCase()}
+                </option>
+              ))}
+            </TextField>
+            <TextField size="small" type="number" label={t("grace")} value={grace} onChange={(e) => setGrace(Math.max(0, Number(e.target.value)))} />
+            <TextField size="small" type="number" label={t("limit")} value={limit} onChange={(e) => setLimit(Math.max(1, Number(e.target.value)))} />
+          </Box>
+        )}
+      </DangerDialog>
+    </Paper>
+  );
+}
+
+export default function QueuesPage() {
+  const { t } = useI18n();
+  const { name } = useParams();
+  const navigate = useNavigate();
+  const queues = useQueues();
+  return (
+    <Box>
+      <Typography variant="h5" component="h1" sx={{ mb: 2 }}>
+        {t("queues")}
+      </Typography>
+      {queues.error ? <ErrorBanner error={queues.error} onRetry={() => void queues.refetch()} /> : null}
+      {queues.isPending ? (
+        <LoadingRows />
+      ) : queues.data ? (
+        <Paper variant="outlined" sx={{ overflowX: "auto" }}>
+          <QueueTable queues={queues.data} selected={name} onSelect={(n) => navigate(`/queues/${encodeURIComponent(n)}`)} />
+        </Paper>
+      ) : null}
+      {name ? <QueueDetail key={name} name={name} onClose={() => navigate("/queues")} /> : null}
+    </Box>
+  );
+}
