@@ -1,7 +1,7 @@
 """The demo workload of `workermon up --demo`: real BullMQ queues, producers and SDK-instrumented workers.
 
 emails   steady and fast, a few failures retried with backoff
-webhooks a quarter of the jobs fail at least once, a fifth are delayed
+webhooks a quarter of the attempts fail, a fifth of the jobs are delayed, one in twelve can never succeed
 reports  slow jobs (2-8 s) that honour the abort signal, so cancelling one is cooperative
 """
 
@@ -119,7 +119,10 @@ def _webhook(n: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
     }
     if random.random() < 0.2:
         opts["delay"] = random.randint(5_000, 30_000)
-    return "deliver", {"url": f"https://hooks.example.com/{n % 7}", "event": "order.paid"}, opts
+    # One receiver in twelve is gone for good: every attempt fails, so about 8 % of the queue's jobs fail
+    # finally - above the 5 % failure-rate rule, so the demo raises a real HIGH_FAILURE_RATE incident.
+    target = "gone" if n % 12 == 0 else str(n % 7)
+    return "deliver", {"url": f"https://hooks.example.com/{target}", "event": "order.paid"}, opts
 
 
 def _report(n: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
