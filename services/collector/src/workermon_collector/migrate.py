@@ -6,8 +6,6 @@ them is `workermon_core.migrations`, shared with the other services that keep ta
 
 from __future__ import annotations
 
-from alembic.config import Config
-
 from workermon_core.migrations import Migrations
 
 VERSION_TABLE = "collector_alembic_version"
@@ -18,29 +16,9 @@ _PG_LOCK_KEY = 0x776D636F6C6C6563
 MIGRATIONS = Migrations(SCRIPT_LOCATION, VERSION_TABLE, _PG_LOCK_KEY)
 
 
-def alembic_config(url: str | None = None) -> Config:
-    """An Alembic Config pointing at the packaged scripts (for `command.*` calls and tooling)."""
-    return MIGRATIONS.config(url)
-
-
-async def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the collector's tables at `url` up to `revision` (default: the latest).
-
-    Safe to run from several processes at once: they take turns, and the later ones find nothing to do.
-    """
-    await MIGRATIONS.upgrade(url, revision)
-
-
-async def downgrade(url: str, revision: str) -> None:
-    """Take the collector's tables at `url` back to `revision` ("base" drops them all)."""
-    await MIGRATIONS.downgrade(url, revision)
-
-
-async def current_revision(url: str) -> str | None:
-    """The revision the database at `url` is at, or None before the first upgrade."""
-    return await MIGRATIONS.current_revision(url)
-
-
-def head_revision() -> str | None:
-    """The latest revision shipped with this package."""
-    return MIGRATIONS.head_revision()
+# The module's API is the shared runner's, bound to this service's scripts, version table and lock.
+alembic_config = MIGRATIONS.config
+upgrade = MIGRATIONS.upgrade
+downgrade = MIGRATIONS.downgrade
+current_revision = MIGRATIONS.current_revision
+head_revision = MIGRATIONS.head_revision

@@ -8,13 +8,11 @@ incident tables; the notification tables follow in "0002_notifications".
 
 from __future__ import annotations
 
-import importlib
-
-from alembic.config import Config
 from sqlalchemy import MetaData
 
 from workermon_core.migrations import Migrations
 
+from . import notify_models  # noqa: F401 - registers the notification tables on IncidentBase
 from .models import IncidentBase
 
 VERSION_TABLE = "incidents_alembic_version"
@@ -27,38 +25,13 @@ MIGRATIONS = Migrations(SCRIPT_LOCATION, VERSION_TABLE, _PG_LOCK_KEY)
 
 
 def metadata() -> MetaData:
-    """The metadata of every incident table, the notification tables included when they exist.
-
-    The notification models share IncidentBase; importing them registers their tables.
-    """
-    try:
-        importlib.import_module("workermon_incidents.notify_models")
-    except ModuleNotFoundError as exc:
-        if exc.name != "workermon_incidents.notify_models":
-            raise
+    """The metadata of every incident table, notification tables included (they share IncidentBase)."""
     return IncidentBase.metadata
 
 
-def alembic_config(url: str | None = None) -> Config:
-    """An Alembic Config pointing at the packaged scripts (for `command.*` calls and tooling)."""
-    return MIGRATIONS.config(url)
-
-
-async def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the incident tables at `url` up to `revision`; concurrent callers take turns."""
-    await MIGRATIONS.upgrade(url, revision)
-
-
-async def downgrade(url: str, revision: str) -> None:
-    """Take the incident tables at `url` back to `revision` ("base" drops them all)."""
-    await MIGRATIONS.downgrade(url, revision)
-
-
-async def current_revision(url: str) -> str | None:
-    """The revision the database at `url` is at, or None before the first upgrade."""
-    return await MIGRATIONS.current_revision(url)
-
-
-def head_revision() -> str | None:
-    """The latest revision shipped with this package."""
-    return MIGRATIONS.head_revision()
+# The module's API is the shared runner's, bound to this service's scripts, version table and lock.
+alembic_config = MIGRATIONS.config
+upgrade = MIGRATIONS.upgrade
+downgrade = MIGRATIONS.downgrade
+current_revision = MIGRATIONS.current_revision
+head_revision = MIGRATIONS.head_revision
