@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import grpc
 import redis.exceptions
 import structlog
 
-from workermon_core.errors import DomainError, Unavailable
+from workermon_core.errors import Unavailable
+from workermon_core.fanout import Fanout
 from workermon_core.server import Outage, raise_if_cancelling
 
 from .store import Registry, StoredEvent
@@ -30,26 +30,13 @@ def event_key(event_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class SlowWatcher(DomainError):
-    """The watcher fell more than WATCHER_BUFFER events behind."""
-
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    default_reason = "WATCHER_TOO_SLOW"
-
-
-class _Subscriber:
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[StoredEvent] = asyncio.Queue(maxsize=WATCHER_BUFFER)
-        self.dropped = False
-
-
 class EventHub:
     """Reads new transitions once and hands them to every local subscriber."""
 
     def __init__(self, registry: Registry, block_ms: int = 2000) -> None:
         self.registry = registry
         self.block_ms = block_ms
-        self._subscribers: set[_Subscriber] = set()
+        self._fanout: Fanout[StoredEvent] = Fanout(WATCHER_BUFFER)
 
     async def run(self) -> None:
         """Follow the stream forever; after a Redis failure resume where it stopped."""
@@ -62,26 +49,15 @@ class EventHub:
                     last = await self.registry.latest_event_id()
                 for event in await self.registry.read_events(last, block_ms=self.block_ms):
                     last = event.event_id
-                    self._publish(event)
+                    self._fanout.publish(event)
                 outage.ok()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 outage.failed(exc)
                 await asyncio.sleep(1.0)
 
-    def _publish(self, event: StoredEvent) -> None:
-        for sub in list(self._subscribers):
-            try:
-                sub.queue.put_nowait(event)
-            except asyncio.QueueFull:
-                # Its queue is full, so it is not waiting: it sees the flag on its next read.
-                sub.dropped = True
-                self._subscribers.discard(sub)
-
     async def watch(self, after: str | None) -> AsyncIterator[StoredEvent]:
         """Events after `after` (from the stream's backlog), then live ones, with no gap or repeat."""
-        sub = _Subscriber()
-        self._subscribers.add(sub)
-        try:
+        with self._fanout.subscribe() as sub:
             position = event_key(after) if after else None
             if after is not None:
                 try:
@@ -92,13 +68,9 @@ class EventHub:
                     position = event_key(event.event_id)
                     yield event
             while True:
-                event = await sub.queue.get()
-                if sub.dropped:
-                    raise SlowWatcher(f"watcher fell more than {WATCHER_BUFFER} events behind; resume later")
+                event = await sub.get()
                 key = event_key(event.event_id)
                 if position is not None and key <= position:
                     continue  # already sent from the backlog
                 position = key
                 yield event
-        finally:
-            self._subscribers.discard(sub)

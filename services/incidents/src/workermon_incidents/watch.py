@@ -13,9 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import grpc
-
-from workermon_core.errors import DomainError
+from workermon_core.fanout import Fanout
 from workermon_core.server import Outage, raise_if_cancelling
 
 from .incident import IncidentEvent
@@ -24,26 +22,13 @@ from .store import IncidentStore
 WATCHER_BUFFER = 1000
 
 
-class SlowWatcher(DomainError):
-    """The watcher fell more than WATCHER_BUFFER entries behind."""
-
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
-    default_reason = "WATCHER_TOO_SLOW"
-
-
-class _Subscriber:
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[IncidentEvent] = asyncio.Queue(maxsize=WATCHER_BUFFER)
-        self.dropped = False
-
-
 class IncidentFeed:
     """Reads new timeline entries once and hands them to every local subscriber."""
 
     def __init__(self, store: IncidentStore, poll_seconds: float = 1.0) -> None:
         self.store = store
         self.poll_seconds = poll_seconds
-        self._subscribers: set[_Subscriber] = set()
+        self._fanout: Fanout[IncidentEvent] = Fanout(WATCHER_BUFFER)
         self._wake = asyncio.Event()
         self.last: int | None = None
 
@@ -63,7 +48,7 @@ class IncidentFeed:
                     batch = await self.store.events_after(self.last)
                     for event in batch:
                         self.last = event.id
-                        self._publish(event)
+                        self._fanout.publish(event)
                     if len(batch) < 500:
                         break
                 outage.ok()
@@ -73,19 +58,9 @@ class IncidentFeed:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
             self._wake.clear()
 
-    def _publish(self, event: IncidentEvent) -> None:
-        for sub in list(self._subscribers):
-            try:
-                sub.queue.put_nowait(event)
-            except asyncio.QueueFull:
-                sub.dropped = True
-                self._subscribers.discard(sub)
-
     async def watch(self, after: int) -> AsyncIterator[IncidentEvent]:
         """Entries after `after` (0: from now), from the table first, then live, with no gap or repeat."""
-        sub = _Subscriber()
-        self._subscribers.add(sub)
-        try:
+        with self._fanout.subscribe() as sub:
             position = (
                 after
                 if after > 0
@@ -100,12 +75,8 @@ class IncidentFeed:
                 if len(backlog) < 500:
                     break
             while True:
-                event = await sub.queue.get()
-                if sub.dropped:
-                    raise SlowWatcher(f"watcher fell more than {WATCHER_BUFFER} entries behind; resume later")
+                event = await sub.get()
                 if event.id <= position:
                     continue
                 position = event.id
                 yield event
-        finally:
-            self._subscribers.discard(sub)
