@@ -28,7 +28,12 @@ setup: .venv/.synced $(STUBS)
 proto: .venv/.synced
 	$(UV) run --frozen python scripts/gen_protos.py
 
-run: setup
+# The admin UI (admin/dist, served by the gateway at /), built from the lock file when its sources change.
+admin/dist/index.html: admin/package-lock.json $(shell find admin/src -type f) admin/index.html admin/vite.config.ts
+	@command -v npm >/dev/null || { echo "Node.js 20+ with npm is required to build the admin UI"; exit 1; }
+	npm ci --prefix admin --no-audit --no-fund && npm --prefix admin run build
+
+run: setup admin/dist/index.html
 	$(UV) run --frozen workermon migrate
 	$(UV) run --frozen workermon up $(if $(filter 0,$(DEMO)),--no-demo,--demo)
 
@@ -38,7 +43,8 @@ tests/node/node_modules/.installed: tests/node/package-lock.json tests/node/pack
 	npm ci --prefix tests/node --no-audit --no-fund
 	touch $@
 
-test: setup tests/node/node_modules/.installed
+test: setup tests/node/node_modules/.installed admin/dist/index.html
+	npm --prefix admin test
 	$(UV) run --frozen pytest
 
 lint: setup

@@ -72,7 +72,7 @@ function Shell() {
   const { mode, toggle } = useColorMode();
   return (
     <Box sx={{ display: "flex", minHeight: "100vh" }}>
-      <AppBar position="fixed" color="default" elevation={0} sx={{ zIndex: (th) => th.zIndex.drawer + 1, borderBottom: 1, borderColor: "divider" }}>
+      <AppBar position="fixed" color="default" elevation={0} sx={{ borderBottom: 1, borderColor: "divider" }}>
         <Toolbar variant="dense" sx={{ gap: 1.5 }}>
           <Typography variant="h6" component="div" sx={{ fontSize: 18, fontWeight: 600 }}>
             {t("appName")}
@@ -95,7 +95,7 @@ function Shell() {
           </Button>
         </Toolbar>
       </AppBar>
-      <Box component="nav" aria-label="Main" sx={{ width: 176, flexShrink: 0, borderRight: 1, borderColor: "divider", pt: 7 }}>
+      <Box component="nav" aria-label="Main" sx={{ width: 156, flexShrink: 0, borderRight: 1, borderColor: "divider", pt: 7 }}>
         <List dense sx={{ position: "sticky", top: 56 }}>
           {NAV.map((item) => (
             <ListItemButton
@@ -110,7 +110,7 @@ function Shell() {
           ))}
         </List>
       </Box>
-      <Box component="main" sx={{ flexGrow: 1, minWidth: 0, p: 3, pt: 9 }}>
+      <Box component="main" sx={{ flexGrow: 1, minWidth: 0, p: 2.5, pt: 9 }}>
         <Suspense fallback={<LoadingRows rows={6} />}>
           <Routes>
             <Route path="/" element={<OverviewPage />} />

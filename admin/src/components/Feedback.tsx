@@ -1,5 +1,6 @@
 import { createContext, useCallback, useContext, useMemo, useState, type ReactNode } from "react";
 import Alert from "@mui/material/Alert";
+import Portal from "@mui/material/Portal";
 import Snackbar from "@mui/material/Snackbar";
 
 type Severity = "success" | "error" | "info" | "warning";
@@ -21,24 +22,29 @@ export function FeedbackProvider({ children }: { children: ReactNode }) {
   return (
     <FeedbackContext.Provider value={value}>
       {children}
-      <Snackbar
-        key={message?.id}
-        open={message !== null}
-        autoHideDuration={message?.severity === "error" ? 12000 : 8000}
-        onClose={(_, reason) => reason !== "clickaway" && setMessage(null)}
-        anchorOrigin={{ vertical: "bottom", horizontal: "center" }}
-      >
-        <Alert
-          role="status"
-          aria-live="polite"
-          severity={message?.severity ?? "info"}
-          variant="filled"
-          onClose={() => setMessage(null)}
-          sx={{ minWidth: 320 }}
-        >
-          {message?.text}
-        </Alert>
-      </Snackbar>
+      {/* A fresh node at the end of <body> per message: an open dialog or drawer (which hides the
+          rest of the page from assistive technology) does not hide the result of its own action. */}
+      {message ? (
+        <Portal key={message.id}>
+          <Snackbar
+            open
+            autoHideDuration={message?.severity === "error" ? 12000 : 8000}
+            onClose={(_, reason) => reason !== "clickaway" && setMessage(null)}
+            anchorOrigin={{ vertical: "bottom", horizontal: "center" }}
+          >
+            <Alert
+              role="status"
+              aria-live="polite"
+              severity={message?.severity ?? "info"}
+              variant="filled"
+              onClose={() => setMessage(null)}
+              sx={{ minWidth: 320 }}
+            >
+              {message?.text}
+            </Alert>
+          </Snackbar>
+        </Portal>
+      ) : null}
     </FeedbackContext.Provider>
   );
 }

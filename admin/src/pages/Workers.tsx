@@ -49,17 +49,19 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
     invalidate: [keys.workers],
   });
   return (
-    <Table size="small" aria-label={t("workers")}>
+    <Table size="small" aria-label={t("workers")} sx={{ "& td, & th": { px: 1 } }}>
       <TableHead>
         <TableRow>
           <TableCell>ID</TableCell>
           <TableCell>{t("status")}</TableCell>
-          <TableCell>{t("host")}</TableCell>
-          <TableCell align="right">{t("pid")}</TableCell>
+          <TableCell>
+            {t("host")} / {t("pid")}
+          </TableCell>
           <TableCell>{t("queues")}</TableCell>
           <TableCell align="right">{t("active")}</TableCell>
-          <TableCell align="right">{t("processed")}</TableCell>
-          <TableCell align="right">{t("failed")}</TableCell>
+          <TableCell align="right">
+            {t("processed")} / {t("failed")}
+          </TableCell>
           <TableCell>{t("uptime")}</TableCell>
           <TableCell>{t("lastBeat")}</TableCell>
           <TableCell>{t("gauges")}</TableCell>
@@ -77,7 +79,7 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
           const custom = Object.entries(r?.gauges?.custom ?? {});
           return (
             <TableRow key={id} data-testid={`worker-row-${id}`} hover>
-              <TableCell component="th" scope="row" sx={{ fontFamily: "monospace" }}>
+              <TableCell component="th" scope="row" sx={{ fontFamily: "monospace", whiteSpace: "nowrap" }}>
                 {id}
               </TableCell>
               <TableCell>
@@ -85,30 +87,32 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
                   <Chip size="small" label={online ? `${t("online")}${state && state !== "RUNNING" ? ` · ${state.toLowerCase()}` : ""}` : t("offline")} color={online ? (state === "RUNNING" ? "success" : "warning") : "default"} />
                 </Tooltip>
               </TableCell>
-              <TableCell>{r?.hostname ?? "—"}</TableCell>
-              <TableCell align="right">{r?.pid ?? "—"}</TableCell>
+              <TableCell sx={{ whiteSpace: "nowrap" }}>
+                {r?.hostname ?? "—"} · {r?.pid ?? "—"}
+              </TableCell>
               <TableCell>{(r?.queues ?? []).join(", ")}</TableCell>
               <TableCell align="right">
                 {num(r?.activeJobs)}/{num(r?.concurrency)}
               </TableCell>
-              <TableCell align="right">{fmtInt(r?.processedTotal)}</TableCell>
-              <TableCell align="right">{fmtInt(r?.failedTotal)}</TableCell>
-              <TableCell>{online && Number.isFinite(started) ? fmtDuration(now - started) : "—"}</TableCell>
-              <TableCell>{fmtAgo(w.lastSeenTime, now)}</TableCell>
-              <TableCell sx={{ fontSize: 12 }}>
+              <TableCell align="right" sx={{ whiteSpace: "nowrap" }}>
+                {fmtInt(r?.processedTotal)} / {fmtInt(r?.failedTotal)}
+              </TableCell>
+              <TableCell sx={{ whiteSpace: "nowrap" }}>{online && Number.isFinite(started) ? fmtDuration(now - started) : "—"}</TableCell>
+              <TableCell sx={{ whiteSpace: "nowrap" }}>{fmtAgo(w.lastSeenTime, now)}</TableCell>
+              <TableCell sx={{ fontSize: 12, minWidth: 110 }}>
                 {r?.gauges?.cpuPercent !== undefined ? `CPU ${r.gauges.cpuPercent.toFixed(1)}%` : ""}
                 {r?.gauges?.rssBytes !== undefined ? ` · RSS ${fmtBytes(r.gauges.rssBytes)}` : ""}
                 {custom.map(([k, v]) => ` · ${k} ${v}`).join("")}
               </TableCell>
               <TableCell>
                 <Box sx={{ display: "flex", gap: 0.5 }}>
-                  <ActionButton needs="operator" unavailable={offlineReason} onClick={() => quiet.mutate(id)}>
+                  <ActionButton needs="operator" unavailable={offlineReason} sx={{ minWidth: 0, px: 1 }} onClick={() => quiet.mutate(id)}>
                     {t("quiet")}
                   </ActionButton>
-                  <ActionButton needs="operator" unavailable={offlineReason} onClick={() => resume.mutate(id)}>
+                  <ActionButton needs="operator" unavailable={offlineReason} sx={{ minWidth: 0, px: 1 }} onClick={() => resume.mutate(id)}>
                     {t("resume")}
                   </ActionButton>
-                  <ActionButton needs="admin" color="error" unavailable={offlineReason} onClick={() => onStop(id)}>
+                  <ActionButton needs="admin" color="error" unavailable={offlineReason} sx={{ minWidth: 0, px: 1 }} onClick={() => onStop(id)}>
                     {t("stop")}
                   </ActionButton>
                 </Box>
