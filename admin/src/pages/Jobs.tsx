@@ -26,12 +26,18 @@ export default function JobsPage() {
   const pager = usePageTokens(JSON.stringify([queue, state, search]));
 
   const update = (changes: Record<string, string | null>) => {
-    const next = new URLSearchParams(params);
-    for (const [k, v] of Object.entries(changes)) {
-      if (v) next.set(k, v);
-      else next.delete(k);
-    }
-    setParams(next, { replace: true });
+    // From the latest parameters: a search applied after a row was opened keeps the drawer open.
+    setParams(
+      (current) => {
+        const next = new URLSearchParams(current);
+        for (const [k, v] of Object.entries(changes)) {
+          if (v) next.set(k, v);
+          else next.delete(k);
+        }
+        return next;
+      },
+      { replace: true },
+    );
   };
 
   // Search as the user types, once they pause.
