@@ -8,6 +8,7 @@ WORKERMON_CHROMIUM names another Chromium binary (a developer machine's chromium
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ADMIN_DIST = ROOT / "admin" / "dist"
 SCREENSHOTS = ROOT / "build" / "screenshots"
 CHROMIUM_ENV = "WORKERMON_CHROMIUM"
+ADMIN_UI_ENV = "WORKERMON_ADMIN_UI_DIR"
 # Headless without any of Chromium's own traffic: this machine's network refuses it.
 CHROMIUM_ARGS = [
     "--headless=new",
@@ -78,14 +80,15 @@ def chromium_executable() -> str:
 
 
 def admin_dist() -> Path:
-    """admin/dist, failing when the UI has not been built."""
-    if not (ADMIN_DIST / "index.html").is_file():
+    """WORKERMON_ADMIN_UI_DIR, else admin/dist; failing when the UI has not been built there."""
+    dist = Path(os.environ.get(ADMIN_UI_ENV) or ADMIN_DIST)
+    if not (dist / "index.html").is_file():
         pytest.fail(
-            f"{ADMIN_DIST / 'index.html'} is missing: build the admin UI first "
+            f"{dist / 'index.html'} is missing: build the admin UI first "
             "(make test does; by hand: npm ci --prefix admin && npm run --prefix admin build).",
             pytrace=False,
         )
-    return ADMIN_DIST
+    return dist
 
 
 @dataclass
@@ -182,6 +185,9 @@ async def start_workload(gateway: Gateway) -> Workload:
         return failed["failed"] >= 3 and active["active"] >= 1
 
     await until(settled, what="the workload's failed and active jobs")
+    # One collection, so the trend charts have a point to show.
+    collected = await gateway.client("operator").post("/api/v1/collector:collectNow", json={})
+    assert collected.status_code == 200, collected.text
     return work
 
 
@@ -198,6 +204,8 @@ async def ui_gateway(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -
         incident_rules=json.dumps(INCIDENT_RULES),
         stream_overview_interval_seconds=0.5,
         beat_interval_seconds=1,
+        # Every test logs in through the form, all from 127.0.0.1.
+        login_attempts_per_minute=1000,
     )
     store = UserStore(users_path(settings))
     for role, name in USERS.items():
@@ -267,7 +275,10 @@ class UI:
         return page
 
     async def screenshot(self, page: Page, name: str) -> Path:
-        """A full-page screenshot in build/screenshots/<name>.png."""
+        """A full-page screenshot in build/screenshots/<name>.png, once what loads lazily has loaded."""
+        # Placeholders while a chart's code or data loads: worth a short wait for a full picture.
+        with contextlib.suppress(AssertionError):
+            await expect(page.locator(".MuiSkeleton-root")).to_have_count(0, timeout=5_000)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         path = SCREENSHOTS / f"{name}.png"
         await page.screenshot(path=str(path), full_page=True, animations="disabled")
