@@ -276,7 +276,9 @@ class UI:
 
     async def screenshot(self, page: Page, name: str) -> Path:
         """A full-page screenshot in build/screenshots/<name>.png, once what loads lazily has loaded."""
-        # Placeholders while a chart's code or data loads: worth a short wait for a full picture.
+        # Placeholders while a chart's code or data loads: worth a short wait for a full picture (after a
+        # moment for what the last step started to render them).
+        await page.wait_for_timeout(300)
         with contextlib.suppress(AssertionError):
             await expect(page.locator(".MuiSkeleton-root")).to_have_count(0, timeout=5_000)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
