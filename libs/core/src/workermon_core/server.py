@@ -62,9 +62,12 @@ class SuiteServer:
             )
 
     async def stop(self, grace: float) -> None:
-        """Go NOT_SERVING, finish in-flight RPCs within `grace` seconds, then stop background work."""
+        """Go NOT_SERVING, stop background work, then finish in-flight RPCs within `grace` seconds.
+
+        Background work first: several loops hold streams open on this very server (one service
+        watching another's transitions), and the drain would otherwise wait the whole grace for them.
+        """
         await self.set_ready(False)
-        await self.server.stop(grace)
         for task in self.tasks:
             task.cancel()
         stuck: set[asyncio.Task[None]] = set()
@@ -72,6 +75,7 @@ class SuiteServer:
             _, stuck = await asyncio.wait(self.tasks, timeout=5.0)
         if stuck:
             log.warning("background_tasks_did_not_stop", tasks=[t.get_name() for t in stuck])
+        await self.server.stop(grace)
         for spec in self.specs:
             if spec.close is not None:
                 await spec.close()
