@@ -70,8 +70,7 @@ async def open_job(page: Page, queue: str, job_id: str, state: str) -> Locator:
     await page.get_by_label("Queue", exact=True).select_option(queue)
     await page.get_by_label("State", exact=True).select_option(state)
     await page.get_by_label("Search", exact=True).fill(job_id)
-    # The search applies once typing pauses (300 ms); opening a row before that loses the drawer when
-    # the search lands. So: past the pause, and the list down to the one job.
+    # The search applies once typing pauses (300 ms): past the pause, the list is down to the one job.
     await page.wait_for_timeout(400)
     await expect(page.locator('[data-testid^="job-row-"]')).to_have_count(1)
     row = page.get_by_test_id(f"job-row-{job_id}")
