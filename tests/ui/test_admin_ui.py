@@ -40,8 +40,10 @@ def status(page: Page, text: str) -> Locator:
 async def expect_refused(page: Page, button: Locator, reason: str) -> None:
     """The button is disabled and hovering it shows why."""
     await expect(button).to_be_disabled()
-    # A disabled button takes no pointer events; its wrapper shows the tooltip.
-    await button.hover(force=True)
+    # A disabled button takes no pointer events: the reason sits on its wrapper, which shows the tooltip.
+    wrapper = button.locator("xpath=..")
+    await expect(wrapper).to_have_attribute("data-reason", reason)
+    await wrapper.hover()
     await expect(page.get_by_role("tooltip").filter(has_text=reason)).to_be_visible()
     await page.mouse.move(0, 0)
     await expect(page.get_by_role("tooltip")).to_have_count(0)
