@@ -15,6 +15,7 @@ from workermon_core.auth import ROLE_NAMES
 from workermon_core.db import database_url
 from workermon_core.logging import configure_logging
 from workermon_core.settings import ConfigError, Settings, load_settings
+from workermon_gateway.static import ui_dir
 
 from .runtime import TARGETS, Suite, authority_for, migrate, start_suite
 from .user_cmd import register as register_user_command
@@ -131,6 +132,8 @@ def _banner(suite: Suite, demo: bool, first_password: str | None = None) -> None
     lines = [
         "",
         "Worker Monitor is running",
+        f"  admin UI             {suite.http_url}/"
+        + ("" if ui_dir(s.admin_ui_dir) else "  (not built: run `make run`, which builds admin/)"),
         f"  HTTP API             {suite.http_url}{s.base_path}",
         f"  docs                 {suite.http_url}/docs",
         f"  gRPC (all services)  {suite.grpc_target}",
