@@ -223,7 +223,7 @@ async def test_slow_upstream_is_504(tmp_path: Path, redis_url: str) -> None:
 
 async def test_unexpected_failure_is_500_with_request_id(tmp_path: Path, redis_url: str) -> None:
     class Broken(Upstream):
-        async def unary(self, *args: Any, **kwargs: Any) -> Any:
+        async def unary_bytes(self, *args: Any, **kwargs: Any) -> Any:
             raise RuntimeError("secret internals")
 
     authority = TokenAuthority(TEST_SECRET)

@@ -21,7 +21,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from starlette.datastructures import URLPath
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
@@ -30,8 +30,9 @@ from workermon_core.auth import TokenAuthority, authorize, bearer_token, role_na
 from workermon_core.errors import DomainError, InvalidArgument
 
 from . import errors, transcode
+from .json_cache import JsonCache
 from .transcode import PathTemplate
-from .upstream import Upstream, grpc_path, request_class
+from .upstream import Upstream, grpc_path, request_class, response_class
 
 log = structlog.get_logger("workermon.gateway")
 
@@ -229,6 +230,7 @@ class ApiRouter(BaseRoute):
         self.base_path = base_path
         self.upstream = upstream
         self.authority = authority
+        self.json_cache = JsonCache()
         # With an empty base path the API still claims only its own versioned prefixes (/v1/...).
         self._prefixes = tuple(sorted({"/" + r.template.template.split("/")[1] for r in self.routes}))
 
@@ -306,12 +308,17 @@ class ApiRouter(BaseRoute):
         transcode.apply_path(message, variables)
 
         started = time.perf_counter()
-        reply = await self.upstream.unary(route.method, message, token=token, request_id=rid)
+        raw = await self.upstream.unary_bytes(route.method, message, token=token, request_id=rid)
         request.state.upstream_ms = round((time.perf_counter() - started) * 1000, 2)
-        out: Message = reply
-        if route.response_body:
-            out = getattr(reply, route.response_body)
-        return JSONResponse(transcode.to_json(out))
+
+        def render(reply_bytes: bytes) -> dict[str, Any]:
+            out: Message = response_class(route.method).FromString(reply_bytes)
+            if route.response_body:
+                out = getattr(out, route.response_body)
+            return transcode.to_json(out)
+
+        body = self.json_cache.body(route.grpc_path, raw, render)
+        return Response(body, media_type="application/json")
 
 
 async def _read_body(request: Request) -> bytes:

@@ -53,6 +53,7 @@ class Upstream:
         self._deadline = deadline_seconds
         self._channel: grpc.aio.Channel | None = None
         self._callables: dict[str, Any] = {}
+        self._raw_callables: dict[str, Any] = {}
 
     @property
     def target(self) -> str:
@@ -67,6 +68,7 @@ class Upstream:
                 self.target, options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
             )
             self._callables.clear()
+            self._raw_callables.clear()
         return self._channel
 
     def _callable(self, method: MethodDescriptor) -> Any:
@@ -96,6 +98,30 @@ class Upstream:
         """Call a unary method with the caller's token and request id; raises grpc.aio.AioRpcError."""
         call = self._callable(method)
         result: Message = await call(
+            request, metadata=_metadata(token, request_id), timeout=timeout or self._deadline
+        )
+        return result
+
+    async def unary_bytes(
+        self,
+        method: MethodDescriptor,
+        request: Message,
+        *,
+        token: str | None,
+        request_id: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a gRPC deadline, sent to the service
+    ) -> bytes:
+        """Like `unary`, but the reply as it came on the wire (the caller decodes it only if it must)."""
+        path = grpc_path(method)
+        call = self._raw_callables.get(path)
+        if call is None:
+            call = self.channel.unary_unary(
+                path,
+                request_serializer=lambda message: message.SerializeToString(),
+                response_deserializer=None,
+            )
+            self._raw_callables[path] = call
+        result: bytes = await call(
             request, metadata=_metadata(token, request_id), timeout=timeout or self._deadline
         )
         return result
@@ -133,5 +159,6 @@ class Upstream:
         """Close the channel (a later call opens a new one)."""
         channel, self._channel = self._channel, None
         self._callables.clear()
+        self._raw_callables.clear()
         if channel is not None:
             await channel.close()
