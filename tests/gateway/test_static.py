@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,8 +20,10 @@ from workermon_gateway.upstream import Upstream
 INDEX = "<!doctype html><title>Worker Monitor UI</title><div id=root></div>"
 
 
-async def _client(settings_dir: Path, redis_url: str, ui: Path | None) -> AsyncIterator[httpx.AsyncClient]:
-    settings = gateway_settings(settings_dir, redis_url, admin_ui_dir=ui)
+async def _client(
+    settings_dir: Path, redis_url: str, ui: Path | None, **overrides: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = gateway_settings(settings_dir, redis_url, admin_ui_dir=ui, **overrides)
     upstream = Upstream("127.0.0.1:1")
     handle = await serve_http(build_app(settings, upstream, TokenAuthority(TEST_SECRET)), "127.0.0.1", 0)
     async with httpx.AsyncClient(base_url=handle.url) as client:
@@ -75,3 +78,13 @@ async def test_without_a_build_the_root_points_to_the_docs(tmp_path: Path, redis
         page = await client.get("/")
         assert page.status_code == 200 and "not built" in page.text and "/docs" in page.text
         assert (await client.get("/queues")).status_code == 404
+
+
+async def test_the_page_tells_the_ui_where_the_api_is(tmp_path: Path, redis_url: str) -> None:
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<html><head><title>UI</title></head><body></body></html>")
+    async for client in _client(tmp_path, redis_url, dist, base_path="/admin/worker-monitor/api"):
+        for path in ("/", "/queues/emails"):
+            page = (await client.get(path)).text
+            assert '<meta name="workermon-api-base" content="/admin/worker-monitor/api" />' in page, path

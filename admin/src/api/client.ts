@@ -52,7 +52,11 @@ export function onUnauthorized(handler: (() => void) | null): void {
   unauthorizedHandler = handler;
 }
 
-export const API_BASE = "/api";
+/** Where the API is: the gateway names it in index.html (WORKERMON_BASE_PATH may move it), else /api. */
+export const API_BASE =
+  (typeof document !== "undefined" &&
+    document.querySelector<HTMLMetaElement>('meta[name="workermon-api-base"]')?.content) ||
+  "/api";
 
 export type Query = Record<string, string | number | boolean | string[] | undefined | null>;
 

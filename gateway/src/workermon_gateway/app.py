@@ -158,7 +158,7 @@ def build_app(
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/docs", docs, methods=["GET"]),
         ApiRouter(api_routes, base, upstream, authority),
-        StaticUI(ui_dir(settings.admin_ui_dir)),
+        StaticUI(ui_dir(settings.admin_ui_dir), api_base=settings.base_path),
     ]
     app = Starlette(
         routes=routes,

@@ -43,9 +43,10 @@ def _not_built_page(docs_url: str) -> str:
 class StaticUI(BaseRoute):
     """Serves GET and HEAD for any path the routes before it left alone (it is the last route)."""
 
-    def __init__(self, root: Path | None, docs_url: str = "/docs") -> None:
+    def __init__(self, root: Path | None, docs_url: str = "/docs", api_base: str = "/api") -> None:
         self.root = root.resolve() if root is not None else None
         self.docs_url = docs_url
+        self.api_base = api_base
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         """Claim every HTTP request: unknown paths get the SPA, or the 404/405 error shape."""
@@ -76,10 +77,21 @@ class StaticUI(BaseRoute):
         target = (self.root / relative).resolve() if relative else self.root / "index.html"
         if not target.is_relative_to(self.root):
             return errors.not_found(path)
+        if target.is_file() and target.name == "index.html" and target.parent == self.root:
+            return self._index()
         if target.is_file():
             hashed = relative.startswith("assets/") and _HASHED.search(target.name) is not None
             return FileResponse(target, headers={"Cache-Control": IMMUTABLE if hashed else REVALIDATE})
         if relative.startswith("assets/"):
             # A missing asset is a stale page or a typo: HTML in place of a script would only confuse.
             return errors.not_found(path)
-        return FileResponse(self.root / "index.html", headers={"Cache-Control": REVALIDATE})
+        return self._index()
+
+    def _index(self) -> Response:
+        """index.html telling the UI where the API is (WORKERMON_BASE_PATH may have moved it)."""
+        assert self.root is not None
+        page = (self.root / "index.html").read_text()
+        meta = f'<meta name="workermon-api-base" content="{html.escape(self.api_base)}" />'
+        return HTMLResponse(
+            page.replace("</head>", f"    {meta}\n  </head>", 1), headers={"Cache-Control": REVALIDATE}
+        )
