@@ -77,6 +77,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from workermon_core.redis_store import integer, text
+
 __all__ = [
     "BullMQBackend",
     "EventBatch",
@@ -213,19 +215,6 @@ class QueueBackend(Protocol):
 StreamEntry = tuple[str, Mapping[str, str]]
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _int(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(_text(value)))
-    except ValueError:
-        return None
-
-
 def _normalize_id(stream_id: str) -> str:
     """`5` -> `5-0`; raises ValueError for anything that is not a stream id."""
     match = _STREAM_ID.match(stream_id)
@@ -241,7 +230,7 @@ def _id_key(stream_id: str) -> tuple[int, int]:
 
 def _entry(raw: Any) -> StreamEntry:
     eid, fields = raw
-    return _text(eid), {_text(k): _text(v) for k, v in (fields or {}).items()}
+    return text(eid), {text(k): text(v) for k, v in (fields or {}).items()}
 
 
 def _is(entry: Mapping[str, str] | None, kind: str, job_id: str) -> bool:
@@ -276,9 +265,9 @@ def build_events(entries: Sequence[StreamEntry], after: str | None, count: int) 
         if kind == "failed":
             reason = fields.get("failedReason", "")
             if following is not None and _is(following, "retries-exhausted", job_id):
-                attempts = _int(following.get("attemptsMade"))
+                attempts = integer(following.get("attemptsMade"))
         elif kind == "retries-exhausted":
-            attempts = _int(fields.get("attemptsMade"))
+            attempts = integer(fields.get("attemptsMade"))
         elif kind == "delayed":
             # A retry with backoff goes active -> delayed; a new delayed job's `added` is right before.
             will_retry = last_kind.get(job_id, "active") == "active"
@@ -376,7 +365,7 @@ class BullMQBackend:
         return {
             name
             for (_, name, expected), kind in zip(candidates, types, strict=True)
-            if _text(kind) == expected
+            if text(kind) == expected
         }
 
     # -- state -------------------------------------------------------------------------------------
@@ -420,8 +409,8 @@ class BullMQBackend:
         for name, r in slices.items():
             if name in broken:
                 continue
-            ids = [_text(r[9])] if r[9] is not None else []
-            ids += [_text(j) for j in r[10]]
+            ids = [text(r[9])] if r[9] is not None else []
+            ids += [text(j) for j in r[10]]
             heads[name] = [j for j in ids if not j.startswith("0:")]  # pre-v5 marker entries
             if r[8]:
                 legacy.append(name)
@@ -464,7 +453,7 @@ class BullMQBackend:
         values = replies[: len(wanted)]
         tails = replies[len(wanted) :]
         extra = [
-            (name, _text(t))
+            (name, text(t))
             for name, t in zip(legacy, tails, strict=True)
             if t is not None and not isinstance(t, Exception)
         ]
@@ -476,7 +465,7 @@ class BullMQBackend:
                 wanted += extra
         oldest: dict[str, int] = {}
         for (name, _), value in zip(wanted, values, strict=True):
-            ts = None if isinstance(value, Exception) else _int(value)
+            ts = None if isinstance(value, Exception) else integer(value)
             if ts is not None and (name not in oldest or ts < oldest[name]):
                 oldest[name] = ts
         return oldest
@@ -526,14 +515,14 @@ class BullMQBackend:
                 info = None  # no stream (yet, or any more)
             elif isinstance(info, Exception):
                 raise info
-            batches[queue] = self._batch(after, count, raw_entries, info, _int(max_len))
+            batches[queue] = self._batch(after, count, raw_entries, info, integer(max_len))
         return batches
 
     @staticmethod
     def _batch(
         after: str | None, count: int, raw_entries: Any, info: Mapping[str, Any] | None, max_len: int | None
     ) -> EventBatch:
-        last_generated = _text(info["last-generated-id"]) if info else None
+        last_generated = text(info["last-generated-id"]) if info else None
         if after is None:
             return EventBatch(events=[], last_id=last_generated, trimmed=False, max_len=max_len)
         entries = [_entry(e) for e in raw_entries or []]
@@ -548,7 +537,7 @@ class BullMQBackend:
             # Before Redis 7: BullMQ trims with MAXLEN ~, which never leaves fewer than max_len entries.
             ever_trimmed = int(added) > length if added is not None else max_len is None or length >= max_len
             first = info.get("first-entry")
-            oldest_left = _text(first[0]) if first else last_generated
+            oldest_left = text(first[0]) if first else last_generated
             trimmed = ever_trimmed and oldest_left is not None and _id_key(oldest_left) > _id_key(after)
         if events:
             last_id: str | None = events[-1].event_id
@@ -564,7 +553,7 @@ class BullMQBackend:
             info = await self.redis.xinfo_stream(self.key(queue, "events"))
         except ResponseError:
             return None
-        return _text(info["last-generated-id"])
+        return text(info["last-generated-id"])
 
     # -- finished jobs -----------------------------------------------------------------------------
 
@@ -597,7 +586,7 @@ class BullMQBackend:
         for i, queue in enumerate(queues):
             members: list[tuple[float, str, Literal["completed", "failed"]]] = []
             for j, state in enumerate(states):
-                members += [(float(score), _text(job_id), state) for job_id, score in ranges[2 * i + j]]
+                members += [(float(score), text(job_id), state) for job_id, score in ranges[2 * i + j]]
             members.sort()
             wanted += [(queue, *member) for member in members[:limit]]
         if not wanted:
@@ -610,7 +599,7 @@ class BullMQBackend:
             fields = await pipe.execute()
         for (queue, score, job_id, state), values in zip(wanted, fields, strict=True):
             timestamp, processed, finished, attempts = values
-            enqueued = _int(timestamp)
+            enqueued = integer(timestamp)
             if enqueued is None:
                 continue
             result[queue].append(
@@ -618,9 +607,9 @@ class BullMQBackend:
                     job_id=job_id,
                     state=state,
                     enqueued_ms=enqueued,
-                    started_ms=_int(processed),
-                    finished_ms=_int(finished) if finished is not None else int(score),
-                    attempts_made=_int(attempts),
+                    started_ms=integer(processed),
+                    finished_ms=integer(finished) if finished is not None else int(score),
+                    attempts_made=integer(attempts),
                 )
             )
         return result

@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from bullmq import Queue
 
 from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from workermon_core.redis_store import integer, text
 from workermon_queues.classify import FailureClassifier
 from workermon_queues.jobs import (
     CLEANABLE_STATES,
@@ -103,21 +104,6 @@ while n > 0 do
 end
 return string.sub(v, 1, n)
 """
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _int(value: Any) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(_text(value)))
-    except ValueError:
-        return None
 
 
 def _first_line(reason: str) -> str:
@@ -316,7 +302,7 @@ class BullMQJobs:
         while moved < target and attempted < budget:
             wanted = min(_CHUNK, target - moved, budget - attempted)
             ids = [
-                _text(m) for m in await self.redis.zrevrangebyscore(key, ceiling, "-inf", start=0, num=wanted)
+                text(m) for m in await self.redis.zrevrangebyscore(key, ceiling, "-inf", start=0, num=wanted)
             ]
             if not ids:
                 break
@@ -362,7 +348,7 @@ class BullMQJobs:
                     client=pipe,
                 )
             results = await pipe.execute(raise_on_error=True)
-        return sum(1 for r in results if _int(r) == 1)
+        return sum(1 for r in results if integer(r) == 1)
 
     async def _promote(self, queue: str, ids: Sequence[str]) -> int:
         """Run BullMQ's promote script for each id; how many it moved."""
@@ -374,7 +360,7 @@ class BullMQJobs:
                 keys, args = scripts.promoteArgs(job_id)
                 await script(keys=keys, args=args, client=pipe)
             results = await pipe.execute(raise_on_error=True)
-        return sum(1 for r in results if _int(r) == 0)
+        return sum(1 for r in results if integer(r) == 0)
 
     async def drain(self, queue: str, include_delayed: bool) -> int:
         """Remove waiting and prioritized jobs (and delayed ones when asked); the number removed.
@@ -417,7 +403,7 @@ class BullMQJobs:
             raise InvalidArgument("limit", "must not be negative")
         await self._require(queue)
         removed = await self._bull(queue).clean(grace_ms, limit, kind)
-        return [_text(job_id) for job_id in removed or []]
+        return [text(job_id) for job_id in removed or []]
 
     async def add_job(  # noqa: PLR0917 - the service passes its request fields in this order
         self, queue: str, name: str, data_json: str, delay_ms: int, priority: int, attempts: int
@@ -442,7 +428,7 @@ class BullMQJobs:
         if attempts:
             opts["attempts"] = attempts
         job = await self._bull(queue).add(name, data, opts)
-        job_id = _text(job.id)
+        job_id = text(job.id)
         summary = await self._lookup(queue, job_id)
         if summary is None:  # removed at once (a worker finished it with removeOnComplete)
             raise _not_found_job(queue, job_id)
@@ -474,7 +460,7 @@ class BullMQJobs:
         if state == "active":
             raise JobIsActive(queue, job_id)
         # BullMQ's removeJob refuses a locked job itself (0), so a job that turned active meanwhile is safe.
-        result = _int(await self._bull(queue).remove(job_id))
+        result = integer(await self._bull(queue).remove(job_id))
         if result == 0:
             raise JobIsActive(queue, job_id)
         if result == -8:
@@ -625,18 +611,18 @@ class BullMQJobs:
         (name, timestamp, processed, finished, atm, old_atm, reason, opts, delay, priority) = values[
             : len(_SUMMARY_FIELDS)
         ]
-        created = _int(timestamp)
+        created = integer(timestamp)
         if created is None and name is None:
             return None  # the hash is gone (removed between the range read and this one)
-        processed_ms = _int(processed)
-        finished_ms = _int(finished)
-        failed = _text(reason)
-        attempts = _int(_json_object(opts).get("attempts")) or 0
+        processed_ms = integer(processed)
+        finished_ms = integer(finished)
+        failed = text(reason)
+        attempts = integer(_json_object(opts).get("attempts")) or 0
         return JobSummary(
             id=job_id,
-            name=_text(name),
+            name=text(name),
             state=state,
-            attempts_made=_int(atm) or _int(old_atm) or 0,
+            attempts_made=integer(atm) or integer(old_atm) or 0,
             max_attempts=max(attempts, 1),
             created_ms=created or 0,
             processed_ms=processed_ms,
@@ -644,8 +630,8 @@ class BullMQJobs:
             duration_ms=(
                 finished_ms - processed_ms if finished_ms is not None and processed_ms is not None else None
             ),
-            delay_ms=_int(delay) or 0,
-            priority=_int(priority) or 0,
+            delay_ms=integer(delay) or 0,
+            priority=integer(priority) or 0,
             failed_reason=_first_line(failed),
             failure_category=self.classifier.classify(failed) if failed else "",
         )
@@ -722,24 +708,24 @@ class BullMQJobs:
         if summary is None:
             raise _not_found_job(queue, job_id)
         extra = dict(zip(_DETAIL_FIELDS[len(_SUMMARY_FIELDS) :], values[len(_SUMMARY_FIELDS) :], strict=True))
-        reason = _text(values[_SUMMARY_FIELDS.index("failedReason")])
+        reason = text(values[_SUMMARY_FIELDS.index("failedReason")])
         return JobDetail(
             summary=summary,
-            data=_text(data),
+            data=text(data),
             data_bytes=data_bytes,
             data_truncated=data_bytes > max_bytes,
-            return_value=_text(return_value),
+            return_value=text(return_value),
             return_value_bytes=rv_bytes,
             return_value_truncated=rv_bytes > max_bytes,
-            options_json=_text(values[_SUMMARY_FIELDS.index("opts")]) or "{}",
-            progress_json=_text(extra["progress"]) or "0",
+            options_json=text(values[_SUMMARY_FIELDS.index("opts")]) or "{}",
+            progress_json=text(extra["progress"]) or "0",
             stacktrace=_string_list(extra["stacktrace"]),
-            logs=[_text(line) for line in logs],
+            logs=[text(line) for line in logs],
             logs_total=int(logs_total),
-            processed_by=_text(extra["pb"]),
+            processed_by=text(extra["pb"]),
             failed_reason_full=reason,
-            parent_key=_text(extra["parentKey"]),
-            timeline=_timeline(summary, _int(extra["ats"])),
+            parent_key=text(extra["parentKey"]),
+            timeline=_timeline(summary, integer(extra["ats"])),
         )
 
 
@@ -747,9 +733,9 @@ def _pairs(reply: Any) -> list[tuple[str, float | None]]:
     pairs: list[tuple[str, float | None]] = []
     for item in reply or []:
         if isinstance(item, (list, tuple)):
-            pairs.append((_text(item[0]), float(item[1])))
+            pairs.append((text(item[0]), float(item[1])))
         else:
-            pairs.append((_text(item), None))
+            pairs.append((text(item), None))
     return pairs
 
 
@@ -779,10 +765,10 @@ def _string_list(raw: Any) -> list[str]:
     try:
         value = json.loads(raw)
     except ValueError:
-        return [_text(raw)]
+        return [text(raw)]
     if isinstance(value, list):
         return [item if isinstance(item, str) else json.dumps(item) for item in value]
-    return [_text(raw)]
+    return [text(raw)]
 
 
 def _timeline(summary: JobSummary, attempts_started: int | None) -> list[TimelineEntry]:
