@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,27 +16,20 @@ import pytest
 import redis.asyncio as aioredis
 from bullmq import Job, Queue, Worker
 
-from tests.queues.conftest import delete_prefix, until
+from tests.queues.conftest import until
+from tests.suites import start_local_suite
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.incident.v1 import incident_service_pb2 as pb
 from workermon.incident.v1 import incident_service_pb2_grpc as pb_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
-from workermon_collector import migrate as collector_migrations
 from workermon_collector import service as collector_service
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
-from workermon_core.db import create_engine
 from workermon_core.peer import Peer
-from workermon_core.server import start_server
-from workermon_core.settings import Settings
-from workermon_heartbeat import service as heartbeat_service
-from workermon_incidents import migrate as incident_migrations
 from workermon_incidents import service as incident_service
 from workermon_incidents.rules import WorkerState
-from workermon_monitor import migrate as monitor_migrations
-from workermon_monitor import service as monitor_service
 
 
 def shifted() -> float:
@@ -49,53 +41,38 @@ def shifted() -> float:
 async def suite(
     tmp_path: Path, redis: aioredis.Redis, redis_url: str, prefix: str, authority: TokenAuthority
 ) -> AsyncIterator[dict[str, Any]]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'wm.db'}"
-    for migrations in (collector_migrations, monitor_migrations, incident_migrations):
-        await migrations.upgrade(url)
-    engine = create_engine(url)
-    queue_prefix = "wmq-" + uuid.uuid4().hex[:10]
-    settings = Settings(
-        grpc_port=0,
-        redis_prefix=prefix,
-        queue_prefix=queue_prefix,
-        beat_interval_seconds=1,
-        collector_schedule=False,
+    local = await start_local_suite(
+        tmp_path,
+        redis,
+        redis_url,
+        prefix,
+        authority,
+        targets=("heartbeat", "collector", "monitor", "incidents"),
+        clock=shifted,
+        incident_options={"feed_poll_seconds": 0.2},
         failure_rate_pending_minutes=0,
         incident_eval_interval_seconds=3600,
-    )  # type: ignore[call-arg]
-    hb_spec, _ = heartbeat_service.build(settings, redis)
-    col_spec, col_parts = collector_service.build(
-        settings, redis, redis, engine, authority, redis_url, clock=shifted
-    )
-    mon_spec, _ = monitor_service.build(settings, redis, redis, engine, authority)
-    inc_spec, parts = incident_service.build(
-        settings, redis, engine, authority, clock=shifted, feed_poll_seconds=0.2
-    )
-    server = await start_server(
-        [hb_spec, col_spec, mon_spec, inc_spec], authority, "127.0.0.1:0", readiness_interval=0.2
     )
     channels: list[grpc.aio.Channel] = []
 
     def channel(role: str, subject: str | None = None) -> grpc.aio.Channel:
-        opened = open_channel(f"127.0.0.1:{server.port}", authority.mint(subject or f"{role}-user", role))
+        opened = open_channel(local.target, authority.mint(subject or f"{role}-user", role))
         channels.append(opened)
         return opened
 
-    queue = Queue("payments", {"connection": redis_url, "prefix": queue_prefix})
+    queue = Queue("payments", {"connection": redis_url, "prefix": local.queue_prefix})
     yield {
-        "parts": parts,
-        "collector": col_parts,
+        "parts": local.parts["incidents"],
+        "collector": local.parts["collector"],
         "channel": channel,
         "queue": queue,
         "redis_url": redis_url,
-        "queue_prefix": queue_prefix,
+        "queue_prefix": local.queue_prefix,
     }
     await queue.close()
-    await server.stop(0.5)
     for opened in channels:
         await opened.close()
-    await engine.dispose()
-    await delete_prefix(redis, queue_prefix)
+    await local.stop()
 
 
 async def run_jobs(suite: dict[str, Any], completed: int, failed: int) -> None:

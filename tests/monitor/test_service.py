@@ -18,18 +18,16 @@ from google.protobuf import duration_pb2
 
 from tests.nodejs import start_produce
 from tests.queues.conftest import delete_prefix, until
+from tests.suites import start_local_suite
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
-from workermon_collector import migrate as collector_migrations
-from workermon_collector import service as collector_service
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
 from workermon_core.db import create_engine
 from workermon_core.errors import error_info
 from workermon_core.server import SuiteServer, start_server
 from workermon_core.settings import Settings
-from workermon_heartbeat import service as heartbeat_service
 from workermon_monitor import migrate as monitor_migrations
 from workermon_monitor import service as monitor_service
 from workermon_sdk.bullmq import InstrumentedWorker
@@ -70,35 +68,15 @@ async def build_suite(
     database_url: str | None = None,
     **overrides: Any,
 ) -> tuple[Suite, Callable[[], Awaitable[None]]]:
-    url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'wm.db'}"
-    await collector_migrations.upgrade(url)
-    await monitor_migrations.upgrade(url)
-    engine = create_engine(url)
-    queue_prefix = "wmq-" + uuid.uuid4().hex[:10]
-    settings = Settings(
-        # Port 0: the services reach each other on the port the server actually bound.
-        grpc_port=0,
-        redis_prefix=prefix,
-        queue_prefix=queue_prefix,
-        beat_interval_seconds=1,
-        collector_schedule=False,
-        live_max_age_seconds=0,
-        **overrides,
-    )  # type: ignore[call-arg]
-    hb_spec, _ = heartbeat_service.build(settings, redis)
-    col_spec, _ = collector_service.build(settings, redis, redis, engine, authority, redis_url)
-    mon_spec, parts = monitor_service.build(settings, redis, redis, engine, authority)
-    server = await start_server(
-        [hb_spec, col_spec, mon_spec], authority, "127.0.0.1:0", readiness_interval=0.2
+    local = await start_local_suite(
+        tmp_path, redis, redis_url, prefix, authority, database_url=database_url, **overrides
     )
-    suite = Suite(server, parts, authority, redis_url, queue_prefix, [])
+    suite = Suite(local.server, local.parts["monitor"], authority, redis_url, local.queue_prefix, [])
 
     async def stop() -> None:
-        await server.stop(0.5)
         for channel in suite.channels:
             await channel.close()
-        await engine.dispose()
-        await delete_prefix(redis, queue_prefix)
+        await local.stop()
 
     return suite, stop
 
