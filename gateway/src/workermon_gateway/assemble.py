@@ -67,7 +67,7 @@ def gateway_extras(
     routes: list[BaseRoute] = [
         *login_routes(settings, UserStore(users_path(settings)), authority),
         *stream_routes(settings, live, authority),
-        *metrics_routes(settings, monitor, collector, heartbeat),
+        *metrics_routes(settings, monitor, collector, heartbeat, incidents=incidents),
     ]
     # Security headers outermost, so every answer carries them; request metrics see every request.
     middleware = [*security_middleware(settings), *metrics_middleware()]

@@ -28,8 +28,9 @@ Families (all per queue carry the label `queue`):
   (this gateway; `route` is the route template, never the raw path).
 - process_* and python_* families of the gateway process.
 
-`workermon_incidents_open` is not exported yet: IncidentService is not deployed, and a constant 0 would
-tell alerting rules "no incidents" when nothing is watching for them.
+- `workermon_incidents_open{type,severity,status}` (IncidentService: open incidents, pending ones included
+  with status PENDING); left out, with `workermon_upstream_up{service="incidents"} 0`, when it does not
+  answer - a constant 0 would tell alerting rules "no incidents" when nothing is watching.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
+from workermon.incident.v1 import incident_service_pb2 as inc_pb
+from workermon.incident.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core.peer import Peer
@@ -70,6 +73,8 @@ log = structlog.get_logger("workermon.gateway.metrics")
 T = TypeVar("T")
 
 SCRAPE_DEADLINE_SECONDS = 2.0
+# Open incidents are counted from one page; more than this open at once is itself the news.
+MAX_INCIDENTS = 200
 JOB_STATES = ("waiting", "active", "delayed", "prioritized", "waiting_children", "completed", "failed")
 QUANTILES = (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms"))
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -174,6 +179,7 @@ class Readings:
     queues: mon_pb.ListQueuesResponse | None
     summaries: col_pb.SummarizeQueuesResponse | None
     workers: hb_pb.GetWorkerSummaryResponse | None
+    incidents: inc_pb.ListIncidentsResponse | None = None
 
 
 class _Families:
@@ -195,7 +201,26 @@ def queue_families(readings: Readings) -> list[Metric]:
     up.add_metric(["monitor"], 1 if readings.queues is not None else 0)
     up.add_metric(["collector"], 1 if readings.summaries is not None else 0)
     up.add_metric(["heartbeat"], 1 if readings.workers is not None else 0)
+    up.add_metric(["incidents"], 1 if readings.incidents is not None else 0)
     families.append(up)
+
+    if readings.incidents is not None:
+        open_incidents = GaugeMetricFamily(
+            "workermon_incidents_open",
+            "Open incidents (PENDING, ACTIVE or ACKNOWLEDGED) by type, severity and status.",
+            labels=["type", "severity", "status"],
+        )
+        tally: dict[tuple[str, str, str], int] = {}
+        for incident in readings.incidents.incidents:
+            key = (
+                inc_pb.IncidentType.Name(incident.type).removeprefix("INCIDENT_TYPE_"),
+                inc_pb.Severity.Name(incident.severity).removeprefix("SEVERITY_").lower(),
+                inc_pb.IncidentStatus.Name(incident.status).removeprefix("INCIDENT_STATUS_"),
+            )
+            tally[key] = tally.get(key, 0) + 1
+        for key in sorted(tally):
+            open_incidents.add_metric(list(key), tally[key])
+        families.append(open_incidents)
 
     if readings.queues is not None:
         jobs = GaugeMetricFamily(
@@ -283,9 +308,21 @@ async def read_upstreams(
     collector: Peer[col_grpc.CollectorServiceStub],
     heartbeat: Peer[hb_grpc.HeartbeatServiceStub],
     deadline: float = SCRAPE_DEADLINE_SECONDS,
+    incidents: Peer[inc_grpc.IncidentServiceStub] | None = None,
 ) -> Readings:
-    """One ListQueues, one SummarizeQueues and one GetWorkerSummary, at the same time."""
-    queues, summaries, workers = await asyncio.gather(
+    """One ListQueues, SummarizeQueues, GetWorkerSummary and ListIncidents (open), at the same time."""
+
+    async def open_incidents() -> inc_pb.ListIncidentsResponse | None:
+        if incidents is None:
+            return None
+        return await _ask(
+            "incidents",
+            lambda: incidents.stub.ListIncidents(
+                inc_pb.ListIncidentsRequest(open_only=True, page_size=MAX_INCIDENTS), timeout=deadline
+            ),
+        )
+
+    queues, summaries, workers, open_list = await asyncio.gather(
         _ask("monitor", lambda: monitor.stub.ListQueues(mon_pb.ListQueuesRequest(), timeout=deadline)),
         _ask(
             "collector",
@@ -295,8 +332,9 @@ async def read_upstreams(
             "heartbeat",
             lambda: heartbeat.stub.GetWorkerSummary(hb_pb.GetWorkerSummaryRequest(), timeout=deadline),
         ),
+        open_incidents(),
     )
-    return Readings(queues, summaries, workers)
+    return Readings(queues, summaries, workers, open_list)
 
 
 def exposition(readings: Readings, state: RequestMetricsState = REQUEST_METRICS) -> bytes:
@@ -314,6 +352,7 @@ def metrics_routes(
     collector: Peer[col_grpc.CollectorServiceStub],
     heartbeat: Peer[hb_grpc.HeartbeatServiceStub],
     *,
+    incidents: Peer[inc_grpc.IncidentServiceStub] | None = None,
     state: RequestMetricsState = REQUEST_METRICS,
     deadline: float = SCRAPE_DEADLINE_SECONDS,
 ) -> list[Route]:
@@ -325,7 +364,7 @@ def metrics_routes(
     del settings
 
     async def scrape(request: Request) -> Response:
-        readings = await read_upstreams(monitor, collector, heartbeat, deadline)
+        readings = await read_upstreams(monitor, collector, heartbeat, deadline, incidents)
         return Response(exposition(readings, state), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     return [Route("/metrics", scrape, methods=["GET"], name="metrics")]
