@@ -63,6 +63,7 @@ from workermon_queues.backend import BullMQBackend, QueueState
 from workermon_queues.classify import FailureClassifier
 
 from . import collector_report as report
+from . import text
 from .collector_db import (
     Database,
     history_rows,
@@ -821,7 +822,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = asyncio.run(run(_plan(args), use_postgres=not args.no_postgres, profile=profile))
     print(report.table(results))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    report.write_json(results, args.output)
+    text.write_json(results, args.output)
     print(f"\nResults: {args.output}")
     return 0  # the targets are informational
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
+from . import text
 from .collector_timing import PHASES, READS, ratio
 
 TARGET_CYCLE_MS = 1000.0
@@ -294,25 +293,6 @@ def _query_section(r: Results) -> list[str]:
     return lines
 
 
-def _targets_section(r: Results) -> list[str]:
-    lines = ["", "Targets (informational; the exit status is 0 either way)"]
-    lines += [
-        f"  {t['verdict']:<5} {t['name']}: {t['target']} -- measured {t['measured']}" for t in r["targets"]
-    ]
-    return lines
-
-
-def _findings_section(r: Results) -> list[str]:
-    lines = ["", "Where the cycle time goes (measured)"]
-    lines += [f"  - {line}" for line in r["findings"]]
-    lines += [f"  note: {n}" for n in r["notes"]]
-    lines += [f"  ! {w}" for w in r["warnings"]]
-    c = r["cleanup"]
-    if c:
-        lines.append(f"  Cleanup: {c['keys_deleted']:,} keys of the run deleted in {c['seconds']:.1f} s.")
-    return lines
-
-
 def table(results: Results) -> str:
     """The human-readable report."""
     return "\n".join(
@@ -321,10 +301,6 @@ def table(results: Results) -> str:
         + _alone_section(results)
         + _naive_section(results)
         + _query_section(results)
-        + _targets_section(results)
-        + _findings_section(results)
+        + text.targets_lines(results["targets"])
+        + text.findings_lines("Where the cycle time goes (measured)", results)
     )
-
-
-def write_json(results: Results, path: Path) -> None:
-    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

@@ -14,7 +14,6 @@ bench/results/gateway.json.
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import secrets
@@ -41,6 +40,7 @@ from workermon_core.redis_store import EmbeddedRedis
 
 from . import gateway_report as report
 from . import monitor_workload as workload
+from . import text
 from .client import Window
 from .gateway_client import GatewayReadJob, SseJob, SseResult
 from .monitor import Sample, sample_counters
@@ -328,22 +328,18 @@ def run(plan: Plan) -> dict[str, Any]:
     return results
 
 
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run of a few seconds per phase")
-    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run, print the table, write the JSON."""
-    args = _parse(argv)
-    results = run(QUICK if args.quick else FULL)
-    print(report.table(results))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    report.write_json(results, args.output)
-    print(f"\nResults: {args.output}")
-    return 0  # the targets are informational
+    return text.main(
+        "python -m bench.gateway",
+        __doc__.split("\n")[0],
+        plans=(FULL, QUICK),
+        run=run,
+        table=report.table,
+        results_path=RESULTS,
+        quick_help="small smoke run of a few seconds per phase",
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

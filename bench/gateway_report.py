@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import text
 from .figures import percentile, ratio
 
 if TYPE_CHECKING:
@@ -350,33 +349,12 @@ def _stream_section(r: Results) -> list[str]:
     return lines
 
 
-def _targets_section(r: Results) -> list[str]:
-    lines = ["", "Targets (informational; the exit status is 0 either way)"]
-    lines += [
-        f"  {t['verdict']:<5} {t['name']}: {t['target']} -- measured {t['measured']}" for t in r["targets"]
-    ]
-    return lines
-
-
-def _findings_section(r: Results) -> list[str]:
-    lines = ["", "What limits the figures (measured)"]
-    lines += [f"  - {line}" for line in r["findings"]]
-    lines += [f"  ! {w}" for w in r["warnings"]]
-    cleanup = r["cleanup"]
-    if cleanup:
-        lines.append(
-            f"  Cleanup: {cleanup['keys_deleted']:,} keys of the run deleted in {cleanup['seconds']:.1f} s."
-        )
-    return lines
-
-
 def table(r: Results) -> str:
     """The human-readable report."""
     return "\n".join(
-        _title(r) + _reads_section(r) + _stream_section(r) + _targets_section(r) + _findings_section(r)
+        _title(r)
+        + _reads_section(r)
+        + _stream_section(r)
+        + text.targets_lines(r["targets"])
+        + text.findings_lines("What limits the figures (measured)", r)
     )
-
-
-def write_json(results: Results, path: Path) -> None:
-    """The results as JSON."""
-    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

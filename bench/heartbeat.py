@@ -34,7 +34,7 @@ from redis.utils import HIREDIS_AVAILABLE
 from workermon_core.auth import TokenAuthority
 from workermon_core.redis_store import EmbeddedRedis
 
-from . import client, report
+from . import client, report, text
 from .figures import LoadStats, ReadStats, load_stats, read_stats
 from .procs import ROOT, BenchError, ClientProcess, ServerProcess, delete_keys, redis_sample, snapshot
 from .server import ECHO_METHOD, SECRET_ENV
@@ -406,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run(_plan(args), args.profile_server)
     print(report.table(results))
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    report.write_json(results, args.output)
+    text.write_json(results, args.output)
     print(f"\nResults: {args.output}")
     return 0  # the targets are informational
 

@@ -15,7 +15,6 @@ bench/results/monitor.json.
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing
 import os
@@ -43,6 +42,7 @@ from workermon_core.redis_store import EmbeddedRedis
 
 from . import monitor_report as report
 from . import monitor_workload as workload
+from . import text
 from .client import Window
 from .figures import percentile
 from .monitor_client import CallsResult, GrpcReadJob, HttpReadJob
@@ -79,7 +79,7 @@ class Plan:
     board_calls_per_caller: int
     list_jobs_calls: int
     page_size: int
-    # Long enough to cross the board's queue discovery (every 10 s) twice.
+    # Long enough to cross several of the board's queue discoveries (every 2 s; longer when SCAN is slow).
     discovery_s: float
 
 
@@ -469,22 +469,18 @@ def run(plan: Plan) -> dict[str, Any]:
     return results
 
 
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m bench.monitor", description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small smoke run, without bull-board")
-    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
-    return parser.parse_args(argv)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run, print the table, write the JSON."""
-    args = _parse(argv)
-    results = run(QUICK if args.quick else FULL)
-    print(report.table(results))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    report.write_json(results, args.output)
-    print(f"\nResults: {args.output}")
-    return 0  # the targets are informational
+    return text.main(
+        "python -m bench.monitor",
+        __doc__.split("\n")[0],
+        plans=(FULL, QUICK),
+        run=run,
+        table=report.table,
+        results_path=RESULTS,
+        quick_help="small smoke run, without bull-board",
+        argv=argv,
+    )
 
 
 if __name__ == "__main__":

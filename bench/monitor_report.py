@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import text
 from .figures import percentile, ratio
 
 if TYPE_CHECKING:
@@ -169,8 +168,8 @@ def findings(r: Results) -> list[str]:
     lines.append(
         f"Queue discovery: with {jobs['redis_keys']:,} keys in Redis, one ListQueues caller sees p50 "
         f"{d['p50_ms']:.1f} ms but max {d['max_ms']:,.0f} ms (before the big queue: max "
-        f"{s['max_ms']:.0f} ms): every 10 s the reading that refreshes the queue list SCANs every key of "
-        "the Redis, and the callers of that reading wait for it."
+        f"{s['max_ms']:.0f} ms): the reading that refreshes the queue list SCANs every key of the Redis; "
+        "once a SCAN proves slow it runs in the background, so only the first slow one is waited for."
     )
     return lines
 
@@ -290,30 +289,9 @@ def _jobs_section(r: Results) -> list[str]:
         f"  server RSS {j['rss_before_mb']:.0f} MB before ListJobs -> {j['rss_after_mb']:.0f} MB after",
         "  * from the bench process, redis-py (sync, hiredis), one call at a time: two round trips, like the "
         "service's page.",
-        "  ** with the big queue's keys in Redis: the board refreshes its queue list (SCAN of every key) "
-        "every 10 s.",
+        "  ** with the big queue's keys in Redis: the board refreshes its queue list (SCAN of every key), "
+        "every 2 s, or in the background and less often once a SCAN proves slow.",
     ]
-
-
-def _targets_section(r: Results) -> list[str]:
-    lines = ["", "Targets (informational; the exit status is 0 either way)"]
-    lines += [
-        f"  {t['verdict']:<5} {t['name']}: {t['target']} -- measured {t['measured']}" for t in r["targets"]
-    ]
-    return lines
-
-
-def _findings_section(r: Results) -> list[str]:
-    lines = ["", "What limits the figures (measured)"]
-    lines += [f"  - {line}" for line in r["findings"]]
-    lines += [f"  ! {w}" for w in r["warnings"]]
-    lines += [f"  note: {n}" for n in r["notes"]]
-    cleanup = r["cleanup"]
-    if cleanup:
-        lines.append(
-            f"  Cleanup: {cleanup['keys_deleted']:,} keys of the run deleted in {cleanup['seconds']:.1f} s."
-        )
-    return lines
 
 
 def table(r: Results) -> str:
@@ -323,11 +301,6 @@ def table(r: Results) -> str:
         + _board_section(r)
         + _bull_board_section(r)
         + _jobs_section(r)
-        + _targets_section(r)
-        + _findings_section(r)
+        + text.targets_lines(r["targets"])
+        + text.findings_lines("What limits the figures (measured)", r)
     )
-
-
-def write_json(results: Results, path: Path) -> None:
-    """The results as JSON."""
-    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

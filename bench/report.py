@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
-from . import workload
+from . import text, workload
 from .figures import LoadStats, ratio
 
 TARGET_BEATS_PER_S = 10_000
@@ -318,13 +316,6 @@ def _list_section(r: Results) -> list[str]:
     return lines
 
 
-def _targets_section(r: Results) -> list[str]:
-    lines = ["", "Targets (informational; the exit status is 0 either way)"]
-    for t in r["targets"]:
-        lines.append(f"  {t['verdict']:<5} {t['name']}: {t['target']} -- measured {t['measured']}")
-    return lines
-
-
 def _limits_section(r: Results) -> list[str]:
     lines = ["", "What limits throughput (measured)"]
     lines += [f"  - {line}" for line in r["limits"]["findings"]]
@@ -339,10 +330,6 @@ def table(results: Results) -> str:
         + _unary_section(results)
         + _stream_section(results)
         + _list_section(results)
-        + _targets_section(results)
+        + text.targets_lines(results["targets"])
         + _limits_section(results)
     )
-
-
-def write_json(results: Results, path: Path) -> None:
-    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
