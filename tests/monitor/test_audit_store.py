@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.schema import schema_drift, table_names
 from workermon_collector import migrate as collector_migrate
 from workermon_core.db import create_engine
 from workermon_core.errors import Unavailable
@@ -471,49 +469,26 @@ async def test_a_restarted_connection_is_not_an_outage(
 # --- Migrations -----------------------------------------------------------------------------------
 
 
-async def _tables(url: str) -> set[str]:
-    engine = create_engine(url)
-    try:
-        async with engine.connect() as conn:
-            return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
-    finally:
-        await engine.dispose()
-
-
 async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert await migrate.current_revision(database_url) is None
     await migrate.upgrade(database_url)
     assert await migrate.current_revision(database_url) == migrate.head_revision() == "0001"
-    assert await _tables(database_url) == MONITOR_TABLES
+    assert await table_names(database_url) == MONITOR_TABLES
     await migrate.upgrade(database_url)  # at head already: nothing to do
     await migrate.downgrade(database_url, "base")
     assert await migrate.current_revision(database_url) is None
-    assert await _tables(database_url) == {"monitor_alembic_version"}
+    assert await table_names(database_url) == {"monitor_alembic_version"}
     await migrate.upgrade(database_url)
-    assert await _tables(database_url) == MONITOR_TABLES
+    assert await table_names(database_url) == MONITOR_TABLES
 
 
 async def test_models_match_the_migrations(monitor_url: str) -> None:
-    def diff(conn: Connection) -> list[Any]:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
-        return [
-            d
-            for d in compare_metadata(context, AuditBase.metadata)
-            # The version table is Alembic's, not the models'.
-            if not (d[0] == "remove_table" and d[1].name == migrate.VERSION_TABLE)
-        ]
-
-    engine = create_engine(monitor_url)
-    try:
-        async with engine.connect() as conn:
-            assert await conn.run_sync(diff) == []
-    finally:
-        await engine.dispose()
+    assert await schema_drift(monitor_url, AuditBase.metadata, migrate.VERSION_TABLE) == []
 
 
 async def test_monitor_and_collector_share_one_database(database_url: str) -> None:
     await asyncio.gather(migrate.upgrade(database_url), collector_migrate.upgrade(database_url))
-    assert await _tables(database_url) == MONITOR_TABLES | COLLECTOR_TABLES
+    assert await table_names(database_url) == MONITOR_TABLES | COLLECTOR_TABLES
     assert await migrate.current_revision(database_url) == migrate.head_revision()
     assert await collector_migrate.current_revision(database_url) == collector_migrate.head_revision()
 
@@ -522,13 +497,13 @@ async def test_monitor_and_collector_share_one_database(database_url: str) -> No
         audit_id = await AuditStore(engine).append(entry())
 
         await migrate.downgrade(database_url, "base")
-        assert await _tables(database_url) == {"monitor_alembic_version"} | COLLECTOR_TABLES
+        assert await table_names(database_url) == {"monitor_alembic_version"} | COLLECTOR_TABLES
         assert await migrate.current_revision(database_url) is None
         assert await collector_migrate.current_revision(database_url) == collector_migrate.head_revision()
 
         await migrate.upgrade(database_url)
         await collector_migrate.downgrade(database_url, "base")
-        assert await _tables(database_url) == MONITOR_TABLES | {"collector_alembic_version"}
+        assert await table_names(database_url) == MONITOR_TABLES | {"collector_alembic_version"}
         assert await collector_migrate.current_revision(database_url) is None
         assert await migrate.current_revision(database_url) == migrate.head_revision()
         store = AuditStore(engine)
@@ -547,7 +522,7 @@ async def test_concurrent_upgrades_from_several_tasks(database_url: str) -> None
     )
     assert await migrate.current_revision(database_url) == "0001"
     assert await collector_migrate.current_revision(database_url) == collector_migrate.head_revision()
-    assert await _tables(database_url) == MONITOR_TABLES | COLLECTOR_TABLES
+    assert await table_names(database_url) == MONITOR_TABLES | COLLECTOR_TABLES
 
 
 _UPGRADE_SCRIPT = """
@@ -584,4 +559,4 @@ async def test_concurrent_upgrades_from_several_processes(database_url: str) -> 
         _, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()
     assert await migrate.current_revision(database_url) == "0001"
-    assert await _tables(database_url) == MONITOR_TABLES
+    assert await table_names(database_url) == MONITOR_TABLES
