@@ -699,8 +699,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             result=json_format.MessageToDict(entry.result),
             request_id=entry.request_id,
         )
-        rows, _ = await self.audit_store.list(entity_id=entry.entity_id, page_size=50, after=None)
-        written = next((row for row in rows if row.id == audit_id), None)
+        written = await self.audit_store.get(audit_id)
         if written is None:
             raise NotFound(f"audit entry {audit_id} vanished after it was written", reason="AUDIT_LOST")
         return pb.CreateAuditLogResponse(audit_log=audit_message(written))
