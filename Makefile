@@ -50,7 +50,7 @@ test: setup tests/node/node_modules/.installed admin/dist/index.html
 lint: setup
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy libs/core/src libs/queues/src services/heartbeat/src services/collector/src services/monitor/src services/incidents/src gateway/src sdk/python/src cli/src bench examples
+	$(UV) run --frozen mypy libs/core/src libs/queues/src services/heartbeat/src services/collector/src services/monitor-api/src services/incidents/src gateway/src sdk/python/src cli/src bench examples
 	$(UV) run --frozen buf lint
 
 fmt: setup

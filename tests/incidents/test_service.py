@@ -20,8 +20,8 @@ from tests.queues.conftest import until
 from tests.suites import start_local_suite
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
-from workermon.incident.v1 import incident_service_pb2 as pb
-from workermon.incident.v1 import incident_service_pb2_grpc as pb_grpc
+from workermon.incidents.v1 import incident_service_pb2 as pb
+from workermon.incidents.v1 import incident_service_pb2_grpc as pb_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_collector import service as collector_service

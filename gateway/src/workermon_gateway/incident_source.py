@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from workermon.incident.v1 import incident_service_pb2 as inc_pb
-from workermon.incident.v1 import incident_service_pb2_grpc as inc_grpc
+from workermon.incidents.v1 import incident_service_pb2 as inc_pb
+from workermon.incidents.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon_core.peer import Peer
 
 from .stream import WATCH_SETTLE_SECONDS, SourceSink, json_of

@@ -62,8 +62,8 @@ from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
-from workermon.incident.v1 import incident_service_pb2 as inc_pb
-from workermon.incident.v1 import incident_service_pb2_grpc as inc_grpc
+from workermon.incidents.v1 import incident_service_pb2 as inc_pb
+from workermon.incidents.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core.peer import Peer

@@ -42,7 +42,7 @@ SERVICES: tuple[str, ...] = (
     "workermon.monitor.v1.MonitorService",
     "workermon.heartbeat.v1.HeartbeatService",
     "workermon.collector.v1.CollectorService",
-    "workermon.incident.v1.IncidentService",
+    "workermon.incidents.v1.IncidentService",
 )
 MAX_BODY_BYTES = 4 * 1024 * 1024
 DESCRIPTOR_SET = "descriptors.binpb"

@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workermon.collector.v1 import collector_service_pb2 as pb
 from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
-from workermon.incident.v1 import incident_service_pb2 as inc_pb
-from workermon.incident.v1 import incident_service_pb2_grpc as inc_grpc
+from workermon.incidents.v1 import incident_service_pb2 as inc_pb
+from workermon.incidents.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon_core.auth import TokenAuthority
 from workermon_core.db import ping
 from workermon_core.peer import LocalAddress, Peer, ServiceTokens

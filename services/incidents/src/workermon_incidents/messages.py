@@ -6,7 +6,7 @@ from datetime import datetime
 
 from google.protobuf import timestamp_pb2
 
-from workermon.incident.v1 import incident_service_pb2 as pb
+from workermon.incidents.v1 import incident_service_pb2 as pb
 
 from .incident import EventKind, Incident, IncidentEvent, IncidentStatus
 from .rules import IncidentType, Severity

@@ -9,8 +9,8 @@ import grpc
 from google.protobuf import struct_pb2
 from sqlalchemy.exc import DBAPIError
 
-from workermon.incident.v1 import incident_service_pb2 as pb
-from workermon.incident.v1 import incident_service_pb2_grpc as pb_grpc
+from workermon.incidents.v1 import incident_service_pb2 as pb
+from workermon.incidents.v1 import incident_service_pb2_grpc as pb_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core import context

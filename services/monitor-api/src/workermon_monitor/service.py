@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
-from workermon.incident.v1 import incident_service_pb2_grpc as inc_grpc
+from workermon.incidents.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
 from workermon_core.auth import TokenAuthority, action_roles
