@@ -52,14 +52,16 @@ from workermon_collector.follower import MINUTE_MS, EventFollower, minute_of
 from workermon_collector.models import snapshots
 from workermon_collector.rows import SnapshotRow
 from workermon_collector.service import build
-from workermon_collector.store import MINUTE, SnapshotStore, floor_time
+from workermon_collector.store import SnapshotStore
+from workermon_collector.store.parts import MINUTE, floor_time
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
 from workermon_core.logging import configure_logging
 from workermon_core.redis_store import EmbeddedRedis, connect
 from workermon_core.server import start_server
 from workermon_core.settings import load_settings
-from workermon_queues.backend import BullMQBackend, QueueState
+from workermon_queues.backend import QueueState
+from workermon_queues.bullmq import BullMQBackend
 from workermon_queues.classify import FailureClassifier
 
 from . import collector_report as report

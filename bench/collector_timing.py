@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workermon_collector.follower import EventFollower, MinuteCounts
 from workermon_collector.rows import SnapshotRow
 from workermon_collector.store import SnapshotStore
-from workermon_queues.backend import BullMQBackend, EventBatch, FinishedJob, QueueBackend, QueueState
+from workermon_queues.backend import EventBatch, FinishedJob, QueueBackend, QueueState
+from workermon_queues.bullmq import BullMQBackend
 from workermon_queues.classify import FailureClassifier
 
 # The cycle's parts, in order, adding up to its wall time ("rows" and "other" come from the gaps).

@@ -28,7 +28,7 @@ import redis
 from redis.typing import EncodableT
 
 from workermon_core.redis_store import connect
-from workermon_queues.backend import BullMQBackend
+from workermon_queues.bullmq import BullMQBackend
 
 from .collector_workload import FAILURES, KINDS, queue_name
 

@@ -21,7 +21,7 @@ from workermon_collector.follower import MINUTE_MS, EventFollower, minute_of
 from workermon_collector.rows import SnapshotRow
 from workermon_collector.store import SnapshotStore
 from workermon_core.db import create_engine
-from workermon_queues.backend import BullMQBackend
+from workermon_queues.bullmq import BullMQBackend
 from workermon_queues.classify import FailureClassifier
 
 

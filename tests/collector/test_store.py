@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workermon_collector import sketches
 from workermon_collector.models import rollups, snapshots
 from workermon_collector.rows import DurationSummary, SnapshotRow
-from workermon_collector.store import HOUR, MINUTE, Durations, JobCounts, Point, SnapshotStore
+from workermon_collector.store import SnapshotStore
+from workermon_collector.store.parts import HOUR, MINUTE, Durations, JobCounts, Point
 from workermon_core.db import create_engine
 
 from .conftest import UTCClock

@@ -31,7 +31,8 @@ from workermon_core.db import create_engine
 from workermon_core.peer import Peer, ServiceTokens
 from workermon_core.server import SuiteServer, start_server
 from workermon_core.settings import Settings
-from workermon_gateway.stream import LiveStream, stream_routes
+from workermon_gateway.stream.endpoint import stream_routes
+from workermon_gateway.stream.hub import LiveStream
 from workermon_heartbeat import service as heartbeat_service
 from workermon_monitor import migrate as monitor_migrations
 from workermon_monitor import service as monitor_service

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from workermon_core.settings import ConfigError, load_settings
-from workermon_incidents.notify import NotifyEvent, TransitionKind, kind_of, snapshot
-from workermon_incidents.notify_channels import ChannelType, Secret, load_channels, parse_channels
-from workermon_incidents.notify_payloads import (
+from workermon_incidents.notify.channels import ChannelType, Secret, load_channels, parse_channels
+from workermon_incidents.notify.events import NotifyEvent, TransitionKind, kind_of, snapshot
+from workermon_incidents.notify.payloads import (
     ZERO_TIME,
     email_message,
     http_body,

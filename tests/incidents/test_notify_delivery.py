@@ -27,9 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from workermon_core.db import create_engine
 from workermon_core.settings import load_settings
 from workermon_incidents import migrate
-from workermon_incidents.notify_channels import Channel, parse_channels
-from workermon_incidents.notify_models import AttemptOutcome, DeliveryStatus
-from workermon_incidents.notify_tasks import DELIVER_TASK, Notifier, build_broker
+from workermon_incidents.notify.channels import Channel, parse_channels
+from workermon_incidents.notify.models import AttemptOutcome, DeliveryStatus
+from workermon_incidents.notify.tasks import DELIVER_TASK, Notifier, build_broker
 
 T = TypeVar("T")
 

@@ -12,7 +12,7 @@ from sqlalchemy.pool import NullPool
 
 from workermon_core.db import create_engine
 from workermon_incidents import migrate
-from workermon_incidents.notify_models import NOTIFY_METADATA
+from workermon_incidents.notify.models import NOTIFY_METADATA
 
 TABLES = {"notification_deliveries", "notification_attempts"}
 

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workermon_core.db import create_engine
 from workermon_monitor import migrate
-from workermon_monitor.audit import AuditStore
+from workermon_monitor.audit.store import AuditStore
 
 # A fixed "now" for tests that need one.
 NOW = datetime(2031, 3, 4, 10, 30, tzinfo=UTC)

@@ -22,7 +22,8 @@ from workermon_collector import migrate as collector_migrate
 from workermon_core.db import create_engine
 from workermon_core.errors import Unavailable
 from workermon_monitor import migrate
-from workermon_monitor.audit import (
+from workermon_monitor.audit.models import AuditBase
+from workermon_monitor.audit.store import (
     DEFAULT_RETENTION,
     AuditAction,
     AuditEntry,
@@ -32,7 +33,6 @@ from workermon_monitor.audit import (
     AuditStore,
     Cursor,
 )
-from workermon_monitor.audit_models import AuditBase
 
 from .conftest import NOW, SetClock
 

@@ -13,8 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from bullmq import Job, Queue, Worker
 
-from workermon_queues.backend import BullMQBackend
-from workermon_queues.bullmq_jobs import BullMQJobs
+from workermon_queues.bullmq import BullMQBackend, BullMQJobs
 
 
 async def until(check: Callable[[], Awaitable[bool]], limit: float = 20.0, what: str = "condition") -> None:

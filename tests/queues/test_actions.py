@@ -10,9 +10,9 @@ import redis.asyncio as aioredis
 from bullmq import Job
 
 from tests.queues.conftest import Bull, Gate, until
-from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
-from workermon_core.redis_store import text
 from workermon_queues import BullMQJobs, JobIsActive
+from workermon_queues.errors import FailedPrecondition, InvalidArgument, NotFound
+from workermon_queues.replies import text
 
 
 async def _process(job: Job, token: str) -> Any:

@@ -7,7 +7,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from tests.queues.conftest import Bull, CountingRedis, delete_prefix
-from workermon_queues.backend import BullMQBackend
+from workermon_queues.bullmq import BullMQBackend
 
 
 async def test_discovers_bullmq_queues_among_many_unrelated_keys(bull: Bull, redis: aioredis.Redis) -> None:

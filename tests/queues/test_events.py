@@ -15,7 +15,8 @@ from bullmq.custom_errors import UnrecoverableError
 
 from tests.queues.conftest import Bull, delete_prefix, until
 from workermon_core.redis_store import connect
-from workermon_queues.backend import BullMQBackend, QueueEvent, StreamEntry, build_events
+from workermon_queues.backend import QueueEvent
+from workermon_queues.bullmq import BullMQBackend, StreamEntry, build_events
 
 
 async def _process(job: Job, token: str) -> str:

@@ -6,7 +6,7 @@ import redis.asyncio as aioredis
 from bullmq import Job
 
 from tests.queues.conftest import Bull, until
-from workermon_queues.backend import BullMQBackend
+from workermon_queues.bullmq import BullMQBackend
 
 
 async def _process(job: Job, token: str) -> str:

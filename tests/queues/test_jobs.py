@@ -13,9 +13,9 @@ import redis.asyncio as aioredis
 from bullmq import Job
 
 from tests.queues.conftest import Bull, Gate, until
-from workermon_core.errors import InvalidArgument, NotFound
-from workermon_core.redis_store import text
 from workermon_queues import JOB_STATES, BullMQJobs, JobPage, JobSummary
+from workermon_queues.errors import InvalidArgument, NotFound
+from workermon_queues.replies import text
 
 REASONS = {
     "bad-timeout": "ETIMEDOUT while calling the billing API\n    at fetch (billing.js:10)",

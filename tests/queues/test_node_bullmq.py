@@ -15,8 +15,8 @@ import redis.asyncio as aioredis
 
 from tests.nodejs import NodeProcess, start_produce
 from tests.queues.conftest import Bull, until
-from workermon_core.redis_store import text
 from workermon_queues import BullMQJobs
+from workermon_queues.replies import text
 
 QUEUE = "nodeq"
 

@@ -10,7 +10,8 @@ import redis.asyncio as aioredis
 from bullmq import FlowProducer, Job
 
 from tests.queues.conftest import Bull, CountingRedis, until
-from workermon_queues.backend import BullMQBackend, QueueState
+from workermon_queues.backend import QueueState
+from workermon_queues.bullmq import BullMQBackend
 
 
 async def _timestamp(redis: aioredis.Redis, prefix: str, queue: str, job_id: str) -> int:

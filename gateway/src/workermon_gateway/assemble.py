@@ -20,11 +20,12 @@ from workermon_core.auth import TokenAuthority
 from workermon_core.peer import Peer, ServiceTokens
 from workermon_core.settings import Settings
 
-from .incident_source import IncidentFollower
 from .login import login_routes
 from .metrics import metrics_middleware, metrics_routes
 from .security import security_middleware
-from .stream import LiveStream, stream_routes
+from .stream.endpoint import stream_routes
+from .stream.hub import LiveStream
+from .stream.incidents import IncidentFollower
 from .users import UserStore, users_path
 
 

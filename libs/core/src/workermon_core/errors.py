@@ -111,6 +111,9 @@ def translate(exc: BaseException) -> DomainError | None:
     """Turn a known infrastructure exception into a domain error; None when it is a bug."""
     if isinstance(exc, DomainError):
         return exc
+    library = _library_error(exc)
+    if library is not None:
+        return library
     if isinstance(exc, grpc.aio.AioRpcError):
         return PeerError(exc)
     if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
@@ -118,6 +121,29 @@ def translate(exc: BaseException) -> DomainError | None:
     if isinstance(exc, redis.exceptions.BusyLoadingError):
         return Unavailable("Redis is loading its data", reason="REDIS_UNAVAILABLE")
     return None
+
+
+def _library_error(exc: BaseException) -> DomainError | None:
+    """A library's own error that names its canonical code (workermon_queues.errors), as a domain error.
+
+    Libraries stay free of gRPC: their errors carry `code` as a google.rpc.Code name, a `reason` and
+    `metadata` (and `field` / `description` for a bad value), and are mapped here, in one place.
+    """
+    code_name = getattr(exc, "code", None)
+    reason = getattr(exc, "reason", None)
+    if not isinstance(code_name, str) or not isinstance(reason, str):
+        return None
+    code = grpc.StatusCode.__members__.get(code_name)
+    if code is None or code not in _CODE_NUMBERS:
+        return None
+    field = getattr(exc, "field", None)
+    if code is grpc.StatusCode.INVALID_ARGUMENT and isinstance(field, str):
+        return InvalidArgument(field, str(getattr(exc, "description", exc)), reason=reason)
+    err = DomainError(
+        str(getattr(exc, "message", exc)), reason=reason, metadata=getattr(exc, "metadata", None)
+    )
+    err.code = code
+    return err
 
 
 def to_status(err: DomainError, domain: str) -> grpc.Status:

@@ -34,23 +34,6 @@ def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
     return aioredis.Redis(connection_pool=pool)
 
 
-def text(value: object) -> str:
-    """A Redis reply value as text ("" for a missing one), whatever the client's decode setting."""
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def integer(value: object) -> int | None:
-    """A Redis reply value as an int (None when missing or not a number; "12.0" reads as 12)."""
-    if value is None:
-        return None
-    try:
-        return int(float(text(value)))
-    except ValueError:
-        return None
-
-
 def key_prefix(prefix: str) -> str:
     """The hash-tagged root of every suite key, so multi-key scripts stay in one Redis Cluster slot."""
     return "{" + prefix + "}"

@@ -1,14 +1,13 @@
 """Worker Monitor's queue backends: read and drive job queues behind one interface."""
 
 from workermon_queues.backend import (
-    BullMQBackend,
     EventBatch,
     FinishedJob,
     QueueBackend,
     QueueEvent,
     QueueState,
 )
-from workermon_queues.bullmq_jobs import MAX_EXAMINED, MAX_PAGE_SIZE, BullMQJobs
+from workermon_queues.bullmq import MAX_EXAMINED, MAX_PAGE_SIZE, BullMQBackend, BullMQJobs
 from workermon_queues.classify import DEFAULT_RULES, FailureClassifier, parse_rules
 from workermon_queues.jobs import (
     CLEANABLE_STATES,

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from workermon_core.errors import FailedPrecondition
+from .errors import FailedPrecondition
 
 __all__ = [
     "CLEANABLE_STATES",

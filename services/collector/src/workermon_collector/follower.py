@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from workermon_core.redis_store import key_prefix
-from workermon_core.redis_store import text as _text
 from workermon_queues.backend import EventBatch, QueueBackend
 from workermon_queues.classify import FailureClassifier
+from workermon_queues.replies import text as _text
 
 MINUTE_MS = 60_000
 COUNTER_TTL_SECONDS = 3 * 24 * 3600

@@ -22,7 +22,7 @@ from workermon_core.db import ping
 from workermon_core.peer import LocalAddress, Peer, ServiceTokens
 from workermon_core.server import Outage, ServiceSpec
 from workermon_core.settings import Settings
-from workermon_queues.backend import BullMQBackend
+from workermon_queues.bullmq import BullMQBackend
 from workermon_queues.classify import FailureClassifier, parse_rules
 
 from .collector import Clock, Collector, CycleResult

@@ -14,7 +14,8 @@ from workermon_core.validation import queue_name
 
 from .collector import Collector, to_datetime
 from .rows import DurationSummary, SnapshotRow
-from .store import Durations, Point, SnapshotStore
+from .store import SnapshotStore
+from .store.parts import Durations, Point
 
 MAX_POINTS = 1500
 MAX_QUEUES_PER_CALL = 1000

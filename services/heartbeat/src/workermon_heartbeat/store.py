@@ -14,7 +14,6 @@ from redis.typing import EncodableT, FieldT
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.redis_store import key_prefix
-from workermon_core.redis_store import text as _text
 
 from . import scripts
 
@@ -85,6 +84,11 @@ def fingerprint(rep: pb.WorkerReport) -> str:
         rep.hostname,
     )
     return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
+
+
+def _text(value: object) -> str:
+    """A Redis reply value as text ("" for a missing one)."""
+    return "" if value is None else value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 class Registry:

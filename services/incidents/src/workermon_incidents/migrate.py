@@ -12,8 +12,8 @@ from sqlalchemy import MetaData
 
 from workermon_core.migrations import Migrations
 
-from . import notify_models  # noqa: F401 - registers the notification tables on IncidentBase
 from .models import IncidentBase
+from .notify import models as notify_models  # noqa: F401 - registers the notification tables on IncidentBase
 
 VERSION_TABLE = "incidents_alembic_version"
 SCRIPT_LOCATION = "workermon_incidents:migrations"

@@ -26,8 +26,8 @@ from workermon_core.server import Outage, ServiceSpec
 from workermon_core.settings import Settings
 
 from .engine import EngineConfig, IncidentEngine
-from .notify_channels import load_channels
-from .notify_tasks import Notifier, build_broker
+from .notify.channels import load_channels
+from .notify.tasks import Notifier, build_broker
 from .rules import RuleBook
 from .servicer import IncidentServicer
 from .source import GrpcSource, worker_of

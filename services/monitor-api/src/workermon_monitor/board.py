@@ -27,7 +27,8 @@ from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon_core.errors import NotFound
 from workermon_core.peer import Peer
 from workermon_core.server import Outage
-from workermon_queues.backend import BullMQBackend, QueueState
+from workermon_queues.backend import QueueState
+from workermon_queues.bullmq import BullMQBackend
 
 log = structlog.get_logger("workermon.monitor")
 

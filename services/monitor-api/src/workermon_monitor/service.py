@@ -25,13 +25,12 @@ from workermon_core.peer import LocalAddress, Peer, ServiceTokens
 from workermon_core.redis_store import key_prefix
 from workermon_core.server import Outage, ServiceSpec
 from workermon_core.settings import Settings
-from workermon_queues.backend import BullMQBackend
-from workermon_queues.bullmq_jobs import BullMQJobs
+from workermon_queues.bullmq import BullMQBackend, BullMQJobs
 from workermon_queues.classify import FailureClassifier, parse_rules
 
-from .audit import AuditStore
-from .audit_models import AuditAction
-from .audited import SUCCEEDED, Auditor, Target
+from .audit.auditor import SUCCEEDED, Auditor, Target
+from .audit.models import AuditAction
+from .audit.store import AuditStore
 from .board import Board
 from .servicer import MonitorServicer
 

@@ -24,9 +24,9 @@ from workermon_core.peer import Peer
 from workermon_core.validation import queue_name
 from workermon_queues.jobs import JobActions, JobIsActive
 
-from .audit import AuditStore
-from .audit_models import AuditAction
-from .audited import FAILED, SUCCEEDED, Auditor, Done, Target
+from .audit.auditor import FAILED, SUCCEEDED, Auditor, Done, Target
+from .audit.models import AuditAction
+from .audit.store import AuditStore
 from .board import Board
 from .messages import DEFAULT_STATES, job_message, state_name, state_value, summary_message
 

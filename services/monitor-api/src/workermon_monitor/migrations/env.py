@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from workermon_core.migrations import run_environment
-from workermon_monitor.audit_models import AuditBase
+from workermon_monitor.audit.models import AuditBase
 from workermon_monitor.migrate import VERSION_TABLE
 
 run_environment(AuditBase.metadata, VERSION_TABLE)

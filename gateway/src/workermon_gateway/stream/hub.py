@@ -1,35 +1,5 @@
-"""The live stream: one upstream subscription fanned out to every browser as Server-Sent Events.
-
-`GET {base_path}/v1/stream` sends these events (`event:` name, `data:` one JSON object):
-
-- `overview`: GetOverviewResponse in the proto3 JSON mapping, sent when it changes (polled every
-  `stream_overview_interval_seconds`), and at once to a client connecting without Last-Event-ID.
-- `worker`: a worker transition from HeartbeatService.WatchWorkers:
-  `{"type": "WORKER_EVENT_TYPE_ONLINE|..._OFFLINE|..._UPDATED", "workerId", "time" (RFC 3339),
-  "reason", "worker" (Worker JSON, or null when the registry no longer holds it)}`.
-- `incident`: reserved for IncidentService.WatchIncidents (see "Adding a source" below).
-- `status`: `{"upstream": "ok"|"unavailable", "services": {"monitor": "ok", "heartbeat": ...}}`, sent when
-  a source loses or regains its upstream, so the UI can show "reconnecting".
-- `reset`: `{"reason": ...}`: the Last-Event-ID given is older than the replay buffer (or from another
-  gateway process); the client must refetch its state. The current overview follows.
-
-Every event has an id `<epoch-ms>-<seq>`, strictly increasing within a gateway process. Events are kept
-for `stream_replay_seconds` (and at most `max_events`), so a client reconnecting with `Last-Event-ID`
-(the header browsers send, or a `lastEventId` query parameter) receives every event it missed, then live
-ones. Of the missed `overview` events only the newest is replayed: each is a whole snapshot.
-
-One poller and one WatchWorkers call serve every client, whatever their number. Each client has a
-bounded queue; a client that falls behind by more than that is disconnected (and logged) instead of
-letting memory grow. A stream also ends when the token it was opened with expires: the client must
-reconnect with a fresh one.
-
-Adding a source (IncidentService): write a class with a `name` ("incident") and
-`async def run(self, sink: SourceSink) -> None` that follows WatchIncidents, calls `sink.connected()`
-once the upstream answers and `sink.publish("incident", json_of(event))` per event, and raises on an
-upstream failure (returning counts as a failure too). Pass it in `LiveStream(..., sources=[...])` or
-`live.add_source(...)` before `start()`: the stream retries it with backoff and reports its health in
-`status` events like the built-in ones.
-"""
+"""The hub of the live stream: numbered events kept for replay, sources run with backoff, and the
+bounded per-client subscriptions they are fanned out to."""
 
 from __future__ import annotations
 
@@ -42,51 +12,28 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlencode
+from typing import Any
 
 import anyio
 import grpc
 import structlog
-from google.protobuf import json_format
-from google.protobuf.message import Message
-from sse_starlette import EventSourceResponse
-from sse_starlette.sse import SendTimeoutError
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
 
-from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
-from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
-from workermon_core.auth import Principal, bearer_token
-from workermon_core.errors import Unauthenticated
 from workermon_core.peer import Peer
-from workermon_core.settings import Settings
+
+from .sources import OVERVIEW, RESET, STATUS, OverviewPoller, Source, SourceSink, WorkerFollower
 
 log = structlog.get_logger("workermon.gateway.stream")
 
-OVERVIEW = "overview"
-WORKER = "worker"
-INCIDENT = "incident"
-STATUS = "status"
-RESET = "reset"
 
-KEEPALIVE_SECONDS = 15.0
-SEND_TIMEOUT_SECONDS = 30.0
 DEFAULT_MAX_EVENTS = 10_000
+
+
 DEFAULT_CLIENT_QUEUE = 256
-RPC_TIMEOUT_SECONDS = 5.0
-# A WatchWorkers call still open this long after it was sent has been accepted (auth passed).
-WATCH_SETTLE_SECONDS = 1.0
+
+
 _EVENT_ID_RE = re.compile(r"^(\d{1,16})-(\d{1,19})$")
-
-
-def json_of(message: Message) -> dict[str, Any]:
-    """A message in the proto3 JSON mapping (lowerCamelCase), zero values included."""
-    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,110 +53,6 @@ def _encode(event_id: str | None, kind: str, data: dict[str, Any]) -> bytes:
     head = f"id: {event_id}\n" if event_id is not None else ""
     # json.dumps escapes newlines inside strings, so the payload is one `data:` line.
     return f"{head}event: {kind}\ndata: {text}\n\n".encode()
-
-
-class Verifier(Protocol):
-    """What checks a bearer token (TokenAuthority, or any verifier with the same method)."""
-
-    def verify(self, token: str) -> Principal:
-        """The token's principal, or Unauthenticated."""
-        ...
-
-
-class SourceSink:
-    """What a source is handed: publish events, and say its upstream is reachable."""
-
-    def __init__(self, live: LiveStream, name: str) -> None:
-        self._live = live
-        self.name = name
-        self.reached = False
-
-    def publish(self, kind: str, data: dict[str, Any]) -> StreamEvent:
-        """Send an event to every client (and keep it for replay)."""
-        return self._live.publish(kind, data)
-
-    def connected(self) -> None:
-        """The upstream answered: clears an outage (a `status` event) and resets the backoff."""
-        self.reached = True
-        self._live._set_health(self.name, True)
-
-
-class Source(Protocol):
-    """An upstream feed of events; `run` follows it until cancelled and raises when it fails."""
-
-    name: str
-
-    async def run(self, sink: SourceSink) -> None:
-        """Follow the upstream, publishing through `sink`."""
-        ...
-
-
-class OverviewPoller:
-    """GetOverview every `interval`; an `overview` event only when the answer changed."""
-
-    name = "monitor"
-
-    def __init__(
-        self,
-        monitor: Peer[mon_grpc.MonitorServiceStub],
-        interval: float,
-        timeout: float = RPC_TIMEOUT_SECONDS,
-    ) -> None:
-        self.monitor = monitor
-        self.interval = interval
-        self.timeout = timeout
-        # Kept across reconnects: an unchanged overview after an outage is not news.
-        self._last: dict[str, Any] | None = None
-
-    async def run(self, sink: SourceSink) -> None:
-        """Poll until cancelled; a failed call raises (the stream retries with backoff)."""
-        while True:
-            reply = await self.monitor.stub.GetOverview(mon_pb.GetOverviewRequest(), timeout=self.timeout)
-            sink.connected()
-            data = json_of(reply)
-            if data != self._last:
-                self._last = data
-                sink.publish(OVERVIEW, data)
-            await asyncio.sleep(self.interval)
-
-
-def worker_event_json(event: hb_pb.WatchWorkersResponse) -> dict[str, Any]:
-    """The `worker` event payload for one WatchWorkers transition."""
-    return {
-        "type": hb_pb.WorkerEventType.Name(event.type),
-        "workerId": event.worker_id,
-        "time": event.event_time.ToJsonString() if event.HasField("event_time") else None,
-        "reason": event.reason,
-        "worker": json_of(event.worker) if event.HasField("worker") else None,
-    }
-
-
-class WorkerFollower:
-    """Follows WatchWorkers, resuming after the last upstream event id, so an upstream blip loses nothing."""
-
-    name = "heartbeat"
-
-    def __init__(self, heartbeat: Peer[hb_grpc.HeartbeatServiceStub], after_event_id: str = "") -> None:
-        self.heartbeat = heartbeat
-        self.after_event_id = after_event_id
-
-    async def run(self, sink: SourceSink) -> None:
-        """Follow the stream until cancelled; raise when it fails or ends."""
-        call = self.heartbeat.stub.WatchWorkers(hb_pb.WatchWorkersRequest(after_event_id=self.after_event_id))
-        # The server sends nothing (not even headers) until a transition happens, while a call that
-        # cannot connect, or is refused, fails at once: one still open a moment later has reached it.
-        settled = asyncio.get_running_loop().call_later(
-            WATCH_SETTLE_SECONDS, lambda: None if call.done() else sink.connected()
-        )
-        try:
-            async for event in call:
-                sink.connected()
-                self.after_event_id = event.event_id
-                sink.publish(WORKER, worker_event_json(event))
-        finally:
-            settled.cancel()
-            call.cancel()
-        raise ConnectionError("WatchWorkers ended")
 
 
 class Subscription:
@@ -473,100 +316,3 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, grpc.aio.AioRpcError):
         return f"{exc.code().name}: {exc.details()}"
     return f"{type(exc).__name__}: {exc}"
-
-
-def error_response(code: int, status: str, message: str) -> JSONResponse:
-    """The gateway's error shape."""
-    headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
-    body = {"error": {"code": code, "status": status, "message": message, "details": []}}
-    return JSONResponse(body, status_code=code, headers=headers)
-
-
-def _redact_token(scope: Scope) -> None:
-    # The access log prints the query string: keep the token out of it (and out of anything after).
-    raw = scope.get("query_string", b"")
-    if b"access_token" not in raw:
-        return
-    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
-    scope["query_string"] = urlencode(
-        [(k, "REDACTED" if k == "access_token" else v) for k, v in pairs]
-    ).encode("latin-1")
-
-
-class StreamEndpoint:
-    """The ASGI endpoint of the stream: authenticate, subscribe, stream until closed or dropped."""
-
-    def __init__(
-        self,
-        live: LiveStream,
-        authority: Verifier,
-        *,
-        keepalive_seconds: float = KEEPALIVE_SECONDS,
-        send_timeout: float = SEND_TIMEOUT_SECONDS,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self.live = live
-        self.authority = authority
-        self.keepalive_seconds = keepalive_seconds
-        self.send_timeout = send_timeout
-        self.clock = clock
-
-    def _principal(self, request: Request) -> Principal:
-        header = request.headers.get("authorization")
-        if header is not None:
-            token = bearer_token((("authorization", header),))
-        else:
-            token = request.query_params.get("access_token", "").strip()
-            if not token:
-                raise Unauthenticated(
-                    "missing bearer token: send 'Authorization: Bearer <token>' or ?access_token=<token>"
-                )
-        return self.authority.verify(token)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Serve one client."""
-        request = Request(scope, receive)
-        try:
-            principal = self._principal(request)
-        except Unauthenticated as exc:
-            await error_response(401, "UNAUTHENTICATED", exc.message)(scope, receive, send)
-            return
-        finally:
-            _redact_token(scope)
-        if principal.role == "worker":
-            denied = error_response(403, "PERMISSION_DENIED", "role 'worker' may not watch the stream")
-            await denied(scope, receive, send)
-            return
-        last = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
-        sub = self.live.subscribe(last, expires_at=principal.expires_at)
-        response = EventSourceResponse(
-            sub.frames(self.clock),
-            ping=self.keepalive_seconds,
-            sep="\n",
-            send_timeout=self.send_timeout,
-        )
-        try:
-            with anyio.CancelScope() as cancel_scope:
-                sub.cancel_scope = cancel_scope
-                await response(scope, receive, send)
-        except SendTimeoutError:
-            self.live.drop(sub, f"a write took more than {self.send_timeout}s")
-        finally:
-            self.live.unsubscribe(sub)
-
-
-def stream_routes(
-    settings: Settings,
-    live: LiveStream,
-    authority: Verifier,
-    *,
-    keepalive_seconds: float = KEEPALIVE_SECONDS,
-    send_timeout: float = SEND_TIMEOUT_SECONDS,
-) -> list[Route]:
-    """`GET {base_path}/v1/stream`: the live stream, for any role but `worker`.
-
-    The token comes from `Authorization: Bearer` or, since a browser's EventSource cannot send headers,
-    an `access_token` query parameter (redacted from the access log).
-    """
-    endpoint = StreamEndpoint(live, authority, keepalive_seconds=keepalive_seconds, send_timeout=send_timeout)
-    return [Route(f"{settings.base_path}/v1/stream", endpoint, methods=["GET"], name="stream")]

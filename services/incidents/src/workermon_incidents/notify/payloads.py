@@ -21,8 +21,8 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from .notify import NotifyEvent, TransitionKind, rfc3339
-from .notify_channels import Channel, ChannelType
+from .channels import Channel, ChannelType
+from .events import NotifyEvent, TransitionKind, rfc3339
 
 # Alertmanager's endsAt for an alert that has not ended.
 ZERO_TIME = "0001-01-01T00:00:00Z"

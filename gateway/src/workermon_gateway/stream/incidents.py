@@ -8,7 +8,7 @@ from workermon.incidents.v1 import incident_service_pb2 as inc_pb
 from workermon.incidents.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon_core.peer import Peer
 
-from .stream import WATCH_SETTLE_SECONDS, SourceSink, json_of
+from .sources import WATCH_SETTLE_SECONDS, SourceSink, json_of
 
 INCIDENT = "incident"
 

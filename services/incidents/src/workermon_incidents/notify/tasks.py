@@ -45,11 +45,11 @@ from workermon_core.redis_store import key_prefix
 from workermon_core.server import Outage
 from workermon_core.settings import Settings
 
-from .notify import NotifyEvent, TransitionKind, TransitionLike, kind_of, snapshot
-from .notify_channels import MAX_TIMEOUT_SECONDS, Channel, ChannelType, load_channels
-from .notify_models import AttemptOutcome, DeliveryStatus
-from .notify_payloads import TemplateRenderError, email_message, http_body
-from .notify_store import Attempt, Delivery, DeliveryStore, NewDelivery
+from .channels import MAX_TIMEOUT_SECONDS, Channel, ChannelType, load_channels
+from .events import NotifyEvent, TransitionKind, TransitionLike, kind_of, snapshot
+from .models import AttemptOutcome, DeliveryStatus
+from .payloads import TemplateRenderError, email_message, http_body
+from .store import Attempt, Delivery, DeliveryStore, NewDelivery
 
 log = structlog.get_logger("workermon.incidents.notify")
 

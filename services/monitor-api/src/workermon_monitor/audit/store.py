@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workermon_core.errors import Unavailable
 
-from .audit_models import AuditAction, AuditEntityType, AuditOutcome, AuditRole, audit_log
+from .models import AuditAction, AuditEntityType, AuditOutcome, AuditRole, audit_log
 
 DEFAULT_RETENTION = timedelta(days=90)
 DEFAULT_PRUNE_BATCH = 5_000

@@ -23,8 +23,8 @@ from workermon_core import context
 from workermon_core.auth import role_allows, role_name
 from workermon_core.errors import DomainError, PermissionDenied, Unavailable, translate
 
-from .audit import AuditEntry, AuditStore
-from .audit_models import AuditAction
+from .models import AuditAction
+from .store import AuditEntry, AuditStore
 
 log = structlog.get_logger("workermon.monitor.audit")
 

@@ -318,7 +318,7 @@ def _template(source: object) -> Template:
 def _try_template(channel: Channel) -> None:
     # Rendered once against a sample incident, so a template that can never produce JSON stops the
     # start instead of failing every notification later.
-    from .notify_payloads import TemplateRenderError, render_template, sample_event
+    from .payloads import TemplateRenderError, render_template, sample_event
 
     try:
         render_template(channel, sample_event())

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from workermon_core.errors import Unavailable
 
-from .notify_models import AttemptOutcome, DeliveryStatus, attempts_table, deliveries_table
+from .models import AttemptOutcome, DeliveryStatus, attempts_table, deliveries_table
 
 Clock = Callable[[], datetime]
 

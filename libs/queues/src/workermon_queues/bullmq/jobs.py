@@ -26,8 +26,6 @@ from typing import Any
 import redis.asyncio as aioredis
 from bullmq import Queue
 
-from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
-from workermon_core.redis_store import integer, text
 from workermon_queues.classify import FailureClassifier
 from workermon_queues.jobs import (
     CLEANABLE_STATES,
@@ -38,6 +36,9 @@ from workermon_queues.jobs import (
     JobSummary,
     TimelineEntry,
 )
+
+from ..errors import FailedPrecondition, InvalidArgument, NotFound
+from ..replies import integer, text
 
 __all__ = ["MAX_EXAMINED", "MAX_PAGE_SIZE", "BullMQJobs"]
 

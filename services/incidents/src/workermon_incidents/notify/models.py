@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import IncidentBase, IncidentId
+from ..models import IncidentBase, IncidentId
 
 
 class DeliveryStatus(StrEnum):

@@ -1,0 +1,6 @@
+"""BullMQ on Redis: the queue backend (reads) and the job browser and actions."""
+
+from .backend import BullMQBackend, StreamEntry, build_events
+from .jobs import MAX_EXAMINED, MAX_PAGE_SIZE, BullMQJobs
+
+__all__ = ["MAX_EXAMINED", "MAX_PAGE_SIZE", "BullMQBackend", "BullMQJobs", "StreamEntry", "build_events"]

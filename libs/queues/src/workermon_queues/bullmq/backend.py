@@ -1,0 +1,483 @@
+"""BullMQ's implementation of the queue backend: discovery, states, the event stream, finished jobs.
+
+`BullMQBackend` reads BullMQ's Redis layout directly, with pipelined raw commands and no Lua, so a
+collector can describe 1,000+ queues in a couple of round trips without blocking Redis.
+
+BullMQ event stream (`<prefix>:<queue>:events`), as verified against python bullmq 3.4.4 and Node
+BullMQ 6.7.0 with real workers (both write the same entries; fields other than `event`/`jobId` shown
+where present):
+
+* job that completes::
+
+      added(name) -> waiting -> active(prev=waiting) -> completed(returnvalue, prev=active)
+      [-> drained, when the queue became empty]
+
+* failed attempt that will be retried, with backoff: no `failed` entry at all, only::
+
+      active(prev=waiting) -> delayed(delay=<ts of retry>)       # moveToDelayed, no `prev` field
+      ... -> waiting(prev=delayed) -> active(prev=waiting)         # when the backoff expires
+
+* failed attempt that will be retried immediately (no backoff): no `failed` entry either::
+
+      active(prev=waiting) -> waiting(prev=active) -> active(prev=waiting)
+
+* the last attempt fails (attempts exhausted; also a job without `attempts`, which BullMQ stores as
+  `attempts: 0`)::
+
+      failed(failedReason, prev=active) -> retries-exhausted(attemptsMade=N)   # adjacent entries
+
+* failed early with attempts left (UnrecoverableError, discarded job, backoff strategy returning -1):
+  `failed(failedReason, prev=active)` with no `retries-exhausted` after it.
+
+* removeOnComplete / removeOnFail: the stream is unchanged (`completed` / `failed` +
+  `retries-exhausted` are written; only the job hash and its completed/failed ZSET member are gone).
+
+* a stalled job put back: `waiting(prev=active)` immediately followed by `stalled` for the same job.
+* a job added with a delay: `added` immediately followed by `delayed` for the same job.
+
+So in BullMQ a `failed` entry always means a final failure, and a retried attempt shows up only as a
+`delayed` or `waiting(prev=active)` entry. `QueueEvent.will_retry` is derived accordingly:
+
+* `failed` -> `will_retry=False`, always; `attempts_made` is taken from the adjacent
+  `retries-exhausted` entry (None when the job failed early).
+* `delayed` -> `will_retry=True` unless the job's previous entry in the read (including the entry at
+  the cursor) shows it was not active (`added`, `delayed`, `waiting-children`, ...): a retry with
+  backoff always comes straight from `active`, a new delayed job always right after its `added`.
+* `waiting(prev=active)` -> `will_retry=True` unless the next entry is `stalled` for the same job.
+
+A consumer therefore counts final failures as `kind == "failed"` and retried attempts as
+`will_retry` events. What the stream cannot tell apart (and is counted as a retry): a processor
+moving its own job to delayed (`job.moveToDelayed` + DelayedError), Node's manual rate limit
+(RateLimitError puts the job back with `waiting(prev=active)`), and a delayed parent released by its
+children or a `changeDelay` whose earlier entries lie before the cursor.
+
+Stream capping: every script that finishes or adds a job trims the stream to `opts.maxLenEvents` from
+the queue's meta hash (written as 10,000 when missing; Node sets it from `streams.events.maxLen`),
+with approximate MAXLEN (`~`), so Redis keeps whole radix-tree nodes (up to ~100 entries more). Node
+BullMQ also writes `version` ("bullmq:6.7.0") to the meta hash; python bullmq does not. A queue doing
+more than ~maxLenEvents / 5 jobs between two reads loses entries. `EventBatch.trimmed` then says so:
+the cursor's entry is gone and the stream now starts after it, and the stream was trimmed at all
+(Redis 7's `entries-added` > length; on older servers, length >= maxLenEvents). Trimming does not
+update Redis's `max-deleted-entry-id` (only XDEL does), so that cannot be used. When the cursor was
+exactly the last entry trimmed, a loss is reported although none happened (rare: trimming drops whole
+nodes of ~100 entries)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from ..backend import EventBatch, FinishedJob, QueueEvent, QueueState
+from ..replies import integer, text
+
+_STREAM_ID = re.compile(r"^(\d+)(?:-(\d+))?$")
+
+
+_GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
+
+
+StreamEntry = tuple[str, Mapping[str, str]]
+
+
+def _normalize_id(stream_id: str) -> str:
+    """`5` -> `5-0`; raises ValueError for anything that is not a stream id."""
+    match = _STREAM_ID.match(stream_id)
+    if not match:
+        raise ValueError(f"not a stream id: {stream_id!r}")
+    return f"{int(match.group(1))}-{int(match.group(2) or 0)}"
+
+
+def _id_key(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _entry(raw: Any) -> StreamEntry:
+    eid, fields = raw
+    return text(eid), {text(k): text(v) for k, v in (fields or {}).items()}
+
+
+def _is(entry: Mapping[str, str] | None, kind: str, job_id: str) -> bool:
+    return entry is not None and entry.get("event") == kind and entry.get("jobId") == job_id
+
+
+def build_events(entries: Sequence[StreamEntry], after: str | None, count: int) -> list[QueueEvent]:
+    """Turn raw stream entries into events, deciding `will_retry` from their neighbours.
+
+    `entries` is an inclusive read from `after`: optionally the entry at `after` itself (context only),
+    then up to `count` entries to return, then optionally one more (look-ahead only). Context and
+    look-ahead let an entry at a batch edge be judged exactly as in the middle of a batch.
+    """
+    start = 1 if entries and after is not None and entries[0][0] == after else 0
+    body = entries[start : start + count]
+    lookahead = entries[start + count] if len(entries) > start + count else None
+    last_kind: dict[str, str] = {}
+    if start:
+        context = entries[0][1]
+        if context.get("jobId"):
+            last_kind[context["jobId"]] = context.get("event", "")
+
+    events: list[QueueEvent] = []
+    for i, (event_id, fields) in enumerate(body):
+        following = body[i + 1][1] if i + 1 < len(body) else (lookahead[1] if lookahead else None)
+        kind = fields.get("event", "")
+        job_id = fields.get("jobId", "")
+        prev = fields.get("prev", "")
+        reason = ""
+        attempts: int | None = None
+        will_retry = False
+        if kind == "failed":
+            reason = fields.get("failedReason", "")
+            if following is not None and _is(following, "retries-exhausted", job_id):
+                attempts = integer(following.get("attemptsMade"))
+        elif kind == "retries-exhausted":
+            attempts = integer(fields.get("attemptsMade"))
+        elif kind == "delayed":
+            # A retry with backoff goes active -> delayed; a new delayed job's `added` is right before.
+            will_retry = last_kind.get(job_id, "active") == "active"
+        elif kind == "waiting" and prev == "active":
+            # Stalled-job recovery writes the same entry, then `stalled` for that job straight after.
+            will_retry = not _is(following, "stalled", job_id)
+        if job_id:
+            last_kind[job_id] = kind
+        events.append(
+            QueueEvent(
+                event_id=event_id,
+                time_ms=_id_key(event_id)[0],
+                kind=kind,
+                job_id=job_id,
+                reason=reason,
+                attempts_made=attempts,
+                will_retry=will_retry,
+                prev=prev,
+            )
+        )
+    return events
+
+
+def _glob_escape(text: str) -> str:
+    return _GLOB_SPECIAL.sub(r"\\\1", text)
+
+
+class BullMQBackend:
+    """`QueueBackend` over BullMQ's Redis keys (`<prefix>:<queue>:<type>`), read with raw commands.
+
+    `queues` are always monitored; with `discover=True` queues found by SCAN are added. The client
+    may use `decode_responses` either way; it is not closed here (its owner closes it).
+    """
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        prefix: str = "bull",
+        queues: Sequence[str] = (),
+        discover: bool = True,
+    ) -> None:
+        if not prefix:
+            raise ValueError("prefix must not be empty")
+        self.redis = redis
+        self.prefix = prefix
+        self.queues = list(dict.fromkeys(q for q in queues if q))
+        self.discover_enabled = discover
+
+    def key(self, queue: str, kind: str) -> str:
+        """The Redis key of one of a queue's structures (`wait`, `meta`, `events`, a job id, ...)."""
+        return f"{self.prefix}:{queue}:{kind}"
+
+    # -- discovery ---------------------------------------------------------------------------------
+
+    async def discover(self) -> list[str]:
+        """Configured queues plus, when enabled, every queue with a meta hash or id counter.
+
+        Uses SCAN (never KEYS). Names containing ':' are not discovered: BullMQ (Node) forbids them,
+        and such keys usually belong to a longer prefix (`bull:tenant:q:meta` is queue `q` under
+        `bull:tenant`); a queue whose name has ':' can still be configured explicitly.
+        """
+        names = set(self.queues)
+        if self.discover_enabled:
+            names.update(await self._scan_queues())
+        return sorted(names)
+
+    async def _scan_queues(self) -> set[str]:
+        # One pass matching both `:meta` and `:id` (a glob cannot say "meta or id"); the exact suffix is
+        # checked below, so job keys whose id starts with "me"/"id" cost only a little transfer.
+        pattern = _glob_escape(self.prefix) + ":*:[mi][ed]*"
+        head = len(self.prefix) + 1
+        candidates: list[tuple[str, str, str]] = []  # key, queue name, expected TYPE
+        cursor: int = 0
+        while True:
+            cursor, keys = await self.redis.scan(cursor, match=pattern, count=1000)
+            for raw in keys:
+                try:
+                    key = raw.decode() if isinstance(raw, bytes) else raw
+                except UnicodeDecodeError:
+                    continue
+                for suffix, expected in ((":meta", "hash"), (":id", "string")):
+                    if key.endswith(suffix):
+                        name = key[head : -len(suffix)]
+                        if name and ":" not in name:
+                            candidates.append((key, name, expected))
+            if not cursor:
+                break
+        if not candidates:
+            return set()
+        # A key shaped like a queue's but of the wrong type belongs to something else.
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key, _, _ in candidates:
+                pipe.type(key)
+            types = await pipe.execute()
+        return {
+            name
+            for (_, name, expected), kind in zip(candidates, types, strict=True)
+            if text(kind) == expected
+        }
+
+    # -- state -------------------------------------------------------------------------------------
+
+    async def states(self, names: Sequence[str], now_ms: int) -> dict[str, QueueState]:
+        """Counts, paused flag and oldest waiting age of every named queue.
+
+        One pipelined round trip for all queues' counts, a second for the `timestamp` of each queue's
+        next-in-line jobs (a third only for queues still holding jobs in the pre-v5 `paused` list).
+        `waiting` includes jobs in that legacy list. A queue whose keys are not BullMQ's (a key of
+        another type) is left out of the result rather than failing the others.
+        """
+        queues = list(dict.fromkeys(names))
+        if not queues:
+            return {}
+        per_queue = 11
+        async with self.redis.pipeline(transaction=False) as pipe:
+            command = pipe.execute_command
+            for name in queues:
+                base = f"{self.prefix}:{name}:"
+                command("LLEN", base + "wait")
+                command("LLEN", base + "active")
+                command("ZCARD", base + "delayed")
+                command("ZCARD", base + "prioritized")
+                command("ZCARD", base + "waiting-children")
+                command("ZCARD", base + "completed")
+                command("ZCARD", base + "failed")
+                # The meta hash's other fields (always written by BullMQ) tell that the queue exists.
+                command("HMGET", base + "meta", "paused", "opts.maxLenEvents", "version")
+                command("LLEN", base + "paused")
+                command("LINDEX", base + "wait", -1)
+                command("ZRANGE", base + "prioritized", 0, 0)
+            # Per-command errors (a key of another type) must not cost the other queues their state.
+            replies = await pipe.execute(raise_on_error=False)
+
+        slices = {name: replies[i * per_queue : (i + 1) * per_queue] for i, name in enumerate(queues)}
+        broken = {name for name, r in slices.items() if any(isinstance(v, Exception) for v in r)}
+        # Next-in-line job ids per queue; legacy paused lists need their tail looked up first.
+        heads: dict[str, list[str]] = {}
+        legacy: list[str] = []
+        for name, r in slices.items():
+            if name in broken:
+                continue
+            ids = [text(r[9])] if r[9] is not None else []
+            ids += [text(j) for j in r[10]]
+            heads[name] = [j for j in ids if not j.startswith("0:")]  # pre-v5 marker entries
+            if r[8]:
+                legacy.append(name)
+        timestamps = await self._head_timestamps(heads, legacy)
+
+        result: dict[str, QueueState] = {}
+        for name, r in slices.items():
+            if name in broken:
+                continue
+            counts = [int(v) for v in r[:7]]
+            meta = r[7]
+            legacy_waiting = int(r[8])
+            oldest = timestamps.get(name)
+            result[name] = QueueState(
+                name=name,
+                waiting=counts[0] + legacy_waiting,
+                active=counts[1],
+                delayed=counts[2],
+                prioritized=counts[3],
+                waiting_children=counts[4],
+                completed=counts[5],
+                failed=counts[6],
+                paused=meta[0] is not None,
+                oldest_waiting_ms=None if oldest is None else max(now_ms - oldest, 0),
+                exists=any(v is not None for v in meta) or any(counts) or legacy_waiting > 0,
+            )
+        return result
+
+    async def _head_timestamps(self, heads: Mapping[str, list[str]], legacy: Sequence[str]) -> dict[str, int]:
+        """Smallest `timestamp` among each queue's next-in-line jobs."""
+        wanted = [(name, job_id) for name, ids in heads.items() for job_id in ids]
+        if not wanted and not legacy:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for name, job_id in wanted:
+                pipe.execute_command("HGET", self.key(name, job_id), "timestamp")
+            for name in legacy:
+                pipe.execute_command("LINDEX", self.key(name, "paused"), -1)
+            replies = await pipe.execute(raise_on_error=False)
+        values = replies[: len(wanted)]
+        tails = replies[len(wanted) :]
+        extra = [
+            (name, text(t))
+            for name, t in zip(legacy, tails, strict=True)
+            if t is not None and not isinstance(t, Exception)
+        ]
+        if extra:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name, job_id in extra:
+                    pipe.execute_command("HGET", self.key(name, job_id), "timestamp")
+                values += await pipe.execute(raise_on_error=False)
+                wanted += extra
+        oldest: dict[str, int] = {}
+        for (name, _), value in zip(wanted, values, strict=True):
+            ts = None if isinstance(value, Exception) else integer(value)
+            if ts is not None and (name not in oldest or ts < oldest[name]):
+                oldest[name] = ts
+        return oldest
+
+    # -- events ------------------------------------------------------------------------------------
+
+    async def read_events(self, queue: str, after: str | None, count: int = 1000) -> EventBatch:
+        """Up to `count` events after the stream id `after` (non-blocking; one round trip).
+
+        `after=None` starts at the current end: no events, `last_id` = the newest id. Pass the
+        returned `last_id` as the next `after`.
+        """
+        return (await self.read_events_many({queue: after}, count))[queue]
+
+    async def read_events_many(
+        self, cursors: Mapping[str, str | None], count: int = 1000
+    ) -> dict[str, EventBatch]:
+        """`read_events` for many queues in one pipelined round trip (queue -> cursor)."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        plan = [(queue, None if after is None else _normalize_id(after)) for queue, after in cursors.items()]
+        if not plan:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue, after in plan:
+                stream = self.key(queue, "events")
+                if after is not None:
+                    # Inclusive of `after` (context) and one past `count` (look-ahead): see build_events.
+                    pipe.execute_command("XRANGE", stream, after, "+", "COUNT", count + 2)
+                pipe.xinfo_stream(stream)
+                pipe.execute_command("HGET", self.key(queue, "meta"), "opts.maxLenEvents")
+            replies = await pipe.execute(raise_on_error=False)
+
+        batches: dict[str, EventBatch] = {}
+        position = 0
+        for queue, after in plan:
+            raw_entries: Any = None
+            if after is not None:
+                raw_entries = replies[position]
+                position += 1
+            info, max_len = replies[position], replies[position + 1]
+            position += 2
+            for reply in (raw_entries, max_len):
+                if isinstance(reply, Exception):
+                    raise reply
+            if isinstance(info, ResponseError):
+                info = None  # no stream (yet, or any more)
+            elif isinstance(info, Exception):
+                raise info
+            batches[queue] = self._batch(after, count, raw_entries, info, integer(max_len))
+        return batches
+
+    @staticmethod
+    def _batch(
+        after: str | None, count: int, raw_entries: Any, info: Mapping[str, Any] | None, max_len: int | None
+    ) -> EventBatch:
+        last_generated = text(info["last-generated-id"]) if info else None
+        if after is None:
+            return EventBatch(events=[], last_id=last_generated, trimmed=False, max_len=max_len)
+        entries = [_entry(e) for e in raw_entries or []]
+        events = build_events(entries, after, count)
+        trimmed = False
+        if info and not (entries and entries[0][0] == after):
+            # The cursor entry is gone. Trimming drops the oldest entries first, so while it exists
+            # nothing newer was lost; without it, entries between the cursor and the stream's first
+            # entry may have been (or the cursor was the last of the dropped ones: we cannot tell).
+            length = int(info["length"])
+            added = info.get("entries-added")  # Redis 7+
+            # Before Redis 7: BullMQ trims with MAXLEN ~, which never leaves fewer than max_len entries.
+            ever_trimmed = int(added) > length if added is not None else max_len is None or length >= max_len
+            first = info.get("first-entry")
+            oldest_left = text(first[0]) if first else last_generated
+            trimmed = ever_trimmed and oldest_left is not None and _id_key(oldest_left) > _id_key(after)
+        if events:
+            last_id: str | None = events[-1].event_id
+        elif trimmed:
+            last_id = last_generated  # everything up to it is gone: do not report the same loss again
+        else:
+            last_id = after
+        return EventBatch(events=events, last_id=last_id, trimmed=trimmed, max_len=max_len)
+
+    async def latest_event_id(self, queue: str) -> str | None:
+        """Id of the newest entry added to the queue's event stream (None without a stream)."""
+        try:
+            info = await self.redis.xinfo_stream(self.key(queue, "events"))
+        except ResponseError:
+            return None
+        return text(info["last-generated-id"])
+
+    # -- finished jobs -----------------------------------------------------------------------------
+
+    async def finished_between(
+        self, queue: str, start_ms: int, end_ms: int, limit: int = 10_000
+    ) -> list[FinishedJob]:
+        """Jobs that finished in [start_ms, end_ms), earliest first, at most `limit` (two round trips).
+
+        BullMQ scores its completed/failed ZSETs by finishedOn. Jobs removed on completion/failure (or
+        trimmed by keep-count/age) are not there; jobs removed between the two round trips are skipped.
+        """
+        return (await self.finished_between_many([queue], start_ms, end_ms, limit))[queue]
+
+    async def finished_between_many(
+        self, queues: Sequence[str], start_ms: int, end_ms: int, limit: int = 10_000
+    ) -> dict[str, list[FinishedJob]]:
+        """`finished_between` for many queues in two round trips for all of them together."""
+        result: dict[str, list[FinishedJob]] = {q: [] for q in queues}
+        if end_ms <= start_ms or limit < 1 or not queues:
+            return result
+        states: tuple[Literal["completed", "failed"], ...] = ("completed", "failed")
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                for state in states:
+                    pipe.zrangebyscore(
+                        self.key(queue, state), start_ms, f"({end_ms}", start=0, num=limit, withscores=True
+                    )
+            ranges = await pipe.execute()
+        wanted: list[tuple[str, float, str, Literal["completed", "failed"]]] = []
+        for i, queue in enumerate(queues):
+            members: list[tuple[float, str, Literal["completed", "failed"]]] = []
+            for j, state in enumerate(states):
+                members += [(float(score), text(job_id), state) for job_id, score in ranges[2 * i + j]]
+            members.sort()
+            wanted += [(queue, *member) for member in members[:limit]]
+        if not wanted:
+            return result
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue, _, job_id, _ in wanted:
+                pipe.execute_command(
+                    "HMGET", self.key(queue, job_id), "timestamp", "processedOn", "finishedOn", "atm"
+                )
+            fields = await pipe.execute()
+        for (queue, score, job_id, state), values in zip(wanted, fields, strict=True):
+            timestamp, processed, finished, attempts = values
+            enqueued = integer(timestamp)
+            if enqueued is None:
+                continue
+            result[queue].append(
+                FinishedJob(
+                    job_id=job_id,
+                    state=state,
+                    enqueued_ms=enqueued,
+                    started_ms=integer(processed),
+                    finished_ms=integer(finished) if finished is not None else int(score),
+                    attempts_made=integer(attempts),
+                )
+            )
+        return result

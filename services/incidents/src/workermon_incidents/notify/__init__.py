@@ -1,0 +1,1 @@
+"""Incident notifications: channels, payloads, the delivery ledger and the taskiq tasks that send."""
