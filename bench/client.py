@@ -28,11 +28,11 @@ import redis
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
 from workermon_core.redis_store import connect, key_prefix
-from workermon_heartbeat import scripts, service
+from workermon_heartbeat import scripts
 from workermon_heartbeat.store import MAX_COMMANDS_PER_BEAT, fingerprint
 
 from . import workload
-from .server import bench_settings
+from .server import bench_registry, bench_registry_config
 
 BEAT_METHOD = "/workermon.heartbeat.v1.HeartbeatService/Beat"
 BEAT_STREAM_METHOD = "/workermon.heartbeat.v1.HeartbeatService/BeatStream"
@@ -332,7 +332,7 @@ async def _unary(job: UnaryJob, conn: Connection) -> LoadResult:
 
 
 async def _store(job: StoreJob, conn: Connection) -> LoadResult:
-    # The registry comes from service.build, so it is configured exactly as the server's.
+    # The registry is configured exactly as the server's.
     reports = [
         workload.report(i, v)
         for v in range(workload.VARIANTS)
@@ -340,8 +340,7 @@ async def _store(job: StoreJob, conn: Connection) -> LoadResult:
     ]
     redis_client = connect(job.redis_url)
     try:
-        _, servicer = service.build(bench_settings(job.prefix), redis_client)
-        registry = servicer.registry
+        registry = bench_registry(redis_client, job.prefix)
         await redis_client.ping()
         meter = await _await_window(conn, Ready())
         sequence = itertools.count()
@@ -507,10 +506,10 @@ def _register(job: RegisterJob) -> RegisterResult:
     """Pipelined EVALSHA of the service's own Beat script: the registry ends up as if each worker had
     beaten once, without paying a gRPC round trip per worker (registration is not what is measured).
     The argument list is Registry.beat's; the orchestrator checks the result with GetWorkerSummary."""
-    settings = bench_settings(job.prefix)
+    config = bench_registry_config()
     root = key_prefix(job.prefix) + ":hb"
-    window_ms = int(settings.online_window_seconds * 1000)
-    retention = int(settings.offline_retention_hours * 3600)
+    window_ms = int(config.online_window * 1000)
+    retention = int(config.retention)
     client = redis.Redis.from_url(job.redis_url)
     began = time.perf_counter()
     try:
@@ -535,7 +534,7 @@ def _register(job: RegisterJob) -> RegisterResult:
                     rep.instance_id,
                     rep.hostname,
                     "\n".join(sorted(set(rep.queues))),
-                    settings.worker_events_max,
+                    config.events_max,
                     MAX_COMMANDS_PER_BEAT,
                     0,
                 )

@@ -47,18 +47,17 @@ from redis.utils import HIREDIS_AVAILABLE
 
 from workermon.collector.v1 import collector_service_pb2 as pb
 from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
+from workermon_cli.runtime import open_dependencies, start_suite
 from workermon_collector.collector import Collector
 from workermon_collector.follower import MINUTE_MS, EventFollower, minute_of
 from workermon_collector.models import snapshots
 from workermon_collector.rows import SnapshotRow
-from workermon_collector.service import build
 from workermon_collector.store import SnapshotStore
 from workermon_collector.store.parts import MINUTE, floor_time
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
 from workermon_core.logging import configure_logging
 from workermon_core.redis_store import EmbeddedRedis, connect
-from workermon_core.server import start_server
 from workermon_core.settings import load_settings
 from workermon_queues.backend import QueueState
 from workermon_queues.bullmq import BullMQBackend
@@ -688,27 +687,26 @@ class Bench:
         self, db: Database, names: list[str], now: datetime, start: datetime
     ) -> dict[str, Any]:
         """The same queries through CollectorService.QuerySnapshots (server and client in this process)."""
-        settings = load_settings(
-            redis_prefix=self.prefix,
-            queue_prefix=self.bull_prefix,
-            queues="",
-            discover_queues=False,
-            collector_schedule=False,
-            heartbeat_target="127.0.0.1:9",
-        )
         authority = TokenAuthority(secrets.token_urlsafe(48))
-        spec, _ = build(
-            settings,
-            self.redis,
-            self.redis,
-            db.engine,
-            authority,
-            self.redis_url,
-            clock=now.timestamp,
-            schedule=False,
+        core = load_settings(
+            redis_url=self.redis_url, database_url=db.url, redis_prefix=self.prefix, grpc_port=0
         )
-        suite = await start_server([spec], authority, "127.0.0.1:0")
-        gc.freeze()  # as the service does once its server has started
+        deps = open_dependencies(
+            core,
+            overrides={
+                "queue_prefix": self.bull_prefix,
+                "queues": "",
+                "discover_queues": False,
+                "heartbeat_target": "127.0.0.1:9",
+            },
+            options={"collector": {"schedule": False}},
+            authority=authority,
+            clock=now.timestamp,
+        )
+        # As the service does once its server has started, the built objects are frozen (gc.freeze).
+        running = await start_suite(core, "collector", deps)
+        suite = running.server
+        assert suite is not None
         channel = open_channel(f"127.0.0.1:{suite.port}", authority.mint("bench", "viewer"))
         stub = pb_grpc.CollectorServiceStub(channel)
         rng = random.Random(5)
@@ -731,7 +729,7 @@ class Bench:
             result = await self._calls(call, self.plan.grpc_calls)
         finally:
             await channel.close()
-            await suite.stop(0)
+            await running.stop()
         return {**result, "response_bytes": int(median(sizes))}
 
 

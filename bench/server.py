@@ -27,14 +27,14 @@ import sys
 from typing import Any
 
 import grpc
+import redis.asyncio as aioredis
 
-from workermon_cli.runtime import migrate, start_suite
+from workermon_cli.runtime import migrate, open_dependencies, start_suite
 from workermon_core.auth import TokenAuthority
 from workermon_core.logging import configure_logging
-from workermon_core.redis_store import connect
-from workermon_core.server import run_until_signal, start_server
-from workermon_core.settings import Settings, load_settings
-from workermon_heartbeat import service
+from workermon_core.settings import Settings, load, load_settings
+from workermon_heartbeat.settings import HeartbeatSettings
+from workermon_heartbeat.store import Registry, RegistryConfig
 
 SECRET_ENV = "WORKERMON_BENCH_SECRET"
 ECHO_SERVICE = "workermon.bench.v1.Echo"
@@ -51,9 +51,24 @@ SERVER_OPTIONS = [
 ]
 
 
-def bench_settings(prefix: str) -> Settings:
-    """Settings of the measured server; registration in the client processes reads the same ones."""
-    return load_settings(redis_prefix=prefix, grpc_port=0, online_window_seconds=ONLINE_WINDOW_S)
+def bench_settings(prefix: str, redis_url: str) -> Settings:
+    """Process settings of the measured server."""
+    return load_settings(redis_prefix=prefix, grpc_port=0, redis_url=redis_url)
+
+
+def bench_registry_config() -> RegistryConfig:
+    """The registry's configuration in the measured server (the client processes register into it)."""
+    settings = load(HeartbeatSettings, online_window_seconds=ONLINE_WINDOW_S)
+    return RegistryConfig(
+        online_window=settings.online_window_seconds,
+        retention=settings.offline_retention_hours * 3600,
+        events_max=settings.worker_events_max,
+    )
+
+
+def bench_registry(redis: aioredis.Redis, prefix: str) -> Registry:
+    """The registry configured exactly as the measured server's."""
+    return Registry(redis, prefix, bench_registry_config())
 
 
 def _announce(port: int, *more: int) -> None:
@@ -62,17 +77,16 @@ def _announce(port: int, *more: int) -> None:
 
 async def serve_heartbeat(redis_url: str, prefix: str, secret: str) -> None:
     """HeartbeatService with its interceptor, auth, Redis scripts and background loops."""
-    settings = bench_settings(prefix)
+    settings = bench_settings(prefix, redis_url)
     # Production logs at info as JSON; successful beats log nothing, so this costs what it costs there.
     configure_logging("info", "json")
-    redis = connect(redis_url)
-    spec, _ = service.build(settings, redis)
-    suite = await start_server(
-        [spec], TokenAuthority(secret), "127.0.0.1:0", readiness_interval=settings.readiness_interval_seconds
+    deps = open_dependencies(
+        settings, overrides={"online_window_seconds": ONLINE_WINDOW_S}, authority=TokenAuthority(secret)
     )
-    _announce(suite.port)
-    await run_until_signal(suite, grace=1.0)
-    await redis.aclose()
+    suite = await start_suite(settings, "heartbeat", deps)
+    _announce(suite.grpc_port)
+    await _until_signal()
+    await suite.stop()
 
 
 def _free_port() -> int:
@@ -89,19 +103,24 @@ async def serve_monitor(secret: str, http: bool = False) -> None:
     settings = load_settings(jwt_secret=secret, grpc_port=_free_port(), **overrides)
     configure_logging(settings.log_level, settings.log_format)
     await migrate(settings)
-    suite = await start_suite(settings, "all", http=http)
+    suite = await start_suite(settings, "all" if http else "services")
+    gateway = suite.gateway
+    if gateway is not None:
+        _announce(suite.grpc_port, gateway.port)
+    else:
+        _announce(suite.grpc_port)
+    try:
+        await _until_signal()
+    finally:
+        await suite.stop()
+
+
+async def _until_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    if suite.http is not None:
-        _announce(suite.server.port, suite.http.port)
-    else:
-        _announce(suite.server.port)
-    try:
-        await stop.wait()
-    finally:
-        await suite.stop()
+    await stop.wait()
 
 
 async def _echo(request: bytes, _context: Any) -> bytes:

@@ -21,24 +21,19 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from tests.support.fakes import TEST_SECRET, FakeClock
 from workermon_core.auth import TokenAuthority
 from workermon_core.db import create_engine, normalize_url
 from workermon_core.redis_store import EmbeddedRedis, connect
 
-TEST_SECRET = "test-secret-" + "x" * 40
+# Test-harness variables, not settings of the suite: where Chromium is.
+_KEPT = {"WORKERMON_CHROMIUM"}
 
 
-class FakeClock:
-    """A clock tests move by hand (seconds since the epoch)."""
-
-    def __init__(self, start: float = 1_800_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests are hermetic: no WORKERMON_* setting of the caller's shell reaches a test."""
+    for name in [n for n in os.environ if n.startswith("WORKERMON_") and n not in _KEPT]:
+        del os.environ[name]
 
 
 @pytest.fixture(scope="session")

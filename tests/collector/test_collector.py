@@ -15,7 +15,7 @@ from bullmq import Job, Queue, Worker
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from tests.conftest import FakeClock
+from tests.support.fakes import FakeClock
 from workermon_collector.collector import Collector
 from workermon_collector.follower import MINUTE_MS, EventFollower, minute_of
 from workermon_collector.rows import SnapshotRow

@@ -15,6 +15,7 @@ from bullmq import Queue
 from google.protobuf import duration_pb2, timestamp_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.suites import start_modules
 from workermon.collector.v1 import collector_service_pb2 as pb
 from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
 from workermon_collector import service
@@ -22,8 +23,7 @@ from workermon_collector.schedule import COLLECT_TASK, build_schedule
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
 from workermon_core.errors import error_info
-from workermon_core.server import SuiteServer, start_server
-from workermon_core.settings import Settings
+from workermon_core.server import SuiteServer
 
 
 @pytest.fixture
@@ -44,17 +44,21 @@ async def served(
     redis_url: str,
 ) -> AsyncIterator[tuple[SuiteServer, service.CollectorParts]]:
     # Discovery off and one configured queue: the shared test Redis holds other tests' queues too.
-    settings = Settings(
+    suite = await start_modules(
+        "collector",
+        redis_url=redis_url,
+        authority=authority,
+        database_url=engine.url.render_as_string(hide_password=False),
+        migrate_first=False,
         redis_prefix=prefix,
         queues=queue.name,
         discover_queues=False,
         heartbeat_target="127.0.0.1:1",
         collector_schedule=False,
-    )  # type: ignore[call-arg]
-    spec, parts = service.build(settings, redis, redis, engine, authority, redis_url)
-    server = await start_server([spec], authority, "127.0.0.1:0", readiness_interval=0.2)
-    yield server, parts
-    await server.stop(0.5)
+    )
+    assert suite.server is not None
+    yield suite.server, suite.parts("collector")
+    await suite.stop()
 
 
 _channels: list[grpc.aio.Channel] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.schema import schema_drift, table_names
+from tests.support.schema import schema_drift, table_names
 from workermon_collector import migrate
 from workermon_collector.models import Base
 

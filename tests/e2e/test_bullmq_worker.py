@@ -11,10 +11,9 @@ from typing import Any
 
 import grpc
 import pytest
-import redis.asyncio as aioredis
 from bullmq import Job, Queue
 
-from tests.heartbeat.conftest import Running, start_heartbeat
+from tests.support.heartbeat import Running, start_heartbeat
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.auth import TokenAuthority
 from workermon_core.redis_store import EmbeddedRedis, connect
@@ -31,12 +30,12 @@ async def until(check: Callable[[], Awaitable[bool]], limit: float = 20.0, what:
 
 
 @pytest.fixture
-async def live(redis: aioredis.Redis, prefix: str, authority: TokenAuthority) -> AsyncIterator[Running]:
-    running = await start_heartbeat(redis, prefix, authority, time.time, beat_interval_seconds=1)
+async def live(redis_url: str, prefix: str, authority: TokenAuthority) -> AsyncIterator[Running]:
+    running = await start_heartbeat(redis_url, prefix, authority, time.time, beat_interval_seconds=1)
     yield running
     for channel in running.channels:
         await channel.close()
-    await running.server.stop(0.5)
+    await running.stop()
 
 
 @pytest.fixture
@@ -181,7 +180,7 @@ async def test_worker_keeps_processing_while_suite_redis_restarts(
     suite_redis = EmbeddedRedis(tmp_path)
     suite_redis.start()
     client = connect(suite_redis.url)
-    live = await start_heartbeat(client, prefix, authority, time.time, beat_interval_seconds=1)
+    live = await start_heartbeat(suite_redis.url, prefix, authority, time.time, beat_interval_seconds=1)
     worker_id = "e2e-fault-" + uuid.uuid4().hex[:6]
     done: list[str] = []
 
@@ -223,7 +222,7 @@ async def test_worker_keeps_processing_while_suite_redis_restarts(
         assert sorted(done) == sorted(j.id for j in added)
     finally:
         await worker.close(force=True)
-        await live.server.stop(0.5)
+        await live.stop()
         await client.aclose()
         suite_redis.stop()
 

@@ -14,7 +14,8 @@ import pytest
 import redis.asyncio as aioredis
 from google.protobuf import duration_pb2
 
-from tests.queues.conftest import delete_prefix
+from tests.support.bull import delete_prefix
+from tests.support.suites import Config, start_config
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
@@ -22,9 +23,7 @@ from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
 from workermon_cli.demo import start_demo
 from workermon_cli.monitor_cmd import show_audit, show_queues
-from workermon_cli.runtime import migrate, start_suite
 from workermon_core.client import open_channel
-from workermon_core.settings import Settings
 
 
 def _free_port() -> int:
@@ -46,7 +45,7 @@ async def test_every_monitor_rpc_on_the_demo_workload(
     tmp_path: Path, redis_url: str, redis: aioredis.Redis, prefix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     queue_prefix = "wmdemo-" + uuid.uuid4().hex[:8]
-    settings = Settings(
+    config = Config(
         data_dir=tmp_path,
         grpc_port=_free_port(),
         redis_url=redis_url,
@@ -55,9 +54,8 @@ async def test_every_monitor_rpc_on_the_demo_workload(
         queue_prefix=queue_prefix,
         collector_schedule=False,
         live_max_age_seconds=0,
-    )  # type: ignore[call-arg]
-    await migrate(settings)
-    suite = await start_suite(settings)
+    )
+    suite = await start_config(config, "services")
     demo = await start_demo(suite)
     channels: list[grpc.aio.Channel] = []
 
@@ -182,8 +180,8 @@ async def test_every_monitor_rpc_on_the_demo_workload(
         assert all(e.outcome != pb.AUDIT_OUTCOME_PENDING for e in log.audit_logs)
 
         capsys.readouterr()
-        assert await show_queues(settings, suite.grpc_target) == 3
-        assert await show_audit(settings, suite.grpc_target, 5) == 5
+        assert await show_queues(config.core, suite.grpc_target) == 3
+        assert await show_audit(config.core, suite.grpc_target, 5) == 5
         printed = capsys.readouterr().out
         assert "emails" in printed and "INCIDENT_ACKNOWLEDGE" in printed
     finally:

@@ -12,11 +12,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-import redis.asyncio as aioredis
 from bullmq import Queue
 
 from tests.e2e.test_bullmq_worker import _maybe_view, until
-from tests.heartbeat.conftest import Running, start_heartbeat
+from tests.support.heartbeat import Running, start_heartbeat
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.auth import TokenAuthority
 
@@ -24,10 +23,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "worker.py"
 
 
 @pytest.fixture
-async def live(redis: aioredis.Redis, prefix: str, authority: TokenAuthority) -> AsyncIterator[Running]:
-    running = await start_heartbeat(redis, prefix, authority, time.time, beat_interval_seconds=1)
+async def live(redis_url: str, prefix: str, authority: TokenAuthority) -> AsyncIterator[Running]:
+    running = await start_heartbeat(redis_url, prefix, authority, time.time, beat_interval_seconds=1)
     yield running
-    await running.server.stop(0.5)
+    await running.stop()
 
 
 async def test_example_worker(live: Running, redis_url: str) -> None:

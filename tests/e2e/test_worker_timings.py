@@ -11,15 +11,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from bullmq import Job, Queue
 
+from tests.support.suites import start_modules
 from workermon_collector import migrate
-from workermon_collector import service as collector_service
 from workermon_collector.follower import MINUTE_MS, minute_of
 from workermon_collector.heartbeat_peer import HeartbeatPeer
 from workermon_core.auth import TokenAuthority
 from workermon_core.db import create_engine
-from workermon_core.server import start_server
-from workermon_core.settings import Settings
-from workermon_heartbeat import service as heartbeat_service
 from workermon_sdk.bullmq import InstrumentedWorker
 
 
@@ -30,16 +27,21 @@ async def test_removed_jobs_get_durations_from_worker_sketches(
     await migrate.upgrade(url)
     engine = create_engine(url)
     queue = Queue("wm-timings-" + uuid.uuid4().hex[:6], {"connection": redis_url})
-    settings = Settings(
+    suite = await start_modules(
+        ["heartbeat", "collector"],
+        redis_url=redis_url,
+        authority=authority,
+        database_url=url,
+        migrate_first=False,
         redis_prefix=prefix,
         beat_interval_seconds=1,
-        queues=queue.name,  # type: ignore[call-arg]
+        queues=queue.name,
         discover_queues=False,
         collector_schedule=False,
     )
-    hb_spec, _ = heartbeat_service.build(settings, redis)
-    col_spec, parts = collector_service.build(settings, redis, redis, engine, authority, redis_url)
-    server = await start_server([hb_spec, col_spec], authority, "127.0.0.1:0", readiness_interval=0.2)
+    server = suite.server
+    assert server is not None
+    parts = suite.parts("collector")
     # The collector asks HeartbeatService in the same process, over gRPC, like any replica would.
     parts.collector.worker_timings = HeartbeatPeer(f"127.0.0.1:{server.port}", authority).timings
 
@@ -79,7 +81,7 @@ async def test_removed_jobs_get_durations_from_worker_sketches(
         assert samples == 50
     finally:
         await worker.close(force=True)
-        await server.stop(0.5)
+        await suite.stop()
         await queue.obliterate({"force": True})
         await queue.close()
         await engine.dispose()

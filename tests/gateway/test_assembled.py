@@ -9,12 +9,12 @@ import time
 import jwt
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.gateway.conftest import Gateway, until
+from tests.support.gateway import Gateway, until
 from workermon_gateway.users import UserStore, users_path
 
 
 async def test_login_then_call_the_api_as_that_user(gateway: Gateway) -> None:
-    UserStore(users_path(gateway.settings)).add(
+    UserStore(users_path(gateway.settings.gateway, gateway.settings.data_dir)).add(
         "olga", "operator", "correct horse battery staple", replace=True
     )
     anonymous = gateway.client(None)

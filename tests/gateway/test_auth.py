@@ -21,9 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from tests.support.suites import Config
 from workermon_core.auth import TokenAuthority, authority_from_settings, bearer_token
 from workermon_core.errors import Unauthenticated
-from workermon_core.settings import ConfigError, Settings, load_settings
+from workermon_core.settings import ConfigError, Settings
 from workermon_gateway.login import auth_error, login_routes
 from workermon_gateway.security import CONTENT_SECURITY_POLICY, security_middleware
 from workermon_gateway.users import UserStore, users_path
@@ -59,19 +60,19 @@ async def _protected(request: Request) -> Response:
     return JSONResponse({"subject": principal.subject, "role": principal.role})
 
 
-def _app(settings: Settings, authority: TokenAuthority) -> Starlette:
-    users = UserStore(users_path(settings))
+def _app(settings: Config, authority: TokenAuthority) -> Starlette:
+    users = UserStore(users_path(settings.gateway, settings.data_dir))
 
     async def page(request: Request) -> Response:
         return PlainTextResponse("<html>admin</html>", media_type="text/html")
 
     app = Starlette(
         routes=[
-            *login_routes(settings, users, authority),
+            *login_routes(settings.gateway, users, authority),
             Route(PROTECTED, _protected),
             Route("/", page),
         ],
-        middleware=security_middleware(settings),
+        middleware=security_middleware(settings.gateway),
     )
     app.state.authority = authority
     return app
@@ -109,8 +110,8 @@ def idp(tmp_path: Path) -> Idp:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, idp: Idp) -> Settings:
-    return load_settings(
+def settings(tmp_path: Path, idp: Idp) -> Config:
+    return Config(
         data_dir=tmp_path / "data",
         jwt_secret=SECRET,
         jwt_public_key_file=idp.pem_file,
@@ -121,7 +122,7 @@ def settings(tmp_path: Path, idp: Idp) -> Settings:
 
 @pytest.fixture
 def app(settings: Settings) -> Starlette:
-    return _app(settings, authority_from_settings(settings))
+    return _app(settings, authority_from_settings(settings.core))
 
 
 def _token_matrix(idp: Idp) -> dict[str, tuple[str, int, str | None]]:
@@ -185,8 +186,8 @@ async def test_token_matrix(app: Starlette, idp: Idp) -> None:
 
 
 async def test_unknown_kid_with_jwks_only(tmp_path: Path, idp: Idp) -> None:
-    settings = load_settings(data_dir=tmp_path / "d", jwt_secret=SECRET, jwks_file=idp.jwks_file)
-    app = _app(settings, authority_from_settings(settings))
+    settings = Config(data_dir=tmp_path / "d", jwt_secret=SECRET, jwks_file=idp.jwks_file)
+    app = _app(settings, authority_from_settings(settings.core))
     token = jwt.encode(_claims(), idp.jwks_keys["a"], algorithm="RS256", headers={"kid": "zzz"})
     async with _client(app) as client:
         response = await client.get(PROTECTED, headers={"Authorization": f"Bearer {token}"})
@@ -207,9 +208,9 @@ async def test_idp_roles_list(app: Starlette, idp: Idp) -> None:
 
 
 def test_bad_key_file_is_a_config_error(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path, jwks_file=tmp_path / "missing.json")
+    settings = Config(data_dir=tmp_path, jwks_file=tmp_path / "missing.json")
     with pytest.raises(ConfigError, match="WORKERMON_JWKS_FILE"):
-        authority_from_settings(settings)
+        authority_from_settings(settings.core)
 
 
 # --- CORS and security headers --------------------------------------------------------------------
@@ -244,7 +245,7 @@ async def test_cors_allows_listed_origins_only(app: Starlette) -> None:
 
 
 async def test_no_cors_headers_without_origins(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path, jwt_secret=SECRET)
+    settings = Config(data_dir=tmp_path, jwt_secret=SECRET)
     app = _app(settings, TokenAuthority(SECRET))
     async with _client(app) as client:
         response = await client.get("/api/v1/auth/me", headers={"Origin": "https://ops.example.com"})
@@ -257,9 +258,9 @@ async def test_no_cors_headers_without_origins(tmp_path: Path) -> None:
 
 
 def test_malformed_cors_origin_is_a_config_error(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path, cors_origins="https://ok.example.com, ftp://nope")
+    settings = Config(data_dir=tmp_path, cors_origins="https://ok.example.com, ftp://nope")
     with pytest.raises(ConfigError, match="WORKERMON_CORS_ORIGINS"):
-        security_middleware(settings)
+        security_middleware(settings.gateway)
 
 
 async def test_security_headers_on_every_response(app: Starlette) -> None:
@@ -285,13 +286,14 @@ async def test_security_headers_on_every_response(app: Starlette) -> None:
 
 
 async def test_no_store_without_a_base_path(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path, base_path="")
+    settings = Config(data_dir=tmp_path, base_path="")
 
     async def ok(request: Request) -> Response:
         return PlainTextResponse("ok")
 
     app = Starlette(
-        routes=[Route("/v1/thing", ok), Route("/index.html", ok)], middleware=security_middleware(settings)
+        routes=[Route("/v1/thing", ok), Route("/index.html", ok)],
+        middleware=security_middleware(settings.gateway),
     )
     async with _client(app) as client:
         assert (await client.get("/v1/thing")).headers["cache-control"] == "no-store"

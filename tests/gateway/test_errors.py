@@ -14,8 +14,8 @@ import grpc
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET
-from tests.gateway.conftest import Gateway, gateway_settings
+from tests.support.fakes import TEST_SECRET
+from tests.support.gateway import Gateway, gateway_settings
 from workermon_core.auth import TokenAuthority
 from workermon_gateway.app import HttpHandle, build_app, serve_http
 from workermon_gateway.errors import http_status
@@ -175,7 +175,7 @@ async def orphan(tmp_path: Path, redis_url: str) -> AsyncIterator[tuple[HttpHand
     settings = gateway_settings(tmp_path, redis_url)
     authority = TokenAuthority(TEST_SECRET)
     upstream = Upstream(f"127.0.0.1:{closed_port()}")
-    handle = await serve_http(build_app(settings, upstream, authority), "127.0.0.1", 0)
+    handle = await serve_http(build_app(settings.gateway, upstream, authority), "127.0.0.1", 0)
     yield handle, authority
     await handle.stop()
     await upstream.close()
@@ -209,7 +209,7 @@ async def test_slow_upstream_is_504(tmp_path: Path, redis_url: str) -> None:
     upstream = Upstream(f"127.0.0.1:{port}", deadline_seconds=0.3)
     authority = TokenAuthority(TEST_SECRET)
     handle = await serve_http(
-        build_app(gateway_settings(tmp_path, redis_url), upstream, authority), "127.0.0.1", 0
+        build_app(gateway_settings(tmp_path, redis_url).gateway, upstream, authority), "127.0.0.1", 0
     )
     try:
         headers = {"authorization": f"Bearer {authority.mint('vera', 'viewer')}"}
@@ -229,7 +229,7 @@ async def test_unexpected_failure_is_500_with_request_id(tmp_path: Path, redis_u
     authority = TokenAuthority(TEST_SECRET)
     upstream = Broken("127.0.0.1:1")
     handle = await serve_http(
-        build_app(gateway_settings(tmp_path, redis_url), upstream, authority), "127.0.0.1", 0
+        build_app(gateway_settings(tmp_path, redis_url).gateway, upstream, authority), "127.0.0.1", 0
     )
     try:
         headers = {"authorization": f"Bearer {authority.mint('vera', 'viewer')}", "x-request-id": "rid-500"}

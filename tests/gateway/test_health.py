@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.gateway.conftest import Gateway
+from tests.support.gateway import Gateway
 from workermon_gateway.routes import SERVICES
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.gateway.conftest import Gateway
+from tests.support.gateway import Gateway
 from workermon_gateway.json_cache import JsonCache
 
 

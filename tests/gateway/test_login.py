@@ -15,11 +15,11 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from tests.conftest import FakeClock
+from tests.support.fakes import FakeClock
+from tests.support.suites import Config
 from workermon_cli.main import main
 from workermon_cli.user_cmd import ensure_first_admin
 from workermon_core.auth import TokenAuthority
-from workermon_core.settings import Settings, load_settings
 from workermon_gateway.login import AttemptLimiter, login_routes
 from workermon_gateway.security import security_middleware
 from workermon_gateway.users import UnknownUser, UserError, UserExists, UserStore, users_path
@@ -29,8 +29,8 @@ PASSWORD = "correct horse battery staple"
 LOGIN = "/api/v1/auth/login"
 
 
-def _settings(tmp_path: Path, **overrides: Any) -> Settings:
-    return load_settings(data_dir=tmp_path / "data", **overrides)
+def _settings(tmp_path: Path, **overrides: Any) -> Config:
+    return Config(data_dir=tmp_path / "data", **overrides)
 
 
 class Gateway:
@@ -38,10 +38,10 @@ class Gateway:
 
     def __init__(self, tmp_path: Path, **overrides: Any) -> None:
         self.settings = _settings(tmp_path, **overrides)
-        self.users = UserStore(users_path(self.settings))
+        self.users = UserStore(users_path(self.settings.gateway, self.settings.data_dir))
         self.authority = TokenAuthority(SECRET)
         self.app = Starlette(
-            routes=login_routes(self.settings, self.users, self.authority),
+            routes=login_routes(self.settings.gateway, self.users, self.authority),
             middleware=security_middleware(self.settings),
         )
 
@@ -301,7 +301,7 @@ def test_ensure_first_admin(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
     password = ensure_first_admin(settings)
     assert password is not None and len(password) >= 12
-    store = UserStore(users_path(settings))
+    store = UserStore(users_path(settings.gateway, settings.data_dir))
     assert [(u.name, u.role) for u in store.list()] == [("admin", "admin")]
     assert store.verify("admin", password) == "admin"
     assert ensure_first_admin(settings) is None

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from tests.gateway.test_stream import Services, serve_http, start_services, stop_http
-from tests.queues.conftest import until
+from tests.support.bull import until
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
@@ -94,7 +94,7 @@ async def _gateway(
     collector = Peer(target, col_grpc.CollectorServiceStub, tokens.own)
     heartbeat = Peer(target, hb_grpc.HeartbeatServiceStub, tokens.own)
     routes: list[BaseRoute] = [
-        *metrics_routes(services.settings, monitor, collector, heartbeat),
+        *metrics_routes(services.settings.gateway, monitor, collector, heartbeat),
         Mount("/api", routes=[Route("/v1/things/{thing}", thing)]),
     ]
     url, server, task = await serve_http(routes, metrics_middleware())

@@ -9,7 +9,7 @@ from typing import Any
 import jsonschema_rs
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from tests.gateway.conftest import Gateway
+from tests.support.gateway import Gateway
 from workermon_gateway.openapi import build_openapi
 from workermon_gateway.routes import build_routes, proto_comments
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.conftest import Gateway, fail_some
+from tests.support.gateway import Gateway, fail_some
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 MAX_EXAMPLES = "6"

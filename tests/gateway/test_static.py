@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET
-from tests.gateway.conftest import gateway_settings
+from tests.support.fakes import TEST_SECRET
+from tests.support.gateway import gateway_settings
 from workermon_core.auth import TokenAuthority
 from workermon_gateway.app import build_app, serve_http
 from workermon_gateway.upstream import Upstream
@@ -25,7 +25,9 @@ async def _client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     settings = gateway_settings(settings_dir, redis_url, admin_ui_dir=ui, **overrides)
     upstream = Upstream("127.0.0.1:1")
-    handle = await serve_http(build_app(settings, upstream, TokenAuthority(TEST_SECRET)), "127.0.0.1", 0)
+    handle = await serve_http(
+        build_app(settings.gateway, upstream, TokenAuthority(TEST_SECRET)), "127.0.0.1", 0
+    )
     async with httpx.AsyncClient(base_url=handle.url) as client:
         yield client
     await handle.stop()

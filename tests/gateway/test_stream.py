@@ -16,26 +16,19 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 import uvicorn
-from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
-from tests.queues.conftest import delete_prefix
+from tests.support.bull import delete_prefix
+from tests.support.suites import Config, start_modules
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
-from workermon_collector import migrate as collector_migrations
-from workermon_collector import service as collector_service
+from workermon_cli.runtime import Suite
 from workermon_core.auth import TokenAuthority
-from workermon_core.db import create_engine
 from workermon_core.peer import Peer, ServiceTokens
-from workermon_core.server import SuiteServer, start_server
-from workermon_core.settings import Settings
 from workermon_gateway.stream.endpoint import stream_routes
 from workermon_gateway.stream.hub import LiveStream
-from workermon_heartbeat import service as heartbeat_service
-from workermon_monitor import migrate as monitor_migrations
-from workermon_monitor import service as monitor_service
 from workermon_sdk.client import HeartbeatClient
 
 # --- the services, restartable on the same port -----------------------------------------------------
@@ -43,37 +36,36 @@ from workermon_sdk.client import HeartbeatClient
 
 @dataclass
 class Services:
-    """Heartbeat, collector and monitor in one gRPC server, as `workermon serve --target all` runs them."""
+    """Heartbeat, collector and monitor in one gRPC server, as `workermon serve` runs them."""
 
-    settings: Settings
-    redis: aioredis.Redis
-    redis_url: str
-    engine: AsyncEngine
+    settings: Config
     authority: TokenAuthority
-    server: SuiteServer | None = None
+    suite: Suite | None = None
     port: int = 0
+
+    @property
+    def redis_url(self) -> str:
+        """The suite's (and the watched) Redis."""
+        return str(self.settings.redis_url)
 
     @property
     def target(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        hb_spec, _ = heartbeat_service.build(self.settings, self.redis)
-        col_spec, _ = collector_service.build(
-            self.settings, self.redis, self.redis, self.engine, self.authority, self.redis_url
+        """Start (again, on the same port once it has one)."""
+        self.suite = await start_modules(
+            ["heartbeat", "collector", "monitor"],
+            authority=self.authority,
+            migrate_first=self.port == 0,
+            **{**self.settings.values, "grpc_port": self.port},
         )
-        mon_spec, _ = monitor_service.build(
-            self.settings, self.redis, self.redis, self.engine, self.authority
-        )
-        self.server = await start_server(
-            [hb_spec, col_spec, mon_spec], self.authority, f"127.0.0.1:{self.port}", readiness_interval=0.2
-        )
-        self.port = self.server.port
+        self.port = self.suite.grpc_port
 
     async def stop(self) -> None:
-        if self.server is not None:
-            await self.server.stop(0.2)
-            self.server = None
+        if self.suite is not None:
+            await self.suite.stop()
+            self.suite = None
 
 
 async def start_services(
@@ -85,27 +77,24 @@ async def start_services(
     **overrides: Any,
 ) -> tuple[Services, Callable[[], Awaitable[None]]]:
     """The three services on SQLite in tmp_path, watching BullMQ queues under a prefix of their own."""
-    url = f"sqlite+aiosqlite:///{tmp_path / 'wm.db'}"
-    await collector_migrations.upgrade(url)
-    await monitor_migrations.upgrade(url)
-    engine = create_engine(url)
     queue_prefix = "wmq-" + uuid.uuid4().hex[:10]
-    settings = Settings(
-        grpc_port=0,
+    settings = Config(
+        redis_url=redis_url,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'wm.db'}",
         redis_prefix=prefix,
         queue_prefix=queue_prefix,
         beat_interval_seconds=1,
         online_window_seconds=3,
         collector_schedule=False,
         live_max_age_seconds=0,
+        shutdown_grace_seconds=0.2,
         **overrides,
     )
-    services = Services(settings, redis, redis_url, engine, authority)
+    services = Services(settings, authority)
     await services.start()
 
     async def stop() -> None:
         await services.stop()
-        await engine.dispose()
         await delete_prefix(redis, queue_prefix)
 
     return services, stop
@@ -186,7 +175,7 @@ async def start_gateway(
         live = LiveStream(monitor, heartbeat, **options)
         await live.start()
         routes: list[BaseRoute] = list(
-            stream_routes(services.settings, live, authority, keepalive_seconds=keepalive_seconds)
+            stream_routes(services.settings.gateway, live, authority, keepalive_seconds=keepalive_seconds)
         )
         url, server, task = await serve_http(routes)
         gateway = Gateway(url, live, services, authority)

@@ -8,12 +8,12 @@ import grpc
 import jwt
 import pytest
 
-from tests.conftest import TEST_SECRET
+from tests.support.fakes import TEST_SECRET
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
 from workermon_core.errors import error_info
 
-from .conftest import Running, report
+from ..support.heartbeat import Running, report
 
 
 async def _refused(call: object) -> grpc.aio.AioRpcError:

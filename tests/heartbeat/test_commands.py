@@ -9,11 +9,11 @@ import grpc
 import pytest
 from google.protobuf import duration_pb2
 
-from tests.conftest import FakeClock
+from tests.support.fakes import FakeClock
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.errors import error_info
 
-from .conftest import Running, report
+from ..support.heartbeat import Running, report
 
 
 async def test_command_round_trip_over_beats(hb: Running) -> None:

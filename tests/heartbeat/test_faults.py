@@ -15,7 +15,7 @@ from workermon_core.auth import TokenAuthority
 from workermon_core.errors import error_info
 from workermon_core.redis_store import EmbeddedRedis, connect
 
-from .conftest import report, start_heartbeat
+from ..support.heartbeat import report, start_heartbeat
 
 
 async def _health(target: str, service: str = "") -> int:
@@ -41,7 +41,7 @@ async def test_redis_restart_reports_not_serving_then_recovers(
     server = EmbeddedRedis(tmp_path)
     server.start()
     redis = connect(server.url)
-    running = await start_heartbeat(redis, prefix, authority, time.time)
+    running = await start_heartbeat(server.url, prefix, authority, time.time)
     try:
         worker = running.client("worker")
         serving = health_pb2.HealthCheckResponse.SERVING
@@ -69,6 +69,6 @@ async def test_redis_restart_reports_not_serving_then_recovers(
         got = (await running.client("viewer").GetWorker(pb.GetWorkerRequest(worker_id="w-1"))).worker
         assert got.status == pb.WORKER_STATUS_ONLINE
     finally:
-        await running.server.stop(0.5)
+        await running.stop()
         await redis.aclose()
         server.stop()

@@ -7,11 +7,11 @@ import asyncio
 import grpc
 import pytest
 
-from tests.conftest import FakeClock
+from tests.support.fakes import FakeClock
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.errors import error_info
 
-from .conftest import Running, report
+from ..support.heartbeat import Running, report
 
 
 async def test_beat_registers_worker_online(hb: Running) -> None:

@@ -6,11 +6,11 @@ import asyncio
 
 import redis.asyncio as aioredis
 
-from tests.conftest import FakeClock
+from tests.support.fakes import FakeClock
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.auth import TokenAuthority
 
-from .conftest import Running, report, start_heartbeat
+from ..support.heartbeat import Running, report, start_heartbeat
 
 
 async def _watch(client, after: str, count: int) -> list[pb.WatchWorkersResponse]:  # type: ignore[no-untyped-def]
@@ -59,9 +59,14 @@ async def test_live_watch_sees_new_transitions(hb: Running, clock: FakeClock) ->
 
 
 async def test_two_replicas_never_double_emit(
-    hb: Running, redis: aioredis.Redis, prefix: str, authority: TokenAuthority, clock: FakeClock
+    hb: Running,
+    redis: aioredis.Redis,
+    redis_url: str,
+    prefix: str,
+    authority: TokenAuthority,
+    clock: FakeClock,
 ) -> None:
-    other = await start_heartbeat(redis, prefix, authority, clock)
+    other = await start_heartbeat(redis_url, prefix, authority, clock)
     try:
         a, b = hb.client("worker"), other.client("worker")
         workers = [f"w-{i:03d}" for i in range(200)]
@@ -85,4 +90,4 @@ async def test_two_replicas_never_double_emit(
         summary = await hb.client("viewer").GetWorkerSummary(pb.GetWorkerSummaryRequest())
         assert (summary.online, summary.offline) == (50, 150)
     finally:
-        await other.server.stop(0.5)
+        await other.stop()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import FakeClock
+from tests.support.fakes import FakeClock
 from workermon_core.db import create_engine
 from workermon_incidents import migrate
 from workermon_incidents.engine import EngineConfig, IncidentEngine, Reading

@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import FakeClock
+from tests.support.fakes import FakeClock
 from workermon_core.errors import FailedPrecondition, InvalidArgument
 from workermon_incidents.incident import EventKind, IncidentStatus
 from workermon_incidents.models import incidents

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from tests.schema import table_names
+from tests.support.schema import table_names
 from workermon_core.db import create_engine
 from workermon_incidents import migrate
 

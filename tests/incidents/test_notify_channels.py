@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from workermon_core.settings import ConfigError, load_settings
-from workermon_incidents.notify.channels import ChannelType, Secret, load_channels, parse_channels
+from tests.support.suites import Config
+from workermon_core.settings import ConfigError
+from workermon_incidents.notify.channels import ChannelType, Secret, parse_channels
 from workermon_incidents.notify.events import NotifyEvent, TransitionKind, kind_of, snapshot
 from workermon_incidents.notify.payloads import (
     ZERO_TIME,
@@ -22,6 +23,7 @@ from workermon_incidents.notify.payloads import (
     slack_payload,
     webhook_payload,
 )
+from workermon_incidents.settings import IncidentSettings
 
 SLACK = {"name": "ops-slack", "type": "slack", "url": "https://hooks.slack.com/services/T0/B0/SECRETTOKEN"}
 EMAIL = {
@@ -148,22 +150,22 @@ def test_errors_never_repeat_a_secret() -> None:
 
 
 def test_load_channels_from_the_environment_or_a_file(tmp_path: Path) -> None:
-    assert load_channels(load_settings(notify_channels="")) == []
-    (channel,) = load_channels(load_settings(notify_channels=_one(SLACK)))
+    assert Config(notify_channels="").of(IncidentSettings).channels == []
+    (channel,) = Config(notify_channels=_one(SLACK)).of(IncidentSettings).channels
     assert channel.name == "ops-slack"
     path = tmp_path / "channels.json"
     path.write_text(_one(EMAIL))
-    (channel,) = load_channels(load_settings(notify_channels_file=path))
+    (channel,) = Config(notify_channels_file=path).of(IncidentSettings).channels
     assert channel.type is ChannelType.EMAIL
     path.write_text("[1]")
     with pytest.raises(
         ConfigError, match=r"WORKERMON_NOTIFY_CHANNELS_FILE: channel #1: channel: must be a JSON"
     ):
-        load_channels(load_settings(notify_channels_file=path))
+        Config(notify_channels_file=path).of(IncidentSettings)
     with pytest.raises(ConfigError, match="are both set"):
-        load_channels(load_settings(notify_channels=_one(SLACK), notify_channels_file=path))
+        Config(notify_channels=_one(SLACK), notify_channels_file=path).of(IncidentSettings)
     with pytest.raises(ConfigError, match="WORKERMON_NOTIFY_CHANNELS_FILE: cannot read"):
-        load_channels(load_settings(notify_channels_file=tmp_path / "missing.json"))
+        Config(notify_channels_file=tmp_path / "missing.json").of(IncidentSettings)
 
 
 # --- payloads -------------------------------------------------------------------------------------

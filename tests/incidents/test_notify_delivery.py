@@ -24,12 +24,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.suites import Config
 from workermon_core.db import create_engine
-from workermon_core.settings import load_settings
 from workermon_incidents import migrate
 from workermon_incidents.notify.channels import Channel, parse_channels
 from workermon_incidents.notify.models import AttemptOutcome, DeliveryStatus
 from workermon_incidents.notify.tasks import DELIVER_TASK, Notifier, build_broker
+from workermon_incidents.settings import IncidentSettings
 
 T = TypeVar("T")
 
@@ -164,7 +165,7 @@ async def make_notifier(
         broker = build_broker(redis_url, prefix)
         queues.add(broker.queue_name)
         notifier = Notifier(
-            load_settings(),
+            Config().of(IncidentSettings),
             notify_engine,
             broker,
             clock,

@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
-from workermon_core.settings import ConfigError, Settings
+from tests.support.suites import Config
+from workermon_core.settings import ConfigError
 from workermon_incidents import rules
 from workermon_incidents.rules import IncidentType, Point, QueueWindow, RuleBook, RuleConfig, WorkerState
+from workermon_incidents.settings import IncidentSettings
+from workermon_queues.settings import QueueSettings
 
 END = datetime(2031, 3, 4, 10, 0, tzinfo=UTC)
 
@@ -160,13 +163,13 @@ def test_stats_stale_counts_from_the_end_of_the_newest_minute() -> None:
 
 
 def test_per_queue_overrides_from_settings() -> None:
-    settings = Settings(
+    settings = Config(
         backlog_thresholds="reports=50",
         incident_rules='{"emails": {"failure_rate_threshold": 0.2, "failure_rate_min_jobs": 5}, '
         '"reports": {"enabled": false}}',
         failure_rate_threshold=0.1,
-    )  # type: ignore[call-arg]
-    book = RuleBook.from_settings(settings)
+    )
+    book = RuleBook.from_settings(settings.of(IncidentSettings), settings.of(QueueSettings))
     assert book.for_queue("other").failure_rate_threshold == 0.1
     emails = book.for_queue("emails")
     assert (emails.failure_rate_threshold, emails.failure_rate_min_jobs) == (0.2, 5)
@@ -194,7 +197,7 @@ def test_per_queue_overrides_from_settings() -> None:
 )
 def test_bad_overrides_name_the_variable_and_key(text: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match="invalid configuration") as caught:
-        RuleBook.from_settings(Settings(incident_rules=text))  # type: ignore[call-arg]
+        Config(incident_rules=text).of(IncidentSettings)
     assert fragment in str(caught.value)
 
 

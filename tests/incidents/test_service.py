@@ -16,8 +16,8 @@ import pytest
 import redis.asyncio as aioredis
 from bullmq import Job, Queue, Worker
 
-from tests.queues.conftest import until
-from tests.suites import start_local_suite
+from tests.support.bull import until
+from tests.support.suites import start_local_suite
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.incidents.v1 import incident_service_pb2 as pb

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.schema import schema_drift, table_names
+from tests.support.schema import schema_drift, table_names
 from workermon_collector import migrate as collector_migrate
 from workermon_core.db import create_engine
 from workermon_core.errors import Unavailable

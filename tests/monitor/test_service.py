@@ -16,19 +16,16 @@ import redis.asyncio as aioredis
 from bullmq import Job, Queue, Worker
 from google.protobuf import duration_pb2
 
-from tests.nodejs import start_produce
-from tests.queues.conftest import delete_prefix, until
-from tests.suites import start_local_suite
+from tests.support.bull import delete_prefix, until
+from tests.support.nodejs import start_produce
+from tests.support.suites import start_local_suite, start_modules
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
-from workermon_core.db import create_engine
 from workermon_core.errors import error_info
-from workermon_core.server import SuiteServer, start_server
-from workermon_core.settings import Settings
-from workermon_monitor import migrate as monitor_migrations
+from workermon_core.server import SuiteServer
 from workermon_monitor import service as monitor_service
 from workermon_sdk.bullmq import InstrumentedWorker
 
@@ -607,19 +604,20 @@ async def test_board_answers_without_its_peers(
     tmp_path: Path, redis: aioredis.Redis, redis_url: str, prefix: str, authority: TokenAuthority
 ) -> None:
     # MonitorService alone, its HeartbeatService and CollectorService unreachable (e.g. restarting).
-    url = f"sqlite+aiosqlite:///{tmp_path / 'alone.db'}"
-    await monitor_migrations.upgrade(url)
-    engine = create_engine(url)
     queue_prefix = "wmq-" + uuid.uuid4().hex[:10]
-    settings = Settings(
+    suite = await start_modules(
+        "monitor",
+        authority=authority,
+        redis_url=redis_url,
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'alone.db'}",
         redis_prefix=prefix,
         queue_prefix=queue_prefix,
         heartbeat_target="127.0.0.1:1",
         collector_target="127.0.0.1:1",
         live_max_age_seconds=0,
-    )  # type: ignore[call-arg]
-    spec, _ = monitor_service.build(settings, redis, redis, engine, authority)
-    server = await start_server([spec], authority, "127.0.0.1:0", readiness_interval=0.2)
+    )
+    server = suite.server
+    assert server is not None
     channel = open_channel(f"127.0.0.1:{server.port}", authority.mint("v", "viewer"))
     client = pb_grpc.MonitorServiceStub(channel)
     q = Queue("alone", {"connection": redis_url, "prefix": queue_prefix})
@@ -640,8 +638,7 @@ async def test_board_answers_without_its_peers(
     finally:
         await q.close()
         await channel.close()
-        await server.stop(0.5)
-        await engine.dispose()
+        await suite.stop()
         await delete_prefix(redis, queue_prefix)
 
 

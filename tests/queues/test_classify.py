@@ -90,8 +90,8 @@ def test_parse_rules_accepts_blank_and_empty() -> None:
     [
         ("{", "not valid JSON"),
         ('{"pattern": "x", "category": "y"}', "must be a JSON list"),
-        ('[{"pattern": "x", "category": "ok"}, "nope"]', r"WORKERMON_FAILURE_RULES\[1\]: expected an object"),
-        ('[{"pattern": "(", "category": "y"}]', r"WORKERMON_FAILURE_RULES\[0\]: invalid regex"),
+        ('[{"pattern": "x", "category": "ok"}, "nope"]', r"\[1\]: expected an object"),
+        ('[{"pattern": "(", "category": "y"}]', r"\[0\]: invalid regex"),
         ('[{"pattern": "", "category": "y"}]', r"\[0\]: \"pattern\" must be a non-empty string"),
         ('[{"pattern": "x"}]', r"\[0\]: \"category\" must be a string"),
         ('[{"pattern": "x", "category": "has space"}]', r"\[0\]: category 'has space'"),

@@ -6,7 +6,7 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
-from tests.queues.conftest import Bull, CountingRedis, delete_prefix
+from tests.support.bull import Bull, CountingRedis, delete_prefix
 from workermon_queues.bullmq import BullMQBackend
 
 

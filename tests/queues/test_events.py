@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from bullmq import Job
 from bullmq.custom_errors import UnrecoverableError
 
-from tests.queues.conftest import Bull, delete_prefix, until
+from tests.support.bull import Bull, delete_prefix, until
 from workermon_core.redis_store import connect
 from workermon_queues.backend import QueueEvent
 from workermon_queues.bullmq import BullMQBackend, StreamEntry, build_events

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from bullmq import Job
 
-from tests.queues.conftest import Bull, until
+from tests.support.bull import Bull, until
 from workermon_queues.bullmq import BullMQBackend
 
 

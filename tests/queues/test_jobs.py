@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 from bullmq import Job
 
-from tests.queues.conftest import Bull, Gate, until
+from tests.support.bull import Bull, Gate, until
 from workermon_queues import JOB_STATES, BullMQJobs, JobPage, JobSummary
 from workermon_queues.errors import InvalidArgument, NotFound
 from workermon_queues.replies import text

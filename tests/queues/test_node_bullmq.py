@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from tests.nodejs import NodeProcess, start_produce
-from tests.queues.conftest import Bull, until
+from tests.support.bull import Bull, until
+from tests.support.nodejs import NodeProcess, start_produce
 from workermon_queues import BullMQJobs
 from workermon_queues.replies import text
 

@@ -9,7 +9,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from bullmq import FlowProducer, Job
 
-from tests.queues.conftest import Bull, CountingRedis, until
+from tests.support.bull import Bull, CountingRedis, until
 from workermon_queues.backend import QueueState
 from workermon_queues.bullmq import BullMQBackend
 

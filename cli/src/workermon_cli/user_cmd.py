@@ -42,9 +42,11 @@ def _password(from_stdin: bool) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Carry out `workermon user ...`; 0 on success, 1 with the reason on stderr otherwise."""
+    from workermon_core.settings import load
+    from workermon_gateway.settings import GatewaySettings
     from workermon_gateway.users import UserError, UserStore, users_path
 
-    store = UserStore(users_path(settings))
+    store = UserStore(users_path(load(GatewaySettings), settings.data_dir))
     try:
         if args.user_command == "add":
             store.add(args.name, args.role, _password(args.password_stdin), replace=args.replace)
@@ -72,9 +74,11 @@ def ensure_first_admin(settings: Settings) -> str | None:
 
     Returns None when the users file holds anyone already (the password is shown only once).
     """
+    from workermon_core.settings import load
+    from workermon_gateway.settings import GatewaySettings
     from workermon_gateway.users import UserStore, users_path
 
-    store = UserStore(users_path(settings))
+    store = UserStore(users_path(load(GatewaySettings), settings.data_dir))
     if len(store):
         return None
     password = secrets.token_urlsafe(18)

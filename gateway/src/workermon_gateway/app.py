@@ -25,13 +25,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from workermon_core import context
 from workermon_core.auth import TokenAuthority
 from workermon_core.errors import DomainError
-from workermon_core.settings import Settings
 
 from . import errors
 from .docs import render_docs
 from .health import health_routes
 from .openapi import build_openapi
 from .routes import SERVICES, ApiRouter, build_routes
+from .settings import GatewaySettings
 from .static import StaticUI, ui_dir
 from .upstream import Upstream
 
@@ -132,7 +132,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def build_app(
-    settings: Settings,
+    settings: GatewaySettings,
     upstream: Upstream,
     authority: TokenAuthority,
     *,

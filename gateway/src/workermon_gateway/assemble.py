@@ -23,6 +23,7 @@ from workermon_core.settings import Settings
 from .login import login_routes
 from .metrics import metrics_middleware, metrics_routes
 from .security import security_middleware
+from .settings import GatewaySettings
 from .stream.endpoint import stream_routes
 from .stream.hub import LiveStream
 from .stream.incidents import IncidentFollower
@@ -50,7 +51,7 @@ class GatewayExtras:
 
 
 def gateway_extras(
-    settings: Settings, authority: TokenAuthority, target: str | Callable[[], str]
+    settings: GatewaySettings, core: Settings, authority: TokenAuthority, target: str | Callable[[], str]
 ) -> GatewayExtras:
     """Login, live stream (overview, workers, incidents), metrics, CORS and security headers."""
     tokens = ServiceTokens(authority, "gateway", "viewer")
@@ -66,7 +67,7 @@ def gateway_extras(
         sources=[IncidentFollower(incidents)],
     )
     routes: list[BaseRoute] = [
-        *login_routes(settings, UserStore(users_path(settings)), authority),
+        *login_routes(settings, UserStore(users_path(settings, core.data_dir)), authority),
         *stream_routes(settings, live, authority),
         *metrics_routes(settings, monitor, collector, heartbeat, incidents=incidents),
     ]

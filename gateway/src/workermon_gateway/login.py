@@ -21,8 +21,8 @@ from starlette.routing import Route
 
 from workermon_core.auth import TokenAuthority, bearer_token
 from workermon_core.errors import Unauthenticated
-from workermon_core.settings import Settings
 
+from .settings import GatewaySettings
 from .users import MAX_PASSWORD_LENGTH, UsersFileError, UserStore
 
 _BAD_CREDENTIALS = "invalid username or password"
@@ -144,7 +144,7 @@ async def _credentials(request: Request) -> tuple[str, str] | JSONResponse:
 
 
 def login_routes(
-    settings: Settings,
+    settings: GatewaySettings,
     users: UserStore,
     authority: TokenAuthority,
     *,

@@ -67,7 +67,8 @@ from workermon.incidents.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core.peer import Peer
-from workermon_core.settings import Settings
+
+from .settings import GatewaySettings
 
 log = structlog.get_logger("workermon.gateway.metrics")
 T = TypeVar("T")
@@ -347,7 +348,7 @@ def exposition(readings: Readings, state: RequestMetricsState = REQUEST_METRICS)
 
 
 def metrics_routes(
-    settings: Settings,
+    settings: GatewaySettings,
     monitor: Peer[mon_grpc.MonitorServiceStub],
     collector: Peer[col_grpc.CollectorServiceStub],
     heartbeat: Peer[hb_grpc.HeartbeatServiceStub],

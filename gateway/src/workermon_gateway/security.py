@@ -13,7 +13,9 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from workermon_core.settings import ConfigError, Settings, env_name
+from workermon_core.settings import ConfigError, env_name
+
+from .settings import GatewaySettings
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
@@ -62,23 +64,23 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def cors_origins(settings: Settings) -> list[str]:
+def cors_origins(settings: GatewaySettings) -> list[str]:
     """The allowed origins from WORKERMON_CORS_ORIGINS; ConfigError naming it on a malformed one."""
     origins = [item.strip().rstrip("/") for item in settings.cors_origins.split(",") if item.strip()]
     for origin in origins:
         if not _ORIGIN_RE.fullmatch(origin):
             raise ConfigError(
-                f"{env_name('cors_origins')}: {origin!r} is not an origin such as https://ops.example.com"
+                f"{env_name('cors_origins', GatewaySettings)}: {origin!r} is not an origin such as https://ops.example.com"
             )
     return origins
 
 
-def api_prefix(settings: Settings) -> str:
+def api_prefix(settings: GatewaySettings) -> str:
     """Paths whose responses are API answers: everything under base_path, or /v1/ without one."""
     return f"{settings.base_path}/" if settings.base_path else "/v1/"
 
 
-def security_middleware(settings: Settings) -> list[Middleware]:
+def security_middleware(settings: GatewaySettings) -> list[Middleware]:
     """Security headers (outermost, so even CORS preflights carry them), then CORS when configured."""
     middleware = [Middleware(SecurityHeadersMiddleware, api_prefix=api_prefix(settings))]
     origins = cors_origins(settings)

@@ -23,7 +23,7 @@ from typing import Any
 
 from pwdlib import PasswordHash
 
-from workermon_core.settings import Settings
+from .settings import GatewaySettings
 
 try:
     import fcntl
@@ -74,9 +74,9 @@ def _dummy_hash() -> str:
     return _hasher().hash(secrets.token_urlsafe(32))
 
 
-def users_path(settings: Settings) -> Path:
+def users_path(settings: GatewaySettings, data_dir: Path) -> Path:
     """The configured users file, else users.json in the data directory."""
-    return settings.users_file or settings.data_dir / USERS_FILE
+    return settings.users_file or data_dir / USERS_FILE
 
 
 def check_name(name: str) -> str:

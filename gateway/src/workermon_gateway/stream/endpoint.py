@@ -17,8 +17,8 @@ from starlette.types import Receive, Scope, Send
 
 from workermon_core.auth import Principal, bearer_token
 from workermon_core.errors import Unauthenticated
-from workermon_core.settings import Settings
 
+from ..settings import GatewaySettings
 from .hub import LiveStream
 
 KEEPALIVE_SECONDS = 15.0
@@ -116,7 +116,7 @@ class StreamEndpoint:
 
 
 def stream_routes(
-    settings: Settings,
+    settings: GatewaySettings,
     live: LiveStream,
     authority: Verifier,
     *,

@@ -83,12 +83,12 @@ def parse_rules(text: str) -> list[tuple[str, str]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ValueError(f"WORKERMON_FAILURE_RULES is not valid JSON: {exc}") from exc
+        raise ValueError(f"not valid JSON: {exc}") from exc
     if not isinstance(data, list):
-        raise ValueError('WORKERMON_FAILURE_RULES must be a JSON list of {"pattern", "category"} objects')
+        raise ValueError('must be a JSON list of {"pattern", "category"} objects')
     rules: list[tuple[str, str]] = []
     for i, item in enumerate(data):
-        where = f"WORKERMON_FAILURE_RULES[{i}]"
+        where = f"[{i}]"
         if not isinstance(item, dict):
             raise ValueError(f'{where}: expected an object with "pattern" and "category", got {item!r}')
         unknown_keys = set(item) - {"pattern", "category"}

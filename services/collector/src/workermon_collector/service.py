@@ -1,42 +1,76 @@
-"""Assembles CollectorService for a server: backend, follower, store, schedule, background loops."""
+"""CollectorService as a module of the suite: backend, follower, store, schedule and background loops."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import grpc
-import redis.asyncio as aioredis
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workermon.collector.v1 import collector_service_pb2 as pb
 from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
 from workermon.incidents.v1 import incident_service_pb2 as inc_pb
 from workermon.incidents.v1 import incident_service_pb2_grpc as inc_grpc
-from workermon_core.auth import TokenAuthority
-from workermon_core.db import ping
-from workermon_core.peer import LocalAddress, Peer, ServiceTokens
-from workermon_core.server import Outage, ServiceSpec
-from workermon_core.settings import Settings
+from workermon_core.background import Every, Resident
+from workermon_core.modules import Built, Deps, Module, Needs, grpc_service
+from workermon_core.peer import Peer
+from workermon_core.server import Outage
 from workermon_queues.bullmq import BullMQBackend
-from workermon_queues.classify import FailureClassifier, parse_rules
+from workermon_queues.settings import QueueSettings
 
 from .collector import Clock, Collector, CycleResult
 from .follower import EventFollower
 from .heartbeat_peer import HeartbeatPeer
+from .migrate import MIGRATIONS
 from .schedule import build_schedule
 from .servicer import CollectorServicer
+from .settings import CollectorSettings
 from .store import SnapshotStore
 
 log = structlog.get_logger("workermon.collector")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["CollectorService"].full_name
+NEEDS = Needs(suite_redis=True, watched_redis=True, database=True, peers=("heartbeat", "incidents"))
 FOLLOW_INTERVAL_SECONDS = 2.0
 EVALUATE_TIMEOUT_SECONDS = 30.0
+
+
+class IncidentEvaluation:
+    """After each cycle, the incident rules run on the new rows (IncidentService.Evaluate, as operator)."""
+
+    def __init__(self, incidents: Peer[inc_grpc.IncidentServiceStub]) -> None:
+        self.incidents = incidents
+        self.outage = Outage("incident_evaluate")
+
+    async def __call__(self, result: CycleResult) -> None:
+        """Ask IncidentService to evaluate the cycle's minute; a failure is logged once per outage."""
+        request = inc_pb.EvaluateRequest()
+        request.minute_time.FromDatetime(result.minute)
+        try:
+            await self.incidents.stub.Evaluate(request, timeout=EVALUATE_TIMEOUT_SECONDS)
+            self.outage.ok()
+        except grpc.aio.AioRpcError as exc:
+            self.outage.failed(exc)
+
+
+class Maintenance:
+    """Hourly rollups of the minute rows, then retention of both tables."""
+
+    def __init__(self, store: SnapshotStore, settings: CollectorSettings, clock: Clock) -> None:
+        self.store = store
+        self.minute_retention = timedelta(hours=settings.snapshot_retention_hours)
+        self.rollup_retention = timedelta(days=settings.rollup_retention_days)
+        self.clock = clock
+
+    async def __call__(self) -> tuple[int, int, int]:
+        """Roll up, prune; (rollups written, minute rows pruned, hour rows pruned)."""
+        now = datetime.fromtimestamp(self.clock(), tz=UTC)
+        rolled = await self.store.rollup(now)
+        minutes, hours = await self.store.prune(now, self.minute_retention, self.rollup_retention)
+        log.info("maintenance", rollups=rolled, pruned_minutes=minutes, pruned_hours=hours)
+        return rolled, minutes, hours
 
 
 @dataclass
@@ -47,112 +81,74 @@ class CollectorParts:
     store: SnapshotStore
     follower: EventFollower
     servicer: CollectorServicer
-    maintenance: Callable[[], Awaitable[tuple[int, int, int]]]
+    maintenance: Maintenance
 
 
-def build(  # noqa: PLR0917 - the dependencies a process hands over
-    settings: Settings,
-    redis: aioredis.Redis,
-    queue_redis: aioredis.Redis,
-    engine: AsyncEngine,
-    authority: TokenAuthority,
-    redis_url: str,
-    *,
-    clock: Clock = time.time,
-    schedule: bool | None = None,
-) -> tuple[ServiceSpec, CollectorParts]:
-    """The ServiceSpec to host and its parts."""
-    configured = [q.strip() for q in settings.queues.split(",") if q.strip()]
+def build(deps: Deps) -> Built:
+    """Wire the collector; background: the event follower, and the once-a-minute schedule when enabled.
+
+    Build option `schedule` (bool) overrides WORKERMON_COLLECTOR_SCHEDULE.
+    """
+    settings = deps.settings(CollectorSettings)
+    queues = deps.settings(QueueSettings)
     backend = BullMQBackend(
-        queue_redis, prefix=settings.queue_prefix, queues=configured, discover=settings.discover_queues
+        deps.watched_redis,
+        prefix=queues.queue_prefix,
+        queues=queues.queue_names,
+        discover=queues.discover_queues,
     )
-    classifier = FailureClassifier(parse_rules(settings.failure_rules) if settings.failure_rules else ())
-    follower = EventFollower(backend, redis, settings.redis_prefix, classifier)
-    minute_retention = timedelta(hours=settings.snapshot_retention_hours)
-    rollup_retention = timedelta(days=settings.rollup_retention_days)
+    follower = EventFollower(backend, deps.redis, deps.core.redis_prefix, queues.classifier)
+    clock = deps.clock
     store = SnapshotStore(
-        engine, minute_retention=minute_retention, clock=lambda: datetime.fromtimestamp(clock(), tz=UTC)
+        deps.engine,
+        minute_retention=timedelta(hours=settings.snapshot_retention_hours),
+        clock=lambda: datetime.fromtimestamp(clock(), tz=UTC),
     )
-    own_address = LocalAddress(settings.grpc_host, settings.grpc_port)
-    peer = HeartbeatPeer(settings.heartbeat_target or own_address, authority)
+    peer = HeartbeatPeer(deps.peer_target("heartbeat"), deps.authority)
     collector = Collector(
         backend,
         follower,
         store,
-        redis,
-        settings.redis_prefix,
+        deps.redis,
+        deps.core.redis_prefix,
         online_workers=peer.online,
         worker_timings=peer.timings,
         clock=clock,
     )
     servicer = CollectorServicer(collector, store)
-    # After each cycle the incident rules run on the new rows (IncidentService.Evaluate, as operator).
-    incidents = Peer(
-        settings.incidents_target or own_address,
-        inc_grpc.IncidentServiceStub,
-        ServiceTokens(authority, "collector", "operator").own,
-    )
-    evaluate_outage = Outage("incident_evaluate")
+    incidents = deps.peer("incidents", inc_grpc.IncidentServiceStub, deps.tokens("collector", "operator").own)
+    collector.after_cycle.append(IncidentEvaluation(incidents))
+    maintenance = Maintenance(store, settings, clock)
 
-    async def evaluate(result: CycleResult) -> None:
-        request = inc_pb.EvaluateRequest()
-        request.minute_time.FromDatetime(result.minute)
-        try:
-            await incidents.stub.Evaluate(request, timeout=EVALUATE_TIMEOUT_SECONDS)
-            evaluate_outage.ok()
-        except grpc.aio.AioRpcError as exc:
-            evaluate_outage.failed(exc)
-
-    collector.after_cycle.append(evaluate)
-
-    async def maintenance() -> tuple[int, int, int]:
-        now = datetime.fromtimestamp(clock(), tz=UTC)
-        rolled = await store.rollup(now)
-        minutes, hours = await store.prune(now, minute_retention, rollup_retention)
-        log.info("maintenance", rollups=rolled, pruned_minutes=minutes, pruned_hours=hours)
-        return rolled, minutes, hours
-
-    async def follow_forever() -> None:
+    async def follow() -> None:
         # Between cycles too: a busy queue's capped stream must not outrun the once-a-minute read.
-        outage = Outage("event_follow")
-        while True:
-            try:
-                await collector.follow_all()
-                await collector.flush_pending()
-                outage.ok()
-            except Exception as exc:
-                outage.failed(exc)
-            await asyncio.sleep(FOLLOW_INTERVAL_SECONDS)
+        await collector.follow_all()
+        await collector.flush_pending()
 
-    async def run_schedule() -> None:
-        plan = build_schedule(redis_url, settings.redis_prefix, collector, maintenance)
-        await plan.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await plan.stop()
-
-    async def redis_ready() -> None:
-        await redis.ping()
-        await queue_redis.ping()
-
-    async def database_ready() -> None:
-        await ping(engine)
+    def schedule() -> Resident:
+        return Resident(
+            "collector_schedule",
+            build_schedule(deps.suite_redis_url, deps.core.redis_prefix, collector, maintenance),
+        )
 
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_CollectorServiceServicer_to_server(servicer, server)
 
-    async def close() -> None:
-        await peer.close()
-        await incidents.close()
+    use_schedule = deps.options_for("collector").get("schedule", settings.collector_schedule)
+    background: list[Callable[[], Awaitable[None]]] = [
+        Every("event_follow", FOLLOW_INTERVAL_SECONDS, follow, first_at_once=True)
+    ]
+    if use_schedule:
+        background.append(schedule())
+    spec = grpc_service(deps, NEEDS, SERVICE_NAME, register, background=background, close=peer.close)
+    return Built(grpc=spec, parts=CollectorParts(collector, store, follower, servicer, maintenance))
 
-    use_schedule = settings.collector_schedule if schedule is None else schedule
-    spec = ServiceSpec(
-        name=SERVICE_NAME,
-        register=register,
-        checks=[redis_ready, database_ready],
-        background=[follow_forever, *([run_schedule] if use_schedule else [])],
-        close=close,
-        bound=own_address.bind,
-    )
-    return spec, CollectorParts(collector, store, follower, servicer, maintenance)
+
+MODULE = Module(
+    name="collector",
+    summary="per-minute snapshots of every queue, rollups and history",
+    needs=NEEDS,
+    build=build,
+    migrations=MIGRATIONS,
+    settings=(CollectorSettings, QueueSettings),
+)

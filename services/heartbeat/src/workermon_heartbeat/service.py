@@ -1,36 +1,43 @@
-"""Assembles HeartbeatService for a server: registry, servicer, readiness and background loops."""
+"""HeartbeatService as a module of the suite: the registry in the suite's Redis, the servicer, its loops."""
 
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 
 import grpc
-import redis.asyncio as aioredis
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
-from workermon_core.server import ServiceSpec
-from workermon_core.settings import Settings
+from workermon_core.modules import Built, Deps, Module, Needs, grpc_service
 
 from .servicer import HeartbeatServicer
-from .store import Clock, Registry, RegistryConfig
+from .settings import HeartbeatSettings
+from .store import Registry, RegistryConfig
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["HeartbeatService"].full_name
+NEEDS = Needs(suite_redis=True)
 
 
-def build(
-    settings: Settings, redis: aioredis.Redis, clock: Clock = time.time
-) -> tuple[ServiceSpec, HeartbeatServicer]:
-    """The ServiceSpec to host, and the servicer (tests reach into it)."""
+@dataclass
+class HeartbeatParts:
+    """What tests and benchmarks reach into."""
+
+    registry: Registry
+    servicer: HeartbeatServicer
+
+
+def build(deps: Deps) -> Built:
+    """Wire the registry and the servicer; background: the offline sweeper, commands, the event feed."""
+    settings = deps.settings(HeartbeatSettings)
     registry = Registry(
-        redis,
-        settings.redis_prefix,
+        deps.redis,
+        deps.core.redis_prefix,
         RegistryConfig(
             online_window=settings.online_window_seconds,
             retention=settings.offline_retention_hours * 3600,
             events_max=settings.worker_events_max,
         ),
-        clock=clock,
+        clock=deps.clock,
     )
     servicer = HeartbeatServicer(
         registry,
@@ -39,16 +46,23 @@ def build(
         sweep_interval=settings.sweep_interval_seconds,
     )
 
-    async def redis_ready() -> None:
-        await redis.ping()
-
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_HeartbeatServiceServicer_to_server(servicer, server)
 
-    spec = ServiceSpec(
-        name=SERVICE_NAME,
-        register=register,
-        checks=[redis_ready],
+    spec = grpc_service(
+        deps,
+        NEEDS,
+        SERVICE_NAME,
+        register,
         background=[servicer.run_sweeper, servicer.run_command_listener, servicer.events.run],
     )
-    return spec, servicer
+    return Built(grpc=spec, parts=HeartbeatParts(registry, servicer))
+
+
+MODULE = Module(
+    name="heartbeat",
+    summary="worker registry: beats, commands, transitions",
+    needs=NEEDS,
+    build=build,
+    settings=(HeartbeatSettings,),
+)

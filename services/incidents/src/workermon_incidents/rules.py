@@ -20,7 +20,10 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from workermon_core.settings import ConfigError, Settings
+from workermon_core.settings import ConfigError
+from workermon_queues.settings import QueueSettings
+
+from .settings import IncidentSettings
 
 MINUTE = timedelta(minutes=1)
 # Enough minutes of baseline before a queue's own p95 means anything.
@@ -458,7 +461,9 @@ def stats_stale(
 
 # --- configuration ------------------------------------------------------------------------------------
 
-_SETTINGS_FIELDS = tuple(f.name for f in fields(RuleConfig) if f.name in Settings.model_fields)
+_SETTINGS_FIELDS = tuple(f.name for f in fields(RuleConfig) if f.name in IncidentSettings.model_fields)
+# Rule settings that are per-queue options of the queue library.
+QUEUE_FIELDS = {"backlog_threshold": QueueSettings.model_fields["backlog_threshold"]}
 _EXTRA_FIELDS: dict[str, Any] = {
     "no_workers_pending_minutes": Annotated[float, Field(ge=0, le=1440)],
     "enabled": bool,
@@ -468,7 +473,7 @@ _EXTRA_FIELDS: dict[str, Any] = {
 def _adapter(name: str) -> TypeAdapter[Any]:
     if name in _EXTRA_FIELDS:
         return TypeAdapter(_EXTRA_FIELDS[name])
-    info = Settings.model_fields[name]
+    info = IncidentSettings.model_fields.get(name) or QUEUE_FIELDS[name]
     annotated: Any = Annotated
     return TypeAdapter(annotated[(info.annotation, *info.metadata)])
 
@@ -490,14 +495,17 @@ class RuleBook:
         return max([self.defaults.window_minutes(), *(c.window_minutes() for c in self.overrides.values())])
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RuleBook:
-        """Build from settings; ConfigError naming WORKERMON_INCIDENT_RULES and the key on a bad value."""
-        defaults = RuleConfig(**{name: getattr(settings, name) for name in _SETTINGS_FIELDS})
+    def from_settings(cls, settings: IncidentSettings, queues: QueueSettings) -> RuleBook:
+        """Build from the settings (WORKERMON_INCIDENT_RULES was validated when they were read)."""
+        defaults = RuleConfig(
+            backlog_threshold=queues.backlog_threshold,
+            **{name: getattr(settings, name) for name in _SETTINGS_FIELDS},
+        )
         per_queue: dict[str, dict[str, Any]] = {
             queue: {"backlog_threshold": threshold}
-            for queue, threshold in settings.queue_backlog_thresholds.items()
+            for queue, threshold in queues.queue_backlog_thresholds.items()
         }
-        for queue, values in parse_overrides(settings.incident_rules).items():
+        for queue, values in settings.rule_overrides.items():
             per_queue.setdefault(queue, {}).update(values)
         return cls(defaults, {queue: replace(defaults, **values) for queue, values in per_queue.items()})
 
@@ -512,7 +520,7 @@ def parse_overrides(text: str) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"invalid configuration: {RULES_ENV}: not valid JSON ({exc.msg})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"invalid configuration: {RULES_ENV}: must be an object of queue names")
-    allowed = sorted((*_SETTINGS_FIELDS, *_EXTRA_FIELDS))
+    allowed = sorted((*_SETTINGS_FIELDS, *QUEUE_FIELDS, *_EXTRA_FIELDS))
     parsed: dict[str, dict[str, Any]] = {}
     for queue, values in data.items():
         if not isinstance(values, dict):

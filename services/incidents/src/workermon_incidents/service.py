@@ -1,17 +1,14 @@
-"""Assembles IncidentService for a server: the engine, its gRPC data source, the timeline feed, and
-the background loops (periodic evaluation, the WatchWorkers follower, the feed reader)."""
+"""IncidentService as a module of the suite: the engine, its gRPC data source, the timeline feed, and
+the background loops (periodic evaluation, the WatchWorkers follower, the feed reader, the notifier)."""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import grpc
-import redis.asyncio as aioredis
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
@@ -19,17 +16,17 @@ from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon.incidents.v1 import incident_service_pb2 as pb
 from workermon.incidents.v1 import incident_service_pb2_grpc as pb_grpc
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
-from workermon_core.auth import TokenAuthority
-from workermon_core.db import ping
-from workermon_core.peer import LocalAddress, Peer, ServiceTokens
-from workermon_core.server import Outage, ServiceSpec
-from workermon_core.settings import Settings
+from workermon_core.background import Every, Follower, Resident
+from workermon_core.modules import Built, Deps, Module, Needs, grpc_service
+from workermon_core.peer import Peer
+from workermon_queues.settings import QueueSettings
 
 from .engine import EngineConfig, IncidentEngine
-from .notify.channels import load_channels
+from .migrate import MIGRATIONS
 from .notify.tasks import Notifier, build_broker
 from .rules import RuleBook
 from .servicer import IncidentServicer
+from .settings import IncidentSettings
 from .source import GrpcSource, worker_of
 from .store import IncidentStore
 from .watch import IncidentFeed
@@ -37,6 +34,8 @@ from .watch import IncidentFeed
 log = structlog.get_logger("workermon.incidents")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IncidentService"].full_name
+# The notifier's tasks travel through the suite's Redis.
+NEEDS = Needs(suite_redis=True, database=True, peers=("collector", "heartbeat", "monitor"))
 # After a worker goes OFFLINE, look again this long after its rule could first fire.
 RECHECK_MARGIN_SECONDS = 1.0
 
@@ -111,37 +110,27 @@ class WorkerFollower:
             log.exception("worker_recheck_failed", worker=worker_id)
 
 
-def build(
-    settings: Settings,
-    redis: aioredis.Redis,
-    engine: AsyncEngine,
-    authority: TokenAuthority,
-    *,
-    clock: Callable[[], float] = time.time,
-    feed_poll_seconds: float = 1.0,
-    redis_url: str | None = None,
-) -> tuple[ServiceSpec, IncidentParts]:
-    """The ServiceSpec to host and its parts.
+def build(deps: Deps) -> Built:
+    """Wire the engine, its gRPC data source and the timeline feed; background: periodic evaluation, the
+    WatchWorkers follower, the feed reader, and the notifier when channels are configured.
 
-    `redis_url` is the suite's Redis, which carries the notification tasks (taskiq); without it, or
-    without configured channels, nothing is notified. Rule thresholds come from `settings`, per-queue
-    overrides from WORKERMON_INCIDENT_RULES, channels from WORKERMON_NOTIFY_CHANNELS (ConfigError when
-    malformed, so a bad configuration stops the process at start).
+    Rule thresholds come from IncidentSettings, per-queue overrides from WORKERMON_INCIDENT_RULES,
+    channels from WORKERMON_NOTIFY_CHANNELS (all validated when the settings are read). Build options:
+    `feed_poll_seconds` (float), `channels` (replaces the configured ones).
     """
-    del redis
-    channels = load_channels(settings)
-    own_address = LocalAddress(settings.grpc_host, settings.grpc_port)
-    viewer = ServiceTokens(authority, "incidents", "viewer")
-    admin = ServiceTokens(authority, "incidents", "admin")
-    collector = Peer(settings.collector_target or own_address, col_grpc.CollectorServiceStub, viewer.own)
-    heartbeat = Peer(settings.heartbeat_target or own_address, hb_grpc.HeartbeatServiceStub, viewer.own)
+    settings = deps.settings(IncidentSettings)
+    options = deps.options_for("incidents")
+    clock = deps.clock
+    viewer = deps.tokens("incidents", "viewer")
+    collector = deps.peer("collector", col_grpc.CollectorServiceStub, viewer.own)
+    heartbeat = deps.peer("heartbeat", hb_grpc.HeartbeatServiceStub, viewer.own)
     # Audit entries are written with the service's own admin identity; the entry names the caller.
-    monitor = Peer(own_address, mon_grpc.MonitorServiceStub, admin.own)
-    store = IncidentStore(engine)
+    monitor = deps.peer("monitor", mon_grpc.MonitorServiceStub, deps.tokens("incidents", "admin").own)
+    store = IncidentStore(deps.engine)
     incident_engine = IncidentEngine(
         store,
         GrpcSource(collector, heartbeat),
-        RuleBook.from_settings(settings),
+        RuleBook.from_settings(settings, deps.settings(QueueSettings)),
         EngineConfig(
             beat_interval_seconds=settings.beat_interval_seconds,
             worker_down_missed_beats=settings.worker_down_missed_beats,
@@ -151,15 +140,16 @@ def build(
         ),
         clock=clock,
     )
-    feed = IncidentFeed(store, poll_seconds=feed_poll_seconds)
+    feed = IncidentFeed(store, poll_seconds=options.get("feed_poll_seconds", 1.0))
     incident_engine.on_commit(feed.wake)
     servicer = IncidentServicer(incident_engine, feed, monitor)
+    channels = options.get("channels", settings.channels)
     notifier: Notifier | None = None
-    if channels and redis_url is not None:
+    if channels:
         notifier = Notifier(
             settings,
-            engine,
-            build_broker(redis_url, settings.redis_prefix),
+            deps.engine,
+            build_broker(deps.suite_redis_url, deps.core.redis_prefix),
             channels=channels,
             on_delivered=incident_engine.record_notified,
         )
@@ -171,48 +161,25 @@ def build(
         clock,
     )
 
-    async def evaluate_periodically() -> None:
-        outage = Outage("incident_evaluation")
-        while True:
-            await asyncio.sleep(settings.incident_eval_interval_seconds)
-            try:
-                await incident_engine.evaluate()
-                outage.ok()
-            except Exception as exc:
-                outage.failed(exc)
-
-    async def follow_workers() -> None:
-        try:
-            await follower.run()
-        except grpc.aio.AioRpcError as exc:
-            # HeartbeatService restarting or not up yet: the loop restarts us; say it once, quietly.
-            log.info("worker_events_interrupted", code=exc.code().name)
-            await asyncio.sleep(2.0)
-
-    async def run_notifier() -> None:
-        assert notifier is not None
-        await notifier.start()
-        try:
-            await asyncio.Event().wait()
-        finally:
-            await notifier.stop()
-
-    async def database_ready() -> None:
-        await ping(engine)
-
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_IncidentServiceServicer_to_server(servicer, server)
 
-    async def close() -> None:
-        for peer in (collector, heartbeat, monitor):
-            await peer.close()
+    background: list[Callable[[], Awaitable[None]]] = [
+        Every("incident_evaluation", settings.incident_eval_interval_seconds, incident_engine.evaluate),
+        Follower("worker_events", follower.run),
+        feed.run,
+    ]
+    if notifier is not None:
+        background.append(Resident("notifier", notifier))
+    spec = grpc_service(deps, NEEDS, SERVICE_NAME, register, background=background)
+    return Built(grpc=spec, parts=IncidentParts(incident_engine, store, feed, servicer, follower, notifier))
 
-    spec = ServiceSpec(
-        name=SERVICE_NAME,
-        register=register,
-        checks=[database_ready],
-        background=[evaluate_periodically, follow_workers, feed.run, *([run_notifier] if notifier else [])],
-        close=close,
-        bound=own_address.bind,
-    )
-    return spec, IncidentParts(incident_engine, store, feed, servicer, follower, notifier)
+
+MODULE = Module(
+    name="incidents",
+    summary="incident rules, lifecycle and notifications",
+    needs=NEEDS,
+    build=build,
+    migrations=MIGRATIONS,
+    settings=(IncidentSettings, QueueSettings),
+)

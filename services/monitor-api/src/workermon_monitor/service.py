@@ -1,9 +1,7 @@
-"""Assembles MonitorService for a server: board, job actions, peers, audit log, background loops."""
+"""MonitorService as a module of the suite: board, job actions, peers, audit log, background loops."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import redis.asyncio as aioredis
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
@@ -19,24 +16,28 @@ from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon.incidents.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
-from workermon_core.auth import TokenAuthority, action_roles
-from workermon_core.db import ping
-from workermon_core.peer import LocalAddress, Peer, ServiceTokens
+from workermon_core.auth import action_roles
+from workermon_core.background import Every, Follower
+from workermon_core.modules import Built, Deps, Module, Needs, grpc_service
+from workermon_core.peer import Peer
 from workermon_core.redis_store import key_prefix
-from workermon_core.server import Outage, ServiceSpec
-from workermon_core.settings import Settings
 from workermon_queues.bullmq import BullMQBackend, BullMQJobs
-from workermon_queues.classify import FailureClassifier, parse_rules
+from workermon_queues.settings import QueueSettings
 
 from .audit.auditor import SUCCEEDED, Auditor, Target
 from .audit.models import AuditAction
 from .audit.store import AuditStore
 from .board import Board
+from .migrate import MIGRATIONS
 from .servicer import MonitorServicer
+from .settings import MonitorSettings
 
 log = structlog.get_logger("workermon.monitor")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["MonitorService"].full_name
+NEEDS = Needs(
+    suite_redis=True, watched_redis=True, database=True, peers=("heartbeat", "collector", "incidents")
+)
 FLUSH_INTERVAL_SECONDS = 5.0
 PRUNE_INTERVAL_SECONDS = 3600.0
 FROM_THE_START = "0-0"
@@ -121,43 +122,37 @@ class WorkerEventRecorder:
         self.recorded += 1
 
 
-def build(
-    settings: Settings,
-    redis: aioredis.Redis,
-    queue_redis: aioredis.Redis,
-    engine: AsyncEngine,
-    authority: TokenAuthority,
-    *,
-    clock: Callable[[], float] = time.time,
-) -> tuple[ServiceSpec, MonitorParts]:
-    """The ServiceSpec to host and its parts."""
-    own_address = LocalAddress(settings.grpc_host, settings.grpc_port)
-    tokens = ServiceTokens(authority, "monitor", "viewer")
+def build(deps: Deps) -> Built:
+    """Wire the board, the job browser, the audit log and the peers; background: worker transitions
+    into the audit log, the retry of audit entries whose completion failed, audit retention."""
+    settings = deps.settings(MonitorSettings)
+    queues = deps.settings(QueueSettings)
+    clock = deps.clock
+    tokens = deps.tokens("monitor", "viewer")
     # Shared readings use the service's own (viewer) identity; calls made for one caller carry theirs.
-    heartbeat_board = Peer(settings.heartbeat_target or own_address, hb_grpc.HeartbeatServiceStub, tokens.own)
-    heartbeat_caller = Peer(
-        settings.heartbeat_target or own_address, hb_grpc.HeartbeatServiceStub, tokens.on_behalf
-    )
-    collector = Peer(settings.collector_target or own_address, col_grpc.CollectorServiceStub, tokens.own)
-    incidents = Peer(settings.incidents_target or own_address, inc_grpc.IncidentServiceStub, tokens.own)
-    configured = [q.strip() for q in settings.queues.split(",") if q.strip()]
+    heartbeat_board = deps.peer("heartbeat", hb_grpc.HeartbeatServiceStub, tokens.own)
+    heartbeat_caller = deps.peer("heartbeat", hb_grpc.HeartbeatServiceStub, tokens.on_behalf)
+    collector = deps.peer("collector", col_grpc.CollectorServiceStub, tokens.own)
+    incidents = deps.peer("incidents", inc_grpc.IncidentServiceStub, tokens.own)
     backend = BullMQBackend(
-        queue_redis, prefix=settings.queue_prefix, queues=configured, discover=settings.discover_queues
+        deps.watched_redis,
+        prefix=queues.queue_prefix,
+        queues=queues.queue_names,
+        discover=queues.discover_queues,
     )
-    classifier = FailureClassifier(parse_rules(settings.failure_rules) if settings.failure_rules else ())
-    jobs = BullMQJobs(queue_redis, settings.queue_prefix, classifier)
+    jobs = BullMQJobs(deps.watched_redis, queues.queue_prefix, queues.classifier)
     board = Board(
         backend,
         heartbeat_board,
         collector,
         incidents=incidents,
-        backlog_threshold=settings.backlog_threshold,
-        backlog_thresholds=settings.queue_backlog_thresholds,
-        display_names=settings.display_names,
+        backlog_threshold=queues.backlog_threshold,
+        backlog_thresholds=queues.queue_backlog_thresholds,
+        display_names=queues.display_names,
         live_max_age=settings.live_max_age_seconds,
         clock=clock,
     )
-    audit_store = AuditStore(engine)
+    audit_store = AuditStore(deps.engine)
     auditor = Auditor(audit_store, action_roles(SERVICE_NAME), clock)
     servicer = MonitorServicer(
         board,
@@ -169,54 +164,49 @@ def build(
         job_data_max_bytes=settings.job_data_max_bytes,
         clock=clock,
     )
-    recorder = WorkerEventRecorder(heartbeat_board, auditor, redis, settings.redis_prefix)
-
-    async def flush_audit() -> None:
-        outage = Outage("audit_flush")
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL_SECONDS)
-            try:
-                await auditor.flush()
-                outage.ok()
-            except Exception as exc:
-                outage.failed(exc)
-
-    async def prune_audit() -> None:
-        while True:
-            cutoff = datetime.fromtimestamp(clock(), tz=UTC) - timedelta(days=settings.audit_retention_days)
-            pruned = await audit_store.prune(cutoff)
-            if pruned:
-                log.info("audit_pruned", rows=pruned)
-            await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
-
-    async def follow_workers() -> None:
-        try:
-            await recorder.run()
-        except grpc.aio.AioRpcError as exc:
-            # HeartbeatService restarting or not up yet: the loop restarts us; say it once, quietly.
-            log.info("worker_events_interrupted", code=exc.code().name)
-            await asyncio.sleep(2.0)
-
-    async def redis_ready() -> None:
-        await queue_redis.ping()
-
-    async def database_ready() -> None:
-        await ping(engine)
+    recorder = WorkerEventRecorder(heartbeat_board, auditor, deps.redis, deps.core.redis_prefix)
+    retention = AuditRetention(audit_store, settings.audit_retention_days, clock)
 
     def register(server: grpc.aio.Server) -> None:
         pb_grpc.add_MonitorServiceServicer_to_server(servicer, server)
 
-    async def close() -> None:
-        for peer in (heartbeat_board, heartbeat_caller, collector, incidents):
-            await peer.close()
-        await jobs.close()
-
-    spec = ServiceSpec(
-        name=SERVICE_NAME,
-        register=register,
-        checks=[redis_ready, database_ready],
-        background=[follow_workers, flush_audit, prune_audit],
-        close=close,
-        bound=own_address.bind,
+    spec = grpc_service(
+        deps,
+        NEEDS,
+        SERVICE_NAME,
+        register,
+        background=[
+            Follower("worker_events", recorder.run),
+            Every("audit_flush", FLUSH_INTERVAL_SECONDS, auditor.flush),
+            Every("audit_prune", PRUNE_INTERVAL_SECONDS, retention, first_at_once=True),
+        ],
+        close=jobs.close,
     )
-    return spec, MonitorParts(board, jobs, auditor, audit_store, servicer, recorder)
+    return Built(grpc=spec, parts=MonitorParts(board, jobs, auditor, audit_store, servicer, recorder))
+
+
+class AuditRetention:
+    """Deletes audit entries older than the retention."""
+
+    def __init__(self, store: AuditStore, days: float, clock: Callable[[], float]) -> None:
+        self.store = store
+        self.days = days
+        self.clock = clock
+
+    async def __call__(self) -> int:
+        """Prune once; the number of entries deleted."""
+        cutoff = datetime.fromtimestamp(self.clock(), tz=UTC) - timedelta(days=self.days)
+        pruned = await self.store.prune(cutoff)
+        if pruned:
+            log.info("audit_pruned", rows=pruned)
+        return pruned
+
+
+MODULE = Module(
+    name="monitor",
+    summary="the facade other teams call: board, jobs, actions, audit log",
+    needs=NEEDS,
+    build=build,
+    migrations=MIGRATIONS,
+    settings=(MonitorSettings, QueueSettings),
+)

@@ -73,6 +73,7 @@ from redis.exceptions import ResponseError
 
 from ..backend import EventBatch, FinishedJob, QueueEvent, QueueState
 from ..replies import integer, text
+from ..settings import QueueSettings
 
 _STREAM_ID = re.compile(r"^(\d+)(?:-(\d+))?$")
 
@@ -183,6 +184,11 @@ class BullMQBackend:
         self.prefix = prefix
         self.queues = list(dict.fromkeys(q for q in queues if q))
         self.discover_enabled = discover
+
+    @classmethod
+    def from_settings(cls, redis: aioredis.Redis, settings: QueueSettings) -> BullMQBackend:
+        """The backend the settings describe (prefix, configured queues, discovery)."""
+        return cls(redis, settings.queue_prefix, settings.queue_names, settings.discover_queues)
 
     def key(self, queue: str, kind: str) -> str:
         """The Redis key of one of a queue's structures (`wait`, `meta`, `events`, a job id, ...)."""

@@ -32,13 +32,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from workermon_core.settings import ConfigError, Settings, env_name
+from workermon_core.settings import ConfigError, env_name
+
+if TYPE_CHECKING:
+    from ..settings import IncidentSettings
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_ATTEMPTS = 5
@@ -163,18 +166,18 @@ class _Problem(Exception):
         super().__init__(f"{key}: {message}")
 
 
-def load_channels(settings: Settings) -> list[Channel]:
+def load_channels(settings: IncidentSettings) -> list[Channel]:
     """The channels configured in the environment (none when neither variable is set)."""
     text = settings.notify_channels.strip()
     path = settings.notify_channels_file
-    variable = env_name("notify_channels")
+    variable = env_name("notify_channels", type(settings))
+    file_variable = env_name("notify_channels_file", type(settings))
     if text and path is not None:
         raise ConfigError(
-            f"invalid configuration: {variable} and {env_name('notify_channels_file')} are both set; "
-            "use one of them"
+            f"invalid configuration: {variable} and {file_variable} are both set; use one of them"
         )
     if path is not None:
-        variable = env_name("notify_channels_file")
+        variable = file_variable
         try:
             text = Path(path).expanduser().read_text(encoding="utf-8")
         except OSError as exc:

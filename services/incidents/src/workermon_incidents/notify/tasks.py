@@ -43,9 +43,9 @@ from taskiq_redis import ListQueueBroker
 
 from workermon_core.redis_store import key_prefix
 from workermon_core.server import Outage
-from workermon_core.settings import Settings
 
-from .channels import MAX_TIMEOUT_SECONDS, Channel, ChannelType, load_channels
+from ..settings import IncidentSettings
+from .channels import MAX_TIMEOUT_SECONDS, Channel, ChannelType
 from .events import NotifyEvent, TransitionKind, TransitionLike, kind_of, snapshot
 from .models import AttemptOutcome, DeliveryStatus
 from .payloads import TemplateRenderError, email_message, http_body
@@ -117,7 +117,7 @@ class Notifier:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: IncidentSettings,
         engine: AsyncEngine,
         broker: AsyncBroker,
         clock: Clock = _utcnow,
@@ -132,7 +132,7 @@ class Notifier:
         self._store = DeliveryStore(engine)
         self._broker = broker
         self._clock = clock
-        configured = load_channels(settings) if channels is None else list(channels)
+        configured = settings.channels if channels is None else list(channels)
         self._channels: dict[str, Channel] = {c.name: c for c in configured}
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap

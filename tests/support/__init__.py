@@ -1,0 +1,1 @@
+"""Helpers several test packages share: fakes, BullMQ workloads, suites of services, the gateway."""

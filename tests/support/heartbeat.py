@@ -1,0 +1,89 @@
+"""A HeartbeatService in-process on port 0, against the real Redis, with a controllable clock."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import grpc
+import pytest
+
+from tests.support.fakes import FakeClock
+from tests.support.suites import start_modules
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
+from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
+from workermon_cli.runtime import Suite
+from workermon_core.auth import TokenAuthority
+from workermon_core.client import open_channel
+from workermon_core.server import SuiteServer
+from workermon_heartbeat.servicer import HeartbeatServicer
+
+
+@dataclass
+class Running:
+    suite: Suite
+    servicer: HeartbeatServicer
+    target: str
+    authority: TokenAuthority
+    channels: list[grpc.aio.Channel]
+
+    def client(self, role: str = "admin", token: str | None = None) -> pb_grpc.HeartbeatServiceStub:
+        channel = open_channel(self.target, token or self.authority.mint(f"test-{role}", role))
+        self.channels.append(channel)
+        return pb_grpc.HeartbeatServiceStub(channel)
+
+    @property
+    def server(self) -> SuiteServer:
+        """The gRPC server hosting HeartbeatService."""
+        assert self.suite.server is not None
+        return self.suite.server
+
+    async def stop(self) -> None:
+        """Close the test's channels and stop the service."""
+        for channel in self.channels:
+            await channel.close()
+        await self.suite.stop()
+
+
+async def start_heartbeat(
+    redis_url: str,
+    prefix: str,
+    authority: TokenAuthority,
+    clock: Callable[[], float],
+    **overrides: object,
+) -> Running:
+    suite = await start_modules(
+        "heartbeat",
+        redis_url=redis_url,
+        authority=authority,
+        database_url="sqlite+aiosqlite:///:memory:",
+        clock=clock,
+        migrate_first=False,
+        redis_prefix=prefix,
+        sweep_interval_seconds=0.05,
+        **overrides,
+    )
+    return Running(suite, suite.parts("heartbeat").servicer, suite.grpc_target, authority, [])
+
+
+@pytest.fixture
+async def hb(
+    redis_url: str, prefix: str, authority: TokenAuthority, clock: FakeClock
+) -> AsyncIterator[Running]:
+    running = await start_heartbeat(redis_url, prefix, authority, clock)
+    yield running
+    await running.stop()
+
+
+def report(worker_id: str, queues: tuple[str, ...] = ("emails",), **fields: object) -> pb.WorkerReport:
+    base: dict[str, object] = {
+        "worker_id": worker_id,
+        "instance_id": "inst-1",
+        "hostname": "host-a",
+        "pid": 4242,
+        "queues": list(queues),
+        "concurrency": 4,
+        "state": pb.WORKER_STATE_RUNNING,
+    }
+    base.update(fields)
+    return pb.WorkerReport(**base)  # type: ignore[arg-type]
