@@ -299,12 +299,12 @@ def test_user_cli_refusals(
 
 def test_ensure_first_admin(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    password = ensure_first_admin(settings)
+    password = ensure_first_admin(settings.core, settings.gateway)
     assert password is not None and len(password) >= 12
     store = UserStore(users_path(settings.gateway, settings.data_dir))
     assert [(u.name, u.role) for u in store.list()] == [("admin", "admin")]
     assert store.verify("admin", password) == "admin"
-    assert ensure_first_admin(settings) is None
+    assert ensure_first_admin(settings.core, settings.gateway) is None
     assert store.verify("admin", password) == "admin"
 
 
@@ -312,5 +312,5 @@ def test_ensure_first_admin_leaves_existing_users_alone(tmp_path: Path) -> None:
     custom = tmp_path / "elsewhere" / "people.json"
     settings = _settings(tmp_path, users_file=custom)
     UserStore(custom).add("ops", "operator", PASSWORD)
-    assert ensure_first_admin(settings) is None
+    assert ensure_first_admin(settings.core, settings.gateway) is None
     assert [u.name for u in UserStore(custom).list()] == ["ops"]

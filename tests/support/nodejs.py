@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-NODE_DIR = Path(__file__).resolve().parent / "node"
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 
 
 def node_project() -> str:

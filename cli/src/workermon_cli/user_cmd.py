@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from workermon_gateway.settings import GatewaySettings
+
 import argparse
 import getpass
 import secrets
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def ensure_first_admin(settings: Settings) -> str | None:
+def ensure_first_admin(settings: Settings, gateway: GatewaySettings | None = None) -> str | None:
     """When nobody may log in yet, create `admin` with a random password and return that password.
 
     Returns None when the users file holds anyone already (the password is shown only once).
@@ -78,7 +83,7 @@ def ensure_first_admin(settings: Settings) -> str | None:
     from workermon_gateway.settings import GatewaySettings
     from workermon_gateway.users import UserStore, users_path
 
-    store = UserStore(users_path(load(GatewaySettings), settings.data_dir))
+    store = UserStore(users_path(gateway or load(GatewaySettings), settings.data_dir))
     if len(store):
         return None
     password = secrets.token_urlsafe(18)
