@@ -136,7 +136,7 @@ export function useAuditLogs(f: AuditFilter) {
   return useQuery({
     queryKey: [...keys.audit, f],
     queryFn: ({ signal }) =>
-      api<{ auditLogs?: AuditLog[]; nextPageToken?: string }>("/v1/audit-logs", {
+      api<{ auditLogs?: AuditLog[]; nextPageToken?: string }>("/v1/auditLogs", {
         query: { actor: f.actor || undefined, action: f.action || undefined, pageSize: 50, pageToken: f.pageToken || undefined },
         signal,
       }),
