@@ -185,7 +185,7 @@ export default function IncidentsPage() {
                         <ActionButton
                           needs="operator"
                           unavailable={s === "ACKNOWLEDGED" ? "Already acknowledged" : s === "RESOLVED" ? "Already resolved" : undefined}
-                          onClick={() => acknowledge.mutate(i.id)}
+                          onClick={() => acknowledge.mutate(i.id ?? "")}
                         >
                           {t("acknowledge")}
                         </ActionButton>
@@ -228,7 +228,7 @@ export default function IncidentsPage() {
         <form
           onSubmit={(e) => {
             e.preventDefault();
-            if (resolving && note.trim()) resolve.mutate({ id: resolving.id, note: note.trim() }, { onSuccess: () => setResolving(null) });
+            if (resolving && note.trim()) resolve.mutate({ id: resolving.id ?? "", note: note.trim() }, { onSuccess: () => setResolving(null) });
           }}
         >
           <DialogContent>
