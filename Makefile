@@ -8,7 +8,7 @@ PROTOS := $(shell find proto -name '*.proto')
 STUBS := libs/proto/src/workermon/__init__.py
 DEMO ?= 1
 
-.PHONY: run test proto lint fmt bench clean setup
+.PHONY: run test proto lint fmt bench clean setup api-types
 
 .tools/bin/uv:
 	@command -v python3 >/dev/null || { echo "Python 3.11+ is required"; exit 1; }
@@ -28,6 +28,10 @@ setup: .venv/.synced $(STUBS)
 proto: .venv/.synced
 	$(UV) run --frozen python scripts/gen_protos.py
 
+# The admin UI's API types from the gateway's OpenAPI document: admin/openapi.json, admin/src/api/schema.gen.ts.
+api-types: setup
+	UV=$(UV) admin/scripts/api-types.sh
+
 # The admin UI (admin/dist, served by the gateway at /), built from the lock file when its sources change.
 admin/dist/index.html: admin/package-lock.json $(shell find admin/src -type f) admin/index.html admin/vite.config.ts
 	@command -v npm >/dev/null || { echo "Node.js 20+ with npm is required to build the admin UI"; exit 1; }
@@ -44,6 +48,7 @@ tests/node/node_modules/.installed: tests/node/package-lock.json tests/node/pack
 	touch $@
 
 test: setup tests/node/node_modules/.installed admin/dist/index.html
+	UV=$(UV) admin/scripts/api-types.sh --check
 	npm --prefix admin test
 	$(UV) run --frozen pytest
 

@@ -30,7 +30,7 @@ async def test_login_then_call_the_api_as_that_user(gateway: Gateway) -> None:
     await gateway.queue("gw-login").add("x", {})
     paused = await anonymous.post("/api/v1/queues/gw-login:pause", headers=headers, json={})
     assert paused.status_code == 200 and paused.json()["changed"] is True
-    audit = await anonymous.get("/api/v1/audit-logs", headers=headers, params={"queue": "gw-login"})
+    audit = await anonymous.get("/api/v1/auditLogs", headers=headers, params={"queue": "gw-login"})
     assert [(a["actor"], a["action"]) for a in audit.json()["auditLogs"]] == [
         ("olga", "AUDIT_ACTION_QUEUE_PAUSE")
     ]

@@ -71,7 +71,7 @@ async def test_malformed_parameters_name_the_parameter(gateway: Gateway) -> None
     bad_step = await viewer.get("/api/v1/queues/q/trend?step=5 minutes")
     assert "step" in error_of(bad_step, 400, "INVALID_ARGUMENT")["message"]
     # Negative page sizes are the service's to refuse: passed on, with its BadRequest.
-    negative = error_of(await viewer.get("/api/v1/audit-logs?pageSize=-1"), 400, "INVALID_ARGUMENT")
+    negative = error_of(await viewer.get("/api/v1/auditLogs?pageSize=-1"), 400, "INVALID_ARGUMENT")
     assert "page_size" in negative["message"]
 
 
@@ -112,7 +112,7 @@ async def test_authentication_and_roles(gateway: Gateway) -> None:
     assert detail(denied, "ErrorInfo")["reason"]
     audit = (
         await gateway.client("admin").get(
-            "/api/v1/audit-logs", params={"actor": "vera", "outcome": "denied", "queue": "gw-roles"}
+            "/api/v1/auditLogs", params={"actor": "vera", "outcome": "denied", "queue": "gw-roles"}
         )
     ).json()["auditLogs"]
     assert len(audit) == 1 and audit[0]["action"] == "AUDIT_ACTION_QUEUE_PAUSE"

@@ -4,12 +4,15 @@ proto comments, with the JSON mapping's types.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
 from tests.support.gateway import Gateway
+from workermon_gateway import openapi_dump
 from workermon_gateway.openapi import build_openapi
 from workermon_gateway.routes import build_routes, proto_comments
 
@@ -62,9 +65,20 @@ def test_parameters_bodies_and_types() -> None:
     # 64-bit integers are strings in proto3 JSON.
     assert queue["properties"]["jobsPerMinute"]["type"] == "string"
     assert queue["properties"]["jobsPerMinute"]["format"] == "int64"
-    assert schemas["workermon.monitor.v1.AuditLog"]["properties"]["parameters"]["type"] == "object"
+    parameters = schemas["workermon.monitor.v1.AuditLog"]["properties"]["parameters"]
+    # google.protobuf.Struct: any JSON object (generated clients must not read it as an empty one).
+    assert parameters["type"] == "object" and parameters["additionalProperties"] is True
     assert "topFailureCategories" in queue["required"]
     assert document["paths"]["/v1/overview"]["get"]["summary"].startswith("Totals across every queue")
+
+
+async def test_the_dump_is_the_served_document(gateway: Gateway, tmp_path: Path) -> None:
+    served = (await gateway.client(None).get("/openapi.json")).json()
+    assert json.loads(openapi_dump.render()) == served
+    out = tmp_path / "openapi.json"
+    assert openapi_dump.main(["--output", str(out)]) == 0
+    assert out.read_text(encoding="utf-8") == openapi_dump.render()
+    assert json.loads(openapi_dump.render("/elsewhere/api"))["servers"] == [{"url": "/elsewhere/api"}]
 
 
 def test_comments_come_from_the_protos() -> None:

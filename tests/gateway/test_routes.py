@@ -166,10 +166,10 @@ async def test_queue_actions_with_bodies(gateway: Gateway) -> None:
     assert drained.status_code == 200, drained.text
 
     audit = await admin.get(
-        "/api/v1/audit-logs",
+        "/api/v1/auditLogs",
         params={"queue": "gw-actions", "action": "queue_pause", "outcome": "SUCCEEDED", "pageSize": 10},
     )
-    called("GET", "/v1/audit-logs")
+    called("GET", "/v1/auditLogs")
     assert audit.status_code == 200, audit.text
     entries = audit.json()["auditLogs"]
     # Both pauses, newest first: the second changed nothing but was carried out all the same.
@@ -271,7 +271,7 @@ async def test_incident_routes(gateway: Gateway) -> None:
     assert resolved.status_code == 200, resolved.text
     body = resolved.json()["incident"]
     assert body["status"] == "INCIDENT_STATUS_RESOLVED" and body["resolveNote"] == "worker started"
-    audit = await viewer.get("/api/v1/audit-logs", params={"entityId": incident["id"]})
+    audit = await viewer.get("/api/v1/auditLogs", params={"entityId": incident["id"]})
     assert [a["action"] for a in audit.json()["auditLogs"]] == ["AUDIT_ACTION_INCIDENT_RESOLVE"]
 
 

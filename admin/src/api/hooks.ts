@@ -1,7 +1,8 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient, type QueryKey } from "@tanstack/react-query";
 import { useNotify } from "../components/Feedback";
-import { api, enc, type Query } from "./client";
-import type { AuditLog, Incident, IncidentEvent, Job, ListJobsResponse, Overview, Queue, QueueTrend, Worker } from "./types";
+import { api, type Query } from "./client";
+import { route } from "./routes";
+import type { ResponseOf } from "./types";
 
 export const keys = {
   overview: ["overview"] as const,
@@ -17,13 +18,13 @@ export const keys = {
 };
 
 export function useOverview() {
-  return useQuery({ queryKey: keys.overview, queryFn: ({ signal }) => api<Overview>("/v1/overview", { signal }), refetchInterval: 30_000 });
+  return useQuery({ queryKey: keys.overview, queryFn: ({ signal }) => api<ResponseOf<"GetOverview">>(route("/v1/overview"), { signal }), refetchInterval: 30_000 });
 }
 
 export function useQueues() {
   return useQuery({
     queryKey: keys.queues,
-    queryFn: ({ signal }) => api<{ queues?: Queue[] }>("/v1/queues", { signal }).then((r) => r.queues ?? []),
+    queryFn: ({ signal }) => api<ResponseOf<"ListQueues">>(route("/v1/queues"), { signal }).then((r) => r.queues ?? []),
     refetchInterval: 15_000,
   });
 }
@@ -32,7 +33,7 @@ export function useQueue(name: string | undefined) {
   return useQuery({
     queryKey: keys.queue(name ?? ""),
     enabled: !!name,
-    queryFn: ({ signal }) => api<{ queue?: Queue }>(`/v1/queues/${enc(name ?? "")}`, { signal }).then((r) => r.queue ?? null),
+    queryFn: ({ signal }) => api<ResponseOf<"GetQueue">>(route("/v1/queues/{queue}", { queue: name ?? "" }), { signal }).then((r) => r.queue ?? null),
     refetchInterval: 15_000,
   });
 }
@@ -40,7 +41,7 @@ export function useQueue(name: string | undefined) {
 export function useTrend(name: string, hours: number) {
   return useQuery({
     queryKey: keys.trend(name, hours),
-    queryFn: ({ signal }) => api<QueueTrend>(`/v1/queues/${enc(name)}/trend`, { query: { hours }, signal }),
+    queryFn: ({ signal }) => api<ResponseOf<"GetQueueTrend">>(route("/v1/queues/{queue}/trend", { queue: name }), { query: { hours }, signal }),
     refetchInterval: 60_000,
     staleTime: 30_000,
   });
@@ -70,7 +71,7 @@ export function useJobs(f: JobsFilter) {
   return useQuery({
     queryKey: [...keys.jobs, f],
     enabled: !!f.queue,
-    queryFn: ({ signal }) => api<ListJobsResponse>(`/v1/queues/${enc(f.queue)}/jobs`, { query: jobsQuery(f), signal }),
+    queryFn: ({ signal }) => api<ResponseOf<"ListJobs">>(route("/v1/queues/{queue}/jobs", { queue: f.queue }), { query: jobsQuery(f), signal }),
     placeholderData: keepPreviousData,
     refetchInterval: 20_000,
   });
@@ -81,14 +82,17 @@ export function useJob(queue: string, jobId: string | null, full: boolean) {
     queryKey: [...keys.job, queue, jobId, full],
     enabled: !!queue && !!jobId,
     queryFn: ({ signal }) =>
-      api<{ job?: Job }>(`/v1/queues/${enc(queue)}/jobs/${enc(jobId ?? "")}`, { query: { full: full || undefined }, signal }).then((r) => r.job ?? null),
+      api<ResponseOf<"GetJob">>(route("/v1/queues/{queue}/jobs/{job_id}", { queue, job_id: jobId ?? "" }), {
+        query: { full: full || undefined },
+        signal,
+      }).then((r) => r.job ?? null),
   });
 }
 
 export function useWorkers() {
   return useQuery({
     queryKey: keys.workers,
-    queryFn: ({ signal }) => api<{ workers?: Worker[] }>("/v1/workers", { query: { pageSize: 500 }, signal }).then((r) => r.workers ?? []),
+    queryFn: ({ signal }) => api<ResponseOf<"ListWorkers">>(route("/v1/workers"), { query: { pageSize: 500 }, signal }).then((r) => r.workers ?? []),
     refetchInterval: 15_000,
   });
 }
@@ -103,7 +107,7 @@ export function useIncidents(f: IncidentFilter) {
   return useQuery({
     queryKey: [...keys.incidents, f],
     queryFn: ({ signal }) =>
-      api<{ incidents?: Incident[]; nextPageToken?: string }>("/v1/incidents", {
+      api<ResponseOf<"ListIncidents">>(route("/v1/incidents"), {
         query: {
           openOnly: f.status === "open" ? true : undefined,
           status: f.status && f.status !== "open" ? f.status : undefined,
@@ -122,7 +126,7 @@ export function useIncident(id: string | undefined) {
   return useQuery({
     queryKey: [...keys.incident, id],
     enabled: !!id,
-    queryFn: ({ signal }) => api<{ incident?: Incident; timeline?: IncidentEvent[] }>(`/v1/incidents/${enc(id ?? "")}`, { signal }),
+    queryFn: ({ signal }) => api<ResponseOf<"GetIncident">>(route("/v1/incidents/{incident_id}", { incident_id: id ?? "" }), { signal }),
   });
 }
 
@@ -136,7 +140,7 @@ export function useAuditLogs(f: AuditFilter) {
   return useQuery({
     queryKey: [...keys.audit, f],
     queryFn: ({ signal }) =>
-      api<{ auditLogs?: AuditLog[]; nextPageToken?: string }>("/v1/audit-logs", {
+      api<ResponseOf<"ListAuditLogs">>(route("/v1/auditLogs"), {
         query: { actor: f.actor || undefined, action: f.action || undefined, pageSize: 50, pageToken: f.pageToken || undefined },
         signal,
       }),
@@ -144,22 +148,20 @@ export function useAuditLogs(f: AuditFilter) {
   });
 }
 
-/** An action: POST, then say what changed (snackbar) and refetch what it touched. */
-export function useAction<V>(options: {
-  request: (vars: V) => { path: string; body?: unknown };
-  describe: (result: Record<string, unknown>, vars: V) => string;
+/** An action (see ./actions): run it, then say what changed (snackbar) and refetch what it touched. */
+export function useAction<V = void, R extends object = object>(options: {
+  run: (vars: V) => Promise<R>;
+  describe: (result: R, vars: V) => string;
   invalidate: QueryKey[];
-  onDone?: (result: Record<string, unknown>, vars: V) => void;
+  onDone?: (result: R, vars: V) => void;
 }) {
   const client = useQueryClient();
   const notify = useNotify();
   return useMutation({
-    mutationFn: (vars: V) => {
-      const { path, body } = options.request(vars);
-      return api<Record<string, unknown>>(path, { method: "POST", body: body ?? {} });
-    },
+    mutationFn: (vars: V) => options.run(vars),
     onSuccess: (result, vars) => {
-      const audit = result.auditId ? ` (audit #${String(result.auditId)})` : "";
+      const auditId = "auditId" in result ? result.auditId : undefined;
+      const audit = auditId ? ` (audit #${String(auditId)})` : "";
       notify(`${options.describe(result, vars)}${audit}`, "success");
       options.onDone?.(result, vars);
       for (const key of options.invalidate) void client.invalidateQueries({ queryKey: key });

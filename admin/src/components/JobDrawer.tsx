@@ -7,7 +7,7 @@ import IconButton from "@mui/material/IconButton";
 import Typography from "@mui/material/Typography";
 import CloseIcon from "@mui/icons-material/Close";
 import { useState, type ReactNode } from "react";
-import { enc } from "../api/client";
+import { runJobAction } from "../api/actions";
 import { keys, useAction, useJob } from "../api/hooks";
 import { enumName, num } from "../api/types";
 import { fmtBytes, fmtMs, fmtTime } from "../format";
@@ -33,17 +33,16 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
   const [full, setFull] = useState(false);
   const job = useJob(queue, jobId, full);
   const j = job.data;
-  const path = (verb: string) => `/v1/queues/${enc(queue)}/jobs/${enc(jobId ?? "")}:${verb}`;
   const invalidate = [keys.jobs, keys.job, keys.queues, keys.overview];
-  const retry = useAction<void>({
-    request: () => ({ path: path("retry") }),
-    describe: (r) => `Job ${jobId} retried (was ${enumName(r.previousState as string, "JOB_STATE_").toLowerCase() || "failed"})`,
+  const retry = useAction({
+    run: () => runJobAction(queue, jobId ?? "", "retry", {}),
+    describe: (r) => `Job ${jobId} retried (was ${enumName(r.previousState, "JOB_STATE_").toLowerCase() || "failed"})`,
     invalidate,
   });
-  const promote = useAction<void>({ request: () => ({ path: path("promote") }), describe: () => `Job ${jobId} promoted`, invalidate });
-  const cancel = useAction<void>({
-    request: () => ({ path: path("cancel") }),
-    describe: (r) => `Job ${jobId} cancel: ${enumName(r.outcome as string, "CANCEL_OUTCOME_").toLowerCase().replace(/_/g, " ")}`,
+  const promote = useAction({ run: () => runJobAction(queue, jobId ?? "", "promote", {}), describe: () => `Job ${jobId} promoted`, invalidate });
+  const cancel = useAction({
+    run: () => runJobAction(queue, jobId ?? "", "cancel", {}),
+    describe: (r) => `Job ${jobId} cancel: ${enumName(r.outcome, "CANCEL_OUTCOME_").toLowerCase().replace(/_/g, " ")}`,
     invalidate,
   });
   const state = enumName(j?.summary?.state, "JOB_STATE_");

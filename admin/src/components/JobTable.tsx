@@ -43,11 +43,11 @@ export function JobTable({ jobs, onOpen }: { jobs: JobSummary[]; onOpen: (id: st
             hover
             data-testid={`job-row-${j.jobId}`}
             tabIndex={0}
-            onClick={() => onOpen(j.jobId)}
+            onClick={() => onOpen(j.jobId ?? "")}
             onKeyDown={(e) => {
               if (e.key === "Enter" || e.key === " ") {
                 e.preventDefault();
-                onOpen(j.jobId);
+                onOpen(j.jobId ?? "");
               }
             }}
             sx={{ cursor: "pointer" }}

@@ -57,11 +57,11 @@ export function QueueTable({ queues, selected, onSelect }: Props) {
             data-testid={`queue-row-${q.name}`}
             tabIndex={0}
             aria-selected={q.name === selected}
-            onClick={() => onSelect(q.name)}
+            onClick={() => onSelect(q.name ?? "")}
             onKeyDown={(e) => {
               if (e.key === "Enter" || e.key === " ") {
                 e.preventDefault();
-                onSelect(q.name);
+                onSelect(q.name ?? "");
               }
             }}
             sx={{ cursor: "pointer" }}

@@ -15,8 +15,8 @@ describe("QueueTable", () => {
     renderWithProviders(
       <QueueTable
         queues={[
-          { name: "emails", status: "QUEUE_STATUS_RUNNING", counts: { waiting: "1200", failed: "3" }, onlineWorkers: 2 },
-          { name: "webhooks", status: "QUEUE_STATUS_DEGRADED", counts: {} },
+          { name: "emails", status: "QUEUE_STATUS_RUNNING", counts: { waiting: "1200", failed: "3" }, onlineWorkers: 2, topFailureCategories: [] },
+          { name: "webhooks", status: "QUEUE_STATUS_DEGRADED", counts: {}, topFailureCategories: [] },
         ]}
         onSelect={() => undefined}
       />,

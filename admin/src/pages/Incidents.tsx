@@ -16,7 +16,7 @@ import TextField from "@mui/material/TextField";
 import Typography from "@mui/material/Typography";
 import { useState } from "react";
 import { useNavigate, useParams } from "react-router-dom";
-import { enc } from "../api/client";
+import { runIncidentAction } from "../api/actions";
 import { keys, useAction, useIncident, useIncidents } from "../api/hooks";
 import { enumName, num, type Incident } from "../api/types";
 import { ActionButton } from "../components/ActionButton";
@@ -106,13 +106,13 @@ export default function IncidentsPage() {
   const [resolving, setResolving] = useState<Incident | null>(null);
   const [note, setNote] = useState("");
   const invalidate = [keys.incidents, keys.incident, keys.overview];
-  const acknowledge = useAction<string>({
-    request: (iid) => ({ path: `/v1/incidents/${enc(iid)}:acknowledge`, body: { note: "" } }),
-    describe: (r, iid) => `Incident #${iid} acknowledged (${enumName((r.incident as Incident | undefined)?.status, "INCIDENT_STATUS_").toLowerCase()})`,
+  const acknowledge = useAction({
+    run: (iid: string) => runIncidentAction(iid, "acknowledge", { note: "" }),
+    describe: (r, iid) => `Incident #${iid} acknowledged (${enumName(r.incident?.status, "INCIDENT_STATUS_").toLowerCase()})`,
     invalidate,
   });
-  const resolve = useAction<{ id: string; note: string }>({
-    request: (v) => ({ path: `/v1/incidents/${enc(v.id)}:resolve`, body: { note: v.note } }),
+  const resolve = useAction({
+    run: (v: { id: string; note: string }) => runIncidentAction(v.id, "resolve", { note: v.note }),
     describe: (_, v) => `Incident #${v.id} resolved: ${v.note}`,
     invalidate,
   });
@@ -185,7 +185,7 @@ export default function IncidentsPage() {
                         <ActionButton
                           needs="operator"
                           unavailable={s === "ACKNOWLEDGED" ? "Already acknowledged" : s === "RESOLVED" ? "Already resolved" : undefined}
-                          onClick={() => acknowledge.mutate(i.id)}
+                          onClick={() => acknowledge.mutate(i.id ?? "")}
                         >
                           {t("acknowledge")}
                         </ActionButton>
@@ -228,7 +228,7 @@ export default function IncidentsPage() {
         <form
           onSubmit={(e) => {
             e.preventDefault();
-            if (resolving && note.trim()) resolve.mutate({ id: resolving.id, note: note.trim() }, { onSuccess: () => setResolving(null) });
+            if (resolving && note.trim()) resolve.mutate({ id: resolving.id ?? "", note: note.trim() }, { onSuccess: () => setResolving(null) });
           }}
         >
           <DialogContent>

@@ -98,7 +98,7 @@ export default function OverviewPage() {
         <Box sx={{ display: "grid", gridTemplateColumns: "repeat(auto-fill, minmax(260px, 1fr))", gap: 1.5 }}>
           {(queues.data ?? []).slice(0, 24).map((q) => (
             <Card variant="outlined" key={q.name}>
-              <CardActionArea onClick={() => navigate(`/queues/${encodeURIComponent(q.name)}`)} aria-label={`${t("queue")} ${q.name}`}>
+              <CardActionArea onClick={() => navigate(`/queues/${encodeURIComponent(q.name ?? "")}`)} aria-label={`${t("queue")} ${q.name}`}>
                 <CardContent sx={{ py: 1.5 }}>
                   <Box sx={{ display: "flex", justifyContent: "space-between", mb: 0.5 }}>
                     <Typography variant="subtitle2">{q.displayName || q.name}</Typography>
@@ -106,7 +106,7 @@ export default function OverviewPage() {
                       {enumName(q.status, "QUEUE_STATUS_")} · {fmtInt(q.jobsPerMinute)}/min
                     </Typography>
                   </Box>
-                  <QueueSpark name={q.name} label={`${q.name} ${t("throughput")}`} />
+                  <QueueSpark name={q.name ?? ""} label={`${q.name} ${t("throughput")}`} />
                 </CardContent>
               </CardActionArea>
             </Card>

@@ -11,9 +11,9 @@ import Typography from "@mui/material/Typography";
 import CloseIcon from "@mui/icons-material/Close";
 import { Suspense, lazy, useState } from "react";
 import { useNavigate, useParams } from "react-router-dom";
-import { enc } from "../api/client";
+import { runQueueAction } from "../api/actions";
 import { keys, useAction, useQueue, useQueues, useTrend } from "../api/hooks";
-import { num, type Queue } from "../api/types";
+import { num, type JobState, type Queue } from "../api/types";
 import { ActionButton } from "../components/ActionButton";
 import { DangerDialog } from "../components/DangerDialog";
 import { QueueStatusChip, QueueTable } from "../components/QueueTable";
@@ -25,36 +25,36 @@ const TrendCharts = lazy(() => import("../charts/TrendCharts"));
 
 function useQueueActions(queue: string) {
   const invalidate = [keys.queues, keys.queue(queue), keys.overview, keys.jobs];
-  const path = (verb: string) => `/v1/queues/${enc(queue)}:${verb}`;
   return {
-    pause: useAction<void>({
-      request: () => ({ path: path("pause") }),
+    pause: useAction({
+      run: () => runQueueAction(queue, "pause", {}),
       describe: (r) => (r.changed ? `Paused queue ${queue}` : `Queue ${queue} was already paused`),
       invalidate,
     }),
-    resume: useAction<void>({
-      request: () => ({ path: path("resume") }),
+    resume: useAction({
+      run: () => runQueueAction(queue, "resume", {}),
       describe: (r) => (r.changed ? `Resumed queue ${queue}` : `Queue ${queue} was not paused`),
       invalidate,
     }),
-    retry: useAction<void>({
-      request: () => ({ path: path("retryFailed") }),
-      describe: (r) => `Retried ${num(r.retried as string)} failed job(s) in ${queue}`,
+    retry: useAction({
+      run: () => runQueueAction(queue, "retryFailed", {}),
+      describe: (r) => `Retried ${num(r.retried)} failed job(s) in ${queue}`,
       invalidate,
     }),
-    promote: useAction<void>({
-      request: () => ({ path: path("promote") }),
-      describe: (r) => `Promoted ${num(r.promoted as string)} delayed job(s) in ${queue}`,
+    promote: useAction({
+      run: () => runQueueAction(queue, "promote", {}),
+      describe: (r) => `Promoted ${num(r.promoted)} delayed job(s) in ${queue}`,
       invalidate,
     }),
-    drain: useAction<{ includeDelayed: boolean }>({
-      request: (v) => ({ path: path("drain"), body: { confirm: queue, includeDelayed: v.includeDelayed } }),
-      describe: (r) => `Drained ${queue}: removed ${num(r.removed as string)} job(s)`,
+    drain: useAction({
+      run: (v: { includeDelayed: boolean }) => runQueueAction(queue, "drain", { confirm: queue, includeDelayed: v.includeDelayed }),
+      describe: (r) => `Drained ${queue}: removed ${num(r.removed)} job(s)`,
       invalidate,
     }),
-    clean: useAction<{ state: string; grace: number; limit: number }>({
-      request: (v) => ({ path: path("clean"), body: { confirm: queue, state: v.state, grace: `${v.grace}s`, limit: v.limit } }),
-      describe: (r) => `Cleaned ${queue}: removed ${num(r.removed as string)} job(s)`,
+    clean: useAction({
+      run: (v: { state: JobState; grace: number; limit: number }) =>
+        runQueueAction(queue, "clean", { confirm: queue, state: v.state, grace: `${v.grace}s`, limit: v.limit }),
+      describe: (r) => `Cleaned ${queue}: removed ${num(r.removed)} job(s)`,
       invalidate,
     }),
   };
@@ -68,7 +68,7 @@ function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
   const actions = useQueueActions(name);
   const [danger, setDanger] = useState<"drain" | "clean" | null>(null);
   const [includeDelayed, setIncludeDelayed] = useState(false);
-  const [cleanState, setCleanState] = useState("JOB_STATE_COMPLETED");
+  const [cleanState, setCleanState] = useState<JobState>("JOB_STATE_COMPLETED");
   const [grace, setGrace] = useState(3600);
   const [limit, setLimit] = useState(1000);
   const q: Queue | null | undefined = queue.data;
@@ -171,7 +171,7 @@ function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
               size="small"
               label={t("cleanState")}
               value={cleanState}
-              onChange={(e) => setCleanState(e.target.value)}
+              onChange={(e) => setCleanState(e.target.value as JobState)}
               slotProps={{ select: { native: true } }}
             >
               {["COMPLETED", "FAILED", "DELAYED", "WAITING", "PRIORITIZED", "PAUSED"].map((s) => (

@@ -11,17 +11,17 @@ import TableRow from "@mui/material/TableRow";
 import Tooltip from "@mui/material/Tooltip";
 import Typography from "@mui/material/Typography";
 import { useEffect, useState } from "react";
-import { enc } from "../api/client";
+import { runWorkerAction } from "../api/actions";
 import { keys, useAction, useWorkers } from "../api/hooks";
-import { enumName, num, type Worker } from "../api/types";
+import { enumName, num, type Command, type Worker } from "../api/types";
 import { ActionButton } from "../components/ActionButton";
 import { DangerDialog } from "../components/DangerDialog";
 import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
 import { fmtAgo, fmtBytes, fmtDuration, fmtInt } from "../format";
 import { useI18n } from "../i18n";
 
-function describeCommand(verb: string, id: string, r: Record<string, unknown>) {
-  const command = r.command as { commandId?: string; status?: string } | undefined;
+function describeCommand(verb: string, id: string, r: { command?: Command }) {
+  const command = r.command;
   const status = command?.status ? ` (${enumName(command.status, "COMMAND_STATUS_").toLowerCase()})` : "";
   return `${verb} command sent to ${id}${command?.commandId ? ` #${command.commandId}` : ""}${status}`;
 }
@@ -38,13 +38,13 @@ function useNow(intervalMs = 5000) {
 export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (id: string) => void }) {
   const { t } = useI18n();
   const now = useNow();
-  const quiet = useAction<string>({
-    request: (id) => ({ path: `/v1/workers/${enc(id)}:quiet` }),
+  const quiet = useAction({
+    run: (id: string) => runWorkerAction(id, "quiet", {}),
     describe: (r, id) => describeCommand("Quiet", id, r),
     invalidate: [keys.workers],
   });
-  const resume = useAction<string>({
-    request: (id) => ({ path: `/v1/workers/${enc(id)}:resume` }),
+  const resume = useAction({
+    run: (id: string) => runWorkerAction(id, "resume", {}),
     describe: (r, id) => describeCommand("Resume", id, r),
     invalidate: [keys.workers],
   });
@@ -130,8 +130,8 @@ export default function WorkersPage() {
   const workers = useWorkers();
   const [showOffline, setShowOffline] = useState(true);
   const [stopping, setStopping] = useState<string | null>(null);
-  const stop = useAction<string>({
-    request: (id) => ({ path: `/v1/workers/${enc(id)}:stop`, body: { confirm: id } }),
+  const stop = useAction({
+    run: (id: string) => runWorkerAction(id, "stop", { confirm: id }),
     describe: (r, id) => describeCommand("Stop", id, r),
     invalidate: [keys.workers],
   });

@@ -23,7 +23,7 @@ _DURATION_PATTERN = r"^-?[0-9]+(\.[0-9]{1,9})?s$"
 _WKT: dict[str, dict[str, Any]] = {
     "google.protobuf.Timestamp": {"type": "string", "format": "date-time"},
     "google.protobuf.Duration": {"type": "string", "pattern": _DURATION_PATTERN, "examples": ["30s"]},
-    "google.protobuf.Struct": {"type": "object"},
+    "google.protobuf.Struct": {"type": "object", "additionalProperties": True},
     "google.protobuf.Value": {},
     "google.protobuf.ListValue": {"type": "array"},
     "google.protobuf.Empty": {"type": "object"},

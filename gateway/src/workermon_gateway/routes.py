@@ -31,6 +31,7 @@ from workermon_core.errors import DomainError, InvalidArgument
 
 from . import errors, transcode
 from .json_cache import JsonCache
+from .moved import MovedPath, moved_paths, moved_target
 from .transcode import PathTemplate
 from .upstream import Upstream, grpc_path, request_class, response_class
 
@@ -225,8 +226,10 @@ class ApiRouter(BaseRoute):
         base_path: str,
         upstream: Upstream,
         authority: TokenAuthority,
+        moved: Sequence[MovedPath] | None = None,
     ) -> None:
         self.routes = list(routes)
+        self.moved = moved_paths() if moved is None else list(moved)
         self.base_path = base_path
         self.upstream = upstream
         self.authority = authority
@@ -274,6 +277,8 @@ class ApiRouter(BaseRoute):
         sub = raw[len(self.base_path) :] if raw.startswith(self.base_path) else path[len(self.base_path) :]
         verb = "GET" if request.method == "HEAD" else request.method
         resolved = self.resolve(verb, sub)
+        if resolved is None and (target := moved_target(self.moved, sub)) is not None:
+            return _moved_permanently(request, self.base_path + target)
         if resolved is None:
             return errors.not_found(path)
         if isinstance(resolved, list):
@@ -319,6 +324,13 @@ class ApiRouter(BaseRoute):
 
         body = self.json_cache.body(route.grpc_path, raw, render)
         return Response(body, media_type="application/json")
+
+
+def _moved_permanently(request: Request, path: str) -> Response:
+    """308 to `path` under the app's root path, with the query string: method and body are kept."""
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    location = request.scope.get("root_path", "") + path + (f"?{query}" if query else "")
+    return Response(status_code=308, headers={"location": location})
 
 
 async def _read_body(request: Request) -> bytes:
