@@ -688,8 +688,13 @@ class Bench:
     ) -> dict[str, Any]:
         """The same queries through CollectorService.QuerySnapshots (server and client in this process)."""
         authority = TokenAuthority(secrets.token_urlsafe(48))
+        # The heartbeat peer is unreachable on purpose: the benchmark measures the collector's own work.
         core = load_settings(
-            redis_url=self.redis_url, database_url=db.url, redis_prefix=self.prefix, grpc_port=0
+            redis_url=self.redis_url,
+            database_url=db.url,
+            redis_prefix=self.prefix,
+            grpc_port=0,
+            heartbeat_target="127.0.0.1:9",
         )
         deps = open_dependencies(
             core,
@@ -697,9 +702,8 @@ class Bench:
                 "queue_prefix": self.bull_prefix,
                 "queues": "",
                 "discover_queues": False,
-                "heartbeat_target": "127.0.0.1:9",
+                "collector_schedule": False,
             },
-            options={"collector": {"schedule": False}},
             authority=authority,
             clock=now.timestamp,
         )

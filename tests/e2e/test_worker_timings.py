@@ -14,7 +14,6 @@ from bullmq import Job, Queue
 from tests.support.suites import start_modules
 from workermon_collector import migrate
 from workermon_collector.follower import MINUTE_MS, minute_of
-from workermon_collector.heartbeat_peer import HeartbeatPeer
 from workermon_core.auth import TokenAuthority
 from workermon_core.db import create_engine
 from workermon_sdk.bullmq import InstrumentedWorker
@@ -43,7 +42,6 @@ async def test_removed_jobs_get_durations_from_worker_sketches(
     assert server is not None
     parts = suite.parts("collector")
     # The collector asks HeartbeatService in the same process, over gRPC, like any replica would.
-    parts.collector.worker_timings = HeartbeatPeer(f"127.0.0.1:{server.port}", authority).timings
 
     async def process(job: Job, token: str) -> Any:
         await asyncio.sleep(job.data["ms"] / 1000)

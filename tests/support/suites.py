@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import redis.asyncio as aioredis
 from pydantic_settings import BaseSettings
@@ -24,10 +24,8 @@ from workermon_cli import registry
 from workermon_cli.runtime import Suite, migrate, open_dependencies, start_suite
 from workermon_core.auth import TokenAuthority
 from workermon_core.server import SuiteServer
-from workermon_core.settings import Settings, load
+from workermon_core.settings import Settings, SettingsT, load
 from workermon_gateway.settings import GatewaySettings
-
-SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 def _models() -> list[type[BaseSettings]]:

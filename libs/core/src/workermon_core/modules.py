@@ -29,9 +29,8 @@ from .migrations import Migrations
 from .peer import LocalAddress, Peer, ServiceTokens
 from .redis_store import EmbeddedRedis, connect
 from .server import ReadinessCheck, ServiceSpec
-from .settings import Settings, load
+from .settings import Settings, SettingsT, load
 
-SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 StubT = TypeVar("StubT")
 
 
@@ -207,15 +206,17 @@ def grpc_service(
     deps: Deps,
     needs: Needs,
     name: str,
-    register: Callable[[grpc.aio.Server], None],
+    add: Callable[[Any, grpc.aio.Server], None],
+    servicer: object,
     *,
     background: Sequence[Callable[[], Awaitable[None]]] = (),
     close: Callable[[], Awaitable[None]] | None = None,
 ) -> ServiceSpec:
-    """The ServiceSpec of a module: its readiness from its needs, its own address told the bound port."""
+    """The ServiceSpec of a module: `add(servicer, server)` (the generated add_*Servicer_to_server),
+    readiness from its needs, and its own address told the bound port."""
     return ServiceSpec(
         name=name,
-        register=register,
+        register=lambda server: add(servicer, server),
         checks=deps.checks(needs),
         background=background,
         close=close,

@@ -288,6 +288,11 @@ class Collector:
                 self.pending.popitem(last=False)
             return [False] * len(result.rows)
 
+    async def follow_between_cycles(self) -> None:
+        """Follow every queue's events and write rows kept from failed cycles (run every few seconds)."""
+        await self.follow_all()
+        await self.flush_pending()
+
     async def flush_pending(self) -> int:
         """Try to write the rows kept from failed cycles; returns how many were written."""
         if not self.pending:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from ddsketch import DDSketch
 from ddsketch.ddsketch import BaseDDSketch
@@ -11,8 +11,7 @@ from ddsketch.store import DenseStore
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
-from workermon_core.auth import TokenAuthority
-from workermon_core.peer import Peer, ServiceTokens
+from workermon_core.peer import Peer
 
 from . import sketches
 
@@ -20,12 +19,10 @@ TIMEOUT_SECONDS = 2.0
 
 
 class HeartbeatPeer:
-    """A gRPC client of HeartbeatService with a short-lived service token (role viewer)."""
+    """What the collector reads from HeartbeatService, through a peer the process owns (and closes)."""
 
-    def __init__(self, target: str | Callable[[], str], authority: TokenAuthority) -> None:
-        self._peer = Peer(
-            target, hb_grpc.HeartbeatServiceStub, ServiceTokens(authority, "collector", "viewer").own
-        )
+    def __init__(self, peer: Peer[hb_grpc.HeartbeatServiceStub]) -> None:
+        self._peer = peer
 
     def _stub(self) -> hb_grpc.HeartbeatServiceStub:
         return self._peer.stub
@@ -44,10 +41,6 @@ class HeartbeatPeer:
             reply = await self._stub().GetQueueTimings(request, timeout=TIMEOUT_SECONDS)
             found.update({t.queue: t for t in reply.timings})
         return found
-
-    async def close(self) -> None:
-        """Close the channel."""
-        await self._peer.close()
 
 
 def to_sketch(message: hb_pb.DurationSketch) -> DDSketch | None:

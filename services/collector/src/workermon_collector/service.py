@@ -11,6 +11,7 @@ import structlog
 
 from workermon.collector.v1 import collector_service_pb2 as pb
 from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
+from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon.incidents.v1 import incident_service_pb2 as inc_pb
 from workermon.incidents.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon_core.background import Every, Resident
@@ -85,18 +86,10 @@ class CollectorParts:
 
 
 def build(deps: Deps) -> Built:
-    """Wire the collector; background: the event follower, and the once-a-minute schedule when enabled.
-
-    Build option `schedule` (bool) overrides WORKERMON_COLLECTOR_SCHEDULE.
-    """
+    """Wire the collector; background: the event follower, and the once-a-minute schedule when enabled."""
     settings = deps.settings(CollectorSettings)
     queues = deps.settings(QueueSettings)
-    backend = BullMQBackend(
-        deps.watched_redis,
-        prefix=queues.queue_prefix,
-        queues=queues.queue_names,
-        discover=queues.discover_queues,
-    )
+    backend = BullMQBackend.from_settings(deps.watched_redis, queues)
     follower = EventFollower(backend, deps.redis, deps.core.redis_prefix, queues.classifier)
     clock = deps.clock
     store = SnapshotStore(
@@ -104,7 +97,9 @@ def build(deps: Deps) -> Built:
         minute_retention=timedelta(hours=settings.snapshot_retention_hours),
         clock=lambda: datetime.fromtimestamp(clock(), tz=UTC),
     )
-    peer = HeartbeatPeer(deps.peer_target("heartbeat"), deps.authority)
+    peer = HeartbeatPeer(
+        deps.peer("heartbeat", hb_grpc.HeartbeatServiceStub, deps.tokens("collector", "viewer").own)
+    )
     collector = Collector(
         backend,
         follower,
@@ -120,27 +115,21 @@ def build(deps: Deps) -> Built:
     collector.after_cycle.append(IncidentEvaluation(incidents))
     maintenance = Maintenance(store, settings, clock)
 
-    async def follow() -> None:
-        # Between cycles too: a busy queue's capped stream must not outrun the once-a-minute read.
-        await collector.follow_all()
-        await collector.flush_pending()
-
-    def schedule() -> Resident:
-        return Resident(
-            "collector_schedule",
-            build_schedule(deps.suite_redis_url, deps.core.redis_prefix, collector, maintenance),
-        )
-
-    def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_CollectorServiceServicer_to_server(servicer, server)
-
-    use_schedule = deps.options_for("collector").get("schedule", settings.collector_schedule)
+    # Between cycles too: a busy queue's capped stream must not outrun the once-a-minute read.
     background: list[Callable[[], Awaitable[None]]] = [
-        Every("event_follow", FOLLOW_INTERVAL_SECONDS, follow, first_at_once=True)
+        Every("event_follow", FOLLOW_INTERVAL_SECONDS, collector.follow_between_cycles, first_at_once=True)
     ]
-    if use_schedule:
-        background.append(schedule())
-    spec = grpc_service(deps, NEEDS, SERVICE_NAME, register, background=background, close=peer.close)
+    if settings.collector_schedule:
+        plan = build_schedule(deps.suite_redis_url, deps.core.redis_prefix, collector, maintenance)
+        background.append(Resident("collector_schedule", plan))
+    spec = grpc_service(
+        deps,
+        NEEDS,
+        SERVICE_NAME,
+        pb_grpc.add_CollectorServiceServicer_to_server,
+        servicer,
+        background=background,
+    )
     return Built(grpc=spec, parts=CollectorParts(collector, store, follower, servicer, maintenance))
 
 

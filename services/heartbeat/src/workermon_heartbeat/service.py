@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import grpc
-
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
 from workermon_core.modules import Built, Deps, Module, Needs, grpc_service
@@ -46,14 +44,12 @@ def build(deps: Deps) -> Built:
         sweep_interval=settings.sweep_interval_seconds,
     )
 
-    def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_HeartbeatServiceServicer_to_server(servicer, server)
-
     spec = grpc_service(
         deps,
         NEEDS,
         SERVICE_NAME,
-        register,
+        pb_grpc.add_HeartbeatServiceServicer_to_server,
+        servicer,
         background=[servicer.run_sweeper, servicer.run_command_listener, servicer.events.run],
     )
     return Built(grpc=spec, parts=HeartbeatParts(registry, servicer))

@@ -88,7 +88,9 @@ def fingerprint(rep: pb.WorkerReport) -> str:
 
 def _text(value: object) -> str:
     """A Redis reply value as text ("" for a missing one)."""
-    return "" if value is None else value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    if value is None:
+        return ""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
 class Registry:

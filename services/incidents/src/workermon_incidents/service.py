@@ -116,7 +116,7 @@ def build(deps: Deps) -> Built:
 
     Rule thresholds come from IncidentSettings, per-queue overrides from WORKERMON_INCIDENT_RULES,
     channels from WORKERMON_NOTIFY_CHANNELS (all validated when the settings are read). Build options:
-    `feed_poll_seconds` (float), `channels` (replaces the configured ones).
+    `feed_poll_seconds` (float).
     """
     settings = deps.settings(IncidentSettings)
     options = deps.options_for("incidents")
@@ -143,7 +143,7 @@ def build(deps: Deps) -> Built:
     feed = IncidentFeed(store, poll_seconds=options.get("feed_poll_seconds", 1.0))
     incident_engine.on_commit(feed.wake)
     servicer = IncidentServicer(incident_engine, feed, monitor)
-    channels = options.get("channels", settings.channels)
+    channels = settings.channels
     notifier: Notifier | None = None
     if channels:
         notifier = Notifier(
@@ -161,9 +161,6 @@ def build(deps: Deps) -> Built:
         clock,
     )
 
-    def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_IncidentServiceServicer_to_server(servicer, server)
-
     background: list[Callable[[], Awaitable[None]]] = [
         Every("incident_evaluation", settings.incident_eval_interval_seconds, incident_engine.evaluate),
         Follower("worker_events", follower.run),
@@ -171,7 +168,14 @@ def build(deps: Deps) -> Built:
     ]
     if notifier is not None:
         background.append(Resident("notifier", notifier))
-    spec = grpc_service(deps, NEEDS, SERVICE_NAME, register, background=background)
+    spec = grpc_service(
+        deps,
+        NEEDS,
+        SERVICE_NAME,
+        pb_grpc.add_IncidentServiceServicer_to_server,
+        servicer,
+        background=background,
+    )
     return Built(grpc=spec, parts=IncidentParts(incident_engine, store, feed, servicer, follower, notifier))
 
 

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import grpc
 import redis.asyncio as aioredis
 import structlog
 
@@ -134,12 +133,7 @@ def build(deps: Deps) -> Built:
     heartbeat_caller = deps.peer("heartbeat", hb_grpc.HeartbeatServiceStub, tokens.on_behalf)
     collector = deps.peer("collector", col_grpc.CollectorServiceStub, tokens.own)
     incidents = deps.peer("incidents", inc_grpc.IncidentServiceStub, tokens.own)
-    backend = BullMQBackend(
-        deps.watched_redis,
-        prefix=queues.queue_prefix,
-        queues=queues.queue_names,
-        discover=queues.discover_queues,
-    )
+    backend = BullMQBackend.from_settings(deps.watched_redis, queues)
     jobs = BullMQJobs(deps.watched_redis, queues.queue_prefix, queues.classifier)
     board = Board(
         backend,
@@ -167,14 +161,12 @@ def build(deps: Deps) -> Built:
     recorder = WorkerEventRecorder(heartbeat_board, auditor, deps.redis, deps.core.redis_prefix)
     retention = AuditRetention(audit_store, settings.audit_retention_days, clock)
 
-    def register(server: grpc.aio.Server) -> None:
-        pb_grpc.add_MonitorServiceServicer_to_server(servicer, server)
-
     spec = grpc_service(
         deps,
         NEEDS,
         SERVICE_NAME,
-        register,
+        pb_grpc.add_MonitorServiceServicer_to_server,
+        servicer,
         background=[
             Follower("worker_events", recorder.run),
             Every("audit_flush", FLUSH_INTERVAL_SECONDS, auditor.flush),
