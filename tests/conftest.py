@@ -21,6 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from tests.support.bull import delete_suite_keys
 from tests.support.fakes import TEST_SECRET, FakeClock
 from workermon_core.auth import TokenAuthority
 from workermon_core.db import create_engine, normalize_url
@@ -56,9 +57,16 @@ async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-def prefix() -> str:
-    """A key prefix of its own per test, so tests sharing one Redis never see each other's keys."""
-    return "wmtest-" + uuid.uuid4().hex[:12]
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    """A key prefix of its own per test, so tests sharing one Redis never see each other's keys; the
+    suite's keys under it are deleted afterwards, so a developer's Redis keeps nothing of the run."""
+    name = "wmtest-" + uuid.uuid4().hex[:12]
+    yield name
+    client = connect(redis_url)
+    try:
+        await delete_suite_keys(client, name)
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from bullmq import Job, Queue, Worker
 
+from workermon_core.redis_store import key_prefix
 from workermon_queues.bullmq import BullMQBackend, BullMQJobs
 
 
@@ -23,6 +24,11 @@ async def until(check: Callable[[], Awaitable[bool]], limit: float = 20.0, what:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what} not reached within {limit}s")
         await asyncio.sleep(0.05)
+
+
+async def delete_suite_keys(redis: aioredis.Redis, redis_prefix: str) -> None:
+    """Delete the suite's own keys under a WORKERMON_REDIS_PREFIX (hash-tagged: `{prefix}:...`)."""
+    await delete_prefix(redis, key_prefix(redis_prefix))
 
 
 async def delete_prefix(redis: aioredis.Redis, prefix: str) -> None:

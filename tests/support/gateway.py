@@ -17,7 +17,7 @@ import httpx
 import pytest
 from bullmq import Job, Queue, Worker
 
-from tests.support.bull import delete_prefix
+from tests.support.bull import delete_prefix, delete_suite_keys
 from tests.support.fakes import TEST_SECRET
 from tests.support.suites import Config, start_config
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
@@ -146,7 +146,7 @@ async def stop_gateway_suite(gateway: Gateway) -> None:
     client = connect(gateway.redis_url)
     try:
         await delete_prefix(client, gateway.settings.queue_prefix)
-        await delete_prefix(client, gateway.settings.redis_prefix)
+        await delete_suite_keys(client, gateway.settings.redis_prefix)
     finally:
         await client.aclose()
 
