@@ -13,7 +13,7 @@ from workermon_core.auth import TokenAuthority, authority_from_settings
 from workermon_core.db import database_url
 from workermon_core.modules import Built, Deps, Module
 from workermon_core.server import SuiteServer, start_server
-from workermon_core.settings import Settings, load
+from workermon_core.settings import Settings
 from workermon_gateway.module import Gateway
 from workermon_queues.settings import QueueSettings
 
@@ -45,16 +45,17 @@ def open_dependencies(
     clock: Callable[[], float] = time.time,
 ) -> Deps:
     """The process's dependencies; the suite's Redis (configured or embedded) opens on first use."""
-    values = dict(overrides or {})
-    return Deps(
+    deps = Deps(
         core=settings,
         authority=authority or authority_for(settings),
-        overrides=values,
+        overrides=dict(overrides or {}),
         options=dict(options or {}),
         clock=clock,
         redis_url=settings.redis_url,
-        watched_redis_url=load(QueueSettings, **values).queue_redis_url,
     )
+    # Read once, here, and shared with the modules that read the queue settings too.
+    deps.watched_redis_url = deps.settings(QueueSettings).queue_redis_url
+    return deps
 
 
 @dataclass
