@@ -11,7 +11,7 @@ from typing import Protocol
 import grpc
 import structlog
 
-from .server import Outage
+from .server import Outage, raise_if_cancelling
 
 log = structlog.get_logger("workermon.background")
 
@@ -39,6 +39,10 @@ class Every:
                 outage.ok()
             except Exception as exc:
                 outage.failed(exc)
+            # A cancel that landed inside the job may have been turned into an error the job handled
+            # itself (redis-py's timeouts do): the sleep would not see it, and the loop would outlive
+            # the server that stopped it.
+            raise_if_cancelling()
             await asyncio.sleep(self.interval)
 
 
