@@ -2,7 +2,7 @@ import Box from "@mui/material/Box";
 import Paper from "@mui/material/Paper";
 import TextField from "@mui/material/TextField";
 import Typography from "@mui/material/Typography";
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { useSearchParams } from "react-router-dom";
 import { useJobs, useQueues } from "../api/hooks";
 import { num } from "../api/types";
@@ -25,19 +25,19 @@ export default function JobsPage() {
   const [typed, setTyped] = useState(search);
   const pager = usePageTokens(JSON.stringify([queue, state, search]));
 
+  // The parameters as last set, not as last rendered: two changes before the next render (the queue,
+  // then the state) must both land, and setSearchParams' updater is handed the rendered ones.
+  const latest = useRef(params);
+  latest.current = params;
   const update = (changes: Record<string, string | null>) => {
     // From the latest parameters: a search applied after a row was opened keeps the drawer open.
-    setParams(
-      (current) => {
-        const next = new URLSearchParams(current);
-        for (const [k, v] of Object.entries(changes)) {
-          if (v) next.set(k, v);
-          else next.delete(k);
-        }
-        return next;
-      },
-      { replace: true },
-    );
+    const next = new URLSearchParams(latest.current);
+    for (const [k, v] of Object.entries(changes)) {
+      if (v) next.set(k, v);
+      else next.delete(k);
+    }
+    latest.current = next;
+    setParams(next, { replace: true });
   };
 
   // Search as the user types, once they pause.
