@@ -205,6 +205,18 @@ async def test_pages_stay_put_while_new_jobs_arrive(
     ]
 
 
+async def test_a_job_met_in_two_states_is_listed_once(
+    bull: Bull, jobs: BullMQJobs, redis: aioredis.Redis
+) -> None:
+    # What a page read while a job moves on sees: the job still in the wait list and already completed.
+    q = bull.queue("work")
+    moving = await q.add("moving", {})
+    other = await q.add("other", {})
+    await redis.zadd(f"{bull.prefix}:work:completed", {str(moving.id): 1.0})
+    page = await jobs.list_jobs("work", ["waiting", "completed"], 10, None)
+    assert sorted(j.id for j in page.jobs) == sorted([str(moving.id), str(other.id)])
+
+
 async def test_waiting_list_pages_follow_their_cursor(bull: Bull, jobs: BullMQJobs) -> None:
     q = bull.queue("work")
     added = [(await q.add(f"job-{i}", {})).id for i in range(10)]

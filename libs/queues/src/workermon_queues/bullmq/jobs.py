@@ -523,6 +523,9 @@ class BullMQJobs:
         prefetched = _pairs(replies[-1]) if prefetch else None
 
         rows: list[JobSummary] = []
+        # A job that moves on while the page is read (waiting, then active) is met again in a later
+        # state's list: a page shows it once.
+        listed: set[str] = set()
         examined = 0
         while position.index < len(wanted) and len(rows) < page_size and examined < self.max_examined:
             source = self._source(queue, wanted[position.index])
@@ -545,9 +548,12 @@ class BullMQJobs:
                 position.member, position.score = member, score
                 if member.startswith("0:"):  # pre-v5 BullMQ's marker entries in the wait list
                     continue
+                if member in listed:
+                    continue
                 summary = self._summary(member, wanted[position.index], values)
                 if summary is None or not self._matches(summary, name_prefix, category):
                     continue
+                listed.add(member)
                 rows.append(summary)
                 if len(rows) >= page_size:
                     full = True
