@@ -57,6 +57,7 @@ from workermon_collector.store.parts import MINUTE, floor_time
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
 from workermon_core.logging import configure_logging
+from workermon_core.protos import from_ms
 from workermon_core.redis_store import EmbeddedRedis, connect
 from workermon_core.settings import load_settings
 from workermon_queues.backend import QueueState
@@ -171,10 +172,6 @@ QUICK = replace(
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def _to_datetime(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 async def _timed(work: Awaitable[T]) -> tuple[T, float]:
@@ -351,7 +348,7 @@ class Bench:
             "seconds": add_s + process_s,
             "catch_up_events": sum(caught.values()),
             "catch_up_s": catch_s,
-            "minute": _to_datetime(self.minute_ms).isoformat(),
+            "minute": from_ms(self.minute_ms).isoformat(),
             "finished_in_minute": finished_in_minute,
             "redis_keys": int(self.admin.dbsize()) if self.redis_kind == "embedded" else None,
             "redis_used_memory_mb": int(memory.get("used_memory", 0)) / 2**20,
@@ -401,7 +398,7 @@ class Bench:
         )
         follower = TimedFollower(backend.inner, self.redis, self.prefix, FailureClassifier(), clock)
         collector = Collector(backend, follower, TimedStore(db.engine, clock), self.redis, self.prefix)
-        minute = _to_datetime(self.minute_ms)
+        minute = from_ms(self.minute_ms)
         runs: list[dict[str, Any]] = []
         for _ in range(self.plan.cycles + 1):
             fresh = await self.burst()
@@ -466,7 +463,7 @@ class Bench:
         """One more cycle under cProfile (slower; for finding hot spots, not for the figures)."""
         assert self.profile is not None
         await self.burst()
-        await db.delete_minute(_to_datetime(self.minute_ms))
+        await db.delete_minute(from_ms(self.minute_ms))
         profiler = cProfile.Profile()
         profiler.enable()
         await collector.collect(self.names, minute_ms=self.minute_ms)
@@ -546,7 +543,7 @@ class Bench:
         rows = self.last_rows.get(db.kind, [])
         seconds = []
         for rep in range(self.plan.reps):
-            minute = _to_datetime(self.minute_ms - (10_000 + rep) * MINUTE_MS)
+            minute = from_ms(self.minute_ms - (10_000 + rep) * MINUTE_MS)
             moved = [replace(row, minute=minute) for row in rows]
             written, took = await _timed(store.write(moved))
             seconds.append(took)
@@ -658,7 +655,7 @@ class Bench:
         wait = (self.minute_ms + MINUTE_MS) / 1000 + 0.5 - time.time()
         if wait > 0:
             print(
-                f"           waiting {wait:.0f} s for minute {_to_datetime(self.minute_ms):%H:%M} to end",
+                f"           waiting {wait:.0f} s for minute {from_ms(self.minute_ms):%H:%M} to end",
                 file=sys.stderr,
                 flush=True,
             )

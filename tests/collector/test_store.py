@@ -17,8 +17,9 @@ from workermon_collector import sketches
 from workermon_collector.models import rollups, snapshots
 from workermon_collector.rows import DurationSummary, SnapshotRow
 from workermon_collector.store import SnapshotStore
-from workermon_collector.store.parts import HOUR, MINUTE, Durations, JobCounts, Point
+from workermon_collector.store.parts import HOUR, MINUTE, Point
 from workermon_core.db import create_engine
+from workermon_queues.counts import JobCounts
 
 from .conftest import UTCClock
 
@@ -40,7 +41,7 @@ def true_quantile(values: list[float], q: float) -> float:
     return ordered[math.floor(q * (len(ordered) - 1))]
 
 
-def assert_within_1pct(summary: DurationSummary | Durations | None, values: list[float]) -> None:
+def assert_within_1pct(summary: DurationSummary | None, values: list[float]) -> None:
     assert summary is not None
     for name, q in QUANTILES.items():
         expected = true_quantile(values, q)

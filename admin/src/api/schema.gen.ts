@@ -973,25 +973,6 @@ export interface components {
          * @enum {string}
          */
         "workermon.heartbeat.v1.CommandType": "COMMAND_TYPE_UNSPECIFIED" | "COMMAND_TYPE_QUIET" | "COMMAND_TYPE_RESUME" | "COMMAND_TYPE_STOP" | "COMMAND_TYPE_CANCEL_JOB";
-        /** @description DurationSketch is a DDSketch of durations in milliseconds (logarithmic mapping, 1% relative accuracy): bins of the sketch by key, so sketches from many workers merge exactly by adding counts. */
-        "workermon.heartbeat.v1.DurationSketch": {
-            /** @description The mapping's gamma ((1 + accuracy) / (1 - accuracy)); sketches with another gamma do not merge. */
-            gamma?: number;
-            /** @description Number of values. */
-            count?: number;
-            /** @description Sum of the values. */
-            sum?: number;
-            /** @description Smallest value. */
-            min?: number;
-            /** @description Largest value. */
-            max?: number;
-            /** @description Values too close to zero for a bin. */
-            zeroCount?: number;
-            /** @description Counts of the positive bins, by bin key. */
-            bins: {
-                [key: string]: number;
-            };
-        };
         /** @description GetCommandResponse carries the command. */
         "workermon.heartbeat.v1.GetCommandResponse": {
             /** @description The command. */
@@ -1012,34 +993,6 @@ export interface components {
             /** @description Online workers per queue, ordered by queue name. */
             queues: components["schemas"]["workermon.heartbeat.v1.QueueWorkerCount"][];
         };
-        /** @description JobTimings are the durations of jobs one worker finished in one minute on one queue. */
-        "workermon.heartbeat.v1.JobTimings": {
-            /** @description Queue name. */
-            queue?: string;
-            /**
-             * Format: date-time
-             * @description Start of the minute the jobs finished in (UTC).
-             */
-            minuteTime?: string;
-            /** @description Processing time: started to finished. */
-            processing?: components["schemas"]["workermon.heartbeat.v1.DurationSketch"];
-            /** @description Wait time: added to started. */
-            wait?: components["schemas"]["workermon.heartbeat.v1.DurationSketch"];
-        };
-        /** @description ProcessGauges are the process's own readings at beat time. */
-        "workermon.heartbeat.v1.ProcessGauges": {
-            /** @description CPU use of the process since the previous beat, in percent of one core. */
-            cpuPercent?: number;
-            /**
-             * Format: int64
-             * @description Resident set size in bytes.
-             */
-            rssBytes?: string;
-            /** @description Free-form named gauges, such as open browsers or pool sizes. */
-            custom: {
-                [key: string]: number;
-            };
-        };
         /** @description QueueWorkerCount is the number of online workers for one queue. */
         "workermon.heartbeat.v1.QueueWorkerCount": {
             /** @description Queue name. */
@@ -1050,101 +1003,6 @@ export interface components {
              */
             online?: number;
         };
-        /** @description Worker is a worker as the registry knows it. */
-        "workermon.heartbeat.v1.Worker": {
-            /** @description The worker's last report. */
-            report?: components["schemas"]["workermon.heartbeat.v1.WorkerReport"];
-            /** @description ONLINE or OFFLINE. */
-            status?: components["schemas"]["workermon.heartbeat.v1.WorkerStatus"];
-            /**
-             * Format: date-time
-             * @description When it was first seen (in this retention window).
-             */
-            firstSeenTime?: string;
-            /**
-             * Format: date-time
-             * @description When the last beat arrived.
-             */
-            lastSeenTime?: string;
-            /** @description Why it went offline: "goodbye: <reason>" or "missed beats". */
-            offlineReason?: string;
-        };
-        /** @description WorkerReport is what a worker says about itself on every beat. */
-        "workermon.heartbeat.v1.WorkerReport": {
-            /** @description Stable name of the worker (1-200 characters: letters, digits, and . _ : @ / -). */
-            workerId?: string;
-            /** @description New for every process start, so a restart is visible. */
-            instanceId?: string;
-            /** @description Host the process runs on. */
-            hostname?: string;
-            /**
-             * Format: int32
-             * @description Operating-system process id.
-             */
-            pid?: number;
-            /** @description Queues the worker takes jobs from (at most 64). */
-            queues: string[];
-            /** @description Free-form labels (at most 32). */
-            labels: {
-                [key: string]: string;
-            };
-            /** @description Version of the worker's own code. */
-            version?: string;
-            /**
-             * Format: int32
-             * @description How many jobs it may run at once.
-             */
-            concurrency?: number;
-            /**
-             * Format: int32
-             * @description How many jobs it runs now.
-             */
-            activeJobs?: number;
-            /**
-             * Format: int64
-             * @description Jobs completed since the process started.
-             */
-            processedTotal?: string;
-            /**
-             * Format: int64
-             * @description Jobs failed since the process started.
-             */
-            failedTotal?: string;
-            /** @description Ids of the jobs it runs now (at most 1,000). */
-            activeJobIds: string[];
-            /** @description Process readings. */
-            gauges?: components["schemas"]["workermon.heartbeat.v1.ProcessGauges"];
-            /** @description What the worker is doing. */
-            state?: components["schemas"]["workermon.heartbeat.v1.WorkerState"];
-            /**
-             * Format: date-time
-             * @description When the process started.
-             */
-            startedAt?: string;
-            /** @description Name and version of the SDK that sent the beat. */
-            sdk?: string;
-            /** @description Durations of jobs finished since the last beat the service answered, per queue and minute (at most 64). */
-            timings: components["schemas"]["workermon.heartbeat.v1.JobTimings"][];
-        };
-        /**
-         * @description WorkerState is what the worker itself says it is doing.
-         *
-         *     - `WORKER_STATE_UNSPECIFIED`: Not reported.
-         *     - `WORKER_STATE_RUNNING`: Taking and processing jobs.
-         *     - `WORKER_STATE_QUIET`: Finishing its active jobs but taking no new ones (after QUIET).
-         *     - `WORKER_STATE_STOPPING`: Shutting down (after STOP or a signal).
-         * @enum {string}
-         */
-        "workermon.heartbeat.v1.WorkerState": "WORKER_STATE_UNSPECIFIED" | "WORKER_STATE_RUNNING" | "WORKER_STATE_QUIET" | "WORKER_STATE_STOPPING";
-        /**
-         * @description WorkerStatus is derived from the last beat: ONLINE while beats arrive within the online window.
-         *
-         *     - `WORKER_STATUS_UNSPECIFIED`: Not set; in a filter it means every status.
-         *     - `WORKER_STATUS_ONLINE`: A beat arrived within the online window and the worker has not said goodbye.
-         *     - `WORKER_STATUS_OFFLINE`: Seen within the retention window, but not beating now.
-         * @enum {string}
-         */
-        "workermon.heartbeat.v1.WorkerStatus": "WORKER_STATUS_UNSPECIFIED" | "WORKER_STATUS_ONLINE" | "WORKER_STATUS_OFFLINE";
         /** @description AcknowledgeIncidentResponse is the incident after acknowledgement. */
         "workermon.incidents.v1.AcknowledgeIncidentResponse": {
             /** @description The incident. */
@@ -1428,7 +1286,7 @@ export interface components {
             /** @description For a running job: the worker asked. */
             workerId?: string;
             /** @description For a running job: the command sent, as it stands. */
-            command?: components["schemas"]["workermon.heartbeat.v1.Command"];
+            command?: components["schemas"]["workermon.monitor.v1.Command"];
             /**
              * Format: int64
              * @description The audit entry written.
@@ -1471,6 +1329,68 @@ export interface components {
              */
             auditId?: string;
         };
+        /** @description Command is a command sent to a worker, as it stands. */
+        "workermon.monitor.v1.Command": {
+            /** @description Unique id. */
+            commandId?: string;
+            /** @description The worker it is for. */
+            workerId?: string;
+            /** @description What to do. */
+            type?: components["schemas"]["workermon.monitor.v1.CommandType"];
+            /** @description The job to cancel, for CANCEL_JOB. */
+            jobId?: string;
+            /** @description Why, as the operator wrote it. */
+            reason?: string;
+            /** @description Where it is now. */
+            status?: components["schemas"]["workermon.monitor.v1.CommandStatus"];
+            /** @description The worker's answer when it acknowledged: what it did, or why it could not. */
+            result?: string;
+            /** @description Who sent it. */
+            requestedBy?: string;
+            /**
+             * Format: date-time
+             * @description When it was sent.
+             */
+            createTime?: string;
+            /**
+             * Format: date-time
+             * @description When the worker received it.
+             */
+            deliverTime?: string;
+            /**
+             * Format: date-time
+             * @description When the worker acknowledged it.
+             */
+            completeTime?: string;
+            /**
+             * Format: date-time
+             * @description When it expires unless acknowledged.
+             */
+            expireTime?: string;
+        };
+        /**
+         * @description CommandStatus is where a command is in its life.
+         *
+         *     - `COMMAND_STATUS_UNSPECIFIED`: Not set.
+         *     - `COMMAND_STATUS_PENDING`: Waiting for the worker to pick it up.
+         *     - `COMMAND_STATUS_DELIVERED`: Handed to the worker, not yet acknowledged.
+         *     - `COMMAND_STATUS_ACKED`: The worker carried it out.
+         *     - `COMMAND_STATUS_FAILED`: The worker tried and could not.
+         *     - `COMMAND_STATUS_EXPIRED`: Not delivered or not acknowledged before it expired.
+         * @enum {string}
+         */
+        "workermon.monitor.v1.CommandStatus": "COMMAND_STATUS_UNSPECIFIED" | "COMMAND_STATUS_PENDING" | "COMMAND_STATUS_DELIVERED" | "COMMAND_STATUS_ACKED" | "COMMAND_STATUS_FAILED" | "COMMAND_STATUS_EXPIRED";
+        /**
+         * @description CommandType names what a command asks a worker to do.
+         *
+         *     - `COMMAND_TYPE_UNSPECIFIED`: Not set.
+         *     - `COMMAND_TYPE_QUIET`: Stop taking new jobs; finish the active ones.
+         *     - `COMMAND_TYPE_RESUME`: Take jobs again after QUIET.
+         *     - `COMMAND_TYPE_STOP`: Finish the active jobs and exit.
+         *     - `COMMAND_TYPE_CANCEL_JOB`: Stop one active job (job_id).
+         * @enum {string}
+         */
+        "workermon.monitor.v1.CommandType": "COMMAND_TYPE_UNSPECIFIED" | "COMMAND_TYPE_QUIET" | "COMMAND_TYPE_RESUME" | "COMMAND_TYPE_STOP" | "COMMAND_TYPE_CANCEL_JOB";
         /** @description DrainQueueResponse says how many jobs went. */
         "workermon.monitor.v1.DrainQueueResponse": {
             /**
@@ -1484,6 +1404,22 @@ export interface components {
              */
             auditId?: string;
         };
+        /** @description Durations summarises a distribution in milliseconds (DDSketch, 1% relative accuracy). */
+        "workermon.monitor.v1.Durations": {
+            /**
+             * Format: int64
+             * @description How many jobs were measured.
+             */
+            samples?: string;
+            /** @description Median. */
+            p50Ms?: number;
+            /** @description 95th percentile. */
+            p95Ms?: number;
+            /** @description 99th percentile. */
+            p99Ms?: number;
+            /** @description Mean. */
+            avgMs?: number;
+        };
         /** @description GetJobResponse carries the job. */
         "workermon.monitor.v1.GetJobResponse": {
             /** @description The job. */
@@ -1492,7 +1428,7 @@ export interface components {
         /** @description GetOverviewResponse sums up every queue and worker. */
         "workermon.monitor.v1.GetOverviewResponse": {
             /** @description Jobs per state across all queues, now. */
-            counts?: components["schemas"]["workermon.collector.v1.JobCounts"];
+            counts?: components["schemas"]["workermon.monitor.v1.JobCounts"];
             /**
              * Format: int32
              * @description Number of queues.
@@ -1559,14 +1495,14 @@ export interface components {
              */
             step?: string;
             /** @description Buckets from start to end; gaps have has_data false. */
-            points: components["schemas"]["workermon.collector.v1.SnapshotPoint"][];
+            points: components["schemas"]["workermon.monitor.v1.TrendPoint"][];
             /** @description "minute" or "hourly". */
             resolution?: string;
         };
         /** @description GetWorkerResponse carries the worker. */
         "workermon.monitor.v1.GetWorkerResponse": {
             /** @description The worker. */
-            worker?: components["schemas"]["workermon.heartbeat.v1.Worker"];
+            worker?: components["schemas"]["workermon.monitor.v1.Worker"];
         };
         /** @description Job is a job in full. */
         "workermon.monitor.v1.Job": {
@@ -1615,6 +1551,44 @@ export interface components {
             parentKey?: string;
             /** @description Steps in its life, oldest first. */
             timeline: components["schemas"]["workermon.monitor.v1.TimelineEntry"][];
+        };
+        /** @description JobCounts are the jobs in each state. */
+        "workermon.monitor.v1.JobCounts": {
+            /**
+             * Format: int64
+             * @description Waiting to be processed.
+             */
+            waiting?: string;
+            /**
+             * Format: int64
+             * @description Being processed.
+             */
+            active?: string;
+            /**
+             * Format: int64
+             * @description Scheduled for later.
+             */
+            delayed?: string;
+            /**
+             * Format: int64
+             * @description Waiting, with a priority.
+             */
+            prioritized?: string;
+            /**
+             * Format: int64
+             * @description Waiting for child jobs.
+             */
+            waitingChildren?: string;
+            /**
+             * Format: int64
+             * @description Kept in the completed set.
+             */
+            completed?: string;
+            /**
+             * Format: int64
+             * @description Kept in the failed set.
+             */
+            failed?: string;
         };
         /**
          * @description JobState is where a job is in BullMQ.
@@ -1711,7 +1685,7 @@ export interface components {
         /** @description ListWorkersResponse is one page of workers. */
         "workermon.monitor.v1.ListWorkersResponse": {
             /** @description Workers on this page, ordered by worker id. */
-            workers: components["schemas"]["workermon.heartbeat.v1.Worker"][];
+            workers: components["schemas"]["workermon.monitor.v1.Worker"][];
             /** @description Token for the next page; empty on the last. */
             nextPageToken?: string;
         };
@@ -1724,6 +1698,20 @@ export interface components {
              * @description The audit entry written.
              */
             auditId?: string;
+        };
+        /** @description ProcessGauges are the worker process's own readings at its last beat. */
+        "workermon.monitor.v1.ProcessGauges": {
+            /** @description CPU use of the process since the previous beat, in percent of one core. */
+            cpuPercent?: number;
+            /**
+             * Format: int64
+             * @description Resident set size in bytes.
+             */
+            rssBytes?: string;
+            /** @description Free-form named gauges, such as open browsers or pool sizes. */
+            custom: {
+                [key: string]: number;
+            };
         };
         /** @description PromoteDelayedJobsResponse says how many moved. */
         "workermon.monitor.v1.PromoteDelayedJobsResponse": {
@@ -1757,7 +1745,7 @@ export interface components {
             /** @description Why DEGRADED, in a sentence; empty otherwise. */
             statusReason?: string;
             /** @description Jobs per state now (read from Redis for this answer). */
-            counts?: components["schemas"]["workermon.collector.v1.JobCounts"];
+            counts?: components["schemas"]["workermon.monitor.v1.JobCounts"];
             /** @description Paused now. */
             paused?: boolean;
             /**
@@ -1776,7 +1764,7 @@ export interface components {
              */
             failuresPerMinute?: string;
             /** @description Processing time of jobs finished in the last collected minute. */
-            processing?: components["schemas"]["workermon.collector.v1.Durations"];
+            processing?: components["schemas"]["workermon.monitor.v1.Durations"];
             /**
              * Format: int64
              * @description Age of the oldest waiting job at the last collection.
@@ -1816,7 +1804,7 @@ export interface components {
         /** @description QuietWorkerResponse carries the command sent. */
         "workermon.monitor.v1.QuietWorkerResponse": {
             /** @description The command, PENDING until the worker picks it up. */
-            command?: components["schemas"]["workermon.heartbeat.v1.Command"];
+            command?: components["schemas"]["workermon.monitor.v1.Command"];
             /**
              * Format: int64
              * @description The audit entry written.
@@ -1836,7 +1824,7 @@ export interface components {
         /** @description ResumeWorkerResponse carries the command sent. */
         "workermon.monitor.v1.ResumeWorkerResponse": {
             /** @description The command. */
-            command?: components["schemas"]["workermon.heartbeat.v1.Command"];
+            command?: components["schemas"]["workermon.monitor.v1.Command"];
             /**
              * Format: int64
              * @description The audit entry written.
@@ -1869,7 +1857,7 @@ export interface components {
         /** @description StopWorkerResponse carries the command sent. */
         "workermon.monitor.v1.StopWorkerResponse": {
             /** @description The command. */
-            command?: components["schemas"]["workermon.heartbeat.v1.Command"];
+            command?: components["schemas"]["workermon.monitor.v1.Command"];
             /**
              * Format: int64
              * @description The audit entry written.
@@ -1888,6 +1876,148 @@ export interface components {
             /** @description Details, such as the attempt number. */
             detail?: string;
         };
+        /** @description TrendPoint is one bucket of a queue's history; has_data is false for a gap (nothing was collected). */
+        "workermon.monitor.v1.TrendPoint": {
+            /**
+             * Format: date-time
+             * @description Start of the bucket.
+             */
+            time?: string;
+            /** @description False when nothing was collected in the bucket: a gap, not zeros. */
+            hasData?: boolean;
+            /** @description Counts at the end of the bucket. */
+            counts?: components["schemas"]["workermon.monitor.v1.JobCounts"];
+            /** @description Paused at the end of the bucket. */
+            paused?: boolean;
+            /**
+             * Format: int64
+             * @description Completions in the bucket.
+             */
+            completed?: string;
+            /**
+             * Format: int64
+             * @description Final failures in the bucket.
+             */
+            failed?: string;
+            /**
+             * Format: int64
+             * @description Retried attempts in the bucket.
+             */
+            retried?: string;
+            /** @description Any minute in the bucket approximate. */
+            approximate?: boolean;
+            /** @description Processing time over the bucket. */
+            processing?: components["schemas"]["workermon.monitor.v1.Durations"];
+            /** @description Wait time over the bucket. */
+            wait?: components["schemas"]["workermon.monitor.v1.Durations"];
+            /**
+             * Format: int64
+             * @description Largest queue latency seen in the bucket.
+             */
+            oldestWaitingMs?: string;
+            /**
+             * Format: int32
+             * @description Online workers at the end of the bucket.
+             */
+            onlineWorkers?: number;
+            /** @description Final failures in the bucket by category. */
+            failuresByCategory: {
+                [key: string]: string;
+            };
+        };
+        /** @description Worker is an instrumented worker process. */
+        "workermon.monitor.v1.Worker": {
+            /** @description The worker's last report. */
+            report?: components["schemas"]["workermon.monitor.v1.WorkerReport"];
+            /** @description ONLINE or OFFLINE. */
+            status?: components["schemas"]["workermon.monitor.v1.WorkerStatus"];
+            /**
+             * Format: date-time
+             * @description When it was first seen (in the retention window).
+             */
+            firstSeenTime?: string;
+            /**
+             * Format: date-time
+             * @description When the last beat arrived.
+             */
+            lastSeenTime?: string;
+            /** @description Why it went offline: "goodbye: <reason>" or "missed beats". */
+            offlineReason?: string;
+        };
+        /** @description WorkerReport is what a worker said about itself in its last beat. */
+        "workermon.monitor.v1.WorkerReport": {
+            /** @description Stable name of the worker. */
+            workerId?: string;
+            /** @description New for every process start, so a restart is visible. */
+            instanceId?: string;
+            /** @description Host the process runs on. */
+            hostname?: string;
+            /**
+             * Format: int32
+             * @description Operating-system process id.
+             */
+            pid?: number;
+            /** @description Queues the worker takes jobs from. */
+            queues: string[];
+            /** @description Free-form labels. */
+            labels: {
+                [key: string]: string;
+            };
+            /** @description Version of the worker's own code. */
+            version?: string;
+            /**
+             * Format: int32
+             * @description How many jobs it may run at once.
+             */
+            concurrency?: number;
+            /**
+             * Format: int32
+             * @description How many jobs it runs now.
+             */
+            activeJobs?: number;
+            /**
+             * Format: int64
+             * @description Jobs completed since the process started.
+             */
+            processedTotal?: string;
+            /**
+             * Format: int64
+             * @description Jobs failed since the process started.
+             */
+            failedTotal?: string;
+            /** @description Ids of the jobs it runs now. */
+            activeJobIds: string[];
+            /** @description Process readings. */
+            gauges?: components["schemas"]["workermon.monitor.v1.ProcessGauges"];
+            /** @description What the worker is doing. */
+            state?: components["schemas"]["workermon.monitor.v1.WorkerState"];
+            /**
+             * Format: date-time
+             * @description When the process started.
+             */
+            startedAt?: string;
+            /** @description Name and version of the SDK that sent the beat. */
+            sdk?: string;
+        };
+        /**
+         * @description WorkerState is what the worker itself says it is doing.
+         *
+         *     - `WORKER_STATE_UNSPECIFIED`: Not reported.
+         *     - `WORKER_STATE_RUNNING`: Taking and processing jobs.
+         *     - `WORKER_STATE_QUIET`: Finishing its active jobs but taking no new ones (after QUIET).
+         *     - `WORKER_STATE_STOPPING`: Shutting down (after STOP or a signal).
+         * @enum {string}
+         */
+        "workermon.monitor.v1.WorkerState": "WORKER_STATE_UNSPECIFIED" | "WORKER_STATE_RUNNING" | "WORKER_STATE_QUIET" | "WORKER_STATE_STOPPING";
+        /**
+         * @description WorkerStatus is derived from the last beat: ONLINE while beats arrive within the online window.
+         *
+         *     - `WORKER_STATUS_UNSPECIFIED`: Not set; in a filter it means every status.
+         *     - `WORKER_STATUS_ONLINE`: A beat arrived within the online window and the worker has not said goodbye.
+         *     - `WORKER_STATUS_OFFLINE`: Seen within the retention window, but not beating now.
+         * @enum {string}
+         */
+        "workermon.monitor.v1.WorkerStatus": "WORKER_STATUS_UNSPECIFIED" | "WORKER_STATUS_ONLINE" | "WORKER_STATUS_OFFLINE";
         /** @description Every error: the HTTP status, the gRPC code name, a message and google.rpc details. */
         Error: {
             error: {
@@ -2569,7 +2699,7 @@ export interface operations {
                 /** @description Token from a previous response. */
                 pageToken?: string;
                 /** @description ONLINE or OFFLINE; UNSPECIFIED lists both. */
-                status?: components["schemas"]["workermon.heartbeat.v1.WorkerStatus"];
+                status?: components["schemas"]["workermon.monitor.v1.WorkerStatus"];
                 /** @description Only workers taking jobs from this queue. */
                 queue?: string;
                 /** @description Only workers on this host. */

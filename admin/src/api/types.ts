@@ -19,9 +19,9 @@ export type RequestOf<Op extends keyof operations> = NonNullable<operations[Op][
 /** An int64 field: a decimal string in the JSON mapping (numbers accepted for convenience). */
 export type Int64 = string | number | undefined;
 
-export type JobCounts = Schemas["workermon.collector.v1.JobCounts"];
-export type Durations = Schemas["workermon.collector.v1.Durations"];
-export type SnapshotPoint = Schemas["workermon.collector.v1.SnapshotPoint"];
+export type JobCounts = Schemas["workermon.monitor.v1.JobCounts"];
+export type Durations = Schemas["workermon.monitor.v1.Durations"];
+export type TrendPoint = Schemas["workermon.monitor.v1.TrendPoint"];
 export type ActiveIncident = Schemas["workermon.monitor.v1.ActiveIncident"];
 export type Overview = Schemas["workermon.monitor.v1.GetOverviewResponse"];
 export type Queue = Schemas["workermon.monitor.v1.Queue"];
@@ -31,9 +31,9 @@ export type JobState = Schemas["workermon.monitor.v1.JobState"];
 export type ListJobsResponse = Schemas["workermon.monitor.v1.ListJobsResponse"];
 export type TimelineEntry = Schemas["workermon.monitor.v1.TimelineEntry"];
 export type Job = Schemas["workermon.monitor.v1.Job"];
-export type WorkerReport = Schemas["workermon.heartbeat.v1.WorkerReport"];
-export type Worker = Schemas["workermon.heartbeat.v1.Worker"];
-export type Command = Schemas["workermon.heartbeat.v1.Command"];
+export type WorkerReport = Schemas["workermon.monitor.v1.WorkerReport"];
+export type Worker = Schemas["workermon.monitor.v1.Worker"];
+export type Command = Schemas["workermon.monitor.v1.Command"];
 export type Incident = Schemas["workermon.incidents.v1.Incident"];
 export type IncidentEvent = Schemas["workermon.incidents.v1.IncidentEvent"];
 export type AuditLog = Schemas["workermon.monitor.v1.AuditLog"];

@@ -3,13 +3,13 @@ import Box from "@mui/material/Box";
 import Typography from "@mui/material/Typography";
 import { LineChart } from "@mui/x-charts/LineChart";
 import { SparkLineChart } from "@mui/x-charts/SparkLineChart";
-import { num, type SnapshotPoint } from "../api/types";
+import { num, type TrendPoint } from "../api/types";
 
-function series(points: SnapshotPoint[], pick: (p: SnapshotPoint) => number | null) {
+function series(points: TrendPoint[], pick: (p: TrendPoint) => number | null) {
   return points.map((p) => (p.hasData ? pick(p) : null));
 }
 
-export function Sparkline({ points, label }: { points: SnapshotPoint[]; label: string }) {
+export function Sparkline({ points, label }: { points: TrendPoint[]; label: string }) {
   const data = points.map((p) => (p.hasData ? num(p.completed) + num(p.failed) : 0));
   return (
     <Box role="img" aria-label={label} sx={{ height: 48 }}>
@@ -19,7 +19,7 @@ export function Sparkline({ points, label }: { points: SnapshotPoint[]; label: s
 }
 
 interface TrendProps {
-  points: SnapshotPoint[];
+  points: TrendPoint[];
   labels: { throughput: string; completed: string; failed: string; backlog: string; waiting: string; delayed: string; active: string; processing: string };
 }
 

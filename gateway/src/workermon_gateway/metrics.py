@@ -76,7 +76,8 @@ T = TypeVar("T")
 SCRAPE_DEADLINE_SECONDS = 2.0
 # Open incidents are counted from one page; more than this open at once is itself the news.
 MAX_INCIDENTS = 200
-JOB_STATES = ("waiting", "active", "delayed", "prioritized", "waiting_children", "completed", "failed")
+# The state label values are MonitorService's JobCounts fields, so a state added there is exported too.
+JOB_STATES = tuple(field.name for field in mon_pb.JobCounts.DESCRIPTOR.fields)
 QUANTILES = (("0.5", "p50_ms"), ("0.95", "p95_ms"), ("0.99", "p99_ms"))
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNMATCHED_ROUTE = "unmatched"

@@ -9,6 +9,7 @@ from workermon_queues.backend import (
 )
 from workermon_queues.bullmq import MAX_EXAMINED, MAX_PAGE_SIZE, BullMQBackend, BullMQJobs
 from workermon_queues.classify import DEFAULT_RULES, FailureClassifier, parse_rules
+from workermon_queues.counts import COUNT_FIELDS, JobCounts
 from workermon_queues.jobs import (
     CLEANABLE_STATES,
     JOB_STATES,
@@ -22,6 +23,7 @@ from workermon_queues.jobs import (
 
 __all__ = [
     "CLEANABLE_STATES",
+    "COUNT_FIELDS",
     "DEFAULT_RULES",
     "JOB_STATES",
     "MAX_EXAMINED",
@@ -32,6 +34,7 @@ __all__ = [
     "FailureClassifier",
     "FinishedJob",
     "JobActions",
+    "JobCounts",
     "JobDetail",
     "JobIsActive",
     "JobPage",

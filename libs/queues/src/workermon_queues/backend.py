@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from .counts import JobCounts
+
 
 @dataclass(frozen=True, slots=True)
 class QueueState:
@@ -31,6 +33,11 @@ class QueueState:
     paused: bool
     oldest_waiting_ms: int | None
     exists: bool
+
+    @property
+    def counts(self) -> JobCounts:
+        """The job counts alone."""
+        return JobCounts.of(self)
 
 
 @dataclass(frozen=True, slots=True)

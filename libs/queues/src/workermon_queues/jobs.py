@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
+from .counts import COUNT_FIELDS
 from .errors import FailedPrecondition
 
 __all__ = [
@@ -24,16 +25,7 @@ __all__ = [
     "TimelineEntry",
 ]
 
-JOB_STATES: tuple[str, ...] = (
-    "waiting",
-    "active",
-    "delayed",
-    "prioritized",
-    "waiting_children",
-    "completed",
-    "failed",
-    "paused",
-)
+JOB_STATES: tuple[str, ...] = (*COUNT_FIELDS, "paused")
 """Every state `list_jobs` accepts (`paused` is the pre-v5 BullMQ paused list; newer BullMQ keeps the
 jobs of a paused queue in `waiting`)."""
 

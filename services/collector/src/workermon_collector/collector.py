@@ -9,13 +9,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
 import structlog
 
 from workermon.heartbeat.v1.heartbeat_service_pb2 import JobTimings
+from workermon_core.protos import from_ms
 from workermon_core.redis_store import key_prefix
 from workermon_queues.backend import FinishedJob, QueueBackend, QueueState
 
@@ -54,11 +55,6 @@ class CycleResult:
     errors: list[QueueFailure] = field(default_factory=list)
     duration_ms: float = 0.0
     database_error: str = ""
-
-
-def to_datetime(ms: int) -> datetime:
-    """Epoch milliseconds to an aware UTC datetime."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 async def _bounded(items: Sequence[str], work: Callable[[str], Awaitable[T]]) -> dict[str, T | BaseException]:
@@ -127,7 +123,7 @@ class Collector:
         started = time.perf_counter()
         minute = self.last_full_minute() if minute_ms is None else minute_of(minute_ms)
         now = int(self.clock() * 1000)
-        result = CycleResult(minute=to_datetime(minute))
+        result = CycleResult(minute=from_ms(minute))
         if minute_ms is None:
             newest = await self._newest_collected_minute()
             if newest is not None and minute < newest:
@@ -135,8 +131,7 @@ class Collector:
                 result.errors.append(
                     QueueFailure(
                         "",
-                        f"clock is behind the newest collected minute "
-                        f"{to_datetime(newest).isoformat()}; skipped",
+                        f"clock is behind the newest collected minute {from_ms(newest).isoformat()}; skipped",
                     )
                 )
                 log.warning("clock_stepped_back", minute=result.minute.isoformat())
@@ -152,7 +147,7 @@ class Collector:
             self._online(),
             self._reported_timings(names, minute),
         )
-        collected_at = to_datetime(int(self.clock() * 1000))
+        collected_at = from_ms(int(self.clock() * 1000))
 
         for name in names:
             jobs = finished[name]
@@ -216,7 +211,7 @@ class Collector:
         wait_summary = sketches.summarize(waiting)
         return SnapshotRow(
             queue=name,
-            minute=to_datetime(minute),
+            minute=from_ms(minute),
             waiting=state.waiting,
             active=state.active,
             delayed=state.delayed,

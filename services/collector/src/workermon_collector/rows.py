@@ -4,18 +4,28 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
+
+SUMMARY_FIELDS: tuple[str, ...] = ("samples", "p50_ms", "p95_ms", "p99_ms", "avg_ms")
+"""What a duration summary holds, in this order everywhere: the API's Durations, the `<kind>_<field>`
+columns of the snapshot tables."""
 
 
 @dataclass(frozen=True, slots=True)
 class DurationSummary:
-    """Percentiles of a DDSketch, in milliseconds; `sketch` is its serialized form (for exact merging)."""
+    """Percentiles of a DDSketch, in milliseconds; `sketch` is its serialized form (for exact merging),
+    empty where only the figures are kept."""
 
     samples: int
     p50_ms: float
     p95_ms: float
     p99_ms: float
     avg_ms: float
-    sketch: bytes
+    sketch: bytes = b""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The figures by `SUMMARY_FIELDS` name (keyword arguments for a Durations message)."""
+        return {name: getattr(self, name) for name in SUMMARY_FIELDS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,54 +5,34 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2
 
 from workermon.collector.v1 import collector_service_pb2 as pb
 from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
 from workermon_core.errors import InvalidArgument, NotFound
+from workermon_core.protos import from_ms, stamp
 from workermon_core.validation import queue_name
+from workermon_queues.counts import COUNT_FIELDS, JobCounts
 
-from .collector import Collector, to_datetime
-from .rows import DurationSummary, SnapshotRow
+from .collector import Collector
+from .rows import SUMMARY_FIELDS, DurationSummary, SnapshotRow
 from .store import SnapshotStore
-from .store.parts import Durations, Point
+from .store.parts import Point
 
 MAX_POINTS = 1500
 MAX_QUEUES_PER_CALL = 1000
 
 
-def _stamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
-
-
 def _durations(summary: DurationSummary | None) -> pb.Durations | None:
-    if summary is None:
-        return None
-    return pb.Durations(
-        samples=summary.samples,
-        p50_ms=summary.p50_ms,
-        p95_ms=summary.p95_ms,
-        p99_ms=summary.p99_ms,
-        avg_ms=summary.avg_ms,
-    )
+    return None if summary is None else pb.Durations(**summary.as_dict())
 
 
 def snapshot_message(row: SnapshotRow) -> pb.QueueSnapshot:
     """A stored row as the API returns it."""
     message = pb.QueueSnapshot(
         queue=row.queue,
-        minute_time=_stamp(row.minute),
-        counts=pb.JobCounts(
-            waiting=row.waiting,
-            active=row.active,
-            delayed=row.delayed,
-            prioritized=row.prioritized,
-            waiting_children=row.waiting_children,
-            completed=row.completed,
-            failed=row.failed,
-        ),
+        minute_time=stamp(row.minute),
+        counts=pb.JobCounts(**JobCounts.of(row).as_dict()),
         paused=row.paused,
         completed_in_minute=row.completed_in_minute,
         failed_in_minute=row.failed_in_minute,
@@ -64,7 +44,7 @@ def snapshot_message(row: SnapshotRow) -> pb.QueueSnapshot:
         failures_by_category=row.failures_by_category,
         completed_cumulative=row.completed_cumulative,
         failed_cumulative=row.failed_cumulative,
-        collect_time=_stamp(row.collected_at),
+        collect_time=stamp(row.collected_at),
         collection_ms=row.collection_ms,
     )
     if row.oldest_waiting_ms is not None:
@@ -91,7 +71,7 @@ class CollectorServicer(pb_grpc.CollectorServiceServicer):
             queue_name(name, f"queues[{i}]")
         result = await self.collector.collect(list(request.queues) or None)
         response = pb.CollectNowResponse(
-            minute_time=_stamp(result.minute),
+            minute_time=stamp(result.minute),
             errors=[pb.QueueError(queue=e.queue, message=e.message) for e in result.errors],
         )
         for row, new in zip(result.rows, result.written, strict=True):
@@ -111,7 +91,7 @@ class CollectorServicer(pb_grpc.CollectorServiceServicer):
     ) -> pb.QuerySnapshotsResponse:
         """A queue's history, bucketed by step, gaps marked."""
         queue_name(request.queue, "queue")
-        now = to_datetime(int(self.collector.clock() * 1000))
+        now = from_ms(int(self.collector.clock() * 1000))
         end = request.end_time.ToDatetime(tzinfo=UTC) if request.HasField("end_time") else now
         start = (
             request.start_time.ToDatetime(tzinfo=UTC)
@@ -158,7 +138,7 @@ class CollectorServicer(pb_grpc.CollectorServiceServicer):
         newest, summaries, overall = await self.store.summarize(list(request.queues))
         response = pb.SummarizeQueuesResponse(processing_15m=_durations(overall))
         if newest is not None:
-            response.minute_time.CopyFrom(_stamp(newest))
+            response.minute_time.CopyFrom(stamp(newest))
         for summary in summaries:
             item = response.summaries.add(
                 queue=summary.queue,
@@ -180,8 +160,8 @@ class CollectorServicer(pb_grpc.CollectorServiceServicer):
         if status is None:
             return pb.GetCollectorStatusResponse(pending_rows=len(self.collector.pending))
         return pb.GetCollectorStatusResponse(
-            last_run_time=_stamp(to_datetime(status["run_ms"])),
-            last_minute_time=_stamp(to_datetime(status["minute_ms"])),
+            last_run_time=stamp(from_ms(status["run_ms"])),
+            last_minute_time=stamp(from_ms(status["minute_ms"])),
             last_duration_ms=status["duration_ms"],
             queues_covered=status["queues"],
             errors=[pb.QueueError(queue=q, message=m) for q, m in status["errors"]],
@@ -191,12 +171,9 @@ class CollectorServicer(pb_grpc.CollectorServiceServicer):
         )
 
 
-def _fill_durations(target: pb.Durations, value: Durations) -> None:
-    target.samples = value.samples
-    target.p50_ms = value.p50_ms
-    target.p95_ms = value.p95_ms
-    target.p99_ms = value.p99_ms
-    target.avg_ms = value.avg_ms
+def _fill_durations(target: pb.Durations, value: DurationSummary) -> None:
+    for name in SUMMARY_FIELDS:
+        setattr(target, name, getattr(value, name))
 
 
 def fill_point(message: pb.SnapshotPoint, point: Point) -> None:
@@ -211,9 +188,8 @@ def fill_point(message: pb.SnapshotPoint, point: Point) -> None:
         return
     if point.counts is not None:
         c, counts = point.counts, message.counts
-        counts.waiting, counts.active, counts.delayed = c.waiting, c.active, c.delayed
-        counts.prioritized, counts.waiting_children = c.prioritized, c.waiting_children
-        counts.completed, counts.failed = c.completed, c.failed
+        for name in COUNT_FIELDS:
+            setattr(counts, name, getattr(c, name))
     message.paused = point.paused
     message.completed = point.completed
     message.failed = point.failed

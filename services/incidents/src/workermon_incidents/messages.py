@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from google.protobuf import timestamp_pb2
-
 from workermon.incidents.v1 import incident_service_pb2 as pb
+from workermon_core.protos import set_time
 
 from .incident import EventKind, Incident, IncidentEvent, IncidentStatus
 from .rules import IncidentType, Severity
-
-
-def _stamp(target: timestamp_pb2.Timestamp, moment: datetime | None) -> None:
-    if moment is not None:
-        target.FromDatetime(moment)
 
 
 def type_value(kind: IncidentType) -> pb.IncidentType.ValueType:
@@ -74,11 +66,11 @@ def incident_message(incident: Incident) -> pb.Incident:
         resolved_automatically=incident.resolved_automatically,
         notifications_sent=incident.notifications_sent,
     )
-    _stamp(message.pending_time, incident.pending_time)
-    _stamp(message.start_time, incident.start_time)
-    _stamp(message.last_seen_time, incident.last_seen_time)
-    _stamp(message.acknowledge_time, incident.acknowledge_time)
-    _stamp(message.resolve_time, incident.resolve_time)
+    set_time(message.pending_time, incident.pending_time)
+    set_time(message.start_time, incident.start_time)
+    set_time(message.last_seen_time, incident.last_seen_time)
+    set_time(message.acknowledge_time, incident.acknowledge_time)
+    set_time(message.resolve_time, incident.resolve_time)
     return message
 
 
@@ -91,5 +83,5 @@ def event_message(event: IncidentEvent) -> pb.IncidentEvent:
         actor=event.actor,
         message=event.message,
     )
-    _stamp(message.event_time, event.time)
+    set_time(message.event_time, event.time)
     return message

@@ -14,25 +14,20 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import grpc
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2
 
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon_core.peer import Peer
+from workermon_core.protos import stamp
 
 from .engine import Reading
 from .rules import Point, QueueWindow, WorkerState
 
 WORKERS_PAGE = 500
 CALL_TIMEOUT_SECONDS = 10.0
-
-
-def _stamp(moment: datetime) -> timestamp_pb2.Timestamp:
-    stamp = timestamp_pb2.Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def point_of(message: col_pb.SnapshotPoint) -> Point:
@@ -121,7 +116,7 @@ class GrpcSource:
                 try:
                     reply = await self.collector.stub.QuerySnapshots(
                         col_pb.QuerySnapshotsRequest(
-                            queue=name, start_time=_stamp(start), end_time=_stamp(end), step=step
+                            queue=name, start_time=stamp(start), end_time=stamp(end), step=step
                         ),
                         timeout=CALL_TIMEOUT_SECONDS,
                     )

@@ -26,9 +26,11 @@ from workermon.incidents.v1 import incident_service_pb2_grpc as inc_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon_core.errors import NotFound
 from workermon_core.peer import Peer
+from workermon_core.protos import recast
 from workermon_core.server import Outage
 from workermon_queues.backend import QueueState
 from workermon_queues.bullmq import BullMQBackend
+from workermon_queues.counts import JobCounts
 
 log = structlog.get_logger("workermon.monitor")
 
@@ -274,15 +276,7 @@ class Board:
         queue = pb.Queue(
             name=state.name,
             display_name=self.display_names.get(state.name, state.name),
-            counts=col_pb.JobCounts(
-                waiting=state.waiting,
-                active=state.active,
-                delayed=state.delayed,
-                prioritized=state.prioritized,
-                waiting_children=state.waiting_children,
-                completed=state.completed,
-                failed=state.failed,
-            ),
+            counts=pb.JobCounts(**state.counts.as_dict()),
             paused=state.paused,
         )
         workers = online.get(state.name, 0) if online is not None else None
@@ -301,7 +295,7 @@ class Board:
             queue.jobs_per_minute = latest.completed_in_minute
             queue.failures_per_minute = latest.failed_in_minute
             if latest.HasField("processing"):
-                queue.processing.CopyFrom(latest.processing)
+                queue.processing.CopyFrom(recast(latest.processing, pb.Durations))
             if latest.HasField("oldest_waiting_ms"):
                 queue.latency_ms = latest.oldest_waiting_ms
         top = sorted(summary.failures_by_category_1h.items(), key=lambda item: (-item[1], item[0]))
@@ -336,20 +330,14 @@ class Board:
         queues: Sequence[pb.Queue], workers: hb_pb.GetWorkerSummaryResponse | None, history: History
     ) -> pb.GetOverviewResponse:
         overview = pb.GetOverviewResponse(queues_total=len(queues))
-        counts = overview.counts
+        total = JobCounts()
         for queue in queues:
-            c = queue.counts
-            counts.waiting += c.waiting
-            counts.active += c.active
-            counts.delayed += c.delayed
-            counts.prioritized += c.prioritized
-            counts.waiting_children += c.waiting_children
-            counts.completed += c.completed
-            counts.failed += c.failed
+            total += JobCounts.of(queue.counts)
             if queue.paused:
                 overview.paused_queues.append(queue.name)
             if queue.status == pb.QUEUE_STATUS_DEGRADED:
                 overview.degraded_queues.append(queue.name)
+        overview.counts.CopyFrom(pb.JobCounts(**total.as_dict()))
         if workers is not None:
             overview.workers_online = workers.online
             overview.workers_offline = workers.offline

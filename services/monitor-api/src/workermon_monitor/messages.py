@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from google.protobuf import timestamp_pb2
-
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon_core.errors import InvalidArgument
+from workermon_core.protos import set_time
 from workermon_queues.jobs import JobDetail, JobSummary
 
 STATE_NAMES: dict[pb.JobState.ValueType, str] = {
@@ -45,11 +44,6 @@ def state_value(name: str | None) -> pb.JobState.ValueType:
     return STATE_VALUES.get(name or "", pb.JOB_STATE_UNSPECIFIED)
 
 
-def _stamp(ms: int | None, target: timestamp_pb2.Timestamp) -> None:
-    if ms:
-        target.FromMilliseconds(ms)
-
-
 def summary_message(job: JobSummary) -> pb.JobSummary:
     """A backend summary as a JobSummary message."""
     message = pb.JobSummary(
@@ -63,9 +57,9 @@ def summary_message(job: JobSummary) -> pb.JobSummary:
         delay_ms=job.delay_ms,
         priority=job.priority,
     )
-    _stamp(job.created_ms, message.create_time)
-    _stamp(job.processed_ms, message.process_time)
-    _stamp(job.finished_ms, message.finish_time)
+    set_time(message.create_time, job.created_ms)
+    set_time(message.process_time, job.processed_ms)
+    set_time(message.finish_time, job.finished_ms)
     if job.duration_ms is not None:
         message.duration_ms = job.duration_ms
     return message
@@ -94,5 +88,5 @@ def job_message(queue: str, job: JobDetail, worker_id: str = "") -> pb.Job:
     )
     for step in job.timeline:
         entry = message.timeline.add(kind=step.kind, detail=step.detail)
-        _stamp(step.time_ms, entry.time)
+        set_time(entry.time, step.time_ms)
     return message

@@ -24,6 +24,7 @@ from workermon_core.peer import Peer
 from workermon_core.validation import queue_name
 from workermon_queues.jobs import JobActions, JobIsActive
 
+from . import public
 from .audit.auditor import FAILED, SUCCEEDED, Auditor, Done, Target
 from .audit.models import AuditAction
 from .audit.store import AuditStore
@@ -157,7 +158,10 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             # The queue exists but has no history yet: an empty trend, not an error.
             return pb.GetQueueTrendResponse(queue=request.queue, resolution="minute")
         return pb.GetQueueTrendResponse(
-            queue=reply.queue, step=reply.step, points=reply.points, resolution=reply.resolution
+            queue=reply.queue,
+            step=reply.step,
+            points=public.trend_points(reply.points),
+            resolution=reply.resolution,
         )
 
     # -- queue actions -----------------------------------------------------------------------------
@@ -525,7 +529,10 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             hb_pb.COMMAND_STATUS_EXPIRED: pb.CANCEL_OUTCOME_REFUSED_BY_WORKER,
         }.get(command.status, pb.CANCEL_OUTCOME_PENDING)
         reply = pb.CancelJobResponse(
-            outcome=outcome, previous_state=pb.JOB_STATE_ACTIVE, worker_id=worker_id, command=command
+            outcome=outcome,
+            previous_state=pb.JOB_STATE_ACTIVE,
+            worker_id=worker_id,
+            command=public.command(command),
         )
         result = {
             "outcome": pb.CancelOutcome.Name(outcome).removeprefix("CANCEL_OUTCOME_"),
@@ -545,13 +552,15 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             hb_pb.ListWorkersRequest(
                 page_size=request.page_size,
                 page_token=request.page_token,
-                status=request.status,
+                status=public.worker_status(request.status),
                 queue=request.queue,
                 hostname=request.hostname,
             ),
             timeout=10.0,
         )
-        return pb.ListWorkersResponse(workers=reply.workers, next_page_token=reply.next_page_token)
+        return pb.ListWorkersResponse(
+            workers=[public.worker(w) for w in reply.workers], next_page_token=reply.next_page_token
+        )
 
     async def GetWorker(
         self, request: pb.GetWorkerRequest, context: grpc.aio.ServicerContext
@@ -560,7 +569,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         reply = await self.heartbeat.stub.GetWorker(
             hb_pb.GetWorkerRequest(worker_id=request.worker_id), timeout=5.0
         )
-        return pb.GetWorkerResponse(worker=reply.worker)
+        return pb.GetWorkerResponse(worker=public.worker(reply.worker))
 
     async def _command(
         self,
@@ -570,16 +579,16 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         kind: hb_pb.CommandType.ValueType,
         reason: str,
         *extra_checks: Callable[[], object],
-    ) -> tuple[hb_pb.Command, int]:
+    ) -> tuple[pb.Command, int]:
         check = _checks(lambda: _required(worker_id, "worker_id"), *extra_checks)
 
-        async def perform() -> Done[hb_pb.Command]:
+        async def perform() -> Done[pb.Command]:
             # The worker must exist: a command for a mistyped id would wait for nobody.
             await self.heartbeat.stub.GetWorker(hb_pb.GetWorkerRequest(worker_id=worker_id), timeout=5.0)
             sent = await self.heartbeat.stub.SendCommand(
                 hb_pb.SendCommandRequest(worker_id=worker_id, type=kind, reason=reason), timeout=5.0
             )
-            return Done(sent.command, {"command_id": sent.command.command_id})
+            return Done(public.command(sent.command), {"command_id": sent.command.command_id})
 
         return await self.auditor.run(
             method, action, Target.of_worker(worker_id), {"reason": reason}, perform, check=check

@@ -10,7 +10,9 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from .parts import DEFAULT_MINUTE_RETENTION, Clock, _utcnow
+from workermon_core.protos import utcnow
+
+from .parts import DEFAULT_MINUTE_RETENTION, Clock
 from .queries import SnapshotQueries
 from .writes import SnapshotWrites
 
@@ -23,7 +25,7 @@ class SnapshotStore(SnapshotWrites, SnapshotQueries):
         engine: AsyncEngine,
         *,
         minute_retention: timedelta = DEFAULT_MINUTE_RETENTION,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         """`minute_retention` decides when queries read minute rows; `clock` gives aware UTC now."""
         self._engine = engine

@@ -21,9 +21,11 @@ from sqlalchemy import (
 from sqlalchemy import literal_column as lit
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workermon_queues.counts import COUNT_FIELDS, JobCounts
+
 from .. import sketches
 from ..models import snapshots
-from ..rows import DurationSummary, SnapshotRow
+from ..rows import SUMMARY_FIELDS, DurationSummary, SnapshotRow
 
 MAX_POINTS = 1_500
 
@@ -43,47 +45,13 @@ DEFAULT_MINUTE_RETENTION = timedelta(hours=24)
 Clock = Callable[[], datetime]
 
 
-_COUNT_NAMES = ("waiting", "active", "delayed", "prioritized", "waiting_children", "completed", "failed")
-
-
-_SUMMARY_NAMES = ("samples", "p50_ms", "p95_ms", "p99_ms", "avg_ms")
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(slots=True)
-class JobCounts:
-    """Jobs per state (mirrors workermon.collector.v1.JobCounts)."""
-
-    waiting: int
-    active: int
-    delayed: int
-    prioritized: int
-    waiting_children: int
-    completed: int
-    failed: int
-
-
-@dataclass(slots=True)
-class Durations:
-    """A duration distribution in milliseconds (mirrors workermon.collector.v1.Durations)."""
-
-    samples: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    avg_ms: float
-
-
 @dataclass(slots=True)
 class Point:
     """One bucket of a queue's history (mirrors workermon.collector.v1.SnapshotPoint).
 
     A gap (no snapshot in the bucket) has has_data=False and every other field at its default.
-    Points, like JobCounts and Durations, are not frozen only because frozen dataclasses cost ~5x
-    to build and a day of minutes builds thousands of them; treat them as read-only.
+    Points, like JobCounts, are not frozen only because frozen dataclasses cost ~5x to build and a
+    day of minutes builds thousands of them; treat them as read-only.
     """
 
     time: datetime
@@ -94,8 +62,8 @@ class Point:
     failed: int = 0
     retried: int = 0
     approximate: bool = False
-    processing: Durations | None = None
-    wait: Durations | None = None
+    processing: DurationSummary | None = None
+    wait: DurationSummary | None = None
     oldest_waiting_ms: int | None = None
     online_workers: int | None = None
     failures_by_category: dict[str, int] = field(default_factory=dict)
@@ -153,7 +121,7 @@ def _part_columns(table: Table) -> list[ColumnElement[Any]]:
     minute_rows = table is snapshots
     columns: list[ColumnElement[Any]] = [
         c.minute if minute_rows else c.hour,
-        *(c[name] for name in _COUNT_NAMES),
+        *(c[name] for name in COUNT_FIELDS),
         c.paused,
         c.completed_in_minute if minute_rows else c.completed_in_hour,
         c.failed_in_minute if minute_rows else c.failed_in_hour,
@@ -166,7 +134,7 @@ def _part_columns(table: Table) -> list[ColumnElement[Any]]:
         c.failed_cumulative,
     ]
     for prefix in ("processing", "wait"):
-        columns += [c[f"{prefix}_{name}"] for name in _SUMMARY_NAMES]
+        columns += [c[f"{prefix}_{name}"] for name in SUMMARY_FIELDS]
         columns.append(c[f"{prefix}_sketch"])
     return columns
 
@@ -224,10 +192,10 @@ class QueueSummary:
     processing_15m: DurationSummary | None = None
 
 
-def _durations(summary: tuple[Any, ...]) -> Durations | None:
+def _durations(summary: tuple[Any, ...]) -> DurationSummary | None:
     if summary[0] is None:
         return None
-    return Durations(int(summary[0]), summary[1], summary[2], summary[3], summary[4])
+    return DurationSummary(int(summary[0]), summary[1], summary[2], summary[3], summary[4])
 
 
 def _combine_summaries(summaries: Sequence[tuple[Any, ...]], keep_sketch: bool) -> DurationSummary | None:
@@ -264,12 +232,6 @@ def _max_optional(values: Iterable[int | None]) -> int | None:
     return max(present) if present else None
 
 
-def _to_durations(summary: DurationSummary | None) -> Durations | None:
-    if summary is None:
-        return None
-    return Durations(summary.samples, summary.p50_ms, summary.p95_ms, summary.p99_ms, summary.avg_ms)
-
-
 def _point(time: datetime, parts: list[_Part]) -> Point:
     """A bucket's point from its parts, in time order: sums, last values, max latency, merged durations."""
     last = parts[-1]
@@ -298,8 +260,8 @@ def _point(time: datetime, parts: list[_Part]) -> Point:
         failed=sum(p.failed for p in parts),
         retried=sum(p.retried for p in parts),
         approximate=any(p.approximate for p in parts),
-        processing=_to_durations(_combine_summaries([p.processing for p in parts], keep_sketch=False)),
-        wait=_to_durations(_combine_summaries([p.wait for p in parts], keep_sketch=False)),
+        processing=_combine_summaries([p.processing for p in parts], keep_sketch=False),
+        wait=_combine_summaries([p.wait for p in parts], keep_sketch=False),
         oldest_waiting_ms=_max_optional(p.oldest_waiting_ms for p in parts),
         online_workers=last.online_workers,
         failures_by_category=_sum_categories(parts),

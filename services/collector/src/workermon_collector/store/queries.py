@@ -19,17 +19,15 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from workermon_queues.counts import COUNT_FIELDS, JobCounts
+
 from ..models import rollups, snapshots
-from ..rows import DurationSummary, SnapshotRow
+from ..rows import SUMMARY_FIELDS, DurationSummary, SnapshotRow
 from .parts import (
-    _COUNT_NAMES,
-    _SUMMARY_NAMES,
     EPOCH,
     HOUR,
     MAX_POINTS,
     MINUTE,
-    Durations,
-    JobCounts,
     Point,
     QueueSummary,
     StoreState,
@@ -206,7 +204,7 @@ class SnapshotQueries(StoreState):
                     scoped(
                         select(
                             c.queue,
-                            *(c[f"processing_{name}"] for name in _SUMMARY_NAMES),
+                            *(c[f"processing_{name}"] for name in SUMMARY_FIELDS),
                             c.processing_sketch,
                         ),
                         newest - timedelta(minutes=15),
@@ -300,7 +298,7 @@ class SnapshotQueries(StoreState):
         stmt = (
             select(
                 _epoch_seconds_sql(c.minute, self._dialect),
-                *(c[name] for name in _COUNT_NAMES),
+                *(c[name] for name in COUNT_FIELDS),
                 c.paused,
                 c.completed_in_minute,
                 c.failed_in_minute,
@@ -309,8 +307,8 @@ class SnapshotQueries(StoreState):
                 c.oldest_waiting_ms,
                 c.online_workers,
                 cast(c.failures_by_category, Text),
-                *(c[f"processing_{name}"] for name in _SUMMARY_NAMES),
-                *(c[f"wait_{name}"] for name in _SUMMARY_NAMES),
+                *(c[f"processing_{name}"] for name in SUMMARY_FIELDS),
+                *(c[f"wait_{name}"] for name in SUMMARY_FIELDS),
             )
             .where(c.queue == queue, c.minute >= start, c.minute < end)
             .order_by(c.minute)
@@ -341,8 +339,8 @@ class SnapshotQueries(StoreState):
                     r[10],
                     r[11],
                     r[12],
-                    None if r[16] is None else Durations(r[16], r[17], r[18], r[19], r[20]),
-                    None if r[21] is None else Durations(r[21], r[22], r[23], r[24], r[25]),
+                    None if r[16] is None else DurationSummary(r[16], r[17], r[18], r[19], r[20]),
+                    None if r[21] is None else DurationSummary(r[21], r[22], r[23], r[24], r[25]),
                     r[13],
                     r[14],
                     # Shared between points with equal categories (points are read-only): a copy per

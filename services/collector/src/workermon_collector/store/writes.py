@@ -16,11 +16,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from workermon_queues.counts import COUNT_FIELDS
+
 from ..models import rollups, snapshots
-from ..rows import DurationSummary, SnapshotRow
+from ..rows import SUMMARY_FIELDS, DurationSummary, SnapshotRow
 from .parts import (
-    _COUNT_NAMES,
-    _SUMMARY_NAMES,
     HOUR,
     StoreState,
     _aware,
@@ -47,7 +47,7 @@ def _insert(dialect: str, table: Table) -> Any:
 
 def _summary_values(prefix: str, summary: DurationSummary | None) -> dict[str, Any]:
     if summary is None:
-        values: dict[str, Any] = {f"{prefix}_{name}": None for name in _SUMMARY_NAMES}
+        values: dict[str, Any] = {f"{prefix}_{name}": None for name in SUMMARY_FIELDS}
         values[f"{prefix}_sketch"] = None
         return values
     return {
@@ -101,7 +101,7 @@ def _rollup_values(queue: str, hour: datetime, parts: list[_Part], computed_at: 
         "completed_in_hour": sum(p.completed for p in parts),
         "failed_in_hour": sum(p.failed for p in parts),
         "retried_in_hour": sum(p.retried for p in parts),
-        **dict(zip(_COUNT_NAMES, last.counts, strict=True)),
+        **dict(zip(COUNT_FIELDS, last.counts, strict=True)),
         "paused": last.paused,
         "completed_cumulative": last.completed_cumulative,
         "failed_cumulative": last.failed_cumulative,

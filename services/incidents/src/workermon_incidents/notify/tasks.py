@@ -41,6 +41,7 @@ from taskiq import AsyncBroker, Context, TaskiqDepends
 from taskiq.api import run_receiver_task
 from taskiq_redis import ListQueueBroker
 
+from workermon_core.protos import utcnow
 from workermon_core.redis_store import key_prefix
 from workermon_core.server import Outage
 
@@ -67,10 +68,6 @@ _REPLY_MAX = 500
 Clock = Callable[[], datetime]
 # Called once a delivery is DELIVERED, with (incident id, channel name): the engine's record_notified.
 OnDelivered = Callable[[int, str], Awaitable[object]]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 async def deliver(
@@ -120,7 +117,7 @@ class Notifier:
         settings: IncidentSettings,
         engine: AsyncEngine,
         broker: AsyncBroker,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
         *,
         channels: Sequence[Channel] | None = None,
         backoff_base: float = DEFAULT_BACKOFF_BASE,

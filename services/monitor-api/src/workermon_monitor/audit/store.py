@@ -21,6 +21,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workermon_core.errors import Unavailable
+from workermon_core.protos import utcnow
 
 from .models import AuditAction, AuditEntityType, AuditOutcome, AuditRole, audit_log
 
@@ -69,10 +70,6 @@ class AuditEntryRow(AuditEntry):
 AuditPage: TypeAlias = tuple[list[AuditEntryRow], Cursor | None]
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def _aware_utc(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{name}: naive datetime {moment.isoformat()} (expected timezone-aware UTC)")
@@ -113,7 +110,7 @@ class AuditStore:
         engine: AsyncEngine,
         *,
         retention: timedelta = DEFAULT_RETENTION,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self._engine = engine
         self._sqlite = engine.dialect.name == "sqlite"

@@ -1,0 +1,50 @@
+"""The count vocabulary: the states a queue's jobs are counted in, spelled once for every service.
+
+API messages (`JobCounts`), the collector's columns, the board and the metrics all list these states,
+in this order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["COUNT_FIELDS", "JobCounts"]
+
+COUNT_FIELDS: tuple[str, ...] = (
+    "waiting",
+    "active",
+    "delayed",
+    "prioritized",
+    "waiting_children",
+    "completed",
+    "failed",
+)
+
+
+@dataclass(slots=True)
+class JobCounts:
+    """Jobs per state at one moment.
+
+    Not frozen only because frozen dataclasses cost several times as much to build and a day of
+    history builds thousands of them; treat it as a value.
+    """
+
+    waiting: int = 0
+    active: int = 0
+    delayed: int = 0
+    prioritized: int = 0
+    waiting_children: int = 0
+    completed: int = 0
+    failed: int = 0
+
+    @classmethod
+    def of(cls, source: object) -> JobCounts:
+        """The counts of anything that has an attribute per state (a queue state, a row, a message)."""
+        return cls(*(int(getattr(source, name)) for name in COUNT_FIELDS))
+
+    def as_dict(self) -> dict[str, int]:
+        """State name to count, in `COUNT_FIELDS` order (keyword arguments for a JobCounts message)."""
+        return {name: getattr(self, name) for name in COUNT_FIELDS}
+
+    def __add__(self, other: JobCounts) -> JobCounts:
+        return JobCounts(*(getattr(self, name) + getattr(other, name) for name in COUNT_FIELDS))
