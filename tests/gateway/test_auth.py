@@ -56,7 +56,7 @@ async def _protected(request: Request) -> Response:
     try:
         principal = authority.verify(bearer_token((("authorization", header),) if header else None))
     except Unauthenticated as exc:
-        return auth_error(401, "UNAUTHENTICATED", exc.message, [{"reason": exc.reason, **exc.metadata}])
+        return auth_error(exc)
     return JSONResponse({"subject": principal.subject, "role": principal.role})
 
 
@@ -180,7 +180,8 @@ async def test_token_matrix(app: Starlette, idp: Idp) -> None:
                 assert response.json() == {"subject": "idp-user", "role": "viewer"}, name
             else:
                 detail = response.json()["error"]["details"][0]
-                assert detail["check"] == check, (name, detail)
+                assert detail["domain"] == "gateway.workermon", (name, detail)
+                assert detail["metadata"]["check"] == check, (name, detail)
             me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"})
             assert me.status_code == status, name
 
@@ -193,7 +194,7 @@ async def test_unknown_kid_with_jwks_only(tmp_path: Path, idp: Idp) -> None:
         response = await client.get(PROTECTED, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
     error = response.json()["error"]
-    assert "unknown key id 'zzz'" in error["message"] and error["details"][0]["check"] == "key"
+    assert "unknown key id 'zzz'" in error["message"] and error["details"][0]["metadata"]["check"] == "key"
 
 
 async def test_idp_roles_list(app: Starlette, idp: Idp) -> None:

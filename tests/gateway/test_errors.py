@@ -126,8 +126,15 @@ async def test_authentication_and_roles(gateway: Gateway) -> None:
 async def test_not_found_from_services(gateway: Gateway) -> None:
     viewer = gateway.client("viewer")
     error = error_of(await viewer.get("/api/v1/queues/gw-no-such-queue"), 404, "NOT_FOUND")
-    assert detail(error, "ErrorInfo")["domain"] == "workermon"
+    # The domain names the service that refused; the gateway's own refusals carry its own.
+    assert detail(error, "ErrorInfo")["domain"] == "monitor.workermon"
     error_of(await viewer.get("/api/v1/workers/no-such-worker"), 404, "NOT_FOUND")
+    route = error_of(await viewer.get("/api/v1/no-such-collection"), 404, "NOT_FOUND")
+    assert detail(route, "ErrorInfo") == {
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "ROUTE_NOT_FOUND",
+        "domain": "gateway.workermon",
+    }
     await gateway.queue("gw-jobs-nf").add("x", {})
     error_of(await viewer.get("/api/v1/queues/gw-jobs-nf/jobs/99999"), 404, "NOT_FOUND")
 

@@ -97,7 +97,13 @@ async def test_wrong_password_and_unknown_user_get_the_same_answer(client: httpx
                 "code": 401,
                 "status": "UNAUTHENTICATED",
                 "message": "invalid username or password",
-                "details": [],
+                "details": [
+                    {
+                        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                        "reason": "BAD_CREDENTIALS",
+                        "domain": "gateway.workermon",
+                    }
+                ],
             }
         }
     )

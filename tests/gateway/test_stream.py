@@ -453,7 +453,7 @@ async def test_unauthenticated_and_worker_tokens_are_refused(start_gateway: Star
     assert missing.status_code == 401
     body = missing.json()
     assert body["error"]["code"] == 401 and body["error"]["status"] == "UNAUTHENTICATED"
-    assert body["error"]["message"] and body["error"]["details"] == []
+    assert body["error"]["message"] and body["error"]["details"][0]["domain"] == "gateway.workermon"
     assert missing.headers["www-authenticate"] == "Bearer"
 
     bad = await client.get("/api/v1/stream?access_token=not-a-jwt")

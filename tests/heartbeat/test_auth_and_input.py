@@ -68,7 +68,7 @@ async def test_roles_per_rpc(hb: Running) -> None:
     err = await _refused(viewer.Beat(pb.BeatRequest(report=report("w-1"))))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     info = error_info(err)
-    assert info is not None and info.reason == "ROLE_NOT_ALLOWED" and info.domain == "workermon"
+    assert info is not None and info.reason == "ROLE_NOT_ALLOWED" and info.domain == "heartbeat.workermon"
     assert info.metadata["required_role"] == "worker"
     err = await _refused(worker.ListWorkers(pb.ListWorkersRequest()))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED

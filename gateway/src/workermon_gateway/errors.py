@@ -15,10 +15,7 @@ from google.rpc import error_details_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
 from starlette.responses import JSONResponse
 
-from workermon_core.errors import DomainError, InvalidArgument, NotFound
-
-# Errors the gateway raises itself carry this ErrorInfo domain; the services use the same one.
-DOMAIN = "workermon"
+from workermon_core.errors import GATEWAY_DOMAIN, DomainError, InvalidArgument, NotFound
 
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.OK: 200,
@@ -49,6 +46,11 @@ def _any_json(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(packed)
 
 
+def error_info_json(reason: str, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    """An ErrorInfo detail of the gateway's own, in its JSON form."""
+    return _any_json(error_details_pb2.ErrorInfo(reason=reason, domain=GATEWAY_DOMAIN, metadata=metadata))
+
+
 def error_response(
     code: grpc.StatusCode,
     message: str,
@@ -66,15 +68,15 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=extra)
 
 
-def domain_error_response(err: DomainError, *, http: int | None = None) -> JSONResponse:
+def domain_error_response(
+    err: DomainError, *, http: int | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     """Render an error the gateway raised itself, with ErrorInfo (and BadRequest naming a bad field)."""
-    details = [
-        _any_json(error_details_pb2.ErrorInfo(reason=err.reason, domain=DOMAIN, metadata=err.metadata))
-    ]
+    details = [error_info_json(err.reason, err.metadata)]
     if isinstance(err, InvalidArgument):
         violation = error_details_pb2.BadRequest.FieldViolation(field=err.field, description=err.description)
         details.append(_any_json(error_details_pb2.BadRequest(field_violations=[violation])))
-    return error_response(err.code, err.message, details, http=http)
+    return error_response(err.code, err.message, details, http=http, headers=headers)
 
 
 def rpc_error_response(exc: grpc.aio.AioRpcError) -> JSONResponse:
@@ -96,9 +98,9 @@ def rpc_error_response(exc: grpc.aio.AioRpcError) -> JSONResponse:
     if code == grpc.StatusCode.UNAVAILABLE and not details:
         # Transport failure, not a service's answer: say which side failed, not the socket's words.
         message = f"the Worker Monitor services cannot be reached: {message}"
-        details = [_any_json(error_details_pb2.ErrorInfo(reason="UPSTREAM_UNAVAILABLE", domain=DOMAIN))]
+        details = [error_info_json("UPSTREAM_UNAVAILABLE")]
     elif code == grpc.StatusCode.DEADLINE_EXCEEDED and not details:
-        details = [_any_json(error_details_pb2.ErrorInfo(reason="UPSTREAM_DEADLINE", domain=DOMAIN))]
+        details = [error_info_json("UPSTREAM_DEADLINE")]
     return error_response(code, message, details)
 
 

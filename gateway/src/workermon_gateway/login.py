@@ -12,7 +12,6 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -20,16 +19,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from workermon_core.auth import TokenAuthority, bearer_token
-from workermon_core.errors import Unauthenticated
+from workermon_core.errors import (
+    DomainError,
+    InvalidArgument,
+    ResourceExhausted,
+    Unauthenticated,
+    Unavailable,
+)
 
+from .errors import domain_error_response
 from .settings import GatewaySettings
 from .users import MAX_PASSWORD_LENGTH, UsersFileError, UserStore
 
 _BAD_CREDENTIALS = "invalid username or password"
 # A login body is two short strings; anything much larger is not one.
 _MAX_BODY_BYTES = 8192
-_ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
-_BAD_REQUEST = "type.googleapis.com/google.rpc.BadRequest"
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -82,36 +86,13 @@ class AttemptLimiter:
             self._clients.popitem(last=False)
 
 
-def auth_error(
-    status: int,
-    grpc_status: str,
-    message: str,
-    details: list[dict[str, Any]] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """The gateway's error shape: {"error": {"code", "status", "message", "details"}}."""
-    body = {"error": {"code": status, "status": grpc_status, "message": message, "details": details or []}}
-    extra = {**_NO_STORE, **(headers or {})}
-    if status == 401:
-        extra.setdefault("WWW-Authenticate", "Bearer")
-    return JSONResponse(body, status_code=status, headers=extra)
-
-
-def _error_info(reason: str, metadata: dict[str, str]) -> dict[str, Any]:
-    return {"@type": _ERROR_INFO, "reason": reason, "domain": "workermon", "metadata": metadata}
+def auth_error(err: DomainError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """A login or token error in the gateway's error shape; never cached."""
+    return domain_error_response(err, headers={**_NO_STORE, **(headers or {})})
 
 
 def _bad_field(field: str, description: str) -> JSONResponse:
-    violation = {"field": field, "description": description}
-    return auth_error(
-        400,
-        "INVALID_ARGUMENT",
-        f"{field}: {description}",
-        [
-            _error_info("INVALID_ARGUMENT", {"field": field}),
-            {"@type": _BAD_REQUEST, "fieldViolations": [violation]},
-        ],
-    )
+    return auth_error(InvalidArgument(field, description))
 
 
 def _client_address(request: Request) -> str:
@@ -158,13 +139,12 @@ def login_routes(
         wait = attempts.hit(_client_address(request))
         if wait is not None:
             seconds = math.ceil(wait)
-            return auth_error(
-                429,
-                "RESOURCE_EXHAUSTED",
+            limited = ResourceExhausted(
                 f"too many login attempts; try again in {seconds} s",
-                [_error_info("LOGIN_RATE_LIMITED", {"retry_after_seconds": str(seconds)})],
-                headers={"Retry-After": str(seconds)},
+                reason="LOGIN_RATE_LIMITED",
+                metadata={"retry_after_seconds": str(seconds)},
             )
+            return auth_error(limited, headers={"Retry-After": str(seconds)})
         parsed = await _credentials(request)
         if isinstance(parsed, Response):
             return parsed
@@ -173,9 +153,10 @@ def login_routes(
             # Argon2 takes tens of milliseconds of CPU: off the event loop.
             role = await run_in_threadpool(users.verify, username, password)
         except UsersFileError:
-            return auth_error(503, "UNAVAILABLE", "the users file cannot be read; see the server log")
+            unreadable = Unavailable("the users file cannot be read; see the server log", reason="USERS_FILE")
+            return auth_error(unreadable)
         if role is None:
-            return auth_error(401, "UNAUTHENTICATED", _BAD_CREDENTIALS)
+            return auth_error(Unauthenticated(_BAD_CREDENTIALS, reason="BAD_CREDENTIALS"))
         token = authority.mint(username, role, ttl)
         return JSONResponse(
             {
@@ -193,7 +174,7 @@ def login_routes(
         try:
             principal = authority.verify(bearer_token((("authorization", header),) if header else None))
         except Unauthenticated as exc:
-            return auth_error(401, "UNAUTHENTICATED", exc.message, [_error_info(exc.reason, exc.metadata)])
+            return auth_error(exc)
         return JSONResponse(
             {
                 "subject": principal.subject,

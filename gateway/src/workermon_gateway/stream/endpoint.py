@@ -11,13 +11,13 @@ import anyio
 from sse_starlette import EventSourceResponse
 from sse_starlette.sse import SendTimeoutError
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from workermon_core.auth import Principal, bearer_token
-from workermon_core.errors import Unauthenticated
+from workermon_core.errors import PermissionDenied, Unauthenticated
 
+from ..errors import domain_error_response
 from ..settings import GatewaySettings
 from .hub import LiveStream
 
@@ -33,13 +33,6 @@ class Verifier(Protocol):
     def verify(self, token: str) -> Principal:
         """The token's principal, or Unauthenticated."""
         ...
-
-
-def error_response(code: int, status: str, message: str) -> JSONResponse:
-    """The gateway's error shape."""
-    headers = {"WWW-Authenticate": "Bearer"} if code == 401 else None
-    body = {"error": {"code": code, "status": status, "message": message, "details": []}}
-    return JSONResponse(body, status_code=code, headers=headers)
 
 
 def _redact_token(scope: Scope) -> None:
@@ -89,12 +82,14 @@ class StreamEndpoint:
         try:
             principal = self._principal(request)
         except Unauthenticated as exc:
-            await error_response(401, "UNAUTHENTICATED", exc.message)(scope, receive, send)
+            await domain_error_response(exc)(scope, receive, send)
             return
         finally:
             _redact_token(scope)
         if principal.role == "worker":
-            denied = error_response(403, "PERMISSION_DENIED", "role 'worker' may not watch the stream")
+            denied = domain_error_response(
+                PermissionDenied("role 'worker' may not watch the stream", reason="ROLE_NOT_ALLOWED")
+            )
             await denied(scope, receive, send)
             return
         last = request.headers.get("last-event-id") or request.query_params.get("lastEventId")

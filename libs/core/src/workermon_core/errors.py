@@ -75,6 +75,13 @@ class PermissionDenied(DomainError):
     default_reason = "PERMISSION_DENIED"
 
 
+class ResourceExhausted(DomainError):
+    """Too many requests from one caller (a rate limit); retrying later helps."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    default_reason = "RESOURCE_EXHAUSTED"
+
+
 class Unavailable(DomainError):
     """A dependency (Redis, the database, another service) cannot be reached; retrying may help."""
 
@@ -144,6 +151,21 @@ def _library_error(exc: BaseException) -> DomainError | None:
     )
     err.code = code
     return err
+
+
+DOMAIN_SUFFIX = "workermon"
+GATEWAY_DOMAIN = f"gateway.{DOMAIN_SUFFIX}"
+"""The ErrorInfo domain of errors the HTTP gateway raises itself (login, routing, its own limits)."""
+
+
+def error_domain(method: str) -> str:
+    """The ErrorInfo domain of an RPC's errors: its service's area, `monitor.workermon` for
+    `/workermon.monitor.v1.MonitorService/ListJobs`, so a client sees which service refused even when
+    one process hosts several."""
+    package = method.lstrip("/").split("/", 1)[0].split(".")
+    if len(package) >= 3 and package[0] == DOMAIN_SUFFIX:
+        return f"{package[1]}.{DOMAIN_SUFFIX}"
+    return DOMAIN_SUFFIX
 
 
 def to_status(err: DomainError, domain: str) -> grpc.Status:

@@ -12,7 +12,7 @@ import structlog
 
 from . import context
 from .auth import TokenAuthority, authorize, bearer_token
-from .errors import DomainError, to_status, translate
+from .errors import DomainError, error_domain, to_status, translate
 
 log = structlog.get_logger("workermon.rpc")
 
@@ -86,10 +86,9 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     per-call data (metadata, start time) is read inside the call.
     """
 
-    def __init__(self, authority: TokenAuthority, roles: dict[str, int], domain: str) -> None:
+    def __init__(self, authority: TokenAuthority, roles: dict[str, int]) -> None:
         self._authority = authority
         self._roles = roles
-        self._domain = domain
         self._wrapped: dict[str, Any] = {}
 
     async def intercept_service(
@@ -110,6 +109,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     def _wrap(self, behaviour: Behaviour, method: str) -> Behaviour:
         required = self._roles.get(method, 0)
+        domain = error_domain(method)
 
         def before(ctx: grpc.aio.ServicerContext) -> None:
             metadata = ctx.invocation_metadata() or ()
@@ -135,7 +135,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 log.info("rpc_refused", code=err.code.name, reason=err.reason, message=err.message)
             else:
                 log.warning("rpc_unavailable", reason=err.reason, message=err.message)
-            status = to_status(err, self._domain)
+            status = to_status(err, domain)
             await ctx.abort(status.code, status.details, status.trailing_metadata)
 
         return _around(behaviour, before, on_error)

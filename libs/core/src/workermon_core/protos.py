@@ -87,4 +87,3 @@ def _compare_enum(target: EnumDescriptor, source: EnumDescriptor, path: str, pro
     for value in target.values:
         if theirs.get(value.number) != value.name:
             problems.append(f"{path}: {value.name} = {value.number} is not in {source.full_name}")
-

@@ -134,12 +134,11 @@ async def start_server(
     address: str,
     *,
     readiness_interval: float = 2.0,
-    domain_suffix: str = "workermon",
     reuse_port: bool = False,
 ) -> SuiteServer:
     """Build, bind and start one server hosting `specs`; returns once it listens (port 0 picks one)."""
     roles = method_roles([spec.name for spec in specs])
-    interceptor = ServerInterceptor(authority, roles, domain=domain_suffix)
+    interceptor = ServerInterceptor(authority, roles)
     server = grpc.aio.server(
         interceptors=[interceptor],
         options=[
