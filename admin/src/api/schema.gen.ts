@@ -1472,7 +1472,7 @@ export interface components {
             failed24h?: string;
             /** @description 95th percentile processing time over the last 15 minutes, all queues. */
             processingP95Ms15m?: number;
-            /** @description Open incidents (empty until IncidentService is deployed). */
+            /** @description Open incidents from IncidentService (pending ones left out; empty when it cannot be reached). */
             activeIncidents: components["schemas"]["workermon.monitor.v1.ActiveIncident"][];
             /**
              * Format: date-time
