@@ -13,7 +13,7 @@ import grpc
 import pytest
 from bullmq import Job, Queue
 
-from tests.support.heartbeat import Running, start_heartbeat
+from tests.support.heartbeat import Running, maybe_worker_view, start_heartbeat, worker_view
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.auth import TokenAuthority
 from workermon_core.redis_store import EmbeddedRedis, connect
@@ -77,20 +77,6 @@ async def _command(live: Running, worker_id: str, ctype: int, **fields: Any) -> 
     return final["c"]
 
 
-async def _worker_view(live: Running, worker_id: str) -> pb.Worker:
-    return (await live.client("viewer").GetWorker(pb.GetWorkerRequest(worker_id=worker_id))).worker
-
-
-async def _maybe_view(live: Running, worker_id: str) -> pb.Worker | None:
-    """The worker, or None before its first beat arrives (or while the registry is down)."""
-    try:
-        return await _worker_view(live, worker_id)
-    except grpc.aio.AioRpcError as err:
-        if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
-            return None
-        raise
-
-
 @pytest.mark.parametrize(
     ("processor", "expected"),
     [(_stubborn, "ignored the abort signal"), (_polite, "cancelled cooperatively")],
@@ -114,7 +100,7 @@ async def test_commands_reach_a_real_bullmq_worker(
         slow = await queue.add("slow", {"n": 1}, {"attempts": 3})
 
         async def running_slow() -> bool:
-            w = await _maybe_view(live, worker_id)
+            w = await maybe_worker_view(live, worker_id)
             return w is not None and slow.id in w.report.active_job_ids
 
         await until(running_slow, what="the slow job reported as active")
@@ -145,7 +131,7 @@ async def test_commands_reach_a_real_bullmq_worker(
         assert await queue.getJobState(held.id) == "waiting"
 
         async def reported_quiet() -> bool:
-            return (await _worker_view(live, worker_id)).report.state == pb.WORKER_STATE_QUIET
+            return (await worker_view(live, worker_id)).report.state == pb.WORKER_STATE_QUIET
 
         await until(reported_quiet, what="QUIET state reported")
         resumed = await _command(live, worker_id, pb.COMMAND_TYPE_RESUME)
@@ -163,7 +149,7 @@ async def test_commands_reach_a_real_bullmq_worker(
         stopped = await _command(live, worker_id, pb.COMMAND_TYPE_STOP, reason="scale down")
         assert stopped.status == pb.COMMAND_STATUS_ACKED
         await asyncio.wait_for(worker.wait_closed(), 20)
-        view = await _worker_view(live, worker_id)
+        view = await worker_view(live, worker_id)
         assert view.status == pb.WORKER_STATUS_OFFLINE
         assert view.offline_reason.startswith("goodbye")
         assert view.report.processed_total == 2
@@ -202,7 +188,7 @@ async def test_worker_keeps_processing_while_suite_redis_restarts(
     try:
 
         async def online() -> bool:
-            w = await _maybe_view(live, worker_id)
+            w = await maybe_worker_view(live, worker_id)
             return w is not None and w.status == pb.WORKER_STATUS_ONLINE
 
         await until(online, what="worker online")

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from bullmq import Queue
 
-from tests.e2e.test_bullmq_worker import _maybe_view, until
-from tests.support.heartbeat import Running, start_heartbeat
+from tests.support.bull import until
+from tests.support.heartbeat import Running, maybe_worker_view, start_heartbeat
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.auth import TokenAuthority
 
@@ -46,14 +46,14 @@ async def test_example_worker(live: Running, redis_url: str) -> None:
         job = await queue.add("hello", {"n": 1})
 
         async def online_and_done() -> bool:
-            w = await _maybe_view(live, worker_id)
+            w = await maybe_worker_view(live, worker_id)
             return w is not None and w.status == pb.WORKER_STATUS_ONLINE and w.report.processed_total >= 1
 
         await until(online_and_done, limit=30, what="example worker online with one job done")
         assert await queue.getJobState(job.id) == "completed"
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 30) == 0
-        view = await _maybe_view(live, worker_id)
+        view = await maybe_worker_view(live, worker_id)
         assert view is not None and view.status == pb.WORKER_STATUS_OFFLINE
         assert view.offline_reason == "goodbye: signal"
     finally:

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
-from tests.gateway.test_stream import Services, serve_http, start_services, stop_http
 from tests.support.bull import until
+from tests.support.services import Services, serve_http, start_services, stop_http
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc

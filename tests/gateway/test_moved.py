@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import TEST_SECRET
+from tests.support.fakes import TEST_SECRET
 from tests.support.gateway import Gateway, gateway_settings
 from workermon_core.auth import TokenAuthority
 from workermon_gateway.app import build_app, serve_http

@@ -126,6 +126,19 @@ async def test_failure_rate_fires_is_acknowledged_resolved_audited_and_watched(s
     watcher = asyncio.create_task(watch())
     await asyncio.sleep(0.3)  # the stream is open before anything happens
 
+    # One incident through its life: each step goes on from the state the one before left.
+    incident_id = await _collect_until_it_fires_once(suite, viewer, operator)
+    await _acknowledge_then_resolve(operator, admin, incident_id)
+    await _check_audit_entries(suite, incident_id)
+    mine = await _watched_changes(watched, incident_id)
+    watcher.cancel()
+    await _check_resumed_watch(viewer, incident_id, mine)
+
+
+async def _collect_until_it_fires_once(
+    suite: dict[str, Any], viewer: pb_grpc.IncidentServiceStub, operator: pb_grpc.IncidentServiceStub
+) -> int:
+    """Collect the minute, wait for HIGH_FAILURE_RATE to fire from it, once; the incident's id."""
     collector = col_grpc.CollectorServiceStub(suite["channel"]("operator"))
     collected = await collector.CollectNow(col_pb.CollectNowRequest(queues=["payments"]))
     snapshot_written = time.perf_counter()
@@ -166,7 +179,13 @@ async def test_failure_rate_fires_is_acknowledged_resolved_audited_and_watched(s
 
     listed = await viewer.ListIncidents(pb.ListIncidentsRequest(queue="payments", open_only=True))
     assert [i.id for i in listed.incidents] == [incident_id]
+    return incident_id
 
+
+async def _acknowledge_then_resolve(
+    operator: pb_grpc.IncidentServiceStub, admin: pb_grpc.IncidentServiceStub, incident_id: int
+) -> None:
+    """The operator acknowledges; only an admin resolves, and only with a note."""
     acked = await operator.AcknowledgeIncident(
         pb.AcknowledgeIncidentRequest(incident_id=incident_id, note="on it")
     )
@@ -185,6 +204,9 @@ async def test_failure_rate_fires_is_acknowledged_resolved_audited_and_watched(s
     )
     assert resolved.incident.status == pb.INCIDENT_STATUS_RESOLVED and resolved.incident.resolved_by == "adam"
 
+
+async def _check_audit_entries(suite: dict[str, Any], incident_id: int) -> None:
+    """MonitorService's audit log holds the acknowledgement and the resolution, by whom they were made."""
     monitor = mon_grpc.MonitorServiceStub(suite["channel"]("viewer"))
     audit = await monitor.ListAuditLogs(mon_pb.ListAuditLogsRequest(entity_id=str(incident_id)))
     entries = {(a.action, a.actor, a.role, a.outcome) for a in audit.audit_logs}
@@ -193,6 +215,12 @@ async def test_failure_rate_fires_is_acknowledged_resolved_audited_and_watched(s
         (mon_pb.AUDIT_ACTION_INCIDENT_RESOLVE, "adam", "admin", mon_pb.AUDIT_OUTCOME_SUCCEEDED),
     }
     assert all(a.queue == "payments" and a.entity_type == "incident" for a in audit.audit_logs)
+
+
+async def _watched_changes(
+    watched: list[pb.WatchIncidentsResponse], incident_id: int
+) -> list[pb.WatchIncidentsResponse]:
+    """The incident's changes as WatchIncidents delivered them: fired, acknowledged, resolved."""
 
     async def delivered() -> bool:
         return len([w for w in watched if w.incident.id == incident_id]) >= 3
@@ -209,9 +237,13 @@ async def test_failure_rate_fires_is_acknowledged_resolved_audited_and_watched(s
         pb.INCIDENT_STATUS_ACKNOWLEDGED,
         pb.INCIDENT_STATUS_RESOLVED,
     ]
-    watcher.cancel()
+    return mine
 
-    # Resuming after the first change replays the rest, in order.
+
+async def _check_resumed_watch(
+    viewer: pb_grpc.IncidentServiceStub, incident_id: int, mine: list[pb.WatchIncidentsResponse]
+) -> None:
+    """Resuming after the first change replays the rest, in order."""
     resumed: list[pb.WatchIncidentsResponse] = []
     stream = viewer.WatchIncidents(pb.WatchIncidentsRequest(after_event_id=mine[0].event.id))
     async for item in stream:

@@ -66,6 +66,21 @@ async def start_heartbeat(
     return Running(suite, suite.parts("heartbeat").servicer, suite.grpc_target, authority, [])
 
 
+async def worker_view(live: Running, worker_id: str) -> pb.Worker:
+    """The worker as GetWorker shows it to a viewer."""
+    return (await live.client("viewer").GetWorker(pb.GetWorkerRequest(worker_id=worker_id))).worker
+
+
+async def maybe_worker_view(live: Running, worker_id: str) -> pb.Worker | None:
+    """The worker, or None before its first beat arrives (or while the registry is down)."""
+    try:
+        return await worker_view(live, worker_id)
+    except grpc.aio.AioRpcError as err:
+        if err.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.UNAVAILABLE):
+            return None
+        raise
+
+
 @pytest.fixture
 async def hb(
     redis_url: str, prefix: str, authority: TokenAuthority, clock: FakeClock

@@ -196,7 +196,20 @@ class _Families:
 
 def queue_families(readings: Readings) -> list[Metric]:
     """The suite's families from one scrape's answers (left out for a service that did not answer)."""
-    families: list[Metric] = []
+    families: list[Metric] = [_upstream_family(readings)]
+    if readings.incidents is not None:
+        families.append(_incident_family(readings.incidents))
+    if readings.queues is not None:
+        families += _queue_state_families(readings.queues)
+    if readings.summaries is not None:
+        families += _summary_families(readings.summaries)
+    if readings.workers is not None:
+        families += _worker_families(readings.workers, readings.queues)
+    return families
+
+
+def _upstream_family(readings: Readings) -> Metric:
+    """`workermon_upstream_up`: which services answered this scrape."""
     up = GaugeMetricFamily(
         "workermon_upstream_up", "1 when the service answered this scrape, else 0.", labels=["service"]
     )
@@ -204,96 +217,105 @@ def queue_families(readings: Readings) -> list[Metric]:
     up.add_metric(["collector"], 1 if readings.summaries is not None else 0)
     up.add_metric(["heartbeat"], 1 if readings.workers is not None else 0)
     up.add_metric(["incidents"], 1 if readings.incidents is not None else 0)
-    families.append(up)
+    return up
 
-    if readings.incidents is not None:
-        open_incidents = GaugeMetricFamily(
-            "workermon_incidents_open",
-            "Open incidents (PENDING, ACTIVE or ACKNOWLEDGED) by type, severity and status.",
-            labels=["type", "severity", "status"],
-        )
-        tally: dict[tuple[str, str, str], int] = {}
-        for incident in readings.incidents.incidents:
-            key = (
-                inc_pb.IncidentType.Name(incident.type).removeprefix("INCIDENT_TYPE_"),
-                inc_pb.Severity.Name(incident.severity).removeprefix("SEVERITY_").lower(),
-                inc_pb.IncidentStatus.Name(incident.status).removeprefix("INCIDENT_STATUS_"),
-            )
-            tally[key] = tally.get(key, 0) + 1
-        for key in sorted(tally):
-            open_incidents.add_metric(list(key), tally[key])
-        families.append(open_incidents)
 
-    if readings.queues is not None:
-        jobs = GaugeMetricFamily(
-            "workermon_queue_jobs", "Jobs in each BullMQ state now.", labels=["queue", "state"]
+def _incident_family(incidents: inc_pb.ListIncidentsResponse) -> Metric:
+    """`workermon_incidents_open`: the open incidents tallied by type, severity and status."""
+    open_incidents = GaugeMetricFamily(
+        "workermon_incidents_open",
+        "Open incidents (PENDING, ACTIVE or ACKNOWLEDGED) by type, severity and status.",
+        labels=["type", "severity", "status"],
+    )
+    tally: dict[tuple[str, str, str], int] = {}
+    for incident in incidents.incidents:
+        key = (
+            inc_pb.IncidentType.Name(incident.type).removeprefix("INCIDENT_TYPE_"),
+            inc_pb.Severity.Name(incident.severity).removeprefix("SEVERITY_").lower(),
+            inc_pb.IncidentStatus.Name(incident.status).removeprefix("INCIDENT_STATUS_"),
         )
-        paused = GaugeMetricFamily("workermon_queue_paused", "1 when the queue is paused.", labels=["queue"])
-        latency = GaugeMetricFamily(
-            "workermon_queue_latency_seconds",
-            "Age of the oldest waiting job at the last collected minute (absent while none waits).",
-            labels=["queue"],
-        )
-        for queue in readings.queues.queues:
-            for state in JOB_STATES:
-                jobs.add_metric([queue.name, state], getattr(queue.counts, state))
-            paused.add_metric([queue.name], 1 if queue.paused else 0)
-            if queue.HasField("latency_ms"):
-                latency.add_metric([queue.name], queue.latency_ms / 1000)
-        families += [jobs, paused, latency]
+        tally[key] = tally.get(key, 0) + 1
+    for key in sorted(tally):
+        open_incidents.add_metric(list(key), tally[key])
+    return open_incidents
 
-    if readings.summaries is not None:
-        completed = CounterMetricFamily(
-            "workermon_queue_completed",
-            "Jobs completed since monitoring of the queue began (exact), as of the last collected minute.",
-            labels=["queue"],
-        )
-        failed = CounterMetricFamily(
-            "workermon_queue_failed",
-            "Jobs failed for good since monitoring of the queue began (exact), as of the last collected "
-            "minute.",
-            labels=["queue"],
-        )
-        processing = GaugeMetricFamily(
-            "workermon_queue_processing_seconds",
-            "Processing time quantile over the last 15 minutes (DDSketch, 1% accuracy). "
-            "A windowed gauge, not a cumulative summary.",
-            labels=["queue", "quantile"],
-        )
-        measured = GaugeMetricFamily(
-            "workermon_queue_processing_jobs_15m",
-            "Jobs whose processing time the quantiles are computed from (last 15 minutes).",
-            labels=["queue"],
-        )
-        for summary in readings.summaries.summaries:
-            if summary.HasField("latest"):
-                completed.add_metric([summary.queue], summary.latest.completed_cumulative)
-                failed.add_metric([summary.queue], summary.latest.failed_cumulative)
-            window = summary.processing_15m
-            measured.add_metric([summary.queue], window.samples)
-            if window.samples > 0:
-                for quantile, field in QUANTILES:
-                    processing.add_metric([summary.queue, quantile], getattr(window, field) / 1000)
-        families += [completed, failed, processing, measured]
 
-    if readings.workers is not None:
-        online = GaugeMetricFamily("workermon_workers_online", "Workers online now.")
-        online.add_metric([], readings.workers.online)
-        offline = GaugeMetricFamily(
-            "workermon_workers_offline", "Workers seen within the retention window but not online."
-        )
-        offline.add_metric([], readings.workers.offline)
-        per_queue = GaugeMetricFamily(
-            "workermon_queue_workers_online", "Online workers taking jobs from the queue.", labels=["queue"]
-        )
-        counts = {entry.queue: entry.online for entry in readings.workers.queues}
-        if readings.queues is not None:
-            for queue in readings.queues.queues:
-                counts.setdefault(queue.name, 0)
-        for name in sorted(counts):
-            per_queue.add_metric([name], counts[name])
-        families += [online, offline, per_queue]
-    return families
+def _queue_state_families(queues: mon_pb.ListQueuesResponse) -> list[Metric]:
+    """MonitorService's families: jobs per state, paused, and waiting latency per queue."""
+    jobs = GaugeMetricFamily(
+        "workermon_queue_jobs", "Jobs in each BullMQ state now.", labels=["queue", "state"]
+    )
+    paused = GaugeMetricFamily("workermon_queue_paused", "1 when the queue is paused.", labels=["queue"])
+    latency = GaugeMetricFamily(
+        "workermon_queue_latency_seconds",
+        "Age of the oldest waiting job at the last collected minute (absent while none waits).",
+        labels=["queue"],
+    )
+    for queue in queues.queues:
+        for state in JOB_STATES:
+            jobs.add_metric([queue.name, state], getattr(queue.counts, state))
+        paused.add_metric([queue.name], 1 if queue.paused else 0)
+        if queue.HasField("latency_ms"):
+            latency.add_metric([queue.name], queue.latency_ms / 1000)
+    return [jobs, paused, latency]
+
+
+def _summary_families(summaries: col_pb.SummarizeQueuesResponse) -> list[Metric]:
+    """CollectorService's families: cumulative outcomes and the 15-minute processing quantiles."""
+    completed = CounterMetricFamily(
+        "workermon_queue_completed",
+        "Jobs completed since monitoring of the queue began (exact), as of the last collected minute.",
+        labels=["queue"],
+    )
+    failed = CounterMetricFamily(
+        "workermon_queue_failed",
+        "Jobs failed for good since monitoring of the queue began (exact), as of the last collected minute.",
+        labels=["queue"],
+    )
+    processing = GaugeMetricFamily(
+        "workermon_queue_processing_seconds",
+        "Processing time quantile over the last 15 minutes (DDSketch, 1% accuracy). "
+        "A windowed gauge, not a cumulative summary.",
+        labels=["queue", "quantile"],
+    )
+    measured = GaugeMetricFamily(
+        "workermon_queue_processing_jobs_15m",
+        "Jobs whose processing time the quantiles are computed from (last 15 minutes).",
+        labels=["queue"],
+    )
+    for summary in summaries.summaries:
+        if summary.HasField("latest"):
+            completed.add_metric([summary.queue], summary.latest.completed_cumulative)
+            failed.add_metric([summary.queue], summary.latest.failed_cumulative)
+        window = summary.processing_15m
+        measured.add_metric([summary.queue], window.samples)
+        if window.samples > 0:
+            for quantile, field in QUANTILES:
+                processing.add_metric([summary.queue, quantile], getattr(window, field) / 1000)
+    return [completed, failed, processing, measured]
+
+
+def _worker_families(
+    workers: hb_pb.GetWorkerSummaryResponse, queues: mon_pb.ListQueuesResponse | None
+) -> list[Metric]:
+    """HeartbeatService's families: workers online and offline, and online per queue."""
+    online = GaugeMetricFamily("workermon_workers_online", "Workers online now.")
+    online.add_metric([], workers.online)
+    offline = GaugeMetricFamily(
+        "workermon_workers_offline", "Workers seen within the retention window but not online."
+    )
+    offline.add_metric([], workers.offline)
+    per_queue = GaugeMetricFamily(
+        "workermon_queue_workers_online", "Online workers taking jobs from the queue.", labels=["queue"]
+    )
+    counts = {entry.queue: entry.online for entry in workers.queues}
+    # A queue without an online worker reads 0 rather than being absent, so `== 0` alerts can fire on it.
+    if queues is not None:
+        for queue in queues.queues:
+            counts.setdefault(queue.name, 0)
+    for name in sorted(counts):
+        per_queue.add_metric([name], counts[name])
+    return [online, offline, per_queue]
 
 
 async def _ask(service: str, make: Callable[[], Awaitable[T]]) -> T | None:

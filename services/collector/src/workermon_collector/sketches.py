@@ -199,45 +199,48 @@ class _Bins:
         for q in qs:
             rank = q * (count - 1)
             if rank < neg_count:
-                reversed_rank = neg_count - rank - 1
-                running = 0.0
-                neg_keys = sorted(self.negative)
-                key = neg_keys[-1]
-                for k in neg_keys:
-                    running += self.negative[k]
-                    if running >= reversed_rank + 1:
-                        key = k
-                        break
-                values[q] = -_MAPPING.value(key)
+                values[q] = -_MAPPING.value(self._negative_key(neg_count - rank - 1))
             elif rank < neg_count + self.zero:
                 values[q] = 0.0
             else:
                 positive_targets.append((rank - self.zero - neg_count, q))
         if positive_targets:
-            positive_targets.sort()
-            items = sorted(self.positive.items())
-            pending = iter(positive_targets)
-            target, q = next(pending)
-            running = 0.0
-            done = False
-            for k, c in items:
-                running += c
-                while running > target:
-                    values[q] = _MAPPING.value(k)
-                    step = next(pending, None)
-                    if step is None:
-                        done = True
-                        break
-                    target, q = step
-                if done:
-                    break
-            if not done:
-                # Rounding left ranks past the last bin: ddsketch answers with the largest key.
-                last = _MAPPING.value(items[-1][0])
-                values[q] = last
-                for _, q in pending:
-                    values[q] = last
+            values.update(self._positive_values(positive_targets))
         return [min(max(values[q], self.minimum), self.maximum) for q in qs]
+
+    def _negative_key(self, reversed_rank: float) -> int:
+        """The negative bin holding `reversed_rank`, counted from the smallest key."""
+        running = 0.0
+        neg_keys = sorted(self.negative)
+        key = neg_keys[-1]
+        for k in neg_keys:
+            running += self.negative[k]
+            if running >= reversed_rank + 1:
+                key = k
+                break
+        return key
+
+    def _positive_values(self, targets: list[tuple[float, float]]) -> dict[float, float]:
+        """q -> value for each (rank among the positive bins, q), in one pass over the bins."""
+        values: dict[float, float] = {}
+        items = sorted(self.positive.items())
+        pending = iter(sorted(targets))
+        target, q = next(pending)
+        running = 0.0
+        for k, c in items:
+            running += c
+            while running > target:
+                values[q] = _MAPPING.value(k)
+                step = next(pending, None)
+                if step is None:
+                    return values
+                target, q = step
+        # Rounding left ranks past the last bin: ddsketch answers with the largest key.
+        last = _MAPPING.value(items[-1][0])
+        values[q] = last
+        for _, q in pending:
+            values[q] = last
+        return values
 
     def summary(self, keep_sketch: bool = True) -> DurationSummary | None:
         count = self.count

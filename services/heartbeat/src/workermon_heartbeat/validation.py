@@ -36,6 +36,16 @@ def _short(value: str, field: str, limit: int) -> None:
 
 def report(rep: pb.WorkerReport, field: str = "report") -> None:
     """Check every field of a beat's report."""
+    _identity(rep, field)
+    _queues_and_labels(rep, field)
+    _jobs_and_figures(rep, field)
+    _timings(rep, field)
+    if rep.ByteSize() > MAX_REPORT_BYTES:
+        raise InvalidArgument(field, f"must be at most {MAX_REPORT_BYTES} bytes serialized")
+
+
+def _identity(rep: pb.WorkerReport, field: str) -> None:
+    """Who sends the report: worker and instance ids, host, version and SDK."""
     worker_id(rep.worker_id, f"{field}.worker_id")
     if not rep.instance_id:
         raise InvalidArgument(f"{field}.instance_id", "is required (a new value per process start)")
@@ -43,6 +53,10 @@ def report(rep: pb.WorkerReport, field: str = "report") -> None:
     _short(rep.hostname, f"{field}.hostname", 255)
     _short(rep.version, f"{field}.version", 64)
     _short(rep.sdk, f"{field}.sdk", 64)
+
+
+def _queues_and_labels(rep: pb.WorkerReport, field: str) -> None:
+    """The queues the worker takes jobs from, and its labels."""
     if len(rep.queues) > MAX_QUEUES:
         raise InvalidArgument(
             f"{field}.queues", f"at most {MAX_QUEUES} queues per worker (got {len(rep.queues)})"
@@ -54,6 +68,10 @@ def report(rep: pb.WorkerReport, field: str = "report") -> None:
     for key, value in rep.labels.items():
         _short(key, f"{field}.labels", 64)
         _short(value, f"{field}.labels[{key}]", 256)
+
+
+def _jobs_and_figures(rep: pb.WorkerReport, field: str) -> None:
+    """The jobs the worker is running, its counters and its custom gauges."""
     if len(rep.active_job_ids) > MAX_ACTIVE_JOB_IDS:
         raise InvalidArgument(f"{field}.active_job_ids", f"at most {MAX_ACTIVE_JOB_IDS} ids")
     for i, job in enumerate(rep.active_job_ids):
@@ -65,6 +83,10 @@ def report(rep: pb.WorkerReport, field: str = "report") -> None:
         raise InvalidArgument(f"{field}.gauges.custom", f"at most {MAX_GAUGES} gauges")
     for key in rep.gauges.custom:
         _short(key, f"{field}.gauges.custom", 64)
+
+
+def _timings(rep: pb.WorkerReport, field: str) -> None:
+    """The per-minute timing sketches: whole minutes, bounded in size."""
     if len(rep.timings) > MAX_TIMINGS:
         raise InvalidArgument(f"{field}.timings", f"at most {MAX_TIMINGS} entries per beat")
     for i, timing in enumerate(rep.timings):
@@ -75,8 +97,6 @@ def report(rep: pb.WorkerReport, field: str = "report") -> None:
             sketch = getattr(timing, part)
             if len(sketch.bins) > MAX_BINS or sketch.count < 0:
                 raise InvalidArgument(f"{field}.timings[{i}].{part}", f"at most {MAX_BINS} bins, count >= 0")
-    if rep.ByteSize() > MAX_REPORT_BYTES:
-        raise InvalidArgument(field, f"must be at most {MAX_REPORT_BYTES} bytes serialized")
 
 
 def acks(items: Iterable[pb.CommandAck], field: str = "acks") -> None:

@@ -132,6 +132,17 @@ def _not_in_state(queue: str, job_id: str, state: str | None, allowed: str) -> F
     )
 
 
+def _checked_states(states: Sequence[str], page_size: int) -> list[str]:
+    """The distinct states a listing walks, in order (all when none are given), once the request is valid."""
+    wanted = list(dict.fromkeys(states)) or list(JOB_STATES)
+    unknown = [s for s in wanted if s not in _SOURCES]
+    if unknown:
+        raise InvalidArgument("states", f"unknown state(s) {unknown}; use {', '.join(JOB_STATES)}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise InvalidArgument("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
+    return wanted
+
+
 @dataclass(slots=True)
 class _Position:
     """Where a listing continues: state index, then the last examined member and its place."""
@@ -496,12 +507,7 @@ class BullMQJobs:
         `category` scan the states' members in chunks, examining at most `max_examined` jobs per call.
         An unfiltered page costs two round trips: counts with the first range, then one HMGET each.
         """
-        wanted = list(dict.fromkeys(states)) or list(JOB_STATES)
-        unknown = [s for s in wanted if s not in _SOURCES]
-        if unknown:
-            raise InvalidArgument("states", f"unknown state(s) {unknown}; use {', '.join(JOB_STATES)}")
-        if not 1 <= page_size <= MAX_PAGE_SIZE:
-            raise InvalidArgument("page_size", f"must be between 1 and {MAX_PAGE_SIZE}")
+        wanted = _checked_states(states, page_size)
         position = _Position.decode(cursor, len(wanted)) if cursor else _Position()
         filtering = bool(name_prefix or category)
 
@@ -509,18 +515,7 @@ class BullMQJobs:
             return await self._find(queue, wanted, job_id, name_prefix, category)
 
         first = min(_CHUNK, self.max_examined) if filtering else page_size
-        # The first read rides along with the counts unless the cursor needs relocating first.
-        prefetch = position.member is None
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.exists(self.key(queue, "meta"), self.key(queue, "id"))
-            self._count_commands(pipe, queue, wanted)
-            if prefetch:
-                self._range_command(pipe, self._source(queue, wanted[position.index]), position, first)
-            replies = await pipe.execute()
-        if not replies[0]:
-            raise _not_found_queue(queue)
-        total = sum(int(v) for v in replies[1 : 1 + len(wanted)])
-        prefetched = _pairs(replies[-1]) if prefetch else None
+        total, prefetched = await self._count_and_prefetch(queue, wanted, position, first)
 
         rows: list[JobSummary] = []
         # A job that moves on while the page is read (waiting, then active) is met again in a later
@@ -536,13 +531,9 @@ class BullMQJobs:
             else:
                 want = page_size - len(rows) if not filtering else min(_CHUNK, self.max_examined - examined)
                 members, exhausted = await self._read_range(source, position, want)
-            if members:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for member, _ in members:
-                        pipe.execute_command("HMGET", self.key(queue, member), *_SUMMARY_FIELDS)
-                    fields = await pipe.execute()
+            fields = await self._summary_values(queue, members)
             full = False
-            for (member, score), values in zip(members, fields if members else [], strict=True):
+            for (member, score), values in zip(members, fields, strict=True):
                 examined += 1
                 position.offset += 1
                 position.member, position.score = member, score
@@ -562,6 +553,32 @@ class BullMQJobs:
                 position = _Position(position.index + 1)
         next_cursor = position.encode() if position.index < len(wanted) else ""
         return JobPage(jobs=rows, next_cursor=next_cursor, total=total, examined=examined)
+
+    async def _count_and_prefetch(
+        self, queue: str, states: Sequence[str], position: _Position, count: int
+    ) -> tuple[int, list[tuple[str, float | None]] | None]:
+        """The jobs in `states`, and up to `count` members from `position` unless it must be found first."""
+        # The first read rides along with the counts unless the cursor needs relocating first.
+        prefetch = position.member is None
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.exists(self.key(queue, "meta"), self.key(queue, "id"))
+            self._count_commands(pipe, queue, states)
+            if prefetch:
+                self._range_command(pipe, self._source(queue, states[position.index]), position, count)
+            replies = await pipe.execute()
+        if not replies[0]:
+            raise _not_found_queue(queue)
+        total = sum(int(v) for v in replies[1 : 1 + len(states)])
+        return total, _pairs(replies[-1]) if prefetch else None
+
+    async def _summary_values(self, queue: str, members: Sequence[tuple[str, float | None]]) -> list[Any]:
+        """The summary fields of each member's job hash, in one round trip (none for no members)."""
+        if not members:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for member, _ in members:
+                pipe.execute_command("HMGET", self.key(queue, member), *_SUMMARY_FIELDS)
+            return list(await pipe.execute())
 
     def _source(self, queue: str, state: str) -> tuple[str, str]:
         suffix, kind = _SOURCES[state]

@@ -231,16 +231,7 @@ def _channel(item: object) -> Channel:
         raise _Problem(
             "type", f"must be one of {', '.join(t.value for t in ChannelType)} (got {kind_text!r})"
         ) from None
-    url: Secret | None = None
-    smtp: SmtpConfig | None = None
-    if kind.http:
-        url = Secret(_url(item.get("url"), "url", required=True) or "")
-        if "smtp" in item:
-            raise _Problem("smtp", f"only for email channels, not {kind.value}")
-    else:
-        if "url" in item:
-            raise _Problem("url", "email channels are configured by smtp, not url")
-        smtp = _smtp(item.get("smtp"))
+    url, smtp = _destination(item, kind)
     template_source = item.get("template")
     template: Template | None = None
     if template_source is not None:
@@ -272,6 +263,18 @@ def _channel(item: object) -> Channel:
     if template is not None:
         _try_template(channel)
     return channel
+
+
+def _destination(item: Mapping[str, Any], kind: ChannelType) -> tuple[Secret | None, SmtpConfig | None]:
+    """Where the channel sends: a URL for an HTTP channel, an SMTP server for email (never both)."""
+    if kind.http:
+        url = Secret(_url(item.get("url"), "url", required=True) or "")
+        if "smtp" in item:
+            raise _Problem("smtp", f"only for email channels, not {kind.value}")
+        return url, None
+    if "url" in item:
+        raise _Problem("url", "email channels are configured by smtp, not url")
+    return None, _smtp(item.get("smtp"))
 
 
 def _url(value: object, key: str, *, required: bool) -> str | None:
@@ -329,6 +332,21 @@ def _try_template(channel: Channel) -> None:
         raise _Problem("template", str(exc)) from None
 
 
+def _smtp_login(value: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """The SMTP username and password: both or neither."""
+    username = value.get("username")
+    password = value.get("password")
+    if username is not None and (not isinstance(username, str) or not username):
+        raise _Problem("smtp.username", "must be a non-empty string")
+    if password is not None and not isinstance(password, str):
+        raise _Problem("smtp.password", "must be a string")
+    if (username is None) != (password is None):
+        raise _Problem(
+            "smtp.password" if password is None else "smtp.username", "username and password go together"
+        )
+    return username, password
+
+
 def _smtp(value: object) -> SmtpConfig:
     if not isinstance(value, dict):
         raise _Problem("smtp", "required for email channels: an object with host, from and to")
@@ -348,16 +366,7 @@ def _smtp(value: object) -> SmtpConfig:
     port = value.get("port", 465 if tls else 587 if starttls else 25)
     if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
         raise _Problem("smtp.port", f"must be a port number from 1 to 65535 (got {port!r})")
-    username = value.get("username")
-    password = value.get("password")
-    if username is not None and (not isinstance(username, str) or not username):
-        raise _Problem("smtp.username", "must be a non-empty string")
-    if password is not None and not isinstance(password, str):
-        raise _Problem("smtp.password", "must be a string")
-    if (username is None) != (password is None):
-        raise _Problem(
-            "smtp.password" if password is None else "smtp.username", "username and password go together"
-        )
+    username, password = _smtp_login(value)
     sender = value.get("from")
     if not isinstance(sender, str) or "@" not in sender:
         raise _Problem("smtp.from", "required, the sender's e-mail address")

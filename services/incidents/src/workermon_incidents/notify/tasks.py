@@ -326,6 +326,19 @@ class Notifier:
             delay = max(delay, min(retry_after, self._backoff_cap))
         return delay
 
+    def _status_after(
+        self, delivery: Delivery, channel: Channel | None, result: _Result, now: datetime
+    ) -> tuple[DeliveryStatus, datetime | None]:
+        """The delivery's status after an attempt, and when to make the next one if it is retried."""
+        if result.outcome is AttemptOutcome.DELIVERED:
+            return DeliveryStatus.DELIVERED, None
+        if result.outcome is AttemptOutcome.FAILED:
+            return DeliveryStatus.FAILED, None
+        if channel is not None and delivery.attempts < channel.max_attempts:
+            delay = self._backoff(delivery.attempts, result.retry_after)
+            return DeliveryStatus.QUEUED, now + timedelta(seconds=delay)
+        return DeliveryStatus.GAVE_UP, None
+
     async def _attempt(self, delivery: Delivery) -> None:
         started = self._clock()
         began = time.monotonic()
@@ -337,16 +350,7 @@ class Notifier:
             result = await self._send(channel, event)
         duration_ms = round((time.monotonic() - began) * 1000)
         now = self._clock()
-        next_at: datetime | None = None
-        if result.outcome is AttemptOutcome.DELIVERED:
-            status = DeliveryStatus.DELIVERED
-        elif result.outcome is AttemptOutcome.FAILED:
-            status = DeliveryStatus.FAILED
-        elif channel is not None and delivery.attempts < channel.max_attempts:
-            status = DeliveryStatus.QUEUED
-            next_at = now + timedelta(seconds=self._backoff(delivery.attempts, result.retry_after))
-        else:
-            status = DeliveryStatus.GAVE_UP
+        status, next_at = self._status_after(delivery, channel, result, now)
         outcome = AttemptOutcome.GAVE_UP if status is DeliveryStatus.GAVE_UP else result.outcome
         finished = await self._store.finish(
             delivery,
