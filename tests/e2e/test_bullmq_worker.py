@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,20 +13,13 @@ import grpc
 import pytest
 from bullmq import Job, Queue
 
+from tests.support.bull import until
 from tests.support.heartbeat import Running, maybe_worker_view, start_heartbeat, worker_view
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.auth import TokenAuthority
 from workermon_core.redis_store import EmbeddedRedis, connect
 from workermon_sdk import Backoff
 from workermon_sdk.bullmq import InstrumentedWorker
-
-
-async def until(check: Callable[[], Awaitable[bool]], limit: float = 20.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + limit
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {limit}s")
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import time
 import jwt
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.gateway import Gateway, until
+from tests.support.bull import until
+from tests.support.gateway import Gateway
 from workermon_gateway.users import UserStore, users_path
 
 

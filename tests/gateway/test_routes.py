@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
-from tests.support.gateway import Gateway, fail_some, until
+from tests.support.bull import until
+from tests.support.gateway import Gateway, fail_some
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon_gateway import transcode
 from workermon_gateway.routes import ApiRouter, build_routes

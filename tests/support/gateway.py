@@ -17,7 +17,7 @@ import httpx
 import pytest
 from bullmq import Job, Queue, Worker
 
-from tests.support.bull import delete_prefix, delete_suite_keys
+from tests.support.bull import delete_prefix, delete_suite_keys, until
 from tests.support.fakes import TEST_SECRET
 from tests.support.suites import Config, start_config
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
@@ -165,15 +165,6 @@ async def gateway(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> A
     running = await start_gateway_suite(tmp_path_factory.mktemp("gateway"), redis_url)
     yield running
     await stop_gateway_suite(running)
-
-
-async def until(check: Callable[[], Awaitable[bool]], limit: float = 20.0, what: str = "condition") -> None:
-    """Poll `check` until it holds."""
-    deadline = time.monotonic() + limit
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {limit}s")
-        await asyncio.sleep(0.05)
 
 
 async def fail_some(gateway: Gateway, queue: Queue, completed: int, failed: int) -> None:

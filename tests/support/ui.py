@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import pytest
 from bullmq import Job, Queue, Worker
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
+from tests.support.bull import until
 from tests.support.gateway import Gateway, gateway_settings, stop_gateway_suite, wait_ready
 from tests.support.suites import start_config
 from workermon_gateway.users import UserStore, users_path
@@ -123,15 +124,6 @@ class Workload:
             await plain.close(force=True)
         for queue in self.queues.values():
             await queue.close()
-
-
-async def until(check: Callable[[], Awaitable[bool]], limit: float = 20.0, what: str = "condition") -> None:
-    """Poll the async `check` until it holds."""
-    deadline = asyncio.get_running_loop().time() + limit
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{what} not reached within {limit}s")
-        await asyncio.sleep(0.1)
 
 
 async def start_workload(gateway: Gateway) -> Workload:

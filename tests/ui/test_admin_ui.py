@@ -10,6 +10,7 @@ from typing import Any
 
 from playwright.async_api import Locator, Page, expect
 
+from tests.support.bull import until
 from tests.support.ui import (
     EMAILS,
     INVOICES,
@@ -20,7 +21,6 @@ from tests.support.ui import (
     UI,
     USERS,
     WEBHOOKS,
-    until,
 )
 
 # Faster than the queue list's own 15 s refetch: a change seen within this was pushed by the live stream.
