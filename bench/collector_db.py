@@ -23,7 +23,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from workermon_collector import migrate, sketches
+from workermon_collector import sketches
+from workermon_collector.migrate import MIGRATIONS
 from workermon_collector.models import snapshots
 from workermon_collector.rows import DurationSummary, SnapshotRow
 from workermon_core.db import create_engine, normalize_url
@@ -88,7 +89,7 @@ def safe_url(url: str) -> str:
 async def open_sqlite(directory: Path, stack: AsyncExitStack) -> Database:
     """A migrated SQLite file (WAL, as the collector configures it) in `directory`."""
     url = f"sqlite+aiosqlite:///{directory / 'workermon.db'}"
-    await migrate.upgrade(url)
+    await MIGRATIONS.upgrade(url)
     engine = create_engine(url)
     stack.push_async_callback(engine.dispose)
     return Database("sqlite", "SQLite", url, engine, sqlite3.sqlite_version)
@@ -108,7 +109,7 @@ async def open_postgres(url: str, version: str, stack: AsyncExitStack) -> Databa
 
     stack.push_async_callback(drop)
     scoped = with_search_path(url, schema)
-    await migrate.upgrade(scoped)
+    await MIGRATIONS.upgrade(scoped)
     engine = create_engine(scoped)
     stack.push_async_callback(engine.dispose)
     return Database("postgresql", "PostgreSQL", scoped, engine, version)

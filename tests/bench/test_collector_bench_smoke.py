@@ -5,17 +5,13 @@ Only the shape of the results is checked, never a time: the benchmark measures, 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bench.collector_timing import PHASES, READS
+from tests.support.bench import positive, run_quick
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN_KEYS = ("wall_ms", "collector_ms", "events", "finished_jobs", "rows_written", "process_cpu_ms")
 CYCLE_KEYS = ("min_ms", "median_ms", "max_ms", "events_median", "finished_jobs_median")
 ALONE_KEYS = (
@@ -31,25 +27,11 @@ LATENCY_KEYS = ("calls", "p50_ms", "p99_ms", "max_ms", "calls_per_s")
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    output = tmp_path_factory.mktemp("bench") / "collector.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.collector", "--quick", "--output", str(output)],
-        check=False,  # the assertion below shows the output
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
+    printed, data = run_quick(
+        "bench.collector", tmp_path_factory.mktemp("bench") / "collector.json", timeout=110
     )
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "Targets" in run.stdout and "Where the cycle time goes" in run.stdout
-    data: dict[str, Any] = json.loads(output.read_text())
+    assert "Targets" in printed and "Where the cycle time goes" in printed
     return data
-
-
-def _positive(section: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
-    for key in keys:
-        assert isinstance(section[key], int | float), f"{where}.{key}"
-        assert section[key] > 0, f"{where}.{key} = {section[key]}"
 
 
 def test_runs_quick_mode_without_warnings(results: dict[str, Any]) -> None:
@@ -64,17 +46,17 @@ def test_population_is_real_bullmq_work(results: dict[str, Any]) -> None:
     assert sum(populate["added"].values()) == plan["queues"] * plan["jobs_per_queue"]
     assert populate["added"]["waiting"] > populate["added"]["delayed"] > 0
     assert populate["processed"]["completed"] > 0
-    _positive(populate, ("seconds", "add_jobs_per_s", "catch_up_events", "finished_in_minute"), "populate")
+    positive(populate, ("seconds", "add_jobs_per_s", "catch_up_events", "finished_in_minute"), "populate")
 
 
 def test_cycles_cover_every_queue(results: dict[str, Any]) -> None:
     plan = results["plan"]
     assert "sqlite" in results["cycle"]
     for kind, cycle in results["cycle"].items():
-        _positive(cycle, CYCLE_KEYS, f"cycle.{kind}")
+        positive(cycle, CYCLE_KEYS, f"cycle.{kind}")
         assert len(cycle["runs"]) == plan["cycles"]
         for i, run in enumerate([cycle["first"], *cycle["runs"]]):
-            _positive(run, RUN_KEYS, f"cycle.{kind}[{i}]")
+            positive(run, RUN_KEYS, f"cycle.{kind}[{i}]")
             assert run["rows_written"] == plan["queues"]
             assert set(run["phases_ms"]) == set(PHASES)
             assert set(run["reads_ms"]) == set(READS)
@@ -88,11 +70,11 @@ def test_cycles_cover_every_queue(results: dict[str, Any]) -> None:
 
 def test_phases_alone_and_baselines(results: dict[str, Any]) -> None:
     alone = results["phases_alone"]
-    _positive(alone, ALONE_KEYS, "phases_alone")
+    positive(alone, ALONE_KEYS, "phases_alone")
     assert set(alone["write_ms"]) == set(results["cycle"])
     assert all(ms > 0 for ms in alone["write_ms"].values())
     naive = results["naive"]
-    _positive(naive, ("seconds", "per_queue_ms", "over_states", "over_raw_counts"), "naive")
+    positive(naive, ("seconds", "per_queue_ms", "over_states", "over_raw_counts"), "naive")
     assert naive["queues"] == results["plan"]["queues"]
     assert all(r > 0 for r in naive["over_cycle"].values())
 
@@ -103,9 +85,9 @@ def test_query_snapshots(results: dict[str, Any]) -> None:
         assert "postgresql" not in results["cycle"]
         return
     assert query["rows"] == query["queues"] * 1440
-    _positive(query, ("insert_s", "insert_rows_per_s"), "query")
+    positive(query, ("insert_s", "insert_rows_per_s"), "query")
     for key in ("store", "grpc"):
-        _positive(query[key], LATENCY_KEYS, f"query.{key}")
+        positive(query[key], LATENCY_KEYS, f"query.{key}")
         assert len(query[key]["samples_ms"]) == query[key]["calls"]
         assert query[key]["gc_full_collections"] >= 0
     assert query["grpc"]["response_bytes"] > 0

@@ -6,49 +6,23 @@ CPU readings of a few idle seconds may be 0 at the clock's 10 ms resolution, so 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.bench import not_negative, positive, run_quick
+
 CALL_KEYS = ("calls", "p50_ms", "p99_ms", "max_ms", "calls_per_s", "response_bytes")
 
 
 @pytest.fixture(scope="module")
 def run_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
-    output = tmp_path_factory.mktemp("bench") / "gateway.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.gateway", "--quick", "--output", str(output)],
-        check=False,  # the assertion below shows the output
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    data: dict[str, Any] = json.loads(output.read_text())
-    return run.stdout, data
+    return run_quick("bench.gateway", tmp_path_factory.mktemp("bench") / "gateway.json", timeout=150)
 
 
 @pytest.fixture(scope="module")
 def results(run_output: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     return run_output[1]
-
-
-def _positive(section: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
-    for key in keys:
-        assert isinstance(section[key], int | float), f"{where}.{key}"
-        assert section[key] > 0, f"{where}.{key} = {section[key]}"
-
-
-def _not_negative(section: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
-    for key in keys:
-        assert isinstance(section[key], int | float), f"{where}.{key}"
-        assert section[key] >= 0, f"{where}.{key} = {section[key]}"
 
 
 def test_runs_quick_mode_without_warnings(results: dict[str, Any]) -> None:
@@ -73,27 +47,27 @@ def test_http_and_grpc_figures_side_by_side(results: dict[str, Any]) -> None:
             for side in ("grpc", "http"):
                 case = results["reads"][rpc][load][side]
                 where = f"reads.{rpc}.{load}.{side}"
-                _positive(case, CALL_KEYS, where)
-                _not_negative(case, ("server_cpu_pct", "server_cpu_ms_per_call", "client_cpu_pct"), where)
+                positive(case, CALL_KEYS, where)
+                not_negative(case, ("server_cpu_pct", "server_cpu_ms_per_call", "client_cpu_pct"), where)
                 assert case["callers"] == callers
                 assert case["errors"] == case["timeouts"] == 0
                 assert case["items"] == plan["queues"], where
             q = results["ratios"][f"{rpc}_{load}"]
-            _positive(q, ("p50", "p99", "calls_per_s"), f"ratios.{rpc}_{load}")
+            positive(q, ("p50", "p99", "calls_per_s"), f"ratios.{rpc}_{load}")
 
 
 def test_stream_figures(results: dict[str, Any]) -> None:
     plan, stream = results["plan"], results["stream"]
     assert stream["clients"] == stream["opened"] == stream["initial_events"] == plan["sse_clients"]
     assert stream["dropped"] == stream["ended_early"] == stream["open_errors"] == 0
-    _positive(stream, ("open_s", "rss_before_mb", "rss_connected_mb", "rss_closed_mb", "window_s"), "stream")
+    positive(stream, ("open_s", "rss_before_mb", "rss_connected_mb", "rss_closed_mb", "window_s"), "stream")
     for key in ("idle_without_clients", "idle_with_clients", "transitions_span"):
-        _positive(stream[key], ("seconds",), f"stream.{key}")
-        _not_negative(stream[key], ("server_cpu_pct", "machine_busy_pct"), f"stream.{key}")
+        positive(stream[key], ("seconds",), f"stream.{key}")
+        not_negative(stream[key], ("server_cpu_pct", "machine_busy_pct"), f"stream.{key}")
     assert len(stream["transitions"]) == plan["transitions"]
     for t in stream["transitions"]:
         assert t["reached"] == plan["sse_clients"] and t["missing"] == 0
-        _positive(t, ("first_ms", "p50_ms", "last_ms"), f"transition {t['worker']}")
+        positive(t, ("first_ms", "p50_ms", "last_ms"), f"transition {t['worker']}")
         assert t["first_ms"] <= t["p50_ms"] <= t["last_ms"]
     # Every client saw every transition, as a `worker` event.
     assert stream["events_min_per_client"]["worker"] == plan["transitions"]

@@ -6,43 +6,23 @@ Quick mode does not run bull-board at all (and says so), so nothing here depends
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.bench import positive, run_quick
+
 CALL_KEYS = ("calls", "p50_ms", "p99_ms", "max_ms", "calls_per_s", "server_cpu_ms_per_call", "response_bytes")
 
 
 @pytest.fixture(scope="module")
 def run_output(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
-    output = tmp_path_factory.mktemp("bench") / "monitor.json"
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.monitor", "--quick", "--output", str(output)],
-        check=False,  # the assertion below shows the output
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    data: dict[str, Any] = json.loads(output.read_text())
-    return run.stdout, data
+    return run_quick("bench.monitor", tmp_path_factory.mktemp("bench") / "monitor.json", timeout=110)
 
 
 @pytest.fixture(scope="module")
 def results(run_output: tuple[str, dict[str, Any]]) -> dict[str, Any]:
     return run_output[1]
-
-
-def _positive(section: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
-    for key in keys:
-        assert isinstance(section[key], int | float), f"{where}.{key}"
-        assert section[key] > 0, f"{where}.{key} = {section[key]}"
 
 
 def test_runs_quick_mode_without_warnings(results: dict[str, Any]) -> None:
@@ -67,11 +47,11 @@ def test_board_figures(results: dict[str, Any]) -> None:
         board = results[key]
         assert board["live_max_age_s"] == max_age
         assert board["collect_now"]["queues"] == plan["queues"]
-        _positive(board, ("rss_before_mb", "rss_after_mb"), key)
+        positive(board, ("rss_before_mb", "rss_after_mb"), key)
         for rpc in ("overview", "queues"):
             for load, callers in (("sequential", 1), ("concurrent", plan["callers"])):
                 case = board[rpc][load]
-                _positive(case, CALL_KEYS, f"{key}.{rpc}.{load}")
+                positive(case, CALL_KEYS, f"{key}.{rpc}.{load}")
                 assert case["callers"] == callers
                 assert case["errors"] == case["timeouts"] == 0
                 assert case["items"] == plan["queues"]
@@ -89,12 +69,12 @@ def test_quick_mode_says_bull_board_is_not_run(run_output: tuple[str, dict[str, 
 def test_list_jobs_figures(results: dict[str, Any]) -> None:
     jobs, plan = results["jobs"], results["plan"]
     assert jobs["jobs"] == plan["big_queue_jobs"]
-    _positive(jobs["write"], ("seconds", "jobs_per_s"), "jobs.write")
-    _positive(jobs["grpc"], CALL_KEYS, "jobs.grpc")
+    positive(jobs["write"], ("seconds", "jobs_per_s"), "jobs.write")
+    positive(jobs["grpc"], CALL_KEYS, "jobs.grpc")
     assert jobs["grpc"]["items"] == plan["page_size"]
     assert jobs["grpc"]["calls"] == plan["list_jobs_calls"]
-    _positive(jobs["raw"], ("calls", "p50_ms", "p99_ms", "calls_per_s"), "jobs.raw")
-    _positive(jobs["discovery"], CALL_KEYS, "jobs.discovery")
+    positive(jobs["raw"], ("calls", "p50_ms", "p99_ms", "calls_per_s"), "jobs.raw")
+    positive(jobs["discovery"], CALL_KEYS, "jobs.discovery")
     assert jobs["discovery"]["items"] == plan["queues"] + 1
 
 

@@ -6,57 +6,43 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from workermon_collector import migrate
+from tests.support.fakes import FIXED_NOW, DateClock
+from tests.support.schema import engine_on
+from workermon_collector.migrate import MIGRATIONS
 from workermon_collector.rows import SnapshotRow
 from workermon_collector.store import SnapshotStore
-from workermon_core.db import create_engine
 
-# A fixed "now" for tests that need one: a Tuesday, 10:30 UTC.
-NOW = datetime(2031, 3, 4, 10, 30, tzinfo=UTC)
+NOW = FIXED_NOW
 
 
 @pytest.fixture
 async def migrated_url(database_url: str) -> str:
     """The isolated database with the collector's migrations applied."""
-    await migrate.upgrade(database_url)
+    await MIGRATIONS.upgrade(database_url)
     return database_url
 
 
 @pytest.fixture
 async def engine(migrated_url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on the migrated database, disposed after the test."""
-    engine = create_engine(migrated_url)
-    yield engine
-    await engine.dispose()
-
-
-@dataclass
-class UTCClock:
-    """A datetime clock tests set by hand (aware UTC)."""
-
-    now: datetime = NOW
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, delta: timedelta) -> None:
-        self.now += delta
+    async for engine in engine_on(migrated_url):
+        yield engine
 
 
 @pytest.fixture
-def utc_clock() -> UTCClock:
+def utc_clock() -> DateClock:
     """A hand-moved clock starting at NOW."""
-    return UTCClock()
+    return DateClock()
 
 
 @pytest.fixture
-def store(engine: AsyncEngine, utc_clock: UTCClock) -> SnapshotStore:
+def store(engine: AsyncEngine, utc_clock: DateClock) -> SnapshotStore:
     """A SnapshotStore on the migrated database, with the hand-moved clock and 24 h of minute rows."""
     return SnapshotStore(engine, minute_retention=timedelta(hours=24), clock=utc_clock)
 

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Table, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.fakes import DateClock
 from workermon_collector import sketches
 from workermon_collector.models import rollups, snapshots
 from workermon_collector.rows import DurationSummary, SnapshotRow
@@ -20,8 +21,6 @@ from workermon_collector.store import SnapshotStore
 from workermon_collector.store.parts import HOUR, MINUTE, Point
 from workermon_core.db import create_engine
 from workermon_queues.counts import JobCounts
-
-from .conftest import UTCClock
 
 MakeRow = Callable[..., SnapshotRow]
 QUANTILES = {"p50_ms": 0.50, "p95_ms": 0.95, "p99_ms": 0.99}
@@ -64,7 +63,7 @@ def minutes_from(start: datetime, n: int) -> list[datetime]:
 
 
 async def test_write_is_idempotent_and_reports_new_rows(
-    store: SnapshotStore, engine: AsyncEngine, make_row: MakeRow, utc_clock: UTCClock
+    store: SnapshotStore, engine: AsyncEngine, make_row: MakeRow, utc_clock: DateClock
 ) -> None:
     minute = utc_clock.now.replace(minute=0)
     rows = [make_row(q, minute) for q in ("a", "b", "c")]
@@ -82,7 +81,7 @@ async def test_write_is_idempotent_and_reports_new_rows(
 
 
 async def test_two_writers_same_minutes_leave_one_row_each(
-    store: SnapshotStore, engine: AsyncEngine, migrated_url: str, make_row: MakeRow, utc_clock: UTCClock
+    store: SnapshotStore, engine: AsyncEngine, migrated_url: str, make_row: MakeRow, utc_clock: DateClock
 ) -> None:
     """Two collectors (separate engines and pools) write the same minutes at once."""
     other = SnapshotStore(create_engine(migrated_url))
@@ -231,7 +230,7 @@ async def test_round_trip_of_every_field(store: SnapshotStore, make_row: MakeRow
     assert await store.get("bare", minute + MINUTE) is None
 
 
-async def test_latest_and_queues(store: SnapshotStore, make_row: MakeRow, utc_clock: UTCClock) -> None:
+async def test_latest_and_queues(store: SnapshotStore, make_row: MakeRow, utc_clock: DateClock) -> None:
     base = utc_clock.now.replace(minute=0)
     assert await store.latest("a") is None
     assert await store.queues() == []
@@ -244,7 +243,7 @@ async def test_latest_and_queues(store: SnapshotStore, make_row: MakeRow, utc_cl
 
 
 async def test_summarize_sums_a_day_an_hour_and_fifteen_minutes(
-    store: SnapshotStore, make_row: MakeRow, utc_clock: UTCClock
+    store: SnapshotStore, make_row: MakeRow, utc_clock: DateClock
 ) -> None:
     assert await store.summarize() == (None, [], None)
     newest = utc_clock.now.replace(second=0, microsecond=0)
@@ -299,7 +298,7 @@ async def test_summarize_sums_a_day_an_hour_and_fifteen_minutes(
 
 
 async def test_query_one_minute_steps_with_gaps(
-    store: SnapshotStore, make_row: MakeRow, utc_clock: UTCClock
+    store: SnapshotStore, make_row: MakeRow, utc_clock: DateClock
 ) -> None:
     start = utc_clock.now - 10 * MINUTE  # 10:20
     rows = [
@@ -322,7 +321,7 @@ async def test_query_one_minute_steps_with_gaps(
 
 
 async def test_query_buckets_sum_last_max_and_merge(
-    store: SnapshotStore, make_row: MakeRow, utc_clock: UTCClock
+    store: SnapshotStore, make_row: MakeRow, utc_clock: DateClock
 ) -> None:
     rng = random.Random(42)
     start = utc_clock.now.replace(minute=0)  # 10:00, aligned to 5-minute buckets
@@ -389,7 +388,7 @@ async def test_query_buckets_sum_last_max_and_merge(
 
 
 async def test_query_range_not_aligned_to_step(
-    store: SnapshotStore, make_row: MakeRow, utc_clock: UTCClock
+    store: SnapshotStore, make_row: MakeRow, utc_clock: DateClock
 ) -> None:
     base = utc_clock.now.replace(minute=0)
     await store.write([make_row("q", base + i * MINUTE, completed_in_minute=1) for i in range(20)])
@@ -399,7 +398,7 @@ async def test_query_range_not_aligned_to_step(
     assert [p.completed for p in points] == [2, 5, 5, 2]
 
 
-async def test_query_rejects_bad_steps(store: SnapshotStore, utc_clock: UTCClock) -> None:
+async def test_query_rejects_bad_steps(store: SnapshotStore, utc_clock: DateClock) -> None:
     end = utc_clock.now
     with pytest.raises(ValueError, match="whole number of minutes"):
         await store.query("q", end - HOUR, end, timedelta(seconds=90))
@@ -416,7 +415,7 @@ async def test_query_rejects_bad_steps(store: SnapshotStore, utc_clock: UTCClock
 
 
 async def test_query_hourly_uses_rollups_and_recent_minutes(
-    store: SnapshotStore, make_row: MakeRow, utc_clock: UTCClock
+    store: SnapshotStore, make_row: MakeRow, utc_clock: DateClock
 ) -> None:
     rng = random.Random(3)
     base = datetime(2031, 3, 4, 6, 0, tzinfo=UTC)
@@ -464,7 +463,7 @@ async def test_query_hourly_uses_rollups_and_recent_minutes(
 
 
 async def test_rollup_is_idempotent_and_recomputes_late_minutes(
-    store: SnapshotStore, engine: AsyncEngine, make_row: MakeRow, utc_clock: UTCClock
+    store: SnapshotStore, engine: AsyncEngine, make_row: MakeRow, utc_clock: DateClock
 ) -> None:
     rng = random.Random(11)
     hour = datetime(2031, 3, 4, 8, 0, tzinfo=UTC)

@@ -12,8 +12,8 @@ import redis.asyncio as aioredis
 from bullmq import Job, Queue
 
 from tests.support.suites import start_modules
-from workermon_collector import migrate
 from workermon_collector.follower import MINUTE_MS, minute_of
+from workermon_collector.migrate import MIGRATIONS
 from workermon_core.auth import TokenAuthority
 from workermon_core.db import create_engine
 from workermon_sdk.bullmq import InstrumentedWorker
@@ -23,7 +23,7 @@ async def test_removed_jobs_get_durations_from_worker_sketches(
     tmp_path: Path, redis: aioredis.Redis, redis_url: str, prefix: str, authority: TokenAuthority
 ) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'wm.db'}"
-    await migrate.upgrade(url)
+    await MIGRATIONS.upgrade(url)
     engine = create_engine(url)
     queue = Queue("wm-timings-" + uuid.uuid4().hex[:6], {"connection": redis_url})
     suite = await start_modules(

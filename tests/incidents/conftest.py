@@ -13,9 +13,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.fakes import FakeClock
-from workermon_core.db import create_engine
-from workermon_incidents import migrate
+from tests.support.schema import engine_on
 from workermon_incidents.engine import EngineConfig, IncidentEngine, Reading
+from workermon_incidents.migrate import MIGRATIONS
 from workermon_incidents.rules import Point, QueueWindow, RuleBook, RuleConfig, WorkerState
 from workermon_incidents.store import IncidentStore
 from workermon_incidents.transitions import Transition
@@ -86,15 +86,14 @@ class Harness:
 @pytest.fixture
 async def incidents_url(database_url: str) -> str:
     """The isolated database with the incident migrations applied."""
-    await migrate.upgrade(database_url)
+    await MIGRATIONS.upgrade(database_url)
     return database_url
 
 
 @pytest.fixture
 async def db(incidents_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(incidents_url)
-    yield engine
-    await engine.dispose()
+    async for engine in engine_on(incidents_url):
+        yield engine
 
 
 def make_engine(

@@ -7,27 +7,27 @@ from sqlalchemy.pool import NullPool
 
 from tests.support.schema import table_names
 from workermon_core.db import create_engine
-from workermon_incidents import migrate
+from workermon_incidents.migrate import MIGRATIONS
 
 
 async def test_upgrade_and_downgrade(database_url: str) -> None:
-    assert await migrate.current_revision(database_url) is None
-    await migrate.upgrade(database_url, "0001_incidents")
-    assert await migrate.current_revision(database_url) == "0001_incidents"
+    assert await MIGRATIONS.current_revision(database_url) is None
+    await MIGRATIONS.upgrade(database_url, "0001_incidents")
+    assert await MIGRATIONS.current_revision(database_url) == "0001_incidents"
     tables = await table_names(database_url)
     assert {"incidents", "incident_events", "incidents_alembic_version"} <= tables
     assert "alembic_version" not in tables  # never the shared default version table
-    await migrate.upgrade(database_url)  # to head (later revisions included), twice is harmless
-    await migrate.upgrade(database_url)
-    assert await migrate.current_revision(database_url) == migrate.head_revision()
-    await migrate.downgrade(database_url, "base")
+    await MIGRATIONS.upgrade(database_url)  # to head (later revisions included), twice is harmless
+    await MIGRATIONS.upgrade(database_url)
+    assert await MIGRATIONS.current_revision(database_url) == MIGRATIONS.head_revision()
+    await MIGRATIONS.downgrade(database_url, "base")
     assert not {"incidents", "incident_events"} & await table_names(database_url)
-    await migrate.upgrade(database_url, "0001_incidents")
+    await MIGRATIONS.upgrade(database_url, "0001_incidents")
     assert "incidents" in await table_names(database_url)
 
 
 async def test_partial_unique_index_exists(database_url: str) -> None:
-    await migrate.upgrade(database_url, "0001_incidents")
+    await MIGRATIONS.upgrade(database_url, "0001_incidents")
     engine = create_engine(database_url, poolclass=NullPool)
     try:
         async with engine.connect() as conn:

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.suites import Config
 from workermon_core.db import create_engine
-from workermon_incidents import migrate
+from workermon_incidents.migrate import MIGRATIONS
 from workermon_incidents.notify.channels import Channel, parse_channels
 from workermon_incidents.notify.models import AttemptOutcome, DeliveryStatus
 from workermon_incidents.notify.tasks import DELIVER_TASK, Notifier, build_broker
@@ -137,7 +137,7 @@ def smtp_server() -> Iterator[Callable[..., tuple[SmtpHandler, int]]]:
 
 @pytest.fixture
 async def notify_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await migrate.upgrade(database_url)
+    await MIGRATIONS.upgrade(database_url)
     engine = create_engine(database_url)
     yield engine
     await engine.dispose()

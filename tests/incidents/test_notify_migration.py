@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from workermon_core.db import create_engine
-from workermon_incidents import migrate
+from workermon_incidents.migrate import MIGRATIONS
 from workermon_incidents.notify.models import NOTIFY_METADATA
 
 TABLES = {"notification_deliveries", "notification_attempts"}
@@ -38,20 +38,20 @@ def _differences(connection: Connection) -> list[Any]:
 async def test_upgrade_creates_the_tables_the_models_describe_and_downgrade_drops_them(
     database_url: str,
 ) -> None:
-    await migrate.upgrade(database_url)
-    assert await migrate.current_revision(database_url) == "0002_notifications"
+    await MIGRATIONS.upgrade(database_url)
+    assert await MIGRATIONS.current_revision(database_url) == "0002_notifications"
     engine = create_engine(database_url, poolclass=NullPool)
     try:
         async with engine.connect() as conn:
             names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
             assert names >= TABLES
             assert await conn.run_sync(_differences) == []
-        await migrate.downgrade(database_url, "0001_incidents")
+        await MIGRATIONS.downgrade(database_url, "0001_incidents")
         async with engine.connect() as conn:
             names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
         assert not names & TABLES
-        assert await migrate.current_revision(database_url) == "0001_incidents"
-        await migrate.upgrade(database_url)
-        assert await migrate.current_revision(database_url) == "0002_notifications"
+        assert await MIGRATIONS.current_revision(database_url) == "0001_incidents"
+        await MIGRATIONS.upgrade(database_url)
+        assert await MIGRATIONS.current_revision(database_url) == "0002_notifications"
     finally:
         await engine.dispose()

@@ -17,11 +17,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.support.fakes import DateClock
 from tests.support.schema import schema_drift, table_names
-from workermon_collector import migrate as collector_migrate
+from workermon_collector.migrate import MIGRATIONS as COLLECTOR_MIGRATIONS
 from workermon_core.db import create_engine
 from workermon_core.errors import Unavailable
-from workermon_monitor import migrate
 from workermon_monitor.audit.models import AuditBase
 from workermon_monitor.audit.store import (
     DEFAULT_RETENTION,
@@ -33,8 +33,9 @@ from workermon_monitor.audit.store import (
     AuditStore,
     Cursor,
 )
+from workermon_monitor.migrate import MIGRATIONS
 
-from .conftest import NOW, SetClock
+from .conftest import NOW
 
 MONITOR_TABLES = {"monitor_alembic_version", "monitor_audit_log"}
 COLLECTOR_TABLES = {"collector_alembic_version", "collector_queue_snapshots", "collector_hourly_rollups"}
@@ -392,7 +393,7 @@ async def test_prune_deletes_older_rows_in_batches(audit_store: AuditStore) -> N
         await audit_store.prune(NOW, batch=0)
 
 
-async def test_prune_expired_keeps_the_retention(audit_store: AuditStore, set_clock: SetClock) -> None:
+async def test_prune_expired_keeps_the_retention(audit_store: AuditStore, set_clock: DateClock) -> None:
     assert audit_store.retention == DEFAULT_RETENTION == timedelta(days=90)
     kept = await audit_store.append(entry(NOW - timedelta(days=89)))
     await audit_store.append(entry(NOW - timedelta(days=91)))
@@ -404,7 +405,7 @@ async def test_prune_expired_keeps_the_retention(audit_store: AuditStore, set_cl
     assert await list_all(audit_store) == []
 
 
-async def test_custom_retention(monitor_engine: AsyncEngine, set_clock: SetClock) -> None:
+async def test_custom_retention(monitor_engine: AsyncEngine, set_clock: DateClock) -> None:
     store = AuditStore(monitor_engine, retention=timedelta(days=7), clock=set_clock)
     await store.append(entry(NOW - timedelta(days=8)))
     kept = await store.append(entry(NOW - timedelta(days=6)))
@@ -470,46 +471,48 @@ async def test_a_restarted_connection_is_not_an_outage(
 
 
 async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
-    assert await migrate.current_revision(database_url) is None
-    await migrate.upgrade(database_url)
-    assert await migrate.current_revision(database_url) == migrate.head_revision() == "0001"
+    assert await MIGRATIONS.current_revision(database_url) is None
+    await MIGRATIONS.upgrade(database_url)
+    assert await MIGRATIONS.current_revision(database_url) == MIGRATIONS.head_revision() == "0001"
     assert await table_names(database_url) == MONITOR_TABLES
-    await migrate.upgrade(database_url)  # at head already: nothing to do
-    await migrate.downgrade(database_url, "base")
-    assert await migrate.current_revision(database_url) is None
+    await MIGRATIONS.upgrade(database_url)  # at head already: nothing to do
+    await MIGRATIONS.downgrade(database_url, "base")
+    assert await MIGRATIONS.current_revision(database_url) is None
     assert await table_names(database_url) == {"monitor_alembic_version"}
-    await migrate.upgrade(database_url)
+    await MIGRATIONS.upgrade(database_url)
     assert await table_names(database_url) == MONITOR_TABLES
 
 
 async def test_models_match_the_migrations(monitor_url: str) -> None:
-    assert await schema_drift(monitor_url, AuditBase.metadata, migrate.VERSION_TABLE) == []
+    assert await schema_drift(monitor_url, AuditBase.metadata, MIGRATIONS.version_table) == []
 
 
 async def test_monitor_and_collector_share_one_database(database_url: str) -> None:
-    await asyncio.gather(migrate.upgrade(database_url), collector_migrate.upgrade(database_url))
+    await asyncio.gather(MIGRATIONS.upgrade(database_url), COLLECTOR_MIGRATIONS.upgrade(database_url))
     assert await table_names(database_url) == MONITOR_TABLES | COLLECTOR_TABLES
-    assert await migrate.current_revision(database_url) == migrate.head_revision()
-    assert await collector_migrate.current_revision(database_url) == collector_migrate.head_revision()
+    assert await MIGRATIONS.current_revision(database_url) == MIGRATIONS.head_revision()
+    assert await COLLECTOR_MIGRATIONS.current_revision(database_url) == COLLECTOR_MIGRATIONS.head_revision()
 
     engine = create_engine(database_url)
     try:
         audit_id = await AuditStore(engine).append(entry())
 
-        await migrate.downgrade(database_url, "base")
+        await MIGRATIONS.downgrade(database_url, "base")
         assert await table_names(database_url) == {"monitor_alembic_version"} | COLLECTOR_TABLES
-        assert await migrate.current_revision(database_url) is None
-        assert await collector_migrate.current_revision(database_url) == collector_migrate.head_revision()
+        assert await MIGRATIONS.current_revision(database_url) is None
+        assert (
+            await COLLECTOR_MIGRATIONS.current_revision(database_url) == COLLECTOR_MIGRATIONS.head_revision()
+        )
 
-        await migrate.upgrade(database_url)
-        await collector_migrate.downgrade(database_url, "base")
+        await MIGRATIONS.upgrade(database_url)
+        await COLLECTOR_MIGRATIONS.downgrade(database_url, "base")
         assert await table_names(database_url) == MONITOR_TABLES | {"collector_alembic_version"}
-        assert await collector_migrate.current_revision(database_url) is None
-        assert await migrate.current_revision(database_url) == migrate.head_revision()
+        assert await COLLECTOR_MIGRATIONS.current_revision(database_url) is None
+        assert await MIGRATIONS.current_revision(database_url) == MIGRATIONS.head_revision()
         store = AuditStore(engine)
         assert await store.get(audit_id) is None  # the monitor's downgrade dropped it, as it should
         kept = await store.append(entry())
-        await collector_migrate.upgrade(database_url)
+        await COLLECTOR_MIGRATIONS.upgrade(database_url)
         assert await store.get(kept) is not None
     finally:
         await engine.dispose()
@@ -517,20 +520,20 @@ async def test_monitor_and_collector_share_one_database(database_url: str) -> No
 
 async def test_concurrent_upgrades_from_several_tasks(database_url: str) -> None:
     await asyncio.gather(
-        *(migrate.upgrade(database_url) for _ in range(4)),
-        *(collector_migrate.upgrade(database_url) for _ in range(2)),
+        *(MIGRATIONS.upgrade(database_url) for _ in range(4)),
+        *(COLLECTOR_MIGRATIONS.upgrade(database_url) for _ in range(2)),
     )
-    assert await migrate.current_revision(database_url) == "0001"
-    assert await collector_migrate.current_revision(database_url) == collector_migrate.head_revision()
+    assert await MIGRATIONS.current_revision(database_url) == "0001"
+    assert await COLLECTOR_MIGRATIONS.current_revision(database_url) == COLLECTOR_MIGRATIONS.head_revision()
     assert await table_names(database_url) == MONITOR_TABLES | COLLECTOR_TABLES
 
 
 _UPGRADE_SCRIPT = """
 import asyncio, sys, time
-from workermon_monitor import migrate
+from workermon_monitor.migrate import MIGRATIONS
 
 time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
-asyncio.run(migrate.upgrade(sys.argv[1]))
+asyncio.run(MIGRATIONS.upgrade(sys.argv[1]))
 """
 
 
@@ -558,5 +561,5 @@ async def test_concurrent_upgrades_from_several_processes(database_url: str) -> 
     for proc in procs:
         _, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()
-    assert await migrate.current_revision(database_url) == "0001"
+    assert await MIGRATIONS.current_revision(database_url) == "0001"
     assert await table_names(database_url) == MONITOR_TABLES

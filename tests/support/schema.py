@@ -1,15 +1,25 @@
-"""Checks every service's migration tests share: which tables a database holds, and model drift."""
+"""What every service's database tests share: an engine on a migrated database, which tables a database
+holds, and model drift."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData, inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workermon_core.db import create_engine
+
+
+async def engine_on(url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on `url` for a fixture to yield, disposed after the test."""
+    engine = create_engine(url)
+    yield engine
+    await engine.dispose()
 
 
 async def table_names(url: str) -> set[str]:

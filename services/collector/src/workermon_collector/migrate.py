@@ -8,17 +8,9 @@ from __future__ import annotations
 
 from workermon_core.migrations import Migrations
 
-VERSION_TABLE = "collector_alembic_version"
-SCRIPT_LOCATION = "workermon_collector:migrations"
+_VERSION_TABLE = "collector_alembic_version"
+_SCRIPT_LOCATION = "workermon_collector:migrations"
 # Any constant works as long as every collector uses the same one; it spells "wmcollec".
 _PG_LOCK_KEY = 0x776D636F6C6C6563
 
-MIGRATIONS = Migrations(SCRIPT_LOCATION, VERSION_TABLE, _PG_LOCK_KEY)
-
-
-# The module's API is the shared runner's, bound to this service's scripts, version table and lock.
-alembic_config = MIGRATIONS.config
-upgrade = MIGRATIONS.upgrade
-downgrade = MIGRATIONS.downgrade
-current_revision = MIGRATIONS.current_revision
-head_revision = MIGRATIONS.head_revision
+MIGRATIONS = Migrations(_SCRIPT_LOCATION, _VERSION_TABLE, _PG_LOCK_KEY)

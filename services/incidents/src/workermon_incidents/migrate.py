@@ -15,23 +15,15 @@ from workermon_core.migrations import Migrations
 from .models import IncidentBase
 from .notify import models as notify_models  # noqa: F401 - registers the notification tables on IncidentBase
 
-VERSION_TABLE = "incidents_alembic_version"
-SCRIPT_LOCATION = "workermon_incidents:migrations"
+_VERSION_TABLE = "incidents_alembic_version"
+_SCRIPT_LOCATION = "workermon_incidents:migrations"
 # Any constant works as long as every incident service uses it and no other service does; it spells
 # "wmincidt".
 _PG_LOCK_KEY = 0x776D696E63696474
 
-MIGRATIONS = Migrations(SCRIPT_LOCATION, VERSION_TABLE, _PG_LOCK_KEY)
+MIGRATIONS = Migrations(_SCRIPT_LOCATION, _VERSION_TABLE, _PG_LOCK_KEY)
 
 
 def metadata() -> MetaData:
     """The metadata of every incident table, notification tables included (they share IncidentBase)."""
     return IncidentBase.metadata
-
-
-# The module's API is the shared runner's, bound to this service's scripts, version table and lock.
-alembic_config = MIGRATIONS.config
-upgrade = MIGRATIONS.upgrade
-downgrade = MIGRATIONS.downgrade
-current_revision = MIGRATIONS.current_revision
-head_revision = MIGRATIONS.head_revision

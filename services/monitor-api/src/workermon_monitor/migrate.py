@@ -9,18 +9,10 @@ from __future__ import annotations
 
 from workermon_core.migrations import Migrations
 
-VERSION_TABLE = "monitor_alembic_version"
-SCRIPT_LOCATION = "workermon_monitor:migrations"
+_VERSION_TABLE = "monitor_alembic_version"
+_SCRIPT_LOCATION = "workermon_monitor:migrations"
 # Any constant works as long as every monitor uses the same one and no other service does; it
 # spells "wmmonitr".
 _PG_LOCK_KEY = 0x776D6D6F6E697472
 
-MIGRATIONS = Migrations(SCRIPT_LOCATION, VERSION_TABLE, _PG_LOCK_KEY)
-
-
-# The module's API is the shared runner's, bound to this service's scripts, version table and lock.
-alembic_config = MIGRATIONS.config
-upgrade = MIGRATIONS.upgrade
-downgrade = MIGRATIONS.downgrade
-current_revision = MIGRATIONS.current_revision
-head_revision = MIGRATIONS.head_revision
+MIGRATIONS = Migrations(_SCRIPT_LOCATION, _VERSION_TABLE, _PG_LOCK_KEY)

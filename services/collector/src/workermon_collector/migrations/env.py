@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from workermon_collector.migrate import VERSION_TABLE
+from workermon_collector.migrate import MIGRATIONS
 from workermon_collector.models import Base
 from workermon_core.migrations import run_environment
 
-run_environment(Base.metadata, VERSION_TABLE)
+run_environment(Base.metadata, MIGRATIONS.version_table)

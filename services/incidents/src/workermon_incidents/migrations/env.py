@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from workermon_core.migrations import run_environment
-from workermon_incidents.migrate import VERSION_TABLE, metadata
+from workermon_incidents.migrate import MIGRATIONS, metadata
 
-run_environment(metadata(), VERSION_TABLE)
+run_environment(metadata(), MIGRATIONS.version_table)

@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from workermon_core.migrations import run_environment
 from workermon_monitor.audit.models import AuditBase
-from workermon_monitor.migrate import VERSION_TABLE
+from workermon_monitor.migrate import MIGRATIONS
 
-run_environment(AuditBase.metadata, VERSION_TABLE)
+run_environment(AuditBase.metadata, MIGRATIONS.version_table)
