@@ -114,10 +114,12 @@ class Auditor:
         outcome: str,
         result: dict[str, Any],
         request_id: str,
+        at: datetime | None = None,
     ) -> int:
-        """Append a finished entry naming its actor explicitly (written on behalf of another service)."""
+        """Append a finished entry naming its actor explicitly (written on behalf of another service);
+        `at` is when it happened, for an entry written after the fact (default: now)."""
         entry = AuditEntry(
-            time=self._now(),
+            time=at or self._now(),
             actor=actor or "system",
             role=role or "system",
             action=str(action),
