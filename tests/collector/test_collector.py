@@ -239,3 +239,43 @@ async def test_vanished_queue_is_reported_not_fatal(
     result = await collector.collect()
     assert [r.queue for r in result.rows] == [queue.name]
     assert [(e.queue, e.message) for e in result.errors] == [(gone, "queue no longer exists")]
+
+
+async def test_minutes_missed_while_down_are_back_filled(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    # The collector last ran five minutes ago, then was down (or its Redis was) until now.
+    clock = FakeClock(time.time() - 5 * 60)
+    collector = make_collector(redis, prefix, engine, [queue.name], clock=clock)
+    await queue.add("before", {})
+    before = await collector.collect()
+    assert before.written == [True]
+
+    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 4})
+    try:
+        for i in range(12):
+            await queue.add("during", {"fail": "HTTP 503"} if i % 4 == 0 else {})
+        await _drain(queue, 13)
+    finally:
+        await worker.close()
+    clock.now = time.time() + 60  # back up: the last full minute is the one the workload ended in
+    back = await collector.collect()
+
+    assert not back.errors, back.errors
+    first = int(before.minute.timestamp() * 1000)
+    minutes = [int(row.minute.timestamp() * 1000) for row in back.rows]
+    newest = int(back.minute.timestamp() * 1000)
+    assert minutes == list(range(first + MINUTE_MS, newest + MINUTE_MS, MINUTE_MS)), "no minute left out"
+    assert all(back.written)
+    # The job waiting at the last cycle and the twelve added while it was down, each counted once.
+    assert sum(r.completed_in_minute for r in back.rows) == 10
+    assert sum(r.failed_in_minute for r in back.rows) == 3
+    # Job counts of a back-filled minute are today's, not that minute's: said so, never silently.
+    assert all(r.counts_approximate for r in back.rows if r.minute != back.minute)
+    totals = [r.completed_cumulative for r in back.rows]
+    assert totals == sorted(totals) and totals[-1] == 10
+    for row in back.rows:
+        assert await collector.store.get(queue.name, row.minute) is not None
+    # Nothing is back-filled twice: the next cycle only writes its own minute.
+    clock.advance(60)
+    assert len((await collector.collect()).rows) == 1

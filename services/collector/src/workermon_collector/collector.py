@@ -35,6 +35,8 @@ T = TypeVar("T")
 
 CONCURRENCY = 32
 MAX_PENDING_ROWS = 200_000
+# Minutes no cycle covered are back-filled up to this far back (the minute rows' own retention).
+BACKFILL_MAX_MINUTES = 24 * 60
 
 
 @dataclass
@@ -55,6 +57,27 @@ class CycleResult:
     errors: list[QueueFailure] = field(default_factory=list)
     duration_ms: float = 0.0
     database_error: str = ""
+
+
+@dataclass
+class Later:
+    """What one queue's minutes after a back-filled one added to its running totals."""
+
+    completed: int = 0
+    failed: int = 0
+
+    def as_of(self, counts: MinuteCounts, backfilled: bool) -> MinuteCounts:
+        """`counts` with totals as they stood at the end of its minute (approximate when back-filled);
+        then counts its minute as "later" for the (older) minutes still to come."""
+        dated = replace(
+            counts,
+            completed_cumulative=max(counts.completed_cumulative - self.completed, 0),
+            failed_cumulative=max(counts.failed_cumulative - self.failed, 0),
+            approximate=counts.approximate or backfilled,
+        )
+        self.completed += counts.completed
+        self.failed += counts.failed
+        return dated
 
 
 async def _bounded(items: Sequence[str], work: Callable[[str], Awaitable[T]]) -> dict[str, T | BaseException]:
@@ -124,6 +147,7 @@ class Collector:
         minute = self.last_full_minute() if minute_ms is None else minute_of(minute_ms)
         now = int(self.clock() * 1000)
         result = CycleResult(minute=from_ms(minute))
+        missed: list[int] = []
         if minute_ms is None:
             newest = await self._newest_collected_minute()
             if newest is not None and minute < newest:
@@ -136,35 +160,18 @@ class Collector:
                 )
                 log.warning("clock_stepped_back", minute=result.minute.isoformat())
                 return result
+            missed = self._missed_minutes(newest, minute)
         names = sorted(set(queues) if queues else set(await self.backend.discover()))
 
         await self.follower.follow_many(names, now)
         # Independent reads, each a couple of round trips for all queues: overlap them.
-        states, counts, finished, online, reported = await asyncio.gather(
-            self.backend.states(names, now),
-            self.follower.minutes(names, minute),
-            self._finished(names, minute),
-            self._online(),
-            self._reported_timings(names, minute),
-        )
+        states, online = await asyncio.gather(self.backend.states(names, now), self._online())
         collected_at = from_ms(int(self.clock() * 1000))
-
-        for name in names:
-            jobs = finished[name]
-            if isinstance(jobs, BaseException):
-                result.errors.append(QueueFailure(name, f"{type(jobs).__name__}: {jobs}"))
-                continue
-            state = states.get(name)
-            minute_counts = counts[name]
-            if state is None or (
-                not state.exists and not minute_counts.completed and not minute_counts.failed
-            ):
-                # The queue's keys vanished (obliterated mid-run): nothing left to describe.
-                result.errors.append(QueueFailure(name, "queue no longer exists"))
-                continue
-            result.rows.append(
-                self._row(name, minute, state, minute_counts, jobs, online, collected_at, reported.get(name))
-            )
+        later = {name: Later() for name in names}
+        # Newest first, so each back-filled minute knows what the minutes after it added to the totals.
+        for each in [minute, *reversed(missed)]:
+            await self._minute_rows(names, each, states, online, collected_at, later, result)
+        result.rows.sort(key=lambda row: (row.minute, row.queue))
         duration = (time.perf_counter() - started) * 1000
         result.rows = [_with_duration(r, duration) for r in result.rows]
         result.written = await self._write(result)
@@ -174,12 +181,66 @@ class Collector:
         log.info(
             "collected",
             minute=result.minute.isoformat(),
-            queues=len(result.rows),
+            queues=sum(1 for row in result.rows if row.minute == result.minute),
+            backfilled_minutes=len(missed),
             written=sum(result.written),
             errors=len(result.errors),
             ms=round(result.duration_ms, 1),
         )
         return result
+
+    @staticmethod
+    def _missed_minutes(newest: int | None, minute: int) -> list[int]:
+        """Minutes between the newest collected one and `minute` that no cycle covered (the collector, or
+        the Redis it keeps its counters in, was down), oldest first, at most BACKFILL_MAX_MINUTES."""
+        if newest is None or minute - newest <= MINUTE_MS:
+            return []
+        first = max(newest + MINUTE_MS, minute - BACKFILL_MAX_MINUTES * MINUTE_MS)
+        if first > newest + MINUTE_MS:
+            log.warning(
+                "backfill_limited",
+                from_minute=from_ms(newest + MINUTE_MS).isoformat(),
+                kept_from=from_ms(first).isoformat(),
+            )
+        return list(range(first, minute, MINUTE_MS))
+
+    async def _minute_rows(  # noqa: PLR0917 - the cycle's shared readings, passed down once
+        self,
+        names: Sequence[str],
+        minute: int,
+        states: dict[str, QueueState],
+        online: dict[str, int] | None,
+        collected_at: datetime,
+        later: dict[str, Later],
+        result: CycleResult,
+    ) -> None:
+        """One row per queue for `minute`. A back-filled minute (older than the cycle's) has exact
+        completions and failures from the event counters, but its job counts are the ones read now:
+        it is marked approximate, and its running totals exclude what the minutes after it added."""
+        counts, finished, reported = await asyncio.gather(
+            self.follower.minutes(names, minute),
+            self._finished(names, minute),
+            self._reported_timings(names, minute),
+        )
+        backfilled = minute != int(result.minute.timestamp() * 1000)
+        for name in names:
+            jobs = finished[name]
+            if isinstance(jobs, BaseException):
+                if not backfilled:
+                    result.errors.append(QueueFailure(name, f"{type(jobs).__name__}: {jobs}"))
+                continue
+            state = states.get(name)
+            minute_counts = later[name].as_of(counts[name], backfilled)
+            if state is None or (
+                not state.exists and not minute_counts.completed and not minute_counts.failed
+            ):
+                if not backfilled:
+                    # The queue's keys vanished (obliterated mid-run): nothing left to describe.
+                    result.errors.append(QueueFailure(name, "queue no longer exists"))
+                continue
+            result.rows.append(
+                self._row(name, minute, state, minute_counts, jobs, online, collected_at, reported.get(name))
+            )
 
     def _row(  # noqa: PLR0917 - one value per part of the row
         self,
@@ -304,12 +365,13 @@ class Collector:
 
     async def _publish_status(self, result: CycleResult) -> None:
         """Share the last cycle with every replica (GetCollectorStatus may be asked anywhere)."""
+        own = [row for row in result.rows if row.minute == result.minute]  # back-filled rows aside
         status: dict[str, Any] = {
             "run_ms": int(self.clock() * 1000),
             "minute_ms": int(result.minute.timestamp() * 1000),
             "duration_ms": result.duration_ms,
-            "queues": len(result.rows),
-            "names": [r.queue for r in result.rows],
+            "queues": len(own),
+            "names": [r.queue for r in own],
             "errors": [[e.queue, e.message] for e in result.errors[:100]],
             "pending": len(self.pending),
             "database_error": result.database_error,
