@@ -279,3 +279,33 @@ async def test_minutes_missed_while_down_are_back_filled(
     # Nothing is back-filled twice: the next cycle only writes its own minute.
     clock.advance(60)
     assert len((await collector.collect()).rows) == 1
+
+
+async def test_totals_that_start_again_mark_the_row(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    clock = FakeClock(time.time() - 60)
+    collector = make_collector(redis, prefix, engine, [queue.name], clock=clock)
+    await collector.follower.follow(queue.name, int(time.time() * 1000))
+    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 4})
+    try:
+        for _ in range(5):
+            await queue.add("first", {})
+        await _drain(queue, 5)
+        clock.now = time.time()
+        first = await collector.collect()
+        assert first.rows[-1].completed_cumulative == 5 and not first.rows[-1].counters_reset
+        # The Redis holding the running totals lost them (restarted without its data).
+        await redis.delete(collector.follower._totals_key(queue.name))
+        await queue.add("second", {})
+        await _drain(queue, 6)
+    finally:
+        await worker.close()
+    clock.now = time.time() + 60
+    # A collector restarted meanwhile still knows the previous totals: from the newest stored row.
+    restarted = make_collector(redis, prefix, engine, [queue.name], clock=clock)
+    after = (await restarted.collect()).rows[-1]
+    assert after.counters_reset
+    assert after.completed_cumulative < 5 and after.completed_in_minute >= 0
+    stored = await restarted.store.get(queue.name, after.minute)
+    assert stored is not None and stored.counters_reset

@@ -117,6 +117,8 @@ class Collector:
         self.clock = clock
         # Keyed by (queue, minute) so a row kept twice is still written once; oldest dropped past the cap.
         self.pending: OrderedDict[tuple[str, datetime], SnapshotRow] = OrderedDict()
+        # Each queue's running totals (completed, failed) in the newest row seen, to notice a reset.
+        self.totals_seen: dict[str, tuple[int, int]] = {}
         self.last: CycleResult | None = None
         self._lock = asyncio.Lock()
         # Called with each cycle's result once its rows are written (the incident rules' trigger).
@@ -172,6 +174,7 @@ class Collector:
         for each in [minute, *reversed(missed)]:
             await self._minute_rows(names, each, states, online, collected_at, later, result)
         result.rows.sort(key=lambda row: (row.minute, row.queue))
+        result.rows = await self._mark_resets(result.rows)
         duration = (time.perf_counter() - started) * 1000
         result.rows = [_with_duration(r, duration) for r in result.rows]
         result.written = await self._write(result)
@@ -188,6 +191,34 @@ class Collector:
             ms=round(result.duration_ms, 1),
         )
         return result
+
+    async def _mark_resets(self, rows: list[SnapshotRow]) -> list[SnapshotRow]:
+        """Flag rows whose running totals are below the queue's previous row's (in time order): the
+        counters started again, so no one reads a negative or huge rate across them."""
+        unknown = sorted({row.queue for row in rows} - self.totals_seen.keys())
+        for queue in unknown:
+            # After a restart, the previous totals are the newest stored row's (if the database answers).
+            with contextlib.suppress(Exception):
+                latest = await self.store.latest(queue)
+                if latest is not None:
+                    self.totals_seen[queue] = (latest.completed_cumulative, latest.failed_cumulative)
+        marked = []
+        for each in rows:
+            row = each
+            totals = (row.completed_cumulative, row.failed_cumulative)
+            before = self.totals_seen.get(row.queue)
+            if before is not None and (totals[0] < before[0] or totals[1] < before[1]):
+                log.warning(
+                    "counters_reset",
+                    queue=row.queue,
+                    minute=row.minute.isoformat(),
+                    before=before,
+                    now=totals,
+                )
+                row = replace(row, counters_reset=True)
+            self.totals_seen[row.queue] = totals
+            marked.append(row)
+        return marked
 
     @staticmethod
     def _missed_minutes(newest: int | None, minute: int) -> list[int]:
