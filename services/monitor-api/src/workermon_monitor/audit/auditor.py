@@ -133,12 +133,15 @@ class Auditor:
         )
         try:
             return await self.store.append(entry)
-        except Unavailable:
-            raise
         except Exception as exc:
-            log.error("audit_write_failed", action=str(action), error=str(exc))
+            # One reason for callers whatever broke (the database gone, or a bug): the action did not run.
+            cause = exc.reason if isinstance(exc, Unavailable) else type(exc).__name__
+            if not isinstance(exc, Unavailable):
+                log.error("audit_write_failed", action=str(action), error=str(exc))
             raise Unavailable(
-                "the audit log cannot be written, so the action was not performed", reason="AUDIT_UNAVAILABLE"
+                f"the audit log cannot be written, so the action was not performed ({exc})",
+                reason="AUDIT_UNAVAILABLE",
+                metadata={"cause": cause},
             ) from exc
 
     async def record(
