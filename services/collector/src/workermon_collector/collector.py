@@ -47,7 +47,11 @@ class QueueFailure:
 
 @dataclass
 class CycleResult:
-    """What one cycle did."""
+    """What one cycle did.
+
+    `skipped_events` counts, per queue, the entries of its event stream in the minute that were not
+    events (no event name, or no job id) and were passed over.
+    """
 
     minute: datetime
     rows: list[SnapshotRow] = field(default_factory=list)
@@ -55,6 +59,7 @@ class CycleResult:
     errors: list[QueueFailure] = field(default_factory=list)
     duration_ms: float = 0.0
     database_error: str = ""
+    skipped_events: dict[str, int] = field(default_factory=dict)
 
 
 async def _bounded(items: Sequence[str], work: Callable[[str], Awaitable[T]]) -> dict[str, T | BaseException]:
@@ -155,7 +160,13 @@ class Collector:
                 result.errors.append(QueueFailure(name, f"{type(jobs).__name__}: {jobs}"))
                 continue
             state = states.get(name)
+            if state is not None and state.problem:
+                # Keys BullMQ did not write: a row of partial counts would misstate the history.
+                result.errors.append(QueueFailure(name, state.problem))
+                continue
             minute_counts = counts[name]
+            if minute_counts.skipped:
+                result.skipped_events[name] = minute_counts.skipped
             if state is None or (
                 not state.exists and not minute_counts.completed and not minute_counts.failed
             ):
@@ -177,6 +188,7 @@ class Collector:
             queues=len(result.rows),
             written=sum(result.written),
             errors=len(result.errors),
+            skipped_events=sum(result.skipped_events.values()),
             ms=round(result.duration_ms, 1),
         )
         return result
@@ -313,6 +325,7 @@ class Collector:
             "errors": [[e.queue, e.message] for e in result.errors[:100]],
             "pending": len(self.pending),
             "database_error": result.database_error,
+            "skipped_events": result.skipped_events,
         }
         try:
             await self.redis.set(self.status_key, json.dumps(status))
