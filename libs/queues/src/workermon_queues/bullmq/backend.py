@@ -75,7 +75,7 @@ from redis.exceptions import ResponseError
 from ..backend import EventBatch, FinishedJob, QueueEvent, QueueState
 from ..replies import epoch_ms, integer, text, wrong_type
 from ..settings import QueueSettings
-from .problems import Kind, key_problems
+from .problems import Kind, key_problems, wrong_types_kept
 
 _STREAM_ID = re.compile(r"^(\d+)(?:-(\d+))?$")
 
@@ -546,7 +546,11 @@ class BullMQBackend:
                     pipe.zrangebyscore(
                         self.key(queue, state), start_ms, f"({end_ms}", start=0, num=limit, withscores=True
                     )
-            ranges = await pipe.execute()
+            # A set of another type holds nothing to measure (the queue's state says what is wrong).
+            ranges = [
+                [] if isinstance(r, Exception) else r
+                for r in wrong_types_kept(await pipe.execute(raise_on_error=False))
+            ]
         wanted: list[tuple[str, float, str, Literal["completed", "failed"]]] = []
         for i, queue in enumerate(queues):
             members: list[tuple[float, str, Literal["completed", "failed"]]] = []
@@ -561,19 +565,22 @@ class BullMQBackend:
                 pipe.execute_command(
                     "HMGET", self.key(queue, job_id), "timestamp", "processedOn", "finishedOn", "atm"
                 )
-            fields = await pipe.execute()
+            fields = wrong_types_kept(await pipe.execute(raise_on_error=False))
         for (queue, score, job_id, state), values in zip(wanted, fields, strict=True):
+            if isinstance(values, Exception):
+                continue  # a job key of another type: that job alone is not measured
             timestamp, processed, finished, attempts = values
-            enqueued = integer(timestamp)
+            enqueued = epoch_ms(timestamp)
             if enqueued is None:
-                continue
+                continue  # gone, or not a time: nothing to measure from
+            finished_ms = epoch_ms(finished)
             result[queue].append(
                 FinishedJob(
                     job_id=job_id,
                     state=state,
                     enqueued_ms=enqueued,
-                    started_ms=integer(processed),
-                    finished_ms=integer(finished) if finished is not None else int(score),
+                    started_ms=epoch_ms(processed),
+                    finished_ms=finished_ms if finished_ms is not None else epoch_ms(score),
                     attempts_made=integer(attempts),
                 )
             )

@@ -8,14 +8,14 @@ reply costs only its own queue; this module turns those replies into sentences l
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
 from ..replies import text, wrong_type
 
-__all__ = ["Kind", "describe", "key_problems"]
+__all__ = ["Kind", "describe", "key_problems", "wrong_types_kept"]
 
 Kind = Literal["list", "zset", "hash", "stream"]
 
@@ -34,6 +34,15 @@ def describe(key: str, actual: str, expected: str) -> str:
     if actual == "none":
         return f"{key} changed type while it was read, expected {_NAMES.get(expected, expected)}"
     return f"{key} is {_NAMES.get(actual, actual)}, expected {_NAMES.get(expected, expected)}"
+
+
+def wrong_types_kept(replies: Sequence[Any]) -> list[Any]:
+    """Pipeline replies (read with `raise_on_error=False`) with errors on keys of another type left in
+    place for the caller to judge; any other error is raised, as a plain `execute()` would."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not wrong_type(reply):
+            raise reply
+    return list(replies)
 
 
 async def key_problems(
