@@ -49,7 +49,11 @@ class QueueFailure:
 
 @dataclass
 class CycleResult:
-    """What one cycle did."""
+    """What one cycle did.
+
+    `skipped_events` counts, per queue, the entries of its event stream in the minute that were not
+    events (no event name, or no job id) and were passed over.
+    """
 
     minute: datetime
     rows: list[SnapshotRow] = field(default_factory=list)
@@ -57,6 +61,7 @@ class CycleResult:
     errors: list[QueueFailure] = field(default_factory=list)
     duration_ms: float = 0.0
     database_error: str = ""
+    skipped_events: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -188,6 +193,7 @@ class Collector:
             backfilled_minutes=len(missed),
             written=sum(result.written),
             errors=len(result.errors),
+            skipped_events=sum(result.skipped_events.values()),
             ms=round(result.duration_ms, 1),
         )
         return result
@@ -261,7 +267,14 @@ class Collector:
                     result.errors.append(QueueFailure(name, f"{type(jobs).__name__}: {jobs}"))
                 continue
             state = states.get(name)
+            if state is not None and state.problem:
+                # Keys BullMQ did not write: a row of partial counts would misstate the history.
+                if not backfilled:
+                    result.errors.append(QueueFailure(name, state.problem))
+                continue
             minute_counts = later[name].as_of(counts[name], backfilled)
+            if minute_counts.skipped:
+                result.skipped_events[name] = result.skipped_events.get(name, 0) + minute_counts.skipped
             if state is None or (
                 not state.exists and not minute_counts.completed and not minute_counts.failed
             ):
@@ -406,6 +419,7 @@ class Collector:
             "errors": [[e.queue, e.message] for e in result.errors[:100]],
             "pending": len(self.pending),
             "database_error": result.database_error,
+            "skipped_events": result.skipped_events,
         }
         try:
             await self.redis.set(self.status_key, json.dumps(status))
