@@ -142,10 +142,8 @@ async def _outage(
 
 
 async def _post(suite: SuiteProcess, token: str, path: str, body: dict[str, Any]) -> httpx.Response:
-    async with httpx.AsyncClient(
-        base_url=suite.http_url, headers={"authorization": f"Bearer {token}"}
-    ) as http:
-        return await http.post(path, json=body, timeout=15)
+    async with _gateway(suite, token) as http:
+        return await http.post(path, json=body)
 
 
 @dataclass
@@ -329,18 +327,20 @@ async def _counts(redis_url: str) -> dict[str, int]:
         await queue.close()
 
 
-async def _final_reads(
-    suite: SuiteProcess, token: str
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    async with httpx.AsyncClient(
-        base_url=suite.http_url, headers={"authorization": f"Bearer {token}"}
-    ) as http:
-        worker = await http.get(f"/api/v1/workers/{WORKER_ID}", timeout=10)
-        audit = await http.get("/api/v1/auditLogs", params={"pageSize": 200}, timeout=10)
-        queue = await http.get(f"/api/v1/queues/{QUEUE}", timeout=10)
-    for response in (worker, audit, queue):
-        assert response.status_code == 200, response.text
-    return worker.json(), audit.json(), queue.json()
+async def _final_reads(suite: SuiteProcess, token: str) -> dict[str, dict[str, Any]]:
+    """What the gateway says at the end: the worker, the audit log, the queue."""
+    paths = {
+        "worker": f"/api/v1/workers/{WORKER_ID}",
+        "audit": "/api/v1/auditLogs?pageSize=200",
+        "queue": f"/api/v1/queues/{QUEUE}",
+    }
+    answers = {}
+    async with _gateway(suite, token) as http:
+        for name, path in paths.items():
+            response = await http.get(path)
+            assert response.status_code == 200, response.text
+            answers[name] = response.json()
+    return answers
 
 
 def _busiest(lines: list[str]) -> str:
