@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import ctypes
 import fcntl
+import inspect
 import os
 import signal
 import socket
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import redis
 import redis.asyncio as aioredis
@@ -62,6 +63,12 @@ _PERSISTENCE = (
     *("--save", "3600", "1", "--save", "300", "100", "--save", "60", "10000"),
 )
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# No CLIENT SETINFO on connect: a server still loading its data refuses it, and a probe must see that.
+_NO_SETINFO: dict[str, Any] = (
+    {"driver_info": None}
+    if "driver_info" in inspect.signature(redis.Redis).parameters  # newer redis-py
+    else {"lib_name": None, "lib_version": None}
+)
 _POLL = 0.05
 
 
@@ -83,17 +90,15 @@ def _port_free(port: int) -> bool:
 
 
 def _client(port: int) -> redis.Redis:
-    """A one-off synchronous client that fails at once (no retry, no CLIENT SETINFO, which a loading
-    server refuses)."""
+    """A one-off synchronous client that fails at once (no retry) and talks to a loading server."""
     return redis.Redis(
         host="127.0.0.1",
         port=port,
         socket_timeout=1.0,
         socket_connect_timeout=0.5,
         retry=SyncRetry(NoBackoff(), 0),
-        lib_name=None,
-        lib_version=None,
         decode_responses=True,
+        **_NO_SETINFO,
     )
 
 
