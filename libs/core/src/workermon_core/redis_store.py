@@ -52,10 +52,11 @@ def key_prefix(prefix: str) -> str:
 
 
 # How the embedded Redis keeps its data. Every write goes to the append-only file, which the kernel has
-# before the client gets its reply (a killed redis-server loses nothing) and which is fsync'd once a
-# second (a power loss costs at most about a second of writes). RDB snapshots at Redis's own default save
-# points, and one on every clean stop, are a compact second copy. One argv element per word: redis-server
-# reads `"--save", "60 1"` as a single word and keeps no save point at all.
+# before the client gets its reply (a killed redis-server loses nothing, unless a slow disk made Redis
+# hold writes back while its fsync ran) and which is fsync'd once a second (a power loss costs at most
+# about a second of writes). RDB snapshots at Redis's own default save points, and one on every clean
+# stop, are a compact second copy. One argv element per word: redis-server reads `"--save", "60 1"` as
+# a single word and keeps no save point at all.
 _AOF = "appendonly.aof"
 _RDB = "dump.rdb"
 _PERSISTENCE = (
