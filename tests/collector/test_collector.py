@@ -15,6 +15,7 @@ from bullmq import Job, Queue, Worker
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
+from tests.support.bull import delete_prefix
 from tests.support.fakes import FakeClock
 from workermon_collector.collector import Collector
 from workermon_collector.follower import MINUTE_MS, EventFollower, minute_of
@@ -239,3 +240,170 @@ async def test_vanished_queue_is_reported_not_fatal(
     result = await collector.collect()
     assert [r.queue for r in result.rows] == [queue.name]
     assert [(e.queue, e.message) for e in result.errors] == [(gone, "queue no longer exists")]
+
+
+async def test_minutes_missed_while_down_are_back_filled(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    # The collector last ran five minutes ago, then was down (or its Redis was) until now.
+    clock = FakeClock(time.time() - 5 * 60)
+    collector = make_collector(redis, prefix, engine, [queue.name], clock=clock)
+    await queue.add("before", {})
+    before = await collector.collect()
+    assert before.written == [True]
+
+    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 4})
+    try:
+        for i in range(12):
+            await queue.add("during", {"fail": "HTTP 503"} if i % 4 == 0 else {})
+        await _drain(queue, 13)
+    finally:
+        await worker.close()
+    clock.now = time.time() + 60  # back up: the last full minute is the one the workload ended in
+    back = await collector.collect()
+
+    assert not back.errors, back.errors
+    first = int(before.minute.timestamp() * 1000)
+    minutes = [int(row.minute.timestamp() * 1000) for row in back.rows]
+    newest = int(back.minute.timestamp() * 1000)
+    assert minutes == list(range(first + MINUTE_MS, newest + MINUTE_MS, MINUTE_MS)), "no minute left out"
+    assert all(back.written)
+    # The job waiting at the last cycle and the twelve added while it was down, each counted once.
+    assert sum(r.completed_in_minute for r in back.rows) == 10
+    assert sum(r.failed_in_minute for r in back.rows) == 3
+    # Job counts of a back-filled minute are today's, not that minute's: said so, never silently.
+    assert all(r.counts_approximate for r in back.rows if r.minute != back.minute)
+    totals = [r.completed_cumulative for r in back.rows]
+    assert totals == sorted(totals) and totals[-1] == 10
+    for row in back.rows:
+        assert await collector.store.get(queue.name, row.minute) is not None
+    # Nothing is back-filled twice: the next cycle only writes its own minute.
+    clock.advance(60)
+    assert len((await collector.collect()).rows) == 1
+
+
+async def test_totals_that_start_again_mark_the_row(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    clock = FakeClock(time.time() - 60)
+    collector = make_collector(redis, prefix, engine, [queue.name], clock=clock)
+    await collector.follower.follow(queue.name, int(time.time() * 1000))
+    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 4})
+    try:
+        for _ in range(5):
+            await queue.add("first", {})
+        await _drain(queue, 5)
+        clock.now = time.time()
+        first = await collector.collect()
+        assert first.rows[-1].completed_cumulative == 5 and not first.rows[-1].counters_reset
+        # The Redis holding the running totals lost them (restarted without its data).
+        await redis.delete(collector.follower._totals_key(queue.name))
+        await queue.add("second", {})
+        await _drain(queue, 6)
+    finally:
+        await worker.close()
+    clock.now = time.time() + 60
+    # A collector restarted meanwhile still knows the previous totals: from the newest stored row.
+    restarted = make_collector(redis, prefix, engine, [queue.name], clock=clock)
+    after = (await restarted.collect()).rows[-1]
+    assert after.counters_reset
+    assert after.completed_cumulative < 5 and after.completed_in_minute >= 0
+    stored = await restarted.store.get(queue.name, after.minute)
+    assert stored is not None and stored.counters_reset
+
+
+def _stream_id(raw: bytes) -> tuple[int, int]:
+    ms, _, seq = raw.decode().partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def _run_to_completion(queue: Queue, redis_url: str, jobs: int) -> None:
+    worker = Worker(queue.name, _process, {"connection": redis_url, "prefix": queue.prefix})
+    try:
+        for i in range(jobs):
+            await queue.add("job", {"i": i})
+        await _drain(queue, jobs)
+    finally:
+        await worker.close()
+
+
+async def _collect_minutes(collector: Collector, first_ms: int, last_ms: int) -> list[Any]:
+    return [
+        await collector.collect(minute_ms=minute)
+        for minute in range(minute_of(first_ms), minute_of(last_ms) + MINUTE_MS, MINUTE_MS)
+    ]
+
+
+async def test_a_queue_with_keys_of_another_type_costs_only_its_own_row(
+    redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    bull = "wmcq-" + uuid.uuid4().hex[:10]
+    good, waits, stream = (
+        Queue(name, {"connection": redis_url, "prefix": bull}) for name in ("good", "wait", "evs")
+    )
+    backend = BullMQBackend(redis, prefix=bull, queues=["good", "wait", "evs"], discover=False)
+    follower = EventFollower(backend, redis, prefix, FailureClassifier())
+    collector = Collector(backend, follower, SnapshotStore(engine), redis, prefix)
+    try:
+        for q in (waits, stream):
+            await q.add("j", {})
+        await collector.follow_all()
+        await redis.delete(f"{bull}:wait:wait")
+        await redis.set(f"{bull}:wait:wait", "x")
+        await redis.delete(f"{bull}:evs:events")
+        await redis.set(f"{bull}:evs:events", "x")
+        started = int(time.time() * 1000)
+        await _run_to_completion(good, redis_url, 3)
+        await collector.follow_all()  # between cycles too: the broken stream must not stop the others
+        results = await _collect_minutes(collector, started, int(time.time() * 1000))
+    finally:
+        for q in (good, waits, stream):
+            await q.close()
+        await delete_prefix(redis, bull)
+    assert sum(r.completed_in_minute for c in results for r in c.rows if r.queue == "good") == 3
+    for cycle in results:
+        assert [r.queue for r in cycle.rows] == ["good"]
+        assert sorted((e.queue, e.message) for e in cycle.errors) == [
+            ("evs", f"{bull}:evs:events is a string, expected a stream"),
+            ("wait", f"{bull}:wait:wait is a string, expected a list"),
+        ]
+    status = await collector.status()
+    assert status is not None and status["names"] == ["good"] and len(status["errors"]) == 2
+
+
+async def test_entries_of_the_event_stream_that_are_not_events_are_skipped_and_counted(
+    redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    bull = "wmcq-" + uuid.uuid4().hex[:10]
+    queue = Queue("q", {"connection": redis_url, "prefix": bull})
+    backend = BullMQBackend(redis, prefix=bull, queues=["q"], discover=False)
+    follower = EventFollower(backend, redis, prefix, FailureClassifier())
+    collector = Collector(backend, follower, SnapshotStore(engine), redis, prefix)
+    stream = f"{bull}:q:events"
+    try:
+        await queue.add("first", {})
+        started = int(time.time() * 1000)
+        await collector.follow_all()
+        garbage = [
+            await redis.xadd(stream, {"event": "completed"}),  # no jobId
+            await redis.xadd(stream, {"jobId": "1", "returnvalue": "x"}),  # no event
+            await redis.xadd(stream, {"event": "failed", "jobId": ""}),
+        ]
+        # Fields that are not numbers where numbers belong are still events (nothing counted here).
+        await redis.xadd(stream, {"event": "retries-exhausted", "jobId": "1", "attemptsMade": "abc"})
+        await redis.xadd(stream, {"event": "delayed", "jobId": "1", "delay": "soon"})
+        await collector.follow_all()
+        # The cursor moved past entries that were all garbage (else they would be read again forever).
+        cursor = (await redis.get(follower._cursor_key("q"))) or b"0-0"
+        assert _stream_id(cursor) > _stream_id(garbage[-1])
+        await _run_to_completion(queue, redis_url, 4)
+        await redis.xadd(stream, {"event": "completed"})  # and one more after real events
+        results = await _collect_minutes(collector, started, int(time.time() * 1000))
+    finally:
+        await queue.close()
+        await delete_prefix(redis, bull)
+    rows = [r for c in results for r in c.rows]
+    assert sum(r.completed_in_minute for r in rows) == 5  # "first" and the four run here
+    assert sum(r.failed_in_minute for r in rows) == 0
+    assert sum(c.skipped_events.get("q", 0) for c in results) == 4
+    assert all(not c.errors for c in results)

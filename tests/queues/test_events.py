@@ -15,7 +15,7 @@ from bullmq.custom_errors import UnrecoverableError
 
 from tests.support.bull import Bull, delete_prefix, until
 from workermon_core.redis_store import connect
-from workermon_queues.backend import QueueEvent
+from workermon_queues.backend import EventBatch, QueueEvent
 from workermon_queues.bullmq import BullMQBackend, StreamEntry, build_events
 
 
@@ -288,3 +288,43 @@ def test_delayed_after_a_non_active_entry_is_not_a_retry() -> None:
     assert [e.will_retry for e in build_events(entries, None, 10)] == [False, False, False, True]
     # With the cursor on `added`, that entry is context: the next batch still sees the job was new.
     assert [e.will_retry for e in build_events(entries, "1000-0", 1)] == [False]
+
+
+def test_entries_that_are_not_events_are_left_out() -> None:
+    entries = _entries(
+        ("", {"event": "completed"}),  # no job id
+        ("", {"jobId": "1"}),  # no event name
+        ("", {"event": "drained"}),  # a queue's event: needs no job id
+        ("", {"event": "failed", "jobId": "2", "failedReason": "x"}),
+        ("", {"event": "retries-exhausted", "jobId": "2", "attemptsMade": "many"}),
+    )
+    events = build_events(entries, None, 10)
+    assert [(e.kind, e.job_id, e.attempts_made) for e in events] == [
+        ("drained", "", None),
+        ("failed", "2", None),
+        ("retries-exhausted", "2", None),
+    ]
+
+
+async def test_garbage_and_a_stream_of_another_type_cost_only_their_queue(
+    bull: Bull, backend: BullMQBackend, redis: aioredis.Redis
+) -> None:
+    for name in ("good", "bad", "noisy"):
+        await bull.queue(name).add("j", {})
+    await redis.delete(backend.key("bad", "events"))
+    await redis.set(backend.key("bad", "events"), "x")
+    junk = await redis.xadd(backend.key("noisy", "events"), {"event": "completed"})
+    many = await backend.read_events_many({"good": "0-0", "bad": "0-0", "noisy": "0-0"})
+    assert [e.kind for e in many["good"].events] == ["added", "waiting"]
+    assert many["good"].problem is None and many["good"].skipped == ()
+    assert many["bad"] == EventBatch(
+        events=[],
+        last_id="0-0",
+        trimmed=False,
+        max_len=None,
+        problem=f"{backend.key('bad', 'events')} is a string, expected a stream",
+    )
+    noisy = many["noisy"]
+    assert [e.kind for e in noisy.events] == ["added", "waiting"]
+    assert noisy.skipped == (junk.decode(),) and noisy.last_id == junk.decode() and noisy.consumed == 3
+    assert (await backend.read_events("bad", None)).problem is not None

@@ -73,3 +73,19 @@ async def test_jobs_removed_between_the_two_reads_are_skipped(
     # Job 2's hash is gone (removed by keep-count retention in the meantime).
     jobs = await backend.finished_between("q", 0, 10_000)
     assert [(j.job_id, j.enqueued_ms, j.started_ms, j.finished_ms) for j in jobs] == [("1", 500, 900, 1_000)]
+
+
+async def test_jobs_stored_badly_cost_only_themselves(backend: BullMQBackend, redis: aioredis.Redis) -> None:
+    base = f"{backend.prefix}:q:"
+    await redis.zadd(base + "completed", {"1": 1_000, "2": 2_000, "3": 3_000, "4": 4_000})
+    await redis.hset(base + "1", mapping={"timestamp": 500, "processedOn": 900, "finishedOn": 1_000})
+    await redis.hset(base + "2", mapping={"timestamp": "abc", "processedOn": 1_900, "finishedOn": 2_000})
+    await redis.set(base + "3", "not a hash")
+    await redis.hset(base + "4", mapping={"timestamp": 3_500, "processedOn": "", "finishedOn": "1e999"})
+    await redis.set(f"{backend.prefix}:other:completed", "not a sorted set")
+    found = await backend.finished_between_many(["q", "other"], 0, 10_000)
+    assert [(j.job_id, j.enqueued_ms, j.started_ms, j.finished_ms) for j in found["q"]] == [
+        ("1", 500, 900, 1_000),
+        ("4", 3_500, None, 4_000),  # finishedOn unreadable: the set's score says when
+    ]
+    assert found["other"] == []

@@ -428,3 +428,117 @@ async def test_summary_type(populated: Populated, jobs: BullMQJobs) -> None:
     assert all(isinstance(j, JobSummary) for j in page.jobs)
     assert await jobs.job_state("work", populated.ids["waiting"][0]) == "waiting"
     assert await jobs.job_state("work", populated.ids["prioritized"][0]) == "prioritized"
+
+
+# --- What others may have stored -------------------------------------------------------------------
+
+
+async def test_a_state_key_of_another_type_leaves_the_other_states_listed(
+    bull: Bull, jobs: BullMQJobs, redis: aioredis.Redis
+) -> None:
+    q = bull.queue("odd")
+    added = [await q.add("j", {"i": i}) for i in range(3)]
+    await redis.set(jobs.key("odd", "delayed"), "x")
+    await redis.set(jobs.key("odd", "failed"), "x")
+    page = await jobs.list_jobs("odd", [], 50, None)
+    assert sorted(j.id for j in page.jobs) == sorted(a.id for a in added) and page.total == 3
+    only = await jobs.list_jobs("odd", ["failed"], 50, None)
+    assert (only.jobs, only.total, only.next_cursor) == ([], 0, "")
+    # Paged one at a time across the broken states.
+    seen, cursor = [], None
+    while True:
+        step = await jobs.list_jobs("odd", ["failed", "waiting", "delayed"], 1, cursor)
+        seen += [j.id for j in step.jobs]
+        if not step.next_cursor:
+            break
+        cursor = step.next_cursor
+    assert sorted(seen) == sorted(a.id for a in added)
+    found = await jobs.list_jobs("odd", [], 50, None, job_id=added[0].id)
+    assert [j.id for j in found.jobs] == [added[0].id]
+    detail = await jobs.get_job("odd", added[0].id, 1000)
+    assert detail.summary.state == "waiting" and await jobs.job_state("odd", added[0].id) == "waiting"
+
+
+async def test_a_job_key_of_another_type_is_listed_and_shown_with_a_note(
+    bull: Bull, jobs: BullMQJobs, redis: aioredis.Redis
+) -> None:
+    q = bull.queue("odd")
+    good, bad = await q.add("good", {}), await q.add("bad", {})
+    await redis.delete(jobs.key("odd", bad.id))
+    await redis.set(jobs.key("odd", bad.id), "not a hash")
+    await redis.set(jobs.key("odd", good.id) + ":logs", "not a list")
+    page = await jobs.list_jobs("odd", ["waiting"], 50, None)
+    assert [(j.id, j.name, j.created_ms is None) for j in page.jobs] == [
+        (bad.id, "", True),
+        (good.id, "good", False),
+    ]
+    shown = await jobs.get_job("odd", bad.id, 1000)
+    assert (shown.summary.state, shown.data, shown.data_bytes) == ("waiting", "", 0)
+    assert [(t.kind, t.detail) for t in shown.timeline] == [
+        ("note", f"{jobs.key('odd', bad.id)} is a string, expected a hash")
+    ]
+    logs = await jobs.get_job("odd", good.id, 1000)
+    assert (logs.logs, logs.logs_total) == ([], 0)
+    assert logs.timeline[-1].detail == f"{jobs.key('odd', good.id)}:logs is a string, expected a list"
+
+
+async def test_text_that_is_not_utf8_is_replaced_and_noted_with_its_size(
+    bull: Bull, jobs: BullMQJobs, redis: aioredis.Redis
+) -> None:
+    q = bull.queue("bytes")
+    job = await q.add("fine", {"a": 1})
+    key = jobs.key("bytes", job.id)
+    await redis.hset(
+        key,
+        mapping={
+            "name": b"caf\xe9",
+            "failedReason": b"bad \xff\xfe input\nline two",
+            "data": b'{"a": "\xff"}',
+            "stacktrace": b'["Error: \xc3(", "second"]',
+        },
+    )
+    await redis.rpush(key + ":logs", b"ok line", b"bad \xff line")
+    (row,) = (await jobs.list_jobs("bytes", [], 50, None)).jobs
+    assert (row.name, row.failed_reason) == ("caf\ufffd", "bad \ufffd\ufffd input")
+    assert row.failure_category
+    detail = await jobs.get_job("bytes", job.id, 1000)
+    assert detail.summary.name == "caf\ufffd" and detail.failed_reason_full.startswith("bad \ufffd\ufffd")
+    assert (detail.data, detail.data_bytes) == ('{"a": "\ufffd"}', 10)
+    assert detail.stacktrace == ["Error: \ufffd(", "second"]
+    assert detail.logs == ["ok line", "bad \ufffd line"]
+    notes = [t.detail for t in detail.timeline if t.kind == "note"]
+    assert notes == [
+        "name is not valid UTF-8 (4 bytes): shown with U+FFFD replacement characters",
+        "failedReason is not valid UTF-8 (21 bytes): shown with U+FFFD replacement characters",
+        "stacktrace is not valid UTF-8 (23 bytes): shown with U+FFFD replacement characters",
+        "data is not valid UTF-8 (10 bytes): shown with U+FFFD replacement characters",
+        "logs: some lines are not valid UTF-8 and are shown with U+FFFD replacement characters",
+    ]
+    assert all(t.time_ms is None for t in detail.timeline if t.kind == "note")
+
+
+async def test_times_that_are_not_times_are_unknown(
+    bull: Bull, jobs: BullMQJobs, redis: aioredis.Redis
+) -> None:
+    q = bull.queue("times")
+    job = await q.add("j", {}, {"delay": 60_000})
+    key = jobs.key("times", job.id)
+    await redis.hset(key, mapping={"timestamp": "abc", "processedOn": "", "finishedOn": "1e999"})
+    (row,) = (await jobs.list_jobs("times", [], 50, None)).jobs
+    assert (row.created_ms, row.processed_ms, row.finished_ms, row.duration_ms) == (None, None, None, None)
+    detail = await jobs.get_job("times", job.id, 1000)
+    assert [(t.kind, t.detail) for t in detail.timeline] == [
+        ("note", "timestamp 'abc' is not a time: shown as unknown"),
+        ("note", "processedOn '' is not a time: shown as unknown"),
+        ("note", "finishedOn '1e999' is not a time: shown as unknown"),
+    ]
+    # A job that finished before it started has no duration (not a negative one).
+    now = int(time.time() * 1000)
+    await redis.hset(key, mapping={"timestamp": now - 5_000, "processedOn": now, "finishedOn": now - 1_000})
+    (row,) = (await jobs.list_jobs("times", [], 50, None)).jobs
+    assert (row.created_ms, row.processed_ms, row.finished_ms, row.duration_ms) == (
+        now - 5_000,
+        now,
+        now - 1_000,
+        None,
+    )

@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any, cast
 
+import pytest
 import redis.asyncio as aioredis
 from bullmq import FlowProducer, Job
 
@@ -169,7 +170,47 @@ async def test_a_queue_with_foreign_keys_does_not_spoil_the_others(
     await redis.hset(backend.key("oddjob", "meta"), "opts.maxLenEvents", 10)
     await redis.lpush(backend.key("oddjob", "wait"), "7")
     await redis.set(backend.key("oddjob", "7"), "not a job hash")
-    states = await backend.states(["fine", "broken", "oddjob"], int(time.time() * 1000))
-    assert sorted(states) == ["fine", "oddjob"]
-    assert (states["fine"].waiting, states["fine"].exists) == (1, True)
+    await bull.queue("events").add("j", {})
+    await redis.delete(backend.key("events", "events"))
+    await redis.set(backend.key("events", "events"), "not a stream")
+    await bull.queue("many").add("j", {})
+    await redis.delete(backend.key("many", "meta"))
+    await redis.set(backend.key("many", "meta"), "not a hash")
+    await redis.set(backend.key("many", "delayed"), "not a zset")
+    states = await backend.states(["fine", "broken", "oddjob", "events", "many"], int(time.time() * 1000))
+    assert sorted(states) == ["broken", "events", "fine", "many", "oddjob"]
+    assert (states["fine"].waiting, states["fine"].exists, states["fine"].problem) == (1, True, None)
     assert (states["oddjob"].waiting, states["oddjob"].oldest_waiting_ms) == (1, None)
+    assert states["oddjob"].problem is None  # a job hash of another type only hides that job's age
+    broken = states["broken"]
+    assert broken.problem == f"{backend.key('broken', 'wait')} is a string, expected a list"
+    assert (broken.exists, broken.waiting, broken.oldest_waiting_ms) == (True, 0, None)
+    assert states["events"].problem == f"{backend.key('events', 'events')} is a string, expected a stream"
+    # Keys that could be read still count; every broken key is named once.
+    many = states["many"]
+    assert many.waiting == 1 and not many.paused
+    assert many.problem == (
+        f"{backend.key('many', 'delayed')} is a string, expected a sorted set; "
+        f"{backend.key('many', 'meta')} is a string, expected a hash"
+    )
+
+
+@pytest.mark.parametrize("stored", ["abc", "", "1e999", "-5", "1e300", "NaN"])
+async def test_a_head_job_whose_timestamp_is_not_a_time_has_no_age(
+    bull: Bull, backend: BullMQBackend, redis: aioredis.Redis, stored: str
+) -> None:
+    job = await bull.queue("q").add("j", {})
+    await redis.hset(backend.key("q", job.id), "timestamp", stored)
+    state = (await backend.states(["q"], int(time.time() * 1000)))["q"]
+    assert (state.waiting, state.oldest_waiting_ms, state.problem) == (1, None, None)
+
+
+async def test_a_head_job_stamped_far_in_the_future_has_no_age(
+    bull: Bull, backend: BullMQBackend, redis: aioredis.Redis
+) -> None:
+    now = int(time.time() * 1000)
+    skewed, future = await bull.queue("q").add("j", {}), await bull.queue("later").add("j", {})
+    await redis.hset(backend.key("q", skewed.id), "timestamp", now + 5_000)  # clock skew: age 0
+    await redis.hset(backend.key("later", future.id), "timestamp", now + 3_600_000)
+    states = await backend.states(["q", "later"], now)
+    assert (states["q"].oldest_waiting_ms, states["later"].oldest_waiting_ms) == (0, None)

@@ -822,7 +822,7 @@ export interface components {
              * @description Failed attempts that will be retried.
              */
             retriedInMinute?: string;
-            /** @description True when the event stream was trimmed past the follower's position: the counts are a lower bound. */
+            /** @description True when some of the minute's figures could not be read exactly: the event stream was trimmed past the follower's position (the counts are a lower bound), or the minute was back-filled after an outage (its job counts are those read when it was back-filled). */
             countsApproximate?: boolean;
             /** @description Processing time (started to finished) of jobs finished in the minute. */
             processing?: components["schemas"]["workermon.collector.v1.Durations"];
@@ -861,6 +861,8 @@ export interface components {
             collectTime?: string;
             /** @description How long collecting the whole cycle took, in milliseconds. */
             collectionMs?: number;
+            /** @description The running totals are lower than the previous row's: counting started again (the Redis holding them lost data), so a difference of cumulative counts across this row is not a rate. */
+            countersReset?: boolean;
         };
         /** @description SnapshotPoint is one bucket of the history; has_data is false for a gap (nothing was collected). */
         "workermon.collector.v1.SnapshotPoint": {

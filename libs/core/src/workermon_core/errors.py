@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import grpc
+import psycopg
 import redis.exceptions
+import sqlalchemy.exc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2  # type: ignore[import-untyped]
 from grpc_status import rpc_status
@@ -100,6 +104,13 @@ class PeerError(DomainError):
             grpc.StatusCode.DEADLINE_EXCEEDED,
             grpc.StatusCode.CANCELLED,
         ):
+            if code is grpc.StatusCode.UNAVAILABLE and info is not None and info.reason:
+                # The peer answered and said what it lacks (DATABASE_UNAVAILABLE, REDIS_UNAVAILABLE...).
+                super().__init__(
+                    call.details() or code.name, reason=info.reason, metadata=dict(info.metadata)
+                )
+                self.code = code
+                return
             # Which peer failed matters to the operator; the peer's own transport words do not.
             super().__init__(
                 f"a service this call needs is unavailable: {call.details()}", reason="PEER_UNAVAILABLE"
@@ -127,7 +138,24 @@ def translate(exc: BaseException) -> DomainError | None:
         return Unavailable("Redis is unreachable", reason="REDIS_UNAVAILABLE")
     if isinstance(exc, redis.exceptions.BusyLoadingError):
         return Unavailable("Redis is loading its data", reason="REDIS_UNAVAILABLE")
+    dropped = isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
+    if dropped or isinstance(exc, _DATABASE_DOWN):
+        return Unavailable("the database is unreachable", reason="DATABASE_UNAVAILABLE")
     return None
+
+
+# What SQLAlchemy and the drivers raise when the database cannot be reached or used right now: refused
+# or dropped connections, a database not accepting connections, a full pool, an unreadable SQLite file.
+# (SQLAlchemy wraps the drivers' errors; the drivers' own classes cover what escapes unwrapped.)
+_DATABASE_DOWN = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    sqlalchemy.exc.DisconnectionError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+)
 
 
 def _library_error(exc: BaseException) -> DomainError | None:

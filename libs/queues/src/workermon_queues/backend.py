@@ -19,7 +19,12 @@ class QueueState:
     `oldest_waiting_ms` is the age at `now_ms` of the oldest job waiting to run (from its `timestamp`,
     the time it was added), or None when nothing waits. It looks at the job next in line in the wait
     list and in the prioritized set, which is the oldest one unless LIFO jobs or priorities let newer
-    jobs overtake.
+    jobs overtake. It is None too when that job's `timestamp` is not a time (see
+    `workermon_queues.replies.epoch_ms`) or lies more than a minute after `now_ms`.
+
+    `problem` says in a sentence why the queue could not be read in full: a key of another type than
+    BullMQ writes (`bull:x:wait is a string, expected a list`). The counts of the keys that could be
+    read are still given, those of the broken ones are 0. None for a sound queue.
     """
 
     name: str
@@ -33,6 +38,7 @@ class QueueState:
     paused: bool
     oldest_waiting_ms: int | None
     exists: bool
+    problem: str | None = None
 
     @property
     def counts(self) -> JobCounts:
@@ -72,12 +78,23 @@ class EventBatch:
     `last_id` is where to continue from (None only when the stream has never had an entry);
     `trimmed` is True when entries after the cursor were trimmed away before being read (counts built
     from the stream are then incomplete); `max_len` is the queue's configured stream cap, if known.
+    `skipped` holds the ids of entries read past but not understood as events (no event name, or a job's
+    event without its job id): `last_id` moves past them all the same. `problem` says why the stream
+    could not be read at all (its key is of another type); then there are no events and `last_id` is the
+    cursor given.
     """
 
     events: list[QueueEvent]
     last_id: str | None
     trimmed: bool
     max_len: int | None
+    skipped: tuple[str, ...] = ()
+    problem: str | None = None
+
+    @property
+    def consumed(self) -> int:
+        """Entries the read moved past (events and skipped entries)."""
+        return len(self.events) + len(self.skipped)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,7 +48,8 @@ class JobIsActive(FailedPrecondition):
 
 @dataclass(frozen=True, slots=True)
 class JobSummary:
-    """One row of a job listing; times are ms since the epoch.
+    """One row of a job listing; times are ms since the epoch, None when unknown (not stored, or stored
+    as something that is not a time).
 
     `state` is the state the job was listed under (or found in). `max_attempts` is the job's
     `attempts` option (at least 1). `duration_ms` is finished - processed of the last attempt.
@@ -61,7 +62,7 @@ class JobSummary:
     state: str
     attempts_made: int
     max_attempts: int
-    created_ms: int
+    created_ms: int | None
     processed_ms: int | None
     finished_ms: int | None
     duration_ms: int | None
@@ -89,10 +90,11 @@ class JobPage:
 
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
-    """One moment of a job's life: `kind` is created, delayed_until, processed or finished."""
+    """One moment of a job's life: `kind` is created, delayed_until, processed or finished; or a `note`
+    (no time) on something stored that could not be read as BullMQ writes it."""
 
     kind: str
-    time_ms: int
+    time_ms: int | None
     detail: str = ""
 
 

@@ -35,6 +35,8 @@ T = TypeVar("T")
 
 CONCURRENCY = 32
 MAX_PENDING_ROWS = 200_000
+# Minutes no cycle covered are back-filled up to this far back (the minute rows' own retention).
+BACKFILL_MAX_MINUTES = 24 * 60
 
 
 @dataclass
@@ -47,7 +49,11 @@ class QueueFailure:
 
 @dataclass
 class CycleResult:
-    """What one cycle did."""
+    """What one cycle did.
+
+    `skipped_events` counts, per queue, the entries of its event stream in the minute that were not
+    events (no event name, or no job id) and were passed over.
+    """
 
     minute: datetime
     rows: list[SnapshotRow] = field(default_factory=list)
@@ -55,6 +61,28 @@ class CycleResult:
     errors: list[QueueFailure] = field(default_factory=list)
     duration_ms: float = 0.0
     database_error: str = ""
+    skipped_events: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class Later:
+    """What one queue's minutes after a back-filled one added to its running totals."""
+
+    completed: int = 0
+    failed: int = 0
+
+    def as_of(self, counts: MinuteCounts, backfilled: bool) -> MinuteCounts:
+        """`counts` with totals as they stood at the end of its minute (approximate when back-filled);
+        then counts its minute as "later" for the (older) minutes still to come."""
+        dated = replace(
+            counts,
+            completed_cumulative=max(counts.completed_cumulative - self.completed, 0),
+            failed_cumulative=max(counts.failed_cumulative - self.failed, 0),
+            approximate=counts.approximate or backfilled,
+        )
+        self.completed += counts.completed
+        self.failed += counts.failed
+        return dated
 
 
 async def _bounded(items: Sequence[str], work: Callable[[str], Awaitable[T]]) -> dict[str, T | BaseException]:
@@ -94,6 +122,8 @@ class Collector:
         self.clock = clock
         # Keyed by (queue, minute) so a row kept twice is still written once; oldest dropped past the cap.
         self.pending: OrderedDict[tuple[str, datetime], SnapshotRow] = OrderedDict()
+        # Each queue's running totals (completed, failed) in the newest row seen, to notice a reset.
+        self.totals_seen: dict[str, tuple[int, int]] = {}
         self.last: CycleResult | None = None
         self._lock = asyncio.Lock()
         # Called with each cycle's result once its rows are written (the incident rules' trigger).
@@ -124,6 +154,7 @@ class Collector:
         minute = self.last_full_minute() if minute_ms is None else minute_of(minute_ms)
         now = int(self.clock() * 1000)
         result = CycleResult(minute=from_ms(minute))
+        missed: list[int] = []
         if minute_ms is None:
             newest = await self._newest_collected_minute()
             if newest is not None and minute < newest:
@@ -136,35 +167,19 @@ class Collector:
                 )
                 log.warning("clock_stepped_back", minute=result.minute.isoformat())
                 return result
+            missed = self._missed_minutes(newest, minute)
         names = sorted(set(queues) if queues else set(await self.backend.discover()))
 
         await self.follower.follow_many(names, now)
         # Independent reads, each a couple of round trips for all queues: overlap them.
-        states, counts, finished, online, reported = await asyncio.gather(
-            self.backend.states(names, now),
-            self.follower.minutes(names, minute),
-            self._finished(names, minute),
-            self._online(),
-            self._reported_timings(names, minute),
-        )
+        states, online = await asyncio.gather(self.backend.states(names, now), self._online())
         collected_at = from_ms(int(self.clock() * 1000))
-
-        for name in names:
-            jobs = finished[name]
-            if isinstance(jobs, BaseException):
-                result.errors.append(QueueFailure(name, f"{type(jobs).__name__}: {jobs}"))
-                continue
-            state = states.get(name)
-            minute_counts = counts[name]
-            if state is None or (
-                not state.exists and not minute_counts.completed and not minute_counts.failed
-            ):
-                # The queue's keys vanished (obliterated mid-run): nothing left to describe.
-                result.errors.append(QueueFailure(name, "queue no longer exists"))
-                continue
-            result.rows.append(
-                self._row(name, minute, state, minute_counts, jobs, online, collected_at, reported.get(name))
-            )
+        later = {name: Later() for name in names}
+        # Newest first, so each back-filled minute knows what the minutes after it added to the totals.
+        for each in [minute, *reversed(missed)]:
+            await self._minute_rows(names, each, states, online, collected_at, later, result)
+        result.rows.sort(key=lambda row: (row.minute, row.queue))
+        result.rows = await self._mark_resets(result.rows)
         duration = (time.perf_counter() - started) * 1000
         result.rows = [_with_duration(r, duration) for r in result.rows]
         result.written = await self._write(result)
@@ -174,12 +189,102 @@ class Collector:
         log.info(
             "collected",
             minute=result.minute.isoformat(),
-            queues=len(result.rows),
+            queues=sum(1 for row in result.rows if row.minute == result.minute),
+            backfilled_minutes=len(missed),
             written=sum(result.written),
             errors=len(result.errors),
+            skipped_events=sum(result.skipped_events.values()),
             ms=round(result.duration_ms, 1),
         )
         return result
+
+    async def _mark_resets(self, rows: list[SnapshotRow]) -> list[SnapshotRow]:
+        """Flag rows whose running totals are below the queue's previous row's (in time order): the
+        counters started again, so no one reads a negative or huge rate across them."""
+        unknown = sorted({row.queue for row in rows} - self.totals_seen.keys())
+        for queue in unknown:
+            # After a restart, the previous totals are the newest stored row's (if the database answers).
+            with contextlib.suppress(Exception):
+                latest = await self.store.latest(queue)
+                if latest is not None:
+                    self.totals_seen[queue] = (latest.completed_cumulative, latest.failed_cumulative)
+        marked = []
+        for each in rows:
+            row = each
+            totals = (row.completed_cumulative, row.failed_cumulative)
+            before = self.totals_seen.get(row.queue)
+            if before is not None and (totals[0] < before[0] or totals[1] < before[1]):
+                log.warning(
+                    "counters_reset",
+                    queue=row.queue,
+                    minute=row.minute.isoformat(),
+                    before=before,
+                    now=totals,
+                )
+                row = replace(row, counters_reset=True)
+            self.totals_seen[row.queue] = totals
+            marked.append(row)
+        return marked
+
+    @staticmethod
+    def _missed_minutes(newest: int | None, minute: int) -> list[int]:
+        """Minutes between the newest collected one and `minute` that no cycle covered (the collector, or
+        the Redis it keeps its counters in, was down), oldest first, at most BACKFILL_MAX_MINUTES."""
+        if newest is None or minute - newest <= MINUTE_MS:
+            return []
+        first = max(newest + MINUTE_MS, minute - BACKFILL_MAX_MINUTES * MINUTE_MS)
+        if first > newest + MINUTE_MS:
+            log.warning(
+                "backfill_limited",
+                from_minute=from_ms(newest + MINUTE_MS).isoformat(),
+                kept_from=from_ms(first).isoformat(),
+            )
+        return list(range(first, minute, MINUTE_MS))
+
+    async def _minute_rows(  # noqa: PLR0917 - the cycle's shared readings, passed down once
+        self,
+        names: Sequence[str],
+        minute: int,
+        states: dict[str, QueueState],
+        online: dict[str, int] | None,
+        collected_at: datetime,
+        later: dict[str, Later],
+        result: CycleResult,
+    ) -> None:
+        """One row per queue for `minute`. A back-filled minute (older than the cycle's) has exact
+        completions and failures from the event counters, but its job counts are the ones read now:
+        it is marked approximate, and its running totals exclude what the minutes after it added."""
+        counts, finished, reported = await asyncio.gather(
+            self.follower.minutes(names, minute),
+            self._finished(names, minute),
+            self._reported_timings(names, minute),
+        )
+        backfilled = minute != int(result.minute.timestamp() * 1000)
+        for name in names:
+            jobs = finished[name]
+            if isinstance(jobs, BaseException):
+                if not backfilled:
+                    result.errors.append(QueueFailure(name, f"{type(jobs).__name__}: {jobs}"))
+                continue
+            state = states.get(name)
+            if state is not None and state.problem:
+                # Keys BullMQ did not write: a row of partial counts would misstate the history.
+                if not backfilled:
+                    result.errors.append(QueueFailure(name, state.problem))
+                continue
+            minute_counts = later[name].as_of(counts[name], backfilled)
+            if minute_counts.skipped:
+                result.skipped_events[name] = result.skipped_events.get(name, 0) + minute_counts.skipped
+            if state is None or (
+                not state.exists and not minute_counts.completed and not minute_counts.failed
+            ):
+                if not backfilled:
+                    # The queue's keys vanished (obliterated mid-run): nothing left to describe.
+                    result.errors.append(QueueFailure(name, "queue no longer exists"))
+                continue
+            result.rows.append(
+                self._row(name, minute, state, minute_counts, jobs, online, collected_at, reported.get(name))
+            )
 
     def _row(  # noqa: PLR0917 - one value per part of the row
         self,
@@ -304,15 +409,17 @@ class Collector:
 
     async def _publish_status(self, result: CycleResult) -> None:
         """Share the last cycle with every replica (GetCollectorStatus may be asked anywhere)."""
+        own = [row for row in result.rows if row.minute == result.minute]  # back-filled rows aside
         status: dict[str, Any] = {
             "run_ms": int(self.clock() * 1000),
             "minute_ms": int(result.minute.timestamp() * 1000),
             "duration_ms": result.duration_ms,
-            "queues": len(result.rows),
-            "names": [r.queue for r in result.rows],
+            "queues": len(own),
+            "names": [r.queue for r in own],
             "errors": [[e.queue, e.message] for e in result.errors[:100]],
             "pending": len(self.pending),
             "database_error": result.database_error,
+            "skipped_events": result.skipped_events,
         }
         try:
             await self.redis.set(self.status_key, json.dumps(status))

@@ -6,6 +6,11 @@ once a minute. Counters live in the suite's Redis, keyed by the minute of the ev
 Redis server time), next to the follower's cursor. A batch is applied with a compare-and-set on the
 cursor: two followers of the same queue (two collector replicas) can both read a batch, but only one
 applies it, so every event is counted exactly once.
+
+A stream is written by whatever holds the Redis: entries that are not events (no event name, a job's
+event without its job id) are moved past and counted per minute as `skipped`, and a stream key of
+another type leaves that queue's cursor where it was (the queue's state reports the problem) while
+the other queues are followed as usual.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+import structlog
 
 from workermon_core.redis_store import key_prefix
 from workermon_queues.backend import EventBatch, QueueBackend
 from workermon_queues.classify import FailureClassifier
 from workermon_queues.replies import text as _text
+
+log = structlog.get_logger("workermon.collector")
 
 MINUTE_MS = 60_000
 COUNTER_TTL_SECONDS = 3 * 24 * 3600
@@ -51,7 +59,7 @@ return 1
 
 @dataclass(frozen=True, slots=True)
 class MinuteCounts:
-    """What the stream said about one queue in one minute."""
+    """What the stream said about one queue in one minute (`skipped`: its entries that were not events)."""
 
     completed: int = 0
     failed: int = 0
@@ -60,6 +68,7 @@ class MinuteCounts:
     failures_by_category: dict[str, int] | None = None
     completed_cumulative: int = 0
     failed_cumulative: int = 0
+    skipped: int = 0
 
 
 def minute_of(time_ms: int) -> int:
@@ -110,6 +119,8 @@ class EventFollower:
             minute = minute_of(now_ms)
             changes = []
             for q in fresh:
+                if starts[q].problem:
+                    continue  # not a stream: try again next time, from wherever it then ends
                 start = starts[q].last_id or "0-0"
                 # Events earlier in this minute, before our starting point, go uncounted: say so.
                 partial = int(start.split("-", 1)[0]) >= minute
@@ -125,7 +136,9 @@ class EventFollower:
             changes = []
             for queue, after in pending.items():
                 batch = batches[queue]
-                if batch.events or batch.trimmed:
+                if batch.skipped:
+                    log.warning("event_entries_skipped", queue=queue, entries=len(batch.skipped))
+                if batch.events or batch.trimmed or batch.skipped:
                     changes.append(
                         (queue, after, batch.last_id or after, self._operations(queue, after, batch))
                     )
@@ -134,7 +147,7 @@ class EventFollower:
             for (queue, _after, new_cursor, _ops), ok in zip(changes, results, strict=True):
                 if ok:
                     applied[queue] += len(batches[queue].events)
-                if not ok or len(batches[queue].events) >= self.batch_size:
+                if not ok or batches[queue].consumed >= self.batch_size:
                     # Lost the race to another follower, or more to read: go again from the stored cursor.
                     pending[queue] = new_cursor if ok else (await self._stored_cursor(queue))
         return applied
@@ -153,6 +166,8 @@ class EventFollower:
                 counts[(minute, "cat:" + self.classifier.classify(event.reason))] += 1
             elif event.will_retry:
                 counts[(minute, "retried")] += 1
+        for entry_id in batch.skipped:
+            counts[(minute_of(int(entry_id.split("-", 1)[0])), "skipped")] += 1
         ops = [(self._minute_key(queue, m), field, n) for (m, field), n in counts.items()]
         if batch.trimmed:
             # Entries between our cursor and the stream's first entry were trimmed away unread.
@@ -207,4 +222,5 @@ def _counts(fields: dict[bytes, bytes], totals: dict[bytes, bytes]) -> MinuteCou
         failures_by_category=categories,
         completed_cumulative=int(totals.get(b"completed", 0)),
         failed_cumulative=int(totals.get(b"failed", 0)),
+        skipped=int(values.get("skipped", 0)),
     )

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -127,6 +128,9 @@ class QueueSnapshot(Base):
     oldest_waiting_ms: Mapped[int | None] = mapped_column(BigInteger)
     online_workers: Mapped[int | None] = mapped_column(Integer)
     failures_by_category: Mapped[dict[str, int]] = mapped_column(JSONDict)
+    # The running totals are lower than the previous row's: counting started again (the Redis holding
+    # them lost data), so a difference across this row is not a rate.
+    counters_reset: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
 
 
 class HourlyRollup(Base):

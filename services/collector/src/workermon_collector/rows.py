@@ -56,3 +56,4 @@ class SnapshotRow:
     oldest_waiting_ms: int | None = None
     online_workers: int | None = None
     failures_by_category: dict[str, int] = field(default_factory=dict)
+    counters_reset: bool = False

@@ -46,6 +46,7 @@ def snapshot_message(row: SnapshotRow) -> pb.QueueSnapshot:
         failed_cumulative=row.failed_cumulative,
         collect_time=stamp(row.collected_at),
         collection_ms=row.collection_ms,
+        counters_reset=row.counters_reset,
     )
     if row.oldest_waiting_ms is not None:
         message.oldest_waiting_ms = row.oldest_waiting_ms

@@ -309,6 +309,9 @@ class Board:
             queue.success_rate_24h = rate
 
     def _status(self, state: QueueState, online: int | None) -> tuple[pb.QueueStatus.ValueType, str]:
+        if state.problem:
+            # Keys BullMQ did not write: its counts are partial, whatever else holds.
+            return pb.QUEUE_STATUS_DEGRADED, state.problem
         if state.paused:
             return pb.QUEUE_STATUS_PAUSED, ""
         waiting = state.waiting + state.prioritized

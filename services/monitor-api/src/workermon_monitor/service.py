@@ -113,6 +113,9 @@ class WorkerEventRecorder:
                     "queues": list(report.queues),
                 },
                 request_id="",
+                # A transition recorded late (the database was down, or this service was) keeps the
+                # time it happened, not the time it was finally written.
+                at=event.event_time.ToDatetime(tzinfo=UTC) if event.HasField("event_time") else None,
             )
         except BaseException:
             # Not written: release the claim so this replica (or another) writes it on the retry.

@@ -66,14 +66,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from ..backend import EventBatch, FinishedJob, QueueEvent, QueueState
-from ..replies import integer, text
+from ..replies import epoch_ms, integer, text, wrong_type
 from ..settings import QueueSettings
+from .problems import Kind, key_problems, wrong_types_kept
 
 _STREAM_ID = re.compile(r"^(\d+)(?:-(\d+))?$")
 
@@ -82,6 +84,27 @@ _GLOB_SPECIAL = re.compile(r"([*?\[\]\\])")
 
 
 StreamEntry = tuple[str, Mapping[str, str]]
+
+FUTURE_TOLERANCE_MS = 60_000
+"""How far ahead of the reader's clock a job's `timestamp` may be and still count (clock skew)."""
+
+# What `states` reads of each queue, in order: key suffix, the type BullMQ gives it, the command.
+_STATE_READS: tuple[tuple[str, Kind, tuple[str | int, ...]], ...] = (
+    ("wait", "list", ("LLEN",)),
+    ("active", "list", ("LLEN",)),
+    ("delayed", "zset", ("ZCARD",)),
+    ("prioritized", "zset", ("ZCARD",)),
+    ("waiting-children", "zset", ("ZCARD",)),
+    ("completed", "zset", ("ZCARD",)),
+    ("failed", "zset", ("ZCARD",)),
+    # The meta hash's other fields (always written by BullMQ) tell that the queue exists.
+    ("meta", "hash", ("HMGET", "paused", "opts.maxLenEvents", "version")),
+    ("paused", "list", ("LLEN",)),
+    ("wait", "list", ("LINDEX", -1)),
+    ("prioritized", "zset", ("ZRANGE", 0, 0)),
+    # Read for its type alone: the collector follows this stream, and a string there is a problem too.
+    ("events", "stream", ("XLEN",)),
+)
 
 
 def _normalize_id(stream_id: str) -> str:
@@ -106,12 +129,41 @@ def _is(entry: Mapping[str, str] | None, kind: str, job_id: str) -> bool:
     return entry is not None and entry.get("event") == kind and entry.get("jobId") == job_id
 
 
+# Entries about one job: without a `jobId` they cannot be what BullMQ wrote, so they are not events.
+_JOB_EVENTS = frozenset(
+    {
+        "added",
+        "waiting",
+        "active",
+        "progress",
+        "completed",
+        "failed",
+        "retries-exhausted",
+        "delayed",
+        "stalled",
+        "removed",
+        "waiting-children",
+    }
+)
+
+
+def unusable(fields: Mapping[str, str]) -> bool:
+    """True for a stream entry that is not an event: no event name, or a job's event with no job id.
+
+    Such entries are skipped (and counted) by readers; anything else, including event names this code
+    does not know, is passed on.
+    """
+    kind = fields.get("event", "")
+    return not kind or (kind in _JOB_EVENTS and not fields.get("jobId"))
+
+
 def build_events(entries: Sequence[StreamEntry], after: str | None, count: int) -> list[QueueEvent]:
     """Turn raw stream entries into events, deciding `will_retry` from their neighbours.
 
     `entries` is an inclusive read from `after`: optionally the entry at `after` itself (context only),
     then up to `count` entries to return, then optionally one more (look-ahead only). Context and
-    look-ahead let an entry at a batch edge be judged exactly as in the middle of a batch.
+    look-ahead let an entry at a batch edge be judged exactly as in the middle of a batch. Entries that
+    are not events (`unusable`) are left out.
     """
     start = 1 if entries and after is not None and entries[0][0] == after else 0
     body = entries[start : start + count]
@@ -124,6 +176,8 @@ def build_events(entries: Sequence[StreamEntry], after: str | None, count: int) 
 
     events: list[QueueEvent] = []
     for i, (event_id, fields) in enumerate(body):
+        if unusable(fields):
+            continue
         following = body[i + 1][1] if i + 1 < len(body) else (lookahead[1] if lookahead else None)
         kind = fields.get("event", "")
         job_id = fields.get("jobId", "")
@@ -250,54 +304,44 @@ class BullMQBackend:
         One pipelined round trip for all queues' counts, a second for the `timestamp` of each queue's
         next-in-line jobs (a third only for queues still holding jobs in the pre-v5 `paused` list).
         `waiting` includes jobs in that legacy list. A queue whose keys are not BullMQ's (a key of
-        another type) is left out of the result rather than failing the others.
+        another type) comes back with `problem` saying which, and costs the others nothing; describing
+        it takes one more round trip, only then.
         """
         queues = list(dict.fromkeys(names))
         if not queues:
             return {}
-        per_queue = 11
+        per_queue = len(_STATE_READS)
         async with self.redis.pipeline(transaction=False) as pipe:
             command = pipe.execute_command
             for name in queues:
                 base = f"{self.prefix}:{name}:"
-                command("LLEN", base + "wait")
-                command("LLEN", base + "active")
-                command("ZCARD", base + "delayed")
-                command("ZCARD", base + "prioritized")
-                command("ZCARD", base + "waiting-children")
-                command("ZCARD", base + "completed")
-                command("ZCARD", base + "failed")
-                # The meta hash's other fields (always written by BullMQ) tell that the queue exists.
-                command("HMGET", base + "meta", "paused", "opts.maxLenEvents", "version")
-                command("LLEN", base + "paused")
-                command("LINDEX", base + "wait", -1)
-                command("ZRANGE", base + "prioritized", 0, 0)
+                for suffix, _, args in _STATE_READS:
+                    command(args[0], base + suffix, *args[1:])
             # Per-command errors (a key of another type) must not cost the other queues their state.
             replies = await pipe.execute(raise_on_error=False)
 
         slices = {name: replies[i * per_queue : (i + 1) * per_queue] for i, name in enumerate(queues)}
-        broken = {name for name, r in slices.items() if any(isinstance(v, Exception) for v in r)}
+        problems = await self._problems(slices)
         # Next-in-line job ids per queue; legacy paused lists need their tail looked up first.
         heads: dict[str, list[str]] = {}
         legacy: list[str] = []
         for name, r in slices.items():
-            if name in broken:
+            if name in problems:
                 continue
             ids = [text(r[9])] if r[9] is not None else []
             ids += [text(j) for j in r[10]]
             heads[name] = [j for j in ids if not j.startswith("0:")]  # pre-v5 marker entries
             if r[8]:
                 legacy.append(name)
-        timestamps = await self._head_timestamps(heads, legacy)
+        timestamps = await self._head_timestamps(heads, legacy, now_ms)
 
         result: dict[str, QueueState] = {}
         for name, r in slices.items():
-            if name in broken:
-                continue
-            counts = [int(v) for v in r[:7]]
-            meta = r[7]
-            legacy_waiting = int(r[8])
+            counts = [0 if isinstance(v, Exception) else int(v) for v in r[:7]]
+            meta = [None, None, None] if isinstance(r[7], Exception) else r[7]
+            legacy_waiting = 0 if isinstance(r[8], Exception) else int(r[8])
             oldest = timestamps.get(name)
+            problem = problems.get(name)
             result[name] = QueueState(
                 name=name,
                 waiting=counts[0] + legacy_waiting,
@@ -309,12 +353,36 @@ class BullMQBackend:
                 failed=counts[6],
                 paused=meta[0] is not None,
                 oldest_waiting_ms=None if oldest is None else max(now_ms - oldest, 0),
-                exists=any(v is not None for v in meta) or any(counts) or legacy_waiting > 0,
+                exists=problem is not None
+                or any(v is not None for v in meta)
+                or any(counts)
+                or legacy_waiting > 0,
+                problem=problem,
             )
         return result
 
-    async def _head_timestamps(self, heads: Mapping[str, list[str]], legacy: Sequence[str]) -> dict[str, int]:
-        """Smallest `timestamp` among each queue's next-in-line jobs."""
+    async def _problems(self, slices: Mapping[str, Sequence[Any]]) -> dict[str, str]:
+        """Queue -> what is wrong with its keys, for the queues some of whose reads failed."""
+        failures = [
+            (name, self.key(name, suffix), kind, reply)
+            for name, r in slices.items()
+            for (suffix, kind, _), reply in zip(_STATE_READS, r, strict=True)
+            if isinstance(reply, Exception)
+        ]
+        if not failures:
+            return {}
+        described = await key_problems(self.redis, [(key, kind, err) for _, key, kind, err in failures])
+        problems: dict[str, list[str]] = {}
+        for name, key, _, _ in failures:
+            found = problems.setdefault(name, [])
+            if described[key] not in found:
+                found.append(described[key])
+        return {name: "; ".join(found) for name, found in problems.items()}
+
+    async def _head_timestamps(
+        self, heads: Mapping[str, list[str]], legacy: Sequence[str], now_ms: int
+    ) -> dict[str, int]:
+        """Smallest `timestamp` among each queue's next-in-line jobs (those that are times at all)."""
         wanted = [(name, job_id) for name, ids in heads.items() for job_id in ids]
         if not wanted and not legacy:
             return {}
@@ -339,8 +407,11 @@ class BullMQBackend:
                 wanted += extra
         oldest: dict[str, int] = {}
         for (name, _), value in zip(wanted, values, strict=True):
-            ts = None if isinstance(value, Exception) else integer(value)
-            if ts is not None and (name not in oldest or ts < oldest[name]):
+            ts = None if isinstance(value, Exception) else epoch_ms(value)
+            # A time far ahead of ours is not when the job was added (or the producer's clock is wrong).
+            if ts is None or ts > now_ms + FUTURE_TOLERANCE_MS:
+                continue
+            if name not in oldest or ts < oldest[name]:
                 oldest[name] = ts
         return oldest
 
@@ -374,6 +445,7 @@ class BullMQBackend:
             replies = await pipe.execute(raise_on_error=False)
 
         batches: dict[str, EventBatch] = {}
+        broken: dict[str, BaseException] = {}
         position = 0
         for queue, after in plan:
             raw_entries: Any = None
@@ -382,18 +454,34 @@ class BullMQBackend:
                 position += 1
             info, max_len = replies[position], replies[position + 1]
             position += 2
-            for reply in (raw_entries, max_len):
-                if isinstance(reply, Exception):
-                    raise reply
-            if isinstance(info, ResponseError):
-                info = None  # no stream (yet, or any more)
-            elif isinstance(info, Exception):
-                raise info
-            batches[queue] = self._batch(after, count, raw_entries, info, integer(max_len))
+            failure = next((r for r in (raw_entries, info) if wrong_type(r)), None)
+            if failure is not None:
+                # A stream key of another type costs its own queue its events, never the others theirs.
+                broken[queue] = failure
+                batches[queue] = EventBatch(events=[], last_id=after, trimmed=False, max_len=None)
+                continue
+            batches[queue] = self._batch(after, count, raw_entries, info, max_len)
+        if broken:
+            keys = {queue: self.key(queue, "events") for queue in broken}
+            described = await key_problems(self.redis, [(keys[q], "stream", e) for q, e in broken.items()])
+            for queue in broken:
+                batches[queue] = replace(batches[queue], problem=described[keys[queue]])
         return batches
 
+    @classmethod
+    def _batch(cls, after: str | None, count: int, raw_entries: Any, info: Any, max_len: Any) -> EventBatch:
+        """One queue's batch from its replies (XRANGE when `after` is set, XINFO STREAM, the cap)."""
+        if wrong_type(max_len):
+            max_len = None  # the meta hash is broken, the stream may not be: read it all the same
+        if isinstance(info, ResponseError):
+            info = None  # no stream (yet, or any more)
+        for reply in (raw_entries, max_len, info):
+            if isinstance(reply, Exception):
+                raise reply
+        return cls._read_batch(after, count, raw_entries, info, integer(max_len))
+
     @staticmethod
-    def _batch(
+    def _read_batch(
         after: str | None, count: int, raw_entries: Any, info: Mapping[str, Any] | None, max_len: int | None
     ) -> EventBatch:
         last_generated = text(info["last-generated-id"]) if info else None
@@ -401,6 +489,9 @@ class BullMQBackend:
             return EventBatch(events=[], last_id=last_generated, trimmed=False, max_len=max_len)
         entries = [_entry(e) for e in raw_entries or []]
         events = build_events(entries, after, count)
+        start = 1 if entries and entries[0][0] == after else 0
+        body = entries[start : start + count]
+        skipped = tuple(event_id for event_id, fields in body if unusable(fields))
         trimmed = False
         if info and not (entries and entries[0][0] == after):
             # The cursor entry is gone. Trimming drops the oldest entries first, so while it exists
@@ -413,13 +504,13 @@ class BullMQBackend:
             first = info.get("first-entry")
             oldest_left = text(first[0]) if first else last_generated
             trimmed = ever_trimmed and oldest_left is not None and _id_key(oldest_left) > _id_key(after)
-        if events:
-            last_id: str | None = events[-1].event_id
+        if body:
+            last_id: str | None = body[-1][0]  # past skipped entries too, or they would be read forever
         elif trimmed:
             last_id = last_generated  # everything up to it is gone: do not report the same loss again
         else:
             last_id = after
-        return EventBatch(events=events, last_id=last_id, trimmed=trimmed, max_len=max_len)
+        return EventBatch(events=events, last_id=last_id, trimmed=trimmed, max_len=max_len, skipped=skipped)
 
     async def latest_event_id(self, queue: str) -> str | None:
         """Id of the newest entry added to the queue's event stream (None without a stream)."""
@@ -455,7 +546,11 @@ class BullMQBackend:
                     pipe.zrangebyscore(
                         self.key(queue, state), start_ms, f"({end_ms}", start=0, num=limit, withscores=True
                     )
-            ranges = await pipe.execute()
+            # A set of another type holds nothing to measure (the queue's state says what is wrong).
+            ranges = [
+                [] if isinstance(r, Exception) else r
+                for r in wrong_types_kept(await pipe.execute(raise_on_error=False))
+            ]
         wanted: list[tuple[str, float, str, Literal["completed", "failed"]]] = []
         for i, queue in enumerate(queues):
             members: list[tuple[float, str, Literal["completed", "failed"]]] = []
@@ -470,19 +565,22 @@ class BullMQBackend:
                 pipe.execute_command(
                     "HMGET", self.key(queue, job_id), "timestamp", "processedOn", "finishedOn", "atm"
                 )
-            fields = await pipe.execute()
+            fields = wrong_types_kept(await pipe.execute(raise_on_error=False))
         for (queue, score, job_id, state), values in zip(wanted, fields, strict=True):
+            if isinstance(values, Exception):
+                continue  # a job key of another type: that job alone is not measured
             timestamp, processed, finished, attempts = values
-            enqueued = integer(timestamp)
+            enqueued = epoch_ms(timestamp)
             if enqueued is None:
-                continue
+                continue  # gone, or not a time: nothing to measure from
+            finished_ms = epoch_ms(finished)
             result[queue].append(
                 FinishedJob(
                     job_id=job_id,
                     state=state,
                     enqueued_ms=enqueued,
-                    started_ms=integer(processed),
-                    finished_ms=integer(finished) if finished is not None else int(score),
+                    started_ms=epoch_ms(processed),
+                    finished_ms=finished_ms if finished_ms is not None else epoch_ms(score),
                     attempts_made=integer(attempts),
                 )
             )

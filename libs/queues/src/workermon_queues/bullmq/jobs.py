@@ -38,7 +38,8 @@ from workermon_queues.jobs import (
 )
 
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
-from ..replies import integer, text
+from ..replies import epoch_ms, integer, is_utf8, text
+from .problems import Kind, key_problems, wrong_types_kept
 
 __all__ = ["MAX_EXAMINED", "MAX_PAGE_SIZE", "BullMQJobs"]
 
@@ -90,6 +91,9 @@ _SUMMARY_FIELDS = (
     "priority",
 )
 _DETAIL_FIELDS = (*_SUMMARY_FIELDS, "ats", "progress", "stacktrace", "pb", "parentKey")
+_TIME_FIELDS = ("timestamp", "processedOn", "finishedOn")
+# Fields shown as text (data and returnvalue are read apart, cut to size).
+_TEXT_FIELDS = ("name", "failedReason", "opts", "progress", "stacktrace", "pb", "parentKey")
 
 # HGET cut to a byte budget inside Redis, backing off to a UTF-8 character boundary so the text decodes
 # whatever the client's decode setting.
@@ -245,8 +249,9 @@ class BullMQJobs:
 
     @staticmethod
     def _state_from(replies: Sequence[Any]) -> str | None:
+        # A state key of another type (an error reply) holds no job.
         for state, reply in zip(_STATE_ORDER, replies, strict=True):
-            if reply is not None:
+            if reply is not None and not isinstance(reply, Exception):
                 return state
         return None
 
@@ -256,7 +261,7 @@ class BullMQJobs:
             pipe.exists(self.key(queue, "meta"), self.key(queue, "id"))
             pipe.exists(self.key(queue, job_id))
             self._queue_state_commands(pipe, queue, job_id)
-            replies = await pipe.execute()
+            replies = wrong_types_kept(await pipe.execute(raise_on_error=False))
         if not replies[0]:
             raise _not_found_queue(queue)
         if not replies[1]:
@@ -515,7 +520,7 @@ class BullMQJobs:
             return await self._find(queue, wanted, job_id, name_prefix, category)
 
         first = min(_CHUNK, self.max_examined) if filtering else page_size
-        total, prefetched = await self._count_and_prefetch(queue, wanted, position, first)
+        total, prefetched, broken = await self._count_and_prefetch(queue, wanted, position, first)
 
         rows: list[JobSummary] = []
         # A job that moves on while the page is read (waiting, then active) is met again in a later
@@ -523,6 +528,10 @@ class BullMQJobs:
         listed: set[str] = set()
         examined = 0
         while position.index < len(wanted) and len(rows) < page_size and examined < self.max_examined:
+            if wanted[position.index] in broken:
+                # Its key is of another type (the queue is DEGRADED and says so): list the other states.
+                position, prefetched = _Position(position.index + 1), None
+                continue
             source = self._source(queue, wanted[position.index])
             if prefetched is not None:
                 want = first
@@ -556,8 +565,9 @@ class BullMQJobs:
 
     async def _count_and_prefetch(
         self, queue: str, states: Sequence[str], position: _Position, count: int
-    ) -> tuple[int, list[tuple[str, float | None]] | None]:
-        """The jobs in `states`, and up to `count` members from `position` unless it must be found first."""
+    ) -> tuple[int, list[tuple[str, float | None]] | None, set[str]]:
+        """The jobs in `states`, up to `count` members from `position` unless it must be found first,
+        and the states whose key is of another type (counted as none)."""
         # The first read rides along with the counts unless the cursor needs relocating first.
         prefetch = position.member is None
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -565,11 +575,14 @@ class BullMQJobs:
             self._count_commands(pipe, queue, states)
             if prefetch:
                 self._range_command(pipe, self._source(queue, states[position.index]), position, count)
-            replies = await pipe.execute()
+            replies = wrong_types_kept(await pipe.execute(raise_on_error=False))
         if not replies[0]:
             raise _not_found_queue(queue)
-        total = sum(int(v) for v in replies[1 : 1 + len(states)])
-        return total, _pairs(replies[-1]) if prefetch else None
+        counts = replies[1 : 1 + len(states)]
+        broken = {state for state, n in zip(states, counts, strict=True) if isinstance(n, Exception)}
+        total = sum(_count(n) for n in counts)
+        first = replies[-1] if prefetch and not isinstance(replies[-1], Exception) else []
+        return total, _pairs(first) if prefetch else None, broken
 
     async def _summary_values(self, queue: str, members: Sequence[tuple[str, float | None]]) -> list[Any]:
         """The summary fields of each member's job hash, in one round trip (none for no members)."""
@@ -578,7 +591,8 @@ class BullMQJobs:
         async with self.redis.pipeline(transaction=False) as pipe:
             for member, _ in members:
                 pipe.execute_command("HMGET", self.key(queue, member), *_SUMMARY_FIELDS)
-            return list(await pipe.execute())
+            # A job key of another type is that job's problem alone (listed with what is known of it).
+            return wrong_types_kept(await pipe.execute(raise_on_error=False))
 
     def _source(self, queue: str, state: str) -> tuple[str, str]:
         suffix, kind = _SOURCES[state]
@@ -631,29 +645,35 @@ class BullMQJobs:
             if members or exhausted or kind == "list" or position.member is None:
                 return members, exhausted
 
-    def _summary(self, job_id: str, state: str, values: Sequence[Any]) -> JobSummary | None:
+    def _summary(self, job_id: str, state: str, values: Sequence[Any] | Exception) -> JobSummary | None:
+        """The summary of a job from its HMGET reply; None when its hash is gone."""
+        if isinstance(values, Exception):
+            values = [None] * len(_SUMMARY_FIELDS)  # not a hash: nothing but its id and state is known
+        elif values[0] is None and values[1] is None:
+            return None  # the hash is gone (removed between the range read and this one)
+        return self._summary_of(job_id, state, values)
+
+    def _summary_of(self, job_id: str, state: str, values: Sequence[Any]) -> JobSummary:
         (name, timestamp, processed, finished, atm, old_atm, reason, opts, delay, priority) = values[
             : len(_SUMMARY_FIELDS)
         ]
-        created = integer(timestamp)
-        if created is None and name is None:
-            return None  # the hash is gone (removed between the range read and this one)
-        processed_ms = integer(processed)
-        finished_ms = integer(finished)
+        processed_ms = epoch_ms(processed)
+        finished_ms = epoch_ms(finished)
         failed = text(reason)
         attempts = integer(_json_object(opts).get("attempts")) or 0
+        duration = (
+            finished_ms - processed_ms if finished_ms is not None and processed_ms is not None else None
+        )
         return JobSummary(
             id=job_id,
             name=text(name),
             state=state,
             attempts_made=integer(atm) or integer(old_atm) or 0,
             max_attempts=max(attempts, 1),
-            created_ms=created or 0,
+            created_ms=epoch_ms(timestamp),
             processed_ms=processed_ms,
             finished_ms=finished_ms,
-            duration_ms=(
-                finished_ms - processed_ms if finished_ms is not None and processed_ms is not None else None
-            ),
+            duration_ms=duration if duration is not None and duration >= 0 else None,
             delay_ms=integer(delay) or 0,
             priority=integer(priority) or 0,
             failed_reason=_first_line(failed),
@@ -674,10 +694,10 @@ class BullMQJobs:
             self._count_commands(pipe, queue, states)
             pipe.execute_command("HMGET", self.key(queue, job_id), *_SUMMARY_FIELDS)
             self._queue_state_commands(pipe, queue, job_id)
-            replies = await pipe.execute()
+            replies = wrong_types_kept(await pipe.execute(raise_on_error=False))
         if not replies[0]:
             raise _not_found_queue(queue)
-        total = sum(int(v) for v in replies[1 : 1 + len(states)])
+        total = sum(_count(v) for v in replies[1 : 1 + len(states)])
         values = replies[1 + len(states)]
         state = self._state_from(replies[2 + len(states) :])
         rows: list[JobSummary] = []
@@ -692,13 +712,19 @@ class BullMQJobs:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.execute_command("HMGET", self.key(queue, job_id), *_SUMMARY_FIELDS)
             self._queue_state_commands(pipe, queue, job_id)
-            replies = await pipe.execute()
+            replies = wrong_types_kept(await pipe.execute(raise_on_error=False))
         return self._summary(job_id, self._state_from(replies[1:]) or "unknown", replies[0])
 
     # -- one job in full ---------------------------------------------------------------------------
 
     async def get_job(self, queue: str, job_id: str, max_bytes: int) -> JobDetail:
-        """One job in full; data and return value cut (inside Redis) to `max_bytes` each."""
+        """One job in full; data and return value cut (inside Redis) to `max_bytes` each.
+
+        Whatever is stored, the job is shown: text that is not UTF-8 is decoded with replacement
+        characters, times that are not times are left unknown, and each such field gets a `note` entry
+        in the timeline (with the raw byte length of text fields), as does a job or logs key of
+        another type.
+        """
         if max_bytes < 0:
             raise InvalidArgument("max_bytes", "must not be negative")
         job_key = self.key(queue, job_id)
@@ -712,27 +738,33 @@ class BullMQJobs:
             pipe.lrange(logs_key, -_LOG_LINES, -1)
             pipe.llen(logs_key)
             self._queue_state_commands(pipe, queue, job_id)
-            replies = await pipe.execute()
+            replies = wrong_types_kept(await pipe.execute(raise_on_error=False))
         exists, values, data_bytes, rv_bytes, job_exists, logs, logs_total = replies[:7]
         if not exists:
             raise _not_found_queue(queue)
         if not job_exists:
             raise _not_found_job(queue, job_id)
         state = self._state_from(replies[7:]) or "unknown"
+        checked: list[tuple[str, Kind, Any]] = [(job_key, "hash", values), (logs_key, "list", logs)]
+        failures = [(key, kind, reply) for key, kind, reply in checked if isinstance(reply, Exception)]
+        problems = list((await key_problems(self.redis, failures)).values()) if failures else []
+        if isinstance(values, Exception):
+            values, data_bytes, rv_bytes = [None] * len(_DETAIL_FIELDS), 0, 0
+        if isinstance(logs, Exception):
+            logs, logs_total = [], 0
         data_bytes, rv_bytes = int(data_bytes), int(rv_bytes)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for field, size in (("data", data_bytes), ("returnvalue", rv_bytes)):
-                if size <= max_bytes:
-                    pipe.hget(job_key, field)
-                else:
-                    await self._cut(keys=[job_key], args=[field, max_bytes], client=pipe)
-            data, return_value = await pipe.execute()
+        data, return_value = await self._payloads(job_key, data_bytes, rv_bytes, max_bytes)
 
-        summary = self._summary(job_id, state, values)
-        if summary is None:
-            raise _not_found_job(queue, job_id)
-        extra = dict(zip(_DETAIL_FIELDS[len(_SUMMARY_FIELDS) :], values[len(_SUMMARY_FIELDS) :], strict=True))
-        reason = text(values[_SUMMARY_FIELDS.index("failedReason")])
+        fields = dict(zip(_DETAIL_FIELDS, values, strict=True))
+        summary = self._summary_of(job_id, state, values[: len(_SUMMARY_FIELDS)])
+        notes = [
+            *problems,
+            *_unreadable(fields, {"data": (data, data_bytes), "returnvalue": (return_value, rv_bytes)}),
+        ]
+        if not all(is_utf8(line) for line in logs):
+            notes.append(
+                "logs: some lines are not valid UTF-8 and are shown with U+FFFD replacement characters"
+            )
         return JobDetail(
             summary=summary,
             data=text(data),
@@ -741,16 +773,57 @@ class BullMQJobs:
             return_value=text(return_value),
             return_value_bytes=rv_bytes,
             return_value_truncated=rv_bytes > max_bytes,
-            options_json=text(values[_SUMMARY_FIELDS.index("opts")]) or "{}",
-            progress_json=text(extra["progress"]) or "0",
-            stacktrace=_string_list(extra["stacktrace"]),
+            options_json=text(fields["opts"]) or "{}",
+            progress_json=text(fields["progress"]) or "0",
+            stacktrace=_string_list(fields["stacktrace"]),
             logs=[text(line) for line in logs],
             logs_total=int(logs_total),
-            processed_by=text(extra["pb"]),
-            failed_reason_full=reason,
-            parent_key=text(extra["parentKey"]),
-            timeline=_timeline(summary, integer(extra["ats"])),
+            processed_by=text(fields["pb"]),
+            failed_reason_full=text(fields["failedReason"]),
+            parent_key=text(fields["parentKey"]),
+            timeline=_timeline(summary, integer(fields["ats"]), notes),
         )
+
+    async def _payloads(
+        self, job_key: str, data_bytes: int, rv_bytes: int, max_bytes: int
+    ) -> tuple[Any, Any]:
+        """The job's data and return value, each cut to `max_bytes` inside Redis when longer."""
+        if not data_bytes and not rv_bytes:
+            return None, None
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for field, size in (("data", data_bytes), ("returnvalue", rv_bytes)):
+                if size <= max_bytes:
+                    pipe.hget(job_key, field)
+                else:
+                    await self._cut(keys=[job_key], args=[field, max_bytes], client=pipe)
+            data, return_value = wrong_types_kept(await pipe.execute(raise_on_error=False))
+        return _value(data), _value(return_value)
+
+
+def _count(reply: Any) -> int:
+    """A count reply; 0 for a key of another type."""
+    return 0 if isinstance(reply, Exception) else int(reply)
+
+
+def _value(reply: Any) -> Any:
+    return None if isinstance(reply, Exception) else reply
+
+
+def _unreadable(fields: dict[str, Any], payloads: dict[str, tuple[Any, int]]) -> list[str]:
+    """Notes on the fields of a job hash that do not read as what BullMQ writes there."""
+    notes = []
+    for name in _TIME_FIELDS:
+        raw = fields[name]
+        if raw is not None and epoch_ms(raw) is None:
+            notes.append(f"{name} {text(raw)!r} is not a time: shown as unknown")
+    texts = {name: (fields[name], None) for name in _TEXT_FIELDS} | payloads
+    for name, (raw, stored) in texts.items():
+        if not is_utf8(raw):
+            size = stored if stored is not None else len(raw)
+            notes.append(
+                f"{name} is not valid UTF-8 ({size} bytes): shown with U+FFFD replacement characters"
+            )
+    return notes
 
 
 def _pairs(reply: Any) -> list[tuple[str, float | None]]:
@@ -777,7 +850,7 @@ def _json_object(raw: Any) -> dict[str, Any]:
     if raw is None:
         return {}
     try:
-        value = json.loads(raw)
+        value = json.loads(text(raw))
     except ValueError:
         return {}
     return value if isinstance(value, dict) else {}
@@ -787,7 +860,7 @@ def _string_list(raw: Any) -> list[str]:
     if raw is None:
         return []
     try:
-        value = json.loads(raw)
+        value = json.loads(text(raw))
     except ValueError:
         return [text(raw)]
     if isinstance(value, list):
@@ -795,10 +868,15 @@ def _string_list(raw: Any) -> list[str]:
     return [text(raw)]
 
 
-def _timeline(summary: JobSummary, attempts_started: int | None) -> list[TimelineEntry]:
-    entries = [TimelineEntry("created", summary.created_ms)]
-    if summary.delay_ms:
-        entries.append(TimelineEntry("delayed_until", summary.created_ms + summary.delay_ms))
+def _timeline(
+    summary: JobSummary, attempts_started: int | None, notes: Sequence[str] = ()
+) -> list[TimelineEntry]:
+    """The job's steps, oldest first (those whose time is unknown left out), then the notes."""
+    entries = []
+    if summary.created_ms is not None:
+        entries.append(TimelineEntry("created", summary.created_ms))
+        if summary.delay_ms:
+            entries.append(TimelineEntry("delayed_until", summary.created_ms + summary.delay_ms))
     if summary.processed_ms is not None:
         attempt = attempts_started or max(summary.attempts_made, 1)
         entries.append(
@@ -812,4 +890,5 @@ def _timeline(summary: JobSummary, attempts_started: int | None) -> list[Timelin
         else:  # an earlier attempt that failed and is being retried
             detail = f"attempt failed: {summary.failed_reason}" if summary.failed_reason else "attempt ended"
         entries.append(TimelineEntry("finished", summary.finished_ms, detail))
-    return sorted(entries, key=lambda e: e.time_ms)
+    entries.sort(key=lambda e: e.time_ms or 0)
+    return entries + [TimelineEntry("note", None, note) for note in notes]

@@ -103,6 +103,7 @@ def _snapshot_from(row: Row[Any]) -> SnapshotRow:
         oldest_waiting_ms=m["oldest_waiting_ms"],
         online_workers=m["online_workers"],
         failures_by_category=dict(m["failures_by_category"] or {}),
+        counters_reset=bool(m["counters_reset"]),
     )
 
 

@@ -87,6 +87,7 @@ def _row_values(row: SnapshotRow) -> dict[str, Any]:
         "oldest_waiting_ms": row.oldest_waiting_ms,
         "online_workers": row.online_workers,
         "failures_by_category": {str(k): int(v) for k, v in row.failures_by_category.items()},
+        "counters_reset": row.counters_reset,
     }
     values.update(_summary_values("processing", row.processing))
     values.update(_summary_values("wait", row.wait))

@@ -114,10 +114,12 @@ class Auditor:
         outcome: str,
         result: dict[str, Any],
         request_id: str,
+        at: datetime | None = None,
     ) -> int:
-        """Append a finished entry naming its actor explicitly (written on behalf of another service)."""
+        """Append a finished entry naming its actor explicitly (written on behalf of another service);
+        `at` is when it happened, for an entry written after the fact (default: now)."""
         entry = AuditEntry(
-            time=self._now(),
+            time=at or self._now(),
             actor=actor or "system",
             role=role or "system",
             action=str(action),
@@ -131,12 +133,15 @@ class Auditor:
         )
         try:
             return await self.store.append(entry)
-        except Unavailable:
-            raise
         except Exception as exc:
-            log.error("audit_write_failed", action=str(action), error=str(exc))
+            # One reason for callers whatever broke (the database gone, or a bug): the action did not run.
+            cause = exc.reason if isinstance(exc, Unavailable) else type(exc).__name__
+            if not isinstance(exc, Unavailable):
+                log.error("audit_write_failed", action=str(action), error=str(exc))
             raise Unavailable(
-                "the audit log cannot be written, so the action was not performed", reason="AUDIT_UNAVAILABLE"
+                f"the audit log cannot be written, so the action was not performed ({exc})",
+                reason="AUDIT_UNAVAILABLE",
+                metadata={"cause": cause},
             ) from exc
 
     async def record(

