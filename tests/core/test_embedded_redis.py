@@ -15,14 +15,13 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
-from tests.support.bull import until
+from tests.support.processes import wait_for
 from tests.support.redis_server import (
     aof_written,
     assert_state,
     listen_on,
     server_pid,
     start_lock,
-    when,
     write_state,
 )
 from workermon_core.redis_store import EmbeddedRedis
@@ -137,14 +136,13 @@ async def test_supervisor_brings_a_killed_server_back_on_its_port_with_one_log_l
             # supervisor waits; by the time it may go on, another program has taken the port.
             with start_lock(server.dir):
                 kill_server(server)
-                await until(when(lambda: server_pid(server.url) is None), what="port released")
+                await wait_for(lambda: server_pid(server.url) is None, "port released", 10)
                 squatter = listen_on(port)
             with squatter:
-                await until(
-                    when(lambda: len(events(logs, "embedded_redis_restart_failed")) >= 2),
-                    what="two failed attempts",
+                await wait_for(
+                    lambda: len(events(logs, "embedded_redis_restart_failed")) >= 2, "two failed attempts", 20
                 )
-            await until(when(lambda: supervisor.restarts == 1), what="restarted")
+            await wait_for(lambda: supervisor.restarts == 1, "restarted", 20)
         assert server.port == port  # never moved: the clients' URL still holds
         assert server.alive()
         await assert_state(server.url, job_id)
@@ -168,7 +166,7 @@ async def test_a_process_that_reused_the_server_starts_it_when_its_first_owner_s
     supervisor.start()
     try:
         server.stop()  # the owner goes away; the other user must not be left without Redis
-        await until(when(lambda: supervisor.restarts == 1), what="restarted")
+        await wait_for(lambda: supervisor.restarts == 1, "restarted", 20)
         assert other.process is not None  # started here now, and stopped by this user
         assert other.url == server.url
         await assert_state(other.url, job_id)

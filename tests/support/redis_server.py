@@ -1,13 +1,12 @@
 """Helpers of the embedded-Redis fault tests: data to find again after a fault, when the AOF holds every
-write, which redis-server answers on a URL, a program taking a port, the start lock held, and conditions
-for `until`."""
+write, which redis-server answers on a URL, a program taking a port, the start lock held."""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import redis
@@ -15,7 +14,7 @@ from bullmq import Queue
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.support.bull import until
+from tests.support.processes import wait_for
 
 JOB_DATA = {"to": "ops@example.com"}
 HASH_KEY = "{wmtest}:worker:w-1"
@@ -64,11 +63,7 @@ async def aof_written(url: str) -> None:
     (The once-a-second fsync matters only to a power loss, which no test makes.)
     """
     with _probe(url) as client:
-
-        async def empty() -> bool:
-            return int(client.info("persistence")["aof_buffer_length"]) == 0
-
-        await until(empty, what="AOF buffer written")
+        await wait_for(lambda: int(client.info("persistence")["aof_buffer_length"]) == 0, "AOF written", 20)
 
 
 def server_pid(url: str) -> int | None:
@@ -95,17 +90,3 @@ def start_lock(redis_dir: Path) -> Iterator[None]:
     with (redis_dir / "redis.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
-
-
-def when(predicate: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    """A plain predicate as the async check `until` takes."""
-
-    async def check() -> bool:
-        return predicate()
-
-    return check
-
-
-async def equals(value: Awaitable[object], expected: object) -> bool:
-    """Whether `value` comes out as `expected` (for `until(lambda: equals(...))`)."""
-    return await value == expected
