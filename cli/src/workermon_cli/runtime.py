@@ -12,6 +12,7 @@ from typing import Any
 from workermon_core.auth import TokenAuthority, authority_from_settings
 from workermon_core.db import database_url
 from workermon_core.modules import Built, Deps, Module
+from workermon_core.redis_supervisor import RedisSupervisor
 from workermon_core.server import SuiteServer, start_server
 from workermon_core.settings import Settings
 from workermon_gateway.module import Gateway
@@ -68,6 +69,8 @@ class Suite:
     built: dict[str, Built]
     server: SuiteServer | None = None
     started_http: list[str] = field(default_factory=list)
+    # Restarts the embedded Redis when it dies (None with a configured REDIS_URL).
+    redis_supervisor: RedisSupervisor | None = None
 
     @property
     def targets(self) -> list[str]:
@@ -107,7 +110,8 @@ class Suite:
         return self.built[name].parts
 
     async def stop(self) -> None:
-        """Stop HTTP first (no request reaches a draining server), then drain gRPC, then close."""
+        """Stop HTTP first (no request reaches a draining server), then drain gRPC, then close; the
+        embedded Redis stays looked after while requests drain, and is let go just before it stops."""
         grace = self.settings.shutdown_grace_seconds
         for name in reversed(self.started_http):
             http = self.built[name].http
@@ -116,6 +120,8 @@ class Suite:
         self.started_http.clear()
         if self.server is not None:
             await self.server.stop(grace)
+        if self.redis_supervisor is not None:
+            await self.redis_supervisor.stop()
         await self.deps.close()
 
 
@@ -132,6 +138,10 @@ async def start_suite(
     try:
         for module in modules:
             suite.built[module.name] = module.build(deps)
+        # Building opened the suite's Redis, when a module needs it: the embedded one is looked after.
+        if deps.embedded_redis is not None:
+            suite.redis_supervisor = RedisSupervisor(deps.embedded_redis)
+            suite.redis_supervisor.start()
         specs = [built.grpc for built in suite.built.values() if built.grpc is not None]
         if specs:
             suite.server = await start_server(
