@@ -27,8 +27,8 @@ from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
 
 OUTAGE_SECONDS = 10.0
-# Bounds for a 10 s outage (measured with backoff: 12-17 lines, 2-3 % of a core; before it, the two
-# taskiq receivers alone wrote ~3,300 lines a second and the process used ~90 % of a core).
+# Bounds for a 10 s outage (measured with backoff: 12-19 lines, 2-3 % of a core; before it, the two
+# taskiq receivers alone wrote 3,300-3,500 lines a second and the process used 88-100 % of a core).
 MAX_LINES_PER_EVENT = 10  # per event and RPC: one loop's lines
 MAX_LINES = 60
 MAX_CPU_SHARE = 0.30  # of one core, averaged over the outage
