@@ -21,6 +21,7 @@ from tests.support.services import Services, serve_http, start_services, stop_ht
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core.auth import TokenAuthority
+from workermon_core.backoff import Backoff
 from workermon_core.peer import Peer, ServiceTokens
 from workermon_gateway.stream.endpoint import stream_routes
 from workermon_gateway.stream.hub import LiveStream
@@ -72,8 +73,7 @@ async def start_gateway(
         heartbeat = Peer(lambda: services.target, hb_grpc.HeartbeatServiceStub, tokens.own)
         options.setdefault("overview_interval", 0.2)
         options.setdefault("replay_seconds", 300.0)
-        options.setdefault("backoff_initial", 0.1)
-        options.setdefault("backoff_max", 0.5)
+        options.setdefault("backoff", Backoff(0.1, 0.5))
         live = LiveStream(monitor, heartbeat, **options)
         await live.start()
         routes: list[BaseRoute] = list(

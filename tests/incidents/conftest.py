@@ -14,11 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.fakes import FakeClock
 from tests.support.schema import engine_on
+from tests.support.webhooks import http_server
 from workermon_incidents.engine import EngineConfig, IncidentEngine, Reading
 from workermon_incidents.migrate import MIGRATIONS
 from workermon_incidents.rules import Point, QueueWindow, RuleBook, RuleConfig, WorkerState
 from workermon_incidents.store import IncidentStore
 from workermon_incidents.transitions import Transition
+
+__all__ = ["http_server"]  # a fixture shared with other packages (tests/support/webhooks.py)
 
 # 2027-01-15 08:00:00 UTC, on a minute boundary.
 START = 1_800_000_000.0 - (1_800_000_000.0 % 60)

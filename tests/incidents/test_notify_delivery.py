@@ -1,6 +1,6 @@
-"""Notifications end to end: real HTTP receivers and a real SMTP server started by the tests, the
-taskiq receiver running in-process on the real Redis (a queue of its own per test), the delivery log
-on SQLite and on PostgreSQL.
+"""Notifications end to end: real HTTP receivers (tests/support/webhooks.py) and a real SMTP server
+started by the tests, the taskiq receiver running in-process on the real Redis (a queue of its own per
+test), the delivery log on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from typing import Any, TypeVar
 
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.suites import Config
+from tests.support.webhooks import HttpReceiver
 from workermon_core.db import create_engine
 from workermon_incidents.migrate import MIGRATIONS
 from workermon_incidents.notify.channels import Channel, parse_channels
@@ -36,61 +36,6 @@ T = TypeVar("T")
 
 
 # --- receivers ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Request:
-    at: float
-    path: str
-    headers: dict[str, str]
-    body: Any
-    status: int
-
-
-@dataclass
-class HttpReceiver:
-    """A local HTTP server that records every request and answers from a script (then 200)."""
-
-    answers: list[int] = field(default_factory=list)
-    delays: list[float] = field(default_factory=list)
-    requests: list[Request] = field(default_factory=list)
-    url: str = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        status = self.answers.pop(0) if self.answers else 200
-        self.requests.append(Request(time.monotonic(), request.path, dict(request.headers), body, status))
-        delay = self.delays.pop(0) if self.delays else 0.0
-        if delay:
-            await asyncio.sleep(delay)
-        return web.Response(status=status, text="ok" if status < 300 else "nope")
-
-    @property
-    def accepted(self) -> list[Request]:
-        """The requests answered with a 2xx: the notifications the receiver actually took."""
-        return [r for r in self.requests if 200 <= r.status < 300]
-
-
-@pytest.fixture
-async def http_server() -> AsyncIterator[Callable[..., Awaitable[HttpReceiver]]]:
-    runners: list[web.AppRunner] = []
-
-    async def start(answers: list[int] | None = None, delays: list[float] | None = None) -> HttpReceiver:
-        receiver = HttpReceiver(answers=list(answers or []), delays=list(delays or []))
-        app = web.Application()
-        app.router.add_post("/{path:.*}", receiver.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        receiver.url = f"http://{host}:{port}/hooks/T0K3N"
-        return receiver
-
-    yield start
-    for runner in runners:
-        await runner.cleanup()
 
 
 class SmtpHandler:

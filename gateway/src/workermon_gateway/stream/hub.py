@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import random
 import re
 import time
 from collections import deque
@@ -15,12 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import grpc
 import structlog
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
+from workermon_core.backoff import BACKOFF, Backoff
 from workermon_core.peer import Peer
+from workermon_core.server import describe
 
 from .sources import OVERVIEW, RESET, STATUS, OverviewPoller, Source, SourceSink, WorkerFollower
 
@@ -127,8 +127,7 @@ class LiveStream:
         max_events: int = DEFAULT_MAX_EVENTS,
         client_queue_size: int = DEFAULT_CLIENT_QUEUE,
         sources: Sequence[Source] = (),
-        backoff_initial: float = 0.5,
-        backoff_max: float = 15.0,
+        backoff: Backoff = BACKOFF,
     ) -> None:
         self.replay_seconds = replay_seconds
         self.client_queue_size = client_queue_size
@@ -143,7 +142,7 @@ class LiveStream:
         self._subscribers: set[Subscription] = set()
         self._health: dict[str, bool] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._backoff = (backoff_initial, backoff_max)
+        self._backoff = backoff
         self.dropped_clients = 0
         # Transitions from the moment the gateway starts, even those made before WatchWorkers is
         # established (the upstream replays them from its retained backlog).
@@ -181,21 +180,20 @@ class LiveStream:
         self._subscribers.clear()
 
     async def _follow(self, source: Source) -> None:
-        delay = self._backoff[0]
+        failures = 0
         while True:
             sink = SourceSink(self, source.name)
             try:
                 await source.run(sink)
                 raise ConnectionError(f"{source.name} stopped")
             except Exception as exc:
-                if sink.reached:
-                    delay = self._backoff[0]
+                # A source that reached its upstream before failing starts the backoff over.
+                failures = 1 if sink.reached else failures + 1
                 if self._health.get(source.name, True):
-                    log.warning("stream_upstream_unavailable", source=source.name, error=_describe(exc))
+                    log.warning("stream_upstream_unavailable", source=source.name, error=describe(exc))
                 self._set_health(source.name, False)
-            # Full jitter, so gateway replicas do not all come back at the same instant.
-            await asyncio.sleep(random.uniform(delay / 2, delay))
-            delay = min(delay * 2, self._backoff[1])
+            # Jittered, so gateway replicas do not all come back at the same instant.
+            await asyncio.sleep(self._backoff.delay(failures))
 
     def _set_health(self, name: str, ok: bool) -> None:
         if self._health.get(name) == ok:
@@ -310,9 +308,3 @@ def _newest_overview_only(events: Iterable[StreamEvent]) -> list[StreamEvent]:
     events = list(events)
     last_overview = max((i for i, e in enumerate(events) if e.kind == OVERVIEW), default=-1)
     return [e for i, e in enumerate(events) if e.kind != OVERVIEW or i == last_overview]
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return f"{exc.code().name}: {exc.details()}"
-    return f"{type(exc).__name__}: {exc}"

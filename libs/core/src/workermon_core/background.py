@@ -1,6 +1,6 @@
 """The shapes of a service's background work, as named classes the server runs (and restarts after a
 fault): a job repeated on a period, a component started once and stopped with the process, and a
-follower of another service's stream."""
+follower of another service's stream. Each backs off (`Backoff`, through `Outage`) while it fails."""
 
 from __future__ import annotations
 
@@ -8,29 +8,33 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-import grpc
-import structlog
-
+from .backoff import BACKOFF, Backoff
 from .server import Outage, raise_if_cancelling
-
-log = structlog.get_logger("workermon.background")
 
 
 class Every:
-    """Runs `job` every `interval` seconds; one warning when it starts failing, one line when it recovers."""
+    """Runs `job` every `interval` seconds; while it fails, every `interval` or the backoff's delay,
+    whichever is longer. One warning when it starts failing, one line when it recovers."""
 
     def __init__(
-        self, name: str, interval: float, job: Callable[[], Awaitable[object]], *, first_at_once: bool = False
+        self,
+        name: str,
+        interval: float,
+        job: Callable[[], Awaitable[object]],
+        *,
+        first_at_once: bool = False,
+        backoff: Backoff = BACKOFF,
     ) -> None:
         self.__qualname__ = f"Every({name})"
         self.name = name
         self.interval = interval
         self.job = job
         self.first_at_once = first_at_once
+        self.backoff = backoff
 
     async def __call__(self) -> None:
         """Repeat until cancelled."""
-        outage = Outage(self.name)
+        outage = Outage(self.name, self.backoff)
         if not self.first_at_once:
             await asyncio.sleep(self.interval)
         while True:
@@ -43,7 +47,7 @@ class Every:
             # itself (redis-py's timeouts do): the sleep would not see it, and the loop would outlive
             # the server that stopped it.
             raise_if_cancelling()
-            await asyncio.sleep(self.interval)
+            await outage.pause(self.interval)
 
 
 class Startable(Protocol):
@@ -77,20 +81,37 @@ class Resident:
 
 
 class Follower:
-    """Runs `follow` (a loop over another service's server stream); when the peer goes away it logs one
-    quiet line and pauses before the server runs it again."""
+    """Runs `follow` (a loop over another service's server stream) again whenever it fails or ends,
+    backing off while it keeps failing: one quiet line when the peer goes away, one when a new stream
+    has stayed open `settle` seconds (it reached the peer: the stream sends nothing until there is
+    news, while a call that cannot connect fails at once)."""
 
-    def __init__(self, name: str, follow: Callable[[], Awaitable[None]], *, pause: float = 2.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        follow: Callable[[], Awaitable[None]],
+        *,
+        backoff: Backoff = BACKOFF,
+        settle: float = 1.0,
+    ) -> None:
         self.__qualname__ = f"Follower({name})"
         self.name = name
         self.follow = follow
-        self.pause = pause
+        self.backoff = backoff
+        self.settle = settle
 
     async def __call__(self) -> None:
-        """Follow once; the server restarts it."""
-        try:
-            await self.follow()
-        except grpc.aio.AioRpcError as exc:
-            # The peer restarting or not up yet: expected, so said once per interruption, quietly.
-            log.info(f"{self.name}_interrupted", code=exc.code().name)
-            await asyncio.sleep(self.pause)
+        """Follow until cancelled."""
+        # The peer restarting or not up yet is expected: said once per interruption, quietly.
+        outage = Outage(self.name, self.backoff, quiet=True)
+        while True:
+            settled = outage.ok_after(self.settle)
+            try:
+                await self.follow()
+                ended: Exception = ConnectionError("the stream ended")
+            except Exception as exc:
+                ended = exc
+            finally:
+                settled.cancel()
+            outage.failed(ended)
+            await outage.pause()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -14,6 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .auth import TokenAuthority, method_roles
+from .backoff import BACKOFF, Backoff
 from .interceptors import ServerInterceptor
 
 log = structlog.get_logger("workermon.server")
@@ -114,18 +116,23 @@ def raise_if_cancelling() -> None:
         raise asyncio.CancelledError
 
 
-async def _keep_running(job: Callable[[], Awaitable[None]]) -> None:
-    """Background loops must outlive transient faults: restart them after a pause."""
+async def _keep_running(job: Callable[[], Awaitable[None]], backoff: Backoff = BACKOFF) -> None:
+    """Background loops must outlive faults: run one again after it raised, backing off while it keeps
+    raising. One warning (with the traceback) when it starts failing; one line once a run has lasted
+    `backoff.cap` seconds without raising, which also starts the backoff over."""
+    outage = Outage("background_task", backoff, traceback=True, task=getattr(job, "__qualname__", repr(job)))
     while True:
+        settled = outage.ok_after(backoff.cap)
         try:
             await job()
             return
         except asyncio.CancelledError:
             raise
-        except Exception:
-            raise_if_cancelling()
-            log.exception("background_task_failed", task=getattr(job, "__qualname__", repr(job)))
-            await asyncio.sleep(1.0)
+        except Exception as exc:
+            outage.failed(exc)
+        finally:
+            settled.cancel()
+        await outage.pause()
 
 
 async def start_server(
@@ -186,23 +193,71 @@ async def run_until_signal(suite: SuiteServer, grace: float) -> None:
     await suite.stop(grace)
 
 
-class Outage:
-    """Tracks a dependency outage inside a background loop: one warning when it starts, one info when it
-    ends, nothing on the retries between; and a cancellation disguised as a Redis timeout stays one."""
+def describe(exc: BaseException) -> str:
+    """An error in one line: a gRPC status as `CODE: details`, anything else as its text (or type)."""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
-    def __init__(self, event: str) -> None:
+
+class Outage:
+    """Tracks a dependency outage inside a background loop, and paces its retries.
+
+    One warning when it starts (`<event>_failing`, info when `quiet`), one info when it ends
+    (`<event>_recovered`, with how many tries failed and for how long), nothing on the tries between;
+    `pause()` waits as `backoff` says while it lasts. A cancellation disguised as a Redis timeout stays
+    one. `fields` ride along on both lines.
+    """
+
+    def __init__(
+        self,
+        event: str,
+        backoff: Backoff = BACKOFF,
+        *,
+        quiet: bool = False,
+        traceback: bool = False,
+        **fields: object,
+    ) -> None:
         self.event = event
-        self.down = False
+        self.backoff = backoff
+        self.quiet = quiet
+        self.traceback = traceback
+        self.fields = fields
+        self.failures = 0
+        self._since = 0.0
+
+    @property
+    def down(self) -> bool:
+        """Whether the last attempt failed."""
+        return self.failures > 0
 
     def failed(self, exc: BaseException) -> None:
         """Record a failed attempt."""
         raise_if_cancelling()
-        if not self.down:
-            log.warning(self.event + "_failing", error=str(exc))
-        self.down = True
+        if not self.failures:
+            self._since = time.monotonic()
+            extra: dict[str, object] = {"exc_info": exc} if self.traceback else {}
+            emit = log.info if self.quiet else log.warning
+            emit(self.event + "_failing", error=describe(exc), **self.fields, **extra)
+        self.failures += 1
 
     def ok(self) -> None:
         """Record a successful attempt."""
-        if self.down:
-            log.info(self.event + "_recovered")
-        self.down = False
+        if self.failures:
+            seconds = round(time.monotonic() - self._since, 1)
+            log.info(self.event + "_recovered", failed_tries=self.failures, seconds=seconds, **self.fields)
+        self.failures = 0
+
+    def delay(self, at_least: float = 0.0) -> float:
+        """Seconds to wait before the next try: `at_least` (the loop's own period) while all is well,
+        the backoff's next delay (if longer) while it is failing."""
+        return max(at_least, self.backoff.delay(self.failures))
+
+    async def pause(self, at_least: float = 0.0) -> None:
+        """Wait `delay(at_least)` seconds."""
+        await asyncio.sleep(self.delay(at_least))
+
+    def ok_after(self, seconds: float) -> asyncio.TimerHandle:
+        """Count as recovered once `seconds` have passed (a stream still open then has reached its
+        peer); cancel the handle when the attempt ends before that."""
+        return asyncio.get_running_loop().call_later(seconds, self.ok)

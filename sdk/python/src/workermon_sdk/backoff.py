@@ -13,11 +13,13 @@ class Backoff:
     """Exponential backoff with full jitter.
 
     Every delay is drawn uniformly from ``[0, min(cap, base * 2**attempt)]`` so that a fleet of workers
-    that lost the service at the same moment does not come back at the same moment.
+    that lost the service at the same moment does not come back at the same moment. The cap is low (5 s)
+    because a worker that is not beating looks down: when the connection itself was lost the client
+    does not even wait that long, it retries as soon as the channel is READY again.
     """
 
     base: float = 0.5
-    cap: float = 30.0
+    cap: float = 5.0
 
     def __post_init__(self) -> None:
         if self.base <= 0:

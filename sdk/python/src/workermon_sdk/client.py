@@ -47,6 +47,14 @@ MAX_ACKS_PER_BEAT = 100
 MAX_RESULT_CHARS = 1000
 _WORKER_ID_RE = re.compile(r"^[A-Za-z0-9._:@/-]{1,200}$")
 
+# gRPC's own reconnect backoff (default: 1 s growing to 120 s) decides when a lost connection is tried
+# again, whatever the client's backoff; capped here so the channel finds a returning service within ~3 s.
+# Refused connection attempts to a service that is down cost next to nothing. channel_options override.
+RECONNECT_OPTIONS: tuple[tuple[str, int], ...] = (
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 3000),
+)
+
 # Codes that a retry will not fix on its own: someone has to change a token, a role or the SDK.
 _OPERATOR_CODES = frozenset(
     {
@@ -225,7 +233,10 @@ class HeartbeatClient:
         ``token`` is a JWT with the ``worker`` role, or a callable returning a fresh one (called on every
         connect and every unary call). ``report`` is called on every beat for the live numbers.
         ``command_handler`` carries out one command and returns ``(ok, result sentence)``.
-        ``beat_interval`` is only used until the service states its own.
+        ``beat_interval`` is only used until the service states its own. ``backoff`` paces retries after
+        a failure (default 0.5 s doubling to 5 s, full jitter); after a lost connection the client
+        retries as soon as the channel is READY again, which gRPC checks at least every 3 s
+        (``RECONNECT_OPTIONS``; ``channel_options`` may set others).
         """
         self.worker_id = worker_id if worker_id is not None else default_worker_id()
         if not _WORKER_ID_RE.match(self.worker_id):
@@ -250,7 +261,8 @@ class HeartbeatClient:
         self._handler = command_handler
         self._use_stream = use_stream
         self._credentials = credentials
-        self._channel_options = list(channel_options)
+        given = {name for name, _ in channel_options}
+        self._channel_options = [o for o in RECONNECT_OPTIONS if o[0] not in given] + list(channel_options)
         self._backoff = backoff or Backoff()
         self._interval = beat_interval
         self._rpc_timeout = rpc_timeout
@@ -440,7 +452,22 @@ class HeartbeatClient:
                 delay = self._backoff.delay(self._failures)
                 self._failures += 1
                 self._on_failure(exc, delay)
-                await asyncio.sleep(delay)
+                await self._pause(delay)
+
+    async def _pause(self, delay: float) -> None:
+        """Wait `delay` seconds before the next attempt; but if the connection itself was lost, only
+        until the channel is READY again (the service is back: no reason to wait out the backoff)."""
+        channel = self._channel
+        if channel is None or channel.get_state() is grpc.ChannelConnectivity.READY:
+            # Connected, yet the call failed (the service answered UNAVAILABLE, say): back off.
+            await asyncio.sleep(delay)
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                state = channel.get_state(try_to_connect=True)
+                while state is not grpc.ChannelConnectivity.READY:
+                    await channel.wait_for_state_change(state)
+                    state = channel.get_state(try_to_connect=True)
 
     async def _unary_session(self) -> None:
         while True:

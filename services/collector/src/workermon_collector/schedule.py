@@ -15,9 +15,9 @@ import structlog
 from taskiq import Context, TaskiqDepends, TaskiqScheduler
 from taskiq.api import run_receiver_task, run_scheduler_task
 from taskiq.schedule_sources import LabelScheduleSource
-from taskiq_redis import ListQueueBroker
 
 from workermon_core.redis_store import key_prefix
+from workermon_core.task_queue import TaskQueueBroker
 
 from .collector import Collector
 
@@ -43,7 +43,7 @@ async def maintain(context: Context = TaskiqDepends()) -> None:  # noqa: B008
 class Schedule:
     """The broker, scheduler and their running tasks."""
 
-    broker: ListQueueBroker
+    broker: TaskQueueBroker
     scheduler: TaskiqScheduler
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -65,14 +65,7 @@ class Schedule:
 
 def build_schedule(redis_url: str, prefix: str, collector: Collector, maintenance: object) -> Schedule:
     """A broker on the suite's Redis with the minute and hourly tasks registered."""
-    # The receiver waits in BRPOP without a timeout; redis-py's default read timeout would cut that
-    # wait every few seconds and log an error each time.
-    broker = ListQueueBroker(
-        redis_url,
-        queue_name=key_prefix(prefix) + ":taskiq:collector",
-        socket_timeout=None,
-        socket_connect_timeout=2.0,
-    )
+    broker = TaskQueueBroker(redis_url, key_prefix(prefix) + ":taskiq:collector")
     broker.state.collector = collector
     broker.state.maintenance = maintenance
     broker.register_task(collect_minute, task_name=COLLECT_TASK, schedule=[{"cron": "* * * * *"}])

@@ -7,7 +7,6 @@ allowed to grow memory.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import redis.exceptions
@@ -39,7 +38,7 @@ class EventHub:
         self._fanout: Fanout[StoredEvent] = Fanout(WATCHER_BUFFER)
 
     async def run(self) -> None:
-        """Follow the stream forever; after a Redis failure resume where it stopped."""
+        """Follow the stream forever; after a Redis failure back off, then resume where it stopped."""
         last: str | None = None
         outage = Outage("worker_event_reader")
         while True:
@@ -53,7 +52,7 @@ class EventHub:
                 outage.ok()
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 outage.failed(exc)
-                await asyncio.sleep(1.0)
+                await outage.pause()
 
     async def watch(self, after: str | None) -> AsyncIterator[StoredEvent]:
         """Events after `after` (from the stream's backlog), then live ones, with no gap or repeat."""

@@ -306,14 +306,16 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 outage.failed(exc)
             raise_if_cancelling()
-            await asyncio.sleep(self.sweep_interval)
+            await outage.pause(self.sweep_interval)
 
     async def run_command_listener(self) -> None:
         """Wake this replica's streams when a command is queued for their worker."""
+        outage = Outage("command_listener")
         while True:
             pubsub = self.registry.redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self.registry.notify_channel)
+                outage.ok()
                 # Commands queued while we were not subscribed are picked up on the next beat anyway.
                 for inboxes in list(self._wakers.values()):
                     for inbox in inboxes:
@@ -323,9 +325,8 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
                     for inbox in self._wakers.get(worker, ()):
                         inbox.put_nowait(True)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-                raise_if_cancelling()
-                log.warning("command_listener_reconnecting", error=str(exc))
-                await asyncio.sleep(1.0)
+                outage.failed(exc)
+                await outage.pause()
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -54,8 +54,9 @@ class IncidentFeed:
                 outage.ok()
             except Exception as exc:
                 outage.failed(exc)
+            # While the database is down, the backoff's delay (a local commit still wakes it early).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=outage.delay(self.poll_seconds))
             self._wake.clear()
 
     async def watch(self, after: int) -> AsyncIterator[IncidentEvent]:

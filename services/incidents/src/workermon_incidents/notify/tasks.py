@@ -39,11 +39,12 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker, Context, TaskiqDepends
 from taskiq.api import run_receiver_task
-from taskiq_redis import ListQueueBroker
 
+from workermon_core.backoff import Backoff
 from workermon_core.protos import utcnow
 from workermon_core.redis_store import key_prefix
 from workermon_core.server import Outage
+from workermon_core.task_queue import TaskQueueBroker
 
 from ..settings import IncidentSettings
 from .channels import MAX_TIMEOUT_SECONDS, Channel, ChannelType
@@ -80,16 +81,10 @@ async def deliver(
     await notifier.deliver(delivery_id, attempts)
 
 
-def build_broker(redis_url: str, prefix: str, queue: str = "notify") -> ListQueueBroker:
-    """A broker for the delivery tasks on the suite's Redis (`{prefix}:taskiq:notify`)."""
-    # The receiver waits in BRPOP without a timeout; redis-py's default read timeout would cut that
-    # wait every few seconds and log an error each time.
-    return ListQueueBroker(
-        redis_url,
-        queue_name=key_prefix(prefix) + ":taskiq:" + queue,
-        socket_timeout=None,
-        socket_connect_timeout=2.0,
-    )
+def build_broker(redis_url: str, prefix: str, queue: str = "notify") -> TaskQueueBroker:
+    """A broker for the delivery tasks on the suite's Redis (`{prefix}:taskiq:notify`); its receiver
+    backs off while Redis is down."""
+    return TaskQueueBroker(redis_url, key_prefix(prefix) + ":taskiq:" + queue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +210,7 @@ class Notifier:
 
     async def _sweep_loop(self) -> None:
         while True:
-            await asyncio.sleep(self._sweep_interval)
+            await self._sweep_outage.pause(self._sweep_interval)
             try:
                 await self.recover()
             except asyncio.CancelledError:
@@ -321,7 +316,8 @@ class Notifier:
             await asyncio.sleep(min(wait, self._backoff_cap))
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
-        delay = min(self._backoff_base * 2.0 ** (attempt - 1), self._backoff_cap)
+        # The suite's policy without its jitter: the next attempt's time is stored and shown.
+        delay = Backoff(self._backoff_base, self._backoff_cap).ceiling(attempt)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self._backoff_cap))
         return delay
