@@ -23,14 +23,20 @@ from bullmq import Job, Queue
 
 from tests.support.fakes import TEST_SECRET
 from tests.support.processes import PostgresDatabase, RedisProcess, SuiteProcess, running, wait_for
+from tests.support.webhooks import HttpReceiver, http_receivers
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
+from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
 from workermon_sdk.bullmq import InstrumentedWorker
 
 QUEUE = "faults"
 WORKER_ID = "fault-worker"
+# A worker that beats once, just before the database goes away, and never again: its WORKER_DOWN
+# notification must be sent once, whatever happens after.
+SILENT_WORKER_ID = "silent-worker"
 REDIS_OUTAGE_SECONDS = 20.0
 DATABASE_OUTAGE_SECONDS = 60.0
 # After a dependency returns, readiness and pools need a few seconds before every answer is 200 again.
@@ -162,6 +168,7 @@ class Findings:
     watch: Watch
     redis_outage: Outage
     lines_during_redis_outage: list[str]
+    notifications: list[str]
 
 
 @pytest.mark.timeout(600)
@@ -174,18 +181,15 @@ async def test_nothing_is_lost_when_redis_the_database_and_the_suite_go_away(
     await redis.start()
     database = PostgresDatabase(postgres_url)
     database.create()
-    suite = SuiteProcess(
-        env={
-            "REDIS_URL": redis.url,
-            "DATABASE_URL": database.url,
-            "WORKERMON_DATA_DIR": str(tmp_path / "data"),
-            "WORKERMON_QUEUES": QUEUE,
-        }
-    )
     try:
-        found = await _scenario(redis, database, suite)
+        async with http_receivers() as receivers:
+            hooks = await receivers()
+            suite = SuiteProcess(env=_settings(tmp_path, redis, database, hooks))
+            try:
+                found = await _scenario(redis, database, suite, hooks)
+            finally:
+                await suite.stop()
     finally:
-        await suite.stop()
         await redis.stop()
         await asyncio.to_thread(database.drop)
 
@@ -215,9 +219,55 @@ async def test_nothing_is_lost_when_redis_the_database_and_the_suite_go_away(
     # A quiet log while Redis was gone: one line per loop as it failed, one as it recovered, no storm.
     lines = found.lines_during_redis_outage
     assert len(lines) <= MAX_LOG_LINES_PER_OUTAGE_SECOND * REDIS_OUTAGE_SECONDS, _busiest(lines)
+    # No lost notification, none sent twice: the silent worker's WORKER_DOWN, opened while the database
+    # was gone or just after, reached the webhook exactly once, across the restart.
+    assert found.notifications.count(SILENT_WORKER_ID) == 1, found.notifications
 
 
-async def _scenario(redis: RedisProcess, database: PostgresDatabase, suite: SuiteProcess) -> Findings:
+def _settings(
+    tmp_path: Path, redis: RedisProcess, database: PostgresDatabase, hooks: HttpReceiver
+) -> dict[str, str]:
+    channel = {"name": "hook", "type": "webhook", "url": hooks.url, "timeout_seconds": 5}
+    return {
+        "REDIS_URL": redis.url,
+        "DATABASE_URL": database.url,
+        "WORKERMON_DATA_DIR": str(tmp_path / "data"),
+        "WORKERMON_QUEUES": QUEUE,
+        # Quick beats and a quick WORKER_DOWN, so the silent worker's incident opens within the scenario.
+        "WORKERMON_BEAT_INTERVAL_SECONDS": "1",
+        "WORKERMON_ONLINE_WINDOW_SECONDS": "3",
+        "WORKERMON_WORKER_DOWN_MISSED_BEATS": "2",
+        "WORKERMON_INCIDENT_QUIET_MINUTES": "0",
+        "WORKERMON_INCIDENT_EVAL_INTERVAL_SECONDS": "5",
+        "WORKERMON_NOTIFY_CHANNELS": json.dumps([channel]),
+    }
+
+
+def _worker_down_notifications(hooks: HttpReceiver) -> list[str]:
+    """The workers named by each WORKER_DOWN notification the webhook accepted."""
+    found = []
+    for request in hooks.accepted:
+        body = json.dumps(request.body)
+        if "WORKER_DOWN" in body:
+            found += [w for w in (SILENT_WORKER_ID, WORKER_ID) if w in body]
+    return found
+
+
+async def _go_silent(suite: SuiteProcess, authority: TokenAuthority) -> None:
+    """One beat of a worker that then says nothing more (no goodbye): it will be missed."""
+    channel = open_channel(suite.grpc_target, authority.mint(SILENT_WORKER_ID, "worker"))
+    try:
+        report = hb_pb.WorkerReport(
+            worker_id=SILENT_WORKER_ID, instance_id="once", hostname="h", queues=[QUEUE]
+        )
+        await hb_grpc.HeartbeatServiceStub(channel).Beat(hb_pb.BeatRequest(report=report), timeout=10)
+    finally:
+        await channel.close()
+
+
+async def _scenario(
+    redis: RedisProcess, database: PostgresDatabase, suite: SuiteProcess, hooks: HttpReceiver
+) -> Findings:
     """Workload on; Redis killed for 20 s; the database refusing connections for a minute; the suite
     restarted; then everything the workload did is read back."""
     authority = TokenAuthority(TEST_SECRET)
@@ -251,6 +301,7 @@ async def _scenario(redis: RedisProcess, database: PostgresDatabase, suite: Suit
             audited = await _pause_and_resume(suite, admin)
             redis_outage = await _outage(watch, "redis", redis.kill, redis.start, REDIS_OUTAGE_SECONDS)
             await _ready(suite)
+            await _go_silent(suite, authority)
             await _database_outage(suite, admin, database, watch)
             await _ready(suite)
 
@@ -265,6 +316,11 @@ async def _scenario(redis: RedisProcess, database: PostgresDatabase, suite: Suit
             restarted_minute = int(time.time()) // 60 * 60
             await wait_for(
                 lambda: _has_minute_at(suite, authority, restarted_minute), "a minute after the restart", 130
+            )
+            await wait_for(
+                lambda: SILENT_WORKER_ID in _worker_down_notifications(hooks),
+                "the silent worker's WORKER_DOWN",
+                90,
             )
             points = await _minutes(suite, authority)
             reads = await _final_reads(suite, viewer)
@@ -283,6 +339,7 @@ async def _scenario(redis: RedisProcess, database: PostgresDatabase, suite: Suit
         reads=reads,
         watch=watch,
         redis_outage=redis_outage,
+        notifications=_worker_down_notifications(hooks),
         lines_during_redis_outage=[
             line
             for line in suite.lines_between(redis_outage.start, redis_outage.end)
