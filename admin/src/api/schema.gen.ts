@@ -1798,7 +1798,7 @@ export interface components {
          *     - `QUEUE_STATUS_UNSPECIFIED`: Not known.
          *     - `QUEUE_STATUS_RUNNING`: Jobs are flowing, or waiting within bounds.
          *     - `QUEUE_STATUS_PAUSED`: Paused by an operator.
-         *     - `QUEUE_STATUS_DEGRADED`: More waiting jobs than the backlog threshold, or waiting jobs and no online worker.
+         *     - `QUEUE_STATUS_DEGRADED`: More waiting jobs than the backlog threshold, waiting jobs and no online worker, or one of the queue's keys of a type BullMQ does not write (status_reason names it).
          *     - `QUEUE_STATUS_IDLE`: Nothing waiting, active or delayed.
          * @enum {string}
          */
@@ -1868,7 +1868,7 @@ export interface components {
         };
         /** @description TimelineEntry is one step in a job's life. */
         "workermon.monitor.v1.TimelineEntry": {
-            /** @description created, delayed_until, started, finished, failed, or log. */
+            /** @description created, delayed_until, started, finished, failed, log, or note (something stored that could not be read as BullMQ writes it, such as text that is not UTF-8; a note has no time). */
             kind?: string;
             /**
              * Format: date-time
