@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from workermon_core.auth import TokenAuthority, load_or_create_secret
 
 
@@ -43,3 +45,23 @@ def test_unknown_target_is_refused(tmp_path: Path) -> None:
     )
     assert out.returncode != 0
     assert "unknown --target" in out.stderr
+
+
+def test_serve_target_defaults_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workermon_cli.main import _parser
+
+    monkeypatch.delenv("WORKERMON_TARGET", raising=False)
+    assert _parser().parse_args(["serve"]).target == "all"
+    monkeypatch.setenv("WORKERMON_TARGET", "heartbeat,gateway")
+    assert _parser().parse_args(["serve"]).target == "heartbeat,gateway"
+    # The option, when given, wins over the environment.
+    assert _parser().parse_args(["serve", "--target", "collector"]).target == "collector"
+
+
+def test_unknown_target_from_the_environment_is_refused(tmp_path: Path) -> None:
+    out = _run(
+        ["serve"],
+        {"WORKERMON_DATA_DIR": str(tmp_path), "REDIS_URL": "redis://127.0.0.1:1", "WORKERMON_TARGET": "nope"},
+    )
+    assert out.returncode != 0
+    assert "unknown --target 'nope'" in out.stderr

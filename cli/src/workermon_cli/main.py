@@ -24,6 +24,8 @@ from .runtime import Suite, authority_for, migrate, start_suite
 from .user_cmd import register as register_user_command
 
 log = structlog.get_logger("workermon")
+# What `workermon serve` runs when --target is not given (the container image sets it).
+TARGET_ENV = "WORKERMON_TARGET"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,10 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve one target, several, or all of them in one process")
     serve.add_argument(
         "--target",
-        default=registry.ALL,
+        # A container image picks its target from the environment; the option, when given, wins.
+        default=os.environ.get(TARGET_ENV) or registry.ALL,
         help="all, services (every gRPC service), or any of: "
         + ", ".join(f"{m.name} ({m.summary})" for m in registry.MODULES)
-        + "; comma-separated",
+        + f"; comma-separated (default: ${TARGET_ENV}, else all)",
     )
     serve.add_argument(
         "--http",
