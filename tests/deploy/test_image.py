@@ -241,6 +241,11 @@ def _logs(runtime: Podman, name: str) -> str:
     return out.stdout + out.stderr
 
 
+def _events(logs: str) -> set[str]:
+    """The `event` of every JSON log line."""
+    return {json.loads(line).get("event") for line in logs.splitlines() if line.startswith("{")}
+
+
 def _check_serving_then_stop(runtime: Podman, started: Started) -> None:
     readyz = f"http://127.0.0.1:{started.http_port}/readyz"
     deadline = time.monotonic() + READY_SECONDS
@@ -277,8 +282,7 @@ def _check_serving_then_stop(runtime: Podman, started: Started) -> None:
     state = json.loads(runtime("inspect", started.name).stdout)[0]["State"]
     logs = _logs(runtime, started.name)
     assert state["ExitCode"] == 0, logs[-4000:]
-    events = [json.loads(line).get("event") for line in logs.splitlines() if line.startswith("{")]
-    assert "serving" in events and "shutting_down" in events, logs[-4000:]
+    assert {"serving", "shutting_down"} <= _events(logs), logs[-4000:]
 
 
 def test_serves_all_on_embedded_defaults_on_a_read_only_root(runtime: Podman, image: str) -> None:
@@ -330,3 +334,18 @@ def test_serves_all_on_the_machines_redis_and_postgresql(
         if keys:
             client.unlink(*keys)
         client.close()
+
+
+def test_one_target_from_the_environment_serves_grpc_alone(runtime: Podman, image: str) -> None:
+    """WORKERMON_TARGET=heartbeat: gRPC only, no HTTP listener, and the HEALTHCHECK is content with that."""
+    volume = "workermon-test-" + uuid.uuid4().hex[:10]
+    with _serving(runtime, image, {"WORKERMON_TARGET": "heartbeat"}, volume, []) as started:
+        deadline = time.monotonic() + READY_SECONDS
+        while _grpc_health(started.grpc_port) != "SERVING" and time.monotonic() < deadline:
+            time.sleep(1)
+        assert _grpc_health(started.grpc_port) == "SERVING", _logs(runtime, started.name)[-4000:]
+        assert _status(f"http://127.0.0.1:{started.http_port}/readyz")[0] == 0  # nothing listens
+        checked = runtime("healthcheck", "run", started.name, check=False)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        runtime("stop", "--time", "30", started.name, timeout=60)
+        assert "serving" in _events(_logs(runtime, started.name))
