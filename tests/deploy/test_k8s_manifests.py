@@ -286,7 +286,10 @@ def test_each_peer_target_names_the_headless_service_of_that_target(overlay: Ren
     for module in registry.MODULES:
         if module.name not in registry.SERVICES:
             continue
-        host, port = overlay.config[env_name(f"{module.name}_target")].split(":")
+        # By DNS, so the channel balances over every ready pod (workermon_core.targets).
+        target = overlay.config[env_name(f"{module.name}_target")]
+        assert target.startswith("dns:///"), target
+        host, port = target.removeprefix("dns:///").split(":")
         service = overlay.named("Service", host)
         assert service["spec"]["clusterIP"] == "None"
         assert service["spec"]["ports"] == [
