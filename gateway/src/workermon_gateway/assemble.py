@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
+from workermon.incidents.v1 import incident_service_pb2 as inc_pb
 from workermon.incidents.v1 import incident_service_pb2_grpc as inc_grpc
+from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core.auth import TokenAuthority
 from workermon_core.peer import Peer, ServiceTokens
@@ -51,14 +56,22 @@ class GatewayExtras:
 
 
 def gateway_extras(
-    settings: GatewaySettings, core: Settings, authority: TokenAuthority, target: str | Callable[[], str]
+    settings: GatewaySettings,
+    core: Settings,
+    authority: TokenAuthority,
+    target_of: Callable[[str], str | Callable[[], str]],
 ) -> GatewayExtras:
-    """Login, live stream (overview, workers, incidents), metrics, CORS and security headers."""
+    """Login, live stream (overview, workers, incidents), metrics, CORS and security headers; each
+    service is reached where `target_of` (its gRPC full name) says."""
     tokens = ServiceTokens(authority, "gateway", "viewer")
-    monitor = Peer(target, mon_grpc.MonitorServiceStub, tokens.own)
-    heartbeat = Peer(target, hb_grpc.HeartbeatServiceStub, tokens.own)
-    collector = Peer(target, col_grpc.CollectorServiceStub, tokens.own)
-    incidents = Peer(target, inc_grpc.IncidentServiceStub, tokens.own)
+
+    def peer(stub: Any, service: Any) -> Peer[Any]:
+        return Peer(target_of(service.full_name), stub, tokens.own)
+
+    monitor = peer(mon_grpc.MonitorServiceStub, mon_pb.DESCRIPTOR.services_by_name["MonitorService"])
+    heartbeat = peer(hb_grpc.HeartbeatServiceStub, hb_pb.DESCRIPTOR.services_by_name["HeartbeatService"])
+    collector = peer(col_grpc.CollectorServiceStub, col_pb.DESCRIPTOR.services_by_name["CollectorService"])
+    incidents = peer(inc_grpc.IncidentServiceStub, inc_pb.DESCRIPTOR.services_by_name["IncidentService"])
     live = LiveStream(
         monitor,
         heartbeat,
@@ -73,5 +86,5 @@ def gateway_extras(
     ]
     # Security headers outermost, so every answer carries them; request metrics see every request.
     middleware = [*security_middleware(settings), *metrics_middleware()]
-    peers: list[Peer[object]] = [monitor, heartbeat, collector, incidents]  # type: ignore[list-item]
+    peers: list[Peer[object]] = [monitor, heartbeat, collector, incidents]
     return GatewayExtras(routes, middleware, live, peers)

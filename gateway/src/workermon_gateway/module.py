@@ -43,8 +43,16 @@ class Gateway:
 
     @property
     def target(self) -> str | Callable[[], str]:
-        """Where the gateway reaches the services."""
+        """Where the gateway reaches MonitorService (and every service, when WORKERMON_GATEWAY_TARGET
+        names one address for all)."""
         return self.settings.gateway_target or self.deps.peer_target("monitor")
+
+    def target_of(self, service: str) -> str | Callable[[], str]:
+        """Where the gateway reaches a gRPC service (full name): WORKERMON_GATEWAY_TARGET for all when
+        set, else that service's own WORKERMON_<MODULE>_TARGET, so each may run in processes of its own."""
+        if self.settings.gateway_target:
+            return self.settings.gateway_target
+        return self.deps.peer_target(module_of(service))
 
     @property
     def url(self) -> str:
@@ -61,10 +69,10 @@ class Gateway:
     async def start(self) -> None:
         """Open the upstream and the live stream's subscriptions, then listen."""
         core = self.deps.core
-        self.upstream = Upstream(self.target)
+        self.upstream = Upstream(self.target, route=self.target_of)
         routes, layers = list(self.extra_routes), list(self.middleware)
         if self.with_extras:
-            self.extras = gateway_extras(self.settings, core, self.deps.authority, self.target)
+            self.extras = gateway_extras(self.settings, core, self.deps.authority, self.target_of)
             routes += self.extras.routes
             layers = [*self.extras.middleware, *layers]
             await self.extras.start()
@@ -84,6 +92,12 @@ class Gateway:
         if self.upstream is not None:
             await self.upstream.close()
             self.upstream = None
+
+
+def module_of(service: str) -> str:
+    """The module serving a gRPC service: 'heartbeat' for 'workermon.heartbeat.v1.HeartbeatService'."""
+    parts = service.split(".")
+    return parts[1] if len(parts) >= 3 and parts[0] == "workermon" else "monitor"
 
 
 def build(deps: Deps) -> Built:

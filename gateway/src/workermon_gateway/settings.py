@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workermon_core.targets import channel_target
+
 
 class GatewaySettings(BaseSettings):
     """Base path, where the services are, CORS, login, the admin UI and the live stream."""
@@ -17,8 +19,8 @@ class GatewaySettings(BaseSettings):
 
     # Everything the gateway serves is under this path, so a host application can mount it anywhere.
     base_path: str = "/api"
-    # Where the gateway reaches the gRPC services; default: WORKERMON_MONITOR_TARGET, else this
-    # process's own gRPC address.
+    # Where the gateway reaches the gRPC services (one host:port, ip:port replicas, or dns:///name:port);
+    # default: WORKERMON_MONITOR_TARGET, else this process's own gRPC address.
     gateway_target: str | None = None
     # Comma-separated origins allowed to call the API from a browser (CORS); empty: same origin only.
     cors_origins: str = ""
@@ -30,6 +32,13 @@ class GatewaySettings(BaseSettings):
     admin_ui_dir: Path | None = None
     stream_overview_interval_seconds: float = Field(2.0, ge=0.2, le=60)
     stream_replay_seconds: float = Field(300.0, ge=10, le=86_400)
+
+    @field_validator("gateway_target")
+    @classmethod
+    def _check_target(cls, value: str | None) -> str | None:
+        if value:
+            channel_target(value)  # ValueError naming what is wrong
+        return value or None
 
     @field_validator("base_path")
     @classmethod

@@ -1,4 +1,4 @@
-"""The gateway's one gRPC channel to the suite, calling any method by its descriptor."""
+"""The gateway's gRPC channels to the suite, calling any method by its descriptor."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from workermon_core.client import MAX_RECEIVE_BYTES
 from workermon_core.context import REQUEST_ID_HEADER
+from workermon_core.targets import channel_target
 
 # Longer than the longest wait a service does on purpose (CancelJob waits up to 60 s for a worker).
 DEFAULT_DEADLINE_SECONDS = 65.0
@@ -43,40 +44,59 @@ def _metadata(token: str | None, request_id: str | None) -> grpc.aio.Metadata:
     return metadata
 
 
+Target = str | Callable[[], str]
+
+
 class Upstream:
-    """A lazily opened, kept-referenced channel to the suite (`target` is host:port or gives it)."""
+    """Lazily opened, kept-referenced channels to the suite: one `target` for every service, or, with
+    `route`, each gRPC service (by full name) at its own target (one channel per distinct address; a
+    list of replicas or a DNS name is balanced, see workermon_core.targets)."""
 
     def __init__(
-        self, target: str | Callable[[], str], *, deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
+        self,
+        target: Target,
+        *,
+        route: Callable[[str], Target] | None = None,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     ) -> None:
         self._target = target
+        self._route = route
         self._deadline = deadline_seconds
-        self._channel: grpc.aio.Channel | None = None
+        self._channels: dict[str, grpc.aio.Channel] = {}
         self._callables: dict[str, Any] = {}
         self._raw_callables: dict[str, Any] = {}
 
     @property
     def target(self) -> str:
-        """host:port this upstream dials."""
+        """The address every service not routed elsewhere is reached at."""
         return self._target() if callable(self._target) else self._target
 
-    @property
-    def channel(self) -> grpc.aio.Channel:
-        """The channel, opened on first use (and held: a collected aio channel closes under its calls)."""
-        if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(
-                self.target, options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
-            )
-            self._callables.clear()
-            self._raw_callables.clear()
-        return self._channel
+    def target_of(self, service: str) -> str:
+        """The address of a gRPC service (full name)."""
+        if self._route is None:
+            return self.target
+        found = self._route(service)
+        return found() if callable(found) else found
+
+    def channel_of(self, service: str) -> grpc.aio.Channel:
+        """The channel to a service, opened on first use (and held: a collected aio channel closes
+        under its calls)."""
+        address = self.target_of(service)
+        channel = self._channels.get(address)
+        if channel is None:
+            resolved, balanced = channel_target(address)
+            options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
+            if balanced:
+                options.append(("grpc.lb_policy_name", "round_robin"))
+            channel = self._channels[address] = grpc.aio.insecure_channel(resolved, options=options)
+        return channel
 
     def _callable(self, method: MethodDescriptor) -> Any:
         path = grpc_path(method)
-        channel = self.channel
         found = self._callables.get(path)
         if found is None:
             response = response_class(method)
+            channel = self.channel_of(method.containing_service.full_name)
             make = channel.unary_stream if method.server_streaming else channel.unary_unary
             found = make(
                 path,
@@ -115,7 +135,7 @@ class Upstream:
         path = grpc_path(method)
         call = self._raw_callables.get(path)
         if call is None:
-            call = self.channel.unary_unary(
+            call = self.channel_of(method.containing_service.full_name).unary_unary(
                 path,
                 request_serializer=lambda message: message.SerializeToString(),
                 response_deserializer=None,
@@ -146,7 +166,7 @@ class Upstream:
 
     async def health(self, service_name: str, deadline: float = HEALTH_DEADLINE_SECONDS) -> str:
         """grpc.health.v1 status of a service: SERVING, NOT_SERVING, SERVICE_UNKNOWN, or UNREACHABLE."""
-        stub = health_pb2_grpc.HealthStub(self.channel)
+        stub = health_pb2_grpc.HealthStub(self.channel_of(service_name))
         try:
             reply = await stub.Check(health_pb2.HealthCheckRequest(service=service_name), timeout=deadline)
         except grpc.aio.AioRpcError as exc:
@@ -156,9 +176,9 @@ class Upstream:
         return str(health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
     async def close(self) -> None:
-        """Close the channel (a later call opens a new one)."""
-        channel, self._channel = self._channel, None
+        """Close the channels (a later call opens new ones)."""
+        channels, self._channels = list(self._channels.values()), {}
         self._callables.clear()
         self._raw_callables.clear()
-        if channel is not None:
+        for channel in channels:
             await channel.close()

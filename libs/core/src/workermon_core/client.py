@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import grpc
 
 from . import context
+from .targets import channel_target
 
 StubT = TypeVar("StubT")
 MAX_RECEIVE_BYTES = 32 * 1024 * 1024
@@ -50,15 +51,17 @@ class _StreamStream(_AddMetadata, grpc.aio.StreamStreamClientInterceptor):  # ty
 
 
 def open_channel(target: str, token: str | Callable[[], str]) -> grpc.aio.Channel:
-    """An insecure aio channel to `target` that authenticates every call."""
+    """An insecure aio channel to `target` (one server, a list or a DNS name: `channel_target`) that
+    authenticates every call."""
     provider = token if callable(token) else (lambda: token)
     kinds = (_UnaryUnary, _UnaryStream, _StreamUnary, _StreamStream)
-    return grpc.aio.insecure_channel(
-        target,
-        interceptors=[kind(provider) for kind in kinds],
-        # A job's whole payload may be asked for (GetJob with full=true): allow more than the 4 MiB default.
-        options=[("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)],
-    )
+    resolved, balanced = channel_target(target)
+    # A job's whole payload may be asked for (GetJob with full=true): allow more than the 4 MiB default.
+    options: list[tuple[str, Any]] = [("grpc.max_receive_message_length", MAX_RECEIVE_BYTES)]
+    if balanced:
+        options.append(("grpc.lb_policy_name", "round_robin"))
+    interceptors = [kind(provider) for kind in kinds]
+    return grpc.aio.insecure_channel(resolved, interceptors=interceptors, options=options)
 
 
 def stub(stub_class: Callable[[grpc.aio.Channel], StubT], channel: grpc.aio.Channel) -> StubT:

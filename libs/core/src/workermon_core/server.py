@@ -23,6 +23,11 @@ log = structlog.get_logger("workermon.server")
 ReadinessCheck = Callable[[], Awaitable[None]]
 """Raises when a dependency is unreachable."""
 
+LIVENESS_SERVICE = "liveness"
+"""A health service name that is SERVING for as long as the server answers RPCs at all, whatever its
+dependencies: what a liveness probe asks (Kubernetes: `grpc: {port: 50051, service: liveness}`), while
+readiness asks for the overall status ("") or a service's own name."""
+
 
 @dataclass
 class ServiceSpec:
@@ -174,6 +179,8 @@ async def start_server(
             spec.bound(port)
     suite = SuiteServer(server=server, port=port, specs=specs, health=health_servicer)
     await suite.set_ready(False)
+    # Never set NOT_SERVING: restarting a process because Redis or the database is down cures nothing.
+    await health_servicer.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
     await server.start()
     suite.tasks.append(asyncio.create_task(_watch_readiness(suite, readiness_interval)))
     for spec in specs:

@@ -10,6 +10,8 @@ from typing import Literal, TypeVar
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .targets import channel_target
+
 ENV_PREFIX = "WORKERMON_"
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -52,8 +54,9 @@ class Settings(BaseSettings):
     jwt_public_key_file: Path | None = None
     jwks_file: Path | None = None
 
-    # Where each service of the suite is reached (host:port; several as a comma-separated list are
-    # not supported yet); default: this process's own gRPC address, for services hosted together.
+    # Where each service of the suite is reached: host:port, replicas as ip:port,ip:port or
+    # dns:///<name>:<port> (balanced round-robin); default: this process's own gRPC address, for
+    # services hosted together.
     heartbeat_target: str | None = None
     collector_target: str | None = None
     monitor_target: str | None = None
@@ -65,6 +68,13 @@ class Settings(BaseSettings):
         if not _PREFIX_RE.match(value):
             raise ValueError("must be 1-64 characters of letters, digits and . _ : -")
         return value
+
+    @field_validator("heartbeat_target", "collector_target", "monitor_target", "incidents_target")
+    @classmethod
+    def _check_target(cls, value: str | None) -> str | None:
+        if value:
+            channel_target(value)  # ValueError naming what is wrong
+        return value or None
 
     @field_validator("redis_url")
     @classmethod
