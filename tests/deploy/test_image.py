@@ -44,6 +44,8 @@ from workermon_core.redis_store import key_prefix
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "docker" / "Dockerfile"
 LOCAL_BASE = ROOT / "deploy" / "docker" / "local-base.sh"
+# What the Kubernetes manifests run from the image before a service that uses the database starts.
+K8S_WAIT_SCRIPT = ROOT / "deploy" / "k8s" / "base" / "wait_for_migrations.py"
 IMAGE = "localhost/workermon:test"
 LOCAL_BASES = {
     "PYTHON_IMAGE": "localhost/workermon-base/python:3.11",
@@ -325,6 +327,15 @@ def test_serves_all_on_the_machines_redis_and_postgresql(
                 {"s": schema},
             ).scalar_one()
         assert tables > 0, "the image's `workermon migrate` created no table in PostgreSQL"
+        # The Kubernetes initContainer's check, as the manifests run it: the image's `python`, the
+        # script mounted read-only, a read-only root.
+        waited = runtime(
+            "run", "--rm", *runtime.run_args, "--network=host", "--read-only",
+            f"--env=DATABASE_URL={env['DATABASE_URL']}",
+            f"--volume={K8S_WAIT_SCRIPT.parent}:/opt/workermon-k8s:ro",
+            "--entrypoint", "python", image, f"/opt/workermon-k8s/{K8S_WAIT_SCRIPT.name}", "--timeout", "30",
+        )  # fmt: skip
+        assert "schema ready" in waited.stdout + waited.stderr
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
