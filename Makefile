@@ -8,7 +8,7 @@ PROTOS := $(shell find proto -name '*.proto')
 STUBS := libs/proto/src/workermon/__init__.py
 DEMO ?= 1
 
-.PHONY: run test proto lint fmt bench clean setup api-types
+.PHONY: run test proto lint fmt bench clean setup api-types deploy-check
 
 .tools/bin/uv:
 	@command -v python3 >/dev/null || { echo "Python 3.11+ is required"; exit 1; }
@@ -47,7 +47,13 @@ tests/node/node_modules/.installed: tests/node/package-lock.json tests/node/pack
 	npm ci --prefix tests/node --no-audit --no-fund
 	touch $@
 
-test: setup tests/node/node_modules/.installed admin/dist/index.html
+# The Prometheus config and alert rules of deploy/, and the rules' unit tests, with promtool.
+deploy-check:
+	@command -v promtool >/dev/null || { echo "promtool is required for the alert rules' tests (deploy/prometheus): apt-get install prometheus, or put promtool from a Prometheus release on the PATH"; exit 1; }
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool test rules deploy/prometheus/alerts_test.yml
+
+test: setup tests/node/node_modules/.installed admin/dist/index.html deploy-check
 	UV=$(UV) admin/scripts/api-types.sh --check
 	npm --prefix admin test
 	$(UV) run --frozen pytest
