@@ -1,0 +1,254 @@
+"""deploy/compose against the code it deploys: the targets it runs, the router's routes, the peers' targets,
+the settings it sets, start order, what is published, secrets; its healthchecks run against a real suite;
+and check_compose.py (`make lint`) finding what it should."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import DEPLOY, SECRETS
+from tests.support.gateway import Gateway
+from workermon_cli import registry
+from workermon_core.settings import ConfigError, Settings, env_name, load
+
+ROUTER = "router:50051"
+NGINX = (DEPLOY / "compose" / "nginx.conf").read_text()
+
+
+def suite_containers(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services that run the suite's image."""
+    return {name: s for name, s in compose["services"].items() if s.get("image") == "workermon:latest"}
+
+
+def target_of(service: dict[str, Any]) -> str | None:
+    """What `--target` a container serves (None for the migrate job)."""
+    command = service.get("command") or []
+    return str(command[command.index("--target") + 1]) if "--target" in command else None
+
+
+def containers_by_target(compose: dict[str, Any]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, service in suite_containers(compose).items():
+        target = target_of(service)
+        if target is not None:
+            found.setdefault(target, []).append(name)
+    return found
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as the container gets it (Compose passes a null or empty value as "")."""
+    env = service.get("environment") or {}
+    return {k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for k, v in env.items()}
+
+
+def service_names() -> dict[str, str]:
+    """The gRPC service each target serves (the gateway serves none), from the modules themselves."""
+    names = {}
+    for module in registry.MODULES:
+        name = getattr(sys.modules[module.build.__module__], "SERVICE_NAME", None)
+        if name is not None:
+            names[module.name] = str(name)
+    return names
+
+
+def nginx_routes() -> tuple[dict[str, str], dict[str, set[str]]]:
+    """The router's locations (gRPC service → upstream) and upstreams (name → host:port servers)."""
+    upstreams = {
+        name: set(re.findall(r"server\s+([\w.-]+:\d+)", body))
+        for name, body in re.findall(r"upstream\s+(\w+)\s*\{(.*?)\}", NGINX, re.S)
+    }
+    locations = dict(re.findall(r"location\s+/([\w.]+)/\s*\{\s*grpc_pass\s+grpc://(\w+);", NGINX))
+    return locations, upstreams
+
+
+def test_each_target_runs_in_containers_of_its_own(compose: dict[str, Any]) -> None:
+    by_target = containers_by_target(compose)
+    assert set(by_target) == set(registry.BY_NAME), "every target of the registry, and only those"
+    assert all("," not in target for target in by_target)
+    assert Counter({t: len(c) for t, c in by_target.items()}) == Counter(
+        heartbeat=2, collector=2, monitor=1, incidents=1, gateway=1
+    )
+    migrate = compose["services"]["migrate"]
+    assert migrate["entrypoint"] == ["workermon", "migrate"] and migrate["restart"] == "no"
+
+
+def test_the_router_sends_each_service_to_its_containers(compose: dict[str, Any]) -> None:
+    locations, upstreams = nginx_routes()
+    by_target = containers_by_target(compose)
+    served = service_names()
+    assert set(served) == set(registry.SERVICES)
+    for target, service in served.items():
+        assert service in locations, f"nginx.conf routes no calls to {service}"
+        containers = {f"{name}:50051" for name in by_target[target]}
+        assert upstreams[locations[service]] == containers, f"{service} goes to {containers}"
+    assert set(locations) == set(served.values()), "nginx.conf routes a service nobody serves"
+    assert re.search(r"listen\s+50051\s+http2;", NGINX)
+    for name in by_target["heartbeat"] + by_target["collector"] + by_target["monitor"]:
+        env = environment(compose["services"][name])
+        assert (env["WORKERMON_GRPC_HOST"], env["WORKERMON_GRPC_PORT"]) == ("0.0.0.0", "50051")
+
+
+def test_every_peer_and_the_gateway_reach_the_suite_through_the_router(compose: dict[str, Any]) -> None:
+    peer_variables = [env_name(field) for field in Settings.model_fields if field.endswith("_target")]
+    assert len(peer_variables) == 4
+    for name, service in suite_containers(compose).items():
+        env = environment(service)
+        for variable in peer_variables:
+            assert env.get(variable) == ROUTER, (name, variable)
+    assert environment(compose["services"]["gateway"])["WORKERMON_GATEWAY_TARGET"] == ROUTER
+
+
+def test_every_setting_the_file_sets_exists_and_is_valid(
+    compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models = [Settings, *{model for module in registry.MODULES for model in module.settings}]
+    known = {env_name(field, model) for model in models for field in model.model_fields}
+    for name, service in suite_containers(compose).items():
+        env = environment(service)
+        unknown = sorted(set(env) - known)
+        assert not unknown, f"{name} sets variables no setting reads: {unknown}"
+        with monkeypatch.context() as patch:
+            for variable, value in env.items():
+                patch.setenv(variable, value)
+            for model in models:
+                try:
+                    load(model)
+                except ConfigError as exc:  # pragma: no cover - the failure message is the point
+                    pytest.fail(f"{name}: {exc}")
+
+
+def test_start_order_follows_health(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    healthy, done = {"condition": "service_healthy"}, {"condition": "service_completed_successfully"}
+    for name in ("redis", "postgres"):
+        assert services[name]["healthcheck"]["test"][0] == "CMD"
+    assert services["migrate"]["depends_on"] == {"postgres": healthy}
+    grpc_containers = [
+        n for t, names in containers_by_target(compose).items() if t != "gateway" for n in names
+    ]
+    for name in grpc_containers:
+        assert services[name]["depends_on"] == {"redis": healthy, "postgres": healthy, "migrate": done}
+        assert services[name]["healthcheck"] == services["heartbeat-1"]["healthcheck"]
+    assert services["router"]["depends_on"] == dict.fromkeys(grpc_containers, healthy)
+    assert services["gateway"]["depends_on"] == {"router": healthy}
+    assert services["grafana"]["depends_on"] == {"prometheus": healthy}
+
+
+def test_redis_keeps_every_job(compose: dict[str, Any]) -> None:
+    command = " ".join(compose["services"]["redis"]["command"])
+    assert "--appendonly yes" in command
+    assert "--maxmemory-policy noeviction" in command
+
+
+def test_only_the_gateway_is_published_and_on_loopback_unless_told(compose: dict[str, Any]) -> None:
+    published = {name: s["ports"] for name, s in compose["services"].items() if s.get("ports")}
+    assert set(published) == {"gateway", "prometheus", "grafana"}
+    assert published["gateway"] == ["127.0.0.1:8080:8080"]
+    assert published["prometheus"] == ["127.0.0.1:9090:9090"]
+    assert published["grafana"] == ["127.0.0.1:3000:3000"]
+    assert compose["services"]["gateway"]["networks"] == ["suite", "monitoring"]
+    assert compose["services"]["prometheus"]["networks"] == ["monitoring"]
+
+
+def test_secrets_come_only_from_the_env_file(check_compose: Any, compose: dict[str, Any]) -> None:
+    text = check_compose.COMPOSE_FILE.read_text()
+    listed = check_compose.env_example()
+    for secret in SECRETS:
+        assert listed[secret] == "", f".env.example must leave {secret} empty"
+        uses = re.findall(r"\$\{" + secret + r"(:\?[^}]*)?\}", text)
+        assert uses and all(uses), f"{secret} must be required (${{{secret}:?...}}) wherever it is used"
+    assert ".env" in (DEPLOY / "compose" / ".gitignore").read_text().split()
+    gateway_env = environment(compose["services"]["gateway"])
+    assert "DATABASE_URL" not in gateway_env, "the gateway needs no database password"
+
+
+def test_prometheus_and_grafana_are_wired_to_the_files_they_need(compose: dict[str, Any]) -> None:
+    prometheus_config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (job,) = prometheus_config["scrape_configs"]
+    assert job["job_name"] == "workermon" and job["static_configs"] == [{"targets": ["gateway:8080"]}]
+    mounts = compose["services"]["prometheus"]["volumes"]
+    assert "../prometheus/alerts.yml:/etc/prometheus/alerts.yml:ro" in mounts
+    assert prometheus_config["rule_files"] == ["alerts.yml"]
+    datasource = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "datasources" / "workermon.yaml").read_text()
+    )["datasources"][0]
+    assert datasource["url"] == "http://prometheus:9090" and datasource["uid"] == "workermon-prometheus"
+    provider = yaml.safe_load(
+        (DEPLOY / "grafana" / "provisioning" / "dashboards" / "workermon.yaml").read_text()
+    )["providers"][0]
+    assert (
+        f"../grafana/dashboards:{provider['options']['path']}:ro" in compose["services"]["grafana"]["volumes"]
+    )
+
+
+def _healthcheck_code(compose: dict[str, Any], name: str) -> str:
+    test = compose["services"][name]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    return str(test[3])
+
+
+async def _runs(code: str) -> int:
+    """Exit status of `python -c code` (without blocking the loop the suite under test answers on)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await asyncio.wait_for(process.wait(), 30)
+
+
+async def test_the_healthchecks_pass_on_a_running_suite_and_fail_without_one(
+    compose: dict[str, Any], gateway: Gateway
+) -> None:
+    grpc_check = _healthcheck_code(compose, "heartbeat-1")
+    http_check = _healthcheck_code(compose, "gateway")
+    assert "127.0.0.1:50051" in grpc_check and "http://127.0.0.1:8080/healthz" in http_check
+    assert await _runs(grpc_check.replace("127.0.0.1:50051", gateway.suite.grpc_target)) == 0
+    assert await _runs(http_check.replace("http://127.0.0.1:8080", gateway.url)) == 0
+    assert await _runs(grpc_check.replace("127.0.0.1:50051", "127.0.0.1:1")) != 0
+    assert await _runs(http_check.replace("127.0.0.1:8080", "127.0.0.1:1")) != 0
+
+
+def test_check_compose_passes_on_the_file(check_compose: Any) -> None:
+    assert check_compose.main() == 0
+
+
+def test_check_compose_finds_what_is_wrong(
+    check_compose: Any, compose: dict[str, Any], tmp_path: Path
+) -> None:
+    broken = copy.deepcopy(compose)
+    broken["services"]["monitor"]["depends_on"]["migrate"]["condition"] = "service_done"
+    broken["services"]["monitor"]["healthcheck"]["intervall"] = "5s"
+    problems = check_compose.check_schema(broken)
+    assert any("services/monitor/depends_on" in p for p in problems)
+    assert any("services/monitor/healthcheck" in p for p in problems)
+
+    broken = copy.deepcopy(compose)
+    broken["services"]["redis"]["volumes"] = ["redis-dta:/data", "./missing.conf:/etc/x.conf:ro"]
+    broken["services"]["router"]["depends_on"]["heartbeat-3"] = {"condition": "service_healthy"}
+    broken["services"]["gateway"]["networks"] = ["suite", "elsewhere"]
+    assert sorted(check_compose.check_references(broken)) == [
+        "gateway: network elsewhere is not declared",
+        "redis: mounts ./missing.conf, which does not exist",
+        "redis: volume redis-dta is not declared",
+        "router: depends_on names no service: heartbeat-3",
+    ]
+
+    assert check_compose.check_env("a: ${LISTED}\nb: ${NEW:-x}\nc: $${NOT_ONE}", {"LISTED": ""}) == [
+        ".env.example does not list NEW"
+    ]
+    assert (
+        check_compose.interpolate("a: ${A:-x}/${B-y}/${C:+z}/$$", {"A": "", "B": "", "C": "1"}) == "a: x//z/$"
+    )
+    with pytest.raises(ValueError, match="SECRET: set it"):
+        check_compose.interpolate("a: ${SECRET:?set it}", {"SECRET": ""})
+    env = tmp_path / ".env.example"
+    env.write_text("# comment\nSET=1\n#OPTIONAL=default\n")
+    assert check_compose.env_example(env) == {"SET": "1", "OPTIONAL": ""}
