@@ -27,6 +27,23 @@ def load_check_compose() -> ModuleType:
     return module
 
 
+def suite_containers(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The services that run the suite's image."""
+    return {name: s for name, s in compose["services"].items() if s.get("image") == "workermon:latest"}
+
+
+def target_of(service: dict[str, Any]) -> str | None:
+    """What `--target` a container serves (None for the migrate job)."""
+    command = service.get("command") or []
+    return str(command[command.index("--target") + 1]) if "--target" in command else None
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as the container gets it (Compose passes a null or empty value as "")."""
+    env = service.get("environment") or {}
+    return {k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for k, v in env.items()}
+
+
 @pytest.fixture(scope="session")
 def check_compose() -> ModuleType:
     return load_check_compose()

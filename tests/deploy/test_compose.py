@@ -15,24 +15,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY, SECRETS
+from tests.deploy.conftest import DEPLOY, SECRETS, environment, suite_containers, target_of
 from tests.support.gateway import Gateway
 from workermon_cli import registry
 from workermon_core.settings import ConfigError, Settings, env_name, load
 
 ROUTER = "router:50051"
 NGINX = (DEPLOY / "compose" / "nginx.conf").read_text()
-
-
-def suite_containers(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The services that run the suite's image."""
-    return {name: s for name, s in compose["services"].items() if s.get("image") == "workermon:latest"}
-
-
-def target_of(service: dict[str, Any]) -> str | None:
-    """What `--target` a container serves (None for the migrate job)."""
-    command = service.get("command") or []
-    return str(command[command.index("--target") + 1]) if "--target" in command else None
 
 
 def containers_by_target(compose: dict[str, Any]) -> dict[str, list[str]]:
@@ -42,12 +31,6 @@ def containers_by_target(compose: dict[str, Any]) -> dict[str, list[str]]:
         if target is not None:
             found.setdefault(target, []).append(name)
     return found
-
-
-def environment(service: dict[str, Any]) -> dict[str, str]:
-    """A service's environment as the container gets it (Compose passes a null or empty value as "")."""
-    env = service.get("environment") or {}
-    return {k: "" if v is None else str(v).lower() if isinstance(v, bool) else str(v) for k, v in env.items()}
 
 
 def service_names() -> dict[str, str]:
