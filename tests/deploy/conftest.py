@@ -38,6 +38,11 @@ def target_of(service: dict[str, Any]) -> str | None:
     return str(command[command.index("--target") + 1]) if "--target" in command else None
 
 
+def replicas(service: dict[str, Any]) -> int:
+    """How many containers of a service `docker compose up` starts."""
+    return int((service.get("deploy") or {}).get("replicas", 1))
+
+
 def environment(service: dict[str, Any]) -> dict[str, str]:
     """A service's environment as the container gets it (Compose passes a null or empty value as "")."""
     env = service.get("environment") or {}

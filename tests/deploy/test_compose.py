@@ -1,6 +1,6 @@
-"""deploy/compose against the code it deploys: the targets it runs, the router's routes, the peers' targets,
-the settings it sets, start order, what is published, secrets; its healthchecks run against a real suite;
-and check_compose.py (`make lint`) finding what it should."""
+"""deploy/compose against the code it deploys: the targets it runs and how many of each, the peers'
+targets, the settings it sets, start order, what is published, secrets; its healthchecks run against a
+real suite; and check_compose.py (`make lint`) finding what it should."""
 
 from __future__ import annotations
 
@@ -15,16 +15,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY, SECRETS, environment, suite_containers, target_of
+from tests.deploy.conftest import DEPLOY, SECRETS, environment, replicas, suite_containers, target_of
 from tests.support.gateway import Gateway
 from workermon_cli import registry
 from workermon_core.settings import ConfigError, Settings, env_name, load
-
-ROUTER = "router:50051"
-NGINX = (DEPLOY / "compose" / "nginx.conf").read_text()
+from workermon_core.targets import channel_target
 
 
 def containers_by_target(compose: dict[str, Any]) -> dict[str, list[str]]:
+    """The compose services running each target."""
     found: dict[str, list[str]] = {}
     for name, service in suite_containers(compose).items():
         target = target_of(service)
@@ -33,61 +32,34 @@ def containers_by_target(compose: dict[str, Any]) -> dict[str, list[str]]:
     return found
 
 
-def service_names() -> dict[str, str]:
-    """The gRPC service each target serves (the gateway serves none), from the modules themselves."""
-    names = {}
-    for module in registry.MODULES:
-        name = getattr(sys.modules[module.build.__module__], "SERVICE_NAME", None)
-        if name is not None:
-            names[module.name] = str(name)
-    return names
-
-
-def nginx_routes() -> tuple[dict[str, str], dict[str, set[str]]]:
-    """The router's locations (gRPC service → upstream) and upstreams (name → host:port servers)."""
-    upstreams = {
-        name: set(re.findall(r"server\s+([\w.-]+:\d+)", body))
-        for name, body in re.findall(r"upstream\s+(\w+)\s*\{(.*?)\}", NGINX, re.S)
-    }
-    locations = dict(re.findall(r"location\s+/([\w.]+)/\s*\{\s*grpc_pass\s+grpc://(\w+);", NGINX))
-    return locations, upstreams
-
-
 def test_each_target_runs_in_containers_of_its_own(compose: dict[str, Any]) -> None:
     by_target = containers_by_target(compose)
     assert set(by_target) == set(registry.BY_NAME), "every target of the registry, and only those"
-    assert all("," not in target for target in by_target)
-    assert Counter({t: len(c) for t, c in by_target.items()}) == Counter(
+    assert all(len(names) == 1 and names[0] == target for target, names in by_target.items()), by_target
+    assert Counter({t: replicas(compose["services"][t]) for t in by_target}) == Counter(
         heartbeat=2, collector=2, monitor=1, incidents=1, gateway=1
     )
     migrate = compose["services"]["migrate"]
     assert migrate["entrypoint"] == ["workermon", "migrate"] and migrate["restart"] == "no"
 
 
-def test_the_router_sends_each_service_to_its_containers(compose: dict[str, Any]) -> None:
-    locations, upstreams = nginx_routes()
+def test_every_peer_target_names_the_service_running_it(compose: dict[str, Any]) -> None:
+    """WORKERMON_<X>_TARGET is dns:///<x>:50051: the compose name of the service running target x,
+    which resolves to every replica of it, on the port those containers listen on."""
+    fields = [field for field in Settings.model_fields if field.endswith("_target")]
+    assert sorted(fields) == sorted(f"{name}_target" for name in registry.SERVICES)
     by_target = containers_by_target(compose)
-    served = service_names()
-    assert set(served) == set(registry.SERVICES)
-    for target, service in served.items():
-        assert service in locations, f"nginx.conf routes no calls to {service}"
-        containers = {f"{name}:50051" for name in by_target[target]}
-        assert upstreams[locations[service]] == containers, f"{service} goes to {containers}"
-    assert set(locations) == set(served.values()), "nginx.conf routes a service nobody serves"
-    assert re.search(r"listen\s+50051\s+http2;", NGINX)
-    for name in by_target["heartbeat"] + by_target["collector"] + by_target["monitor"]:
-        env = environment(compose["services"][name])
-        assert (env["WORKERMON_GRPC_HOST"], env["WORKERMON_GRPC_PORT"]) == ("0.0.0.0", "50051")
-
-
-def test_every_peer_and_the_gateway_reach_the_suite_through_the_router(compose: dict[str, Any]) -> None:
-    peer_variables = [env_name(field) for field in Settings.model_fields if field.endswith("_target")]
-    assert len(peer_variables) == 4
     for name, service in suite_containers(compose).items():
         env = environment(service)
-        for variable in peer_variables:
-            assert env.get(variable) == ROUTER, (name, variable)
-    assert environment(compose["services"]["gateway"])["WORKERMON_GATEWAY_TARGET"] == ROUTER
+        for field in fields:
+            target = field.removesuffix("_target")
+            value = env.get(env_name(field))
+            assert value == f"dns:///{by_target[target][0]}:50051", (name, field, value)
+            assert channel_target(value) == (value, True), "balanced over the replicas"
+        if target_of(service) in registry.SERVICES:
+            assert (env["WORKERMON_GRPC_HOST"], env["WORKERMON_GRPC_PORT"]) == ("0.0.0.0", "50051")
+    # No WORKERMON_GATEWAY_TARGET: the gateway reaches each service at that service's own target.
+    assert "WORKERMON_GATEWAY_TARGET" not in environment(compose["services"]["gateway"])
 
 
 def test_every_setting_the_file_sets_exists_and_is_valid(
@@ -115,14 +87,10 @@ def test_start_order_follows_health(compose: dict[str, Any]) -> None:
     for name in ("redis", "postgres"):
         assert services[name]["healthcheck"]["test"][0] == "CMD"
     assert services["migrate"]["depends_on"] == {"postgres": healthy}
-    grpc_containers = [
-        n for t, names in containers_by_target(compose).items() if t != "gateway" for n in names
-    ]
-    for name in grpc_containers:
+    for name in registry.SERVICES:
         assert services[name]["depends_on"] == {"redis": healthy, "postgres": healthy, "migrate": done}
-        assert services[name]["healthcheck"] == services["heartbeat-1"]["healthcheck"]
-    assert services["router"]["depends_on"] == dict.fromkeys(grpc_containers, healthy)
-    assert services["gateway"]["depends_on"] == {"router": healthy}
+        assert services[name]["healthcheck"] == services["heartbeat"]["healthcheck"]
+    assert services["gateway"]["depends_on"] == dict.fromkeys(registry.SERVICES, healthy)
     assert services["grafana"]["depends_on"] == {"prometheus": healthy}
 
 
@@ -190,9 +158,9 @@ async def _runs(code: str) -> int:
 async def test_the_healthchecks_pass_on_a_running_suite_and_fail_without_one(
     compose: dict[str, Any], gateway: Gateway
 ) -> None:
-    grpc_check = _healthcheck_code(compose, "heartbeat-1")
+    grpc_check = _healthcheck_code(compose, "heartbeat")
     http_check = _healthcheck_code(compose, "gateway")
-    assert "127.0.0.1:50051" in grpc_check and "http://127.0.0.1:8080/healthz" in http_check
+    assert "127.0.0.1:50051" in grpc_check and "http://127.0.0.1:8080/readyz" in http_check
     assert await _runs(grpc_check.replace("127.0.0.1:50051", gateway.suite.grpc_target)) == 0
     assert await _runs(http_check.replace("http://127.0.0.1:8080", gateway.url)) == 0
     assert await _runs(grpc_check.replace("127.0.0.1:50051", "127.0.0.1:1")) != 0
@@ -215,13 +183,13 @@ def test_check_compose_finds_what_is_wrong(
 
     broken = copy.deepcopy(compose)
     broken["services"]["redis"]["volumes"] = ["redis-dta:/data", "./missing.conf:/etc/x.conf:ro"]
-    broken["services"]["router"]["depends_on"]["heartbeat-3"] = {"condition": "service_healthy"}
+    broken["services"]["gateway"]["depends_on"]["heartbeat-3"] = {"condition": "service_healthy"}
     broken["services"]["gateway"]["networks"] = ["suite", "elsewhere"]
     assert sorted(check_compose.check_references(broken)) == [
+        "gateway: depends_on names no service: heartbeat-3",
         "gateway: network elsewhere is not declared",
         "redis: mounts ./missing.conf, which does not exist",
         "redis: volume redis-dta is not declared",
-        "router: depends_on names no service: heartbeat-3",
     ]
 
     assert check_compose.check_env("a: ${LISTED}\nb: ${NEW:-x}\nc: $${NOT_ONE}", {"LISTED": ""}) == [

@@ -1,23 +1,19 @@
 """The compose file's topology without containers: the processes compose.yaml starts, on this machine.
 
-`migrate`, then each suite container of compose.yaml as a `workermon` process with that container's
-command and environment (only addresses, the secret and the data directory replaced), each waited for
-with the container's own healthcheck; nginx with deploy/compose/nginx.conf (only hosts, ports and nginx's
-own file paths rewritten); the gateway. Then, through the router: the gateway's /metrics and API, an SDK
-worker beating, a collection; then a heartbeat replica killed (the other takes over) and the incidents
-service killed (the gateway says so).
-
-Needs nginx (Debian's nginx-light); without it the test is skipped, unless CI_REQUIRE_NGINX=1 (set by
-.ci/run, which installs it), which makes that an error.
+`migrate`, then each service of compose.yaml as `workermon` processes, as many as its replicas, with that
+service's command and environment (only addresses, the secret and the data directory replaced: a
+`dns:///<service>:50051` target, which Compose's DNS resolves to every replica, becomes the list of
+those replicas' local addresses), each waited for with the service's own healthcheck, as `depends_on`
+does; the gateway last. Then: the gateway's /readyz and /metrics with every service behind it, its API,
+an SDK worker beating to the heartbeat replicas, a collection; a heartbeat replica killed (the other
+answers every call); the incidents service killed (the gateway says so).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
-import shutil
 import signal
 import sys
 import time
@@ -31,7 +27,7 @@ import pytest
 from bullmq import Queue
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.deploy.conftest import DEPLOY, environment, suite_containers
+from tests.deploy.conftest import environment, replicas, suite_containers
 from tests.support.fakes import TEST_SECRET
 from tests.support.processes import PostgresDatabase, RedisProcess, free_port, wait_for
 from workermon.collector.v1 import collector_service_pb2 as col_pb
@@ -44,49 +40,24 @@ pytestmark = pytest.mark.timeout(360)
 START_LIMIT_SECONDS = 150.0
 
 
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if found is None:
-        message = "nginx is needed for the compose topology test (apt-get install nginx-light)"
-        if os.environ.get("CI_REQUIRE_NGINX") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
-
-
-def render_nginx(text: str, ports: dict[str, int], router: int, health: int, directory: Path) -> str:
-    """nginx.conf with the containers' names replaced by local ports, and nginx's files in `directory`."""
-    for name, port in ports.items():
-        text, count = re.subn(rf"server\s+{re.escape(name)}:50051\b", f"server 127.0.0.1:{port}", text)
-        assert count <= 1, name
-    assert not re.search(r"server\s+[a-z][\w-]*:50051", text), "a server of nginx.conf runs no process here"
-    text = text.replace("listen 50051 http2;", f"listen 127.0.0.1:{router} http2;")
-    text = text.replace("listen 8081;", f"listen 127.0.0.1:{health};")
-    text = re.sub(r"^pid .*;$", f"pid {directory}/nginx.pid;", text, flags=re.M)
-    paths = "".join(
-        f"    {k}_temp_path {directory}/{k};\n" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    return text.replace("http {\n", "http {\n" + paths, 1)
-
-
 @dataclass
 class Topology:
-    """The processes of compose.yaml, by container name, and where they listen."""
+    """The processes of compose.yaml by container name (`heartbeat-1`, `monitor-1`...), and their ports."""
 
     directory: Path
     redis_url: str
     database_url: str
-    router: int = field(default_factory=free_port)
-    router_health: int = field(default_factory=free_port)
     http: int = field(default_factory=free_port)
     ports: dict[str, int] = field(default_factory=dict)
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
     logs: dict[str, Path] = field(default_factory=dict)
     _files: list[IO[bytes]] = field(default_factory=list)
 
-    @property
-    def router_target(self) -> str:
-        return f"127.0.0.1:{self.router}"
+    def addresses(self, service: str) -> str:
+        """What Compose's DNS gives for a service name here: its replicas' addresses, as a list."""
+        return ",".join(
+            f"127.0.0.1:{port}" for name, port in self.ports.items() if name.rsplit("-", 1)[0] == service
+        )
 
     @property
     def url(self) -> str:
@@ -98,10 +69,12 @@ class Topology:
             return self.redis_url
         if value.startswith("postgresql+psycopg://workermon:"):
             return self.database_url
-        return value.replace("router:50051", self.router_target)
+        found = re.fullmatch(r"dns:///([\w-]+):50051", value)
+        return self.addresses(found[1]) if found else value
 
     def local_env(self, name: str, service: dict[str, Any]) -> dict[str, str]:
-        """The container's environment with this machine's addresses in place of the compose network's."""
+        """The environment of container `name` (`<service>-<n>`) of `service`, with this machine's
+        addresses in place of the compose network's."""
         base = {k: v for k, v in os.environ.items() if not k.startswith("WORKERMON_")}
         for variable in ("REDIS_URL", "DATABASE_URL"):
             base.pop(variable, None)
@@ -110,7 +83,7 @@ class Topology:
             WORKERMON_JWT_SECRET=TEST_SECRET,
             WORKERMON_DATA_DIR=str(self.directory / name),
             WORKERMON_GRPC_HOST="127.0.0.1",
-            WORKERMON_GRPC_PORT=str(self.ports.setdefault(name, free_port())),
+            WORKERMON_GRPC_PORT=str(self.ports.get(name) or free_port()),
             WORKERMON_LOG_FORMAT="json",
         )
         if "WORKERMON_HTTP_PORT" in env:
@@ -130,7 +103,7 @@ class Topology:
         """The container's own healthcheck, pointed at this process's port (an exited process fails)."""
         exited = self.processes[name].returncode
         assert exited is None, f"{name} exited with {exited}:\n{self.tail()}"
-        test = compose["services"][name]["healthcheck"]["test"]
+        test = compose["services"][name.rsplit("-", 1)[0]]["healthcheck"]["test"]
         assert test[:3] == ["CMD", "python", "-c"]
         code = str(test[3]).replace("127.0.0.1:50051", f"127.0.0.1:{self.ports[name]}")
         code = code.replace("127.0.0.1:8080", f"127.0.0.1:{self.http}")
@@ -164,48 +137,32 @@ class Topology:
             log.close()
 
 
-async def start(topology: Topology, compose: dict[str, Any], nginx: str) -> None:
-    """What `docker compose up` does, in its order: migrate, the services, the router, the gateway."""
+async def start(topology: Topology, compose: dict[str, Any]) -> None:
+    """What `docker compose up` does, in its order: migrate, the services, the gateway."""
     containers = suite_containers(compose)
     command = [sys.executable, "-m", "workermon_cli.main"]
-    migrate = containers.pop("migrate")
+    migrate, gateway = containers.pop("migrate"), containers.pop("gateway")
+    names = {f"{svc}-{n}": svc for svc, spec in containers.items() for n in range(1, replicas(spec) + 1)}
+    for name in [*names, "gateway-1"]:
+        topology.ports[name] = free_port()  # every address first: each process's peers are all of them
     assert migrate["entrypoint"] == ["workermon", "migrate"]
     await topology.spawn("migrate", [*command, "migrate"], topology.local_env("migrate", migrate))
     assert await topology.processes["migrate"].wait() == 0, topology.tail()
-    gateway = containers.pop("gateway")
-    for name, service in containers.items():
-        await topology.spawn(
-            name, [*command, "serve", *service["command"]], topology.local_env(name, service)
-        )
-    for name in containers:
+    for name, service in names.items():
+        args = [*command, "serve", *containers[service]["command"]]
+        await topology.spawn(name, args, topology.local_env(name, containers[service]))
+    for name in names:
         await wait_for(lambda n=name: topology.healthy(compose, n), f"{name} healthy", START_LIMIT_SECONDS)
-    conf = topology.directory / "nginx.conf"
-    source = (DEPLOY / "compose" / "nginx.conf").read_text()
-    conf.write_text(
-        render_nginx(source, topology.ports, topology.router, topology.router_health, topology.directory)
-    )
-    await topology.spawn("router", [nginx, "-c", str(conf), "-e", "stderr", "-g", "daemon off;"])
-
-    async def router_up() -> bool:
-        with contextlib.suppress(httpx.HTTPError):
-            async with httpx.AsyncClient() as client:
-                return (
-                    await client.get(f"http://127.0.0.1:{topology.router_health}/healthz")
-                ).status_code == 200
-        return False
-
-    await wait_for(router_up, "the router's /healthz", 20)
     await topology.spawn(
-        "gateway", [*command, "serve", *gateway["command"]], topology.local_env("gateway", gateway)
+        "gateway-1", [*command, "serve", *gateway["command"]], topology.local_env("gateway-1", gateway)
     )
-    await wait_for(lambda: topology.healthy(compose, "gateway"), "gateway healthy", START_LIMIT_SECONDS)
+    await wait_for(lambda: topology.healthy(compose, "gateway-1"), "gateway healthy", START_LIMIT_SECONDS)
 
 
 @pytest.fixture
 async def topology(
     tmp_path: Path, compose: dict[str, Any], postgres_url: str | None
 ) -> AsyncIterator[Topology]:
-    nginx = nginx_binary()
     redis = RedisProcess(tmp_path / "redis")
     await redis.start()
     database = PostgresDatabase(postgres_url) if postgres_url else None
@@ -215,7 +172,7 @@ async def topology(
     running = Topology(tmp_path, redis.url, url)
     try:
         try:
-            await start(running, compose, nginx)
+            await start(running, compose)
         except BaseException:
             print(running.tail(40))
             raise
@@ -244,26 +201,28 @@ def up(samples: Samples, service: str) -> float | None:
     return samples.get(("workermon_upstream_up", frozenset({("service", service)})))
 
 
-async def test_the_suite_works_through_the_router_and_survives_a_replica(topology: Topology) -> None:
+async def test_the_suite_works_as_composed_and_survives_a_replica(topology: Topology) -> None:
     authority = TokenAuthority(TEST_SECRET)
     viewer = {"authorization": f"Bearer {authority.mint('topology-viewer', 'viewer')}"}
     http = httpx.AsyncClient(base_url=topology.url, timeout=10, headers=viewer)
     worker = HeartbeatClient(
-        topology.router_target,
+        "ipv4:" + topology.addresses("heartbeat"),
         authority.mint("topology-worker", "worker"),
         worker_id="topology-worker",
         queues=["emails"],
     )
     emails = Queue("emails", {"connection": topology.redis_url})
-    channel = open_channel(topology.router_target, authority.mint("topology-ops", "operator"))
+    channel = open_channel(topology.addresses("collector"), authority.mint("topology-ops", "operator"))
     try:
-        # Every service answers the gateway through the router.
+        # The gateway reaches every service at that service's own target.
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200, ready.text
         samples = await scrape(http)
         assert {
             s: up(samples, s) for s in ("monitor", "collector", "heartbeat", "incidents")
         } == dict.fromkeys(("monitor", "collector", "heartbeat", "incidents"), 1.0), topology.tail()
 
-        # A worker beats through the router; jobs wait; a collection runs through it.
+        # A worker beats to the heartbeat replicas; jobs wait; a collection runs on a collector replica.
         for i in range(4):
             await emails.add("mail", {"i": i})
         await worker.start()
@@ -284,23 +243,20 @@ async def test_the_suite_works_through_the_router_and_survives_a_replica(topolog
         listed = [w["report"]["workerId"] for w in workers.json()["workers"]]
         assert listed == ["topology-worker"], workers.text
 
-        # /readyz asks grpc.health.v1 per service, which the router cannot route (docs/deploy-compose.md):
-        # when this changes, the gateway's healthcheck in compose.yaml can become /readyz.
-        ready = await http.get("/readyz")
-        assert ready.status_code == 503 and set(ready.json()["services"].values()) == {"UNREACHABLE"}
-
         # One heartbeat replica gone: the other answers every call.
         await topology.kill("heartbeat-1")
         started = time.monotonic()
         for _ in range(6):
             assert (await http.get("/api/v1/workers")).status_code == 200
             assert up(await scrape(http), "heartbeat") == 1.0
+        assert (await http.get("/readyz")).status_code == 200
         assert time.monotonic() - started < 20
 
         # The only incidents process gone: the gateway says so at once, and still answers the rest.
-        await topology.kill("incidents")
+        await topology.kill("incidents-1")
         samples = await scrape(http)
         assert up(samples, "incidents") == 0.0 and up(samples, "monitor") == 1.0
+        assert (await http.get("/readyz")).status_code == 503
     finally:
         await worker.stop()
         await emails.close()
