@@ -81,8 +81,15 @@ class Settings(BaseSettings):
 
 
 def env_name(field: str, model: type[BaseSettings] | None = None) -> str:
-    """The environment variable that sets a field of `model` (its first alias, or the prefixed name)."""
-    info = (model or Settings).model_fields.get(field)
+    """The environment variable that sets a field of `model` (its first alias, or the prefixed name);
+    an alias is its own name (pydantic names a field read through aliases by the first: REDIS_URL)."""
+    fields = (model or Settings).model_fields
+    aliases = [
+        a.choices for a in (f.validation_alias for f in fields.values()) if isinstance(a, AliasChoices)
+    ]
+    if any(field in choices for choices in aliases):
+        return field
+    info = fields.get(field)
     alias = info.validation_alias if info else None
     if isinstance(alias, AliasChoices):
         return str(alias.choices[0])
