@@ -61,7 +61,7 @@ test: setup tests/node/node_modules/.installed admin/dist/index.html deploy-chec
 lint: setup
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
-	$(UV) run --frozen mypy libs/core/src libs/queues/src services/heartbeat/src services/collector/src services/monitor-api/src services/incidents/src gateway/src sdk/python/src cli/src bench examples
+	$(UV) run --frozen mypy libs/redis-url/src libs/core/src libs/queues/src services/heartbeat/src services/collector/src services/monitor-api/src services/incidents/src gateway/src sdk/python/src cli/src bench examples
 	$(UV) run --frozen mypy scripts libs/proto/hatch_build.py deploy/k8s/base/wait_for_migrations.py deploy/docker/healthcheck.py deploy/compose/check_compose.py
 	$(UV) run --frozen python deploy/compose/check_compose.py
 	$(UV) run --frozen buf lint

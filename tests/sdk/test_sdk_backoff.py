@@ -30,6 +30,15 @@ def test_delays_stay_within_full_jitter_bounds(attempt: int) -> None:
     assert max(delays) > 0.95 * ceiling
 
 
+def test_a_delay_can_be_held_below_the_ceiling() -> None:
+    backoff = Backoff(base=0.5, cap=5.0)
+    rng = random.Random(7)
+    delays = [backoff.delay(6, rng, at_most=2.0) for _ in range(2000)]
+    assert all(0.0 <= d <= 2.0 for d in delays)
+    assert max(delays) > 1.9  # still spread over the whole narrowed window
+    assert [backoff.delay(0, rng, at_most=2.0) <= 0.5 for _ in range(100)] == [True] * 100
+
+
 @pytest.mark.parametrize(("base", "cap"), [(0.0, 1.0), (-1.0, 1.0), (2.0, 1.0)])
 def test_rejects_nonsense(base: float, cap: float) -> None:
     with pytest.raises(ValueError):

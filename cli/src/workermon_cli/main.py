@@ -18,6 +18,7 @@ from workermon_core.settings import ConfigError, Settings, load_settings
 from workermon_gateway.settings import GatewaySettings
 from workermon_gateway.static import ui_dir
 from workermon_queues.settings import QueueSettings
+from workermon_redis_url import redact
 
 from . import registry
 from .runtime import Suite, authority_for, migrate, start_suite
@@ -113,7 +114,7 @@ async def _serve(settings: Settings, target: str, http: bool | None) -> None:
         targets=suite.targets,
         grpc=suite.grpc_target if suite.server is not None else None,
         http=suite.http_url,
-        redis=suite.deps.redis_url,
+        redis=redact(suite.deps.redis_url or ""),
     )
     try:
         await _serve_forever(suite)
@@ -159,9 +160,9 @@ def _banner(suite: Suite, demo: bool, first_password: str | None = None) -> None
         f"  HTTP API             {suite.http_url}{gw.base_path}",
         f"  docs                 {suite.http_url}/docs",
         f"  gRPC (all services)  {suite.grpc_target}",
-        f"  Redis                {suite.deps.redis_url}{embedded}",
+        f"  Redis                {redact(suite.deps.redis_url or '')}{embedded}",
         f"  database             {_safe_url(database_url(s))}",
-        f"  watching BullMQ      {queues.queue_redis_url or suite.deps.redis_url}"
+        f"  watching BullMQ      {redact(queues.queue_redis_url or suite.deps.redis_url or '')}"
         f" (prefix {queues.queue_prefix!r})",
         f"  data directory       {s.data_dir.resolve()}",
         f"  services             {', '.join(suite.targets)}",

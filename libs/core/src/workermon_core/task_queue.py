@@ -15,10 +15,13 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import redis.exceptions
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from taskiq_redis import ListQueueBroker
 
+from workermon_redis_url import is_sentinel
+
 from .backoff import BACKOFF, Backoff
+from .redis_store import SentinelPrimary, primary
 from .server import Outage
 
 # What a Redis that is down, restarting or unreachable raises (redis-py wraps socket errors in its own).
@@ -29,14 +32,31 @@ class TaskQueueBroker(ListQueueBroker):
     """A ListQueueBroker whose `listen()` outlives a Redis outage, backing off instead of spinning."""
 
     def __init__(self, url: str, queue_name: str, *, backoff: Backoff = BACKOFF, **connection: Any) -> None:
-        """`url` of the Redis, the list's key; `connection` goes to redis-py's connection pool.
+        """`url` of the Redis (redis+sentinel:// too), the list's key; `connection` goes to redis-py's
+        connection pool.
 
         The receiver waits in BRPOP without a timeout, so the socket has none (redis-py's default read
         timeout would cut that wait every few seconds); connecting is bounded to 2 s.
         """
         options: dict[str, Any] = {"socket_timeout": None, "socket_connect_timeout": 2.0, **connection}
-        super().__init__(url, queue_name=queue_name, **options)
+        self._primary: SentinelPrimary | None = None
+        if is_sentinel(url):
+            # taskiq-redis builds its pool from a redis:// URL (opening no connection); a Sentinel-managed
+            # primary's pool, which follows failovers, takes its place.
+            super().__init__("redis://", queue_name=queue_name)
+            self._primary = primary(url, **options)
+            pool = self._primary.connection_pool
+            assert isinstance(pool, BlockingConnectionPool)
+            self.connection_pool = pool
+        else:
+            super().__init__(url, queue_name=queue_name, **options)
         self.backoff = backoff
+
+    async def shutdown(self) -> None:
+        """Close the pool (and, with Sentinel, the sentinels' clients)."""
+        await super().shutdown()
+        if self._primary is not None:
+            await self._primary.aclose()
 
     async def listen(self) -> AsyncGenerator[bytes, None]:
         """Yield each message pushed to the list; while Redis is down, retry with backoff."""

@@ -8,6 +8,8 @@ from functools import cached_property
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workermon_redis_url import check_redis_url
+
 from .classify import FailureClassifier, parse_rules
 
 
@@ -16,7 +18,7 @@ class QueueSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="WORKERMON_", extra="ignore", frozen=True)
 
-    # The BullMQ Redis being watched; default: the suite's own Redis.
+    # The BullMQ Redis being watched (redis+sentinel:// too); default: the suite's own Redis.
     queue_redis_url: str | None = None
     queue_prefix: str = "bull"
     # Comma-separated queue names to watch in addition to (or, without discovery, instead of) SCAN.
@@ -34,9 +36,7 @@ class QueueSettings(BaseSettings):
     @field_validator("queue_redis_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        return value or None
+        return check_redis_url(value) if value else None
 
     @field_validator("failure_rules")
     @classmethod

@@ -31,9 +31,10 @@ class Backoff:
         """Return the largest delay allowed after ``attempt`` consecutive failures (0-based)."""
         return min(self.cap, self.base * 2.0 ** min(max(attempt, 0), _MAX_EXPONENT))
 
-    def delay(self, attempt: int, rng: random.Random | None = None) -> float:
-        """Return a random delay in ``[0, ceiling(attempt)]``."""
-        return (rng or _rng).uniform(0.0, self.ceiling(attempt))
+    def delay(self, attempt: int, rng: random.Random | None = None, at_most: float | None = None) -> float:
+        """Return a random delay in ``[0, ceiling(attempt)]``, the window narrowed to ``at_most``."""
+        ceiling = self.ceiling(attempt)
+        return (rng or _rng).uniform(0.0, ceiling if at_most is None else min(ceiling, at_most))
 
 
 _rng = random.Random()

@@ -449,7 +449,8 @@ class HeartbeatClient:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                delay = self._backoff.delay(self._failures)
+                # Never longer than a beat interval: a worker that does not beat looks down.
+                delay = self._backoff.delay(self._failures, at_most=self._interval)
                 self._failures += 1
                 self._on_failure(exc, delay)
                 await self._pause(delay)
