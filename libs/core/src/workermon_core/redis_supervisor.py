@@ -8,11 +8,14 @@ import contextlib
 import time
 
 import structlog
-from redis.backoff import AbstractBackoff, EqualJitterBackoff
 
+from .backoff import Backoff
 from .redis_store import EmbeddedRedis
 
 log = structlog.get_logger("workermon.redis")
+
+# A local redis-server comes back in a fraction of a second: retry sooner than the suite's loops do.
+RESTART_BACKOFF = Backoff(base=0.2, cap=5.0)
 
 
 class RedisSupervisor:
@@ -31,12 +34,12 @@ class RedisSupervisor:
         server: EmbeddedRedis,
         *,
         interval: float = 0.5,
-        backoff: AbstractBackoff | None = None,
+        backoff: Backoff = RESTART_BACKOFF,
         start_limit: float = 10.0,
     ) -> None:
         self.server = server
         self.interval = interval
-        self.backoff = backoff or EqualJitterBackoff(cap=5.0, base=0.2)
+        self.backoff = backoff
         self.start_limit = start_limit
         self.restarts = 0
         self._task: asyncio.Task[None] | None = None
@@ -75,7 +78,7 @@ class RedisSupervisor:
                 await self.server.restart(self.start_limit)
             except Exception as exc:  # any failure: try again later
                 log.debug("embedded_redis_restart_failed", attempt=attempts, error=str(exc))
-                await asyncio.sleep(self.backoff.compute(attempts))
+                await asyncio.sleep(self.backoff.delay(attempts))
                 continue
             self.restarts += 1
             log.info(
