@@ -33,6 +33,11 @@ OnlineWorkers = Callable[[], Awaitable[dict[str, int]]]
 WorkerTimings = Callable[[Sequence[str], int], Awaitable[dict[str, JobTimings]]]
 T = TypeVar("T")
 
+# One minute's event counters, finished jobs (or why they could not be read) and worker timings, per queue.
+MinuteReadings = tuple[
+    dict[str, MinuteCounts], dict[str, "list[FinishedJob] | BaseException"], dict[str, JobTimings]
+]
+
 CONCURRENCY = 32
 MAX_PENDING_ROWS = 200_000
 # Minutes no cycle covered are back-filled up to this far back (the minute rows' own retention).
@@ -172,12 +177,17 @@ class Collector:
 
         await self.follower.follow_many(names, now)
         # Independent reads, each a couple of round trips for all queues: overlap them.
-        states, online = await asyncio.gather(self.backend.states(names, now), self._online())
+        # Independent reads, each a couple of round trips for all queues: overlap them.
+        states, online, readings = await asyncio.gather(
+            self.backend.states(names, now), self._online(), self._minute_readings(names, minute)
+        )
         collected_at = from_ms(int(self.clock() * 1000))
         later = {name: Later() for name in names}
         # Newest first, so each back-filled minute knows what the minutes after it added to the totals.
         for each in [minute, *reversed(missed)]:
-            await self._minute_rows(names, each, states, online, collected_at, later, result)
+            if each != minute:
+                readings = await self._minute_readings(names, each)
+            self._minute_rows(names, each, readings, states, online, collected_at, later, result)
         result.rows.sort(key=lambda row: (row.minute, row.queue))
         result.rows = await self._mark_resets(result.rows)
         duration = (time.perf_counter() - started) * 1000
@@ -241,10 +251,20 @@ class Collector:
             )
         return list(range(first, minute, MINUTE_MS))
 
-    async def _minute_rows(  # noqa: PLR0917 - the cycle's shared readings, passed down once
+    async def _minute_readings(self, names: Sequence[str], minute: int) -> MinuteReadings:
+        """What the event counters, the finished jobs and the workers' timings say about `minute`."""
+        counts, finished, reported = await asyncio.gather(
+            self.follower.minutes(names, minute),
+            self._finished(names, minute),
+            self._reported_timings(names, minute),
+        )
+        return counts, finished, reported
+
+    def _minute_rows(  # noqa: PLR0917 - the cycle's shared readings, passed down once
         self,
         names: Sequence[str],
         minute: int,
+        readings: MinuteReadings,
         states: dict[str, QueueState],
         online: dict[str, int] | None,
         collected_at: datetime,
@@ -254,11 +274,7 @@ class Collector:
         """One row per queue for `minute`. A back-filled minute (older than the cycle's) has exact
         completions and failures from the event counters, but its job counts are the ones read now:
         it is marked approximate, and its running totals exclude what the minutes after it added."""
-        counts, finished, reported = await asyncio.gather(
-            self.follower.minutes(names, minute),
-            self._finished(names, minute),
-            self._reported_timings(names, minute),
-        )
+        counts, finished, reported = readings
         backfilled = minute != int(result.minute.timestamp() * 1000)
         for name in names:
             jobs = finished[name]
