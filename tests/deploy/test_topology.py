@@ -12,7 +12,6 @@ answers every call); the incidents service killed (the gateway says so).
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import sys
@@ -29,7 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy.conftest import environment, replicas, suite_containers
 from tests.support.fakes import TEST_SECRET
-from tests.support.processes import PostgresDatabase, RedisProcess, free_port, wait_for
+from tests.support.processes import PostgresDatabase, RedisProcess, free_port, hermetic_env, wait_for
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon_core.auth import TokenAuthority
@@ -75,9 +74,7 @@ class Topology:
     def local_env(self, name: str, service: dict[str, Any]) -> dict[str, str]:
         """The environment of container `name` (`<service>-<n>`) of `service`, with this machine's
         addresses in place of the compose network's."""
-        base = {k: v for k, v in os.environ.items() if not k.startswith("WORKERMON_")}
-        for variable in ("REDIS_URL", "DATABASE_URL"):
-            base.pop(variable, None)
+        base = hermetic_env()
         env = {variable: self.local_value(value) for variable, value in environment(service).items()}
         env.update(
             WORKERMON_JWT_SECRET=TEST_SECRET,

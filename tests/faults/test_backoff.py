@@ -11,18 +11,16 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.bull import until
 from tests.support.fakes import TEST_SECRET
+from tests.support.heartbeat import beat_once
 from tests.support.processes import RedisProcess, SuiteProcess, events_of
 from tests.support.webhooks import HttpReceiver, http_receivers
+from tests.support.workload import worker_down_notifications
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
-from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
-from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
 
@@ -32,37 +30,6 @@ OUTAGE_SECONDS = 10.0
 MAX_LINES_PER_EVENT = 10  # per event and RPC: one loop's lines
 MAX_LINES = 60
 MAX_CPU_SHARE = 0.30  # of one core, averaged over the outage
-
-
-def _worker_down(receiver: HttpReceiver, worker_id: str) -> bool:
-    """Whether a WORKER_DOWN notification for `worker_id` reached the receiver."""
-    return any(
-        worker_id in json.dumps(r.body) and "WORKER_DOWN" in json.dumps(r.body) for r in receiver.accepted
-    )
-
-
-async def _serving(target: str) -> bool:
-    try:
-        async with grpc.aio.insecure_channel(target) as channel:
-            reply = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=2
-            )
-    except grpc.aio.AioRpcError:
-        return False
-    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-
-
-async def _beat(heartbeat: hb_grpc.HeartbeatServiceStub, worker_id: str) -> None:
-    report = hb_pb.WorkerReport(
-        worker_id=worker_id,
-        instance_id=uuid.uuid4().hex,
-        hostname="fault-host",
-        pid=4242,
-        queues=["emails"],
-        concurrency=1,
-        state=hb_pb.WORKER_STATE_RUNNING,
-    )
-    await heartbeat.Beat(hb_pb.BeatRequest(report=report), timeout=5)
 
 
 def _loops(lines: list[str], suffix: str) -> Counter[tuple[str, str]]:
@@ -109,19 +76,17 @@ async def _outage_and_recovery(tmp_path: Path, hooks: HttpReceiver) -> None:
     await suite.migrate()
     await suite.start()
     authority = TokenAuthority(TEST_SECRET)
-    worker_channel = open_channel(target, authority.mint("fault-worker", "worker"))
     operator_channel = open_channel(target, authority.mint("fault-operator", "operator"))
-    heartbeat = hb_grpc.HeartbeatServiceStub(worker_channel)
     collector = col_grpc.CollectorServiceStub(operator_channel)
     try:
-        await until(lambda: _serving(target), limit=60, what=f"suite SERVING\n{suite.tail()}")
-        await _beat(heartbeat, "before-outage")
+        await until(suite.serving, limit=60, what=f"suite SERVING\n{suite.tail()}")
+        await beat_once(target, authority, "before-outage", ("emails",))
 
         await redis.stop()
         began, cpu_before = time.monotonic(), suite.cpu_seconds()
 
         async def not_serving() -> bool:
-            return not await _serving(target)
+            return not await suite.serving()
 
         await until(not_serving, limit=OUTAGE_SECONDS, what="NOT_SERVING while Redis is down")
 
@@ -142,14 +107,14 @@ async def _outage_and_recovery(tmp_path: Path, hooks: HttpReceiver) -> None:
         assert max(counts.values(), default=0) <= MAX_LINES_PER_EVENT, summary
         assert cpu_share < MAX_CPU_SHARE, summary
 
-        await until(lambda: _serving(target), limit=30, what=f"SERVING after Redis returned\n{suite.tail()}")
+        await until(suite.serving, limit=30, what=f"SERVING after Redis returned\n{suite.tail()}")
         down_worker = "fault-" + uuid.uuid4().hex[:6]
-        await _beat(heartbeat, down_worker)
+        await beat_once(target, authority, down_worker, ("emails",))
         collected = await collector.CollectNow(col_pb.CollectNowRequest(), timeout=30)
         assert collected.HasField("minute_time") and not collected.errors, collected
 
         async def notified() -> bool:
-            return _worker_down(hooks, down_worker)
+            return worker_down_notifications(hooks, down_worker) >= 1
 
         # The worker beat once and went silent: WORKER_DOWN opens and the taskiq receiver delivers it.
         await until(notified, limit=40, what=f"a WORKER_DOWN notification\n{suite.tail()}")
@@ -169,7 +134,6 @@ async def _outage_and_recovery(tmp_path: Path, hooks: HttpReceiver) -> None:
         recovered = _loops(suite.lines_between(ended, time.monotonic()), "_recovered")
         assert all(recovered[loop] == 1 for loop in failing), recovered
     finally:
-        await worker_channel.close()
         await operator_channel.close()
         await suite.stop()
         await redis.stop()

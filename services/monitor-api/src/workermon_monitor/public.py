@@ -16,7 +16,7 @@ from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon_core.protos import recast
 
-__all__ = ["MIRRORS", "command", "command_type", "trend_points", "worker", "worker_status"]
+__all__ = ["MIRRORS", "command", "trend_points", "worker", "worker_status"]
 
 MIRRORS: tuple[tuple[type[Message], type[Message]], ...] = (
     (pb.Worker, hb_pb.Worker),
@@ -45,8 +45,3 @@ def trend_points(points: Iterable[col_pb.SnapshotPoint]) -> list[pb.TrendPoint]:
 def worker_status(value: pb.WorkerStatus.ValueType) -> hb_pb.WorkerStatus.ValueType:
     """A public worker status filter as HeartbeatService's."""
     return hb_pb.WorkerStatus.Value(pb.WorkerStatus.Name(value))
-
-
-def command_type(value: pb.CommandType.ValueType) -> hb_pb.CommandType.ValueType:
-    """A public command type as HeartbeatService's."""
-    return hb_pb.CommandType.Value(pb.CommandType.Name(value))
