@@ -1,4 +1,5 @@
-"""redis+sentinel:// URLs: what they name, and the errors that name the setting and the part of the URL."""
+"""redis+sentinel:// and redis+cluster:// URLs: what they name, and the errors that name the setting and the
+part of the URL."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import pytest
 
 from workermon_core.settings import ConfigError, Settings, load
 from workermon_queues.settings import QueueSettings
-from workermon_redis_url import SentinelUrl, check_redis_url, parse_sentinel_url, redact
+from workermon_redis_url import (
+    ClusterUrl,
+    SentinelUrl,
+    check_redis_url,
+    parse_cluster_url,
+    parse_sentinel_url,
+    redact,
+)
 
 
 def test_every_part() -> None:
@@ -55,11 +63,39 @@ def test_short_forms(url: str, expected: SentinelUrl) -> None:
         ("redis+sentinel://h:1/wm?sentinel_password", "query: expected key=value"),
         ("redis+sentinel://h:1/wm#x", "fragment"),
         ("redis+sentinels://h:1/wm", "must start with redis://"),
+        ("redis+cluster://", "cluster nodes: none given"),
+        ("redis+cluster://h:1,,h:2", "cluster nodes: an empty entry"),
+        ("redis+cluster://h:0", "cluster node 'h:0': the port must be a number"),
+        ("redis+cluster://h:1/0", "path: a cluster has only database 0"),
+        ("redis+cluster://h:1?sentinel_password=x", "query key 'sentinel_password': unknown"),
     ],
 )
 def test_errors_name_the_part(url: str, part: str) -> None:
     with pytest.raises(ValueError, match=part.replace("[", r"\[").replace("(", r"\(")):
         check_redis_url(url)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis+cluster://h", ClusterUrl((("h", 6379),))),
+        ("redis+cluster://a:7000,[::1]:7001,c/", ClusterUrl((("a", 7000), ("::1", 7001), ("c", 6379)))),
+        ("redis+cluster://u:p%40ss@a:7000", ClusterUrl((("a", 7000),), username="u", password="p@ss")),
+        ("redis+cluster://a:7000?password=pw", ClusterUrl((("a", 7000),), password="pw")),
+    ],
+)
+def test_cluster_urls(url: str, expected: ClusterUrl) -> None:
+    assert parse_cluster_url(url) == expected
+    assert check_redis_url(url) == url
+
+
+def test_the_suites_own_redis_cannot_be_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WORKERMON_REDIS_URL", raising=False)
+    monkeypatch.setenv("REDIS_URL", "redis+cluster://a:7000")
+    with pytest.raises(ConfigError, match=r"REDIS_URL: .*can be the watched BullMQ Redis"):
+        load(Settings)
+    monkeypatch.setenv("WORKERMON_QUEUE_REDIS_URL", "redis+cluster://a:7000,b:7001")
+    assert load(QueueSettings).queue_redis_url == "redis+cluster://a:7000,b:7001"
 
 
 def test_plain_urls_go_to_redis_py_as_they_are() -> None:

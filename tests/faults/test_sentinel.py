@@ -28,7 +28,7 @@ from bullmq import Job, Queue, Worker
 
 from tests.support.fakes import TEST_SECRET
 from tests.support.processes import SentinelGroup, SuiteProcess, redis_server_binary, running, wait_for
-from tests.support.workload import produce
+from tests.support.workload import minute_points, produce
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
@@ -207,18 +207,6 @@ async def _watch(
         await asyncio.sleep(0.1)
 
 
-async def _minutes(channel: grpc.aio.Channel) -> list[col_pb.SnapshotPoint]:
-    """The queue's minute points over the last hour ([] while the collector does not answer)."""
-    request = col_pb.QuerySnapshotsRequest(queue=QUEUE)
-    end = int(time.time()) + 60
-    request.start_time.FromSeconds(end - 3600)
-    request.end_time.FromSeconds(end)
-    request.step.FromSeconds(60)
-    with contextlib.suppress(grpc.aio.AioRpcError):
-        return list((await col_grpc.CollectorServiceStub(channel).QuerySnapshots(request, timeout=5)).points)
-    return []
-
-
 def _collected(points: list[col_pb.SnapshotPoint]) -> list[int]:
     return [p.time.seconds for p in points if p.has_data]
 
@@ -310,7 +298,7 @@ async def test_the_suite_follows_a_failover_without_a_restart(tmp_path: Path, gr
             # after it and back-fills `missed`.
             missed = _minute_of_cycle(kill_at + KILL_BEFORE_TICK_SECONDS)
             await wait_for(lambda: _has(channel, missed + 60), "the cycle after the failover", 75)
-            points = await _minutes(channel)
+            points = await minute_points(channel, QUEUE)
             await wait_for(lambda: _completed_beyond(queue, before), "jobs completed after the failover", 30)
             assert suite.process is not None and suite.process.pid == pid and suite.process.returncode is None
     finally:
@@ -364,7 +352,7 @@ async def _completed_beyond(queue: Queue, count: int) -> bool:
 
 
 async def _has(channel: grpc.aio.Channel, minute: int) -> bool:
-    return minute in _collected(await _minutes(channel))
+    return minute in _collected(await minute_points(channel, QUEUE))
 
 
 def _report(timeline: Timeline, group: SentinelGroup, old: int, new: int) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -32,7 +33,7 @@ from redis.retry import Retry
 from sqlalchemy.pool import NullPool
 
 from tests.support.fakes import TEST_SECRET
-from workermon_core.redis_store import REDIS_ARGV0
+from workermon_core.redis_store import REDIS_ARGV0, port_free
 
 
 def hermetic_env() -> dict[str, str]:
@@ -229,6 +230,76 @@ class SentinelGroup:
         """Stop every process of the group that still runs."""
         for process in [*self.sentinels, *self.servers]:
             await process.stop()
+
+
+# The hash slots of a Redis Cluster; a node's cluster bus listens this far above its port.
+CLUSTER_SLOTS = 16384
+CLUSTER_BUS_OFFSET = 10_000
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 higher) is free too: below the ephemeral range, where
+    `free_port` would often land with no room for the bus."""
+    while True:
+        port = random.randrange(20_000, 30_000)
+        if port_free(port) and port_free(port + CLUSTER_BUS_OFFSET):
+            return port
+
+
+@dataclass
+class ClusterGroup:
+    """A Redis Cluster of `primaries` primaries (no replicas) on loopback, in `directory`, its slots split
+    evenly: made with CLUSTER ADDSLOTS and CLUSTER MEET (no redis-cli needed). `url` is its
+    redis+cluster:// URL."""
+
+    directory: Path
+    primaries: int = 3
+    executable: str = field(default_factory=redis_server_binary)
+    servers: list[RedisProcess] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """redis+cluster://host:port,... naming every node."""
+        return "redis+cluster://" + ",".join(f"127.0.0.1:{s.port}" for s in self.servers)
+
+    async def start(self) -> None:
+        """Start the nodes, give each its share of the slots, join them, and wait until every node
+        reports the cluster OK."""
+        for n in range(self.primaries):
+            options = ("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                       "--cluster-node-timeout", "2000")  # fmt: skip
+            server = RedisProcess(
+                self.directory / f"node-{n}", port=cluster_port(), options=options, executable=self.executable
+            )
+            self.servers.append(server)
+            await server.start()
+        for n, server in enumerate(self.servers):
+            with _probe(server.port) as client:
+                client.execute_command("CLUSTER ADDSLOTS", *self._slots(n))
+                for other in self.servers[n + 1 :]:
+                    client.execute_command("CLUSTER MEET", "127.0.0.1", other.port)
+        await wait_for(lambda: all(self._ok(s.port) for s in self.servers), "the cluster OK", 30)
+
+    def _slots(self, n: int) -> range:
+        """The slots of the `n`th node."""
+        return range(CLUSTER_SLOTS * n // self.primaries, CLUSTER_SLOTS * (n + 1) // self.primaries)
+
+    def _ok(self, port: int) -> bool:
+        with contextlib.suppress(redis.RedisError, OSError), _probe(port) as client:
+            info = client.cluster("info")
+            return bool(info["cluster_state"] == "ok" and int(info["cluster_known_nodes"]) == self.primaries)
+        return False
+
+    def node_of(self, key: str) -> int:
+        """The port of the node that owns `key`'s slot."""
+        with _probe(self.servers[0].port) as client:
+            slot = int(client.execute_command("CLUSTER KEYSLOT", key))
+        return next(s.port for n, s in enumerate(self.servers) if slot in self._slots(n))
+
+    async def stop(self) -> None:
+        """Stop every node that still runs."""
+        for server in self.servers:
+            await server.stop()
 
 
 @dataclass

@@ -27,7 +27,7 @@ from .auth import TokenAuthority
 from .db import create_engine, database_url, ping
 from .migrations import Migrations
 from .peer import LocalAddress, Peer, ServiceTokens
-from .redis_store import EmbeddedRedis, connect
+from .redis_store import AnyRedis, EmbeddedRedis, connect, connect_any
 from .server import ReadinessCheck, ServiceSpec
 from .settings import Settings, SettingsT, load
 
@@ -94,7 +94,7 @@ class Deps:
     redis_url: str | None = None
     embedded_redis: EmbeddedRedis | None = None
     _redis: aioredis.Redis | None = None
-    _watched: aioredis.Redis | None = None
+    _watched: AnyRedis | None = None
     _engine: AsyncEngine | None = None
     _peers: list[Peer[Any]] = field(default_factory=list)
     _settings: dict[type[BaseSettings], BaseSettings] = field(default_factory=dict)
@@ -135,12 +135,12 @@ class Deps:
         return self.redis_url
 
     @property
-    def watched_redis(self) -> aioredis.Redis:
+    def watched_redis(self) -> AnyRedis:
         """The BullMQ Redis being watched (the suite's own unless configured)."""
         if self.watched_redis_url is None or self.watched_redis_url == self.redis_url:
             return self.redis
         if self._watched is None:
-            self._watched = connect(self.watched_redis_url, self.core.redis_max_connections)
+            self._watched = connect_any(self.watched_redis_url, self.core.redis_max_connections)
         return self._watched
 
     @property

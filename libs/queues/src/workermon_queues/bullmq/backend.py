@@ -69,10 +69,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
-import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from ..backend import EventBatch, FinishedJob, QueueEvent, QueueState
+from ..client import RedisClient
 from ..replies import epoch_ms, integer, text, wrong_type
 from ..settings import QueueSettings
 from .problems import Kind, key_problems, wrong_types_kept
@@ -227,7 +227,7 @@ class BullMQBackend:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         prefix: str = "bull",
         queues: Sequence[str] = (),
         discover: bool = True,
@@ -240,7 +240,7 @@ class BullMQBackend:
         self.discover_enabled = discover
 
     @classmethod
-    def from_settings(cls, redis: aioredis.Redis, settings: QueueSettings) -> BullMQBackend:
+    def from_settings(cls, redis: RedisClient, settings: QueueSettings) -> BullMQBackend:
         """The backend the settings describe (prefix, configured queues, discovery)."""
         return cls(redis, settings.queue_prefix, settings.queue_names, settings.discover_queues)
 
@@ -268,21 +268,17 @@ class BullMQBackend:
         pattern = _glob_escape(self.prefix) + ":*:[mi][ed]*"
         head = len(self.prefix) + 1
         candidates: list[tuple[str, str, str]] = []  # key, queue name, expected TYPE
-        cursor: int = 0
-        while True:
-            cursor, keys = await self.redis.scan(cursor, match=pattern, count=1000)
-            for raw in keys:
-                try:
-                    key = raw.decode() if isinstance(raw, bytes) else raw
-                except UnicodeDecodeError:
-                    continue
-                for suffix, expected in ((":meta", "hash"), (":id", "string")):
-                    if key.endswith(suffix):
-                        name = key[head : -len(suffix)]
-                        if name and ":" not in name:
-                            candidates.append((key, name, expected))
-            if not cursor:
-                break
+        # On a cluster, scan_iter walks every primary (each holds the queues of its slots).
+        async for raw in self.redis.scan_iter(match=pattern, count=1000):
+            try:
+                key = raw.decode() if isinstance(raw, bytes) else raw
+            except UnicodeDecodeError:
+                continue
+            for suffix, expected in ((":meta", "hash"), (":id", "string")):
+                if key.endswith(suffix):
+                    name = key[head : -len(suffix)]
+                    if name and ":" not in name:
+                        candidates.append((key, name, expected))
         if not candidates:
             return set()
         # A key shaped like a queue's but of the wrong type belongs to something else.

@@ -23,8 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 from bullmq import Queue
+from redis.asyncio.cluster import ClusterPipeline
+from redis.commands.core import AsyncScript
 
 from workermon_queues.classify import FailureClassifier
 from workermon_queues.jobs import (
@@ -37,6 +38,7 @@ from workermon_queues.jobs import (
     TimelineEntry,
 )
 
+from ..client import RedisClient
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..replies import epoch_ms, integer, is_utf8, text
 from .problems import Kind, key_problems, wrong_types_kept
@@ -190,7 +192,7 @@ class BullMQJobs:
 
     def __init__(
         self,
-        redis: aioredis.Redis,
+        redis: RedisClient,
         prefix: str = "bull",
         classifier: FailureClassifier | None = None,
         *,
@@ -203,9 +205,9 @@ class BullMQJobs:
         self.max_examined = max_examined
         self.redis = redis
         self.prefix = prefix
+        self._cut = redis.register_script(_CUT_SCRIPT)
         self.classifier = classifier or FailureClassifier()
         self._queues: dict[str, Any] = {}
-        self._cut = redis.register_script(_CUT_SCRIPT)
 
     def key(self, queue: str, kind: str) -> str:
         """The Redis key of one of a queue's structures (`wait`, `meta`, a job id, ...)."""
@@ -342,8 +344,10 @@ class BullMQJobs:
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id, raw_opts in zip(ids, opts, strict=True):
                 lifo = bool(_json_object(raw_opts).get("lifo"))
-                await script(
-                    keys=[
+                await _queue_script(
+                    pipe,
+                    script,
+                    [
                         self.key(queue, job_id),
                         keys["events"],
                         keys[state],
@@ -354,7 +358,7 @@ class BullMQJobs:
                         keys["prioritized"],
                         keys["pc"],
                     ],
-                    args=[
+                    [
                         job_id,
                         ("R" if lifo else "L") + "PUSH",
                         "failedReason" if state == "failed" else "returnvalue",
@@ -362,7 +366,6 @@ class BullMQJobs:
                         "0",
                         "0",
                     ],
-                    client=pipe,
                 )
             results = await pipe.execute(raise_on_error=True)
         return sum(1 for r in results if integer(r) == 1)
@@ -375,7 +378,7 @@ class BullMQJobs:
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 keys, args = scripts.promoteArgs(job_id)
-                await script(keys=keys, args=args, client=pipe)
+                await _queue_script(pipe, script, keys, args)
             results = await pipe.execute(raise_on_error=True)
         return sum(1 for r in results if integer(r) == 0)
 
@@ -399,10 +402,11 @@ class BullMQJobs:
 
         async with self.redis.pipeline(transaction=True) as pipe:
             count(pipe)
-            await bull.scripts.commands["drain"](
-                keys=bull.scripts.getKeys(["wait", "paused", "delayed", "prioritized", "repeat"]),
-                args=[keys[""], "1" if include_delayed else "0"],
-                client=pipe,
+            await _queue_script(
+                pipe,
+                bull.scripts.commands["drain"],
+                bull.scripts.getKeys(["wait", "paused", "delayed", "prioritized", "repeat"]),
+                [keys[""], "1" if include_delayed else "0"],
             )
             count(pipe)
             replies = await pipe.execute()
@@ -795,9 +799,18 @@ class BullMQJobs:
                 if size <= max_bytes:
                     pipe.hget(job_key, field)
                 else:
-                    await self._cut(keys=[job_key], args=[field, max_bytes], client=pipe)
+                    await _queue_script(pipe, self._cut, [job_key], [field, max_bytes])
             data, return_value = wrong_types_kept(await pipe.execute(raise_on_error=False))
         return _value(data), _value(return_value)
+
+
+async def _queue_script(pipe: Any, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> None:
+    """Queue `script` in `pipe`: as EVALSHA (loaded first where the server lacks it), or in a cluster's
+    pipeline, which refuses EVALSHA, as EVAL of its text (each node caches it after the first)."""
+    if isinstance(pipe, ClusterPipeline):
+        pipe.eval(text(script.script), len(keys), *keys, *args)
+    else:
+        await script(keys=keys, args=args, client=pipe)
 
 
 def _count(reply: Any) -> int:

@@ -11,8 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-import redis.asyncio as aioredis
-
+from ..client import RedisClient
 from ..replies import text, wrong_type
 
 __all__ = ["Kind", "describe", "key_problems", "wrong_types_kept"]
@@ -46,7 +45,7 @@ def wrong_types_kept(replies: Sequence[Any]) -> list[Any]:
 
 
 async def key_problems(
-    redis: aioredis.Redis, failures: Iterable[tuple[str, Kind, BaseException]]
+    redis: RedisClient, failures: Iterable[tuple[str, Kind, BaseException]]
 ) -> dict[str, str]:
     """Key -> what is wrong with it, for commands that failed on it (`(key, expected type, error)`).
 
