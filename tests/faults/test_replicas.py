@@ -1,7 +1,8 @@
 """Every service in processes of its own, two replicas each, peers named as lists of replicas, under a
 BullMQ workload and an SDK worker; one replica of each killed with SIGKILL while it runs. Replicas must be
 safe: one snapshot row per queue and minute with none missing, each worker transition audited once, each
-incident notified once per channel, and the worker carried on by the other heartbeat replica.
+incident notified once per channel, the worker carried on by the other heartbeat replica, and a live-stream
+client of the gateway killed told to refetch by the other gateway.
 
 One slow test on purpose (real processes, real minutes).
 """
@@ -9,13 +10,16 @@ One slow test on purpose (real processes, real minutes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import signal
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from bullmq import Job, Queue
@@ -24,6 +28,7 @@ from sqlalchemy.pool import NullPool
 from tests.support.fakes import TEST_SECRET
 from tests.support.heartbeat import beat_once
 from tests.support.processes import PostgresDatabase, RedisProcess, SuiteProcess, free_port, wait_for
+from tests.support.sse import SseReader
 from tests.support.webhooks import HttpReceiver, http_receivers
 from tests.support.workload import all_done, produce, worker_down_notifications
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
@@ -120,6 +125,9 @@ async def test_replicas_of_every_service_survive_losing_one_each(
     assert found["worker_status"] == mon_pb.WORKER_STATUS_ONLINE
     # One notification per incident transition and channel.
     assert found["silent_notifications"] == 1, found
+    # A live-stream client of the gateway killed, resuming on the other, is told to refetch (each
+    # gateway numbers its own events), then gets the current state.
+    assert found["resumed"] == ["reset", "overview"], found
 
 
 async def _run(
@@ -156,10 +164,15 @@ async def _run(
         await beat_once(topology["heartbeat"][0].grpc_target, authority, SILENT_WORKER_ID, (QUEUE,))
         await wait_for(lambda: _first_minute_written(viewer), "the first collected minute", 100)
 
-        # Lose one replica of everything at once.
-        for group in topology.values():
-            await group[0].stop(signal.SIGKILL)
-        killed_at = time.time()
+        # Lose one replica of everything at once, a live-stream client connected to the gateway killed.
+        async with _live_stream(topology["gateway"][0], authority.mint("ops", "viewer")) as (reader, last_id):
+            for group in topology.values():
+                await group[0].stop(signal.SIGKILL)
+            killed_at = time.time()
+            with pytest.raises((EOFError, httpx.HTTPError)):
+                while True:  # events sent before the gateway died (upstreams going away), then the end
+                    await reader.next(within=10)
+        resumed = await _resume(topology["gateway"][1], authority.mint("ops", "viewer"), last_id)
         await wait_for(
             lambda: time.time() - killed_at >= RUN_AFTER_KILL_SECONDS, "the run after the kill", 60
         )
@@ -185,7 +198,35 @@ async def _run(
         "transitions": transitions,
         "worker_status": worker_reply.worker.status,
         "silent_notifications": worker_down_notifications(hooks, SILENT_WORKER_ID),
+        "resumed": resumed,
     }
+
+
+@contextlib.asynccontextmanager
+async def _live_stream(gateway: SuiteProcess, token: str) -> AsyncIterator[tuple[SseReader, str]]:
+    """A live-stream client of `gateway`, and the id of the first event it received (the overview)."""
+    async with (
+        httpx.AsyncClient(base_url=gateway.http_url, timeout=30) as http,
+        http.stream("GET", "/api/v1/stream", params={"access_token": token}) as response,
+    ):
+        assert response.status_code == 200
+        reader = SseReader(response)
+        first = await reader.next(kinds=("overview",))
+        assert first.id
+        yield reader, first.id
+
+
+async def _resume(gateway: SuiteProcess, token: str, last_id: str) -> list[str]:
+    """The kinds of the first two events `gateway` sends a client resuming after `last_id`."""
+    async with (
+        httpx.AsyncClient(base_url=gateway.http_url, timeout=30) as http,
+        http.stream(
+            "GET", "/api/v1/stream", params={"access_token": token}, headers={"Last-Event-ID": last_id}
+        ) as response,
+    ):
+        assert response.status_code == 200
+        reader = SseReader(response)
+        return [(await reader.next()).event, (await reader.next()).event]
 
 
 async def _online(stub: mon_grpc.MonitorServiceStub, worker_id: str) -> bool:
