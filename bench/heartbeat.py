@@ -1,6 +1,6 @@
 """HeartbeatService benchmark: beat ingestion (unary and streamed) and worker listing.
 
-    uv run python -m bench.heartbeat            # full run, about 3.5 minutes on 2 cores
+    uv run python -m bench.heartbeat            # full run, about 3 minutes on 2 cores
     uv run python -m bench.heartbeat --quick    # smoke run, about 25 seconds
 
 The server runs in a process of its own (so its CPU time is measurable and not shared with the load),
