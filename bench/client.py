@@ -28,6 +28,7 @@ import redis
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
 from workermon_core.redis_store import connect, key_prefix
+from workermon_core.targets import channel_target
 from workermon_heartbeat import scripts
 from workermon_heartbeat.store import MAX_COMMANDS_PER_BEAT, fingerprint
 
@@ -39,7 +40,7 @@ BEAT_STREAM_METHOD = "/workermon.heartbeat.v1.HeartbeatService/BeatStream"
 CALL_TIMEOUT_S = 30.0
 # Separate connections per channel: without a local pool grpc shares one subchannel between channels
 # to the same target, and "a few channels" would be one TCP connection.
-CHANNEL_OPTIONS = [("grpc.use_local_subchannel_pool", 1)]
+CHANNEL_OPTIONS: list[tuple[str, Any]] = [("grpc.use_local_subchannel_pool", 1)]
 Metadata = tuple[tuple[str, str], ...]
 
 
@@ -58,7 +59,7 @@ class Window:
 class UnaryJob:
     """Unary calls for workers [first, first + count) with `concurrency` in flight, or at `rate`/s."""
 
-    target: str
+    target: str  # one server, or replicas as `ip:port,ip:port` (each channel round-robins over them)
     method: str
     token: str
     first: int
@@ -242,8 +243,16 @@ def _metadata(token: str) -> Metadata:
     return (("authorization", f"Bearer {token}"),)
 
 
+def _channel_options(balanced: bool) -> list[tuple[str, Any]]:
+    # Replicas are balanced per call, as the suite's own clients do it (workermon_core.client).
+    return [*CHANNEL_OPTIONS, ("grpc.lb_policy_name", "round_robin")] if balanced else CHANNEL_OPTIONS
+
+
 async def _connect(target: str, count: int) -> list[Any]:
-    channels = [grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) for _ in range(count)]
+    """`count` channels to one server, or to replicas named as `ip:port,ip:port` (round-robin)."""
+    resolved, balanced = channel_target(target)
+    options = _channel_options(balanced)
+    channels = [grpc.aio.insecure_channel(resolved, options=options) for _ in range(count)]
     await asyncio.gather(*(c.channel_ready() for c in channels))
     return channels
 

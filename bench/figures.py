@@ -75,10 +75,12 @@ class LoadStats:
     max_ms: float
     errors: int
     dropped: int
-    server_cpu_s: float
+    server_processes: int
+    server_cpu_s: float  # summed over the server processes, as are the three below
     server_cpu_pct: float  # of one core
     server_cpu_s_per_1k: float
     server_rss_mb: float
+    server_cpu_s_per_process: tuple[float, ...]
     client_cpu_pct: float  # all load-generator processes, of one core
     client_cpu_s_per_1k: float
     machine_busy_pct: float  # of all cores
@@ -121,10 +123,14 @@ def load_stats(
         max_ms=max(latencies, default=0.0),
         errors=sum(r.errors for r in results),
         dropped=sum(r.dropped for r in results),
+        server_processes=len(after.servers),
         server_cpu_s=server_cpu,
         server_cpu_pct=100.0 * _per_s(server_cpu, seconds),
         server_cpu_s_per_1k=_per_1k(server_cpu, beats),
         server_rss_mb=after.server.rss / 2**20,
+        server_cpu_s_per_process=tuple(
+            a.cpu_s - b.cpu_s for a, b in zip(after.servers, before.servers, strict=True)
+        ),
         client_cpu_pct=100.0 * _per_s(client_cpu, seconds),
         client_cpu_s_per_1k=_per_1k(client_cpu, beats),
         machine_busy_pct=100.0 * (after.machine.busy_s - before.machine.busy_s) / machine_total

@@ -1,12 +1,13 @@
 """HeartbeatService benchmark: beat ingestion (unary and streamed) and worker listing.
 
-    uv run python -m bench.heartbeat            # full run, about 2.5 minutes on 2 cores
-    uv run python -m bench.heartbeat --quick    # smoke run, about 15 seconds
+    uv run python -m bench.heartbeat            # full run, about 3 minutes on 2 cores
+    uv run python -m bench.heartbeat --quick    # smoke run, about 25 seconds
 
 The server runs in a process of its own (so its CPU time is measurable and not shared with the load),
 next to a bare grpc.aio echo server that shows gRPC-Python's own ceiling on the same load; load
-generators run in further processes. Redis is REDIS_URL when set, else an embedded one; every run uses
-a key prefix of its own and removes its keys afterwards.
+generators run in further processes. The replicas phase repeats the unary load against one and two
+processes of each server (two heartbeat processes share Redis and the prefix). Redis is REDIS_URL when
+set, else an embedded one; every run uses a key prefix of its own and removes its keys afterwards.
 
 It prints figures and the issue's targets beside them; it never fails on time. Results also go to
 bench/results/heartbeat.json.
@@ -133,14 +134,13 @@ class Bench:
         self.clients = [ClientProcess(ctx) for _ in range(plan.clients)]
         for load in self.clients:
             stack.callback(load.stop)
-        env = {SECRET_ENV: secret}
-        hb_args = ["--redis-url", self.redis_url, "--prefix", self.prefix]
-        if profile:
-            hb_args += ["--profile", str(Path(profile).resolve())]
-        self.echo = ServerProcess("echo", [], env, self.tmp / "echo.log")
-        stack.callback(self.echo.stop)
-        self.heartbeat = ServerProcess("heartbeat", hb_args, env, self.tmp / "heartbeat.log")
-        stack.callback(self.heartbeat.stop)
+        self.stack = stack
+        self.env = {SECRET_ENV: secret}
+        # Every heartbeat process of the run shares the Redis and the prefix, as replicas do.
+        self.hb_args = ["--redis-url", self.redis_url, "--prefix", self.prefix]
+        profiled = ["--profile", str(Path(profile).resolve())] if profile else []
+        self.echo = self._spawn("echo", [], "echo")
+        self.heartbeat = self._spawn("heartbeat", self.hb_args + profiled, "heartbeat")
         self.echo.wait_listening()
         self.heartbeat.wait_listening()
         self.warnings: list[str] = []
@@ -157,6 +157,12 @@ class Bench:
             admin.config_set("save", "")
         return url, "embedded"
 
+    def _spawn(self, kind: str, args: list[str], name: str) -> ServerProcess:
+        """A server process of the run, stopped with it at the latest."""
+        server = ServerProcess(kind, args, self.env, self.tmp / f"{name}.log")
+        self.stack.callback(server.stop)
+        return server
+
     def _forget_keys(self) -> None:
         if self.redis_kind == "REDIS_URL":
             delete_keys(self.redis, self.prefix)
@@ -165,12 +171,13 @@ class Bench:
 
     def _measure(
         self,
-        server: ServerProcess,
+        servers: Sequence[ServerProcess],
         jobs: Sequence[client.Job],
         on_ready: Callable[[], None] | None = None,
         uses_redis: bool = True,
     ) -> tuple[list[client.Ready], LoadStats]:
-        """Start the jobs, wait until every generator is ready, then count one common window."""
+        """Start the jobs, wait until every generator is ready, then count one common window; the
+        server figures are summed over `servers`."""
         for load, job in zip(self.clients, jobs, strict=True):
             load.send(job)
         readies: list[client.Ready] = [load.receive(timeout=300) for load in self.clients]
@@ -181,21 +188,26 @@ class Bench:
         for load in self.clients:
             load.send(window)
         _sleep_until(window.start_at)
-        before = snapshot(server, self.redis)
+        before = snapshot(servers, self.redis)
         _sleep_until(window.end_at)
-        after = snapshot(server, self.redis)
+        after = snapshot(servers, self.redis)
         results = [load.receive(timeout=120) for load in self.clients]
-        server.check_alive()
+        for server in servers:
+            server.check_alive()
         stats = load_stats(results, before, after, uses_redis)
         if not stats.beats:
-            raise BenchError(f"no call succeeded against the {server.kind} server: {stats.error_sample}")
+            kind = servers[0].kind
+            raise BenchError(f"no call succeeded against the {kind} server: {stats.error_sample}")
         return readies, stats
 
-    def _unary_jobs(self, server: ServerProcess, method: str, rate: float = 0.0) -> list[client.UnaryJob]:
+    def _unary_jobs(
+        self, servers: Sequence[ServerProcess], method: str, rate: float = 0.0
+    ) -> list[client.UnaryJob]:
+        """The unary load, spread over `servers` by each channel (round-robin) when there are several."""
         n = self.plan.clients
         return [
             client.UnaryJob(
-                target=server.target,
+                target=",".join(server.target for server in servers),
                 method=method,
                 token=self.worker_token,
                 first=first,
@@ -219,12 +231,13 @@ class Bench:
     def unary(self) -> dict[str, Any]:
         """The same closed-loop load against the echo server and HeartbeatService, the store layer
         alone (to split the server's cost per beat), then HeartbeatService below its ceiling."""
-        _, echo = self._measure(self.echo, self._unary_jobs(self.echo, ECHO_METHOD), uses_redis=False)
+        echo_alone, beat_alone = [self.echo], [self.heartbeat]
+        _, echo = self._measure(echo_alone, self._unary_jobs(echo_alone, ECHO_METHOD), uses_redis=False)
         self.echo.stop()  # idle from here on; nothing of it should linger in later samples
-        _, beat = self._measure(self.heartbeat, self._unary_jobs(self.heartbeat, client.BEAT_METHOD))
-        _, store = self._measure(self.heartbeat, self._store_jobs())
+        _, beat = self._measure(beat_alone, self._unary_jobs(beat_alone, client.BEAT_METHOD))
+        _, store = self._measure(beat_alone, self._store_jobs())
         rate = round(beat.beats_per_s * self.plan.paced_fraction)
-        _, paced = self._measure(self.heartbeat, self._unary_jobs(self.heartbeat, client.BEAT_METHOD, rate))
+        _, paced = self._measure(beat_alone, self._unary_jobs(beat_alone, client.BEAT_METHOD, rate))
         return {
             "echo": echo.to_dict(),
             "heartbeat": beat.to_dict(),
@@ -232,6 +245,34 @@ class Bench:
             "store_only": store.to_dict(),
             "paced": {"offered_per_s": rate, **paced.to_dict()},
         }
+
+    def _alone_then_pair(
+        self, pair: tuple[ServerProcess, ServerProcess], method: str, uses_redis: bool
+    ) -> dict[str, LoadStats]:
+        """The closed-loop load against the first server alone, then spread over both."""
+        alone = pair[:1]
+        _, one = self._measure(alone, self._unary_jobs(alone, method), uses_redis=uses_redis)
+        _, two = self._measure(pair, self._unary_jobs(pair, method), uses_redis=uses_redis)
+        return {"one": one, "two": two}
+
+    def _started(self, kind: str, args: list[str], *names: str) -> list[ServerProcess]:
+        """Servers started side by side (each takes seconds to import), once all of them listen."""
+        servers = [self._spawn(kind, args, name) for name in names]
+        for server in servers:
+            server.wait_listening()
+        return servers
+
+    def replicas(self) -> dict[str, Any]:
+        """The unary phase's closed-loop Beat load against one server process and against two sharing
+        it, for the echo server and for HeartbeatService (both on the run's Redis and prefix)."""
+        first, second = self._started("echo", [], "echo-1", "echo-2")
+        echo = self._alone_then_pair((first, second), ECHO_METHOD, uses_redis=False)
+        first.stop()
+        second.stop()
+        (spare,) = self._started("heartbeat", self.hb_args, "heartbeat-2")
+        beat = self._alone_then_pair((self.heartbeat, spare), client.BEAT_METHOD, uses_redis=True)
+        spare.stop()  # the later phases measure one process again
+        return report.replicas(echo, beat)
 
     def streams(self) -> dict[str, Any]:
         """Open one BeatStream per worker, then beat through them with a bounded number in flight."""
@@ -252,7 +293,7 @@ class Bench:
         def streams_open() -> None:
             rss["open"] = self.heartbeat.sample().rss
 
-        readies, stats = self._measure(self.heartbeat, jobs, on_ready=streams_open)
+        readies, stats = self._measure([self.heartbeat], jobs, on_ready=streams_open)
         opened = sum(r.streams for r in readies)
         if opened < self.plan.streams:
             sample = next((r.open_error_sample for r in readies if r.open_error_sample), "")
@@ -303,10 +344,10 @@ class Bench:
             )
         )
         load.receive(timeout=120)  # warmed up
-        before = snapshot(self.heartbeat, self.redis)
+        before = snapshot([self.heartbeat], self.redis)
         load.send(client.Window(0.0, 0.0))
         result: client.ReadResult = load.receive(timeout=600)
-        after = snapshot(self.heartbeat, self.redis)
+        after = snapshot([self.heartbeat], self.redis)
         self.heartbeat.check_alive()
         self._check_registry(rpc, page_size, result.items)
         return read_stats(result, callers, before, after)
@@ -363,6 +404,7 @@ def run(plan: Plan, profile: str = "") -> dict[str, Any]:
         started = time.time()
         results: dict[str, Any] = {"mode": plan.mode, "plan": asdict(plan), "topology": bench.topology()}
         results["unary"] = bench.unary()
+        results["replicas"] = bench.replicas()
         results["stream"] = bench.streams()
         results["list"] = bench.listing()
         results["elapsed_s"] = time.time() - started

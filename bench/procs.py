@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.context import SpawnContext
 from pathlib import Path
@@ -191,18 +192,23 @@ def machine_sample() -> MachineSample:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """Everything sampled at one instant."""
+    """Everything sampled at one instant; `servers` holds one sample per server process measured."""
 
     at: float
-    server: ProcSample
+    servers: tuple[ProcSample, ...]
     redis: RedisSample
     machine: MachineSample
 
+    @property
+    def server(self) -> ProcSample:
+        """The server processes together: CPU seconds and RSS summed."""
+        return ProcSample(cpu_s=sum(s.cpu_s for s in self.servers), rss=sum(s.rss for s in self.servers))
 
-def snapshot(server: ServerProcess, redis_client: redis.Redis) -> Snapshot:
+
+def snapshot(servers: Sequence[ServerProcess], redis_client: redis.Redis) -> Snapshot:
     return Snapshot(
         at=time.perf_counter(),
-        server=server.sample(),
+        servers=tuple(server.sample() for server in servers),
         redis=redis_sample(redis_client),
         machine=machine_sample(),
     )

@@ -10,8 +10,14 @@ from .figures import LoadStats, ratio
 TARGET_BEATS_PER_S = 10_000
 TARGET_BEAT_P99_MS = 50.0
 TARGET_LIST_P99_MS = 20.0
+TARGET_REPLICA_SCALING = 1.7  # beats/s of 2 server processes over 1, same load
 # A process at or above this share of one core is taken as CPU-bound.
 SATURATED_PCT = 85.0
+# The machine at or above this share of all its cores (busy or stolen) is taken as saturated: with
+# more runnable processes than cores, what is left is the processes waiting on each other.
+MACHINE_SATURATED_PCT = 85.0
+# The SDK's default beat interval, for the sizing figures.
+BEAT_INTERVAL_S = 10.0
 
 Results = dict[str, Any]
 
@@ -28,6 +34,43 @@ def unary_ratio(beat: LoadStats, echo: LoadStats) -> dict[str, float]:
         "p50": ratio(beat.p50_ms, echo.p50_ms),
         "p99": ratio(beat.p99_ms, echo.p99_ms),
         "server_cpu_per_call": ratio(beat.server_cpu_s_per_1k, echo.server_cpu_s_per_1k),
+    }
+
+
+def _beats_per_cpu_s(stats: LoadStats) -> float:
+    return ratio(stats.beats, stats.server_cpu_s)
+
+
+def _machine_pct(stats: Results) -> float:
+    """Busy or stolen share of all cores."""
+    return float(stats["machine_busy_pct"] + stats["machine_steal_pct"])
+
+
+def replicas(echo: dict[str, LoadStats], beat: dict[str, LoadStats]) -> Results:
+    """Each server kind with one process and with two, and the ratios between them.
+
+    Efficiency is HeartbeatService's beats per server CPU-second over the echo server's, for the same
+    number of processes. The projection is arithmetic on a measured figure, not a measurement: beats
+    per server CPU-second of the 2-process run times a core for each process."""
+    per_cpu = {
+        kind: {n: _beats_per_cpu_s(stats) for n, stats in runs.items()}
+        for kind, runs in (("echo", echo), ("heartbeat", beat))
+    }
+    hb = per_cpu["heartbeat"]
+    return {
+        "echo": {n: stats.to_dict() for n, stats in echo.items()},
+        "heartbeat": {n: stats.to_dict() for n, stats in beat.items()},
+        "scaling": {
+            "echo": ratio(echo["two"].beats_per_s, echo["one"].beats_per_s),
+            "heartbeat": ratio(beat["two"].beats_per_s, beat["one"].beats_per_s),
+        },
+        "beats_per_server_cpu_s": per_cpu,
+        "efficiency": {n: ratio(hb[n], per_cpu["echo"][n]) for n in hb},
+        "projection_cpu_bound": {
+            "one_process_beats_per_s": hb["one"],
+            "two_processes_beats_per_s": 2 * hb["two"],
+            "scaling": ratio(2 * hb["two"], hb["one"]),
+        },
     }
 
 
@@ -57,6 +100,18 @@ def _list_target(name: str, case: Results) -> dict[str, Any]:
     }
 
 
+def _scaling_target(replicas_: Results) -> dict[str, Any]:
+    one, two = replicas_["heartbeat"]["one"], replicas_["heartbeat"]["two"]
+    scaling = replicas_["scaling"]["heartbeat"]
+    return {
+        "name": "Beat (unary), 2 server processes against 1, same load",
+        "target": f">= {TARGET_REPLICA_SCALING}x the beats/s",
+        "measured": f"{scaling:.2f}x ({two['beats_per_s']:,.0f} against {one['beats_per_s']:,.0f} beats/s; "
+        f"machine {_machine_pct(two):.0f}% busy with 2)",
+        "verdict": _verdict(scaling >= TARGET_REPLICA_SCALING),
+    }
+
+
 def targets(results: Results) -> list[dict[str, Any]]:
     """The issue's targets beside the measured figures (informational)."""
     paced = results["unary"]["paced"]
@@ -64,6 +119,7 @@ def targets(results: Results) -> list[dict[str, Any]]:
     workers = f"{listing['workers']:,} workers"
     rows = [
         _beat_target("Beat (unary), closed loop", results["unary"]["heartbeat"]),
+        _scaling_target(results["replicas"]),
         _beat_target("BeatStream", results["stream"]),
         {
             "name": f"Beat (unary) paced at {paced['offered_per_s']:,} beats/s",
@@ -99,6 +155,30 @@ def _bottleneck(stats: Results, cpus: int) -> str:
     return "none of the CPUs: latency x in-flight bound (add concurrency)"
 
 
+def _each_server_pct(stats: Results) -> list[float]:
+    """CPU of each server process, % of one core."""
+    return [100.0 * ratio(cpu, stats["seconds"]) for cpu in stats["server_cpu_s_per_process"]]
+
+
+def _pair_bound(two: Results, cpus: int) -> str:
+    """What bounded a 2-process run; the machine first, since on a small one the cores run out before
+    either server does."""
+    machine = _machine_pct(two)
+    if machine >= MACHINE_SATURATED_PCT:
+        return (
+            f"machine saturated: {machine:.0f}% of {cpus} cores (steal {two['machine_steal_pct']:.0f}%); "
+            "the 2-process figure is bounded by the cores, not by the servers"
+        )
+    if two["client_cpu_pct"] >= SATURATED_PCT:
+        return (
+            f"load generator saturated ({two['client_cpu_pct']:.0f}% of a core): the 2-process figure is "
+            "bounded by the load, not by the servers"
+        )
+    if min(_each_server_pct(two)) >= SATURATED_PCT:
+        return "both server processes saturated: the servers are the bound"
+    return f"nothing saturated (machine {machine:.0f}%): latency x in-flight bound (add concurrency)"
+
+
 def _us_per_beat(stats: Results, pct_key: str) -> float:
     """CPU microseconds per beat from a CPU share (% of one core) and the beat rate."""
     rate = stats["beats_per_s"]
@@ -129,14 +209,40 @@ def limits(results: Results) -> Results:
         "redis_cpu_us_per_beat": redis_cpu_us,
         "redis_ceiling_beats_per_s": 1e6 / redis_cpu_us if redis_cpu_us else 0.0,
         "echo_ceiling_calls_per_s": echo["beats_per_s"],
+        "sizing": _sizing(results),
     }
     figures["findings"] = _findings(figures, results, cpus)
     return figures
 
 
+def _sizing(results: Results) -> Results:
+    """Workers one server process takes at the SDK's beat interval, below its measured ceiling by the
+    paced run's fraction (the load the paced run measured latency at)."""
+    headroom = results["plan"]["paced_fraction"]
+    per_process = {
+        "unary": results["unary"]["heartbeat"]["beats_per_s"],
+        "stream": results["stream"]["beats_per_s"],
+    }
+    return {
+        "beat_interval_s": BEAT_INTERVAL_S,
+        "headroom": headroom,
+        **{f"workers_per_process_{k}": rate * headroom * BEAT_INTERVAL_S for k, rate in per_process.items()},
+    }
+
+
+def _sizing_finding(sizing: Results, paced: Results) -> str:
+    return (
+        f"Sizing: at a {sizing['beat_interval_s']:g} s beat interval and {sizing['headroom']:.0%} of the "
+        f"measured ceiling (the paced run's load: p99 {paced['p99_ms']:.1f} ms), one server process takes "
+        f"about {sizing['workers_per_process_unary']:,.0f} workers beating unary and "
+        f"{sizing['workers_per_process_stream']:,.0f} on BeatStream (the SDK's way)."
+    )
+
+
 def _findings(f: Results, results: Results, cpus: int) -> list[str]:
     return [
         *_beat_findings(f, results["unary"], cpus),
+        _sizing_finding(f["sizing"], results["unary"]["paced"]),
         _redis_finding(f, results["unary"]["heartbeat"], cpus),
         _stream_finding(f, results["stream"]),
         *_list_findings(results["list"], results["topology"]),
@@ -248,7 +354,8 @@ def _header(r: Results) -> list[str]:
     t, p = r["topology"], r["plan"]
     return [
         f"Worker Monitor - HeartbeatService benchmark ({r['mode']}, {r['elapsed_s']:.0f} s)",
-        f"Topology: {t['cpus']} CPUs | server: 1 process (pid {t['server_pid']}), one asyncio loop | "
+        f"Topology: {t['cpus']} CPUs | server: 1 process (pid {t['server_pid']}; a second for "
+        "the replicas phase), one asyncio loop each | "
         f"load: {p['clients']} generator process(es) {t['client_pids']} | echo server: its own process | "
         f"Redis {t['redis_version']} ({t['redis']}), prefix {t['prefix']}, "
         f"redis-py parser: {t['redis_parser']} | Python {t['python']}",
@@ -256,7 +363,8 @@ def _header(r: Results) -> list[str]:
         f"{t['beat_request_bytes']} bytes; {p['warmup_s']:g} s warm-up, {p['duration_s']:g} s measured per "
         "load.",
         "Columns: CPU as % of one core (machine: % of all cores); s/1k = CPU seconds per 1,000 beats of the "
-        "server (srv) or of the load generators (load); Redis us = EVALSHA us per call (INFO commandstats).",
+        "server processes (srv, summed) or of the load generators (load); Redis us = EVALSHA us per call "
+        "(INFO commandstats).",
     ]
 
 
@@ -276,6 +384,40 @@ def _unary_section(r: Results) -> list[str]:
         _load_row(f"Beat paced at {u['paced']['offered_per_s']:,}/s", u["paced"]),
         "  * the service's own Registry (service.build) called in the load process: load s/1k is the store"
         " layer's CPU per beat (redis-py, fingerprint, serialization).",
+    ]
+
+
+def _pair_cpu(stats: Results) -> str:
+    return " + ".join(f"{pct:.0f}%" for pct in _each_server_pct(stats))
+
+
+def _replicas_section(r: Results) -> list[str]:
+    rep_, p = r["replicas"], r["plan"]
+    echo, beat, per_cpu = rep_["echo"], rep_["heartbeat"], rep_["beats_per_server_cpu_s"]
+    eff, proj = rep_["efficiency"], rep_["projection_cpu_bound"]
+    cpus = int(r["topology"]["cpus"] or 1)
+    return [
+        "",
+        f"Replicas: the same closed-loop load ({p['concurrency']} in flight over {p['channels']} channel(s) "
+        "per generator) against 1 server process, then spread over 2 (each channel round-robins over "
+        "both, as the suite addresses replicas); the heartbeat processes share Redis and the prefix",
+        _load_header(),
+        _load_row("echo, 1 proc", echo["one"]),
+        _load_row("echo, 2 procs", echo["two"]),
+        _load_row("HeartbeatService.Beat, 1 proc", beat["one"]),
+        _load_row("HeartbeatService.Beat, 2 procs", beat["two"]),
+        f"  2 processes / 1: echo {rep_['scaling']['echo']:.2f}x, HeartbeatService "
+        f"{rep_['scaling']['heartbeat']:.2f}x the beats/s (target >= {TARGET_REPLICA_SCALING}x); server "
+        f"CPU of each of the 2: echo {_pair_cpu(echo['two'])}, HeartbeatService {_pair_cpu(beat['two'])}",
+        "  per-process efficiency, HeartbeatService / echo beats per server CPU-second: "
+        f"1 process {eff['one']:.2f} ({per_cpu['heartbeat']['one']:,.0f} / {per_cpu['echo']['one']:,.0f}), "
+        f"2 processes {eff['two']:.2f} ({per_cpu['heartbeat']['two']:,.0f} / {per_cpu['echo']['two']:,.0f})",
+        f"  echo, 2 processes: {_pair_bound(echo['two'], cpus)}",
+        f"  HeartbeatService, 2 processes: {_pair_bound(beat['two'], cpus)}",
+        "  projection (CPU-bound arithmetic, not a measurement): with a core for each process and the load "
+        f"elsewhere, 2 HeartbeatService processes at {per_cpu['heartbeat']['two']:,.0f} beats per server "
+        f"CPU-second would take {proj['two_processes_beats_per_s']:,.0f} beats/s, "
+        f"{proj['scaling']:.2f}x one process at a full core ({proj['one_process_beats_per_s']:,.0f})",
     ]
 
 
@@ -328,6 +470,7 @@ def table(results: Results) -> str:
     return "\n".join(
         _header(results)
         + _unary_section(results)
+        + _replicas_section(results)
         + _stream_section(results)
         + _list_section(results)
         + text.targets_lines(results["targets"])

@@ -41,6 +41,22 @@ def test_unary_figures(results: dict[str, Any]) -> None:
     positive(unary["ratio"], ("throughput", "p50", "p99", "server_cpu_per_call"), "unary.ratio")
 
 
+def test_replicas_spread_the_load_over_both_processes(results: dict[str, Any]) -> None:
+    replicas = results["replicas"]
+    for kind in ("echo", "heartbeat"):
+        one, two = replicas[kind]["one"], replicas[kind]["two"]
+        for name, stats in (("one", one), ("two", two)):
+            positive(stats, LOAD_KEYS + SERVER_KEYS, f"replicas.{kind}.{name}")
+            assert stats["errors"] == 0, f"replicas.{kind}.{name}"
+        assert (one["server_processes"], two["server_processes"]) == (1, 2)
+        each = two["server_cpu_s_per_process"]
+        # Round-robin sends both the same number of calls; a process left out would show only its idle
+        # CPU, a few ms.
+        assert min(each) > 0.25 * sum(each), f"replicas.{kind}.two: server CPU per process {each}"
+    positive(replicas["scaling"], ("echo", "heartbeat"), "replicas.scaling")
+    positive(replicas["efficiency"], ("one", "two"), "replicas.efficiency")
+
+
 def test_stream_figures(results: dict[str, Any]) -> None:
     stream = results["stream"]
     positive(stream, LOAD_KEYS + SERVER_KEYS + ("streams_open", "server_rss_open_mb"), "stream")
@@ -60,7 +76,7 @@ def test_list_figures(results: dict[str, Any]) -> None:
 
 
 def test_targets_and_limits(results: dict[str, Any]) -> None:
-    assert len(results["targets"]) == 6
+    assert len(results["targets"]) == 7
     assert {t["verdict"] for t in results["targets"]} <= {"PASS", "MISS"}
     limits = results["limits"]
     positive(limits, ("server_cpu_us_per_beat_unary", "echo_server_cpu_us_per_call"), "limits")
