@@ -89,13 +89,15 @@ def test_cluster_urls(url: str, expected: ClusterUrl) -> None:
     assert check_redis_url(url) == url
 
 
-def test_the_suites_own_redis_cannot_be_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_take_a_cluster_url(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WORKERMON_REDIS_URL", raising=False)
     monkeypatch.setenv("REDIS_URL", "redis+cluster://a:7000")
-    with pytest.raises(ConfigError, match=r"REDIS_URL: .*can be the watched BullMQ Redis"):
-        load(Settings)
     monkeypatch.setenv("WORKERMON_QUEUE_REDIS_URL", "redis+cluster://a:7000,b:7001")
+    assert load(Settings).redis_url == "redis+cluster://a:7000"
     assert load(QueueSettings).queue_redis_url == "redis+cluster://a:7000,b:7001"
+    monkeypatch.setenv("REDIS_URL", "redis+cluster://a:7000/1")
+    with pytest.raises(ConfigError, match=r"REDIS_URL: path: a cluster has only database 0"):
+        load(Settings)
 
 
 def test_plain_urls_go_to_redis_py_as_they_are() -> None:

@@ -4,8 +4,9 @@ all under one hash-tagged prefix (`{bull}:...`).
 
 The queue library is checked against BullMQ's own `getJobCounts` and the workload it ran (discovery walks
 every primary; states, events, finished jobs and every action work where each queue's slot lives), then
-`workermon serve` as a whole collects the queues: its counts equal `getJobCounts`, and its per-minute
-completed and failed figures add up to the workload.
+`workermon serve` as a whole, its own Redis on the cluster too, collects the queues: its counts equal
+`getJobCounts`, and its per-minute completed and failed figures add up to the workload; a worker beats
+and gets a command; nothing in the background fails.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 from bullmq import Job, Queue, Worker
 
 from tests.support.fakes import TEST_SECRET
-from tests.support.processes import ClusterGroup, RedisProcess, SuiteProcess, running, wait_for
+from tests.support.heartbeat import report
+from tests.support.processes import ClusterGroup, SuiteProcess, running, wait_for
 from tests.support.workload import minute_points
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
+from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core.auth import TokenAuthority
@@ -38,6 +43,7 @@ pytestmark = pytest.mark.slow
 
 # One queue on each primary of the three (checked: the test fails if the cluster placed them otherwise).
 QUEUES = ("{orders}", "{images}", "{invoices}")
+WORKER_ID = "cluster-worker"
 # Per queue, in QUEUES' order: how many jobs complete, and how many fail for good.
 OUTCOMES = ((7, 2), (4, 3), (5, 1))
 COUNTED = ("waiting", "active", "delayed", "prioritized", "waiting-children", "completed", "failed")
@@ -184,16 +190,33 @@ def _as_proto_counts(counts: dict[str, Any]) -> dict[str, int]:
     return {key.replace("-", "_"): int(value) for key, value in counts.items()}
 
 
+async def _worker_and_command(suite: SuiteProcess, channel: grpc.aio.Channel) -> None:
+    """A worker beats (ONLINE), is sent a command, and gets it with its next beat: the registry's scripts
+    on the cluster."""
+    authority = TokenAuthority(TEST_SECRET)
+    beats = open_channel(suite.grpc_target, authority.mint(WORKER_ID, "worker"))
+    monitor = mon_grpc.MonitorServiceStub(channel)
+    try:
+        heartbeat = hb_grpc.HeartbeatServiceStub(beats)
+        beat = hb_pb.BeatRequest(report=report(WORKER_ID, (QUEUES[0],)))
+        await heartbeat.Beat(beat, timeout=10)
+        worker = (await monitor.GetWorker(mon_pb.GetWorkerRequest(worker_id=WORKER_ID))).worker
+        assert worker.status == mon_pb.WORKER_STATUS_ONLINE
+        quiet = await monitor.QuietWorker(mon_pb.QuietWorkerRequest(worker_id=WORKER_ID, reason="cluster"))
+        delivered = (await heartbeat.Beat(beat, timeout=10)).commands
+        assert [c.command_id for c in delivered] == [quiet.command.command_id]
+    finally:
+        await beats.close()
+
+
 @pytest.mark.timeout(300)
 async def test_the_suite_counts_cluster_queues_exactly(tmp_path: Path, cluster: ClusterGroup) -> None:
-    suite_redis = RedisProcess(tmp_path / "suite-redis")
-    await suite_redis.start()
     prefix = "suite"
     plan = _plan(QUEUES)
     queues = _queues(cluster, prefix, QUEUES)
     suite = SuiteProcess(
         env={
-            "REDIS_URL": suite_redis.url,
+            "REDIS_URL": cluster.url,
             "WORKERMON_DATA_DIR": str(tmp_path / "data"),
             "WORKERMON_QUEUE_REDIS_URL": cluster.url,
             "WORKERMON_QUEUE_PREFIX": prefix,
@@ -238,7 +261,12 @@ async def test_the_suite_counts_cluster_queues_exactly(tmp_path: Path, cluster: 
                     await mon_grpc.MonitorServiceStub(channel).GetQueue(mon_pb.GetQueueRequest(queue=name))
                 ).queue
                 assert {k: getattr(live.counts, k) for k in expected} == expected, name
+            await _worker_and_command(suite, channel)
+            # Nothing in the background failed on the cluster (pub/sub, sweeps, schedules, followers).
+            complaints = [
+                line for _, line in suite.lines if '"level": "warning"' in line or '"error"' in line
+            ]
+            assert not complaints, complaints
     finally:
         await channel.close()
         await _close(queues)
-        await suite_redis.stop()

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import grpc
-import redis.asyncio as aioredis
 from pydantic_settings import BaseSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -27,7 +26,7 @@ from .auth import TokenAuthority
 from .db import create_engine, database_url, ping
 from .migrations import Migrations
 from .peer import LocalAddress, Peer, ServiceTokens
-from .redis_store import AnyRedis, EmbeddedRedis, connect, connect_any
+from .redis_store import AnyRedis, EmbeddedRedis, connect_any
 from .server import ReadinessCheck, ServiceSpec
 from .settings import Settings, SettingsT, load
 
@@ -93,7 +92,7 @@ class Deps:
     watched_redis_url: str | None = None
     redis_url: str | None = None
     embedded_redis: EmbeddedRedis | None = None
-    _redis: aioredis.Redis | None = None
+    _redis: AnyRedis | None = None
     _watched: AnyRedis | None = None
     _engine: AsyncEngine | None = None
     _peers: list[Peer[Any]] = field(default_factory=list)
@@ -118,13 +117,13 @@ class Deps:
     # --- connections --------------------------------------------------------------------------------
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> AnyRedis:
         """The suite's own Redis (REDIS_URL, else the embedded one started in the data directory)."""
         if self._redis is None:
             if self.redis_url is None:
                 self.embedded_redis = EmbeddedRedis(self.core.data_dir)
                 self.redis_url = self.embedded_redis.start()
-            self._redis = connect(self.redis_url, self.core.redis_max_connections)
+            self._redis = connect_any(self.redis_url, self.core.redis_max_connections)
         return self._redis
 
     @property

@@ -52,10 +52,10 @@ def connect(url: str, max_connections: int = 64) -> aioredis.Redis:
     The pool blocks (up to the socket timeout) rather than opening a connection per concurrent
     command, so a fleet reconnecting at once queues instead of flooding Redis with connections.
     A redis+sentinel:// URL gives a client of whichever server the sentinels name primary (`primary`).
-    A redis+cluster:// URL is refused here: use `connect_any` where a cluster is supported.
+    A redis+cluster:// URL is refused: `connect_any` takes it.
     """
     if is_cluster(url):
-        raise ValueError("a Redis Cluster (redis+cluster://) is supported for the watched BullMQ Redis only")
+        raise ValueError("a redis+cluster:// URL needs a cluster client: use connect_any")
     options: dict[str, Any] = {
         **_CLIENT_OPTIONS,
         "max_connections": max_connections,

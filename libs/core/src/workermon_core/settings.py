@@ -10,7 +10,7 @@ from typing import Literal, TypeVar
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from workermon_redis_url import check_redis_url, is_cluster, redact
+from workermon_redis_url import check_redis_url, redact
 
 from .targets import channel_target
 
@@ -82,11 +82,6 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _check_redis_url(cls, value: str | None) -> str | None:
-        if value and is_cluster(value):
-            raise ValueError(
-                "a Redis Cluster (redis+cluster://) can be the watched BullMQ Redis "
-                "(WORKERMON_QUEUE_REDIS_URL), not the suite's own: use one server or redis+sentinel://"
-            )
         return check_redis_url(value) if value else None
 
     @cached_property

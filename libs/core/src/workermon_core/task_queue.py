@@ -11,17 +11,19 @@ policy), logs one line when Redis goes and one when it is back.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 from typing import Any
 
 import redis.exceptions
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from taskiq import BrokerMessage
 from taskiq_redis import ListQueueBroker
 
-from workermon_redis_url import is_sentinel
+from workermon_redis_url import is_cluster, is_sentinel
 
 from .backoff import BACKOFF, Backoff
-from .redis_store import SentinelPrimary, primary
+from .redis_store import AnyRedis, SentinelPrimary, cluster, primary
 from .server import Outage
 
 # What a Redis that is down, restarting or unreachable raises (redis-py wraps socket errors in its own).
@@ -32,15 +34,20 @@ class TaskQueueBroker(ListQueueBroker):
     """A ListQueueBroker whose `listen()` outlives a Redis outage, backing off instead of spinning."""
 
     def __init__(self, url: str, queue_name: str, *, backoff: Backoff = BACKOFF, **connection: Any) -> None:
-        """`url` of the Redis (redis+sentinel:// too), the list's key; `connection` goes to redis-py's
-        connection pool.
+        """`url` of the Redis (redis+sentinel:// and redis+cluster:// too), the list's key; `connection`
+        goes to redis-py's connection pool.
 
         The receiver waits in BRPOP without a timeout, so the socket has none (redis-py's default read
         timeout would cut that wait every few seconds); connecting is bounded to 2 s.
         """
         options: dict[str, Any] = {"socket_timeout": None, "socket_connect_timeout": 2.0, **connection}
         self._primary: SentinelPrimary | None = None
-        if is_sentinel(url):
+        self._cluster: RedisCluster | None = None
+        if is_cluster(url):
+            # A cluster client routes the list's key to its node; taskiq-redis's pool goes unused.
+            super().__init__("redis://", queue_name=queue_name)
+            self._cluster = cluster(url, **options)
+        elif is_sentinel(url):
             # taskiq-redis builds its pool from a redis:// URL (opening no connection); a Sentinel-managed
             # primary's pool, which follows failovers, takes its place.
             super().__init__("redis://", queue_name=queue_name)
@@ -57,13 +64,26 @@ class TaskQueueBroker(ListQueueBroker):
         await super().shutdown()
         if self._primary is not None:
             await self._primary.aclose()
+        if self._cluster is not None:
+            await self._cluster.aclose()
+
+    def _connection(self) -> contextlib.AbstractAsyncContextManager[AnyRedis]:
+        """A client for one use: the cluster's (kept open), or one over the pool (closed after)."""
+        if self._cluster is not None:
+            return contextlib.nullcontext(self._cluster)
+        return Redis(connection_pool=self.connection_pool)
+
+    async def kick(self, message: BrokerMessage) -> None:
+        """Push a message onto its list (the queue named in its labels, else this broker's)."""
+        async with self._connection() as conn:
+            await conn.lpush(message.labels.get("queue_name") or self.queue_name, message.message)
 
     async def listen(self) -> AsyncGenerator[bytes, None]:
         """Yield each message pushed to the list; while Redis is down, retry with backoff."""
         outage = Outage("task_queue", self.backoff, queue=self.queue_name)
         while True:
             try:
-                async with Redis(connection_pool=self.connection_pool) as conn:
+                async with self._connection() as conn:
                     if outage.down:
                         await conn.ping()
                         outage.ok()

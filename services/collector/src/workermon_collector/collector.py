@@ -12,12 +12,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
-import redis.asyncio as aioredis
 import structlog
 
 from workermon.heartbeat.v1.heartbeat_service_pb2 import JobTimings
 from workermon_core.protos import from_ms
-from workermon_core.redis_store import key_prefix
+from workermon_core.redis_store import AnyRedis, key_prefix
 from workermon_queues.backend import FinishedJob, QueueBackend, QueueState
 
 from . import sketches
@@ -110,7 +109,7 @@ class Collector:
         backend: QueueBackend,
         follower: EventFollower,
         store: SnapshotStore,
-        redis: aioredis.Redis,
+        redis: AnyRedis,
         prefix: str,
         *,
         online_workers: OnlineWorkers | None = None,

@@ -19,12 +19,12 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 import structlog
 
-from workermon_core.redis_store import key_prefix
+from workermon_core.redis_store import AnyRedis, key_prefix
 from workermon_queues.backend import EventBatch, QueueBackend
 from workermon_queues.classify import FailureClassifier
+from workermon_queues.client import queue_script
 from workermon_queues.replies import text as _text
 
 log = structlog.get_logger("workermon.collector")
@@ -82,7 +82,7 @@ class EventFollower:
     def __init__(
         self,
         backend: QueueBackend,
-        redis: aioredis.Redis,
+        redis: AnyRedis,
         prefix: str,
         classifier: FailureClassifier,
         batch_size: int = 2000,
@@ -188,8 +188,8 @@ class EventFollower:
                 args: list[str | int] = [expected, new, COUNTER_TTL_SECONDS]
                 for key, field, inc in ops:
                     args += [key, field, inc]
-                await self._apply(
-                    keys=[self._cursor_key(queue), self._totals_key(queue)], args=args, client=pipe
+                await queue_script(
+                    pipe, self._apply, [self._cursor_key(queue), self._totals_key(queue)], args
                 )
             return [bool(r) for r in await pipe.execute()]
 

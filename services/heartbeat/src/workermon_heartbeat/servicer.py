@@ -312,8 +312,11 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         """Wake this replica's streams when a command is queued for their worker."""
         outage = Outage("command_listener")
         while True:
-            pubsub = self.registry.redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = None
             try:
+                # A cluster client must know its slots before it can subscribe (a no-op on one server).
+                await self.registry.redis.initialize()
+                pubsub = self.registry.redis.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(self.registry.notify_channel)
                 outage.ok()
                 # Commands queued while we were not subscribed are picked up on the next beat anyway.
@@ -328,8 +331,9 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
                 outage.failed(exc)
                 await outage.pause()
             finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def merge_sketch(into: pb.DurationSketch, other: pb.DurationSketch) -> None:

@@ -9,11 +9,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
-from workermon_core.redis_store import key_prefix
+from workermon_core.redis_store import AnyRedis, key_prefix
 
 from . import scripts
 
@@ -96,7 +95,7 @@ def _text(value: object) -> str:
 class Registry:
     """Reads and writes the registry keys; owns nothing but them."""
 
-    def __init__(self, redis: aioredis.Redis, prefix: str, config: RegistryConfig, clock: Clock = time.time):
+    def __init__(self, redis: AnyRedis, prefix: str, config: RegistryConfig, clock: Clock = time.time):
         self.redis = redis
         self.root = key_prefix(prefix) + ":hb"
         self.config = config

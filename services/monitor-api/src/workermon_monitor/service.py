@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import redis.asyncio as aioredis
 import structlog
 
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
@@ -19,7 +18,7 @@ from workermon_core.auth import action_roles
 from workermon_core.background import Every, Follower
 from workermon_core.modules import Built, Deps, Module, Needs, grpc_service
 from workermon_core.peer import Peer
-from workermon_core.redis_store import key_prefix
+from workermon_core.redis_store import AnyRedis, key_prefix
 from workermon_queues.bullmq import BullMQBackend, BullMQJobs
 from workermon_queues.settings import QueueSettings
 
@@ -65,7 +64,7 @@ class WorkerEventRecorder:
         self,
         heartbeat: Peer[hb_grpc.HeartbeatServiceStub],
         auditor: Auditor,
-        redis: aioredis.Redis,
+        redis: AnyRedis,
         prefix: str,
     ) -> None:
         self.heartbeat = heartbeat

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from bullmq import Queue
-from redis.asyncio.cluster import ClusterPipeline
-from redis.commands.core import AsyncScript
 
 from workermon_queues.classify import FailureClassifier
 from workermon_queues.jobs import (
@@ -38,7 +36,7 @@ from workermon_queues.jobs import (
     TimelineEntry,
 )
 
-from ..client import RedisClient
+from ..client import RedisClient, queue_script
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..replies import epoch_ms, integer, is_utf8, text
 from .problems import Kind, key_problems, wrong_types_kept
@@ -344,7 +342,7 @@ class BullMQJobs:
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id, raw_opts in zip(ids, opts, strict=True):
                 lifo = bool(_json_object(raw_opts).get("lifo"))
-                await _queue_script(
+                await queue_script(
                     pipe,
                     script,
                     [
@@ -378,7 +376,7 @@ class BullMQJobs:
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in ids:
                 keys, args = scripts.promoteArgs(job_id)
-                await _queue_script(pipe, script, keys, args)
+                await queue_script(pipe, script, keys, args)
             results = await pipe.execute(raise_on_error=True)
         return sum(1 for r in results if integer(r) == 0)
 
@@ -402,7 +400,7 @@ class BullMQJobs:
 
         async with self.redis.pipeline(transaction=True) as pipe:
             count(pipe)
-            await _queue_script(
+            await queue_script(
                 pipe,
                 bull.scripts.commands["drain"],
                 bull.scripts.getKeys(["wait", "paused", "delayed", "prioritized", "repeat"]),
@@ -799,18 +797,9 @@ class BullMQJobs:
                 if size <= max_bytes:
                     pipe.hget(job_key, field)
                 else:
-                    await _queue_script(pipe, self._cut, [job_key], [field, max_bytes])
+                    await queue_script(pipe, self._cut, [job_key], [field, max_bytes])
             data, return_value = wrong_types_kept(await pipe.execute(raise_on_error=False))
         return _value(data), _value(return_value)
-
-
-async def _queue_script(pipe: Any, script: AsyncScript, keys: Sequence[Any], args: Sequence[Any]) -> None:
-    """Queue `script` in `pipe`: as EVALSHA (loaded first where the server lacks it), or in a cluster's
-    pipeline, which refuses EVALSHA, as EVAL of its text (each node caches it after the first)."""
-    if isinstance(pipe, ClusterPipeline):
-        pipe.eval(text(script.script), len(keys), *keys, *args)
-    else:
-        await script(keys=keys, args=args, client=pipe)
 
 
 def _count(reply: Any) -> int:
