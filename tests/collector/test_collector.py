@@ -18,10 +18,11 @@ from sqlalchemy.pool import NullPool
 from tests.support.bull import delete_prefix
 from tests.support.fakes import FakeClock
 from workermon_collector.collector import Collector
-from workermon_collector.follower import MINUTE_MS, EventFollower, minute_of
+from workermon_collector.follower import MINUTE_MS, EventFollower, first_cursor, minute_of
 from workermon_collector.rows import SnapshotRow
 from workermon_collector.store import SnapshotStore
 from workermon_core.db import create_engine
+from workermon_queues.backend import EventBatch
 from workermon_queues.bullmq import BullMQBackend
 from workermon_queues.classify import FailureClassifier
 
@@ -119,6 +120,94 @@ async def test_counts_equal_ground_truth(
     # Written once: collecting the same minutes again writes nothing new.
     again = await collector.collect([queue.name], minute_ms=minute_of(started))
     assert again.written == [False]
+
+
+async def test_a_queue_worked_before_it_is_first_seen_is_counted_exactly(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    # Created, worked and finished before any follower has seen the queue (between two discoveries).
+    started = int(time.time() * 1000)
+    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 4})
+    try:
+        for i in range(20):
+            await queue.add("job", {"fail": "HTTP 503"} if i % 2 else {}, {"attempts": 1})
+        await _drain(queue, 20)
+    finally:
+        await worker.close()
+    finished = int(time.time() * 1000)
+
+    collector = make_collector(redis, prefix, engine, [queue.name])
+    rows = await _collect_span(collector, queue.name, started, finished)
+    assert sum(r.completed_in_minute for r in rows) == 10
+    assert sum(r.failed_in_minute for r in rows) == 10
+    assert not any(r.counts_approximate for r in rows)
+
+
+async def test_a_newly_seen_queue_gets_rows_for_its_earlier_minutes(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    started = int(time.time() * 1000)
+    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 4})
+    try:
+        for i in range(8):
+            await queue.add("job", {"fail": "HTTP 503"} if i < 3 else {}, {"attempts": 1})
+        await _drain(queue, 8)
+    finally:
+        await worker.close()
+    # The first cycle to see the queue runs two minutes after its work.
+    clock = FakeClock(time.time() + 120)
+    collector = make_collector(redis, prefix, engine, [queue.name], clock=clock)
+    result = await collector.collect()
+
+    newest = int(result.minute.timestamp() * 1000)
+    minutes = [int(r.minute.timestamp() * 1000) for r in result.rows]
+    assert minutes == list(range(minute_of(started), newest + MINUTE_MS, MINUTE_MS)), "each minute a row"
+    assert all(result.written)
+    assert sum(r.completed_in_minute for r in result.rows) == 5
+    assert sum(r.failed_in_minute for r in result.rows) == 3
+    # Job counts of an earlier minute are today's: those rows say so; the cycle's own minute is exact.
+    assert [r.counts_approximate for r in result.rows] == [True] * (len(result.rows) - 1) + [False]
+    # Back-filled once: the next cycle writes its own minute only.
+    clock.advance(60)
+    assert len((await collector.collect()).rows) == 1
+
+
+async def test_only_the_minute_of_a_trimmed_streams_oldest_entry_is_approximate(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    started = int(time.time() * 1000)
+    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 4})
+    try:
+        for _ in range(8):
+            await queue.add("job", {})
+        await _drain(queue, 8)
+    finally:
+        await worker.close()
+    finished = int(time.time() * 1000)
+    # The stream capped at 3 entries (as `maxLenEvents: 3` would): older events are gone.
+    events = f"bull:{queue.name}:events"
+    await redis.hset(f"bull:{queue.name}:meta", "opts.maxLenEvents", 3)
+    await redis.xtrim(events, maxlen=3, approximate=False)
+    oldest_left = minute_of(int((await redis.xrange(events, count=1))[0][0].decode().split("-")[0]))
+
+    collector = make_collector(redis, prefix, engine, [queue.name])
+    rows = await _collect_span(collector, queue.name, started, finished)
+    approximate = [int(r.minute.timestamp() * 1000) for r in rows if r.counts_approximate]
+    assert approximate == [oldest_left]
+    assert sum(r.completed_in_minute for r in rows) <= 3
+
+
+def test_first_cursor_starts_before_the_oldest_entry_within_the_horizon() -> None:
+    def batch(first: str | None, trimmed: bool, last: str | None = "900-0") -> EventBatch:
+        return EventBatch(events=[], last_id=last, trimmed=trimmed, max_len=None, first_id=first)
+
+    assert first_cursor(batch("500-3", trimmed=True), horizon_ms=0) == "500-2"
+    assert first_cursor(batch("500-0", trimmed=True), horizon_ms=0) == f"499-{2**64 - 1}"
+    assert first_cursor(batch("500-3", trimmed=False), horizon_ms=0) == "0-0"
+    assert first_cursor(batch("500-3", trimmed=False), horizon_ms=100) == "100-0"
+    assert first_cursor(batch("500-3", trimmed=True), horizon_ms=700) == "700-0"
+    assert first_cursor(batch(None, trimmed=True), horizon_ms=0) == "900-0"
+    assert first_cursor(batch(None, trimmed=False, last=None), horizon_ms=0) == "0-0"
 
 
 async def test_durations_within_sketch_accuracy(

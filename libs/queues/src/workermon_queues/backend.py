@@ -71,6 +71,12 @@ class QueueEvent:
         return self.kind == "failed" and not self.will_retry
 
 
+def stream_id_key(stream_id: str) -> tuple[int, int]:
+    """A Redis stream id (`ms-seq`, or `ms`) as numbers that sort as the stream does."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 @dataclass(frozen=True, slots=True)
 class EventBatch:
     """Events read after a cursor.
@@ -78,6 +84,8 @@ class EventBatch:
     `last_id` is where to continue from (None only when the stream has never had an entry);
     `trimmed` is True when entries after the cursor were trimmed away before being read (counts built
     from the stream are then incomplete); `max_len` is the queue's configured stream cap, if known.
+    Read without a cursor (where the stream ends now), `first_id` is the oldest entry still there and
+    `trimmed` says whether older ones were ever trimmed away.
     `skipped` holds the ids of entries read past but not understood as events (no event name, or a job's
     event without its job id): `last_id` moves past them all the same. `problem` says why the stream
     could not be read at all (its key is of another type); then there are no events and `last_id` is the
@@ -90,6 +98,7 @@ class EventBatch:
     max_len: int | None
     skipped: tuple[str, ...] = ()
     problem: str | None = None
+    first_id: str | None = None
 
     @property
     def consumed(self) -> int:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -176,22 +176,27 @@ class Collector:
 
         await self.follower.follow_many(names, now)
         # Independent reads, each a couple of round trips for all queues: overlap them.
-        # Independent reads, each a couple of round trips for all queues: overlap them.
-        states, online, readings = await asyncio.gather(
-            self.backend.states(names, now), self._online(), self._minute_readings(names, minute)
+        states, online, readings, first_seen = await asyncio.gather(
+            self.backend.states(names, now),
+            self._online(),
+            self._minute_readings(names, minute),
+            self.follower.first_seen(names),
         )
+        backfill = _backfill_plan(names, missed, first_seen, minute)
         collected_at = from_ms(int(self.clock() * 1000))
         later = {name: Later() for name in names}
+        self._minute_rows(names, minute, readings, states, online, collected_at, later, result)
         # Newest first, so each back-filled minute knows what the minutes after it added to the totals.
-        for each in [minute, *reversed(missed)]:
-            if each != minute:
-                readings = await self._minute_readings(names, each)
-            self._minute_rows(names, each, readings, states, online, collected_at, later, result)
+        for each in sorted(backfill, reverse=True):
+            readings = await self._minute_readings(backfill[each], each)
+            self._minute_rows(backfill[each], each, readings, states, online, collected_at, later, result)
         result.rows.sort(key=lambda row: (row.minute, row.queue))
         result.rows = await self._mark_resets(result.rows)
         duration = (time.perf_counter() - started) * 1000
         result.rows = [_with_duration(r, duration) for r in result.rows]
         result.written = await self._write(result)
+        # Rows not written are kept pending and written later: the minutes are covered either way.
+        await self.follower.forget_first_seen([q for q, first in first_seen.items() if first <= minute])
         result.duration_ms = (time.perf_counter() - started) * 1000
         self.last = result
         await self._publish_status(result)
@@ -199,7 +204,7 @@ class Collector:
             "collected",
             minute=result.minute.isoformat(),
             queues=sum(1 for row in result.rows if row.minute == result.minute),
-            backfilled_minutes=len(missed),
+            backfilled_minutes=len(backfill),
             written=sum(result.written),
             errors=len(result.errors),
             skipped_events=sum(result.skipped_events.values()),
@@ -456,6 +461,20 @@ class Collector:
         """The last cycle of any replica."""
         raw = await self.redis.get(self.status_key)
         return json.loads(raw) if raw else None
+
+
+def _backfill_plan(
+    names: Sequence[str], missed: Sequence[int], first_seen: Mapping[str, int], minute: int
+) -> dict[int, list[str]]:
+    """The minutes before `minute` to back-fill and the queues of each: every queue for the minutes no
+    cycle covered (`missed`); a queue seen for the first time for the minutes since its stream's first
+    events (at most BACKFILL_MAX_MINUTES back), which no row describes yet."""
+    plan: dict[int, set[str]] = {each: set(names) for each in missed}
+    oldest = minute - BACKFILL_MAX_MINUTES * MINUTE_MS
+    for queue, first in first_seen.items():
+        for each in range(max(first, oldest), minute, MINUTE_MS):
+            plan.setdefault(each, set()).add(queue)
+    return {each: sorted(queues) for each, queues in plan.items()}
 
 
 def _with_duration(row: SnapshotRow, duration_ms: float) -> SnapshotRow:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import structlog
 
 from workermon_core.redis_store import AnyRedis, key_prefix
-from workermon_queues.backend import EventBatch, QueueBackend
+from workermon_queues.backend import EventBatch, QueueBackend, stream_id_key
 from workermon_queues.classify import FailureClassifier
 from workermon_queues.client import queue_script
 from workermon_queues.replies import text as _text
@@ -31,6 +31,10 @@ log = structlog.get_logger("workermon.collector")
 
 MINUTE_MS = 60_000
 COUNTER_TTL_SECONDS = 3 * 24 * 3600
+# A queue seen for the first time is counted from what its stream still holds of this long ago.
+DEFAULT_HISTORY_MS = 24 * 3600 * 1000
+# The largest sequence number of a stream id (an unsigned 64-bit integer).
+_MAX_SEQ = 2**64 - 1
 
 # KEYS[1] cursor, KEYS[2] totals; ARGV: expected cursor ('' = none), new cursor, ttl, then
 # (minute key, field, increment) triples. Returns 1 when applied, 0 when another follower moved first.
@@ -76,6 +80,31 @@ def minute_of(time_ms: int) -> int:
     return time_ms - time_ms % MINUTE_MS
 
 
+def first_minute(start: EventBatch, horizon_ms: int) -> int | None:
+    """The first minute a newly seen queue's stream (`start`) holds events of, within `horizon_ms`; None
+    for an empty stream."""
+    if start.first_id is None:
+        return None
+    return max(minute_of(stream_id_key(start.first_id)[0]), horizon_ms)
+
+
+def first_cursor(start: EventBatch, horizon_ms: int) -> str:
+    """Where to start following a queue seen for the first time, from its stream as it is now (`start`):
+    before its oldest entry, so everything the stream still holds is counted in its own minute — no
+    further back than `horizon_ms`. When older entries were trimmed away, the first read finds the cursor
+    entry missing and marks the oldest entry's minute approximate; nothing else is."""
+    horizon = (horizon_ms, 0)
+    if start.first_id is None:
+        # An empty stream (or none yet): nothing to count, whatever came before.
+        return start.last_id or "0-0"
+    oldest = stream_id_key(start.first_id)
+    before = (oldest[0], oldest[1] - 1) if oldest[1] else (oldest[0] - 1, _MAX_SEQ)
+    if not start.trimmed:
+        before = (0, 0)  # the stream holds everything it ever had
+    ms, seq = max(before, horizon)
+    return f"{ms}-{seq}"
+
+
 class EventFollower:
     """Follows the event streams of many queues and keeps exact per-minute counters."""
 
@@ -86,12 +115,16 @@ class EventFollower:
         prefix: str,
         classifier: FailureClassifier,
         batch_size: int = 2000,
+        *,
+        history_ms: int = DEFAULT_HISTORY_MS,
     ) -> None:
+        """`history_ms`: how far back a queue's stream is counted when the follower first sees it."""
         self.backend = backend
         self.redis = redis
         self.root = key_prefix(prefix) + ":col"
         self.classifier = classifier
         self.batch_size = batch_size
+        self.history_ms = history_ms
         self._apply = redis.register_script(_APPLY)
 
     def _cursor_key(self, queue: str) -> str:
@@ -102,6 +135,35 @@ class EventFollower:
 
     def _totals_key(self, queue: str) -> str:
         return f"{self.root}:tot:{queue}"
+
+    def _since_key(self, queue: str) -> str:
+        return f"{self.root}:since:{queue}"
+
+    async def _mark_first_seen(self, minutes: dict[str, int | None]) -> None:
+        """Remember, per newly seen queue, the first minute its stream had events of, until a cycle has
+        written rows for the minutes before its own (`first_seen`, `forget_first_seen`)."""
+        marked = {q: m for q, m in minutes.items() if m is not None}
+        if not marked:
+            return
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue, minute in marked.items():
+                pipe.set(self._since_key(queue), minute, nx=True, ex=COUNTER_TTL_SECONDS)
+            await pipe.execute()
+
+    async def first_seen(self, queues: Sequence[str]) -> dict[str, int]:
+        """Queues seen for the first time whose earlier minutes have no rows yet: their first minute."""
+        if not queues:
+            return {}
+        raw = await self.redis.mget([self._since_key(q) for q in queues])
+        return {q: int(m) for q, m in zip(queues, raw, strict=True) if m is not None}
+
+    async def forget_first_seen(self, queues: Sequence[str]) -> None:
+        """The minutes before these queues were first seen have their rows."""
+        if queues:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for queue in queues:
+                    pipe.delete(self._since_key(queue))
+                await pipe.execute()
 
     async def follow(self, queue: str, now_ms: int) -> int:
         """Read and count everything new in one queue's stream; returns the events applied."""
@@ -114,20 +176,14 @@ class EventFollower:
         cursors: dict[str, str | None] = {q: _text(c) or None for q, c in zip(queues, raw, strict=True)}
         fresh = [q for q, c in cursors.items() if c is None]
         if fresh:
-            # First sight of a queue: start at its stream's end; this minute is only partly seen.
             starts = await self.backend.read_events_many(dict.fromkeys(fresh), self.batch_size)
-            minute = minute_of(now_ms)
-            changes = []
-            for q in fresh:
-                if starts[q].problem:
-                    continue  # not a stream: try again next time, from wherever it then ends
-                start = starts[q].last_id or "0-0"
-                # Events earlier in this minute, before our starting point, go uncounted: say so.
-                partial = int(start.split("-", 1)[0]) >= minute
-                changes.append(
-                    (q, "", start, [(self._minute_key(q, minute), "approx", 1)] if partial else [])
-                )
-            await self._cas_many(changes)
+            horizon = minute_of(now_ms) - self.history_ms
+            # A stream key of another type: try again next time.
+            no_ops: list[tuple[str, str, int]] = []
+            await self._cas_many(
+                [(q, "", first_cursor(starts[q], horizon), no_ops) for q in fresh if not starts[q].problem]
+            )
+            await self._mark_first_seen({q: first_minute(starts[q], horizon) for q in fresh})
             moved = await self.redis.mget([self._cursor_key(q) for q in fresh])
             cursors.update({q: _text(c) or None for q, c in zip(fresh, moved, strict=True)})
         pending = {q: c for q, c in cursors.items() if c is not None}

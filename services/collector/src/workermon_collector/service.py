@@ -22,7 +22,7 @@ from workermon_queues.bullmq import BullMQBackend
 from workermon_queues.settings import QueueSettings
 
 from .collector import Clock, Collector, CycleResult
-from .follower import EventFollower
+from .follower import COUNTER_TTL_SECONDS, EventFollower
 from .heartbeat_peer import HeartbeatPeer
 from .migrate import MIGRATIONS
 from .schedule import build_schedule
@@ -90,7 +90,11 @@ def build(deps: Deps) -> Built:
     settings = deps.settings(CollectorSettings)
     queues = deps.settings(QueueSettings)
     backend = BullMQBackend.from_settings(deps.watched_redis, queues)
-    follower = EventFollower(backend, deps.redis, deps.core.redis_prefix, queues.classifier)
+    # A newly seen queue is counted as far back as its minute rows are kept (and its counters live).
+    history_ms = min(settings.snapshot_retention_hours * 3600, COUNTER_TTL_SECONDS) * 1000
+    follower = EventFollower(
+        backend, deps.redis, deps.core.redis_prefix, queues.classifier, history_ms=int(history_ms)
+    )
     clock = deps.clock
     store = SnapshotStore(
         deps.engine,

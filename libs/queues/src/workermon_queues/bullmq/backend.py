@@ -71,7 +71,7 @@ from typing import Any, Literal
 
 from redis.exceptions import ResponseError
 
-from ..backend import EventBatch, FinishedJob, QueueEvent, QueueState
+from ..backend import EventBatch, FinishedJob, QueueEvent, QueueState, stream_id_key
 from ..client import RedisClient
 from ..replies import epoch_ms, integer, text, wrong_type
 from ..settings import QueueSettings
@@ -115,9 +115,12 @@ def _normalize_id(stream_id: str) -> str:
     return f"{int(match.group(1))}-{int(match.group(2) or 0)}"
 
 
-def _id_key(stream_id: str) -> tuple[int, int]:
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
+def _ever_trimmed(info: Mapping[str, Any], max_len: int | None) -> bool:
+    """Whether entries of the stream XINFO STREAM describes were ever trimmed away."""
+    length = int(info["length"])
+    added = info.get("entries-added")  # Redis 7+
+    # Before Redis 7: BullMQ trims with MAXLEN ~, which never leaves fewer than max_len entries.
+    return int(added) > length if added is not None else max_len is None or length >= max_len
 
 
 def _entry(raw: Any) -> StreamEntry:
@@ -202,7 +205,7 @@ def build_events(entries: Sequence[StreamEntry], after: str | None, count: int) 
         events.append(
             QueueEvent(
                 event_id=event_id,
-                time_ms=_id_key(event_id)[0],
+                time_ms=stream_id_key(event_id)[0],
                 kind=kind,
                 job_id=job_id,
                 reason=reason,
@@ -481,8 +484,16 @@ class BullMQBackend:
         after: str | None, count: int, raw_entries: Any, info: Mapping[str, Any] | None, max_len: int | None
     ) -> EventBatch:
         last_generated = text(info["last-generated-id"]) if info else None
+        first = info.get("first-entry") if info else None
+        oldest_left = text(first[0]) if first else last_generated
         if after is None:
-            return EventBatch(events=[], last_id=last_generated, trimmed=False, max_len=max_len)
+            return EventBatch(
+                events=[],
+                last_id=last_generated,
+                trimmed=info is not None and _ever_trimmed(info, max_len),
+                max_len=max_len,
+                first_id=text(first[0]) if first else None,
+            )
         entries = [_entry(e) for e in raw_entries or []]
         events = build_events(entries, after, count)
         start = 1 if entries and entries[0][0] == after else 0
@@ -493,13 +504,11 @@ class BullMQBackend:
             # The cursor entry is gone. Trimming drops the oldest entries first, so while it exists
             # nothing newer was lost; without it, entries between the cursor and the stream's first
             # entry may have been (or the cursor was the last of the dropped ones: we cannot tell).
-            length = int(info["length"])
-            added = info.get("entries-added")  # Redis 7+
-            # Before Redis 7: BullMQ trims with MAXLEN ~, which never leaves fewer than max_len entries.
-            ever_trimmed = int(added) > length if added is not None else max_len is None or length >= max_len
-            first = info.get("first-entry")
-            oldest_left = text(first[0]) if first else last_generated
-            trimmed = ever_trimmed and oldest_left is not None and _id_key(oldest_left) > _id_key(after)
+            trimmed = (
+                _ever_trimmed(info, max_len)
+                and oldest_left is not None
+                and stream_id_key(oldest_left) > stream_id_key(after)
+            )
         if body:
             last_id: str | None = body[-1][0]  # past skipped entries too, or they would be read forever
         elif trimmed:
