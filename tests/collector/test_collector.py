@@ -62,6 +62,17 @@ async def _drain(queue: Queue, done: int, limit: float = 30) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _work(queue: Queue, redis_url: str, completed: int, failed: int) -> None:
+    """Jobs that complete and jobs that fail for good, processed until all have finished."""
+    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 4})
+    try:
+        for i in range(completed + failed):
+            await queue.add("job", {"fail": "HTTP 503"} if i >= completed else {}, {"attempts": 1})
+        await _drain(queue, completed + failed)
+    finally:
+        await worker.close()
+
+
 async def _collect_span(collector: Collector, queue: str, first_ms: int, last_ms: int) -> list[SnapshotRow]:
     rows = []
     for minute in range(minute_of(first_ms), minute_of(last_ms) + MINUTE_MS, MINUTE_MS):
@@ -127,13 +138,7 @@ async def test_a_queue_worked_before_it_is_first_seen_is_counted_exactly(
 ) -> None:
     # Created, worked and finished before any follower has seen the queue (between two discoveries).
     started = int(time.time() * 1000)
-    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 4})
-    try:
-        for i in range(20):
-            await queue.add("job", {"fail": "HTTP 503"} if i % 2 else {}, {"attempts": 1})
-        await _drain(queue, 20)
-    finally:
-        await worker.close()
+    await _work(queue, redis_url, completed=10, failed=10)
     finished = int(time.time() * 1000)
 
     collector = make_collector(redis, prefix, engine, [queue.name])
@@ -147,13 +152,7 @@ async def test_a_newly_seen_queue_gets_rows_for_its_earlier_minutes(
     queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
 ) -> None:
     started = int(time.time() * 1000)
-    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 4})
-    try:
-        for i in range(8):
-            await queue.add("job", {"fail": "HTTP 503"} if i < 3 else {}, {"attempts": 1})
-        await _drain(queue, 8)
-    finally:
-        await worker.close()
+    await _work(queue, redis_url, completed=5, failed=3)
     # The first cycle to see the queue runs two minutes after its work.
     clock = FakeClock(time.time() + 120)
     collector = make_collector(redis, prefix, engine, [queue.name], clock=clock)
@@ -176,13 +175,7 @@ async def test_only_the_minute_of_a_trimmed_streams_oldest_entry_is_approximate(
     queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
 ) -> None:
     started = int(time.time() * 1000)
-    worker = Worker(queue.name, _process, {"connection": redis_url, "concurrency": 4})
-    try:
-        for _ in range(8):
-            await queue.add("job", {})
-        await _drain(queue, 8)
-    finally:
-        await worker.close()
+    await _work(queue, redis_url, completed=8, failed=0)
     finished = int(time.time() * 1000)
     # The stream capped at 3 entries (as `maxLenEvents: 3` would): older events are gone.
     events = f"bull:{queue.name}:events"
