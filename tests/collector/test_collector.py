@@ -15,8 +15,9 @@ from bullmq import Job, Queue, Worker
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
-from tests.support.bull import delete_prefix
+from tests.support.bull import delete_prefix, until
 from tests.support.fakes import FakeClock
+from tests.support.nodejs import start_produce
 from workermon_collector.collector import Collector
 from workermon_collector.follower import MINUTE_MS, EventFollower, first_cursor, minute_of
 from workermon_collector.rows import SnapshotRow
@@ -145,6 +146,48 @@ async def test_a_queue_worked_before_it_is_first_seen_is_counted_exactly(
     rows = await _collect_span(collector, queue.name, started, finished)
     assert sum(r.completed_in_minute for r in rows) == 10
     assert sum(r.failed_in_minute for r in rows) == 10
+    assert not any(r.counts_approximate for r in rows)
+
+
+async def test_a_node_bullmq_queue_is_counted_exactly_from_its_first_minute(
+    redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    name = "wm-node-" + uuid.uuid4().hex[:8]
+    queue = Queue(name, {"connection": redis_url})
+    started = int(time.time() * 1000)
+    # Node BullMQ's own producer and worker: 3 jobs and a prioritized one complete, 2 fail for good.
+    node = await start_produce(redis_url, "bull", name, "mixed")
+    try:
+
+        async def finished() -> bool:
+            counts = await queue.getJobCounts("completed", "failed")
+            return (counts["completed"], counts["failed"]) == (4, 2)
+
+        await until(finished, what="the Node workload finished")
+    finally:
+        assert await node.stop() == 0
+    try:
+        collector = make_collector(redis, prefix, engine, [name])
+        rows = await _collect_span(collector, name, started, int(time.time() * 1000))
+        assert (sum(r.completed_in_minute for r in rows), sum(r.failed_in_minute for r in rows)) == (4, 2)
+        assert not any(r.counts_approximate for r in rows)
+    finally:
+        await queue.obliterate({"force": True})
+        await queue.close()
+
+
+async def test_a_collector_restarted_mid_minute_loses_nothing(
+    queue: Queue, redis: aioredis.Redis, prefix: str, engine: AsyncEngine, redis_url: str
+) -> None:
+    started = int(time.time() * 1000)
+    first = make_collector(redis, prefix, engine, [queue.name])
+    await _work(queue, redis_url, completed=4, failed=2)
+    await first.follower.follow(queue.name, int(time.time() * 1000))
+    del first  # the process ends mid-minute; its cursor and counters stay in Redis
+    await _work(queue, redis_url, completed=3, failed=1)
+    restarted = make_collector(redis, prefix, engine, [queue.name])
+    rows = await _collect_span(restarted, queue.name, started, int(time.time() * 1000))
+    assert (sum(r.completed_in_minute for r in rows), sum(r.failed_in_minute for r in rows)) == (7, 3)
     assert not any(r.counts_approximate for r in rows)
 
 
