@@ -402,7 +402,7 @@ class Bench:
         runs: list[dict[str, Any]] = []
         for _ in range(self.plan.cycles + 1):
             fresh = await self.burst()
-            await db.delete_minute(minute)
+            await db.delete_minute(minute, self.names)
             clock.reset()
             cpu_before, redis_before, machine = time.process_time(), self._redis_cpu(), machine_sample()
             with GcWatch() as collections:
@@ -463,7 +463,7 @@ class Bench:
         """One more cycle under cProfile (slower; for finding hot spots, not for the figures)."""
         assert self.profile is not None
         await self.burst()
-        await db.delete_minute(from_ms(self.minute_ms))
+        await db.delete_minute(from_ms(self.minute_ms), self.names)
         profiler = cProfile.Profile()
         profiler.enable()
         await collector.collect(self.names, minute_ms=self.minute_ms)
@@ -549,7 +549,7 @@ class Bench:
             seconds.append(took)
             if sum(written) != len(rows):
                 self.warnings.append(f"{db.label} write alone: {sum(written)} of {len(rows)} rows written")
-            await db.delete_minute(minute)
+            await db.delete_minute(minute, self.names)
         return seconds
 
     def _check_counts(self, source: str, counts: dict[str, list[int]], states: dict[str, QueueState]) -> None:

@@ -12,6 +12,7 @@ import os
 import random
 import sqlite3
 import uuid
+from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -42,10 +43,13 @@ class Database:
     engine: AsyncEngine
     version: str
 
-    async def delete_minute(self, minute: datetime) -> int:
-        """Remove every snapshot row of one minute (so the next cycle writes that minute again)."""
+    async def delete_minute(self, minute: datetime, queues: Sequence[str]) -> int:
+        """Remove the snapshot rows of `queues` in one minute (so the next cycle writes that minute
+        again). Only theirs: the loaded history of other queues may hold the same minute."""
         async with self.engine.begin() as conn:
-            result = await conn.execute(delete(snapshots).where(snapshots.c.minute == minute))
+            result = await conn.execute(
+                delete(snapshots).where(snapshots.c.minute == minute, snapshots.c.queue.in_(queues))
+            )
         return max(result.rowcount or 0, 0)
 
 
