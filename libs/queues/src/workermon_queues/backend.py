@@ -83,7 +83,8 @@ class EventBatch:
 
     `last_id` is where to continue from (None only when the stream has never had an entry);
     `trimmed` is True when entries after the cursor were trimmed away before being read (counts built
-    from the stream are then incomplete); `max_len` is the queue's configured stream cap, if known.
+    from the stream are then incomplete); `max_len` is the queue's configured stream cap, when the stream
+    had to be described (no cursor, or the cursor's entry gone), else None.
     Read without a cursor (where the stream ends now), `first_id` is the oldest entry still there and
     `trimmed` says whether older ones were ever trimmed away.
     `skipped` holds the ids of entries read past but not understood as events (no event name, or a job's

@@ -115,6 +115,13 @@ def _normalize_id(stream_id: str) -> str:
     return f"{int(match.group(1))}-{int(match.group(2) or 0)}"
 
 
+def _starts_at(raw_entries: Any, cursor: str) -> bool:
+    """Whether an XRANGE reply begins with the cursor's own entry (so nothing before it was lost)."""
+    if isinstance(raw_entries, Exception) or not raw_entries:
+        return False
+    return text(raw_entries[0][0]) == cursor
+
+
 def _ever_trimmed(info: Mapping[str, Any], max_len: int | None) -> bool:
     """Whether entries of the stream XINFO STREAM describes were ever trimmed away."""
     length = int(info["length"])
@@ -433,26 +440,38 @@ class BullMQBackend:
         plan = [(queue, None if after is None else _normalize_id(after)) for queue, after in cursors.items()]
         if not plan:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for queue, after in plan:
-                stream = self.key(queue, "events")
-                if after is not None:
-                    # Inclusive of `after` (context) and one past `count` (look-ahead): see build_events.
-                    pipe.execute_command("XRANGE", stream, after, "+", "COUNT", count + 2)
-                pipe.xinfo_stream(stream)
-                pipe.execute_command("HGET", self.key(queue, "meta"), "opts.maxLenEvents")
-            replies = await pipe.execute(raise_on_error=False)
+        # Round one: the entries after each cursor (the cursor's own entry included, as a check).
+        followed = {queue: after for queue, after in plan if after is not None}
+        ranges: dict[str, Any] = {}
+        if followed:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for queue, cursor in followed.items():
+                    # Inclusive of the cursor (context) and one past `count` (look-ahead): see build_events.
+                    pipe.execute_command("XRANGE", self.key(queue, "events"), cursor, "+", "COUNT", count + 2)
+                ranges = dict(zip(followed, await pipe.execute(raise_on_error=False), strict=True))
+        # Round two, only where needed: the stream described (XINFO STREAM) and its cap, for queues
+        # without a cursor and for those whose cursor entry is gone (trimmed, or the stream replaced).
+        # The common case, a cursor still in the stream, costs one command per queue.
+        unsure = [
+            queue
+            for queue, _ in plan
+            if queue not in followed
+            or not (wrong_type(ranges[queue]) or _starts_at(ranges[queue], followed[queue]))
+        ]
+        infos: dict[str, tuple[Any, Any]] = {}
+        if unsure:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for queue in unsure:
+                    pipe.xinfo_stream(self.key(queue, "events"))
+                    pipe.execute_command("HGET", self.key(queue, "meta"), "opts.maxLenEvents")
+                replies = await pipe.execute(raise_on_error=False)
+            infos = {queue: (replies[2 * i], replies[2 * i + 1]) for i, queue in enumerate(unsure)}
 
         batches: dict[str, EventBatch] = {}
         broken: dict[str, BaseException] = {}
-        position = 0
         for queue, after in plan:
-            raw_entries: Any = None
-            if after is not None:
-                raw_entries = replies[position]
-                position += 1
-            info, max_len = replies[position], replies[position + 1]
-            position += 2
+            raw_entries = ranges.get(queue)
+            info, max_len = infos.get(queue, (None, None))
             failure = next((r for r in (raw_entries, info) if wrong_type(r)), None)
             if failure is not None:
                 # A stream key of another type costs its own queue its events, never the others theirs.
