@@ -256,12 +256,18 @@ class Collector:
         return list(range(first, minute, MINUTE_MS))
 
     async def _minute_readings(self, names: Sequence[str], minute: int) -> MinuteReadings:
-        """What the event counters, the finished jobs and the workers' timings say about `minute`."""
-        counts, finished, reported = await asyncio.gather(
-            self.follower.minutes(names, minute),
-            self._finished(names, minute),
-            self._reported_timings(names, minute),
+        """What the event counters, the finished jobs and the workers' timings say about `minute`.
+
+        The counters come first: a queue they say finished nothing in the minute (exactly: not an
+        approximate minute) has no finished jobs to read, and most queues, most minutes, are idle.
+        """
+        counts, reported = await asyncio.gather(
+            self.follower.minutes(names, minute), self._reported_timings(names, minute)
         )
+        busy = [n for n in names if counts[n].completed or counts[n].failed or counts[n].approximate]
+        finished: dict[str, list[FinishedJob] | BaseException] = {name: [] for name in names}
+        if busy:
+            finished.update(await self._finished(busy, minute))
         return counts, finished, reported
 
     def _minute_rows(  # noqa: PLR0917 - the cycle's shared readings, passed down once
