@@ -281,6 +281,8 @@ async def _scenario(
                 90,
             )
             points = await _minutes(suite, authority)
+            # Beats every second, ONLINE for three: on a starved machine a read can fall in a gap.
+            await wait_for(lambda: _worker_online(suite, viewer), "the worker ONLINE", 15)
             reads = await _final_reads(suite, viewer)
     finally:
         for task in tasks:
@@ -342,6 +344,13 @@ async def _counts(redis_url: str) -> dict[str, int]:
         return counts
     finally:
         await queue.close()
+
+
+async def _worker_online(suite: SuiteProcess, token: str) -> bool:
+    """Whether the gateway says the instrumented worker is ONLINE."""
+    async with _gateway(suite, token) as http:
+        response = await http.get(f"/api/v1/workers/{WORKER_ID}")
+    return response.status_code == 200 and response.json()["worker"]["status"] == "WORKER_STATUS_ONLINE"
 
 
 async def _final_reads(suite: SuiteProcess, token: str) -> dict[str, dict[str, Any]]:
