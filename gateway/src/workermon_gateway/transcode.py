@@ -22,6 +22,8 @@ from google.protobuf.message import Message
 
 from workermon_core.errors import InvalidArgument
 
+from . import fast_json
+
 # Well-known types whose JSON form is a single string or scalar: settable from one query parameter.
 SCALAR_WKT = frozenset(
     {
@@ -310,21 +312,6 @@ def _parse_problem(text: str) -> str:
 
 
 def to_json(message: Message) -> dict[str, Any]:
-    """The proto3 JSON form with lowerCamelCase names, repeated fields always present (see module doc)."""
-    out = json_format.MessageToDict(message, preserving_proto_field_name=False)
-    _fill_lists(message, out)
-    return out
-
-
-def _fill_lists(message: Message, out: dict[str, Any]) -> None:
-    for field in descriptor_of(message).fields:
-        name = field.json_name
-        if _is_map(field):
-            out.setdefault(name, {})
-        elif _is_repeated(field):
-            items = out.setdefault(name, [])
-            if _is_plain_message(field):
-                for item, rendered in zip(getattr(message, field.name), items, strict=False):
-                    _fill_lists(item, rendered)
-        elif _is_plain_message(field) and message.HasField(field.name):
-            _fill_lists(getattr(message, field.name), out[name])
+    """The proto3 JSON form with lowerCamelCase names, repeated fields always present (see module doc);
+    encoded by `fast_json`, which gives what json_format does, faster."""
+    return fast_json.to_json(message)
