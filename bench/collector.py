@@ -428,6 +428,8 @@ class Bench:
                     "fresh_jobs": sum(fresh.values()),
                     "finished_jobs": clock.finished_jobs,
                     "rows_written": written,
+                    "queue_errors": len(result.errors),
+                    "database_error": result.database_error,
                     "process_cpu_ms": 1000.0 * cpu_s,
                     "redis_cpu_ms": 1000.0 * redis_s,
                     "machine_busy_pct": busy,

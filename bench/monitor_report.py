@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import text
+from . import text, verdicts
 from .figures import percentile, ratio
 
 if TYPE_CHECKING:
@@ -55,17 +55,14 @@ def call_stats(result: CallsResult, callers: int, before: Sample, after: Sample,
 # --- derived figures ---------------------------------------------------------------------------------
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def _p99_target(name: str, case: Results) -> Results:
-    return {
-        "name": name,
-        "target": f"p99 < {TARGET_P99_MS:.0f} ms",
-        "measured": f"p50 {case['p50_ms']:.1f} ms, p99 {case['p99_ms']:.1f} ms",
-        "verdict": _verdict(case["calls"] > 0 and case["p99_ms"] < TARGET_P99_MS),
-    }
+    return verdicts.target(
+        name,
+        f"p99 < {TARGET_P99_MS:.0f} ms",
+        f"p50 {case['p50_ms']:.1f} ms, p99 {case['p99_ms']:.1f} ms",
+        case["p99_ms"] < TARGET_P99_MS,
+        verdicts.case_problems(case),
+    )
 
 
 def targets(r: Results) -> list[Results]:
