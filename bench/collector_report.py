@@ -6,6 +6,7 @@ from typing import Any
 
 from . import text, verdicts
 from .collector_timing import PHASES, READS, ratio
+from .record import Ratio, ratio_entry
 
 TARGET_CYCLE_MS = 1000.0
 TARGET_COUNTS_RATIO = 3.0
@@ -42,7 +43,23 @@ def derive(results: Results) -> None:
     naive["over_states"] = ratio(naive_ms, alone["states_ms"])
     naive["over_raw_counts"] = ratio(naive_ms, alone["raw_counts_ms"])
     results["targets"] = targets(results)
+    results["ratios"] = check_ratios(results)
     results["findings"] = findings(results)
+
+
+def check_ratios(results: Results) -> dict[str, Ratio]:
+    """The ratios `bench.check` compares with the baselines, each with the direction that is better.
+
+    The naive loop over the raw pipeline is left out: neither side is code of ours."""
+    naive, alone = results["naive"], results["phases_alone"]
+    reps = verdicts.sample_problems(alone["reps"], {})
+    rows = {
+        f"naive_over_cycle.{kind}": ratio_entry(times, "higher", _cycle_problems(results["cycle"][kind]))
+        for kind, times in naive["over_cycle"].items()
+    }
+    rows["naive_over_counts_phase"] = ratio_entry(naive["over_states"], "higher", reps)
+    rows["counts_phase_over_raw_pipeline"] = ratio_entry(alone["states_over_raw"], "lower", reps)
+    return rows
 
 
 def _cycle_problems(cycle: Results) -> list[str]:

@@ -410,6 +410,7 @@ def run(plan: Plan, profile: str = "") -> dict[str, Any]:
         results["elapsed_s"] = time.time() - started
         results["warnings"] = bench.warnings
     results["targets"] = report.targets(results)
+    results["ratios"] = report.check_ratios(results)
     results["limits"] = report.limits(results)
     return results
 

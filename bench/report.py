@@ -6,6 +6,8 @@ from typing import Any
 
 from . import text, verdicts, workload
 from .figures import LoadStats, ratio
+from .record import Ratio, ratio_entry, ratio_group
+from .verdicts import case_problems
 
 TARGET_BEATS_PER_S = 10_000
 TARGET_BEAT_P99_MS = 50.0
@@ -74,6 +76,33 @@ def replicas(echo: dict[str, LoadStats], beat: dict[str, LoadStats]) -> Results:
     }
 
 
+# --- ratios compared across runs -------------------------------------------------------------------
+
+
+def check_ratios(results: Results) -> dict[str, Ratio]:
+    """The ratios `bench.check` compares with the baselines, each with the direction that is better.
+
+    The echo server's own 2-process scaling is left out: it holds no code of ours."""
+    unary, rep = results["unary"], results["replicas"]
+    echo, beat = rep["echo"], rep["heartbeat"]
+    each = {n: case_problems(beat[n], "heartbeat") + case_problems(echo[n], "echo") for n in ("one", "two")}
+    return {
+        **ratio_group(
+            "unary_vs_echo",
+            unary["ratio"],
+            ("throughput", "p50", "p99", "server_cpu_per_call"),
+            case_problems(unary["heartbeat"], "heartbeat") + case_problems(unary["echo"], "echo"),
+        ),
+        "replicas.scaling": ratio_entry(
+            rep["scaling"]["heartbeat"],
+            "higher",
+            case_problems(beat["one"], "1 process") + case_problems(beat["two"], "2 processes"),
+        ),
+        "replicas.efficiency_1_process": ratio_entry(rep["efficiency"]["one"], "higher", each["one"]),
+        "replicas.efficiency_2_processes": ratio_entry(rep["efficiency"]["two"], "higher", each["two"]),
+    }
+
+
 # --- targets -----------------------------------------------------------------------------------------
 
 
@@ -84,7 +113,7 @@ def _beat_target(name: str, stats: Results) -> dict[str, Any]:
         f"{TARGET_BEATS_PER_S:,} beats/s with p99 < {TARGET_BEAT_P99_MS:.0f} ms",
         f"{stats['beats_per_s']:,.0f} beats/s, p99 {stats['p99_ms']:.1f} ms",
         met,
-        verdicts.case_problems(stats),
+        case_problems(stats),
     )
 
 
@@ -94,7 +123,7 @@ def _list_target(name: str, case: Results) -> dict[str, Any]:
         f"p99 < {TARGET_LIST_P99_MS:.0f} ms",
         f"p99 {case['p99_ms']:.2f} ms",
         case["p99_ms"] < TARGET_LIST_P99_MS,
-        verdicts.case_problems(case),
+        case_problems(case),
     )
 
 
@@ -107,7 +136,7 @@ def _scaling_target(replicas_: Results) -> dict[str, Any]:
         f"{scaling:.2f}x ({two['beats_per_s']:,.0f} against {one['beats_per_s']:,.0f} beats/s; "
         f"machine {_machine_pct(two):.0f}% busy with 2)",
         scaling >= TARGET_REPLICA_SCALING,
-        verdicts.case_problems(one, "1 process") + verdicts.case_problems(two, "2 processes"),
+        case_problems(one, "1 process") + case_problems(two, "2 processes"),
     )
 
 
@@ -117,7 +146,7 @@ def _paced_target(paced: Results) -> dict[str, Any]:
         f"p99 < {TARGET_BEAT_P99_MS:.0f} ms (latency half of the target, below the ceiling)",
         f"p99 {paced['p99_ms']:.1f} ms",
         paced["p99_ms"] < TARGET_BEAT_P99_MS,
-        verdicts.case_problems(paced),
+        case_problems(paced),
     )
 
 

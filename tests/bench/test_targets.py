@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import collector_report, gateway_report, monitor_report, report, text, verdicts
+from tests.support.bench import clean_beats, clean_calls
 
 Results = dict[str, Any]
 
@@ -61,24 +62,14 @@ def test_the_printed_line_says_why_a_target_missed() -> None:
 # --- heartbeat ---------------------------------------------------------------------------------------
 
 
-def _load(**changes: Any) -> Results:
-    """Figures of a window that meets every heartbeat target."""
-    return {
-        "beats": 300_000,
-        "beats_per_s": 20_000.0,
-        "p99_ms": 5.0,
-        "errors": 0,
-        "dropped": 0,
-        "machine_busy_pct": 50.0,
-        "machine_steal_pct": 0.0,
-    } | changes
-
-
 def _heartbeat(unary: Results | None = None, list_case: Results | None = None) -> Results:
     return {
-        "unary": {"heartbeat": unary or _load(), "paced": _load(offered_per_s=10_000)},
-        "replicas": {"heartbeat": {"one": _load(), "two": _load()}, "scaling": {"heartbeat": 2.0}},
-        "stream": _load(open_errors=0),
+        "unary": {"heartbeat": unary or clean_beats(), "paced": clean_beats(offered_per_s=10_000)},
+        "replicas": {
+            "heartbeat": {"one": clean_beats(), "two": clean_beats()},
+            "scaling": {"heartbeat": 2.0},
+        },
+        "stream": clean_beats(open_errors=0),
         "list": {"workers": 100_000, "cases": {"page_50": list_case or {"calls": 500, "p99_ms": 3.0}}},
     }
 
@@ -88,7 +79,7 @@ def test_heartbeat_targets_pass_on_clean_figures() -> None:
 
 
 def test_heartbeat_beats_with_errors_miss() -> None:
-    row = _row(report.targets(_heartbeat(unary=_load(errors=3))), "Beat (unary), closed loop")
+    row = _row(report.targets(_heartbeat(unary=clean_beats(errors=3))), "Beat (unary), closed loop")
     assert (row["verdict"], row["why"]) == ("MISS", "3 errors")
 
 
@@ -100,16 +91,12 @@ def test_heartbeat_list_with_no_calls_misses() -> None:
 
 def test_heartbeat_scaling_misses_when_either_run_failed() -> None:
     results = _heartbeat()
-    results["replicas"]["heartbeat"]["two"] = _load(dropped=5)
+    results["replicas"]["heartbeat"]["two"] = clean_beats(dropped=5)
     row = _row(report.targets(results), "Beat (unary), 2 server processes")
     assert (row["verdict"], row["why"]) == ("MISS", "2 processes: 5 dropped")
 
 
 # --- monitor -----------------------------------------------------------------------------------------
-
-
-def _call(**changes: Any) -> Results:
-    return {"calls": 200, "errors": 0, "timeouts": 0, "p50_ms": 2.0, "p99_ms": 9.0} | changes
 
 
 def _monitor(concurrent: Results) -> Results:
@@ -118,16 +105,16 @@ def _monitor(concurrent: Results) -> Results:
         "plan": {"callers": 50, "queues": 100, "page_size": 50},
         "board": board,
         "board_live0": board,
-        "jobs": {"jobs": 1_000_000, "grpc": _call()},
+        "jobs": {"jobs": 1_000_000, "grpc": clean_calls()},
     }
 
 
 def test_monitor_targets_pass_on_clean_figures() -> None:
-    assert set(_verdicts(monitor_report.targets(_monitor(_call()))).values()) == {"PASS"}
+    assert set(_verdicts(monitor_report.targets(_monitor(clean_calls()))).values()) == {"PASS"}
 
 
 def test_monitor_board_calls_with_errors_or_time_outs_miss() -> None:
-    rows = monitor_report.targets(_monitor(_call(timeouts=2, errors=1)))
+    rows = monitor_report.targets(_monitor(clean_calls(timeouts=2, errors=1)))
     board = [row for row in rows if not row["name"].startswith("ListJobs")]
     assert len(board) == 4
     assert {(row["verdict"], row["why"]) for row in board} == {("MISS", "1 errors; 2 time-outs")}
