@@ -68,7 +68,7 @@ def _cycle_problems(cycle: Results) -> list[str]:
     failures = {
         "queue errors": sum(r["queue_errors"] for r in runs),
         "database errors": sum(bool(r["database_error"]) for r in runs),
-        "rows not written": sum(cycle["queues"] - r["rows_written"] for r in runs),
+        "rows not written": sum(max(0, cycle["queues"] - r["rows_written"]) for r in runs),
     }
     return verdicts.sample_problems(len(runs), failures)
 
