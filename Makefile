@@ -8,7 +8,7 @@ PROTOS := $(shell find proto -name '*.proto')
 STUBS := libs/proto/src/workermon/__init__.py
 DEMO ?= 1
 
-.PHONY: run test proto lint fmt bench clean setup api-types deploy-check
+.PHONY: run test proto lint fmt bench bench-check clean setup api-types deploy-check
 
 .tools/bin/uv:
 	@command -v python3 >/dev/null || { echo "Python 3.11+ is required"; exit 1; }
@@ -78,6 +78,10 @@ bench: setup
 	$(UV) run --frozen python -m bench.collector
 	$(UV) run --frozen python -m bench.monitor
 	$(UV) run --frozen python -m bench.gateway
+
+# The last run's ratios (build/bench) against bench/baselines.json; fails on one more than 20 % worse.
+bench-check: setup
+	$(UV) run --frozen python -m bench.check
 
 clean:
 	rm -rf .venv .tools build libs/proto/src/workermon .pytest_cache .mypy_cache .ruff_cache

@@ -14,7 +14,7 @@ Measured in the same run: full collection cycles (`Collector.collect`) split int
 alone, the per-queue bullmq baseline the first plan proposed, a raw pipeline of the count commands,
 and `QuerySnapshots` over 24 hours of minute rows (the store alone and through gRPC). Targets are
 printed as PASS / MISS for information; the exit status never depends on time. Results also go to
-bench/results/collector.json.
+build/bench/collector.json.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import AsyncExitStack
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,7 +65,7 @@ from workermon_queues.bullmq import BullMQBackend
 from workermon_queues.classify import FailureClassifier
 
 from . import collector_report as report
-from . import text
+from . import record, text
 from .collector_db import (
     Database,
     history_rows,
@@ -100,8 +100,7 @@ from .collector_workload import (
     run_jobs,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "bench" / "results" / "collector.json"
+RESULTS = record.results_path("collector")
 # The seven states the collector counts, as bullmq's getJobCounts names them.
 COUNT_TYPES = ("waiting", "active", "delayed", "prioritized", "waiting-children", "completed", "failed")
 T = TypeVar("T")
@@ -429,6 +428,8 @@ class Bench:
                     "fresh_jobs": sum(fresh.values()),
                     "finished_jobs": clock.finished_jobs,
                     "rows_written": written,
+                    "queue_errors": len(result.errors),
+                    "database_error": result.database_error,
                     "process_cpu_ms": 1000.0 * cpu_s,
                     "redis_cpu_ms": 1000.0 * redis_s,
                     "machine_busy_pct": busy,
@@ -753,7 +754,7 @@ async def run(plan: Plan, use_postgres: bool = True, profile: Path | None = None
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="workermon-bench-")))
         bench = Bench(plan, stack, tmp, profile)
         await bench.open(use_postgres)
-        results: dict[str, Any] = {"mode": plan.mode, "plan": asdict(plan)}
+        results = record.run_header(plan)
         results["topology"] = await bench.topology()
         lap("setup", "populating the queues with bullmq")
         results["populate"] = await bench.populate()
@@ -808,7 +809,10 @@ def _plan(args: argparse.Namespace) -> Plan:
         "cycles": args.cycles,
         "procs": args.procs,
     }
-    plan = replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    chosen = {k: v for k, v in overrides.items() if v is not None}
+    plan = replace(plan, **chosen)
+    if chosen:  # another size measures something else than the plan it started from
+        plan = replace(plan, mode="custom")
     if plan.queues < 1 or plan.jobs_per_queue < 1 or plan.cycles < 1:
         raise SystemExit("queues, jobs and cycles must be at least 1")
     if args.queues is not None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import text
+from . import text, verdicts
 from .collector_timing import PHASES, READS, ratio
+from .record import Ratio, ratio_entry
 
 TARGET_CYCLE_MS = 1000.0
 TARGET_COUNTS_RATIO = 3.0
@@ -34,10 +35,6 @@ COLUMNS = (
 )
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def derive(results: Results) -> None:
     """Ratios, targets and findings, from the measured figures (in place)."""
     naive, alone = results["naive"], results["phases_alone"]
@@ -46,45 +43,76 @@ def derive(results: Results) -> None:
     naive["over_states"] = ratio(naive_ms, alone["states_ms"])
     naive["over_raw_counts"] = ratio(naive_ms, alone["raw_counts_ms"])
     results["targets"] = targets(results)
+    results["ratios"] = check_ratios(results)
     results["findings"] = findings(results)
 
 
-def targets(results: Results) -> list[dict[str, Any]]:
-    queues = results["plan"]["queues"]
-    out = []
-    for cycle in results["cycle"].values():
-        out.append(
-            {
-                "name": f"one collection cycle over {queues:,} queues ({cycle['label']})",
-                "target": f"<= {TARGET_CYCLE_MS / 1000:g} s",
-                "measured": f"median {cycle['median_ms']:,.0f} ms, min {cycle['min_ms']:,.0f} ms "
-                f"over {len(cycle['runs'])} cycles",
-                "verdict": _verdict(cycle["median_ms"] <= TARGET_CYCLE_MS),
-            }
-        )
-    alone = results["phases_alone"]
-    out.append(
-        {
-            "name": "counts phase (backend.states) against one raw pipeline of the count commands",
-            "target": f"within {TARGET_COUNTS_RATIO:g}x",
-            "measured": f"{alone['states_ms']:.1f} ms vs {alone['raw_counts_ms']:.1f} ms = "
-            f"{alone['states_over_raw']:.2f}x",
-            "verdict": _verdict(alone["states_over_raw"] <= TARGET_COUNTS_RATIO),
-        }
+def check_ratios(results: Results) -> dict[str, Ratio]:
+    """The ratios `bench.check` compares with the baselines, each with the direction that is better.
+
+    The naive loop over the raw pipeline is left out: neither side is code of ours."""
+    naive, alone = results["naive"], results["phases_alone"]
+    reps = verdicts.sample_problems(alone["reps"], {})
+    rows = {
+        f"naive_over_cycle.{kind}": ratio_entry(times, "higher", _cycle_problems(results["cycle"][kind]))
+        for kind, times in naive["over_cycle"].items()
+    }
+    rows["naive_over_counts_phase"] = ratio_entry(naive["over_states"], "higher", reps)
+    rows["counts_phase_over_raw_pipeline"] = ratio_entry(alone["states_over_raw"], "lower", reps)
+    return rows
+
+
+def _cycle_problems(cycle: Results) -> list[str]:
+    """Measured cycles that failed queues, failed the database or left rows unwritten cannot count."""
+    runs = cycle["runs"]
+    failures = {
+        "queue errors": sum(r["queue_errors"] for r in runs),
+        "database errors": sum(bool(r["database_error"]) for r in runs),
+        "rows not written": sum(max(0, cycle["queues"] - r["rows_written"]) for r in runs),
+    }
+    return verdicts.sample_problems(len(runs), failures)
+
+
+def _cycle_target(cycle: Results, queues: int) -> Results:
+    return verdicts.target(
+        f"one collection cycle over {queues:,} queues ({cycle['label']})",
+        f"<= {TARGET_CYCLE_MS / 1000:g} s",
+        f"median {cycle['median_ms']:,.0f} ms, min {cycle['min_ms']:,.0f} ms "
+        f"over {len(cycle['runs'])} cycles",
+        cycle["median_ms"] <= TARGET_CYCLE_MS,
+        _cycle_problems(cycle),
     )
+
+
+def _counts_target(alone: Results) -> Results:
+    return verdicts.target(
+        "counts phase (backend.states) against one raw pipeline of the count commands",
+        f"within {TARGET_COUNTS_RATIO:g}x",
+        f"{alone['states_ms']:.1f} ms vs {alone['raw_counts_ms']:.1f} ms = {alone['states_over_raw']:.2f}x",
+        alone["states_over_raw"] <= TARGET_COUNTS_RATIO,
+        verdicts.sample_problems(alone["reps"], {}),
+    )
+
+
+def _query_target(label: str, query: Results, stats: Results) -> Results:
+    return verdicts.target(
+        f"{label}, 24 h at 1-minute steps, {query['queues']} queues of history (PostgreSQL)",
+        f"p99 < {TARGET_QUERY_P99_MS:g} ms",
+        f"p50 {stats['p50_ms']:.1f} ms, p99 {stats['p99_ms']:.1f} ms",
+        stats["p99_ms"] < TARGET_QUERY_P99_MS,
+        verdicts.case_problems(stats),
+    )
+
+
+def targets(results: Results) -> list[dict[str, Any]]:
+    """The targets beside the measured figures (informational)."""
+    queues = results["plan"]["queues"]
+    out = [_cycle_target(cycle, queues) for cycle in results["cycle"].values()]
+    out.append(_counts_target(results["phases_alone"]))
     query = results["query"]
     if not query["skipped"]:
         for key, label in (("store", "SnapshotStore.query"), ("grpc", "QuerySnapshots over gRPC")):
-            stats = query[key]
-            out.append(
-                {
-                    "name": f"{label}, 24 h at 1-minute steps, {query['queues']} queues of history "
-                    "(PostgreSQL)",
-                    "target": f"p99 < {TARGET_QUERY_P99_MS:g} ms",
-                    "measured": f"p50 {stats['p50_ms']:.1f} ms, p99 {stats['p99_ms']:.1f} ms",
-                    "verdict": _verdict(stats["p99_ms"] < TARGET_QUERY_P99_MS),
-                }
-            )
+            out.append(_query_target(label, query, query[key]))
     return out
 
 

@@ -9,7 +9,7 @@ in a process of its own; callers and stream clients run in a load-generator proc
 when set, else an embedded one; the run's keys live under prefixes of its own and are deleted at the end.
 
 It prints figures and the targets beside them; it never fails on time. Results also go to
-bench/results/gateway.json.
+build/bench/gateway.json.
 """
 
 from __future__ import annotations
@@ -40,18 +40,18 @@ from workermon_core.redis_store import EmbeddedRedis
 
 from . import gateway_report as report
 from . import monitor_workload as workload
-from . import text
+from . import record, text
 from .client import Window
 from .gateway_client import GatewayReadJob, SseJob, SseResult
 from .monitor import Sample, sample_counters
 from .monitor_client import CallsResult, GrpcReadJob
 from .monitor_report import call_stats
-from .procs import ROOT, BenchError, ClientProcess, ServerProcess, delete_keys, delete_matching
+from .procs import BenchError, ClientProcess, ServerProcess, delete_keys, delete_matching
 from .server import SECRET_ENV
 from .workload import report as worker_report
 from .workload import worker_id
 
-RESULTS = ROOT / "bench" / "results" / "gateway.json"
+RESULTS = record.results_path("gateway")
 BASE_PATH = "/api"
 
 
@@ -313,7 +313,7 @@ def run(plan: Plan) -> dict[str, Any]:
     """Every phase, in order; the dict is what goes to the JSON file."""
     with ExitStack() as stack:
         bench = Bench(plan, stack)
-        results: dict[str, Any] = {"mode": plan.mode, "plan": asdict(plan), "topology": bench.topology()}
+        results = {**record.run_header(plan), "topology": bench.topology()}
         results["workload"] = asdict(bench.populated)
         results["collect_now"] = bench.collect_now()
         results["rss_start_mb"] = bench.server.sample().rss / 2**20

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import text
+from . import text, verdicts
 from .figures import percentile, ratio
+from .record import Ratio, ratio_group
+from .verdicts import case_problems
 
 if TYPE_CHECKING:
     from .gateway_client import SseResult
@@ -115,7 +117,7 @@ def stream_stats(
 # --- derived figures ---------------------------------------------------------------------------------
 
 
-def ratios(r: Results) -> Results:
+def http_over_grpc(r: Results) -> Results:
     """HTTP over gRPC: p50, p99, throughput and server CPU per call, per route and load."""
     out: Results = {}
     for rpc, loads in r["reads"].items():
@@ -137,7 +139,7 @@ def targets(r: Results) -> list[Results]:
     rows = []
     for rpc in ("overview", "queues"):
         c = r["reads"][rpc]["concurrent"]
-        q = r["ratios"][f"{rpc}_concurrent"]
+        q = r["http_over_grpc"][f"{rpc}_concurrent"]
         rows.append(
             {
                 "name": f"{RPC_NAMES[rpc][1]}, {callers} concurrent clients",
@@ -148,15 +150,7 @@ def targets(r: Results) -> list[Results]:
             }
         )
     s = r["stream"]
-    missed = sum(t["missing"] for t in s["transitions"])
-    rows.append(
-        {
-            "name": f"live stream, {s['clients']} clients",
-            "target": "no client dropped",
-            "measured": f"{s['opened']} opened, {s['ended_early']} ended early, {missed} missed events",
-            "verdict": "PASS" if s["dropped"] == 0 and s["opened"] == s["clients"] and not missed else "MISS",
-        }
-    )
+    rows.append(_stream_target(s))
     rows.append(
         {
             "name": f"live stream, a worker transition reaching all {s['opened']} clients",
@@ -167,6 +161,19 @@ def targets(r: Results) -> list[Results]:
         }
     )
     return rows
+
+
+def _stream_target(s: Results) -> Results:
+    """No stream client dropped; a run with no client or no transition to miss shows nothing."""
+    missed = sum(t["missing"] for t in s["transitions"])
+    return verdicts.target(
+        f"live stream, {s['clients']} clients",
+        "no client dropped",
+        f"{s['opened']} opened, {s['ended_early']} ended early, {missed} missed events",
+        s["dropped"] == 0 and s["opened"] == s["clients"] and not missed,
+        verdicts.sample_problems(s["opened"], {}, "clients")
+        + verdicts.sample_problems(len(s["transitions"]), {}, "transitions"),
+    )
 
 
 def _limit(case: Results) -> str:
@@ -185,7 +192,7 @@ def findings(r: Results) -> list[str]:
         grpc_name, http_name = RPC_NAMES[rpc]
         c, s = r["reads"][rpc]["concurrent"], r["reads"][rpc]["sequential"]
         h, g = c["http"], c["grpc"]
-        q = r["ratios"][f"{rpc}_concurrent"]
+        q = r["http_over_grpc"][f"{rpc}_concurrent"]
         extra = h["server_cpu_ms_per_call"] - g["server_cpu_ms_per_call"]
         lines.append(
             f"{http_name} with {callers} clients: {h['calls_per_s']:,.0f} calls/s against "
@@ -241,9 +248,24 @@ def findings(r: Results) -> list[str]:
 
 def derive(r: Results) -> None:
     """Add ratios, targets and findings to the results."""
-    r["ratios"] = ratios(r)
+    r["http_over_grpc"] = http_over_grpc(r)
+    r["ratios"] = check_ratios(r)
     r["targets"] = targets(r)
     r["findings"] = findings(r)
+
+
+HTTP_RATIOS = ("p50", "p99", "calls_per_s", "server_cpu_per_call")
+
+
+def check_ratios(r: Results) -> dict[str, Ratio]:
+    """The ratios `bench.check` compares with the baselines, each with the direction that is better."""
+    rows: dict[str, Ratio] = {}
+    for rpc, loads in r["reads"].items():
+        for load, pair in loads.items():
+            problems = case_problems(pair["http"], "HTTP") + case_problems(pair["grpc"], "gRPC")
+            values = r["http_over_grpc"][f"{rpc}_{load}"]
+            rows |= ratio_group(f"http_vs_grpc.{rpc}.{load}", values, HTTP_RATIOS, problems)
+    return rows
 
 
 # --- table -------------------------------------------------------------------------------------------
@@ -304,7 +326,7 @@ def _reads_section(r: Results) -> list[str]:
             pair = r["reads"][rpc][load]
             lines.append(_row(f"{grpc_name} gRPC, {who}", pair["grpc"]))
             lines.append(_row(f"{http_name}, {who}", pair["http"]))
-            lines.append(_ratio_row(r["ratios"][f"{rpc}_{load}"]))
+            lines.append(_ratio_row(r["http_over_grpc"][f"{rpc}_{load}"]))
     return lines
 
 

@@ -10,7 +10,7 @@ processes of each server (two heartbeat processes share Redis and the prefix). R
 set, else an embedded one; every run uses a key prefix of its own and removes its keys afterwards.
 
 It prints figures and the issue's targets beside them; it never fails on time. Results also go to
-bench/results/heartbeat.json.
+build/bench/heartbeat.json.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,12 @@ from redis.utils import HIREDIS_AVAILABLE
 from workermon_core.auth import TokenAuthority
 from workermon_core.redis_store import EmbeddedRedis
 
-from . import client, report, text
+from . import client, record, report, text
 from .figures import LoadStats, ReadStats, load_stats, read_stats
-from .procs import ROOT, BenchError, ClientProcess, ServerProcess, delete_keys, redis_sample, snapshot
+from .procs import BenchError, ClientProcess, ServerProcess, delete_keys, redis_sample, snapshot
 from .server import ECHO_METHOD, SECRET_ENV
 
-RESULTS = ROOT / "bench" / "results" / "heartbeat.json"
+RESULTS = record.results_path("heartbeat")
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,7 +402,7 @@ def run(plan: Plan, profile: str = "") -> dict[str, Any]:
     with ExitStack() as stack:
         bench = Bench(plan, stack, profile)
         started = time.time()
-        results: dict[str, Any] = {"mode": plan.mode, "plan": asdict(plan), "topology": bench.topology()}
+        results = {**record.run_header(plan), "topology": bench.topology()}
         results["unary"] = bench.unary()
         results["replicas"] = bench.replicas()
         results["stream"] = bench.streams()
@@ -410,6 +410,7 @@ def run(plan: Plan, profile: str = "") -> dict[str, Any]:
         results["elapsed_s"] = time.time() - started
         results["warnings"] = bench.warnings
     results["targets"] = report.targets(results)
+    results["ratios"] = report.check_ratios(results)
     results["limits"] = report.limits(results)
     return results
 
@@ -440,7 +441,11 @@ def _plan(args: argparse.Namespace) -> Plan:
         "streams": args.streams,
         "list_workers": args.list_workers,
     }
-    return replace(plan, **{k: v for k, v in overrides.items() if v is not None})
+    chosen = {k: v for k, v in overrides.items() if v is not None}
+    plan = replace(plan, **chosen)
+    if chosen or args.profile_server:  # another size, or a slowed server, is not the plan's measurement
+        plan = replace(plan, mode="custom")
+    return plan
 
 
 def main(argv: Sequence[str] | None = None) -> int:

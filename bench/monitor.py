@@ -10,7 +10,7 @@ monitor`) runs in a process of its own; callers run in a load-generator process;
 else an embedded one; the run's keys live under prefixes of its own and are deleted at the end.
 
 It prints figures and the targets beside them; it never fails on time. Results also go to
-bench/results/monitor.json.
+build/bench/monitor.json.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from workermon_core.redis_store import EmbeddedRedis
 
 from . import monitor_report as report
 from . import monitor_workload as workload
-from . import text
+from . import record, text
 from .client import Window
 from .figures import percentile
 from .monitor_client import CallsResult, GrpcReadJob, HttpReadJob
@@ -57,7 +57,7 @@ from .procs import (
 )
 from .server import SECRET_ENV
 
-RESULTS = ROOT / "bench" / "results" / "monitor.json"
+RESULTS = record.results_path("monitor")
 NODE_DIR = ROOT / "bench" / "node"
 BIG_QUEUE = "archive-completed"
 BOARD_TIMEOUT_S = 30.0
@@ -446,7 +446,7 @@ def run(plan: Plan) -> dict[str, Any]:
     """Every phase, in order; the dict is what goes to the JSON file."""
     with ExitStack() as stack:
         bench = Bench(plan, stack)
-        results: dict[str, Any] = {"mode": plan.mode, "plan": asdict(plan), "topology": bench.topology()}
+        results = {**record.run_header(plan), "topology": bench.topology()}
         bench.log(f"writing {plan.queues} queues of {plan.jobs_per_queue:,} jobs")
         populated = workload.populate(bench.redis, bench.bull_prefix, bench.names, plan.jobs_per_queue)
         expected = {name: workload.state_counts(plan.jobs_per_queue) for name in bench.names}

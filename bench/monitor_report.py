@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import text
+from . import text, verdicts
 from .figures import percentile, ratio
+from .record import Ratio, ratio_group
+from .verdicts import case_problems
 
 if TYPE_CHECKING:
     from .monitor import Sample
@@ -55,17 +57,14 @@ def call_stats(result: CallsResult, callers: int, before: Sample, after: Sample,
 # --- derived figures ---------------------------------------------------------------------------------
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def _p99_target(name: str, case: Results) -> Results:
-    return {
-        "name": name,
-        "target": f"p99 < {TARGET_P99_MS:.0f} ms",
-        "measured": f"p50 {case['p50_ms']:.1f} ms, p99 {case['p99_ms']:.1f} ms",
-        "verdict": _verdict(case["calls"] > 0 and case["p99_ms"] < TARGET_P99_MS),
-    }
+    return verdicts.target(
+        name,
+        f"p99 < {TARGET_P99_MS:.0f} ms",
+        f"p50 {case['p50_ms']:.1f} ms, p99 {case['p99_ms']:.1f} ms",
+        case["p99_ms"] < TARGET_P99_MS,
+        case_problems(case),
+    )
 
 
 def targets(r: Results) -> list[Results]:
@@ -92,7 +91,7 @@ def targets(r: Results) -> list[Results]:
     return rows
 
 
-def ratios(r: Results) -> Results:
+def vs_bull_board(r: Results) -> Results:
     """ListQueues over bull-board's queue list, p50 and p99, per configuration and concurrency."""
     board = r["bull_board"]
     if board["skipped"]:
@@ -177,8 +176,35 @@ def findings(r: Results) -> list[str]:
 def derive(r: Results) -> None:
     """Add targets, ratios and findings to the results."""
     r["targets"] = targets(r)
-    r["ratios"] = ratios(r)
+    r["vs_bull_board"] = vs_bull_board(r)
+    r["ratios"] = check_ratios(r)
     r["findings"] = findings(r)
+
+
+LIVE_LABELS = {"board": "live_1s", "board_live0": "live_0s"}
+
+
+def _bull_board_problems(board: Results, load: str) -> list[str]:
+    if board["skipped"]:
+        return [f"bull-board not measured ({board['reason']})"]
+    return case_problems(board[load], "bull-board")
+
+
+def check_ratios(r: Results) -> dict[str, Ratio]:
+    """The ratios `bench.check` compares with the baselines, each with the direction that is better."""
+    board, jobs = r["bull_board"], r["jobs"]
+    rows: dict[str, Ratio] = {}
+    for key, live in LIVE_LABELS.items():
+        for load in ("sequential", "concurrent"):
+            problems = case_problems(r[key]["queues"][load], "ListQueues") + _bull_board_problems(board, load)
+            values = r["vs_bull_board"].get(f"{key}_{load}", {})
+            prefix = f"list_queues_vs_bull_board.{live}.{load}"
+            rows |= ratio_group(prefix, values, ("p50", "p99", "calls_per_s"), problems)
+    grpc, raw = jobs["grpc"], jobs["raw"]
+    values = {"p50": ratio(grpc["p50_ms"], raw["p50_ms"]), "p99": ratio(grpc["p99_ms"], raw["p99_ms"])}
+    problems = case_problems(grpc, "ListJobs") + case_problems(raw, "raw Redis")
+    rows |= ratio_group("list_jobs_vs_raw_redis", values, ("p50", "p99"), problems)
+    return rows
 
 
 # --- table -------------------------------------------------------------------------------------------
@@ -264,7 +290,7 @@ def _bull_board_section(r: Results) -> list[str]:
     ]
     for key, label in (("board", "live 1 s"), ("board_live0", "live 0 s")):
         for load, who in (("sequential", "1 caller"), ("concurrent", f"{p['callers']} callers")):
-            q = r["ratios"][f"{key}_{load}"]
+            q = r["vs_bull_board"][f"{key}_{load}"]
             lines.append(
                 f"  {f'{label}, {who}':<{LABEL}}{q['p50']:>8.3f}x{q['p99']:>8.3f}x{q['calls_per_s']:>8.1f}x"
             )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import text, workload
+from . import text, verdicts, workload
 from .figures import LoadStats, ratio
+from .record import Ratio, ratio_entry, ratio_group
+from .verdicts import case_problems
 
 TARGET_BEATS_PER_S = 10_000
 TARGET_BEAT_P99_MS = 50.0
@@ -74,59 +76,89 @@ def replicas(echo: dict[str, LoadStats], beat: dict[str, LoadStats]) -> Results:
     }
 
 
+# --- ratios compared across runs -------------------------------------------------------------------
+
+
+def check_ratios(results: Results) -> dict[str, Ratio]:
+    """The ratios `bench.check` compares with the baselines, each with the direction that is better.
+
+    The echo server's own 2-process scaling is left out: it holds no code of ours."""
+    unary, rep = results["unary"], results["replicas"]
+    echo, beat = rep["echo"], rep["heartbeat"]
+    each = {n: case_problems(beat[n], "heartbeat") + case_problems(echo[n], "echo") for n in ("one", "two")}
+    return {
+        **ratio_group(
+            "unary_vs_echo",
+            unary["ratio"],
+            ("throughput", "p50", "p99", "server_cpu_per_call"),
+            case_problems(unary["heartbeat"], "heartbeat") + case_problems(unary["echo"], "echo"),
+        ),
+        "replicas.scaling": ratio_entry(
+            rep["scaling"]["heartbeat"],
+            "higher",
+            case_problems(beat["one"], "1 process") + case_problems(beat["two"], "2 processes"),
+        ),
+        "replicas.efficiency_1_process": ratio_entry(rep["efficiency"]["one"], "higher", each["one"]),
+        "replicas.efficiency_2_processes": ratio_entry(rep["efficiency"]["two"], "higher", each["two"]),
+    }
+
+
 # --- targets -----------------------------------------------------------------------------------------
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
 def _beat_target(name: str, stats: Results) -> dict[str, Any]:
-    ok = stats["beats_per_s"] >= TARGET_BEATS_PER_S and stats["p99_ms"] < TARGET_BEAT_P99_MS
-    return {
-        "name": name,
-        "target": f"{TARGET_BEATS_PER_S:,} beats/s with p99 < {TARGET_BEAT_P99_MS:.0f} ms",
-        "measured": f"{stats['beats_per_s']:,.0f} beats/s, p99 {stats['p99_ms']:.1f} ms",
-        "verdict": _verdict(ok),
-    }
+    met = stats["beats_per_s"] >= TARGET_BEATS_PER_S and stats["p99_ms"] < TARGET_BEAT_P99_MS
+    return verdicts.target(
+        name,
+        f"{TARGET_BEATS_PER_S:,} beats/s with p99 < {TARGET_BEAT_P99_MS:.0f} ms",
+        f"{stats['beats_per_s']:,.0f} beats/s, p99 {stats['p99_ms']:.1f} ms",
+        met,
+        case_problems(stats),
+    )
 
 
 def _list_target(name: str, case: Results) -> dict[str, Any]:
-    return {
-        "name": name,
-        "target": f"p99 < {TARGET_LIST_P99_MS:.0f} ms",
-        "measured": f"p99 {case['p99_ms']:.2f} ms",
-        "verdict": _verdict(case["p99_ms"] < TARGET_LIST_P99_MS),
-    }
+    return verdicts.target(
+        name,
+        f"p99 < {TARGET_LIST_P99_MS:.0f} ms",
+        f"p99 {case['p99_ms']:.2f} ms",
+        case["p99_ms"] < TARGET_LIST_P99_MS,
+        case_problems(case),
+    )
 
 
 def _scaling_target(replicas_: Results) -> dict[str, Any]:
     one, two = replicas_["heartbeat"]["one"], replicas_["heartbeat"]["two"]
     scaling = replicas_["scaling"]["heartbeat"]
-    return {
-        "name": "Beat (unary), 2 server processes against 1, same load",
-        "target": f">= {TARGET_REPLICA_SCALING}x the beats/s",
-        "measured": f"{scaling:.2f}x ({two['beats_per_s']:,.0f} against {one['beats_per_s']:,.0f} beats/s; "
+    return verdicts.target(
+        "Beat (unary), 2 server processes against 1, same load",
+        f">= {TARGET_REPLICA_SCALING}x the beats/s",
+        f"{scaling:.2f}x ({two['beats_per_s']:,.0f} against {one['beats_per_s']:,.0f} beats/s; "
         f"machine {_machine_pct(two):.0f}% busy with 2)",
-        "verdict": _verdict(scaling >= TARGET_REPLICA_SCALING),
-    }
+        scaling >= TARGET_REPLICA_SCALING,
+        case_problems(one, "1 process") + case_problems(two, "2 processes"),
+    )
+
+
+def _paced_target(paced: Results) -> dict[str, Any]:
+    return verdicts.target(
+        f"Beat (unary) paced at {paced['offered_per_s']:,} beats/s",
+        f"p99 < {TARGET_BEAT_P99_MS:.0f} ms (latency half of the target, below the ceiling)",
+        f"p99 {paced['p99_ms']:.1f} ms",
+        paced["p99_ms"] < TARGET_BEAT_P99_MS,
+        case_problems(paced),
+    )
 
 
 def targets(results: Results) -> list[dict[str, Any]]:
     """The issue's targets beside the measured figures (informational)."""
-    paced = results["unary"]["paced"]
     listing = results["list"]
     workers = f"{listing['workers']:,} workers"
     rows = [
         _beat_target("Beat (unary), closed loop", results["unary"]["heartbeat"]),
         _scaling_target(results["replicas"]),
         _beat_target("BeatStream", results["stream"]),
-        {
-            "name": f"Beat (unary) paced at {paced['offered_per_s']:,} beats/s",
-            "target": f"p99 < {TARGET_BEAT_P99_MS:.0f} ms (latency half of the target, below the ceiling)",
-            "measured": f"p99 {paced['p99_ms']:.1f} ms",
-            "verdict": _verdict(paced["p99_ms"] < TARGET_BEAT_P99_MS),
-        },
+        _paced_target(results["unary"]["paced"]),
     ]
     for key, case in listing["cases"].items():
         if key.startswith("page_"):

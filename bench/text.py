@@ -14,8 +14,13 @@ PlanT = TypeVar("PlanT")
 def targets_lines(targets: Sequence[Mapping[str, Any]]) -> list[str]:
     """The targets block: verdict, name, target and what was measured, one line each."""
     lines = ["", "Targets (informational; the exit status is 0 either way)"]
-    lines += [f"  {t['verdict']:<5} {t['name']}: {t['target']} -- measured {t['measured']}" for t in targets]
+    lines += [_target_line(t) for t in targets]
     return lines
+
+
+def _target_line(t: Mapping[str, Any]) -> str:
+    why = f" (counted as MISS: {t['why']})" if t.get("why") else ""
+    return f"  {t['verdict']:<5} {t['name']}: {t['target']} -- measured {t['measured']}{why}"
 
 
 def findings_lines(title: str, results: Mapping[str, Any]) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.bench import positive, run_quick
+from tests.support.bench import positive, ratios_measured, run_quick, stamped
 
 LOAD_KEYS = ("beats", "beats_per_s", "p50_ms", "p99_ms", "client_cpu_s_per_1k", "machine_busy_pct")
 SERVER_KEYS = ("server_cpu_s", "server_cpu_pct", "server_cpu_s_per_1k")
@@ -26,7 +26,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_runs_quick_mode_without_errors(results: dict[str, Any]) -> None:
-    assert results["mode"] == "quick"
+    stamped(results)
     assert results["warnings"] == []
     assert results["topology"]["cpus"] >= 1
 
@@ -81,3 +81,10 @@ def test_targets_and_limits(results: dict[str, Any]) -> None:
     limits = results["limits"]
     positive(limits, ("server_cpu_us_per_beat_unary", "echo_server_cpu_us_per_call"), "limits")
     assert limits["findings"]
+
+
+def test_ratios_for_the_check(results: dict[str, Any]) -> None:
+    unary = {f"unary_vs_echo.{k}" for k in ("throughput", "p50", "p99", "server_cpu_per_call")}
+    replicas = {f"replicas.{k}" for k in ("scaling", "efficiency_1_process", "efficiency_2_processes")}
+    ratios_measured(results["ratios"], unary | replicas)
+    assert results["ratios"]["unary_vs_echo.throughput"]["value"] == results["unary"]["ratio"]["throughput"]

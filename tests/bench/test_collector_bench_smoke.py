@@ -14,7 +14,7 @@ import pytest
 
 from bench.collector_db import history_rows, open_sqlite, summary_pool
 from bench.collector_timing import PHASES, READS
-from tests.support.bench import positive, run_quick
+from tests.support.bench import positive, ratios_measured, run_quick, stamped
 from workermon_collector.store import SnapshotStore
 from workermon_collector.store.parts import MINUTE, floor_time
 
@@ -41,7 +41,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def test_runs_quick_mode_without_warnings(results: dict[str, Any]) -> None:
-    assert results["mode"] == "quick"
+    stamped(results)
     assert results["warnings"] == []
     assert results["topology"]["cpus"] >= 1
     assert results["cleanup"]["keys_deleted"] > 0
@@ -104,6 +104,11 @@ def test_targets_and_findings(results: dict[str, Any]) -> None:
     assert len(results["targets"]) == expected
     assert {t["verdict"] for t in results["targets"]} <= {"PASS", "MISS"}
     assert results["findings"]
+
+
+def test_ratios_for_the_check(results: dict[str, Any]) -> None:
+    cycles = {f"naive_over_cycle.{kind}" for kind in results["cycle"]}
+    ratios_measured(results["ratios"], cycles | {"naive_over_counts_phase", "counts_phase_over_raw_pipeline"})
 
 
 async def test_a_cycle_minute_removed_between_cycles_leaves_the_loaded_history_whole(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.bench import not_negative, positive, run_quick
+from tests.support.bench import not_negative, positive, ratios_measured, run_quick, stamped
 
 CALL_KEYS = ("calls", "p50_ms", "p99_ms", "max_ms", "calls_per_s", "response_bytes")
 
@@ -26,7 +26,7 @@ def results(run_output: tuple[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_runs_quick_mode_without_warnings(results: dict[str, Any]) -> None:
-    assert results["mode"] == "quick"
+    stamped(results)
     assert results["warnings"] == []
     assert results["topology"]["cpus"] >= 1
     assert results["topology"]["http_url"].startswith("http://127.0.0.1:")
@@ -52,8 +52,22 @@ def test_http_and_grpc_figures_side_by_side(results: dict[str, Any]) -> None:
                 assert case["callers"] == callers
                 assert case["errors"] == case["timeouts"] == 0
                 assert case["items"] == plan["queues"], where
-            q = results["ratios"][f"{rpc}_{load}"]
-            positive(q, ("p50", "p99", "calls_per_s"), f"ratios.{rpc}_{load}")
+            q = results["http_over_grpc"][f"{rpc}_{load}"]
+            positive(q, ("p50", "p99", "calls_per_s"), f"http_over_grpc.{rpc}_{load}")
+
+
+def test_ratios_for_the_check(results: dict[str, Any]) -> None:
+    metrics = ("p50", "p99", "calls_per_s", "server_cpu_per_call")
+    names = {
+        f"http_vs_grpc.{rpc}.{load}.{metric}"
+        for rpc in ("overview", "queues")
+        for load in ("sequential", "concurrent")
+        for metric in metrics
+    }
+    assert set(results["ratios"]) == names
+    # A few dozen quick calls may cost the server no CPU tick (10 ms): the timed ratios must have a value.
+    timed = {name for name in names if not name.endswith("server_cpu_per_call")}
+    ratios_measured({name: results["ratios"][name] for name in timed}, timed)
 
 
 def test_stream_figures(results: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.bench import positive, run_quick
+from tests.support.bench import positive, ratios_measured, run_quick, stamped
 
 CALL_KEYS = ("calls", "p50_ms", "p99_ms", "max_ms", "calls_per_s", "server_cpu_ms_per_call", "response_bytes")
 
@@ -26,7 +26,7 @@ def results(run_output: tuple[str, dict[str, Any]]) -> dict[str, Any]:
 
 
 def test_runs_quick_mode_without_warnings(results: dict[str, Any]) -> None:
-    assert results["mode"] == "quick"
+    stamped(results)
     assert results["warnings"] == []
     assert results["topology"]["cpus"] >= 1
     assert results["cleanup"]["keys_deleted"] > results["plan"]["big_queue_jobs"]
@@ -63,7 +63,15 @@ def test_quick_mode_says_bull_board_is_not_run(run_output: tuple[str, dict[str, 
     stdout, results = run_output
     assert results["bull_board"] == {"skipped": True, "reason": "quick mode: bull-board is not run"}
     assert "bull-board: not measured (quick mode: bull-board is not run)" in stdout
-    assert results["ratios"] == {}
+    assert results["vs_bull_board"] == {}
+    # Without bull-board its ratios have no value, and say why.
+    board = {name: entry for name, entry in results["ratios"].items() if "bull_board" in name}
+    assert len(board) == 12
+    assert {(entry["value"], entry["why"]) for entry in board.values()} == {
+        (None, "bull-board not measured (quick mode: bull-board is not run)")
+    }
+    jobs = {k: v for k, v in results["ratios"].items() if k not in board}
+    ratios_measured(jobs, {"list_jobs_vs_raw_redis.p50", "list_jobs_vs_raw_redis.p99"})
 
 
 def test_list_jobs_figures(results: dict[str, Any]) -> None:

@@ -38,3 +38,43 @@ def not_negative(section: dict[str, Any], keys: tuple[str, ...], where: str) -> 
     for key in keys:
         assert isinstance(section[key], int | float), f"{where}.{key}"
         assert section[key] >= 0, f"{where}.{key} = {section[key]}"
+
+
+def ratios_measured(ratios: dict[str, Any], names: set[str]) -> None:
+    """Ratios for `bench.check` that are exactly `names`, each with a value above 0 and a direction."""
+    assert set(ratios) == names
+    for name, entry in ratios.items():
+        assert entry["better"] in ("higher", "lower"), name
+        assert entry["value"] is not None and entry["value"] > 0, f"{name}: {entry}"
+
+
+def stamped(results: dict[str, Any]) -> None:
+    """A quick run's JSON says its mode and the commit it measured."""
+    assert results["mode"] == "quick"
+    assert isinstance(results["commit"], str) and results["commit"]
+
+
+def clean_calls(**changes: Any) -> dict[str, Any]:
+    """Figures of a batch of calls with no failure, that meet every latency target; `changes` on top."""
+    return {
+        "calls": 500,
+        "errors": 0,
+        "timeouts": 0,
+        "p50_ms": 1.0,
+        "p99_ms": 4.0,
+        "calls_per_s": 900.0,
+        "server_cpu_ms_per_call": 0.8,
+    } | changes
+
+
+def clean_beats(**changes: Any) -> dict[str, Any]:
+    """Figures of a beat window with no failure, that meet every heartbeat target; `changes` on top."""
+    return {
+        "beats": 300_000,
+        "beats_per_s": 20_000.0,
+        "p99_ms": 5.0,
+        "errors": 0,
+        "dropped": 0,
+        "machine_busy_pct": 50.0,
+        "machine_steal_pct": 0.0,
+    } | changes
