@@ -97,9 +97,10 @@ def first_cursor(start: EventBatch, horizon_ms: int) -> str:
     if start.first_id is None:
         # An empty stream (or none yet): nothing to count, whatever came before.
         return start.last_id or "0-0"
-    oldest = stream_id_key(start.first_id)
-    before = (oldest[0], oldest[1] - 1) if oldest[1] else (oldest[0] - 1, _MAX_SEQ)
-    if not start.trimmed:
+    if start.trimmed:
+        oldest = stream_id_key(start.first_id)
+        before = (oldest[0], oldest[1] - 1) if oldest[1] else (oldest[0] - 1, _MAX_SEQ)
+    else:
         before = (0, 0)  # the stream holds everything it ever had
     ms, seq = max(before, horizon)
     return f"{ms}-{seq}"

@@ -203,9 +203,9 @@ class BullMQJobs:
         self.max_examined = max_examined
         self.redis = redis
         self.prefix = prefix
-        self._cut = redis.register_script(_CUT_SCRIPT)
         self.classifier = classifier or FailureClassifier()
         self._queues: dict[str, Any] = {}
+        self._cut = redis.register_script(_CUT_SCRIPT)
 
     def key(self, queue: str, kind: str) -> str:
         """The Redis key of one of a queue's structures (`wait`, `meta`, a job id, ...)."""
