@@ -7,8 +7,9 @@ in this order.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["COUNT_FIELDS", "JobCounts"]
+__all__ = ["COUNT_FIELDS", "HasCounts", "JobCounts"]
 
 COUNT_FIELDS: tuple[str, ...] = (
     "waiting",
@@ -19,6 +20,26 @@ COUNT_FIELDS: tuple[str, ...] = (
     "completed",
     "failed",
 )
+
+
+class HasCounts(Protocol):
+    """Anything with a count per state: a queue state, a row, a JobCounts message."""
+
+    # Read-only properties, so that frozen dataclasses and messages qualify.
+    @property
+    def waiting(self) -> int: ...
+    @property
+    def active(self) -> int: ...
+    @property
+    def delayed(self) -> int: ...
+    @property
+    def prioritized(self) -> int: ...
+    @property
+    def waiting_children(self) -> int: ...
+    @property
+    def completed(self) -> int: ...
+    @property
+    def failed(self) -> int: ...
 
 
 @dataclass(slots=True)
@@ -45,6 +66,16 @@ class JobCounts:
     def as_dict(self) -> dict[str, int]:
         """State name to count, in `COUNT_FIELDS` order (keyword arguments for a JobCounts message)."""
         return {name: getattr(self, name) for name in COUNT_FIELDS}
+
+    def add(self, other: HasCounts) -> None:
+        """Add the counts of anything with an attribute per state, in place (for running totals)."""
+        self.waiting += other.waiting
+        self.active += other.active
+        self.delayed += other.delayed
+        self.prioritized += other.prioritized
+        self.waiting_children += other.waiting_children
+        self.completed += other.completed
+        self.failed += other.failed
 
     def __add__(self, other: JobCounts) -> JobCounts:
         return JobCounts(*(getattr(self, name) + getattr(other, name) for name in COUNT_FIELDS))

@@ -30,7 +30,7 @@ from workermon_core.protos import recast
 from workermon_core.server import Outage
 from workermon_queues.backend import QueueState
 from workermon_queues.bullmq import BullMQBackend
-from workermon_queues.counts import JobCounts
+from workermon_queues.counts import HasCounts, JobCounts
 
 log = structlog.get_logger("workermon.monitor")
 
@@ -39,6 +39,7 @@ DISCOVERY_SECONDS = 2.0
 SLOW_DISCOVERY_SECONDS = 0.05
 HISTORY_SECONDS = 10.0
 SLOW_HISTORY_SECONDS = 0.05
+INCIDENTS_SECONDS = 1.0
 PEER_TIMEOUT_SECONDS = 2.0
 TOP_CATEGORIES = 5
 
@@ -118,6 +119,9 @@ class History:
 
     summaries: dict[str, col_pb.QueueSummary] = field(default_factory=dict)
     reply: col_pb.SummarizeQueuesResponse | None = None
+    # Per queue, a Queue message holding only the metric fields: built once per history reading and
+    # merged into every live reading's message (a C++ merge, not a dozen Python field copies per queue).
+    metrics: dict[str, pb.Queue] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,20 @@ class Reading:
     queues: list[pb.Queue]
     by_name: dict[str, pb.Queue]
     overview: pb.GetOverviewResponse
+
+
+def _counts_message(c: HasCounts) -> pb.JobCounts:
+    """The JobCounts message of a queue's state or a total (attribute by attribute: the board builds
+    one per queue on every reading)."""
+    return pb.JobCounts(
+        waiting=c.waiting,
+        active=c.active,
+        delayed=c.delayed,
+        prioritized=c.prioritized,
+        waiting_children=c.waiting_children,
+        completed=c.completed,
+        failed=c.failed,
+    )
 
 
 def success_rate(completed: int, failed: int) -> float | None:
@@ -167,6 +185,11 @@ class Board:
             self._read_history, HISTORY_SECONDS, monotonic, slow_after=SLOW_HISTORY_SECONDS
         )
         self._reading: Shared[Reading] = Shared(self._read, live_max_age, monotonic)
+        # Open incidents change when a rule fires, not with every count: even a board reading Redis
+        # for every call (live_max_age 0) asks IncidentService at most once a second.
+        self._incidents: Shared[list[pb.ActiveIncident]] = Shared(
+            self._open_incidents, max(live_max_age, INCIDENTS_SECONDS), monotonic
+        )
         self._history_outage = Outage("collector_summary")
         self._heartbeat_outage = Outage("worker_summary")
         self._incidents_outage = Outage("open_incidents")
@@ -216,7 +239,11 @@ class Board:
             self._history_outage.failed(exc)
             return History()
         self._history_outage.ok()
-        return History({s.queue: s for s in reply.summaries}, reply)
+        metrics = {}
+        for summary in reply.summaries:
+            metrics[summary.queue] = queue = pb.Queue()
+            self._fill_metrics(queue, summary)
+        return History({s.queue: s for s in reply.summaries}, reply, metrics)
 
     async def _online(self) -> hb_pb.GetWorkerSummaryResponse | None:
         try:
@@ -258,11 +285,11 @@ class Board:
         names = await self._names.get()
         now_ms = int(self.clock() * 1000)
         states, workers, history, incidents = await asyncio.gather(
-            self.backend.states(names, now_ms), self._online(), self._history.get(), self._open_incidents()
+            self.backend.states(names, now_ms), self._online(), self._history.get(), self._incidents.get()
         )
         online = {q.queue: q.online for q in workers.queues} if workers is not None else None
         queues = [
-            self._queue(states[name], online, history.summaries.get(name))
+            self._queue(states[name], online, history.metrics.get(name))
             for name in names
             if states[name].exists
         ]
@@ -271,19 +298,19 @@ class Board:
         return Reading(queues, {q.name: q for q in queues}, overview)
 
     def _queue(
-        self, state: QueueState, online: dict[str, int] | None, summary: col_pb.QueueSummary | None
+        self, state: QueueState, online: dict[str, int] | None, metrics: pb.Queue | None
     ) -> pb.Queue:
         queue = pb.Queue(
             name=state.name,
             display_name=self.display_names.get(state.name, state.name),
-            counts=pb.JobCounts(**state.counts.as_dict()),
+            counts=_counts_message(state),
             paused=state.paused,
         )
         workers = online.get(state.name, 0) if online is not None else None
         if workers is not None:
             queue.online_workers = workers
-        if summary is not None:
-            self._fill_metrics(queue, summary)
+        if metrics is not None:
+            queue.MergeFrom(metrics)
         queue.status, queue.status_reason = self._status(state, workers)
         return queue
 
@@ -335,12 +362,12 @@ class Board:
         overview = pb.GetOverviewResponse(queues_total=len(queues))
         total = JobCounts()
         for queue in queues:
-            total += JobCounts.of(queue.counts)
+            total.add(queue.counts)
             if queue.paused:
                 overview.paused_queues.append(queue.name)
             if queue.status == pb.QUEUE_STATUS_DEGRADED:
                 overview.degraded_queues.append(queue.name)
-        overview.counts.CopyFrom(pb.JobCounts(**total.as_dict()))
+        overview.counts.CopyFrom(_counts_message(total))
         if workers is not None:
             overview.workers_online = workers.online
             overview.workers_offline = workers.offline

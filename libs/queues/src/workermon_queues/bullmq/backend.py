@@ -1,7 +1,8 @@
 """BullMQ's implementation of the queue backend: discovery, states, the event stream, finished jobs.
 
-`BullMQBackend` reads BullMQ's Redis layout directly, with pipelined raw commands and no Lua, so a
-collector can describe 1,000+ queues in a couple of round trips without blocking Redis.
+`BullMQBackend` reads BullMQ's Redis layout directly, with pipelined raw commands and, for a queue's
+state, one small read-only script per queue, so a collector can describe 1,000+ queues in a couple of
+round trips without blocking Redis.
 
 BullMQ event stream (`<prefix>:<queue>:events`), as verified against python bullmq 3.4.4 and Node
 BullMQ 6.7.0 with real workers (both write the same entries; fields other than `event`/`jobId` shown
@@ -69,13 +70,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from ..backend import EventBatch, FinishedJob, QueueEvent, QueueState, stream_id_key
-from ..client import RedisClient
+from ..client import RedisClient, queue_script
 from ..replies import epoch_ms, integer, text, wrong_type
 from ..settings import QueueSettings
-from .problems import Kind, key_problems, wrong_types_kept
+from .problems import key_problems, wrong_types_kept
+from .state_script import STATE_BATCH, STATE_KEYS, STATE_SCRIPT, StateReply, parse_state_reply
 
 _STREAM_ID = re.compile(r"^(\d+)(?:-(\d+))?$")
 
@@ -87,24 +90,6 @@ StreamEntry = tuple[str, Mapping[str, str]]
 
 FUTURE_TOLERANCE_MS = 60_000
 """How far ahead of the reader's clock a job's `timestamp` may be and still count (clock skew)."""
-
-# What `states` reads of each queue, in order: key suffix, the type BullMQ gives it, the command.
-_STATE_READS: tuple[tuple[str, Kind, tuple[str | int, ...]], ...] = (
-    ("wait", "list", ("LLEN",)),
-    ("active", "list", ("LLEN",)),
-    ("delayed", "zset", ("ZCARD",)),
-    ("prioritized", "zset", ("ZCARD",)),
-    ("waiting-children", "zset", ("ZCARD",)),
-    ("completed", "zset", ("ZCARD",)),
-    ("failed", "zset", ("ZCARD",)),
-    # The meta hash's other fields (always written by BullMQ) tell that the queue exists.
-    ("meta", "hash", ("HMGET", "paused", "opts.maxLenEvents", "version")),
-    ("paused", "list", ("LLEN",)),
-    ("wait", "list", ("LINDEX", -1)),
-    ("prioritized", "zset", ("ZRANGE", 0, 0)),
-    # Read for its type alone: the collector follows this stream, and a string there is a problem too.
-    ("events", "stream", ("XLEN",)),
-)
 
 
 def _normalize_id(stream_id: str) -> str:
@@ -224,6 +209,24 @@ def build_events(entries: Sequence[StreamEntry], after: str | None, count: int) 
     return events
 
 
+def _unreadable(name: str, problem: str) -> QueueState:
+    """A queue none of whose state could be read (its script failed as a whole)."""
+    return QueueState(
+        name=name,
+        waiting=0,
+        active=0,
+        delayed=0,
+        prioritized=0,
+        waiting_children=0,
+        completed=0,
+        failed=0,
+        paused=False,
+        oldest_waiting_ms=None,
+        exists=True,
+        problem=problem,
+    )
+
+
 def _glob_escape(text: str) -> str:
     return _GLOB_SPECIAL.sub(r"\\\1", text)
 
@@ -248,6 +251,7 @@ class BullMQBackend:
         self.prefix = prefix
         self.queues = list(dict.fromkeys(q for q in queues if q))
         self.discover_enabled = discover
+        self._state_script = redis.register_script(STATE_SCRIPT)
 
     @classmethod
     def from_settings(cls, redis: RedisClient, settings: QueueSettings) -> BullMQBackend:
@@ -307,73 +311,76 @@ class BullMQBackend:
     async def states(self, names: Sequence[str], now_ms: int) -> dict[str, QueueState]:
         """Counts, paused flag and oldest waiting age of every named queue.
 
-        One pipelined round trip for all queues' counts, a second for the `timestamp` of each queue's
-        next-in-line jobs (a third only for queues still holding jobs in the pre-v5 `paused` list).
-        `waiting` includes jobs in that legacy list. A queue whose keys are not BullMQ's (a key of
-        another type) comes back with `problem` saying which, and costs the others nothing; describing
-        it takes one more round trip, only then.
+        One pipelined round trip: a read-only script reads a batch of queues (`state_script`), next-in-line
+        jobs' `timestamp` included. `waiting` includes jobs in the pre-v5 `paused` list. A queue whose
+        keys are not BullMQ's (a key of another type) comes back with `problem` saying which, and costs
+        the others nothing; describing it takes one more round trip, only then.
         """
         queues = list(dict.fromkeys(names))
         if not queues:
             return {}
-        per_queue = len(_STATE_READS)
+        batch = 1 if isinstance(self.redis, RedisCluster) else STATE_BATCH
+        batches = [queues[i : i + batch] for i in range(0, len(queues), batch)]
         async with self.redis.pipeline(transaction=False) as pipe:
-            command = pipe.execute_command
-            for name in queues:
-                base = f"{self.prefix}:{name}:"
-                for suffix, _, args in _STATE_READS:
-                    command(args[0], base + suffix, *args[1:])
-            # Per-command errors (a key of another type) must not cost the other queues their state.
-            replies = await pipe.execute(raise_on_error=False)
+            for names_in_batch in batches:
+                bases = [self.key(name, "") for name in names_in_batch]
+                await queue_script(pipe, self._state_script, [b + "meta" for b in bases], bases)
+            # A batch whose script failed as a whole must not cost the others their state.
+            batch_replies = await pipe.execute(raise_on_error=False)
+        replies: list[Any] = []
+        for names_in_batch, reply in zip(batches, batch_replies, strict=True):
+            if isinstance(reply, Exception) or len(reply) != len(names_in_batch):
+                replies += [reply] * len(names_in_batch)
+            else:
+                replies += reply
 
-        slices = {name: replies[i * per_queue : (i + 1) * per_queue] for i, name in enumerate(queues)}
-        problems = await self._problems(slices)
-        # Next-in-line job ids per queue; legacy paused lists need their tail looked up first.
-        heads: dict[str, list[str]] = {}
-        legacy: list[str] = []
-        for name, r in slices.items():
-            if name in problems:
-                continue
-            ids = [text(r[9])] if r[9] is not None else []
-            ids += [text(j) for j in r[10]]
-            heads[name] = [j for j in ids if not j.startswith("0:")]  # pre-v5 marker entries
-            if r[8]:
-                legacy.append(name)
-        timestamps = await self._head_timestamps(heads, legacy, now_ms)
+        parsed: dict[str, StateReply] = {}
+        failed: dict[str, str] = {}
+        for name, reply in zip(queues, replies, strict=True):
+            try:
+                if isinstance(reply, Exception):
+                    raise reply
+                parsed[name] = parse_state_reply(reply)
+            except (ResponseError, ValueError, TypeError) as exc:
+                failed[name] = f"{self.key(name, '*')}: {exc}"
+        problems = {**failed, **await self._problems(parsed)}
 
         result: dict[str, QueueState] = {}
-        for name, r in slices.items():
-            counts = [0 if isinstance(v, Exception) else int(v) for v in r[:7]]
-            meta = [None, None, None] if isinstance(r[7], Exception) else r[7]
-            legacy_waiting = 0 if isinstance(r[8], Exception) else int(r[8])
-            oldest = timestamps.get(name)
+        for name in queues:
+            r = parsed.get(name)
+            if r is None:
+                result[name] = _unreadable(name, failed[name])
+                continue
+            stamps = [epoch_ms(value) for value in r.timestamps]
+            # A time far ahead of ours is not when the job was added (or the producer's clock is wrong).
+            times = [t for t in stamps if t is not None and t <= now_ms + FUTURE_TOLERANCE_MS]
+            oldest = min(times) if times else None
             problem = problems.get(name)
             result[name] = QueueState(
                 name=name,
-                waiting=counts[0] + legacy_waiting,
-                active=counts[1],
-                delayed=counts[2],
-                prioritized=counts[3],
-                waiting_children=counts[4],
-                completed=counts[5],
-                failed=counts[6],
-                paused=meta[0] is not None,
+                waiting=r.counts[0] + r.legacy_waiting,
+                active=r.counts[1],
+                delayed=r.counts[2],
+                prioritized=r.counts[3],
+                waiting_children=r.counts[4],
+                completed=r.counts[5],
+                failed=r.counts[6],
+                paused=r.meta[0] is not None,
                 oldest_waiting_ms=None if oldest is None else max(now_ms - oldest, 0),
                 exists=problem is not None
-                or any(v is not None for v in meta)
-                or any(counts)
-                or legacy_waiting > 0,
+                or any(v is not None for v in r.meta)
+                or any(r.counts)
+                or r.legacy_waiting > 0,
                 problem=problem,
             )
         return result
 
-    async def _problems(self, slices: Mapping[str, Sequence[Any]]) -> dict[str, str]:
+    async def _problems(self, parsed: Mapping[str, StateReply]) -> dict[str, str]:
         """Queue -> what is wrong with its keys, for the queues some of whose reads failed."""
         failures = [
-            (name, self.key(name, suffix), kind, reply)
-            for name, r in slices.items()
-            for (suffix, kind, _), reply in zip(_STATE_READS, r, strict=True)
-            if isinstance(reply, Exception)
+            (name, self.key(name, STATE_KEYS[index][0]), STATE_KEYS[index][1], error)
+            for name, r in parsed.items()
+            for index, error in r.errors.items()
         ]
         if not failures:
             return {}
@@ -384,42 +391,6 @@ class BullMQBackend:
             if described[key] not in found:
                 found.append(described[key])
         return {name: "; ".join(found) for name, found in problems.items()}
-
-    async def _head_timestamps(
-        self, heads: Mapping[str, list[str]], legacy: Sequence[str], now_ms: int
-    ) -> dict[str, int]:
-        """Smallest `timestamp` among each queue's next-in-line jobs (those that are times at all)."""
-        wanted = [(name, job_id) for name, ids in heads.items() for job_id in ids]
-        if not wanted and not legacy:
-            return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for name, job_id in wanted:
-                pipe.execute_command("HGET", self.key(name, job_id), "timestamp")
-            for name in legacy:
-                pipe.execute_command("LINDEX", self.key(name, "paused"), -1)
-            replies = await pipe.execute(raise_on_error=False)
-        values = replies[: len(wanted)]
-        tails = replies[len(wanted) :]
-        extra = [
-            (name, text(t))
-            for name, t in zip(legacy, tails, strict=True)
-            if t is not None and not isinstance(t, Exception)
-        ]
-        if extra:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for name, job_id in extra:
-                    pipe.execute_command("HGET", self.key(name, job_id), "timestamp")
-                values += await pipe.execute(raise_on_error=False)
-                wanted += extra
-        oldest: dict[str, int] = {}
-        for (name, _), value in zip(wanted, values, strict=True):
-            ts = None if isinstance(value, Exception) else epoch_ms(value)
-            # A time far ahead of ours is not when the job was added (or the producer's clock is wrong).
-            if ts is None or ts > now_ms + FUTURE_TOLERANCE_MS:
-                continue
-            if name not in oldest or ts < oldest[name]:
-                oldest[name] = ts
-        return oldest
 
     # -- events ------------------------------------------------------------------------------------
 
