@@ -12,7 +12,8 @@ fresh schema there, dropped afterwards.
 
 Measured in the same run: full collection cycles (`Collector.collect`) split into phases, each phase
 alone, the per-queue bullmq baseline the first plan proposed, a raw pipeline of the count commands,
-and `QuerySnapshots` over 24 hours of minute rows (the store alone and through gRPC). Targets are
+and `QuerySnapshots` over 24 hours of minute rows and over 7 and 30 days of hourly rollups (the store
+alone and through gRPC). Targets are
 printed as PASS / MISS for information; the exit status never depends on time. Results also go to
 build/bench/collector.json.
 """
@@ -32,9 +33,9 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,7 +43,7 @@ from typing import Any, TypeVar
 
 import redis
 from bullmq import Queue, Worker
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import timestamp_pb2
 from redis.utils import HIREDIS_AVAILABLE
 
 from workermon.collector.v1 import collector_service_pb2 as pb
@@ -50,10 +51,10 @@ from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
 from workermon_cli.runtime import open_dependencies, start_suite
 from workermon_collector.collector import Collector
 from workermon_collector.follower import MINUTE_MS, EventFollower, minute_of
-from workermon_collector.models import snapshots
+from workermon_collector.models import rollups, snapshots
 from workermon_collector.rows import SnapshotRow
 from workermon_collector.store import SnapshotStore
-from workermon_collector.store.parts import MINUTE, floor_time
+from workermon_collector.store.parts import HOUR, MINUTE, floor_time
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
 from workermon_core.logging import configure_logging
@@ -73,6 +74,7 @@ from .collector_db import (
     open_sqlite,
     postgres_answers,
     postgres_url,
+    repeat_rollups,
     safe_url,
     summary_pool,
 )
@@ -104,6 +106,9 @@ RESULTS = record.results_path("collector")
 # The seven states the collector counts, as bullmq's getJobCounts names them.
 COUNT_TYPES = ("waiting", "active", "delayed", "prioritized", "waiting-children", "completed", "failed")
 T = TypeVar("T")
+# The long trend ranges, read from hourly rollups at a 1-hour step: what QuerySnapshots picks for them
+# when no step is given (the fewest minutes giving at most 1,500 points, rounded up to whole hours).
+TRENDS = {"7d": timedelta(days=7), "30d": timedelta(days=30)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +128,8 @@ class Plan:
     reps: int
     history_queues: int
     history_minutes: int
+    # Days of hourly rollups behind the 7- and 30-day trend queries (the last day rolled from the minutes).
+    history_days: int
     query_calls: int
     grpc_calls: int
     procs: int
@@ -144,6 +151,7 @@ FULL = Plan(
     reps=10,
     history_queues=100,
     history_minutes=1440,
+    history_days=30,
     query_calls=200,
     grpc_calls=200,
     procs=max(1, os.cpu_count() or 1),
@@ -592,9 +600,11 @@ class Bench:
     # --- QuerySnapshots -----------------------------------------------------------------------------
 
     async def load_history(self) -> dict[str, Any]:
-        """24 h of minute rows for `history_queues` queues in PostgreSQL, written with SnapshotStore.write.
+        """24 h of minute rows and `history_days` of hourly rollups for `history_queues` queues in PostgreSQL.
 
-        Then VACUUM ANALYZE and a CHECKPOINT: a table in its steady state (planner statistics, visibility
+        The minutes are written with SnapshotStore.write and rolled up with SnapshotStore.rollup, as the
+        collector's hourly job does; the older days repeat that day's rollups (`repeat_rollups`). Then
+        VACUUM ANALYZE and a CHECKPOINT: tables in their steady state (planner statistics, visibility
         map, no bulk-load write-back or autovacuum pass landing in the middle of the measured queries).
         """
         plan = self.plan
@@ -609,9 +619,15 @@ class Bench:
         for index, name in enumerate(self.history_names):
             await store.write(history_rows(name, index, self.history_now, plan.history_minutes, pool))
         insert_s = time.perf_counter() - started
+        rolled, rollup_s = await _timed(store.rollup(self.history_now))
+        hours = -(-plan.history_minutes // 60)
+        first_hour = floor_time(self.history_now, HOUR) - hours * HOUR
+        copies = -(-plan.history_days * 24 // hours) - 1
+        copied, copy_s = await _timed(repeat_rollups(db.engine, first_hour, hours, copies))
         async with db.engine.connect() as conn:
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await auto.exec_driver_sql(f"VACUUM ANALYZE {snapshots.name}")
+            for table in (snapshots, rollups):
+                await auto.exec_driver_sql(f"VACUUM ANALYZE {table.name}")
             try:
                 await auto.exec_driver_sql("CHECKPOINT")
             except Exception as exc:  # needs superuser or pg_checkpoint: measure without it
@@ -624,26 +640,59 @@ class Bench:
             "rows": rows,
             "insert_s": insert_s,
             "insert_rows_per_s": ratio(rows, insert_s),
+            "rollups": {
+                "days": plan.history_days,
+                "rolled": rolled,
+                "rollup_s": rollup_s,
+                "copied": copied,
+                "copy_s": copy_s,
+                "rows": rolled + copied,
+            },
         }
 
     async def query_history(self, loaded: dict[str, Any]) -> dict[str, Any]:
-        """QuerySnapshots for random history queues, 24 h at a 1-minute step: the store, then gRPC."""
+        """QuerySnapshots for random history queues: 24 h at a 1-minute step, then 7 and 30 days at a
+        1-hour step from the rollups; each through the store, then through gRPC."""
         if loaded["skipped"] or self.postgres is None:
             return loaded
         plan, db, now, names = self.plan, self.postgres, self.history_now, self.history_names
         store = SnapshotStore(db.engine, clock=lambda: now)
-        start, step = now - timedelta(minutes=plan.history_minutes), timedelta(minutes=1)
         rng = random.Random(3)
 
-        async def store_call() -> int:
-            points, resolution = await store.query(rng.choice(names), start, now, step)
-            if resolution != "minute" or sum(p.has_data for p in points) != plan.history_minutes:
-                self.warnings.append(f"store.query: {resolution}, {len(points)} points")
-            return len(points)
+        async def store_calls(span: timedelta, step: timedelta, resolution: str) -> dict[str, Any]:
+            expected = _buckets(now - span, now, step)
+            with_data: set[int] = set()
 
-        store_result = await self._calls(store_call, plan.query_calls)
-        grpc_result = await self._grpc_queries(db, names, now, start)
-        return {**loaded, "store": store_result, "grpc": grpc_result}
+            async def call() -> None:
+                points, read = await store.query(rng.choice(names), now - span, now, step)
+                with_data.add(sum(p.has_data for p in points))
+                if read != resolution or with_data != {expected}:
+                    self.warnings.append(
+                        f"store.query {span}: {read}, {sorted(with_data)} of {len(points)} points with "
+                        f"data, expected {expected}"
+                    )
+
+            result = await self._calls(call, plan.query_calls)
+            return {**result, "points_with_data": sorted(with_data)}
+
+        day = timedelta(minutes=plan.history_minutes)
+        store_result = await store_calls(day, MINUTE, "minute")
+        trends: dict[str, Any] = {
+            key: {
+                "days": span.days,
+                "step_s": int(HOUR.total_seconds()),
+                "points": _buckets(now - span, now, HOUR),
+                "resolution": "hourly",
+                "store": await store_calls(span, HOUR, "hourly"),
+            }
+            for key, span in TRENDS.items()
+        }
+        async with self._collector_stub(db, now) as stub:
+            grpc_result = await self._grpc_queries(stub, names, now - day, now, MINUTE)
+            for key, span in TRENDS.items():
+                # No step, as MonitorService.GetQueueTrend asks for `hours`: the server picks 1 hour.
+                trends[key]["grpc"] = await self._grpc_queries(stub, names, now - span, now, None)
+        return {**loaded, "store": store_result, "grpc": grpc_result, "trends": trends}
 
     async def settle_minute(self) -> float:
         """Wait until the collected minute is over, so later bursts add nothing to it (as in production,
@@ -681,10 +730,11 @@ class Bench:
             "samples_ms": [round(1000 * s, 3) for s in seconds],
         }
 
-    async def _grpc_queries(
-        self, db: Database, names: list[str], now: datetime, start: datetime
-    ) -> dict[str, Any]:
-        """The same queries through CollectorService.QuerySnapshots (server and client in this process)."""
+    @asynccontextmanager
+    async def _collector_stub(
+        self, db: Database, now: datetime
+    ) -> AsyncIterator[pb_grpc.CollectorServiceStub]:
+        """CollectorService served in this process on `db`, its clock at `now`, and a viewer's stub."""
         authority = TokenAuthority(secrets.token_urlsafe(48))
         # The heartbeat peer is unreachable on purpose: the benchmark measures the collector's own work.
         core = load_settings(
@@ -710,29 +760,50 @@ class Bench:
         suite = running.server
         assert suite is not None
         channel = open_channel(f"127.0.0.1:{suite.port}", authority.mint("bench", "viewer"))
-        stub = pb_grpc.CollectorServiceStub(channel)
-        rng = random.Random(5)
-        begin, end = timestamp_pb2.Timestamp(), timestamp_pb2.Timestamp()
-        begin.FromDatetime(start)
-        end.FromDatetime(now)
-        step = duration_pb2.Duration(seconds=60)
-        sizes: list[int] = []
-
-        async def call() -> None:
-            request = pb.QuerySnapshotsRequest(
-                queue=rng.choice(names), start_time=begin, end_time=end, step=step
-            )
-            reply = await stub.QuerySnapshots(request, timeout=10)
-            if len(reply.points) != self.plan.history_minutes:
-                self.warnings.append(f"QuerySnapshots returned {len(reply.points)} points")
-            sizes.append(reply.ByteSize())
-
         try:
-            result = await self._calls(call, self.plan.grpc_calls)
+            yield pb_grpc.CollectorServiceStub(channel)
         finally:
             await channel.close()
             await running.stop()
-        return {**result, "response_bytes": int(median(sizes))}
+
+    async def _grpc_queries(
+        self,
+        stub: pb_grpc.CollectorServiceStub,
+        names: list[str],
+        start: datetime,
+        end: datetime,
+        step: timedelta | None,
+    ) -> dict[str, Any]:
+        """The store's queries through CollectorService.QuerySnapshots; no `step` lets the server choose."""
+        rng = random.Random(5)
+        begin, finish = timestamp_pb2.Timestamp(), timestamp_pb2.Timestamp()
+        begin.FromDatetime(start)
+        finish.FromDatetime(end)
+        expected_step = step or HOUR
+        expected = _buckets(start, end, expected_step)
+        sizes: list[int] = []
+        with_data: set[int] = set()
+
+        async def call() -> None:
+            request = pb.QuerySnapshotsRequest(queue=rng.choice(names), start_time=begin, end_time=finish)
+            if step is not None:
+                request.step.FromTimedelta(step)
+            reply = await stub.QuerySnapshots(request, timeout=10)
+            with_data.add(sum(p.has_data for p in reply.points))
+            if with_data != {expected} or reply.step.ToTimedelta() != expected_step:
+                self.warnings.append(
+                    f"QuerySnapshots {end - start}: {sorted(with_data)} of {len(reply.points)} points with "
+                    f"data at step {reply.step.ToTimedelta()}, expected {expected} at {expected_step}"
+                )
+            sizes.append(reply.ByteSize())
+
+        result = await self._calls(call, self.plan.grpc_calls)
+        return {**result, "response_bytes": int(median(sizes)), "points_with_data": sorted(with_data)}
+
+
+def _buckets(start: datetime, end: datetime, step: timedelta) -> int:
+    """Points a query of [start, end) returns at `step` (epoch-aligned buckets, as SnapshotStore.plan)."""
+    return -(-(end - floor_time(start, step)) // step)
 
 
 async def run(plan: Plan, use_postgres: bool = True, profile: Path | None = None) -> dict[str, Any]:
@@ -758,7 +829,8 @@ async def run(plan: Plan, use_postgres: bool = True, profile: Path | None = None
         results["topology"] = await bench.topology()
         lap("setup", "populating the queues with bullmq")
         results["populate"] = await bench.populate()
-        lap("populate", "24 h of history for QuerySnapshots" if bench.postgres else "")
+        loading = f"24 h of minutes and {plan.history_days} days of rollups for QuerySnapshots"
+        lap("populate", loading if bench.postgres else "")
         history = await bench.load_history()
         lap("history", "")
         results["populate"]["waited_for_minute_s"] = await bench.settle_minute()

@@ -19,14 +19,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy import delete, text
+from sqlalchemy import delete, func, insert, select, text, true
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 
 from workermon_collector import sketches
 from workermon_collector.migrate import MIGRATIONS
-from workermon_collector.models import snapshots
+from workermon_collector.models import rollups, snapshots
 from workermon_collector.rows import DurationSummary, SnapshotRow
 from workermon_core.db import create_engine, normalize_url
 
@@ -182,3 +182,27 @@ def history_rows(
             )
         )
     return rows
+
+
+async def repeat_rollups(engine: AsyncEngine, since: datetime, hours: int, copies: int) -> int:
+    """Copy the `hours` hours of rollups from `since` on `copies` times, each copy `hours` further back.
+
+    The copies are the store's own rows (`SnapshotStore.rollup` wrote the originals from minute rows),
+    inserted in one statement in hour order, as an hourly rollup job lays them out on disk: weeks of
+    minute rows to roll up would take hours to write. PostgreSQL only (generate_series, make_interval).
+    Returns the rows inserted.
+    """
+    if copies < 1:
+        return 0
+    back = func.generate_series(1, copies).table_valued("k").render_derived(name="back")
+    hour = (rollups.c.hour - func.make_interval(0, 0, 0, 0, back.c.k * hours)).label("hour")
+    names = [c.name for c in rollups.c if c.name != "id"]
+    copied = (
+        select(*(hour if name == "hour" else rollups.c[name] for name in names))
+        .select_from(rollups.join(back, true()))
+        .where(rollups.c.hour >= since, rollups.c.hour < since + timedelta(hours=hours))
+        .order_by(hour, rollups.c.queue)
+    )
+    async with engine.begin() as conn:
+        result = await conn.execute(insert(rollups).from_select(names, copied).returning(rollups.c.id))
+        return len(result.all())

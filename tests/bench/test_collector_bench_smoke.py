@@ -97,10 +97,32 @@ def test_query_snapshots(results: dict[str, Any]) -> None:
         assert len(query[key]["samples_ms"]) == query[key]["calls"]
         assert query[key]["gc_full_collections"] >= 0
     assert query["grpc"]["response_bytes"] > 0
+    assert query["store"]["points_with_data"] == query["grpc"]["points_with_data"] == [1440]
+
+
+def test_trend_queries_read_rollups(results: dict[str, Any]) -> None:
+    query = results["query"]
+    if query["skipped"]:
+        return
+    rolled = query["rollups"]
+    # SnapshotStore.rollup wrote one rollup per queue and hour of the minute rows; the copies fill the days.
+    assert rolled["rolled"] == query["queues"] * 24
+    assert rolled["rows"] == query["queues"] * 24 * rolled["days"]
+    assert set(query["trends"]) == {"7d", "30d"}
+    for key, trend in query["trends"].items():
+        # Whole hours from the range's start to now: the partial first hour and the current one too.
+        assert trend["points"] in (24 * trend["days"], 24 * trend["days"] + 1), key
+        assert trend["resolution"] == "hourly" and trend["step_s"] == 3600
+        for side in ("store", "grpc"):
+            positive(trend[side], LATENCY_KEYS, f"query.trends.{key}.{side}")
+            assert len(trend[side]["samples_ms"]) == trend[side]["calls"]
+            # Every call returned every hour with data, the last from the current hour's minute rows.
+            assert trend[side]["points_with_data"] == [trend["points"]], f"{key}.{side}"
+        assert trend["grpc"]["response_bytes"] > 0
 
 
 def test_targets_and_findings(results: dict[str, Any]) -> None:
-    expected = len(results["cycle"]) + 1 + (0 if results["query"]["skipped"] else 2)
+    expected = len(results["cycle"]) + 1 + (0 if results["query"]["skipped"] else 6)
     assert len(results["targets"]) == expected
     assert {t["verdict"] for t in results["targets"]} <= {"PASS", "MISS"}
     assert results["findings"]

@@ -459,6 +459,61 @@ async def test_query_hourly_uses_rollups_and_recent_minutes(
     assert_within_1pct(two_hours[2].processing, [v for m, vs in raw.items() if 8 <= m.hour < 10 for v in vs])
 
 
+async def test_query_whole_hours_gives_each_rollup_field_as_its_point(
+    store: SnapshotStore, make_row: MakeRow, utc_clock: DateClock
+) -> None:
+    # A 1-hour step over rollups turns each rollup into its point straight from its columns (no
+    # sketch read or merged): every field must still say what the hour's minutes said.
+    rng = random.Random(5)
+    base = datetime(2031, 3, 4, 6, 0, tzinfo=UTC)
+    raw: dict[datetime, tuple[list[float], list[float]]] = {}
+    rows = []
+    for i, minute in enumerate(minutes_from(base, 120)):
+        processing = [rng.lognormvariate(4, 1) for _ in range(8)]
+        wait = [rng.lognormvariate(2, 1) for _ in range(5)]
+        raw[minute] = (processing, wait)
+        rows.append(
+            make_row(
+                "q",
+                minute,
+                waiting=i,
+                paused=i == 59,
+                completed_in_minute=i,
+                failed_in_minute=i % 3,
+                retried_in_minute=1,
+                counts_approximate=i == 10,
+                processing=summary_of(processing),
+                wait=summary_of(wait),
+                oldest_waiting_ms=1000 + i,
+                online_workers=i % 7,
+                failures_by_category={"timeout": 1} if i % 2 else {"timeout": 2, "crash": 1},
+            )
+        )
+    await store.write(rows)
+    assert await store.rollup(base + 2 * HOUR) == 2
+    utc_clock.now = base + timedelta(days=3)
+
+    points, resolution = await store.query("q", base - HOUR, base + 2 * HOUR, HOUR)
+    assert resolution == "hourly"
+    assert [p.time for p in points] == [base - HOUR, base, base + HOUR]
+    assert points[0] == Point(time=base - HOUR, has_data=False)
+    for hour, point in enumerate(points[1:]):
+        minutes = range(60 * hour, 60 * hour + 60)
+        assert point.has_data
+        assert point.counts == JobCounts(60 * hour + 59, 2, 1, 0, 0, 100, 5)
+        assert point.paused == (hour == 0)
+        assert (point.completed, point.failed) == (sum(minutes), sum(i % 3 for i in minutes))
+        assert point.retried == 60
+        assert point.approximate == (hour == 0)
+        assert point.oldest_waiting_ms == 1000 + 60 * hour + 59
+        assert point.online_workers == (60 * hour + 59) % 7
+        assert point.failures_by_category == {"timeout": 90, "crash": 30}
+        in_hour = [raw[base + i * MINUTE] for i in minutes]
+        assert_within_1pct(point.processing, [v for p, _ in in_hour for v in p])
+        assert_within_1pct(point.wait, [v for _, w in in_hour for v in w])
+        assert point.processing is not None and point.processing.sketch == b""
+
+
 # --- Rollups --------------------------------------------------------------------------------------
 
 

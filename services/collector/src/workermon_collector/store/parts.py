@@ -112,15 +112,18 @@ def _epoch_seconds_sql(column: Any, dialect: str) -> ColumnElement[int]:
     raise NotImplementedError(f"unsupported database dialect {dialect!r}")
 
 
-def _part_columns(table: Table) -> list[ColumnElement[Any]]:
-    """The columns of one part (the order `_unpack` reads), from the snapshot or the rollup table.
+def _time_column(table: Table) -> ColumnElement[datetime]:
+    """The bucket time of the snapshot table (minute) or the rollup table (hour)."""
+    return table.c.minute if table is snapshots else table.c.hour
 
-    Minute rows and rollups are selected into the same shape so buckets combine them alike.
-    """
+
+def _point_columns(table: Table) -> list[ColumnElement[Any]]:
+    """Time, counts, paused, completed, failed, retried, approximate, oldest waiting, workers and
+    categories of the snapshot or the rollup table, in that order (the first 16 values of a part)."""
     c = table.c
     minute_rows = table is snapshots
-    columns: list[ColumnElement[Any]] = [
-        c.minute if minute_rows else c.hour,
+    return [
+        _time_column(table),
         *(c[name] for name in COUNT_FIELDS),
         c.paused,
         c.completed_in_minute if minute_rows else c.completed_in_hour,
@@ -130,9 +133,16 @@ def _part_columns(table: Table) -> list[ColumnElement[Any]]:
         c.oldest_waiting_ms,
         c.online_workers,
         c.failures_by_category,
-        c.completed_cumulative,
-        c.failed_cumulative,
     ]
+
+
+def _part_columns(table: Table) -> list[ColumnElement[Any]]:
+    """The columns of one part (the order `_unpack` reads), from the snapshot or the rollup table.
+
+    Minute rows and rollups are selected into the same shape so buckets combine them alike.
+    """
+    c = table.c
+    columns = [*_point_columns(table), c.completed_cumulative, c.failed_cumulative]
     for prefix in ("processing", "wait"):
         columns += [c[f"{prefix}_{name}"] for name in SUMMARY_FIELDS]
         columns.append(c[f"{prefix}_sketch"])

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from workermon_queues.counts import COUNT_FIELDS, JobCounts
+from workermon_queues.counts import JobCounts
 
 from ..models import rollups, snapshots
 from ..rows import SUMMARY_FIELDS, DurationSummary, SnapshotRow
@@ -37,6 +37,8 @@ from .parts import (
     _Part,
     _part_columns,
     _point,
+    _point_columns,
+    _time_column,
     _unpack,
     floor_time,
 )
@@ -73,6 +75,49 @@ def _bucket(parts: list[_Part], start: datetime, end: datetime, step: timedelta)
         time = first + index * step
         members = grouped.get(index)
         points.append(_point(time, members) if members else Point(time=time, has_data=False))
+    return points
+
+
+def _row_points(
+    rows: Sequence[Sequence[Any]], first: datetime, end: datetime, step: timedelta
+) -> list[Point]:
+    """One point per `step` bucket from [first, end), each from the one row (of `_point_select`) in it.
+
+    Categories are parsed once per distinct JSON text, which keeps a day of minutes (1,440 rows)
+    within a few milliseconds of Python: the hot path of every dashboard.
+    """
+    first_s, step_s = int((first - EPOCH).total_seconds()), int(step.total_seconds())
+    by_index = {(r[0] - first_s) // step_s: r for r in rows}
+    categories: dict[str | None, dict[str, int]] = {}
+    points: list[Point] = []
+    for i in range(-(-(end - first) // step)):
+        r = by_index.get(i)
+        if r is None:
+            points.append(Point(first + i * step, False))
+            continue
+        text = r[15]
+        parsed = categories.get(text)
+        if parsed is None:
+            parsed = categories[text] = {str(k): int(v) for k, v in json.loads(text or "{}").items()}
+        points.append(
+            Point(
+                first + i * step,
+                True,
+                JobCounts(r[1], r[2], r[3], r[4], r[5], r[6], r[7]),
+                r[8],
+                r[9],
+                r[10],
+                r[11],
+                r[12],
+                None if r[16] is None else DurationSummary(r[16], r[17], r[18], r[19], r[20]),
+                None if r[21] is None else DurationSummary(r[21], r[22], r[23], r[24], r[25]),
+                r[13],
+                r[14],
+                # Shared between points with equal categories (points are read-only): a copy per
+                # minute would be 1,440 more objects for the garbage collector to walk.
+                parsed,
+            )
+        )
     return points
 
 
@@ -274,82 +319,49 @@ class SnapshotQueries(StoreState):
         """
         resolution, step = self.plan(start, end, step)
         start, end = _aware(start), _aware(end)
-        if resolution == "minute" and step == MINUTE:
-            return await self._minute_points(queue, start, end), resolution
-        async with self._engine.connect() as conn:
-            if resolution == "minute":
+        if resolution == "minute":
+            async with self._engine.connect() as conn:
+                if step == MINUTE:
+                    rows = await _fetch_plain(conn, self._point_select(snapshots, queue, start, end))
+                    return _row_points(rows, floor_time(start, MINUTE), end, MINUTE), resolution
                 parts = await self._parts(conn, snapshots, queue, start, end)
+            return _bucket(parts, start, end, step), resolution
+        first = floor_time(start, HOUR)
+        async with self._engine.connect() as conn:
+            if step == HOUR:
+                rows = await _fetch_plain(conn, self._point_select(rollups, queue, first, end))
+                rolled_until = EPOCH + timedelta(seconds=rows[-1][0]) + HOUR if rows else first
             else:
-                rolled_until = floor_time(start, HOUR)
-                parts = await self._parts(conn, rollups, queue, rolled_until, end)
-                if parts:
-                    rolled_until = parts[-1].time + HOUR
-                if rolled_until < end:
-                    parts += await self._parts(conn, snapshots, queue, rolled_until, end)
-        return _bucket(parts, start, end, step), resolution
+                parts = await self._parts(conn, rollups, queue, first, end)
+                rolled_until = parts[-1].time + HOUR if parts else first
+            rolled_until = min(rolled_until, end)
+            tail = await self._parts(conn, snapshots, queue, rolled_until, end) if rolled_until < end else []
+        if step == HOUR:
+            # One rollup per bucket: each is its own point, read without its sketches like a minute;
+            # only the hours not rolled up yet merge minute rows.
+            rolled = _row_points(rows, first, rolled_until, HOUR)
+            return rolled + _bucket(tail, rolled_until, end, HOUR), resolution
+        return _bucket(parts + tail, start, end, step), resolution
 
-    async def _minute_points(self, queue: str, start: datetime, end: datetime) -> list[Point]:
-        """One point per minute straight from the rows: the hot path of every dashboard.
+    def _point_select(self, table: Table, queue: str, start: datetime, end: datetime) -> Select[Any]:
+        """The rows of `queue` in [start, end), in time order, as `_row_points` reads them.
 
-        No sketch is read (each bucket holds one row, whose stored percentiles are the answer),
-        times travel as epoch seconds and categories as JSON text parsed once per distinct value,
-        which keeps a day of minutes (1,440 rows) within a few milliseconds of Python.
+        No sketch is read (each bucket holds one row, whose stored percentiles are the answer), times
+        travel as epoch seconds and categories as JSON text: cheap to ship and to decode.
         """
-        c = snapshots.c
-        stmt = (
+        c, time_column = table.c, _time_column(table)
+        columns = _point_columns(table)
+        return (
             select(
-                _epoch_seconds_sql(c.minute, self._dialect),
-                *(c[name] for name in COUNT_FIELDS),
-                c.paused,
-                c.completed_in_minute,
-                c.failed_in_minute,
-                c.retried_in_minute,
-                c.counts_approximate,
-                c.oldest_waiting_ms,
-                c.online_workers,
+                _epoch_seconds_sql(time_column, self._dialect),
+                *columns[1:-1],
                 cast(c.failures_by_category, Text),
                 *(c[f"processing_{name}"] for name in SUMMARY_FIELDS),
                 *(c[f"wait_{name}"] for name in SUMMARY_FIELDS),
             )
-            .where(c.queue == queue, c.minute >= start, c.minute < end)
-            .order_by(c.minute)
+            .where(c.queue == queue, time_column >= start, time_column < end)
+            .order_by(time_column)
         )
-        async with self._engine.connect() as conn:
-            rows = await _fetch_plain(conn, stmt)
-        first = floor_time(start, MINUTE)
-        first_s = int((first - EPOCH).total_seconds())
-        by_index = {(r[0] - first_s) // 60: r for r in rows}
-        categories: dict[str | None, dict[str, int]] = {}
-        points: list[Point] = []
-        for i in range(-(-(end - first) // MINUTE)):
-            r = by_index.get(i)
-            if r is None:
-                points.append(Point(first + i * MINUTE, False))
-                continue
-            text = r[15]
-            parsed = categories.get(text)
-            if parsed is None:
-                parsed = categories[text] = {str(k): int(v) for k, v in json.loads(text or "{}").items()}
-            points.append(
-                Point(
-                    first + i * MINUTE,
-                    True,
-                    JobCounts(r[1], r[2], r[3], r[4], r[5], r[6], r[7]),
-                    r[8],
-                    r[9],
-                    r[10],
-                    r[11],
-                    r[12],
-                    None if r[16] is None else DurationSummary(r[16], r[17], r[18], r[19], r[20]),
-                    None if r[21] is None else DurationSummary(r[21], r[22], r[23], r[24], r[25]),
-                    r[13],
-                    r[14],
-                    # Shared between points with equal categories (points are read-only): a copy per
-                    # minute would be 1,440 more objects for the garbage collector to walk.
-                    parsed,
-                )
-            )
-        return points
 
     @staticmethod
     async def _parts(
@@ -359,7 +371,7 @@ class SnapshotQueries(StoreState):
         start: datetime,
         end: datetime,
     ) -> list[_Part]:
-        time_column = table.c.minute if table is snapshots else table.c.hour
+        time_column = _time_column(table)
         stmt: Select[Any] = (
             select(*_part_columns(table))
             .where(table.c.queue == queue, time_column >= start, time_column < end)
