@@ -308,7 +308,7 @@ def _title(r: Results) -> list[str]:
         f"{t['redis_version']} ({t['redis']}), redis-py parser {t['redis_parser']} | SQLite history | "
         f"Python {t['python']}",
         f"Workload: {p['queues']} queues x {p['jobs_per_queue']:,} jobs under prefix {t['bull_prefix']} "
-        f"({counts}), raw pipelined writes in BullMQ's layout in {w['seconds']:.1f} s; "
+        f"({counts}), {w['made_by']} in {w['seconds']:.1f} s; "
         "WORKERMON_COLLECTOR_SCHEDULE=false, one CollectNow first; live counts shared for 1 s (the default).",
         "Columns: closed loop, each caller calls again when answered, a connection (HTTP keep-alive or gRPC "
         "channel) per caller, every answer parsed; err/to = errors / timeouts; CPU as % of one core "
