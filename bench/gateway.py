@@ -42,9 +42,9 @@ from . import gateway_report as report
 from . import monitor_workload as workload
 from . import record, text
 from .client import Window
-from .gateway_client import GatewayReadJob, SseJob, SseResult
+from .gateway_client import SseJob, SseResult, read_job
 from .monitor import Sample, sample_counters
-from .monitor_client import CallsResult, GrpcReadJob
+from .monitor_client import CallsResult, GrpcReadJob, HttpReadJob
 from .monitor_report import call_stats
 from .procs import BenchError, ClientProcess, ServerProcess, delete_keys, delete_matching
 from .server import SECRET_ENV
@@ -199,7 +199,7 @@ class Bench:
 
     # --- JSON routes against gRPC ---------------------------------------------------------------------
 
-    def case(self, job: GrpcReadJob | GatewayReadJob) -> dict[str, Any]:
+    def case(self, rpc: str, job: GrpcReadJob | HttpReadJob) -> dict[str, Any]:
         """One batch of calls from the load generator, the server and Redis sampled around it."""
         self.load.send(job)
         self.load.receive(timeout=300)  # connected and warmed up
@@ -211,12 +211,12 @@ class Bench:
         stats = call_stats(result, job.callers, before, after, self.plan.queues)
         if result.errors or result.timeouts:
             self.warnings.append(
-                f"{job.rpc} ({type(job).__name__}, {job.callers} callers): {result.errors} errors, "
+                f"{rpc} ({type(job).__name__}, {job.callers} callers): {result.errors} errors, "
                 f"{result.timeouts} timeouts, e.g. {result.error_sample}"
             )
         if result.items != self.plan.queues:
             self.warnings.append(
-                f"{job.rpc} ({type(job).__name__}): {result.items} queues in the answer, "
+                f"{rpc} ({type(job).__name__}): {result.items} queues in the answer, "
                 f"expected {self.plan.queues}"
             )
         return stats
@@ -233,9 +233,27 @@ class Bench:
                 self.log(f"{rpc}, {callers} caller(s): gRPC, then HTTP")
                 out[rpc][load] = {
                     "grpc": self.case(
-                        GrpcReadJob(self.server.target, self.viewer_token, rpc, callers, calls)
+                        rpc,
+                        GrpcReadJob(
+                            self.server.target,
+                            self.viewer_token,
+                            rpc,
+                            callers,
+                            calls,
+                            expected_items=plan.queues,
+                        ),
                     ),
-                    "http": self.case(GatewayReadJob(self.base_url, self.viewer_token, rpc, callers, calls)),
+                    "http": self.case(
+                        rpc,
+                        read_job(
+                            self.base_url,
+                            self.viewer_token,
+                            rpc,
+                            callers=callers,
+                            calls=calls,
+                            queues=plan.queues,
+                        ),
+                    ),
                 }
         return out
 

@@ -1,9 +1,10 @@
 """Load jobs of the gateway benchmark, run in a load-generator process (bench.client.serve).
 
-`GatewayReadJob`: closed-loop HTTP callers of one JSON route with a viewer token, each on its own
-keep-alive connection, parsing every answer as a browser would (the gRPC side, `GrpcReadJob`,
-deserializes every answer too). `SseJob`: many open `GET {base}/v1/stream` clients, each reading its
-stream continuously and counting the events, and noting when each `worker` event arrived.
+`read_job`: closed-loop HTTP callers of one JSON route with a viewer token, each on its own
+keep-alive connection, parsing every answer as a browser would: `HttpReadJob`, whose warm-up,
+connections and timing are those of the gRPC side (`GrpcReadJob`). `SseJob`: many open
+`GET {base}/v1/stream` clients, each reading its stream continuously and counting the events, and
+noting when each `worker` event arrived.
 """
 
 from __future__ import annotations
@@ -19,45 +20,18 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .client import CALL_TIMEOUT_S, Ready, _await_window
-from .monitor_client import CallsResult, _drive
+from .client import Ready, _await_window
+from .monitor_client import HttpReadJob
 
-ROUTES = {"overview": "/v1/overview", "queues": "/v1/queues"}
+# The route of each read, and the answer's field that counts its queues.
+ROUTES = {"overview": ("/v1/overview", "queuesTotal"), "queues": ("/v1/queues", "queues")}
 
 
-@dataclass(frozen=True, slots=True)
-class GatewayReadJob:
-    """`callers` closed-loop callers of GET {base}/v1/overview or /v1/queues, each making
-    `calls_per_caller` calls on a keep-alive connection of its own."""
-
-    base_url: str  # http://host:port/api
-    token: str
-    rpc: str
-    callers: int
-    calls_per_caller: int
-    warmup_calls: int = 20
-
-    async def run(self, conn: Connection) -> CallsResult:
-        """A session with a connection per caller, warm up, wait for the go, call."""
-        url = self.base_url + ROUTES[self.rpc]
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
-        timeout = aiohttp.ClientTimeout(total=CALL_TIMEOUT_S)
-        connector = aiohttp.TCPConnector(limit=self.callers)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout, headers=headers) as session:
-
-            async def get() -> tuple[int, int]:
-                async with session.get(url) as response:
-                    body = await response.read()
-                    if response.status != 200:
-                        raise aiohttp.ClientResponseError(
-                            response.request_info, (), status=response.status, message=body[:200].decode()
-                        )
-                answer: dict[str, Any] = json.loads(body)
-                if self.rpc == "overview":
-                    return int(answer.get("queuesTotal", 0)), len(body)
-                return len(answer.get("queues", [])), len(body)
-
-            return await _drive(conn, [get] * self.callers, self.calls_per_caller, 0.0, self.warmup_calls)
+def read_job(base_url: str, token: str, rpc: str, *, callers: int, calls: int, queues: int) -> HttpReadJob:
+    """Closed-loop callers of GET {base}/v1/overview or /v1/queues with a viewer token, measured as the
+    gRPC side is (`HttpReadJob`); an answer without `queues` queues counts as an error."""
+    route, items_key = ROUTES[rpc]
+    return HttpReadJob(base_url + route, callers, calls, items_key, token=token, expected_items=queues)
 
 
 # --- Server-Sent Events --------------------------------------------------------------------------------

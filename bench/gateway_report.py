@@ -132,6 +132,11 @@ def http_over_grpc(r: Results) -> Results:
     return out
 
 
+def _pair_problems(pair: Results) -> list[str]:
+    """Why an HTTP / gRPC pair of measurements cannot count: either side empty or failed."""
+    return case_problems(pair["http"], "HTTP") + case_problems(pair["grpc"], "gRPC")
+
+
 def targets(r: Results) -> list[Results]:
     """The figures the issue asks for; it sets no number for them, so they are INFO, except that no
     stream client may be dropped."""
@@ -141,24 +146,24 @@ def targets(r: Results) -> list[Results]:
         c = r["reads"][rpc]["concurrent"]
         q = r["http_over_grpc"][f"{rpc}_concurrent"]
         rows.append(
-            {
-                "name": f"{RPC_NAMES[rpc][1]}, {callers} concurrent clients",
-                "target": "report p99 (no number set)",
-                "measured": f"p99 {c['http']['p99_ms']:.1f} ms (gRPC direct {c['grpc']['p99_ms']:.1f} ms, "
+            verdicts.info(
+                f"{RPC_NAMES[rpc][1]}, {callers} concurrent clients",
+                "report p99 (no number set)",
+                f"p99 {c['http']['p99_ms']:.1f} ms (gRPC direct {c['grpc']['p99_ms']:.1f} ms, "
                 f"HTTP/gRPC {q['p99']:.2f}x)",
-                "verdict": "INFO",
-            }
+                _pair_problems(c),
+            )
         )
     s = r["stream"]
     rows.append(_stream_target(s))
     rows.append(
-        {
-            "name": f"live stream, a worker transition reaching all {s['opened']} clients",
-            "target": "report the time (no number set)",
-            "measured": f"median last arrival {s['median_last_ms']:.0f} ms after the Beat, worst "
+        verdicts.info(
+            f"live stream, a worker transition reaching all {s['opened']} clients",
+            "report the time (no number set)",
+            f"median last arrival {s['median_last_ms']:.0f} ms after the Beat, worst "
             f"{s['worst_last_ms']:.0f} ms",
-            "verdict": "INFO",
-        }
+            verdicts.sample_problems(sum(1 for t in s["transitions"] if t["reached"]), {}, "transitions"),
+        )
     )
     return rows
 
@@ -262,7 +267,7 @@ def check_ratios(r: Results) -> dict[str, Ratio]:
     rows: dict[str, Ratio] = {}
     for rpc, loads in r["reads"].items():
         for load, pair in loads.items():
-            problems = case_problems(pair["http"], "HTTP") + case_problems(pair["grpc"], "gRPC")
+            problems = _pair_problems(pair)
             values = r["http_over_grpc"][f"{rpc}_{load}"]
             rows |= ratio_group(f"http_vs_grpc.{rpc}.{load}", values, HTTP_RATIOS, problems)
     return rows
@@ -308,7 +313,7 @@ def _title(r: Results) -> list[str]:
         f"{t['redis_version']} ({t['redis']}), redis-py parser {t['redis_parser']} | SQLite history | "
         f"Python {t['python']}",
         f"Workload: {p['queues']} queues x {p['jobs_per_queue']:,} jobs under prefix {t['bull_prefix']} "
-        f"({counts}), raw pipelined writes in BullMQ's layout in {w['seconds']:.1f} s; "
+        f"({counts}), {w['made_by']} in {w['seconds']:.1f} s; "
         "WORKERMON_COLLECTOR_SCHEDULE=false, one CollectNow first; live counts shared for 1 s (the default).",
         "Columns: closed loop, each caller calls again when answered, a connection (HTTP keep-alive or gRPC "
         "channel) per caller, every answer parsed; err/to = errors / timeouts; CPU as % of one core "

@@ -4,9 +4,11 @@ beside bull-board and raw Redis in the same run.
     uv run python -m bench.monitor            # full run, about four minutes on 2 cores
     uv run python -m bench.monitor --quick    # smoke run, under a minute; no bull-board
 
-The suite (heartbeat, collector and monitor targets in one gRPC server, `python -m bench.server
-monitor`) runs in a process of its own; callers run in a load-generator process; bull-board
-(bench/node/board.mjs) runs in a Node process on the same Redis and queues. Redis is REDIS_URL when set,
+The board's queues are made by Node BullMQ (bench/node/workload.mjs: Queue.addBulk, Workers); the
+ListJobs queue is written raw (see bench.monitor_workload). The suite (heartbeat, collector and monitor
+targets in one gRPC server, `python -m bench.server monitor`) runs in a process of its own; callers run
+in a load-generator process; bull-board (bench/node/board.mjs) runs in a Node process on the same Redis
+and queues, measured with the board's loads, warm-up and connections. Redis is REDIS_URL when set,
 else an embedded one; the run's keys live under prefixes of its own and are deleted at the end.
 
 It prints figures and the targets beside them; it never fails on time. Results also go to
@@ -15,12 +17,9 @@ build/bench/monitor.json.
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import secrets
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,12 +41,11 @@ from workermon_core.redis_store import EmbeddedRedis
 
 from . import monitor_report as report
 from . import monitor_workload as workload
-from . import record, text
+from . import nodejs, record, text
 from .client import Window
 from .figures import percentile
 from .monitor_client import CallsResult, GrpcReadJob, HttpReadJob
 from .procs import (
-    ROOT,
     BenchError,
     ClientProcess,
     ServerProcess,
@@ -58,9 +56,7 @@ from .procs import (
 from .server import SECRET_ENV
 
 RESULTS = record.results_path("monitor")
-NODE_DIR = ROOT / "bench" / "node"
 BIG_QUEUE = "archive-completed"
-BOARD_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +67,11 @@ class Plan:
     queues: int
     jobs_per_queue: int
     big_queue_jobs: int
+    # The same callers and calls for the board over gRPC and for bull-board.
     callers: int
     sequential_calls: int
     calls_per_caller: int
     bull_board: bool
-    board_sequential_calls: int
-    board_calls_per_caller: int
     list_jobs_calls: int
     page_size: int
     # Long enough to cross several of the board's queue discoveries (every 2 s; longer when SCAN is slow).
@@ -92,8 +87,6 @@ FULL = Plan(
     sequential_calls=500,
     calls_per_caller=40,
     bull_board=True,
-    board_sequential_calls=30,
-    board_calls_per_caller=4,
     list_jobs_calls=200,
     page_size=50,
     discovery_s=21.0,
@@ -234,20 +227,39 @@ class Bench:
             )
         return {"queues": len(reply.snapshots), "seconds": time.perf_counter() - began}
 
+    def populate(self) -> workload.Populated:
+        """The board's queues, made by Node BullMQ (raw writes, and a note, when Node cannot run); their
+        counts checked against the plan and read back with BullMQBackend.states."""
+        plan = self.plan
+        planned = workload.full_counts(workload.state_counts(plan.jobs_per_queue))
+        try:
+            populated, made = workload.populate_node(
+                self.redis_url, self.bull_prefix, self.names, plan.jobs_per_queue
+            )
+        except nodejs.NodeUnavailable as exc:
+            self.notes.append(f"queues written raw, not by Node BullMQ: {exc}")
+            populated = workload.populate(self.redis, self.bull_prefix, self.names, plan.jobs_per_queue)
+            made = {name: planned for name in self.names}
+        self.warnings += [
+            f"{name}: Node BullMQ made {counts}, planned {planned}"
+            for name, counts in made.items()
+            if workload.full_counts(counts) != planned
+        ]
+        self.warnings += workload.check_states(self.redis_url, self.bull_prefix, made)
+        return populated
+
     def start_board(self) -> ServerProcess | str:
         """bull-board in Node, or why it cannot run."""
-        node = shutil.which("node")
-        if node is None:
-            return "node is not installed"
-        problem = _install_node_modules()
-        if problem:
-            return problem
+        try:
+            command = nodejs.command("board.mjs")
+        except nodejs.NodeUnavailable as exc:
+            return str(exc)
         server = ServerProcess(
             "bull-board",
             [self.redis_url, self.bull_prefix, ",".join(self.names)],
             {},
             self.tmp / "bull-board.log",
-            command=[node, str(NODE_DIR / "board.mjs")],
+            command=command,
         )
         self.stack.callback(server.stop)
         try:
@@ -279,6 +291,7 @@ class Bench:
         return report.call_stats(result, job.callers, before, after, queues)
 
     def _grpc(self, server: ServerProcess, rpc: str, callers: int, calls: int, **extra: Any) -> GrpcReadJob:
+        """GrpcReadJob against `server` with the viewer token."""
         return GrpcReadJob(server.target, self.viewer_token, rpc, callers, calls, **extra)
 
     def board(self, live_max_age: float) -> dict[str, Any]:
@@ -290,18 +303,21 @@ class Bench:
         result["rss_before_mb"] = server.sample().rss / 2**20
         for rpc in ("overview", "queues"):
             result[rpc] = {
-                "sequential": self.case(
-                    server, self._grpc(server, rpc, 1, plan.sequential_calls), plan.queues
-                ),
-                "concurrent": self.case(
-                    server, self._grpc(server, rpc, plan.callers, plan.calls_per_caller), plan.queues
-                ),
+                load: self.case(
+                    server, self._grpc(server, rpc, callers, calls, expected_items=plan.queues), plan.queues
+                )
+                for load, callers, calls in self.loads()
             }
             for key, case in result[rpc].items():
                 self._check_items(f"{rpc} {key}", case["items"], plan.queues)
         result["rss_after_mb"] = server.sample().rss / 2**20
         server.stop()
         return result
+
+    def loads(self) -> list[tuple[str, int, int]]:
+        """(name, callers, calls per caller) of the loads every board is measured under."""
+        plan = self.plan
+        return [("sequential", 1, plan.sequential_calls), ("concurrent", plan.callers, plan.calls_per_caller)]
 
     def _check_items(self, what: str, items: int, expected: int) -> None:
         if items != expected:
@@ -326,19 +342,18 @@ class Bench:
             "queue_url": queue_page,
         }
         result["rss_before_mb"] = server.sample().rss / 2**20
-        result["sequential"] = self.case(
-            server, HttpReadJob(home, 1, plan.board_sequential_calls, BOARD_TIMEOUT_S)
-        )
-        result["concurrent"] = self.case(
-            server, HttpReadJob(home, plan.callers, plan.board_calls_per_caller, BOARD_TIMEOUT_S)
-        )
+        # Measured as the board is: the same loads, warm-up and connections (GrpcReadJob, HttpReadJob).
+        for load, callers, calls in self.loads():
+            result[load] = self.case(
+                server, HttpReadJob(home, callers, calls, "queues", expected_items=plan.queues)
+            )
         result["queue_page"] = self.case(
-            server, HttpReadJob(queue_page, 1, plan.board_sequential_calls, BOARD_TIMEOUT_S)
+            server, HttpReadJob(queue_page, 1, plan.sequential_calls, "queues", expected_items=plan.queues)
         )
         for key in ("sequential", "concurrent", "queue_page"):
             self._check_items(f"bull-board {key}", result[key]["items"], plan.queues)
         result["rss_after_mb"] = server.sample().rss / 2**20
-        result["version"] = _package_version("@bull-board/api")
+        result["version"] = nodejs.package_version("@bull-board/api")
         server.stop()
         return result
 
@@ -360,7 +375,15 @@ class Bench:
             "rss_before_mb": server.sample().rss / 2**20,
         }
         self.log("ListJobs, first page")
-        job = self._grpc(server, "jobs", 1, plan.list_jobs_calls, queue=BIG_QUEUE, page_size=plan.page_size)
+        job = self._grpc(
+            server,
+            "jobs",
+            1,
+            plan.list_jobs_calls,
+            queue=BIG_QUEUE,
+            page_size=plan.page_size,
+            expected_items=plan.page_size,
+        )
         result["grpc"] = self.case(server, job)
         self._check_items("ListJobs", result["grpc"]["items"], plan.page_size)
         result["raw"] = self._raw_pages()
@@ -404,42 +427,8 @@ class Bench:
             "suite_prefix": self.suite_prefix,
             "python": sys.version.split()[0],
             "redis_parser": "hiredis" if HIREDIS_AVAILABLE else "pure Python (no hiredis)",
-            "node": _node_version(),
+            "node": nodejs.version(),
         }
-
-
-def _node_version() -> str:
-    node = shutil.which("node")
-    if node is None:
-        return "not installed"
-    return subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
-
-
-def _package_version(name: str) -> str:
-    path = NODE_DIR / "node_modules" / name / "package.json"
-    return str(json.loads(path.read_text()).get("version", "?")) if path.exists() else "?"
-
-
-def _install_node_modules() -> str:
-    """`npm ci` when node_modules is missing or older than the lock; the reason it failed, else ''."""
-    marker = NODE_DIR / "node_modules" / ".installed"
-    lock = NODE_DIR / "package-lock.json"
-    if marker.exists() and marker.stat().st_mtime >= lock.stat().st_mtime:
-        return ""
-    npm = shutil.which("npm")
-    if npm is None:
-        return "npm is not installed"
-    done = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--prefix", str(NODE_DIR)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    if done.returncode:
-        return f"npm ci failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-500:]}"
-    marker.touch()
-    return ""
 
 
 def run(plan: Plan) -> dict[str, Any]:
@@ -447,11 +436,8 @@ def run(plan: Plan) -> dict[str, Any]:
     with ExitStack() as stack:
         bench = Bench(plan, stack)
         results = {**record.run_header(plan), "topology": bench.topology()}
-        bench.log(f"writing {plan.queues} queues of {plan.jobs_per_queue:,} jobs")
-        populated = workload.populate(bench.redis, bench.bull_prefix, bench.names, plan.jobs_per_queue)
-        expected = {name: workload.state_counts(plan.jobs_per_queue) for name in bench.names}
-        bench.warnings += workload.check_states(bench.redis_url, bench.bull_prefix, expected)
-        results["workload"] = asdict(populated)
+        bench.log(f"making {plan.queues} queues of {plan.jobs_per_queue:,} jobs with Node BullMQ")
+        results["workload"] = asdict(bench.populate())
         bench.log("queue board, live counts shared for 1 s (the default)")
         results["board"] = bench.board(1.0)
         bench.log("queue board, live counts read on every call")

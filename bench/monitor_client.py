@@ -2,7 +2,9 @@
 
 Closed loop: each caller makes its next call when the previous one answered, so `callers` is the number
 of calls in flight. gRPC callers use the generated MonitorService stub and deserialize every answer,
-as a dashboard would; HTTP callers (bull-board) read every body. Each caller has its own connection.
+as a dashboard would; HTTP callers (bull-board, the gateway) parse every JSON body, inside the timing
+too. Both kinds run the same path (`_drive`): a connection per caller, the same warm-up calls, every
+connection open and answered before the timing, errors and time-outs counted beside the latencies.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ class CallsResult:
 
 
 Call = Callable[[], Awaitable[tuple[int, int]]]  # -> (items, response bytes)
+# Calls on the first caller's connection before the timing, for the gRPC and the HTTP side alike.
+WARMUP_CALLS = 20
+
+
+class WrongAnswer(ValueError):
+    """An answer that parsed but does not hold what the run set up (too few queues, a short page)."""
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -49,14 +57,19 @@ def _timed_out(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError)
 
 
-async def _caller(call: Call, calls: int, until: float, result: CallsResult) -> None:
+async def _caller(
+    call: Call, calls: int, until: float, result: CallsResult, expected_items: int = -1
+) -> None:
     done = 0
     while (done < calls) if not until else (time.perf_counter() < until):
         done += 1
         sent = time.perf_counter()
         try:
-            result.items, result.response_bytes = await call()
-        except (grpc.aio.AioRpcError, aiohttp.ClientError, TimeoutError) as exc:
+            items, size = await call()
+            if expected_items >= 0 and items != expected_items:
+                raise WrongAnswer(f"{items} items in the answer, expected {expected_items}")
+        # ValueError: a body that is not the JSON expected, or a wrong answer; an error, not a crash.
+        except (grpc.aio.AioRpcError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
             if _timed_out(exc):
                 result.timeouts += 1
             else:
@@ -64,23 +77,35 @@ async def _caller(call: Call, calls: int, until: float, result: CallsResult) -> 
             result.error_sample = result.error_sample or _describe(exc)
             continue
         result.latencies_ms.append((time.perf_counter() - sent) * 1000.0)
+        result.items, result.response_bytes = items, size
+
+
+async def _warm_up(calls: list[Call], warmup_calls: int) -> None:
+    """`warmup_calls` calls on the first caller's connection, then one on every caller's at once, so
+    that every connection is open and has answered a call before the timing starts (HTTP clients
+    connect on their first request; a connection opened inside the timing would be counted)."""
+    warm = CallsResult()
+    await _caller(calls[0], warmup_calls, 0.0, warm)
+    await asyncio.gather(*(_caller(call, 1, 0.0, warm) for call in calls))
 
 
 async def _drive(
     conn: Connection,
     calls: list[Call],
     calls_per_caller: int,
+    *,
     duration_s: float,
     warmup_calls: int,
+    expected_items: int,
 ) -> CallsResult:
-    warm = CallsResult()
-    await _caller(calls[0], warmup_calls, 0.0, warm)
+    """Warm up, wait for the go, then every caller in a closed loop; the one path of gRPC and HTTP."""
+    await _warm_up(calls, warmup_calls)
     # The window is only a go signal: the orchestrator samples the server around the whole batch.
     await _await_window(conn, Ready())
     result = CallsResult()
     cpu, began = time.process_time(), time.perf_counter()
     until = began + duration_s if duration_s else 0.0
-    await asyncio.gather(*(_caller(call, calls_per_caller, until, result) for call in calls))
+    await asyncio.gather(*(_caller(call, calls_per_caller, until, result, expected_items) for call in calls))
     result.seconds = time.perf_counter() - began
     result.client_cpu_s = time.process_time() - cpu
     return result
@@ -89,7 +114,8 @@ async def _drive(
 @dataclass(frozen=True, slots=True)
 class GrpcReadJob:
     """`callers` closed-loop callers of GetOverview, ListQueues or ListJobs (first page of `queue`'s
-    completed jobs), each making `calls_per_caller` calls, or calling for `duration_s` when set."""
+    completed jobs), each making `calls_per_caller` calls, or calling for `duration_s` when set; an
+    answer without `expected_items` items (queues, or jobs on the page) counts as an error when set."""
 
     target: str
     token: str
@@ -99,7 +125,8 @@ class GrpcReadJob:
     duration_s: float = 0.0
     queue: str = ""
     page_size: int = 50
-    warmup_calls: int = 20
+    expected_items: int = -1
+    warmup_calls: int = WARMUP_CALLS
 
     def _call(self, stub: pb_grpc.MonitorServiceStub) -> Call:
         md = _metadata(self.token)
@@ -134,41 +161,66 @@ class GrpcReadJob:
         channels = await _connect(self.target, self.callers)
         try:
             calls = [self._call(pb_grpc.MonitorServiceStub(c)) for c in channels]
-            return await _drive(conn, calls, self.calls_per_caller, self.duration_s, self.warmup_calls)
+            return await _drive(
+                conn,
+                calls,
+                self.calls_per_caller,
+                duration_s=self.duration_s,
+                warmup_calls=self.warmup_calls,
+                expected_items=self.expected_items,
+            )
         finally:
             await _close(channels)
 
 
 @dataclass(frozen=True, slots=True)
 class HttpReadJob:
-    """`callers` closed-loop HTTP clients of one GET URL, each making `calls_per_caller` calls with a
-    per-request timeout."""
+    """`callers` closed-loop callers of one GET URL answering JSON, each making `calls_per_caller` calls
+    on a keep-alive connection of its own; every answer is parsed inside the timing (as the gRPC stub
+    deserializes its answer), and its `items_key` (a list or a number) gives its items."""
 
     url: str
     callers: int
     calls_per_caller: int
-    timeout_s: float = 30.0
-    warmup_calls: int = 3
+    items_key: str
+    token: str = ""
+    expected_items: int = -1
+    warmup_calls: int = WARMUP_CALLS
+
+    def _call(self, session: aiohttp.ClientSession) -> Call:
+        async def get() -> tuple[int, int]:
+            async with session.get(self.url) as response:
+                body = await response.read()
+                if response.status != 200:
+                    raise aiohttp.ClientResponseError(
+                        response.request_info, (), status=response.status, message=body[:200].decode()
+                    )
+            answer: dict[str, Any] = json.loads(body)
+            value = answer.get(self.items_key)
+            return (len(value) if isinstance(value, list) else int(value or 0)), len(body)
+
+        return get
 
     async def run(self, conn: Connection) -> CallsResult:
-        """One session with a connection per caller, warm up, wait for the go, call."""
-        timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        connector = aiohttp.TCPConnector(limit=self.callers, force_close=False)
-        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-
-            async def get() -> tuple[int, int]:
-                async with session.get(self.url) as response:
-                    body = await response.read()
-                    if response.status != 200:
-                        raise aiohttp.ClientResponseError(
-                            response.request_info, (), status=response.status, message=body[:200].decode()
-                        )
-                return -1, len(body)
-
-            result = await _drive(conn, [get] * self.callers, self.calls_per_caller, 0.0, self.warmup_calls)
-            # Parsed once, outside the timed calls: how many queues the answer lists.
-            if result.latencies_ms:
-                async with session.get(self.url) as response:
-                    answer: Any = json.loads(await response.read())
-                result.items = len(answer.get("queues", []))
-            return result
+        """A session of one connection per caller (as a channel per caller on the gRPC side), warm up,
+        wait for the go, call."""
+        headers = {"Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        timeout = aiohttp.ClientTimeout(total=CALL_TIMEOUT_S)
+        sessions = [
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1), timeout=timeout, headers=headers)
+            for _ in range(self.callers)
+        ]
+        try:
+            calls = [self._call(session) for session in sessions]
+            return await _drive(
+                conn,
+                calls,
+                self.calls_per_caller,
+                duration_s=0.0,
+                warmup_calls=self.warmup_calls,
+                expected_items=self.expected_items,
+            )
+        finally:
+            await asyncio.gather(*(session.close() for session in sessions))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import text, verdicts
+from .client import CALL_TIMEOUT_S
 from .figures import percentile, ratio
 from .record import Ratio, ratio_group
 from .verdicts import case_problems
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 TARGET_P99_MS = 50.0
 # A process at or above this share of one core is taken as CPU-bound.
 SATURATED_PCT = 85.0
-BOARD_TIMEOUT = "30 s timeout"
+CALL_TIMEOUT = f"{CALL_TIMEOUT_S:.0f} s timeout"
 
 Results = dict[str, Any]
 
@@ -153,7 +154,7 @@ def findings(r: Results) -> list[str]:
             f"{c['server_cpu_pct']:.0f}% of a core, Redis {c['redis_cpu_pct']:.0f}%, "
             f"{c['redis_commands_per_call']:,.0f} Redis commands per request (getJobCounts, isPaused, "
             "global concurrency, rate-limit TTL, schedulers count and CLIENT LIST for workers, for every "
-            f"queue, on every request); {c['timeouts']} timeouts ({BOARD_TIMEOUT})."
+            f"queue, on every request); {c['timeouts']} timeouts ({CALL_TIMEOUT})."
         )
     jobs = r["jobs"]
     g, raw = jobs["grpc"], jobs["raw"]
@@ -242,7 +243,7 @@ def _title(r: Results) -> list[str]:
         f"(pid {t['load_pid']}) | bull-board: a Node {t['node']} process | Redis {t['redis_version']} "
         f"({t['redis']}), redis-py parser {t['redis_parser']} | SQLite history | Python {t['python']}",
         f"Workload: {p['queues']} queues x {p['jobs_per_queue']:,} jobs under prefix {t['bull_prefix']} "
-        f"({counts}), raw pipelined writes in BullMQ's layout in {w['seconds']:.1f} s, counts checked with "
+        f"({counts}), made by {w['made_by']} in {w['seconds']:.1f} s, counts checked with "
         "BullMQBackend.states; WORKERMON_COLLECTOR_SCHEDULE=false, one CollectNow before the calls.",
         "Columns: closed loop, each caller calls again when answered; err/to = errors / timeouts; CPU as % "
         "of one core (machine: of all cores); load CPU = the load generator; readings = Redis readings of "
@@ -278,7 +279,8 @@ def _bull_board_section(r: Results) -> list[str]:
         "",
         f"bull-board {board['version']} (@bull-board/express, Express 5, Node BullMQ; pid {board['pid']}): "
         "GET /api/queues?page=1&jobsPerPage=10 (the list its UI polls: every queue with its counts), "
-        f"same Redis and queues, {BOARD_TIMEOUT} per request",
+        f"same Redis and queues, {CALL_TIMEOUT} per request; the board's callers, calls and warm-up, a "
+        "keep-alive connection per client opened and answered before the timing, JSON parsed in the timing",
         _header(),
         _row("bull-board queue list, 1 client", board["sequential"], readings_shown=False),
         _row(f"bull-board queue list, {p['callers']} clients", board["concurrent"], readings_shown=False),

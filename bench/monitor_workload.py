@@ -1,7 +1,11 @@
-"""The MonitorService benchmark's BullMQ queues, written with raw pipelined Redis commands.
+"""The MonitorService benchmark's BullMQ queues: made by Node BullMQ, or written with raw pipelined
+Redis commands.
 
-Adding 100,000 jobs through a BullMQ client costs minutes of client CPU for nothing this benchmark
-measures, so the keys are written directly in BullMQ's layout (as BullMQ 5/6 leaves them):
+The board's queues are made by Node BullMQ itself (bench/node/workload.mjs: Queue.addBulk, Workers
+that complete or fail the jobs, the waiting share added once they stopped), so bull-board and the
+service read keys no code of ours wrote. The 1,000,000-job queue of ListJobs, which bull-board does not
+read in the benchmark, and the gateway benchmark's queues are written directly in BullMQ's layout (as
+BullMQ 5/6 leaves them), which takes seconds rather than a minute:
 
 * `<prefix>:<queue>:<id>` job hash: name, data, opts, timestamp, delay, priority; once started
   processedOn, ats, atm (attempts made; BullMQ before v5 called it attemptsMade); once finished
@@ -10,8 +14,7 @@ measures, so the keys are written directly in BullMQ's layout (as BullMQ 5/6 lea
   bits), `completed` / `failed` zsets (score = finishedOn);
 * `meta` hash (opts.maxLenEvents, version) and `id` counter.
 
-The counts are checked afterwards with `BullMQBackend.states`, and Node BullMQ (bull-board) reads the
-same keys.
+The counts are checked afterwards with `BullMQBackend.states`.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import subprocess
 import time
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 from redis.typing import EncodableT
@@ -30,9 +35,16 @@ from redis.typing import EncodableT
 from workermon_core.redis_store import connect
 from workermon_queues.bullmq import BullMQBackend
 
+from . import nodejs
 from .collector_workload import FAILURES, KINDS, queue_name
+from .procs import BenchError
 
 STATES = ("completed", "failed", "waiting", "delayed")
+# Every state `check_states` compares: those the workload makes, and those it must leave empty.
+CHECKED_STATES = (*STATES, "active", "prioritized")
+RAW = "raw pipelined writes in BullMQ's layout"
+NODE_SCRIPT = "workload.mjs"
+NODE_TIMEOUT_S = 900.0
 # Shares of each queue's jobs; the rest completed.
 FAILED_SHARE = 0.05
 WAITING_SHARE = 0.06
@@ -142,6 +154,8 @@ class Populated:
     jobs: int
     counts: dict[str, int]
     seconds: float
+    made_by: str = RAW
+    steps_s: dict[str, float] = field(default_factory=dict)
 
 
 def populate(client: redis.Redis, prefix: str, names: Sequence[str], jobs: int) -> Populated:
@@ -156,6 +170,45 @@ def populate(client: redis.Redis, prefix: str, names: Sequence[str], jobs: int) 
             total += _write_queue(pipe, prefix, name, jobs, now_ms)
         pipe.execute()
     return Populated(len(names), len(names) * jobs, dict(total), time.perf_counter() - started)
+
+
+def populate_node(
+    redis_url: str, prefix: str, names: Sequence[str], jobs: int
+) -> tuple[Populated, dict[str, dict[str, int]]]:
+    """Every queue made by Node BullMQ (bench/node/workload.mjs); also the counts Node read back from
+    each queue. Raises nodejs.NodeUnavailable when Node cannot run, BenchError when the script fails."""
+    planned = state_counts(jobs)
+    args = [redis_url, prefix, ",".join(names), *(str(planned[state]) for state in STATES)]
+    started = time.perf_counter()
+    done = subprocess.run(
+        [*nodejs.command(NODE_SCRIPT), *args],
+        cwd=nodejs.NODE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=NODE_TIMEOUT_S,
+    )
+    if done.returncode:
+        raise BenchError(f"{NODE_SCRIPT} failed ({done.returncode}): {done.stderr.strip()[-800:]}")
+    made: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    per_queue: dict[str, dict[str, int]] = made["counts"]
+    total: Counter[str] = Counter()
+    for counts in per_queue.values():
+        total.update({state: counts[state] for state in STATES})
+    populated = Populated(
+        queues=len(names),
+        jobs=len(names) * jobs,
+        counts=dict(total),
+        seconds=time.perf_counter() - started,
+        made_by=f"Node BullMQ {nodejs.package_version('bullmq')} (Queue.addBulk, Workers)",
+        steps_s={"add": made["add_s"], "work": made["work_s"]},
+    )
+    return populated, per_queue
+
+
+def full_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    """`counts` with every checked state, 0 where absent."""
+    return {state: int(counts.get(state, 0)) for state in CHECKED_STATES}
 
 
 def populate_completed(client: redis.Redis, prefix: str, name: str, jobs: int) -> float:
@@ -201,31 +254,13 @@ def check_states(redis_url: str, prefix: str, expected: dict[str, dict[str, int]
             states = await backend.states(list(expected), int(time.time() * 1000))
         finally:
             await client.aclose()
-        return {
-            name: {
-                "completed": s.completed,
-                "failed": s.failed,
-                "waiting": s.waiting,
-                "delayed": s.delayed,
-                "active": s.active,
-                "prioritized": s.prioritized,
-            }
-            for name, s in states.items()
-        }
+        return {name: {state: getattr(s, state) for state in CHECKED_STATES} for name, s in states.items()}
 
     found = asyncio.run(read())
     problems = []
     for name, want in expected.items():
         got = found.get(name)
-        full = {
-            "completed": 0,
-            "failed": 0,
-            "waiting": 0,
-            "delayed": 0,
-            "active": 0,
-            "prioritized": 0,
-            **want,
-        }
+        full = full_counts(want)
         if got != full:
             problems.append(f"{name}: wrote {full}, BullMQBackend.states reads {got}")
     return problems

@@ -45,3 +45,11 @@ def target(name: str, wanted: str, measured: str, met: bool, problems: Sequence[
     if problems:
         row["why"] = "; ".join(problems)
     return row
+
+
+def info(name: str, wanted: str, measured: str, problems: Sequence[str] = ()) -> Row:
+    """A row with no number to meet (INFO); a MISS all the same when its sample is empty or failed."""
+    row = target(name, wanted, measured, True, problems)
+    if not problems:
+        row["verdict"] = "INFO"
+    return row

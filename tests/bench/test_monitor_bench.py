@@ -1,7 +1,8 @@
 """`python -m bench.monitor --quick` runs end to end and writes complete, positive figures.
 
 Only the shape of the results is checked, never a time: the benchmark measures, it does not judge.
-Quick mode does not run bull-board at all (and says so), so nothing here depends on Node.
+Quick mode does not run bull-board at all (and says so); its queues are made by Node BullMQ, as the
+full run's are (bench/node/workload.mjs), so Node is needed, as for tests/node.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ def test_workload_is_what_was_asked(results: dict[str, Any]) -> None:
     counts = workload["counts"]
     assert counts["completed"] > counts["waiting"] > 0
     assert counts["failed"] > 0 and counts["delayed"] > 0
+    # Made by Node BullMQ itself, not by raw writes of ours; BullMQBackend.states agreed (no warning).
+    assert workload["made_by"].startswith("Node BullMQ ")
+    positive(workload["steps_s"], ("add", "work"), "workload.steps_s")
 
 
 def test_board_figures(results: dict[str, Any]) -> None:

@@ -181,3 +181,34 @@ def test_gateway_stream_with_no_client_or_no_transition_misses() -> None:
     row = gateway_report._stream_target(_stream(0, 0))
     assert (row["verdict"], row["why"]) == ("MISS", "clients: empty sample; transitions: empty sample")
     assert gateway_report._stream_target(_stream(500, 0))["verdict"] == "MISS"
+
+
+def test_a_row_without_a_number_is_info_unless_its_sample_failed() -> None:
+    assert (
+        verdicts.info("x", "report p99", "p99 3 ms", verdicts.case_problems({"calls": 10}))["verdict"]
+        == "INFO"
+    )
+    row = verdicts.info("x", "report p99", "p99 0 ms", verdicts.case_problems({"calls": 0, "timeouts": 2}))
+    assert (row["verdict"], row["why"]) == ("MISS", "empty sample; 2 time-outs")
+
+
+def _reads(http: Results) -> Results:
+    pair = {"http": http | {"p99_ms": 4.0}, "grpc": clean_calls()}
+    return {rpc: {"concurrent": pair} for rpc in ("overview", "queues")}
+
+
+def _gateway(http: Results) -> Results:
+    stream = _stream(500, 5) | {"median_last_ms": 20.0, "worst_last_ms": 40.0}
+    stream["transitions"] = [{"missing": 0, "reached": 500}] * 5
+    reads = _reads(http)
+    ratios = {f"{rpc}_concurrent": {"p99": 1.0} for rpc in reads}
+    return {"plan": {"callers": 100}, "reads": reads, "http_over_grpc": ratios, "stream": stream}
+
+
+def test_gateway_reads_are_info_on_clean_figures_and_miss_on_failed_calls() -> None:
+    clean = gateway_report.targets(_gateway(clean_calls()))
+    assert {row["verdict"] for row in clean} == {"INFO", "PASS"}
+    failed = gateway_report.targets(_gateway(clean_calls(errors=3)))
+    for name in ("GET /api/v1/overview", "GET /api/v1/queues"):
+        row = _row(failed, name)
+        assert (row["verdict"], row["why"]) == ("MISS", "HTTP: 3 errors")

@@ -49,6 +49,15 @@ class HttpReceiver:
         return [r for r in self.requests if 200 <= r.status < 300]
 
 
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """`app` listening on a free loopback port: its runner (to clean up) and its http://host:port."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"
+
+
 @contextlib.asynccontextmanager
 async def http_receivers() -> AsyncIterator[Callable[..., Awaitable[HttpReceiver]]]:
     """`start(answers=[...], delays=[...])` starts a receiver on a free port; all stop on exit."""
@@ -58,13 +67,9 @@ async def http_receivers() -> AsyncIterator[Callable[..., Awaitable[HttpReceiver
         receiver = HttpReceiver(answers=list(answers or []), delays=list(delays or []))
         app = web.Application()
         app.router.add_post("/{path:.*}", receiver.handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
+        runner, base = await serve(app)
         runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        receiver.url = f"http://{host}:{port}/hooks/T0K3N"
+        receiver.url = f"{base}/hooks/T0K3N"
         return receiver
 
     try:
