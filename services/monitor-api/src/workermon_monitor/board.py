@@ -297,9 +297,7 @@ class Board:
         overview.active_incidents.extend(incidents)
         return Reading(queues, {q.name: q for q in queues}, overview)
 
-    def _queue(
-        self, state: QueueState, online: dict[str, int] | None, metrics: pb.Queue | None
-    ) -> pb.Queue:
+    def _queue(self, state: QueueState, online: dict[str, int] | None, metrics: pb.Queue | None) -> pb.Queue:
         queue = pb.Queue(
             name=state.name,
             display_name=self.display_names.get(state.name, state.name),
