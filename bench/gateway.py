@@ -38,9 +38,9 @@ from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon_core.auth import TokenAuthority
 from workermon_core.redis_store import EmbeddedRedis
 
+from . import gateway_encode, record, text
 from . import gateway_report as report
 from . import monitor_workload as workload
-from . import record, text
 from .client import Window
 from .gateway_client import SseJob, SseResult, read_job
 from .monitor import Sample, sample_counters
@@ -66,6 +66,8 @@ class Plan:
     sequential_calls: int
     calls_per_caller: int
     sse_clients: int
+    # Pages of ListJobs encoded to JSON per side (one queue's first page each, cycled).
+    encode_samples: int
     # Server CPU with the streams open and nothing happening: at least one keep-alive (every 15 s).
     idle_s: float
     transitions: int
@@ -81,6 +83,7 @@ FULL = Plan(
     sequential_calls=500,
     calls_per_caller=30,
     sse_clients=500,
+    encode_samples=2000,
     idle_s=20.0,
     transitions=5,
     transition_gap_s=2.5,
@@ -95,6 +98,7 @@ QUICK = replace(
     sequential_calls=50,
     calls_per_caller=5,
     sse_clients=20,
+    encode_samples=200,
     idle_s=2.0,
     transitions=2,
     transition_gap_s=1.0,
@@ -221,6 +225,12 @@ class Bench:
             )
         return stats
 
+    def page_encode(self) -> dict[str, Any]:
+        """A ListJobs page of 100 jobs to JSON: the gateway's encoder beside json_format (gateway_encode)."""
+        self.log(f"page encode: {self.plan.encode_samples} pages per side")
+        pages = gateway_encode.fetch_pages(self.server.target, self.viewer_token, self.names)
+        return gateway_encode.measure(pages, self.plan.encode_samples)
+
     def reads(self) -> dict[str, Any]:
         """GetOverview and ListQueues, one caller then `callers` callers, over gRPC then over HTTP."""
         plan, out = self.plan, dict[str, dict[str, Any]]()
@@ -336,6 +346,7 @@ def run(plan: Plan) -> dict[str, Any]:
         results["collect_now"] = bench.collect_now()
         results["rss_start_mb"] = bench.server.sample().rss / 2**20
         results["reads"] = bench.reads()
+        results["page_encode"] = bench.page_encode()
         results["stream"] = bench.stream()
         bench.log("cleanup")
         results["warnings"] = bench.warnings + results["stream"]["warnings"]

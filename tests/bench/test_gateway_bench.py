@@ -63,11 +63,21 @@ def test_ratios_for_the_check(results: dict[str, Any]) -> None:
         for rpc in ("overview", "queues")
         for load in ("sequential", "concurrent")
         for metric in metrics
-    }
+    } | {"page_encode_vs_json_format.p50", "page_encode_vs_json_format.p99"}
     assert set(results["ratios"]) == names
     # A few dozen quick calls may cost the server no CPU tick (10 ms): the timed ratios must have a value.
     timed = {name for name in names if not name.endswith("server_cpu_per_call")}
     ratios_measured({name: results["ratios"][name] for name in timed}, timed)
+
+
+def test_page_encode_beside_json_format(results: dict[str, Any]) -> None:
+    encoded = results["page_encode"]
+    # Every queue's first page, each of 100 distinct jobs, gave the same JSON as json_format.
+    assert encoded["pages"] == results["plan"]["queues"] and encoded["jobs_per_page"] == 100
+    assert encoded["errors"] == 0 and encoded["body_bytes"] > 100 * 100
+    for side in ("ours", "reference"):
+        assert encoded[side]["count"] == results["plan"]["encode_samples"]
+        assert 0 < encoded[side]["p50_ms"] <= encoded[side]["p99_ms"]
 
 
 def test_stream_figures(results: dict[str, Any]) -> None:
@@ -89,7 +99,7 @@ def test_stream_figures(results: dict[str, Any]) -> None:
 
 def test_targets_and_findings(run_output: tuple[str, dict[str, Any]]) -> None:
     stdout, results = run_output
-    assert len(results["targets"]) == 4
+    assert len(results["targets"]) == 5
     assert {t["verdict"] for t in results["targets"]} <= {"PASS", "MISS", "INFO"}
     assert any(t["verdict"] == "PASS" and "no client dropped" in t["target"] for t in results["targets"])
     assert results["findings"]
