@@ -1,12 +1,14 @@
 """Compare the last run's ratios (build/bench/*.json) with bench/baselines.json.
 
-    uv run python -m bench.check            # the table; exit 1 when a ratio got more than 20 % worse
+    uv run python -m bench.check            # the table; exit 1 when a ratio got worse than allowed
     uv run python -m bench.check --update   # bench/baselines.json from the results in build/bench
 
 Only ratios of runs of the same mode are compared, never absolute times (see bench/record.py). Exit
-status: 0 when every baseline ratio was measured again and none is more than 20 % worse in its bad
-direction; 1 on such a regression or on a baseline ratio this run has no value for (an empty sample or
-failed calls never pass); 2 when there is nothing to compare, with the command to run.
+status: 0 when every baseline ratio was measured again and none got worse in its bad direction by more
+than it is allowed (20 %, 40 % for throughput; latency percentiles and ratios against bull-board are
+only watched, see TOLERANCES); 1 on such a regression or on a baseline ratio this run has no value for
+(an empty sample or failed calls never pass); 2 when there is nothing to compare, with the command to
+run.
 """
 
 from __future__ import annotations
@@ -23,7 +25,22 @@ from .record import BENCHES, RESULTS_DIR, ROOT
 
 BASELINES = ROOT / "bench" / "baselines.json"
 THRESHOLD = 0.20  # a ratio more than this much worse than its baseline is a regression
-STATUSES = ("OK", "REGRESSION", "MISSING", "NEW")
+# How much worse a ratio may get, by what it measures, from the spread of full runs of the same code on
+# the shared 2-core machine (largest over smallest value; bench/README.md): CPU per call, efficiency,
+# scaling and the collector's phase ratios moved at most 1.15x, so they are held to THRESHOLD; throughput
+# ratios moved 1.16-1.4x, so they get 40 %. Latency percentiles of closed-loop runs (1.1-4.2x) and any
+# ratio against bull-board (a Node process on the same 2 cores: 1.3-14x) move more than any regression
+# worth catching, with no code changed: they are shown and watched, never fail the check. An empty
+# sample or failed calls fail it whatever the ratio (MISSING).
+TOLERANCES: tuple[tuple[str, float | None], ...] = (
+    ("list_queues_vs_bull_board.", None),
+    ("page_encode_vs_json_format.p50", THRESHOLD),  # alternating samples in one process: stable
+    (".p50", None),
+    (".p99", None),
+    (".calls_per_s", 0.40),
+    (".throughput", 0.40),
+)
+STATUSES = ("OK", "REGRESSION", "WATCH", "MISSING", "NEW")
 FAILING = ("REGRESSION", "MISSING")
 
 Json = dict[str, Any]
@@ -76,8 +93,23 @@ def _worse_by(baseline: float, now: float, better: str) -> float:
     return -change if better == "higher" else change
 
 
+def tolerance(name: str) -> float | None:
+    """How much worse than its baseline a ratio may get (a fraction), or None when it is only watched."""
+    for pattern, allowed in TOLERANCES:
+        # A pattern ending in "." is a prefix; any other, a suffix.
+        if name.startswith(pattern) if pattern.endswith(".") else name.endswith(pattern):
+            return allowed
+    return THRESHOLD
+
+
+def _allowed(name: str) -> str:
+    allowed = tolerance(name)
+    return "watch" if allowed is None else f"{allowed:.0%}"
+
+
 def compare_ratio(bench: str, name: str, baseline: Json | None, now: Json | None) -> Row:
-    """The verdict on one ratio: NEW, MISSING (no value now), REGRESSION or OK."""
+    """The verdict on one ratio: NEW, MISSING (no value now), REGRESSION, WATCH (a watched ratio more
+    than THRESHOLD worse: shown, not failing) or OK."""
     value = now.get("value") if now else None
     if baseline is None:
         assert now is not None  # a name comes from one side or the other
@@ -86,7 +118,11 @@ def compare_ratio(bench: str, name: str, baseline: Json | None, now: Json | None
     if value is None:
         why = now.get("why", "no value") if now else "not in this run"
         return Row(bench, name, better, base, None, "MISSING", why)
-    status = "REGRESSION" if _worse_by(base, float(value), better) > THRESHOLD else "OK"
+    worse, allowed = _worse_by(base, float(value), better), tolerance(name)
+    if allowed is None:
+        status = "WATCH" if worse > THRESHOLD else "OK"
+    else:
+        status = "REGRESSION" if worse > allowed else "OK"
     return Row(bench, name, better, base, float(value), status)
 
 
@@ -160,18 +196,20 @@ def table(outcome: Comparison) -> str:
     width = max((len(row.name) for row in outcome.rows), default=5)
     lines = [*outcome.sources, ""]
     lines.append(
-        f"{'bench':<10} {'ratio':<{width}} {'better':<7}{'baseline':>10}{'now':>10}{'change':>9}  status"
+        f"{'bench':<10} {'ratio':<{width}} {'better':<7}{'baseline':>10}{'now':>10}{'change':>9}"
+        f"{'allowed':>8}  status"
     )
     for row in outcome.rows:
         note = f"  ({row.note})" if row.note else ""
         lines.append(
             f"{row.bench:<10} {row.name:<{width}} {row.better:<7}{_number(row.baseline):>10}"
-            f"{_number(row.now):>10}{_percent(row.change):>9}  {row.status}{note}"
+            f"{_number(row.now):>10}{_percent(row.change):>9}{_allowed(row.name):>8}  {row.status}{note}"
         )
     counts = {status: sum(row.status == status for row in outcome.rows) for status in STATUSES}
     lines += [
         "",
-        ", ".join(f"{n} {status}" for status, n in counts.items()) + f" (threshold {THRESHOLD:.0%})",
+        ", ".join(f"{n} {status}" for status, n in counts.items())
+        + " (allowed: how much worse a ratio may get; watch: shown, never failing)",
     ]
     lines += [f"error: {error}" for error in outcome.errors]
     return "\n".join(lines)

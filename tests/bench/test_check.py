@@ -94,10 +94,61 @@ def test_the_table_says_baseline_now_change_and_status(
     tree.result("heartbeat", _results(ratios))
     assert tree.run() == 1
     rows = {line.split()[1]: line.split()[2:] for line in capsys.readouterr().out.splitlines()[2:-2]}
-    assert rows["unary_vs_echo.throughput"] == ["higher", "0.4", "0.3", "-25.0%", "REGRESSION"]
-    assert rows["unary_vs_echo.p99"] == ["lower", "3", "2.7", "-10.0%", "OK"]
-    assert rows["replicas.scaling"] == ["higher", "0.96", "-", "-", "MISSING", "(not", "in", "this", "run)"]
-    assert rows["replicas.efficiency_1_process"] == ["higher", "-", "0.38", "-", "NEW"]
+    assert rows["unary_vs_echo.throughput"] == ["higher", "0.4", "0.3", "-25.0%", "40%", "OK"]
+    assert rows["unary_vs_echo.p99"] == ["lower", "3", "2.7", "-10.0%", "watch", "OK"]
+    assert rows["replicas.scaling"] == [
+        "higher",
+        "0.96",
+        "-",
+        "-",
+        "20%",
+        "MISSING",
+        "(not",
+        "in",
+        "this",
+        "run)",
+    ]
+    assert rows["replicas.efficiency_1_process"] == ["higher", "-", "0.38", "-", "20%", "NEW"]
+
+
+@pytest.mark.parametrize(
+    ("name", "baseline", "now", "code", "status"),
+    [
+        # Throughput ratios may lose 40 %.
+        ("unary_vs_echo.throughput", 1.0, 0.61, 0, "OK"),
+        ("unary_vs_echo.throughput", 1.0, 0.59, 1, "REGRESSION"),
+        ("http_vs_grpc.queues.concurrent.calls_per_s", 1.0, 0.59, 1, "REGRESSION"),
+        # CPU per call, efficiency and the collector's ratios 20 %.
+        ("unary_vs_echo.server_cpu_per_call", 2.0, 2.42, 1, "REGRESSION"),
+        ("naive_over_cycle.postgresql", 3.0, 2.3, 1, "REGRESSION"),
+        ("page_encode_vs_json_format.p50", 0.4, 0.49, 1, "REGRESSION"),
+        # Latency percentiles and ratios against bull-board are watched: shown, never failing.
+        ("unary_vs_echo.p99", 2.0, 5.0, 0, "WATCH"),
+        ("list_queues_vs_bull_board.live_0s.concurrent.calls_per_s", 3.0, 1.0, 0, "WATCH"),
+        ("list_queues_vs_bull_board.live_0s.concurrent.calls_per_s", 3.0, 2.9, 0, "OK"),
+    ],
+)
+def test_what_each_kind_of_ratio_may_lose(
+    tree: Tree,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+    baseline: float,
+    now: float,
+    code: int,
+    status: str,
+) -> None:
+    better = "lower" if name.endswith(("p50", "p99", "server_cpu_per_call")) else "higher"
+    tree.baseline(_baselines("heartbeat", {name: {"value": baseline, "better": better}}))
+    tree.result("heartbeat", _results({name: {"value": now, "better": better}}))
+    assert tree.run() == code
+    assert capsys.readouterr().out.splitlines()[2 + 1].split()[-1] == status
+
+
+def test_a_watched_ratio_without_a_value_still_fails(tree: Tree) -> None:
+    name = "list_queues_vs_bull_board.live_1s.sequential.p99"
+    tree.baseline(_baselines("monitor", {name: {"value": 0.05, "better": "lower"}}))
+    tree.result("monitor", _results({name: {"value": None, "better": "lower", "why": "empty sample"}}))
+    assert tree.run() == 1
 
 
 def test_a_baseline_ratio_without_a_value_now_fails_and_says_why(
