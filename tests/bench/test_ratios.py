@@ -12,7 +12,7 @@ import pytest
 
 from bench import gateway_report, monitor_report, report
 from bench.record import ratio_entry
-from tests.support.bench import clean_beats, clean_calls
+from tests.support.bench import clean_beats, clean_calls, clean_page_encode
 
 Results = dict[str, Any]
 
@@ -37,10 +37,11 @@ def test_gateway_ratios_of_a_failed_pair_have_no_value() -> None:
         for rpc in ("overview", "queues")
     }
     reads["queues"]["concurrent"]["http"] = clean_calls(timeouts=3)
-    r = {"reads": reads}
+    r = {"reads": reads, "page_encode": clean_page_encode()}
     r["http_over_grpc"] = gateway_report.http_over_grpc(r)
     ratios = gateway_report.check_ratios(r)
-    assert len(ratios) == 16
+    assert len(ratios) == 18
+    assert ratios["page_encode_vs_json_format.p50"] == {"value": 0.6 / 1.8, "better": "lower"}
     failed = {name for name, entry in ratios.items() if entry["value"] is None}
     assert failed == {
         f"http_vs_grpc.queues.concurrent.{m}" for m in ("p50", "p99", "calls_per_s", "server_cpu_per_call")
@@ -48,6 +49,14 @@ def test_gateway_ratios_of_a_failed_pair_have_no_value() -> None:
     assert ratios["http_vs_grpc.queues.concurrent.p99"]["why"] == "HTTP: 3 time-outs"
     assert ratios["http_vs_grpc.overview.sequential.calls_per_s"] == {"value": 1.0, "better": "higher"}
     assert ratios["http_vs_grpc.overview.sequential.p99"]["better"] == "lower"
+
+
+def test_page_encode_ratios_of_differing_bodies_have_no_value() -> None:
+    reads = {rpc: {"sequential": {"http": clean_calls(), "grpc": clean_calls()}} for rpc in ("overview",)}
+    r = {"reads": reads, "page_encode": clean_page_encode(errors=2)}
+    r["http_over_grpc"] = gateway_report.http_over_grpc(r)
+    entry = gateway_report.check_ratios(r)["page_encode_vs_json_format.p50"]
+    assert entry["value"] is None and "2 differing bodies" in entry["why"]
 
 
 def test_monitor_ratios_without_bull_board_have_no_value() -> None:

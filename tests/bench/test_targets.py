@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import collector_report, gateway_report, monitor_report, report, text, verdicts
-from tests.support.bench import clean_beats, clean_calls
+from tests.support.bench import clean_beats, clean_calls, clean_page_encode
 
 Results = dict[str, Any]
 
@@ -202,7 +202,25 @@ def _gateway(http: Results) -> Results:
     stream["transitions"] = [{"missing": 0, "reached": 500}] * 5
     reads = _reads(http)
     ratios = {f"{rpc}_concurrent": {"p99": 1.0} for rpc in reads}
-    return {"plan": {"callers": 100}, "reads": reads, "http_over_grpc": ratios, "stream": stream}
+    return {
+        "plan": {"callers": 100},
+        "reads": reads,
+        "http_over_grpc": ratios,
+        "stream": stream,
+        "page_encode": clean_page_encode(),
+    }
+
+
+def test_page_encode_passes_within_a_millisecond_and_misses_otherwise() -> None:
+    assert gateway_report._encode_target(clean_page_encode())["verdict"] == "PASS"
+    slow = clean_page_encode(ours={"count": 2000, "p50_ms": 1.2, "p99_ms": 2.0})
+    assert gateway_report._encode_target(slow)["verdict"] == "MISS"
+    differing = gateway_report._encode_target(clean_page_encode(errors=1))
+    assert (differing["verdict"], differing["why"]) == ("MISS", "1 differing bodies")
+    short = gateway_report._encode_target(clean_page_encode(jobs_per_page=40))
+    assert short["verdict"] == "MISS" and "only 40 jobs" in short["why"]
+    empty = gateway_report._encode_target(clean_page_encode(pages=0))
+    assert (empty["verdict"], empty["why"]) == ("MISS", "empty sample")
 
 
 def test_gateway_reads_are_info_on_clean_figures_and_miss_on_failed_calls() -> None:
