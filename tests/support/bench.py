@@ -13,10 +13,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_quick(module: str, output: Path, timeout: float) -> tuple[str, dict[str, Any]]:
     """Run `python -m <module> --quick --output <output>`; its printed report and its JSON results."""
+    return run_bench(module, ["--quick"], output, timeout)
+
+
+def run_bench(
+    module: str, options: list[str], output: Path, timeout: float, env: dict[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Run `python -m <module> <options> --output <output>` (in `env` when given); its printed report and
+    its JSON results."""
     run = subprocess.run(
-        [sys.executable, "-m", module, "--quick", "--output", str(output)],
+        [sys.executable, "-m", module, *options, "--output", str(output)],
         check=False,  # the assertion below shows the output
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
