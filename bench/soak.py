@@ -186,8 +186,9 @@ class Soak:
             self.log(f"{kind}: ready")
         duration = self.plan.minutes * 60
         start = time.time() + 1.0
+        warmup_until = start + self.plan.warmup_minutes * 60 if self.plan.warmup_minutes else 0.0
         for load in self.loads.values():
-            load.send(Window(start, start + duration))
+            load.send(Window(start, start + duration, warmup_until))
         self.log(f"load running for {self.plan.minutes:g} min")
         samples = self._sample_until(start, start + duration)
         outcomes = {kind: load.receive(timeout=300) for kind, load in self.loads.items()}
@@ -237,7 +238,13 @@ class Soak:
         }
 
 
-def _beats(result: LoadResult, seconds: float) -> dict[str, Any]:
+def _beats(result: LoadResult, seconds: float, warmup_s: float) -> dict[str, Any]:
+    """The beats answered after the warm-up, and those of the warm-up apart."""
+    warmup = _beat_stats(result.warmup, warmup_s) if result.warmup is not None else None
+    return {**_beat_stats(result, seconds - warmup_s), "warmup": warmup}
+
+
+def _beat_stats(result: LoadResult, seconds: float) -> dict[str, Any]:
     return {
         "beats": result.completed,
         "beats_per_s": result.completed / seconds if seconds > 0 else 0.0,
@@ -282,7 +289,7 @@ def run(plan: Plan) -> dict[str, Any]:
         results["processes"] = processes
         results["collector"] = {"cycles": collector_cycles(soak.suite.processes["collector"].log_path)}
         seconds = plan.minutes * 60
-        results["beats"] = _beats(outcomes["beats"], seconds)
+        results["beats"] = _beats(outcomes["beats"], seconds, plan.warmup_minutes * 60)
         results["sse"] = _sse(outcomes["sse"])
         results["polls"] = _polls(outcomes["polls"], start + plan.warmup_minutes * 60)
         activity: ActivityResult = outcomes["queues"]

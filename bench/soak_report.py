@@ -60,7 +60,9 @@ def call_stats(calls: Sequence[Sequence[float]], since: float, failures: Mapping
 def error_counts(results: Mapping[str, Any]) -> dict[str, int]:
     """Every kind of error of the run, by load and process."""
     beats, sse, activity = results["beats"], results["sse"], results["queue_activity"]
+    warmup = beats["warmup"] or {"errors": 0, "dropped": 0}
     counts = {
+        "beats_warmup": warmup["errors"] + warmup["dropped"],
         "beats": beats["errors"] + beats["dropped"],
         "sse_open": sse["open_errors"],
         "sse_ended_early": sse["ended_early"],
@@ -206,12 +208,15 @@ def _load_lines(results: Mapping[str, Any]) -> list[str]:
         results["queue_activity"],
         results["collector"],
     )
-    lines = [
-        "",
-        "Load over the whole run",
-        f"  beats          {beats['beats']:,} answered ({beats['beats_per_s']:,.0f}/s), "
-        f"p50 {beats['p50_ms']:.1f} ms, "
-        f"p99 {beats['p99_ms']:.1f} ms; {beats['errors']:,} errors, {beats['dropped']:,} dropped",
+    lines = ["", "Load (beats: after the warm-up, and in it; the rest: over the whole run)"]
+    for label, phase in (("beats", beats), ("  in warm-up", beats["warmup"])):
+        if phase is not None:
+            lines.append(
+                f"  {label:<14} {phase['beats']:,} answered ({phase['beats_per_s']:,.0f}/s), "
+                f"p50 {phase['p50_ms']:.1f} ms, p99 {phase['p99_ms']:.1f} ms, max {phase['max_ms']:,.0f} ms; "
+                f"{phase['errors']:,} errors, {phase['dropped']:,} dropped"
+            )
+    lines += [
         f"  SSE            {sse['opened']}/{sse['clients']} opened, {sse['ended_early']} ended early; events "
         + ", ".join(f"{k} {v:,}" for k, v in sse["events"].items())
         + f"; {sse['pings']:,} keep-alives; fewest per client: "

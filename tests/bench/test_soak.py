@@ -53,9 +53,10 @@ def test_every_suite_process_is_sampled(results: dict[str, Any]) -> None:
 
 def test_every_load_ran(results: dict[str, Any]) -> None:
     plan = results["plan"]
-    beats = results["beats"]
-    # Paced at workers / interval for the run: well over half of it answered whatever the machine does.
-    assert beats["beats"] > 0.5 * plan["workers"] / plan["beat_interval_s"] * plan["minutes"] * 60
+    beats, rate = results["beats"], plan["workers"] / plan["beat_interval_s"]
+    # Paced at workers / interval: well over half of it answered whatever the machine does.
+    assert beats["beats"] > 0.5 * rate * (plan["minutes"] - plan["warmup_minutes"]) * 60
+    assert beats["warmup"]["beats"] > 0.5 * rate * plan["warmup_minutes"] * 60
     sse = results["sse"]
     assert sse["opened"] == sse["clients"] == plan["sse"]
     assert sse["events"].get("overview", 0) > 0 and sse["events"].get("worker", 0) > 0, sse["events"]
@@ -80,7 +81,14 @@ def test_targets_are_judged(results: dict[str, Any]) -> None:
     for row in results["targets"]:
         assert row["verdict"] in ("PASS", "MISS"), row
         assert row["target"] and row["measured"], row
-    assert set(results["errors"]) >= {"beats", "sse_open", "sse_ended_early", "http_overview", "http_queues"}
+    assert set(results["errors"]) >= {
+        "beats",
+        "beats_warmup",
+        "sse_open",
+        "sse_ended_early",
+        "http_overview",
+        "http_queues",
+    }
 
 
 def test_report_is_printed(run_output: tuple[str, dict[str, Any]]) -> None:
