@@ -22,6 +22,7 @@ import argparse
 import multiprocessing
 import os
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -133,8 +134,8 @@ class Soak:
         # Started first: their imports overlap the suite's start.
         ctx = multiprocessing.get_context("spawn")  # no fork: grpc does not survive one
         self.loads = {kind: ClientProcess(ctx) for kind in ("beats", "sse", "polls", "queues")}
-        for load in self.loads.values():
-            stack.callback(load.stop)
+        self.loads_done = False
+        stack.callback(self._stop_loads)
         self.log("migrating, then starting heartbeat, collector, monitor, incidents and gateway")
         began = time.perf_counter()
         self.suite = SuiteProcesses(env, self.tmp, stack)
@@ -152,6 +153,13 @@ class Soak:
             self.redis, self.suite_prefix
         )
         self.cleanup = {"keys_deleted": deleted, "seconds": time.perf_counter() - began}
+
+    def _stop_loads(self) -> None:
+        for load in self.loads.values():
+            if not self.loads_done:
+                # Interrupted: a job reads no stop message before its window ends.
+                load.proc.terminate()
+            load.stop()
 
     def _jobs(self) -> dict[str, object]:
         plan = self.plan
@@ -192,6 +200,7 @@ class Soak:
         self.log(f"load running for {self.plan.minutes:g} min")
         samples = self._sample_until(start, start + duration)
         outcomes = {kind: load.receive(timeout=300) for kind, load in self.loads.items()}
+        self.loads_done = True
         return outcomes, samples, start
 
     def _sample_until(self, start: float, end: float) -> dict[str, list[list[float]]]:
@@ -333,6 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 0 <= args.warmup_minutes < args.minutes:
         parser.error("--warmup-minutes must be at least 0 and shorter than --minutes")
+    # SIGTERM unwinds like Ctrl-C: the suite's processes stopped, the database dropped, the keys deleted.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     return text.publish(run(_plan(args)), table, args.output)
 
 

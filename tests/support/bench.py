@@ -21,18 +21,26 @@ def run_bench(
 ) -> tuple[str, dict[str, Any]]:
     """Run `python -m <module> <options> --output <output>` (in `env` when given); its printed report and
     its JSON results."""
-    run = subprocess.run(
+    with subprocess.Popen(
         [sys.executable, "-m", module, *options, "--output", str(output)],
-        check=False,  # the assertion below shows the output
         cwd=ROOT,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    ) as run:
+        try:
+            stdout, stderr = run.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # SIGTERM first, so the benchmark stops the processes it started and removes what it made.
+            run.terminate()
+            stdout, stderr = run.communicate(timeout=60)
+            raise AssertionError(
+                f"{module} did not finish within {timeout:.0f} s\n{stdout}{stderr}"
+            ) from None
+    assert run.returncode == 0, stdout + stderr
     data: dict[str, Any] = json.loads(output.read_text())
-    return run.stdout, data
+    return stdout, data
 
 
 def positive(section: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
