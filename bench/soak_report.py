@@ -44,7 +44,15 @@ def rss_stats(samples: Sequence[Sequence[float]], warmup_s: float) -> dict[str, 
 def call_stats(calls: Sequence[Sequence[float]], since: float, failures: Mapping[str, Any]) -> dict[str, Any]:
     """Latency figures of the calls that answered after `since` (time.time()), with the run's failures."""
     latencies = [ms for at, ms in calls if at >= since]
+    by_minute: dict[int, list[float]] = {}
+    for at, ms in calls:
+        if at >= since:
+            by_minute.setdefault(int((at - since) // 60), []).append(ms)
     return {
+        # A slow minute now and then (a collection, the machine's other work) against a drift upwards.
+        "p99_ms_by_minute": [
+            percentile(by_minute.get(m, []), 99) for m in range(max(by_minute, default=-1) + 1)
+        ],
         "calls": len(latencies),
         "calls_total": len(calls),
         "p50_ms": percentile(latencies, 50),
@@ -219,7 +227,8 @@ def _load_lines(results: Mapping[str, Any]) -> list[str]:
     lines += [
         f"  SSE            {sse['opened']}/{sse['clients']} opened, {sse['ended_early']} ended early; events "
         + ", ".join(f"{k} {v:,}" for k, v in sse["events"].items())
-        + f"; {sse['pings']:,} keep-alives; fewest per client: "
+        + f"; {sse['pings']:,} keep-alives",
+        "                 fewest per client: "
         + ", ".join(f"{k} {v:,}" for k, v in sse["events_min"].items()),
         f"  queues         {activity['added']:,} jobs added, {activity['completed']:,} completed, "
         f"{activity['failed']:,} failed in {activity['ticks']:,} ticks; {activity['errors']} write errors",
@@ -244,4 +253,8 @@ def _load_lines(results: Mapping[str, Any]) -> list[str]:
             f"{calls['max_ms']:>8.1f} {calls['errors']:>3}/{calls['timeouts']:<3} "
             f"{calls['response_bytes']:>8,}"
         )
+    for rpc, calls in results["polls"].items():
+        minutes = calls.get("p99_ms_by_minute", [])
+        if len(minutes) > 1:
+            lines.append(f"  GET /api/v1/{rpc} p99 ms by minute: " + " ".join(f"{ms:.0f}" for ms in minutes))
     return lines
