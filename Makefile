@@ -8,7 +8,7 @@ PROTOS := $(shell find proto -name '*.proto')
 STUBS := libs/proto/src/workermon/__init__.py
 DEMO ?= 1
 
-.PHONY: run test proto lint fmt bench bench-check clean setup api-types deploy-check
+.PHONY: run test proto lint fmt bench bench-check soak clean setup api-types deploy-check
 
 .tools/bin/uv:
 	@command -v python3 >/dev/null || { echo "Python 3.11+ is required"; exit 1; }
@@ -78,6 +78,11 @@ bench: setup
 	$(UV) run --frozen python -m bench.collector
 	$(UV) run --frozen python -m bench.monitor
 	$(UV) run --frozen python -m bench.gateway
+
+# 30 minutes of steady load on the suite in separate processes, on PostgreSQL (DATABASE_URL): is any
+# process's memory growing? Not part of test or bench (bench/README.md, "Soak test").
+soak: setup
+	$(UV) run --frozen python -m bench.soak
 
 # The last run's ratios (build/bench) against bench/baselines.json; fails on one worse than allowed (bench/check.py).
 bench-check: setup

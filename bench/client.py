@@ -53,6 +53,8 @@ class Window:
 
     start_at: float
     end_at: float
+    # Calls completing before this time are counted apart, as a warm-up inside the window (0: none).
+    warmup_until: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,7 @@ class LoadResult:
     client_cpu_s: float
     dropped: int = 0
     error_sample: str = ""
+    warmup: LoadResult | None = None  # what completed before the window's warmup_until
 
 
 @dataclass(slots=True)
@@ -188,12 +191,16 @@ class Meter:
     dropped: int = 0
     error_sample: str = ""
     cpu_s: float = 0.0
+    warmup: Meter | None = None  # counts the calls completing in the window's warm-up
 
     @classmethod
     def for_window(cls, window: Window) -> Meter:
         # Translate the shared wall-clock window to this process's monotonic clock once.
         offset = time.time() - time.perf_counter()
-        return cls(start=window.start_at - offset, end=window.end_at - offset)
+        meter = cls(start=window.start_at - offset, end=window.end_at - offset)
+        if window.warmup_until:
+            meter.warmup = cls(start=meter.start, end=window.warmup_until - offset)
+        return meter
 
     def over(self) -> bool:
         return time.perf_counter() >= self.end
@@ -201,19 +208,25 @@ class Meter:
     def _inside(self, now: float) -> bool:
         return self.start <= now <= self.end
 
+    def _counting(self, now: float) -> Meter:
+        return self.warmup if self.warmup is not None and now < self.warmup.end else self
+
     def ok(self, sent: float) -> None:
         now = time.perf_counter()
         if self._inside(now):
-            self.latencies_ms.append((now - sent) * 1000.0)
+            self._counting(now).latencies_ms.append((now - sent) * 1000.0)
 
     def failed(self, exc: BaseException) -> None:
-        if self._inside(time.perf_counter()):
-            self.errors += 1
-            self.error_sample = self.error_sample or _describe(exc)
+        now = time.perf_counter()
+        if self._inside(now):
+            meter = self._counting(now)
+            meter.errors += 1
+            meter.error_sample = meter.error_sample or _describe(exc)
 
     def drop(self) -> None:
-        if self._inside(time.perf_counter()):
-            self.dropped += 1
+        now = time.perf_counter()
+        if self._inside(now):
+            self._counting(now).dropped += 1
 
     async def watch_cpu(self) -> None:
         """This process's CPU time (every thread, grpc's included) over the window."""
@@ -230,6 +243,7 @@ class Meter:
             client_cpu_s=self.cpu_s,
             dropped=self.dropped,
             error_sample=self.error_sample,
+            warmup=self.warmup.result() if self.warmup is not None else None,
         )
 
 

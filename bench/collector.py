@@ -897,11 +897,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging("warning", "console")  # the collector logs every cycle at info
     profile = args.profile.resolve() if args.profile else None
     results = asyncio.run(run(_plan(args), use_postgres=not args.no_postgres, profile=profile))
-    print(report.table(results))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    text.write_json(results, args.output)
-    print(f"\nResults: {args.output}")
-    return 0  # the targets are informational
+    return text.publish(results, report.table, args.output)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,6 @@ from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon_core.auth import TokenAuthority
-from workermon_core.redis_store import EmbeddedRedis
 
 from . import gateway_encode, record, text
 from . import gateway_report as report
@@ -46,7 +45,7 @@ from .gateway_client import SseJob, SseResult, read_job
 from .monitor import Sample, sample_counters
 from .monitor_client import CallsResult, GrpcReadJob, HttpReadJob
 from .monitor_report import call_stats
-from .procs import BenchError, ClientProcess, ServerProcess, delete_keys, delete_matching
+from .procs import BenchError, ClientProcess, ServerProcess, delete_keys, delete_matching, start_redis
 from .server import SECRET_ENV
 from .workload import report as worker_report
 from .workload import worker_id
@@ -117,7 +116,7 @@ class Bench:
         run = uuid.uuid4().hex[:10]
         self.bull_prefix = f"wmgw-{run}"
         self.suite_prefix = f"wmgw-{run}-suite"
-        self.redis_url, self.redis_kind = self._start_redis()
+        self.redis_url, self.redis_kind = start_redis(self.tmp, stack)
         self.redis = redis.Redis.from_url(self.redis_url)
         stack.callback(self.redis.close)
         stack.callback(self._forget_keys)
@@ -140,17 +139,6 @@ class Bench:
     def log(self, text: str) -> None:
         """Progress on stderr: a full run is silent for minutes otherwise."""
         print(f"[{time.time() - self.started:6.1f} s] {text}", file=sys.stderr, flush=True)
-
-    def _start_redis(self) -> tuple[str, str]:
-        configured = os.environ.get("REDIS_URL")
-        if configured:
-            return configured, "REDIS_URL"
-        embedded = EmbeddedRedis(self.tmp)
-        url = embedded.start()
-        self.stack.callback(embedded.stop)
-        with redis.Redis.from_url(url) as admin:
-            admin.config_set("save", "")  # no RDB snapshot (a fork) in the middle of a measurement
-        return url, "embedded"
 
     def _forget_keys(self) -> None:
         began = time.perf_counter()

@@ -33,11 +33,10 @@ import redis
 from redis.utils import HIREDIS_AVAILABLE
 
 from workermon_core.auth import TokenAuthority
-from workermon_core.redis_store import EmbeddedRedis
 
 from . import client, record, report, text
 from .figures import LoadStats, ReadStats, load_stats, read_stats
-from .procs import BenchError, ClientProcess, ServerProcess, delete_keys, redis_sample, snapshot
+from .procs import BenchError, ClientProcess, ServerProcess, delete_keys, redis_sample, snapshot, start_redis
 from .server import ECHO_METHOD, SECRET_ENV
 
 RESULTS = record.results_path("heartbeat")
@@ -122,7 +121,7 @@ class Bench:
         self.plan = plan
         self.tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="workermon-bench-")))
         self.prefix = "wmbench-" + uuid.uuid4().hex[:10]
-        self.redis_url, self.redis_kind = self._start_redis(stack)
+        self.redis_url, self.redis_kind = start_redis(self.tmp, stack)
         self.redis = redis.Redis.from_url(self.redis_url)
         stack.callback(self.redis.close)
         stack.callback(self._forget_keys)
@@ -144,18 +143,6 @@ class Bench:
         self.echo.wait_listening()
         self.heartbeat.wait_listening()
         self.warnings: list[str] = []
-
-    def _start_redis(self, stack: ExitStack) -> tuple[str, str]:
-        configured = os.environ.get("REDIS_URL")
-        if configured:
-            return configured, "REDIS_URL"
-        embedded = EmbeddedRedis(self.tmp)
-        url = embedded.start()
-        stack.callback(embedded.stop)
-        # Our own throw-away instance: no RDB snapshot (a fork) in the middle of a measurement.
-        with redis.Redis.from_url(url) as admin:
-            admin.config_set("save", "")
-        return url, "embedded"
 
     def _spawn(self, kind: str, args: list[str], name: str) -> ServerProcess:
         """A server process of the run, stopped with it at the latest."""
@@ -450,12 +437,7 @@ def _plan(args: argparse.Namespace) -> Plan:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
-    results = run(_plan(args), args.profile_server)
-    print(report.table(results))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    text.write_json(results, args.output)
-    print(f"\nResults: {args.output}")
-    return 0  # the targets are informational
+    return text.publish(run(_plan(args), args.profile_server), report.table, args.output)
 
 
 if __name__ == "__main__":

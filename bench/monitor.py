@@ -37,7 +37,6 @@ from redis.utils import HIREDIS_AVAILABLE
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
 from workermon_core.auth import TokenAuthority
-from workermon_core.redis_store import EmbeddedRedis
 
 from . import monitor_report as report
 from . import monitor_workload as workload
@@ -52,6 +51,7 @@ from .procs import (
     delete_keys,
     delete_matching,
     machine_sample,
+    start_redis,
 )
 from .server import SECRET_ENV
 
@@ -153,7 +153,7 @@ class Bench:
         run = uuid.uuid4().hex[:10]
         self.bull_prefix = f"wmmon-{run}"
         self.suite_prefix = f"wmmon-{run}-suite"
-        self.redis_url, self.redis_kind = self._start_redis()
+        self.redis_url, self.redis_kind = start_redis(self.tmp, stack)
         self.redis = redis.Redis.from_url(self.redis_url)
         stack.callback(self.redis.close)
         stack.callback(self._forget_keys)
@@ -172,17 +172,6 @@ class Bench:
     def log(self, text: str) -> None:
         """Progress line on stderr."""
         _log(self.started, text)
-
-    def _start_redis(self) -> tuple[str, str]:
-        configured = os.environ.get("REDIS_URL")
-        if configured:
-            return configured, "REDIS_URL"
-        embedded = EmbeddedRedis(self.tmp)
-        url = embedded.start()
-        self.stack.callback(embedded.stop)
-        with redis.Redis.from_url(url) as admin:
-            admin.config_set("save", "")  # no RDB snapshot (a fork) in the middle of a measurement
-        return url, "embedded"
 
     def _forget_keys(self) -> None:
         began = time.perf_counter()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import grpc
@@ -57,6 +57,23 @@ def _timed_out(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError)
 
 
+class Failures(Protocol):
+    """Where a batch of calls counts what went wrong."""
+
+    errors: int
+    timeouts: int
+    error_sample: str
+
+
+def count_failure(into: Failures, exc: BaseException) -> None:
+    """A failed call: a time-out or an error, the first one described."""
+    if _timed_out(exc):
+        into.timeouts += 1
+    else:
+        into.errors += 1
+    into.error_sample = into.error_sample or _describe(exc)
+
+
 async def _caller(
     call: Call, calls: int, until: float, result: CallsResult, expected_items: int = -1
 ) -> None:
@@ -70,11 +87,7 @@ async def _caller(
                 raise WrongAnswer(f"{items} items in the answer, expected {expected_items}")
         # ValueError: a body that is not the JSON expected, or a wrong answer; an error, not a crash.
         except (grpc.aio.AioRpcError, aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            if _timed_out(exc):
-                result.timeouts += 1
-            else:
-                result.errors += 1
-            result.error_sample = result.error_sample or _describe(exc)
+            count_failure(result, exc)
             continue
         result.latencies_ms.append((time.perf_counter() - sent) * 1000.0)
         result.items, result.response_bytes = items, size
@@ -173,6 +186,20 @@ class GrpcReadJob:
             await _close(channels)
 
 
+async def get_json(session: aiohttp.ClientSession, url: str, items_key: str) -> tuple[int, int]:
+    """GET a JSON answer and parse it: (its `items_key`, a list's length or a number; its bytes); an
+    answer other than 200 raises."""
+    async with session.get(url) as response:
+        body = await response.read()
+        if response.status != 200:
+            raise aiohttp.ClientResponseError(
+                response.request_info, (), status=response.status, message=body[:200].decode()
+            )
+    answer: dict[str, Any] = json.loads(body)
+    value = answer.get(items_key)
+    return (len(value) if isinstance(value, list) else int(value or 0)), len(body)
+
+
 @dataclass(frozen=True, slots=True)
 class HttpReadJob:
     """`callers` closed-loop callers of one GET URL answering JSON, each making `calls_per_caller` calls
@@ -189,15 +216,7 @@ class HttpReadJob:
 
     def _call(self, session: aiohttp.ClientSession) -> Call:
         async def get() -> tuple[int, int]:
-            async with session.get(self.url) as response:
-                body = await response.read()
-                if response.status != 200:
-                    raise aiohttp.ClientResponseError(
-                        response.request_info, (), status=response.status, message=body[:200].decode()
-                    )
-            answer: dict[str, Any] = json.loads(body)
-            value = answer.get(self.items_key)
-            return (len(value) if isinstance(value, list) else int(value or 0)), len(body)
+            return await get_json(session, self.url, self.items_key)
 
         return get
 

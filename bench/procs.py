@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from multiprocessing.context import SpawnContext
 from pathlib import Path
@@ -17,6 +18,8 @@ from typing import IO, Any
 
 import psutil
 import redis
+
+from workermon_core.redis_store import EmbeddedRedis
 
 from . import client
 
@@ -48,9 +51,12 @@ class ServerProcess:
         env: dict[str, str],
         log_path: Path,
         command: list[str] | None = None,
+        *,
+        announces: bool = True,
     ) -> None:
         """`command` replaces `python -m bench.server KIND` for a server of another kind (a Node
-        baseline) that prints `PORT <n>` the same way."""
+        baseline) that prints `PORT <n>` the same way; one that does not (`announces=False`, e.g.
+        `workermon serve` on ports chosen beforehand) gets no stdout pipe, which nobody would drain."""
         self.kind = kind
         self.log_path = log_path
         self._log: IO[bytes] = log_path.open("wb")
@@ -58,7 +64,7 @@ class ServerProcess:
             [*(command or [sys.executable, "-m", "bench.server", kind]), *args],
             cwd=ROOT,
             env={**os.environ, **env},
-            stdout=subprocess.PIPE,
+            stdout=subprocess.PIPE if announces else subprocess.DEVNULL,
             stderr=self._log,
         )
         self.port = 0
@@ -76,10 +82,10 @@ class ServerProcess:
         with selectors.DefaultSelector() as selector:
             selector.register(self.proc.stdout, selectors.EVENT_READ)
             if not selector.select(timeout):
-                raise BenchError(f"{self.kind} server did not start within {timeout:.0f}s; {self._tail()}")
+                raise BenchError(f"{self.kind} server did not start within {timeout:.0f}s; {self.tail()}")
         line = self.proc.stdout.readline().decode().strip()
         if not line.startswith("PORT "):
-            raise BenchError(f"{self.kind} server failed to start; {self._tail()}")
+            raise BenchError(f"{self.kind} server failed to start; {self.tail()}")
         ports = [int(word) for word in line.split()[1:]]
         self.port, self.more_ports = ports[0], ports[1:]
 
@@ -89,9 +95,10 @@ class ServerProcess:
 
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
-            raise BenchError(f"{self.kind} server exited with {self.proc.returncode}; {self._tail()}")
+            raise BenchError(f"{self.kind} server exited with {self.proc.returncode}; {self.tail()}")
 
-    def _tail(self) -> str:
+    def tail(self) -> str:
+        """The end of the server's log, for a failure message."""
         self._log.flush()
         text = self.log_path.read_text(errors="replace")[-3000:]
         return f"server log {self.log_path}:\n{text}"
@@ -212,6 +219,20 @@ def snapshot(servers: Sequence[ServerProcess], redis_client: redis.Redis) -> Sna
         redis=redis_sample(redis_client),
         machine=machine_sample(),
     )
+
+
+def start_redis(directory: Path, stack: ExitStack) -> tuple[str, str]:
+    """REDIS_URL when set, else an embedded Redis in `directory` stopped with `stack`: (URL, kind)."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        return configured, "REDIS_URL"
+    embedded = EmbeddedRedis(directory)
+    url = embedded.start()
+    stack.callback(embedded.stop)
+    # Our own throw-away instance: no RDB snapshot (a fork) in the middle of a measurement.
+    with redis.Redis.from_url(url) as admin:
+        admin.config_set("save", "")
+    return url, "embedded"
 
 
 def delete_keys(redis_client: redis.Redis, prefix: str) -> int:

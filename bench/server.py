@@ -89,7 +89,7 @@ async def serve_heartbeat(redis_url: str, prefix: str, secret: str) -> None:
     await suite.stop()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -100,7 +100,7 @@ async def serve_monitor(secret: str, http: bool = False) -> None:
     `http`, the HTTP gateway too (`workermon serve --http`), on a free port."""
     # A real port, not 0: MonitorService dials its peers at its own configured address.
     overrides: dict[str, Any] = {"http_port": 0} if http else {}
-    settings = load_settings(jwt_secret=secret, grpc_port=_free_port(), **overrides)
+    settings = load_settings(jwt_secret=secret, grpc_port=free_port(), **overrides)
     configure_logging(settings.log_level, settings.log_format)
     await migrate(settings)
     suite = await start_suite(settings, "all" if http else "services")

@@ -61,9 +61,13 @@ def main(
     )
     args = parser.parse_args(argv)
     full, quick = plans
-    results = run(quick if args.quick else full)
+    return publish(run(quick if args.quick else full), table, args.output)
+
+
+def publish(results: dict[str, Any], table: Callable[[dict[str, Any]], str], output: Path) -> int:
+    """Print the table, write the JSON to `output`; the exit status, 0 (the targets are informational)."""
     print(table(results))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    write_json(results, args.output)
-    print(f"\nResults: {args.output}")
-    return 0  # the targets are informational
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_json(results, output)
+    print(f"\nResults: {output}")
+    return 0

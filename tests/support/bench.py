@@ -13,17 +13,34 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_quick(module: str, output: Path, timeout: float) -> tuple[str, dict[str, Any]]:
     """Run `python -m <module> --quick --output <output>`; its printed report and its JSON results."""
-    run = subprocess.run(
-        [sys.executable, "-m", module, "--quick", "--output", str(output)],
-        check=False,  # the assertion below shows the output
+    return run_bench(module, ["--quick"], output, timeout)
+
+
+def run_bench(
+    module: str, options: list[str], output: Path, timeout: float, env: dict[str, str] | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Run `python -m <module> <options> --output <output>` (in `env` when given); its printed report and
+    its JSON results."""
+    with subprocess.Popen(
+        [sys.executable, "-m", module, *options, "--output", str(output)],
         cwd=ROOT,
-        capture_output=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
+    ) as run:
+        try:
+            stdout, stderr = run.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            # SIGTERM first, so the benchmark stops the processes it started and removes what it made.
+            run.terminate()
+            stdout, stderr = run.communicate(timeout=60)
+            raise AssertionError(
+                f"{module} did not finish within {timeout:.0f} s\n{stdout}{stderr}"
+            ) from None
+    assert run.returncode == 0, stdout + stderr
     data: dict[str, Any] = json.loads(output.read_text())
-    return run.stdout, data
+    return stdout, data
 
 
 def positive(section: dict[str, Any], keys: tuple[str, ...], where: str) -> None:
