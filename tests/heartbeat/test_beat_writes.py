@@ -6,11 +6,16 @@ the tampered value, one it rewrites gets the worker's value back.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
 import redis.asyncio as aioredis
+from redis import exceptions as redis_exceptions
 
 from tests.support.fakes import FakeClock
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
-from workermon_heartbeat.store import Registry, fingerprint
+from workermon_heartbeat.store import Beat, BeatOutcome, Registry, fingerprint
 
 from ..support.heartbeat import Running, report, worker_view
 
@@ -20,7 +25,7 @@ def _keys(registry: Registry, worker_id: str) -> tuple[str, str]:
 
 
 async def _events(redis: aioredis.Redis, registry: Registry) -> list[tuple[bytes, bytes]]:
-    entries = await redis.xrange(registry.root + ":events")
+    entries: Any = await redis.xrange(registry.root + ":events")
     return [(fields[b"type"], fields[b"reason"]) for _id, fields in entries]
 
 
@@ -127,3 +132,27 @@ async def test_forgotten_worker_is_written_whole_again(
     assert await redis.hmget(wkey, ["host", "first", "last"]) == [b"host-a", now, now]
     assert await redis.zscore(ids, "w-1") == 0
     assert (await _events(redis, registry))[-1] == (b"ONLINE", b"first beat")
+
+
+async def test_beats_sent_together_share_a_script_call_and_a_damaged_key_fails_only_its_beat(
+    hb: Running, redis: aioredis.Redis
+) -> None:
+    registry = hb.servicer.registry
+    await redis.set(registry.root + ":w:broken", "not a hash")
+    calls: list[int] = []
+    record = registry._beats._flush
+
+    async def counted(beats: list[Beat]) -> Sequence[BeatOutcome | Exception]:
+        calls.append(len(beats))
+        return await record(beats)
+
+    registry._beats._flush = counted
+    outcomes = await asyncio.gather(
+        *(registry.beat(report(name), []) for name in ("w-1", "broken", "w-2")), return_exceptions=True
+    )
+
+    assert calls == [3]
+    assert isinstance(outcomes[1], redis_exceptions.ResponseError) and "WRONGTYPE" in str(outcomes[1])
+    for name, outcome in (("w-1", outcomes[0]), ("w-2", outcomes[2])):
+        assert isinstance(outcome, BeatOutcome) and outcome.identity_written
+        assert (await worker_view(hb, name)).status == pb.WORKER_STATUS_ONLINE

@@ -53,7 +53,8 @@ end
 # A steady beat (online, same fingerprint) writes only what moves: the report when it differs, the
 # deadline, last-seen time, key expiry and queue scores; the identity fields, the id index, `first`,
 # `off` and dropped queues are written only when the worker is new, back, or its fingerprint changed.
-# Per beat it answers {identity written (0/1), report written (0/1), commands as flat fields}.
+# Per beat it answers {identity written (0/1), report written (0/1), commands as flat fields}, or
+# {'error', message} when that beat failed (a damaged key, say): the beats around it still count.
 BEAT = (
     """
 local root, now_s, deadline, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -135,7 +136,15 @@ end
 
 local replies, i = {}, 8
 for k = 1, n_beats do
-  i, replies[k] = beat(i)
+  local ok, after, reply = pcall(beat, i)
+  if ok then
+    replies[k] = reply
+    i = after
+  else
+    if type(after) == 'table' then after = after.err end
+    replies[k] = {'error', tostring(after)}
+    i = i + 7 + 3 * tonumber(ARGV[i + 6])
+  end
 end
 return replies
 """

@@ -9,14 +9,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
 from redis.typing import EncodableT, FieldT
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
+from workermon_core.coalesce import Coalescer
 from workermon_core.redis_store import AnyRedis, key_prefix
 
 from . import scripts
 
 Clock = Callable[[], float]
+Beat = tuple[pb.WorkerReport, Sequence[pb.CommandAck]]
 
 _TYPE_NAMES: dict[int, str] = {
     pb.COMMAND_TYPE_QUIET: "QUIET",
@@ -156,18 +159,29 @@ class Registry:
         self._sweep = redis.register_script(scripts.SWEEP)
         self._list = redis.register_script(scripts.LIST)
         self._summary = redis.register_script(scripts.SUMMARY)
+        self._beats: Coalescer[Beat, BeatOutcome] = Coalescer(self._record_beats)
 
     def now_ms(self) -> int:
         """The injectable clock, in milliseconds."""
         return int(self.clock() * 1000)
 
     async def beat(self, rep: pb.WorkerReport, acks: Sequence[pb.CommandAck]) -> BeatOutcome:
-        """Record a beat, settle acknowledgements and take the pending commands, in one script call."""
-        args = beat_header(self.root, self.config, self.now_ms(), 1) + beat_arguments(rep, acks)
-        (reply,) = await self._beat(keys=[self.root + ":ids"], args=args)
+        """Record a beat, settle acknowledgements and take the pending commands.
+
+        Beats arriving together share one script call (see Coalescer); each keeps its own outcome.
+        """
+        outcome = await self._beats.submit((rep, acks))
         if rep.timings:
             await self._keep_timings(rep.timings)
-        return _outcome(reply)
+        return outcome
+
+    async def _record_beats(self, beats: list[Beat]) -> list[BeatOutcome | Exception]:
+        """One Beat script call for the batch, in arrival order."""
+        args = beat_header(self.root, self.config, self.now_ms(), len(beats))
+        for rep, acks in beats:
+            args += beat_arguments(rep, acks)
+        replies = await self._beat(keys=[self.root + ":ids"], args=args)
+        return [_outcome(reply) for reply in replies]
 
     async def _keep_timings(self, timings: Sequence[pb.JobTimings]) -> None:
         """Append each worker's per-minute sketches; GetQueueTimings merges them when asked."""
@@ -349,7 +363,9 @@ def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> StoredEvent:
     )
 
 
-def _outcome(reply: list[Any]) -> BeatOutcome:
+def _outcome(reply: list[Any]) -> BeatOutcome | Exception:
+    if reply[0] == b"error":
+        return redis.exceptions.ResponseError(_text(reply[1]))
     identity, report, flat = reply
     return BeatOutcome(commands=_commands(flat), identity_written=bool(identity), report_written=bool(report))
 
