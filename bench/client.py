@@ -27,10 +27,10 @@ import redis
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
-from workermon_core.redis_store import connect, key_prefix
+from workermon_core.redis_store import connect
 from workermon_core.targets import channel_target
 from workermon_heartbeat import scripts
-from workermon_heartbeat.store import MAX_COMMANDS_PER_BEAT, fingerprint
+from workermon_heartbeat.store import beat_arguments, beat_header, registry_root
 
 from . import workload
 from .server import bench_registry, bench_registry_config
@@ -530,9 +530,7 @@ def _register(job: RegisterJob) -> RegisterResult:
     beaten once, without paying a gRPC round trip per worker (registration is not what is measured).
     The argument list is Registry.beat's; the orchestrator checks the result with GetWorkerSummary."""
     config = bench_registry_config()
-    root = key_prefix(job.prefix) + ":hb"
-    window_ms = int(config.online_window * 1000)
-    retention = int(config.retention)
+    root = registry_root(job.prefix)
     client = redis.Redis.from_url(job.redis_url)
     began = time.perf_counter()
     try:
@@ -540,27 +538,10 @@ def _register(job: RegisterJob) -> RegisterResult:
         end = job.first + job.count
         for start in range(job.first, end, job.batch):
             pipe = client.pipeline(transaction=False)
-            now = int(time.time() * 1000)
+            header = beat_header(root, config, int(time.time() * 1000), 1)
             for index in range(start, min(start + job.batch, end)):
-                rep = workload.report(index, 0)
-                pipe.evalsha(
-                    sha,
-                    1,
-                    root + ":ids",
-                    root,
-                    rep.worker_id,
-                    now,
-                    now + window_ms,
-                    retention,
-                    rep.SerializeToString(),
-                    fingerprint(rep),
-                    rep.instance_id,
-                    rep.hostname,
-                    "\n".join(sorted(set(rep.queues))),
-                    config.events_max,
-                    MAX_COMMANDS_PER_BEAT,
-                    0,
-                )
+                args = header + beat_arguments(workload.report(index, 0), [])
+                pipe.evalsha(sha, 1, root + ":ids", *args)
             pipe.execute()
     finally:
         client.close()

@@ -313,7 +313,8 @@ def _beat_findings(f: Results, unary: Results, cpus: int) -> list[str]:
 def _redis_finding(f: Results, beat: Results, cpus: int) -> str:
     return (
         f"Redis: the Beat script takes {f['redis_script_us_uncontended']:.1f} us per call during "
-        f"registration and {f['redis_script_us_loaded']:.1f} us under the beat load (sharing {cpus} cores); "
+        f"registration (one beat per call) and {f['redis_script_us_loaded']:.1f} us under the beat load "
+        f"(sharing {cpus} cores; a call there carries the beats that arrived together); "
         f"Redis spends {f['redis_cpu_us_per_beat']:.0f} us of CPU per beat including I/O, a ceiling of "
         f"~{f['redis_ceiling_beats_per_s']:,.0f} beats/s for one Redis on this machine "
         f"({beat['redis_cpu_pct']:.0f}% busy at the measured rate)."
@@ -396,7 +397,7 @@ def _header(r: Results) -> list[str]:
         "load.",
         "Columns: CPU as % of one core (machine: % of all cores); s/1k = CPU seconds per 1,000 beats of the "
         "server processes (srv, summed) or of the load generators (load); Redis us = EVALSHA us per call "
-        "(INFO commandstats).",
+        "(INFO commandstats; beats arriving together share a call).",
     ]
 
 

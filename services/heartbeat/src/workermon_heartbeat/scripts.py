@@ -47,62 +47,106 @@ local function set_queue_scores(queues, score)
 end
 """
 
+# Records a batch of beats in order. Arguments: root, now (ms), online deadline (ms), retention (s),
+# events max length, commands per beat, number of beats; then per beat: worker id, serialized report,
+# fingerprint, instance id, host, queues (newline-separated), number of acks, and three values per ack.
+# A steady beat (online, same fingerprint) writes only what moves: the report when it differs, the
+# deadline, last-seen time, key expiry and queue scores; the identity fields, the id index, `first`,
+# `off` and dropped queues are written only when the worker is new, back, or its fingerprint changed.
+# Per beat it answers {identity written (0/1), report written (0/1), commands as flat fields}, or
+# {'error', message} when that beat failed (a damaged key, say): the beats around it still count.
 BEAT = (
     """
-local root, id, now_s = ARGV[1], ARGV[2], ARGV[3]
-local now, deadline, retention = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local info, fp, inst, host, queues = ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
-local maxlen, max_commands, n_acks = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
+local root, now_s, deadline, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
+local now = tonumber(now_s)
+local maxlen, max_commands, n_beats = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local id
 """
     + _EMIT
     + _DELIVER
     + """
-local wkey = root .. ':w:' .. id
-local old = redis.call('ZSCORE', root .. ':deadline', id)
-local prev = redis.call('HMGET', wkey, 'fp', 'inst', 'queues')
-if not old then
-  emit('ONLINE', 'first beat')
-else
-  old = tonumber(old)
-  if old <= now then
-    if old > 0 then emit('OFFLINE', 'missed beats') end
-    emit('ONLINE', 'back online')
-  elseif prev[1] ~= fp then
-    if prev[2] ~= inst then emit('UPDATED', 'restarted') else emit('UPDATED', 'changed') end
+local function settle(i, n_acks)
+  for _ = 1, n_acks do
+    local ckey = root .. ':cmd:' .. ARGV[i]
+    local c = redis.call('HMGET', ckey, 'worker', 'status', 'exp')
+    if c[1] == id and (c[2] == 'DELIVERED' or c[2] == 'PENDING') and tonumber(c[3]) > now then
+      local status = 'FAILED'
+      if ARGV[i + 1] == '1' then status = 'ACKED' end
+      redis.call('HSET', ckey, 'status', status, 'result', ARGV[i + 2], 'done', now_s)
+    end
+    i = i + 3
+  end
+  return i
+end
+
+local function beat(i)
+  id = ARGV[i]
+  local info, fp, inst, host, queues = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local wkey = root .. ':w:' .. id
+  local old = redis.call('ZSCORE', root .. ':deadline', id)
+  local prev = redis.call('HMGET', wkey, 'fp', 'inst', 'queues', 'info')
+  local online = false
+  if not old then
+    emit('ONLINE', 'first beat')
+  else
+    old = tonumber(old)
+    if old <= now then
+      if old > 0 then emit('OFFLINE', 'missed beats') end
+      emit('ONLINE', 'back online')
+    else
+      online = true
+      if prev[1] ~= fp then
+        if prev[2] ~= inst then emit('UPDATED', 'restarted') else emit('UPDATED', 'changed') end
+      end
+    end
+  end
+  local identity = not old or prev[1] ~= fp
+  local report = identity or prev[4] ~= info
+  redis.call('ZADD', root .. ':deadline', deadline, id)
+  redis.call('ZADD', root .. ':lastseen', now, id)
+  if identity then
+    redis.call('ZADD', root .. ':ids', 0, id)
+    redis.call('HSET', wkey, 'info', info, 'fp', fp, 'inst', inst, 'host', host, 'queues', queues,
+               'last', now_s)
+    redis.call('HSETNX', wkey, 'first', now_s)
+  elseif report then
+    redis.call('HSET', wkey, 'info', info, 'last', now_s)
+  else
+    redis.call('HSET', wkey, 'last', now_s)
+  end
+  -- Only GOODBYE and SWEEP set `off`, and both take the deadline to 0: an online worker has none.
+  if not online then redis.call('HDEL', wkey, 'off') end
+  redis.call('EXPIRE', wkey, retention)
+  local current = {}
+  for q in string.gmatch(queues, '[^\\n]+') do
+    current[q] = true
+    local qkey = root .. ':q:' .. q
+    redis.call('ZADD', qkey, deadline, id)
+    redis.call('EXPIRE', qkey, retention)
+    redis.call('ZADD', root .. ':queues', 'GT', deadline, q)
+  end
+  if identity and prev[3] and prev[3] ~= queues then
+    for q in string.gmatch(prev[3], '[^\\n]+') do
+      if not current[q] then redis.call('ZREM', root .. ':q:' .. q, id) end
+    end
+  end
+  local after = settle(i + 7, tonumber(ARGV[i + 6]))
+  return after, {identity and 1 or 0, report and 1 or 0, deliver(max_commands)}
+end
+
+local replies, i = {}, 8
+for k = 1, n_beats do
+  local ok, after, reply = pcall(beat, i)
+  if ok then
+    replies[k] = reply
+    i = after
+  else
+    if type(after) == 'table' then after = after.err end
+    replies[k] = {'error', tostring(after)}
+    i = i + 7 + 3 * tonumber(ARGV[i + 6])
   end
 end
-redis.call('ZADD', root .. ':ids', 0, id)
-redis.call('ZADD', root .. ':deadline', deadline, id)
-redis.call('ZADD', root .. ':lastseen', now, id)
-redis.call('HSET', wkey, 'info', info, 'fp', fp, 'inst', inst, 'host', host, 'queues', queues, 'last', now_s)
-redis.call('HSETNX', wkey, 'first', now_s)
-redis.call('HDEL', wkey, 'off')
-redis.call('EXPIRE', wkey, retention)
-local current = {}
-for q in string.gmatch(queues, '[^\\n]+') do
-  current[q] = true
-  local qkey = root .. ':q:' .. q
-  redis.call('ZADD', qkey, deadline, id)
-  redis.call('EXPIRE', qkey, retention)
-  redis.call('ZADD', root .. ':queues', 'GT', deadline, q)
-end
-if prev[3] and prev[3] ~= queues then
-  for q in string.gmatch(prev[3], '[^\\n]+') do
-    if not current[q] then redis.call('ZREM', root .. ':q:' .. q, id) end
-  end
-end
-local i = 14
-for _ = 1, n_acks do
-  local ckey = root .. ':cmd:' .. ARGV[i]
-  local c = redis.call('HMGET', ckey, 'worker', 'status', 'exp')
-  if c[1] == id and (c[2] == 'DELIVERED' or c[2] == 'PENDING') and tonumber(c[3]) > now then
-    local status = 'FAILED'
-    if ARGV[i + 1] == '1' then status = 'ACKED' end
-    redis.call('HSET', ckey, 'status', status, 'result', ARGV[i + 2], 'done', now_s)
-  end
-  i = i + 3
-end
-return deliver(max_commands)
+return replies
 """
 )
 

@@ -63,8 +63,10 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         """Record one beat; answer with server time, the beat interval and pending commands."""
         validation.report(request.report)
         validation.acks(request.acks)
-        commands = await self.registry.beat(request.report, list(request.acks))
-        return pb.BeatResponse(server_time=self._now(), beat_interval=self.beat_interval, commands=commands)
+        beat = await self.registry.beat(request.report, request.acks)
+        return pb.BeatResponse(
+            server_time=self._now(), beat_interval=self.beat_interval, commands=beat.commands
+        )
 
     async def BeatStream(
         self, request_iterator: AsyncIterator[pb.BeatStreamRequest], context: grpc.aio.ServicerContext
@@ -100,7 +102,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
                     self._wakers[worker_id].add(inbox)
                 elif item.report.worker_id != worker_id:
                     raise InvalidArgument("report.worker_id", f"a stream carries one worker ({worker_id!r})")
-                yield self._stream_response(await self.registry.beat(item.report, list(item.acks)))
+                yield self._stream_response((await self.registry.beat(item.report, item.acks)).commands)
             if failure:
                 raise failure[0]
         finally:

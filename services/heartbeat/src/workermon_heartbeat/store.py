@@ -9,14 +9,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
 from redis.typing import EncodableT, FieldT
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
+from workermon_core.coalesce import Coalescer
 from workermon_core.redis_store import AnyRedis, key_prefix
 
 from . import scripts
 
 Clock = Callable[[], float]
+Beat = tuple[pb.WorkerReport, Sequence[pb.CommandAck]]
 
 _TYPE_NAMES: dict[int, str] = {
     pb.COMMAND_TYPE_QUIET: "QUIET",
@@ -61,6 +64,15 @@ class StoredWorker:
 
 
 @dataclass(frozen=True, slots=True)
+class BeatOutcome:
+    """What a beat wrote besides its deadline and last-seen time, and the commands it took."""
+
+    commands: list[pb.WorkerCommand]
+    identity_written: bool  # fingerprint, instance, host, queues: only for a new, returning or changed worker
+    report_written: bool  # the stored report: only when it differs from the last one
+
+
+@dataclass(frozen=True, slots=True)
 class StoredEvent:
     """One transition from the events stream."""
 
@@ -85,6 +97,46 @@ def fingerprint(rep: pb.WorkerReport) -> str:
     return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
 
 
+def registry_root(prefix: str) -> str:
+    """The hash-tagged root of every registry key under the suite's Redis prefix."""
+    return key_prefix(prefix) + ":hb"
+
+
+def beat_header(root: str, config: RegistryConfig, now: int, beats: int) -> list[EncodableT]:
+    """The leading arguments of the Beat script for `beats` beats recorded at `now` (ms)."""
+    return [
+        root,
+        now,
+        now + int(config.online_window * 1000),
+        int(config.retention),
+        config.events_max,
+        MAX_COMMANDS_PER_BEAT,
+        beats,
+    ]
+
+
+def beat_arguments(rep: pb.WorkerReport, acks: Sequence[pb.CommandAck]) -> list[EncodableT]:
+    """One beat's arguments to the Beat script, after its header (`Registry.beat_header`)."""
+    if rep.timings:
+        # Timings are kept per queue and minute, not in the worker's stored report.
+        stripped = pb.WorkerReport()
+        stripped.CopyFrom(rep)
+        stripped.ClearField("timings")
+        rep = stripped
+    args: list[EncodableT] = [
+        rep.worker_id,
+        rep.SerializeToString(),
+        fingerprint(rep),
+        rep.instance_id,
+        rep.hostname,
+        "\n".join(sorted(set(rep.queues))),
+        len(acks),
+    ]
+    for ack in acks:
+        args += [ack.command_id, "1" if ack.ok else "0", ack.result]
+    return args
+
+
 def _text(value: object) -> str:
     """A Redis reply value as text ("" for a missing one)."""
     if value is None:
@@ -97,7 +149,7 @@ class Registry:
 
     def __init__(self, redis: AnyRedis, prefix: str, config: RegistryConfig, clock: Clock = time.time):
         self.redis = redis
-        self.root = key_prefix(prefix) + ":hb"
+        self.root = registry_root(prefix)
         self.config = config
         self.clock = clock
         self.notify_channel = self.root + ":notify"
@@ -107,43 +159,29 @@ class Registry:
         self._sweep = redis.register_script(scripts.SWEEP)
         self._list = redis.register_script(scripts.LIST)
         self._summary = redis.register_script(scripts.SUMMARY)
+        self._beats: Coalescer[Beat, BeatOutcome] = Coalescer(self._record_beats)
 
     def now_ms(self) -> int:
         """The injectable clock, in milliseconds."""
         return int(self.clock() * 1000)
 
-    async def beat(self, rep: pb.WorkerReport, acks: list[pb.CommandAck]) -> list[pb.WorkerCommand]:
-        """Record a beat, settle acknowledgements and take the pending commands, in one script call."""
-        now = self.now_ms()
-        timings = list(rep.timings)
-        if timings:
-            # Timings are kept per queue and minute, not in the worker's stored report.
-            stripped = pb.WorkerReport()
-            stripped.CopyFrom(rep)
-            stripped.ClearField("timings")
-            rep = stripped
+    async def beat(self, rep: pb.WorkerReport, acks: Sequence[pb.CommandAck]) -> BeatOutcome:
+        """Record a beat, settle acknowledgements and take the pending commands.
 
-        args: list[str | bytes | int] = [
-            self.root,
-            rep.worker_id,
-            now,
-            now + int(self.config.online_window * 1000),
-            int(self.config.retention),
-            rep.SerializeToString(),
-            fingerprint(rep),
-            rep.instance_id,
-            rep.hostname,
-            "\n".join(sorted(set(rep.queues))),
-            self.config.events_max,
-            MAX_COMMANDS_PER_BEAT,
-            len(acks),
-        ]
-        for ack in acks:
-            args += [ack.command_id, "1" if ack.ok else "0", ack.result]
-        flat = await self._beat(keys=[self.root + ":ids"], args=args)
-        if timings:
-            await self._keep_timings(timings)
-        return _commands(flat)
+        Beats arriving together share one script call (see Coalescer); each keeps its own outcome.
+        """
+        outcome = await self._beats.submit((rep, acks))
+        if rep.timings:
+            await self._keep_timings(rep.timings)
+        return outcome
+
+    async def _record_beats(self, beats: list[Beat]) -> list[BeatOutcome | Exception]:
+        """One Beat script call for the batch, in arrival order."""
+        args = beat_header(self.root, self.config, self.now_ms(), len(beats))
+        for rep, acks in beats:
+            args += beat_arguments(rep, acks)
+        replies = await self._beat(keys=[self.root + ":ids"], args=args)
+        return [_outcome(reply) for reply in replies]
 
     async def _keep_timings(self, timings: Sequence[pb.JobTimings]) -> None:
         """Append each worker's per-minute sketches; GetQueueTimings merges them when asked."""
@@ -323,6 +361,13 @@ def _event(entry_id: bytes, fields: dict[bytes, bytes]) -> StoredEvent:
         reason=_text(fields.get(b"reason")),
         time_ms=int(fields.get(b"t") or 0),
     )
+
+
+def _outcome(reply: list[Any]) -> BeatOutcome | Exception:
+    if reply[0] == b"error":
+        return redis.exceptions.ResponseError(_text(reply[1]))
+    identity, report, flat = reply
+    return BeatOutcome(commands=_commands(flat), identity_written=bool(identity), report_written=bool(report))
 
 
 def _commands(flat: list[bytes]) -> list[pb.WorkerCommand]:
