@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -368,3 +368,23 @@ async def test_upstream_down_keeps_the_stream_open_and_says_so(start_gateway: St
         event = await reader.next(kinds=("worker",), within=15)
         assert event.json["workerId"] == "gw-after-outage"
         await worker.stop()
+
+
+def test_another_replicas_event_id_is_never_taken_for_ours() -> None:
+    # Two gateway replicas publish the same upstream events at the same moments; an id of one must not
+    # be replayed from by the other (the client would miss events), whatever the timing.
+    now = [time.time()]
+
+    def replica() -> LiveStream:
+        # No upstream is asked here: the replicas only number and keep what they are given.
+        return LiveStream(
+            cast(Any, None), cast(Any, None), overview_interval=2.0, replay_seconds=60.0, clock=lambda: now[0]
+        )
+
+    for _ in range(20):
+        first, second = replica(), replica()
+        for n in range(5):
+            ours = first.publish("worker", {"n": n})
+            second.publish("worker", {"n": n})
+        resumed = second.subscribe(ours.id)
+        assert [event.kind for event in resumed.backlog][:1] == ["reset"], ours.id

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 import json
 import re
+import secrets
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -133,7 +134,11 @@ class LiveStream:
         self.client_queue_size = client_queue_size
         self._clock = clock
         self._ring: deque[StreamEvent] = deque(maxlen=max_events)
-        self._seq = 0
+        # Each process starts its sequence at a random point: gateway replicas publish the same upstream
+        # events, often in the same millisecond after as many events, so ids counted from 0 could match
+        # across replicas and a client resuming on another replica would be replayed events it never got
+        # instead of being told to refetch.
+        self._seq = secrets.randbelow(1 << 40)
         self._started_ms = int(clock() * 1000)
         self._last_ms = self._started_ms
         self._last_id = ""
