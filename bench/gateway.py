@@ -259,7 +259,7 @@ class Bench:
 
     def beat(self, index: int) -> None:
         """One Beat of a worker never seen before: an ONLINE transition on WatchWorkers."""
-        token = self.authority.mint(worker_id(index), "worker")
+        token = self.authority.mint(worker_id(index), "worker", worker=worker_id(index))
         with grpc.insecure_channel(self.server.target) as channel:
             hb_grpc.HeartbeatServiceStub(channel).Beat(
                 hb_pb.BeatRequest(report=worker_report(index, 0)),

@@ -127,7 +127,8 @@ class Bench:
         stack.callback(self._forget_keys)
         secret = secrets.token_urlsafe(48)
         authority = TokenAuthority(secret)
-        self.worker_token = authority.mint("bench-fleet", "worker")
+        # One token for the whole simulated fleet, bound to its ids.
+        self.worker_token = authority.mint("bench-fleet", "worker", worker="bench/worker-*")
         self.viewer_token = authority.mint("bench-dashboard", "viewer")
         ctx = multiprocessing.get_context("spawn")  # no fork: grpc does not survive one
         self.clients = [ClientProcess(ctx) for _ in range(plan.clients)]

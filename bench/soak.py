@@ -116,7 +116,8 @@ class Soak:
         authority = TokenAuthority(secret)
         # Valid past the end: a live stream ends when the token it was opened with expires.
         ttl = plan.minutes * 60 + 3600
-        self.worker_token = authority.mint("soak-fleet", "worker", ttl)
+        # One token for the whole simulated fleet, bound to its ids.
+        self.worker_token = authority.mint("soak-fleet", "worker", ttl, worker="bench/worker-*")
         self.viewer_token = authority.mint("soak-dashboard", "viewer", ttl)
         self.names = monitor_workload.queue_names(plan.queues)
         self.log(f"writing {plan.queues} queues of {POPULATED_JOBS} jobs")

@@ -1,6 +1,7 @@
 """A BullMQ worker reporting to Worker Monitor.
 
-    WORKERMON_TOKEN=$(uv run workermon token --role worker --sub example) \
+    export WORKER_ID=example-1
+    WORKERMON_TOKEN=$(uv run workermon token --role worker --sub example --worker $WORKER_ID) \
     QUEUE_REDIS_URL=redis://127.0.0.1:6379 uv run python examples/worker.py
 
 It processes the `example` queue, beats every few seconds, obeys QUIET / RESUME / STOP / CANCEL_JOB

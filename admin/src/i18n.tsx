@@ -123,6 +123,12 @@ const en = {
   needsAdmin: "Needs the admin role",
   done: "Done",
   notFound: "Page not found",
+  commandAckedQuiet: "{worker} is quiet: it acknowledged and takes no new jobs",
+  commandAckedResume: "{worker} acknowledged and takes jobs again",
+  commandAckedStop: "{worker} acknowledged and is stopping",
+  commandRefused: "Refused by the worker {worker}: {answer}",
+  commandExpired: "it did not answer before the command expired",
+  commandPending: "Sent to {worker}, not yet acknowledged (command {id})",
 } as const;
 
 export type MessageKey = keyof typeof en;
@@ -250,6 +256,12 @@ const ko: Record<MessageKey, string> = {
   needsAdmin: "admin 역할이 필요합니다",
   done: "완료",
   notFound: "페이지를 찾을 수 없습니다",
+  commandAckedQuiet: "{worker} 워커가 확인했습니다: 새 작업을 받지 않습니다",
+  commandAckedResume: "{worker} 워커가 확인했습니다: 다시 작업을 받습니다",
+  commandAckedStop: "{worker} 워커가 확인했고 중지하는 중입니다",
+  commandRefused: "{worker} 워커가 거부했습니다: {answer}",
+  commandExpired: "명령이 만료될 때까지 응답이 없었습니다",
+  commandPending: "{worker} 워커에 보냈으나 아직 확인되지 않았습니다 (명령 {id})",
 };
 
 export type Lang = "en" | "ko";

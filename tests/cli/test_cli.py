@@ -32,6 +32,19 @@ def test_token_uses_the_data_dir_key(tmp_path: Path) -> None:
     assert (principal.subject, principal.role) == ("ops", "viewer")
 
 
+def test_a_worker_token_is_bound_to_its_workers(tmp_path: Path) -> None:
+    env = {"WORKERMON_DATA_DIR": str(tmp_path)}
+    unbound = _run(["token", "--role", "worker", "--sub", "fleet"], env)
+    assert unbound.returncode == 2 and "--worker" in unbound.stderr
+    misplaced = _run(["token", "--role", "viewer", "--sub", "ops", "--worker", "w-1"], env)
+    assert misplaced.returncode == 2 and "--worker" in misplaced.stderr
+    out = _run(["token", "--role", "worker", "--sub", "fleet", "--worker", "billing-*"], env)
+    assert out.returncode == 0, out.stderr
+    principal = TokenAuthority(load_or_create_secret(None, tmp_path)).verify(out.stdout.strip())
+    assert principal.worker == "billing-*"
+    assert principal.may_act_as_worker("billing-7") and not principal.may_act_as_worker("mail-1")
+
+
 def test_bad_setting_exits_naming_it(tmp_path: Path) -> None:
     out = _run(["serve"], {"WORKERMON_DATA_DIR": str(tmp_path), "WORKERMON_GRPC_PORT": "-5"})
     assert out.returncode == 2

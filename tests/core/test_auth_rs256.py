@@ -310,3 +310,14 @@ def test_settings_without_keys_give_the_plain_authority(tmp_path: Path) -> None:
     assert not authority.accepts_rs256
     assert (tmp_path / "jwt-secret").exists()
     assert authority.verify(authority.mint("x", "admin", 60)).role == "admin"
+
+
+def test_an_identity_providers_token_never_speaks_for_a_suite_service(
+    keys: Keys, authority: TokenAuthority
+) -> None:
+    """Only the suite's own secret can mint a service identity: an `act` claim in an RS256 token is
+    ignored, so such a token is refused by RPCs kept for the suite's services."""
+    token = jwt.encode(_claims(act={"sub": "monitor"}, wid="w-*"), keys.pem_key, algorithm="RS256")
+    principal = authority.verify(token)
+    assert principal.actor is None
+    assert principal.worker == "w-*"

@@ -204,7 +204,7 @@ async def test_the_suite_works_as_composed_and_survives_a_replica(topology: Topo
     http = httpx.AsyncClient(base_url=topology.url, timeout=10, headers=viewer)
     worker = HeartbeatClient(
         "ipv4:" + topology.addresses("heartbeat"),
-        authority.mint("topology-worker", "worker"),
+        authority.mint("topology-worker", "worker", worker="topology-worker"),
         worker_id="topology-worker",
         queues=["emails"],
     )

@@ -55,7 +55,7 @@ async def _polite(job: Job, token: str, signal: Any) -> Any:
 
 
 async def _command(live: Running, worker_id: str, ctype: int, **fields: Any) -> pb.Command:
-    operator = live.client("admin")
+    operator = live.service_client()
     sent = (
         await operator.SendCommand(pb.SendCommandRequest(worker_id=worker_id, type=ctype, **fields))
     ).command
@@ -84,7 +84,7 @@ async def test_commands_reach_a_real_bullmq_worker(
         processor,
         {"connection": redis_url, "concurrency": 2},
         target=live.target,
-        token=live.authority.mint(worker_id, "worker"),
+        token=live.authority.mint(worker_id, "worker", worker=worker_id),
         worker_id=worker_id,
         cancel_grace_seconds=0.5,
     )
@@ -173,7 +173,7 @@ async def test_worker_keeps_processing_while_suite_redis_restarts(
         process,
         {"connection": redis_url, "concurrency": 4},
         target=live.target,
-        token=authority.mint(worker_id, "worker"),
+        token=authority.mint(worker_id, "worker", worker=worker_id),
         worker_id=worker_id,
         backoff=Backoff(base=0.1, cap=0.5),
     )

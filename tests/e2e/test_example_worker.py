@@ -34,7 +34,7 @@ async def test_example_worker(live: Running, redis_url: str) -> None:
     worker_id = "example-" + uuid.uuid4().hex[:6]
     env = {
         **os.environ,
-        "WORKERMON_TOKEN": live.authority.mint(worker_id, "worker"),
+        "WORKERMON_TOKEN": live.authority.mint(worker_id, "worker", worker=worker_id),
         "WORKERMON_TARGET": live.target,
         "QUEUE_REDIS_URL": redis_url,
         "QUEUE": queue_name,

@@ -52,7 +52,7 @@ async def test_removed_jobs_get_durations_from_worker_sketches(
         process,
         {"connection": redis_url, "concurrency": 10},
         target=f"127.0.0.1:{server.port}",
-        token=authority.mint("w", "worker"),
+        token=authority.mint("w", "worker", worker="*"),
     )
     await worker.start()
     try:

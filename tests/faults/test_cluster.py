@@ -194,7 +194,7 @@ async def _worker_and_command(suite: SuiteProcess, channel: grpc.aio.Channel) ->
     """A worker beats (ONLINE), is sent a command, and gets it with its next beat: the registry's scripts
     on the cluster."""
     authority = TokenAuthority(TEST_SECRET)
-    beats = open_channel(suite.grpc_target, authority.mint(WORKER_ID, "worker"))
+    beats = open_channel(suite.grpc_target, authority.mint(WORKER_ID, "worker", worker=WORKER_ID))
     monitor = mon_grpc.MonitorServiceStub(channel)
     try:
         heartbeat = hb_grpc.HeartbeatServiceStub(beats)

@@ -151,7 +151,7 @@ async def _run(
         process_job,
         {"connection": redis.url, "concurrency": 4},
         target=heartbeat_list,
-        token=authority.mint("w", "worker"),
+        token=authority.mint("w", "worker", worker=WORKER_ID),
         worker_id=WORKER_ID,
     )
     monitor = open_channel(monitor_list, authority.mint("ops", "admin"))

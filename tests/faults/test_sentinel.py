@@ -275,7 +275,7 @@ async def test_the_suite_follows_a_failover_without_a_restart(tmp_path: Path, gr
         process,
         {"connection": bullmq_connection(group.url), "concurrency": 4},
         target=suite.grpc_target,
-        token=authority.mint("w", "worker"),
+        token=authority.mint("w", "worker", worker=WORKER_ID),
         worker_id=WORKER_ID,
     )
     channel = open_channel(suite.grpc_target, authority.mint("ops", "admin"))

@@ -243,7 +243,7 @@ async def _scenario(
         process,
         {"connection": redis.url, "concurrency": 4},
         target=suite.grpc_target,
-        token=authority.mint("w", "worker"),
+        token=authority.mint("w", "worker", worker=WORKER_ID),
         worker_id=WORKER_ID,
     )
     try:

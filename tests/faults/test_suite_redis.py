@@ -88,7 +88,7 @@ async def started(data_dir: Path) -> AsyncIterator[SuiteProcess]:
 
 async def fill(suite: SuiteProcess, authority: TokenAuthority) -> str:
     """A worker in the registry (through HeartbeatService) and a BullMQ job and keys; all in the AOF."""
-    async with open_channel(suite.grpc_target, authority.mint("w-1", "worker")) as channel:
+    async with open_channel(suite.grpc_target, authority.mint("w-1", "worker", worker="w-1")) as channel:
         await pb_grpc.HeartbeatServiceStub(channel).Beat(pb.BeatRequest(report=report("w-1")))
     job_id = await write_state(redis_url(suite))
     await aof_written(redis_url(suite))

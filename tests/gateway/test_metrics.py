@@ -131,7 +131,7 @@ async def test_queue_and_worker_families_match_the_queues(metrics_gateway: Metri
     worker: Worker | None = None
     heartbeat = HeartbeatClient(
         metrics_gateway.services.target,
-        metrics_gateway.authority.mint("metrics-worker", "worker"),
+        metrics_gateway.authority.mint("metrics-worker", "worker", worker="metrics-worker"),
         worker_id="metrics-worker",
         queues=["emails"],
     )

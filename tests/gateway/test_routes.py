@@ -197,9 +197,13 @@ async def test_worker_routes_and_commands(gateway: Gateway) -> None:
     called("GET", "/v1/workers/{worker_id}")
     assert one.json()["worker"]["report"]["hostname"] == "gw-test-host"
 
-    quiet = await operator.post("/api/v1/workers/gw-worker-1:quiet", json={"reason": "maintenance"})
+    # This worker only beats and never answers: with no wait the command is reported as not yet done.
+    quiet = await operator.post(
+        "/api/v1/workers/gw-worker-1:quiet", json={"reason": "maintenance", "wait": "0s"}
+    )
     called("POST", "/v1/workers/{worker_id}:quiet")
     assert quiet.status_code == 200, quiet.text
+    assert quiet.json()["outcome"] == "COMMAND_OUTCOME_PENDING"
     command = quiet.json()["command"]
     assert command["type"].endswith("QUIET")
 
@@ -207,7 +211,7 @@ async def test_worker_routes_and_commands(gateway: Gateway) -> None:
     called("GET", "/v1/commands/{command_id}")
     assert fetched.json()["command"]["commandId"] == command["commandId"]
 
-    resumed = await operator.post("/api/v1/workers/gw-worker-1:resume", json={})
+    resumed = await operator.post("/api/v1/workers/gw-worker-1:resume", json={"wait": "0.2s"})
     called("POST", "/v1/workers/{worker_id}:resume")
     assert resumed.status_code == 200, resumed.text
 

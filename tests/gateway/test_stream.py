@@ -49,7 +49,7 @@ class Gateway:
     def worker(self, worker_id: str) -> HeartbeatClient:
         return HeartbeatClient(
             self.services.target,
-            self.authority.mint(worker_id, "worker"),
+            self.authority.mint(worker_id, "worker", worker=worker_id),
             worker_id=worker_id,
             queues=["emails"],
             beat_interval=1.0,

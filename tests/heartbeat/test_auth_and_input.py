@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import jwt
@@ -64,7 +66,7 @@ async def test_bad_tokens(
 
 
 async def test_roles_per_rpc(hb: Running) -> None:
-    viewer, worker, operator = hb.client("viewer"), hb.client("worker"), hb.client("operator")
+    viewer, worker = hb.client("viewer"), hb.client("worker")
     err = await _refused(viewer.Beat(pb.BeatRequest(report=report("w-1"))))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     info = error_info(err)
@@ -73,16 +75,53 @@ async def test_roles_per_rpc(hb: Running) -> None:
     err = await _refused(worker.ListWorkers(pb.ListWorkersRequest()))
     assert err.code() == grpc.StatusCode.PERMISSION_DENIED
     await worker.Beat(pb.BeatRequest(report=report("w-1")))
-    err = await _refused(
-        viewer.SendCommand(pb.SendCommandRequest(worker_id="w-1", type=pb.COMMAND_TYPE_QUIET))
-    )
-    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
-    err = await _refused(
-        worker.SendCommand(pb.SendCommandRequest(worker_id="w-1", type=pb.COMMAND_TYPE_QUIET))
-    )
-    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
-    await operator.SendCommand(pb.SendCommandRequest(worker_id="w-1", type=pb.COMMAND_TYPE_QUIET))
+    await hb.service_client().SendCommand(pb.SendCommandRequest(worker_id="w-1", type=pb.COMMAND_TYPE_QUIET))
     await hb.client("admin").Beat(pb.BeatRequest(report=report("diag")))
+
+
+@pytest.mark.parametrize("role", ["viewer", "worker", "operator", "admin"])
+async def test_send_command_is_for_the_suites_services_only(hb: Running, role: str) -> None:
+    """A direct caller never gets more than through MonitorService: not even an admin may send."""
+    await hb.client("worker").Beat(pb.BeatRequest(report=report("w-direct")))
+    err = await _refused(
+        hb.client(role).SendCommand(pb.SendCommandRequest(worker_id="w-direct", type=pb.COMMAND_TYPE_STOP))
+    )
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    info = error_info(err)
+    assert info is not None and info.reason == "SERVICE_ONLY"
+    assert "MonitorService" in err.details()
+
+
+async def test_a_worker_token_speaks_for_its_own_worker_only(hb: Running) -> None:
+    mine = hb.client("worker", worker="pay-1")
+    pattern = hb.client("worker", worker="pay-*")
+    unbound = hb.client(token=hb.authority.mint("legacy", "worker"))
+    await mine.Beat(pb.BeatRequest(report=report("pay-1")))
+    await pattern.Beat(pb.BeatRequest(report=report("pay-7")))
+    for client, worker_id in ((mine, "pay-2"), (pattern, "mail-1"), (unbound, "pay-1")):
+        err = await _refused(client.Beat(pb.BeatRequest(report=report(worker_id))))
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+        info = error_info(err)
+        assert info is not None and info.reason == "WORKER_NOT_BOUND"
+        assert info.metadata["worker_id"] == worker_id
+    # Another worker's goodbye and its command stream are refused the same way.
+    err = await _refused(mine.Goodbye(pb.GoodbyeRequest(worker_id="pay-7")))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+
+    async def other() -> AsyncIterator[pb.BeatStreamRequest]:
+        yield pb.BeatStreamRequest(report=report("pay-7"))
+
+    err = await _refused(_first(mine.BeatStream(other())))
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED
+    viewer = hb.client("viewer")
+    seen = await viewer.GetWorker(pb.GetWorkerRequest(worker_id="pay-7"))
+    assert seen.worker.status == pb.WORKER_STATUS_ONLINE  # the refused goodbye changed nothing
+
+
+async def _first(stream: Any) -> Any:
+    async for item in stream:
+        return item
+    return None
 
 
 @pytest.mark.parametrize(

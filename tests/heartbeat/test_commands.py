@@ -18,7 +18,7 @@ from ..support.heartbeat import Running, report
 
 async def test_command_round_trip_over_beats(hb: Running) -> None:
     worker = hb.client("worker")
-    operator = hb.client("operator")
+    operator = hb.service_client()
     await worker.Beat(pb.BeatRequest(report=report("w-1")))
     sent = (
         await operator.SendCommand(
@@ -48,7 +48,7 @@ async def test_command_round_trip_over_beats(hb: Running) -> None:
 
 async def test_failed_ack_and_foreign_ack_ignored(hb: Running) -> None:
     worker = hb.client("worker")
-    operator = hb.client("operator")
+    operator = hb.service_client()
     for wid in ("w-1", "w-2"):
         await worker.Beat(pb.BeatRequest(report=report(wid)))
     sent = (
@@ -81,7 +81,7 @@ async def test_failed_ack_and_foreign_ack_ignored(hb: Running) -> None:
 
 async def test_commands_expire(hb: Running, clock: FakeClock) -> None:
     worker = hb.client("worker")
-    operator = hb.client("operator")
+    operator = hb.service_client()
     await worker.Beat(pb.BeatRequest(report=report("w-1")))
     sent = (
         await operator.SendCommand(
@@ -99,7 +99,7 @@ async def test_commands_expire(hb: Running, clock: FakeClock) -> None:
 
 async def test_command_to_unknown_or_offline_worker_refused(hb: Running) -> None:
     worker = hb.client("worker")
-    operator = hb.client("operator")
+    operator = hb.service_client()
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await operator.SendCommand(pb.SendCommandRequest(worker_id="nobody", type=pb.COMMAND_TYPE_QUIET))
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
@@ -118,7 +118,7 @@ async def test_command_to_unknown_or_offline_worker_refused(hb: Running) -> None
 
 async def test_stream_pushes_commands_at_once(hb: Running) -> None:
     worker = hb.client("worker")
-    operator = hb.client("operator")
+    operator = hb.service_client()
     outbox: asyncio.Queue[pb.BeatStreamRequest | None] = asyncio.Queue()
 
     async def requests():  # type: ignore[no-untyped-def]

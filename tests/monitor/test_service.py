@@ -436,7 +436,7 @@ async def test_cancel_of_a_running_job(suite: Suite) -> None:
         slow,
         {"connection": suite.redis_url, "prefix": suite.queue_prefix},
         target=suite.target,
-        token=suite.authority.mint("w", "worker"),
+        token=suite.authority.mint("w", "worker", worker="*"),
     )
     await worker.start()
     plain_started = asyncio.Event()
@@ -496,7 +496,7 @@ async def test_worker_commands_and_transitions_are_audited(suite: Suite) -> None
         quick,
         {"connection": suite.redis_url, "prefix": suite.queue_prefix},
         target=suite.target,
-        token=suite.authority.mint("w", "worker"),
+        token=suite.authority.mint("w", "worker", worker="worker-a"),
         worker_id="worker-a",
     )
     await worker.start()

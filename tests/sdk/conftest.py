@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
+import redis.asyncio as aioredis
 from bullmq import Queue
 
 LOCAL_REDIS = "redis://127.0.0.1:6379"
@@ -48,8 +50,18 @@ async def queue(sdk_redis_url: str) -> AsyncIterator[Queue]:
     try:
         yield q
     finally:
-        await q.obliterate(force=True)
+        # obliterate refuses while a lock is still held, and a closing worker may write the queue's meta
+        # key after it: whatever is left under the queue's prefix goes too, so no test leaves data behind.
+        with contextlib.suppress(Exception):
+            await q.obliterate(force=True)
         await q.close()
+        client = aioredis.Redis.from_url(sdk_redis_url)
+        try:
+            keys = [key async for key in client.scan_iter(match=f"bull:{q.name}:*", count=1000)]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
 
 
 WaitUntil = Callable[..., Awaitable[None]]

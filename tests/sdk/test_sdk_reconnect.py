@@ -29,7 +29,10 @@ async def test_a_worker_beats_again_within_seconds_of_the_service_returning(
     port = int(service.target.rsplit(":", 1)[1])
     worker_id = "sdk-reconnect-" + uuid.uuid4().hex[:6]
     client = HeartbeatClient(
-        service.target, authority.mint(worker_id, "worker"), worker_id=worker_id, use_stream=use_stream
+        service.target,
+        authority.mint(worker_id, "worker", worker=worker_id),
+        worker_id=worker_id,
+        use_stream=use_stream,
     )
     await client.start()
     serving: Running | None = service

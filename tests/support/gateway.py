@@ -55,7 +55,9 @@ class Gateway:
         return self.suite.authority
 
     def token(self, role: str, subject: str | None = None) -> str:
-        return self.authority.mint(subject or f"{role}-user", role)
+        # A worker token speaks for its own worker id only.
+        who = subject or f"{role}-user"
+        return self.authority.mint(who, role, worker=who if role == "worker" else None)
 
     def client(self, role: str | None = None, subject: str | None = None) -> httpx.AsyncClient:
         """An httpx client on the gateway, with a bearer token for `role` (none when None)."""

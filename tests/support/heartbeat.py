@@ -28,10 +28,20 @@ class Running:
     authority: TokenAuthority
     channels: list[grpc.aio.Channel]
 
-    def client(self, role: str = "admin", token: str | None = None) -> pb_grpc.HeartbeatServiceStub:
-        channel = open_channel(self.target, token or self.authority.mint(f"test-{role}", role))
+    def client(
+        self, role: str = "admin", token: str | None = None, *, worker: str = "*"
+    ) -> pb_grpc.HeartbeatServiceStub:
+        """A client with a `role` token; a worker token is bound to `worker` (any worker by default)."""
+        minted = self.authority.mint(f"test-{role}", role, worker=worker if role == "worker" else None)
+        channel = open_channel(self.target, token or minted)
         self.channels.append(channel)
         return pb_grpc.HeartbeatServiceStub(channel)
+
+    def service_client(
+        self, subject: str = "test-operator", role: str = "operator"
+    ) -> pb_grpc.HeartbeatServiceStub:
+        """A client as a suite service acting for `subject` (what MonitorService presents)."""
+        return self.client(token=self.authority.mint(subject, role, actor="monitor"))
 
     @property
     def server(self) -> SuiteServer:
@@ -108,7 +118,7 @@ def report(worker_id: str, queues: tuple[str, ...] = ("emails",), **fields: obje
 async def beat_once(target: str, authority: TokenAuthority, worker_id: str, queues: tuple[str, ...]) -> None:
     """One beat of `worker_id` to the HeartbeatService at `target`, and then nothing more (no goodbye):
     the worker will be missed and go OFFLINE."""
-    channel = open_channel(target, authority.mint(worker_id, "worker"))
+    channel = open_channel(target, authority.mint(worker_id, "worker", worker=worker_id))
     try:
         beat = pb.BeatRequest(report=report(worker_id, queues, instance_id=uuid.uuid4().hex))
         await pb_grpc.HeartbeatServiceStub(channel).Beat(beat, timeout=10)

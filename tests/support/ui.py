@@ -158,7 +158,7 @@ async def start_workload(gateway: Gateway) -> Workload:
         charge,
         {**connection, "concurrency": 2},
         target=gateway.suite.grpc_target,
-        token=gateway.token("worker", "payments-worker"),
+        token=gateway.token("worker", "payments-worker-1"),
         worker_id="payments-worker-1",
     )
     await payments.start()

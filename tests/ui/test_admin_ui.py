@@ -260,9 +260,10 @@ async def test_workers_quiet_and_resume(ui: UI) -> None:
     await expect(row.get_by_role("button", name="Stop", exact=True)).to_be_disabled()
     await ui.screenshot(page, "workers")
     await row.get_by_role("button", name="Quiet", exact=True).click()
-    await expect(status(page, f"Quiet command sent to {worker_id}")).to_be_visible()
+    # The instrumented worker acknowledges: the result says it is done, not merely "sent".
+    await expect(status(page, f"{worker_id} is quiet: it acknowledged and takes no new jobs")).to_be_visible()
     await row.get_by_role("button", name="Resume", exact=True).click()
-    await expect(status(page, f"Resume command sent to {worker_id}")).to_be_visible()
+    await expect(status(page, f"{worker_id} acknowledged and takes jobs again")).to_be_visible()
     await expect_audited(page, "WORKER_QUIET", worker_id)
 
 

@@ -152,6 +152,8 @@ export function useAuditLogs(f: AuditFilter) {
 export function useAction<V = void, R extends object = object>(options: {
   run: (vars: V) => Promise<R>;
   describe: (result: R, vars: V) => string;
+  /** How the result is shown: success unless the answer says otherwise (a refusal, a pending command). */
+  severity?: (result: R) => "success" | "info" | "warning";
   invalidate: QueryKey[];
   onDone?: (result: R, vars: V) => void;
 }) {
@@ -162,7 +164,7 @@ export function useAction<V = void, R extends object = object>(options: {
     onSuccess: (result, vars) => {
       const auditId = "auditId" in result ? result.auditId : undefined;
       const audit = auditId ? ` (audit #${String(auditId)})` : "";
-      notify(`${options.describe(result, vars)}${audit}`, "success");
+      notify(`${options.describe(result, vars)}${audit}`, options.severity?.(result) ?? "success");
       options.onDone?.(result, vars);
       for (const key of options.invalidate) void client.invalidateQueries({ queryKey: key });
       void client.invalidateQueries({ queryKey: keys.audit });

@@ -1227,9 +1227,10 @@ export interface components {
          *     - `AUDIT_ACTION_WORKER_OFFLINE`: A worker went offline (from HeartbeatService).
          *     - `AUDIT_ACTION_INCIDENT_ACKNOWLEDGE`: An incident was acknowledged (written by IncidentService).
          *     - `AUDIT_ACTION_INCIDENT_RESOLVE`: An incident was resolved (written by IncidentService).
+         *     - `AUDIT_ACTION_WORKER_COMMAND`: HeartbeatService.SendCommand called directly (refused unless a suite service sends it).
          * @enum {string}
          */
-        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE";
+        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_WORKER_COMMAND";
         /** @description AuditLog is one audit entry. */
         "workermon.monitor.v1.AuditLog": {
             /**
@@ -1370,6 +1371,16 @@ export interface components {
              */
             expireTime?: string;
         };
+        /**
+         * @description CommandOutcome is what a worker answered to a command within the wait.
+         *
+         *     - `COMMAND_OUTCOME_UNSPECIFIED`: Not set.
+         *     - `COMMAND_OUTCOME_ACKED`: The worker acknowledged the command and did it.
+         *     - `COMMAND_OUTCOME_REFUSED`: The worker answered that it could not do it (the command's result says why), or it expired.
+         *     - `COMMAND_OUTCOME_PENDING`: Sent, not yet acknowledged within the wait; the command stays valid until it expires.
+         * @enum {string}
+         */
+        "workermon.monitor.v1.CommandOutcome": "COMMAND_OUTCOME_UNSPECIFIED" | "COMMAND_OUTCOME_ACKED" | "COMMAND_OUTCOME_REFUSED" | "COMMAND_OUTCOME_PENDING";
         /**
          * @description CommandStatus is where a command is in its life.
          *
@@ -1812,6 +1823,8 @@ export interface components {
              * @description The audit entry written.
              */
             auditId?: string;
+            /** @description What the worker answered within the wait. */
+            outcome?: components["schemas"]["workermon.monitor.v1.CommandOutcome"];
         };
         /** @description ResumeQueueResponse says what changed. */
         "workermon.monitor.v1.ResumeQueueResponse": {
@@ -1832,6 +1845,8 @@ export interface components {
              * @description The audit entry written.
              */
             auditId?: string;
+            /** @description What the worker answered within the wait. */
+            outcome?: components["schemas"]["workermon.monitor.v1.CommandOutcome"];
         };
         /** @description RetryFailedJobsResponse says how many moved. */
         "workermon.monitor.v1.RetryFailedJobsResponse": {
@@ -1865,6 +1880,8 @@ export interface components {
              * @description The audit entry written.
              */
             auditId?: string;
+            /** @description What the worker answered within the wait. */
+            outcome?: components["schemas"]["workermon.monitor.v1.CommandOutcome"];
         };
         /** @description TimelineEntry is one step in a job's life. */
         "workermon.monitor.v1.TimelineEntry": {
@@ -2780,6 +2797,11 @@ export interface operations {
                 "application/json": {
                     /** @description Why (shown to the worker and in the audit log). */
                     reason?: string;
+                    /**
+                     * @description How long to wait for the worker's answer (default 10 s, at most 60 s; zero duration: do not wait).
+                     * @example 30s
+                     */
+                    wait?: string;
                 };
             };
         };
@@ -2819,6 +2841,11 @@ export interface operations {
                 "application/json": {
                     /** @description Why. */
                     reason?: string;
+                    /**
+                     * @description How long to wait for the worker's answer (default 10 s, at most 60 s; zero duration: do not wait).
+                     * @example 30s
+                     */
+                    wait?: string;
                 };
             };
         };
@@ -2860,6 +2887,11 @@ export interface operations {
                     reason?: string;
                     /** @description Must equal the worker id. */
                     confirm?: string;
+                    /**
+                     * @description How long to wait for the worker's answer (default 10 s, at most 60 s; zero duration: do not wait).
+                     * @example 30s
+                     */
+                    wait?: string;
                 };
             };
         };

@@ -18,12 +18,24 @@ import { ActionButton } from "../components/ActionButton";
 import { DangerDialog } from "../components/DangerDialog";
 import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
 import { fmtAgo, fmtBytes, fmtDuration, fmtInt } from "../format";
-import { useI18n } from "../i18n";
+import { useI18n, type Translate } from "../i18n";
 
-function describeCommand(verb: string, id: string, r: { command?: Command }) {
-  const command = r.command;
-  const status = command?.status ? ` (${enumName(command.status, "COMMAND_STATUS_").toLowerCase()})` : "";
-  return `${verb} command sent to ${id}${command?.commandId ? ` #${command.commandId}` : ""}${status}`;
+type CommandAnswer = { command?: Command; outcome?: string };
+type CommandVerb = "quiet" | "resume" | "stop";
+const ACKED = { quiet: "commandAckedQuiet", resume: "commandAckedResume", stop: "commandAckedStop" } as const;
+
+/** What the worker answered, in words: done, refused (with its reason), or sent and not yet acknowledged. */
+export function describeCommand(t: Translate, verb: CommandVerb, id: string, r: CommandAnswer) {
+  const outcome = enumName(r.outcome, "COMMAND_OUTCOME_");
+  if (outcome === "ACKED") return t(ACKED[verb], { worker: id });
+  if (outcome === "REFUSED") return t("commandRefused", { worker: id, answer: r.command?.result || t("commandExpired") });
+  return t("commandPending", { worker: id, id: r.command?.commandId ?? "" });
+}
+
+/** Success only when the worker did it; a refusal is a warning, an unanswered command is news. */
+export function commandSeverity(r: CommandAnswer) {
+  const outcome = enumName(r.outcome, "COMMAND_OUTCOME_");
+  return outcome === "ACKED" ? "success" : outcome === "REFUSED" ? "warning" : "info";
 }
 
 function useNow(intervalMs = 5000) {
@@ -40,12 +52,14 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
   const now = useNow();
   const quiet = useAction({
     run: (id: string) => runWorkerAction(id, "quiet", {}),
-    describe: (r, id) => describeCommand("Quiet", id, r),
+    describe: (r, id) => describeCommand(t, "quiet", id, r),
+    severity: commandSeverity,
     invalidate: [keys.workers],
   });
   const resume = useAction({
     run: (id: string) => runWorkerAction(id, "resume", {}),
-    describe: (r, id) => describeCommand("Resume", id, r),
+    describe: (r, id) => describeCommand(t, "resume", id, r),
+    severity: commandSeverity,
     invalidate: [keys.workers],
   });
   return (
@@ -132,7 +146,8 @@ export default function WorkersPage() {
   const [stopping, setStopping] = useState<string | null>(null);
   const stop = useAction({
     run: (id: string) => runWorkerAction(id, "stop", { confirm: id }),
-    describe: (r, id) => describeCommand("Stop", id, r),
+    describe: (r, id) => describeCommand(t, "stop", id, r),
+    severity: commandSeverity,
     invalidate: [keys.workers],
   });
   const all = workers.data ?? [];

@@ -141,12 +141,18 @@ async def start_demo(suite: Suite) -> Demo:
     demo = Demo()
     tokens: dict[str, tuple[str, float]] = {}
 
-    def token() -> str:
-        # Re-mint shortly before expiry; the workers ask on every call.
-        cached = tokens.get("t")
-        if cached is None or cached[1] < time.time() + 300:
-            tokens["t"] = (suite.authority.mint("demo-worker", "worker", 3600), time.time() + 3600)
-        return tokens["t"][0]
+    def token_for(worker_id: str) -> Callable[[], str]:
+        """Each demo worker has its own token, bound to its id; re-minted shortly before expiry (the
+        workers ask on every call)."""
+
+        def token() -> str:
+            cached = tokens.get(worker_id)
+            if cached is None or cached[1] < time.time() + 300:
+                minted = suite.authority.mint(worker_id, "worker", 3600, worker=worker_id)
+                tokens[worker_id] = (minted, time.time() + 3600)
+            return tokens[worker_id][0]
+
+        return token
 
     for name in QUEUES:
         demo.queues.append(Queue(name, {"connection": bullmq_connection(connection), "prefix": prefix}))
@@ -170,7 +176,7 @@ async def start_demo(suite: Suite) -> Demo:
             processor,
             {"connection": bullmq_connection(connection), "prefix": prefix, "concurrency": concurrency},
             target=suite.grpc_target,
-            token=token,
+            token=token_for(worker_id),
             worker_id=worker_id,
             labels=labels,
             version="demo-1.0",

@@ -84,8 +84,34 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--role", required=True, choices=sorted(ROLE_NAMES))
     token.add_argument("--sub", required=True, help="subject: who the token is for")
     token.add_argument("--ttl", type=float, default=3600.0, help="validity in seconds (default 3600)")
+    token.add_argument(
+        "--worker",
+        default=None,
+        metavar="ID|PATTERN",
+        help="for --role worker (required): the worker id the token may beat as, or a glob pattern "
+        "such as 'billing-*' ('*' lets it act as any worker, which one leaked token then could)",
+    )
     register_user_command(sub)
     return parser
+
+
+def _print_token(args: argparse.Namespace, settings: Settings) -> int:
+    """`workermon token`: a worker token must name the worker(s) it is bound to; others must not."""
+    if args.role == "worker" and not args.worker:
+        print(
+            "workermon token: --role worker needs --worker ID|PATTERN (the worker it may act as)",
+            file=sys.stderr,
+        )
+        return 2
+    if args.role != "worker" and args.worker:
+        print("workermon token: --worker is only for --role worker", file=sys.stderr)
+        return 2
+    try:
+        print(authority_for(settings).mint(args.sub, args.role, args.ttl, worker=args.worker))
+    except ValueError as exc:
+        print(f"workermon token: --worker: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 async def _serve_forever(suite: Suite) -> None:
@@ -209,8 +235,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_user_command(args, settings)
     if args.command == "token":
-        print(authority_for(settings).mint(args.sub, args.role, args.ttl))
-        return 0
+        return _print_token(args, settings)
     if args.command == "migrate":
         done = asyncio.run(migrate(settings))
         print(f"migrations applied: {', '.join(done)}")

@@ -150,6 +150,7 @@ async def start_suite(
                 settings.grpc_address,
                 readiness_interval=settings.readiness_interval_seconds,
                 reuse_port=settings.grpc_reuse_port,
+                audit_writer=deps.refusal_writer(),
             )
         for name, built in suite.built.items():
             if built.http is not None:

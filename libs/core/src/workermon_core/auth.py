@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,11 +53,22 @@ SECRET_FILE = "jwt-secret"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the token's subject and role."""
+    """Who is calling: the token's subject and role; `actor` names the suite service that minted the
+    token to act for the subject (only the suite's own HS256 tokens carry one); `worker` is the worker
+    id or glob pattern a worker token is bound to."""
 
     subject: str
     role: str
     expires_at: float
+    actor: str | None = None
+    worker: str | None = None
+
+    def may_act_as_worker(self, worker_id: str) -> bool:
+        """Whether this caller may beat, say goodbye and answer commands as `worker_id`: an admin may
+        (for diagnosis); a worker token only for the id or pattern it is bound to."""
+        if self.role == "admin":
+            return True
+        return self.role == "worker" and self.worker is not None and fnmatchcase(worker_id, self.worker)
 
 
 def role_allows(role: str, required: int) -> bool:
@@ -138,18 +150,33 @@ class TokenAuthority:
         """Whether any RS256 public key is configured."""
         return bool(self._rsa_keys)
 
-    def mint(self, subject: str, role: str, ttl_seconds: float = 3600.0) -> str:
-        """Sign a token for `subject` with `role`, valid for `ttl_seconds`."""
+    def mint(
+        self,
+        subject: str,
+        role: str,
+        ttl_seconds: float = 3600.0,
+        *,
+        actor: str | None = None,
+        worker: str | None = None,
+    ) -> str:
+        """Sign a token for `subject` with `role`, valid for `ttl_seconds`; `actor` marks a suite service
+        acting for the subject, `worker` binds a worker token to a worker id or glob pattern."""
         if role not in ROLE_NAMES:
             raise ValueError(f"role must be one of {', '.join(ROLE_NAMES)}")
+        if worker is not None:
+            check_worker_binding(worker)
         now = int(time.time())
-        claims = {
+        claims: dict[str, Any] = {
             "sub": subject,
             "role": role,
             "iss": self._issuer,
             "iat": now,
             "exp": now + int(ttl_seconds),
         }
+        if actor is not None:
+            claims["act"] = {"sub": actor}
+        if worker is not None:
+            claims[WORKER_CLAIM] = worker
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> Principal:
@@ -174,7 +201,14 @@ class TokenAuthority:
         else:
             raise _refused(f"token algorithm {algorithm!r} is refused; use HS256 or RS256", "algorithm")
         role = self._role(claims, rs256=algorithm == RS_ALGORITHM)
-        principal = Principal(subject=str(claims["sub"]), role=role, expires_at=float(claims["exp"]))
+        principal = Principal(
+            subject=str(claims["sub"]),
+            role=role,
+            expires_at=float(claims["exp"]),
+            # Only a token signed with the suite's own secret can speak for a suite service.
+            actor=_actor(claims) if algorithm == ALGORITHM else None,
+            worker=_worker_binding(claims),
+        )
         self._cache[token] = principal
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
@@ -272,6 +306,38 @@ class TokenAuthority:
             if role in listed:
                 return role
         raise _refused(f"token roles name no suite role (one of {', '.join(ROLE_NAMES)})", "role")
+
+
+WORKER_CLAIM = "wid"
+_MAX_WORKER_BINDING = 256
+
+
+def check_worker_binding(pattern: str) -> None:
+    """Raise ValueError unless `pattern` is a usable worker id or glob pattern (`*`, `?`, `[...]`)."""
+    if not pattern or len(pattern) > _MAX_WORKER_BINDING or not pattern.isprintable():
+        raise ValueError(f"worker binding must be 1-{_MAX_WORKER_BINDING} printable characters")
+
+
+def _actor(claims: dict[str, Any]) -> str | None:
+    act = claims.get("act")
+    if act is None:
+        return None
+    if not isinstance(act, dict) or not isinstance(act.get("sub"), str) or not act["sub"]:
+        raise _refused("token claim 'act' must be an object with a 'sub' string", "claims")
+    return str(act["sub"])
+
+
+def _worker_binding(claims: dict[str, Any]) -> str | None:
+    bound = claims.get(WORKER_CLAIM)
+    if bound is None:
+        return None
+    if not isinstance(bound, str):
+        raise _refused(f"token claim {WORKER_CLAIM!r} must be a string", "claims")
+    try:
+        check_worker_binding(bound)
+    except ValueError as exc:
+        raise _refused(f"token claim {WORKER_CLAIM!r}: {exc}", "claims") from None
+    return bound
 
 
 def _read(path: Path, field: str) -> bytes:
@@ -393,6 +459,15 @@ def role_name(role: int) -> str:
 
 def authorize(principal: Principal, method: str, required: int) -> None:
     """Raise PermissionDenied unless the principal's role admits the RPC."""
+    if required == access_pb2.ROLE_SERVICE:
+        if principal.actor is None:
+            raise PermissionDenied(
+                f"{method.rsplit('/', 1)[-1]} is called only by the suite's own services; go through "
+                "MonitorService, which checks the role, asks for confirmation and audits the action",
+                reason="SERVICE_ONLY",
+                metadata={"role": principal.role},
+            )
+        return
     if not role_allows(principal.role, required):
         needed = role_name(required)
         raise PermissionDenied(

@@ -9,10 +9,12 @@ from typing import Any
 
 import grpc
 import structlog
+from google.protobuf.message import Message
 
 from . import context
 from .auth import TokenAuthority, authorize, bearer_token
 from .errors import DomainError, error_domain, to_status, translate
+from .refusals import RefusalAudit
 
 log = structlog.get_logger("workermon.rpc")
 
@@ -54,13 +56,20 @@ def _around(
     behaviour: Behaviour,
     before: Callable[[Any], None],
     on_error: Callable[[BaseException, Any], Awaitable[None]],
+    on_refused: Callable[[BaseException, Any], Awaitable[None]] | None = None,
 ) -> Behaviour:
-    """Run `before` then the behaviour; hand any exception to `on_error` (which aborts the RPC)."""
+    """Run `before` then the behaviour; hand any exception to `on_error` (which aborts the RPC), and
+    one raised by `before` (the caller refused) first to `on_refused` with the request."""
     if inspect.isasyncgenfunction(behaviour):
 
         async def stream(request: Any, ctx: Any) -> AsyncIterator[Any]:
             try:
-                before(ctx)
+                try:
+                    before(ctx)
+                except Exception as exc:
+                    if on_refused is not None:
+                        await on_refused(exc, request if isinstance(request, Message) else None)
+                    raise
                 async for item in behaviour(request, ctx):
                     yield item
             except BaseException as exc:
@@ -70,7 +79,12 @@ def _around(
 
     async def unary(request: Any, ctx: Any) -> Any:
         try:
-            before(ctx)
+            try:
+                before(ctx)
+            except Exception as exc:
+                if on_refused is not None:
+                    await on_refused(exc, request if isinstance(request, Message) else None)
+                raise
             return await behaviour(request, ctx)
         except BaseException as exc:
             await on_error(exc, ctx)
@@ -83,12 +97,16 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
     Folded into one interceptor because a beat is the hottest path in the suite and each layer of
     wrapping costs a coroutine frame per call. Each method's handler is wrapped once and cached; the
-    per-call data (metadata, start time) is read inside the call.
+    per-call data (metadata, start time) is read inside the call. An attempt refused here at an audited
+    action is handed to `refusals`, which records it in the audit log.
     """
 
-    def __init__(self, authority: TokenAuthority, roles: dict[str, int]) -> None:
+    def __init__(
+        self, authority: TokenAuthority, roles: dict[str, int], refusals: RefusalAudit | None = None
+    ) -> None:
         self._authority = authority
         self._roles = roles
+        self._refusals = refusals
         self._wrapped: dict[str, Any] = {}
 
     async def intercept_service(
@@ -138,4 +156,16 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             status = to_status(err, domain)
             await ctx.abort(status.code, status.details, status.trailing_metadata)
 
-        return _around(behaviour, before, on_error)
+        refusals = self._refusals
+        if refusals is None or not refusals.audited(method):
+            return _around(behaviour, before, on_error)
+
+        async def on_refused(exc: BaseException, request: Message | None) -> None:
+            err = translate(exc)
+            if err is not None and err.code in (
+                grpc.StatusCode.UNAUTHENTICATED,
+                grpc.StatusCode.PERMISSION_DENIED,
+            ):
+                await refusals.record(method, context.principal.get(), err, request)
+
+        return _around(behaviour, before, on_error, on_refused)

@@ -22,11 +22,14 @@ import grpc
 from pydantic_settings import BaseSettings
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from workermon.monitor.v1.monitor_service_pb2_grpc import MonitorServiceStub
+
 from .auth import TokenAuthority
 from .db import create_engine, database_url, ping
 from .migrations import Migrations
 from .peer import LocalAddress, Peer, ServiceTokens
 from .redis_store import AnyRedis, EmbeddedRedis, connect_any
+from .refusals import Writer, monitor_writer
 from .server import ReadinessCheck, ServiceSpec
 from .settings import Settings, SettingsT, load
 
@@ -165,6 +168,11 @@ class Deps:
     def tokens(self, subject: str, role: str) -> ServiceTokens:
         """Tokens naming `subject` with `role`, or the caller being served."""
         return ServiceTokens(self.authority, subject, role)
+
+    def refusal_writer(self) -> Writer:
+        """Writes attempts this process refuses at audited actions to MonitorService's audit log."""
+        monitor = self.peer("monitor", MonitorServiceStub, self.tokens("refusals", "admin").own)
+        return monitor_writer(monitor)
 
     def checks(self, needs: Needs) -> list[ReadinessCheck]:
         """Readiness checks of what `needs` names: a service is SERVING while all of them answer."""

@@ -19,8 +19,10 @@ class ServiceTokens:
     """Tokens a service presents to its peers: its own identity, or the identity of the caller it serves.
 
     Acting on behalf of the caller means the next service checks the same role and records the same
-    actor (a command's requested_by is the operator, not "monitor"). Tokens are minted once and reused
-    until half their life is gone, so a hot path does not sign a JWT per call.
+    actor (a command's requested_by is the operator, not "monitor"). Either way the token names this
+    service in its `act` claim: that is what admits it to RPCs kept for the suite's own services
+    (ROLE_SERVICE). Tokens are minted once and reused until half their life is gone, so a hot path does
+    not sign a JWT per call.
     """
 
     def __init__(
@@ -37,7 +39,7 @@ class ServiceTokens:
         cached = self._minted.get((subject, role))
         if cached is not None and cached[1] > now:
             return cached[0]
-        token = self._authority.mint(subject, role, ttl_seconds=self._ttl)
+        token = self._authority.mint(subject, role, ttl_seconds=self._ttl, actor=self._subject)
         if len(self._minted) > 1024:
             self._minted.clear()
         self._minted[(subject, role)] = (token, now + self._ttl / 2)

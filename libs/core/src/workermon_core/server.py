@@ -17,6 +17,7 @@ from grpc_reflection.v1alpha import reflection
 from .auth import TokenAuthority, method_roles
 from .backoff import BACKOFF, Backoff
 from .interceptors import ServerInterceptor
+from .refusals import RefusalAudit, Writer, method_audit_actions
 
 log = structlog.get_logger("workermon.server")
 
@@ -147,10 +148,17 @@ async def start_server(
     *,
     readiness_interval: float = 2.0,
     reuse_port: bool = False,
+    audit_writer: Writer | None = None,
 ) -> SuiteServer:
-    """Build, bind and start one server hosting `specs`; returns once it listens (port 0 picks one)."""
-    roles = method_roles([spec.name for spec in specs])
-    interceptor = ServerInterceptor(authority, roles)
+    """Build, bind and start one server hosting `specs`; returns once it listens (port 0 picks one).
+
+    With `audit_writer`, attempts the server refuses at an audited action (no token, a bad one, a
+    role too low) are written to the audit log through it."""
+    names = [spec.name for spec in specs]
+    roles = method_roles(names)
+    actions = method_audit_actions(names)
+    refusals = RefusalAudit(audit_writer, actions) if audit_writer is not None and actions else None
+    interceptor = ServerInterceptor(authority, roles, refusals)
     server = grpc.aio.server(
         interceptors=[interceptor],
         options=[

@@ -16,8 +16,8 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
 from workermon_core import pagination
-from workermon_core.context import current_subject
-from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from workermon_core.context import current_subject, principal
+from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from workermon_core.server import Outage, raise_if_cancelling
 from workermon_core.validation import queue_name
 
@@ -62,6 +62,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
     async def Beat(self, request: pb.BeatRequest, context: grpc.aio.ServicerContext) -> pb.BeatResponse:
         """Record one beat; answer with server time, the beat interval and pending commands."""
         validation.report(request.report)
+        bound_to(request.report.worker_id, "report.worker_id")
         validation.acks(request.acks)
         beat = await self.registry.beat(request.report, request.acks)
         return pb.BeatResponse(
@@ -98,6 +99,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
                 validation.report(item.report)
                 validation.acks(item.acks)
                 if worker_id is None:
+                    bound_to(item.report.worker_id, "report.worker_id")
                     worker_id = item.report.worker_id
                     self._wakers[worker_id].add(inbox)
                 elif item.report.worker_id != worker_id:
@@ -122,6 +124,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
     ) -> pb.GoodbyeResponse:
         """Mark the worker OFFLINE now."""
         validation.worker_id(request.worker_id)
+        bound_to(request.worker_id, "worker_id")
         if len(request.instance_id) > 64:
             raise InvalidArgument("instance_id", "must be at most 64 characters")
         await self.registry.goodbye(request.worker_id, request.instance_id, request.reason)
@@ -336,6 +339,20 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
                 if pubsub is not None:
                     with contextlib.suppress(Exception):
                         await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def bound_to(worker_id: str, field: str) -> None:
+    """Refuse a caller whose token does not speak for `worker_id`: a worker token is bound to a worker id
+    or pattern, so one leaked token cannot beat, answer commands or say goodbye as another worker."""
+    who = principal.get()
+    if who is None or who.may_act_as_worker(worker_id):
+        return
+    bound = repr(who.worker) if who.worker else "no worker (mint one with `workermon token --worker`)"
+    raise PermissionDenied(
+        f"this token may not act as worker {worker_id!r} ({field}): it is bound to {bound}",
+        reason="WORKER_NOT_BOUND",
+        metadata={"worker_id": worker_id, "bound_to": who.worker or ""},
+    )
 
 
 def merge_sketch(into: pb.DurationSketch, other: pb.DurationSketch) -> None:

@@ -163,6 +163,10 @@ def build(deps: Deps) -> Built:
     recorder = WorkerEventRecorder(heartbeat_board, auditor, deps.redis, deps.core.redis_prefix)
     retention = AuditRetention(audit_store, settings.audit_retention_days, clock)
 
+    async def close() -> None:
+        await auditor.close()
+        await jobs.close()
+
     spec = grpc_service(
         deps,
         NEEDS,
@@ -174,7 +178,7 @@ def build(deps: Deps) -> Built:
             Every("audit_flush", FLUSH_INTERVAL_SECONDS, auditor.flush),
             Every("audit_prune", PRUNE_INTERVAL_SECONDS, retention, first_at_once=True),
         ],
-        close=jobs.close,
+        close=close,
     )
     return Built(grpc=spec, parts=MonitorParts(board, jobs, auditor, audit_store, servicer, recorder))
 

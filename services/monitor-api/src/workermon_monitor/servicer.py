@@ -6,6 +6,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +26,7 @@ from workermon_core.validation import queue_name
 from workermon_queues.jobs import JobActions, JobIsActive
 
 from . import public
-from .audit.auditor import FAILED, SUCCEEDED, Auditor, Done, Target
+from .audit.auditor import FAILED, PENDING, SUCCEEDED, Auditor, Done, Target
 from .audit.models import AuditAction
 from .audit.store import AuditStore
 from .board import Board
@@ -34,7 +35,8 @@ from .messages import DEFAULT_STATES, job_message, state_name, state_value, summ
 JOBS_PAGE_DEFAULT, JOBS_PAGE_MAX = 50, 100
 AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX = 50, 200
 FULL_VALUE_MAX_BYTES = 16 * 1024 * 1024
-CANCEL_WAIT_DEFAULT, CANCEL_WAIT_MAX = 10.0, 60.0
+# How long an action sending a worker command waits for the worker's answer, by default and at most.
+COMMAND_WAIT_DEFAULT, COMMAND_WAIT_MAX = 10.0, 60.0
 CLEANABLE = {
     pb.JOB_STATE_COMPLETED: "completed",
     pb.JOB_STATE_FAILED: "failed",
@@ -48,6 +50,51 @@ _FINAL_COMMAND = (hb_pb.COMMAND_STATUS_ACKED, hb_pb.COMMAND_STATUS_FAILED, hb_pb
 
 def _audit_action(value: int) -> AuditAction:
     return AuditAction(pb.AuditAction.Name(pb.AuditAction.ValueType(value)).removeprefix("AUDIT_ACTION_"))
+
+
+_COMMAND_OUTCOMES = {
+    hb_pb.COMMAND_STATUS_ACKED: pb.COMMAND_OUTCOME_ACKED,
+    hb_pb.COMMAND_STATUS_FAILED: pb.COMMAND_OUTCOME_REFUSED,
+    hb_pb.COMMAND_STATUS_EXPIRED: pb.COMMAND_OUTCOME_REFUSED,
+}
+
+
+def _command_outcome(
+    command: hb_pb.Command,
+) -> tuple[pb.CommandOutcome.ValueType, str, dict[str, Any]]:
+    """What a command's status means for the caller, for its audit entry, and the entry's result:
+    done (SUCCEEDED), refused by the worker or expired (FAILED), or still waiting (PENDING)."""
+    outcome = _COMMAND_OUTCOMES.get(command.status, pb.COMMAND_OUTCOME_PENDING)
+    audit = {pb.COMMAND_OUTCOME_ACKED: SUCCEEDED, pb.COMMAND_OUTCOME_REFUSED: FAILED}.get(outcome, PENDING)
+    result = {
+        "command_id": command.command_id,
+        "outcome": pb.CommandOutcome.Name(outcome).removeprefix("COMMAND_OUTCOME_"),
+        "worker_answer": command.result,
+    }
+    return outcome, audit, result
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A worker command as it stood when the wait ended, and what that means."""
+
+    command: pb.Command
+    outcome: pb.CommandOutcome.ValueType
+
+
+WaitingRequest = pb.QuietWorkerRequest | pb.ResumeWorkerRequest | pb.StopWorkerRequest | pb.CancelJobRequest
+
+
+def _wait_seconds(request: WaitingRequest) -> float:
+    """The request's `wait` in seconds, or the default when unset (range checked by _check_wait)."""
+    if not request.HasField("wait"):
+        return COMMAND_WAIT_DEFAULT
+    return request.wait.seconds + request.wait.nanos / 1e9
+
+
+def _check_wait(wait: float) -> None:
+    if not 0 <= wait <= COMMAND_WAIT_MAX:
+        raise InvalidArgument("wait", f"must be between 0 and {COMMAND_WAIT_MAX:g} seconds")
 
 
 def _non_negative(value: int, field: str, maximum: int | None = None) -> int:
@@ -441,7 +488,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelJobResponse:
         """Remove a job not yet running; stop a running one through its instrumented worker."""
-        wait = request.wait.ToTimedelta().total_seconds() if request.HasField("wait") else CANCEL_WAIT_DEFAULT
+        wait = _wait_seconds(request)
 
         async def perform() -> Done[pb.CancelJobResponse]:
             state = await self.jobs.job_state(request.queue, request.job_id)
@@ -458,8 +505,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             return await self._cancel_running(request.queue, request.job_id, request.reason, wait)
 
         def check_wait() -> None:
-            if not 0 <= wait <= CANCEL_WAIT_MAX:
-                raise InvalidArgument("wait", f"must be between 0 and {CANCEL_WAIT_MAX:g} seconds")
+            _check_wait(wait)
 
         reply, audit_id = await self.auditor.run(
             "CancelJob",
@@ -476,6 +522,18 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self.board.invalidate()
         reply.audit_id = audit_id
         return reply
+
+    async def _answer(self, command: hb_pb.Command, wait: float, poll: float = 0.1) -> hb_pb.Command:
+        """The command once its worker has answered (or it expired), or as it stands after `wait` s."""
+        deadline = time.monotonic() + wait
+        while command.status not in _FINAL_COMMAND and time.monotonic() < deadline:
+            await asyncio.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+            command = (
+                await self.heartbeat.stub.GetCommand(
+                    hb_pb.GetCommandRequest(command_id=command.command_id), timeout=5.0
+                )
+            ).command
+        return command
 
     async def _holder(self, queue: str, job_id: str) -> hb_pb.Worker | None:
         """The online instrumented worker that reports running `job_id` of `queue`, if any."""
@@ -514,15 +572,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             ),
             timeout=5.0,
         )
-        command = sent.command
-        deadline = time.monotonic() + wait
-        while command.status not in _FINAL_COMMAND and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-            command = (
-                await self.heartbeat.stub.GetCommand(
-                    hb_pb.GetCommandRequest(command_id=command.command_id), timeout=5.0
-                )
-            ).command
+        command = await self._answer(sent.command, wait)
         outcome = {
             hb_pb.COMMAND_STATUS_ACKED: pb.CANCEL_OUTCOME_CANCELLED,
             hb_pb.COMMAND_STATUS_FAILED: pb.CANCEL_OUTCOME_REFUSED_BY_WORKER,
@@ -575,20 +625,30 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self,
         method: str,
         action: AuditAction,
-        worker_id: str,
         kind: hb_pb.CommandType.ValueType,
-        reason: str,
+        request: pb.QuietWorkerRequest | pb.ResumeWorkerRequest | pb.StopWorkerRequest,
         *extra_checks: Callable[[], object],
-    ) -> tuple[pb.Command, int]:
-        check = _checks(lambda: _required(worker_id, "worker_id"), *extra_checks)
+    ) -> tuple[Sent, int]:
+        """Send a command under the audit log and wait (bounded) for the worker's answer."""
+        worker_id, reason, wait = request.worker_id, request.reason, _wait_seconds(request)
+        check = _checks(lambda: _required(worker_id, "worker_id"), lambda: _check_wait(wait), *extra_checks)
 
-        async def perform() -> Done[pb.Command]:
+        async def perform() -> Done[Sent]:
             # The worker must exist: a command for a mistyped id would wait for nobody.
             await self.heartbeat.stub.GetWorker(hb_pb.GetWorkerRequest(worker_id=worker_id), timeout=5.0)
             sent = await self.heartbeat.stub.SendCommand(
                 hb_pb.SendCommandRequest(worker_id=worker_id, type=kind, reason=reason), timeout=5.0
             )
-            return Done(public.command(sent.command), {"command_id": sent.command.command_id})
+            command = await self._answer(sent.command, wait)
+            outcome, audit, result = _command_outcome(command)
+
+            async def settle() -> tuple[str, dict[str, Any]]:
+                # Until the command expires at the latest; the entry then says how the worker answered.
+                expires = command.expire_time.seconds + command.expire_time.nanos / 1e9
+                final = await self._answer(command, max(0.0, expires - time.time()) + 1.0, poll=1.0)
+                return _command_outcome(final)[1:]
+
+            return Done(Sent(public.command(command), outcome), result, audit, settle)
 
         return await self.auditor.run(
             method, action, Target.of_worker(worker_id), {"reason": reason}, perform, check=check
@@ -598,41 +658,38 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self, request: pb.QuietWorkerRequest, context: grpc.aio.ServicerContext
     ) -> pb.QuietWorkerResponse:
         """Send QUIET to a worker."""
-        command, audit_id = await self._command(
+        sent, audit_id = await self._command(
             "QuietWorker",
             AuditAction.WORKER_QUIET,
-            request.worker_id,
             hb_pb.COMMAND_TYPE_QUIET,
-            request.reason,
+            request,
         )
-        return pb.QuietWorkerResponse(command=command, audit_id=audit_id)
+        return pb.QuietWorkerResponse(command=sent.command, outcome=sent.outcome, audit_id=audit_id)
 
     async def ResumeWorker(
         self, request: pb.ResumeWorkerRequest, context: grpc.aio.ServicerContext
     ) -> pb.ResumeWorkerResponse:
         """Send RESUME to a worker."""
-        command, audit_id = await self._command(
+        sent, audit_id = await self._command(
             "ResumeWorker",
             AuditAction.WORKER_RESUME,
-            request.worker_id,
             hb_pb.COMMAND_TYPE_RESUME,
-            request.reason,
+            request,
         )
-        return pb.ResumeWorkerResponse(command=command, audit_id=audit_id)
+        return pb.ResumeWorkerResponse(command=sent.command, outcome=sent.outcome, audit_id=audit_id)
 
     async def StopWorker(
         self, request: pb.StopWorkerRequest, context: grpc.aio.ServicerContext
     ) -> pb.StopWorkerResponse:
         """Send STOP to a worker; confirmed by its id."""
-        command, audit_id = await self._command(
+        sent, audit_id = await self._command(
             "StopWorker",
             AuditAction.WORKER_STOP,
-            request.worker_id,
             hb_pb.COMMAND_TYPE_STOP,
-            request.reason,
+            request,
             lambda: _confirm(request.confirm, request.worker_id, "worker id"),
         )
-        return pb.StopWorkerResponse(command=command, audit_id=audit_id)
+        return pb.StopWorkerResponse(command=sent.command, outcome=sent.outcome, audit_id=audit_id)
 
     # -- audit log -------------------------------------------------------------------------------
 
@@ -687,12 +744,16 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     async def CreateAuditLog(
         self, request: pb.CreateAuditLogRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateAuditLogResponse:
-        """Append an entry another service writes for its caller (incident acknowledge and resolve)."""
+        """Append an entry another service writes for its caller: incident acknowledge and resolve, and
+        any attempt at an audited action that a service refused (outcome DENIED)."""
         entry = request.audit_log
         allowed = {pb.AUDIT_ACTION_INCIDENT_ACKNOWLEDGE, pb.AUDIT_ACTION_INCIDENT_RESOLVE}
-        if entry.action not in allowed:
+        denied = entry.outcome == pb.AUDIT_OUTCOME_DENIED and entry.action != pb.AUDIT_ACTION_UNSPECIFIED
+        if entry.action not in allowed and not denied:
             raise InvalidArgument(
-                "audit_log.action", "only INCIDENT_ACKNOWLEDGE and INCIDENT_RESOLVE are written here"
+                "audit_log.action",
+                "only INCIDENT_ACKNOWLEDGE and INCIDENT_RESOLVE, or a refused attempt (outcome DENIED) at "
+                "any audited action, are written here",
             )
         if not entry.entity_id:
             raise InvalidArgument("audit_log.entity_id", "is required (the incident id)")

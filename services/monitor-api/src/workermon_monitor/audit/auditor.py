@@ -30,6 +30,7 @@ log = structlog.get_logger("workermon.monitor.audit")
 
 T = TypeVar("T")
 MAX_UNFINISHED = 10_000
+MAX_SETTLING = 1_000
 
 SUCCEEDED, FAILED, DENIED, REFUSED, PENDING = "SUCCEEDED", "FAILED", "DENIED", "REFUSED", "PENDING"
 
@@ -60,11 +61,16 @@ class Target:
 
 @dataclass
 class Done(Generic[T]):
-    """What an action returns: its value, what changed (for the entry), and its outcome."""
+    """What an action returns: its value, what changed (for the entry), and its outcome.
+
+    An action whose end is not known yet (a worker command not answered within the wait) returns
+    outcome PENDING and a `settle` that waits for the end: the entry stays PENDING until then.
+    """
 
     value: T
     result: dict[str, Any] = field(default_factory=dict)
     outcome: str = SUCCEEDED
+    settle: Callable[[], Awaitable[tuple[str, dict[str, Any]]]] | None = None
 
 
 def _json(value: dict[str, Any]) -> str:
@@ -79,6 +85,7 @@ class Auditor:
         self.roles = roles
         self.clock = clock
         self._unfinished: deque[tuple[int, str, str]] = deque(maxlen=MAX_UNFINISHED)
+        self._settling: set[asyncio.Task[None]] = set()
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), tz=UTC)
@@ -195,8 +202,40 @@ class Auditor:
                 message = "the request was cancelled while the action ran; its effect is unknown"
             await self._complete(audit_id, FAILED, {"error": message})
             raise
+        if done.outcome == PENDING:
+            if done.settle is not None:
+                self._settle_later(audit_id, done.settle)
+            return done.value, audit_id
         await self._complete(audit_id, done.outcome, done.result)
         return done.value, audit_id
+
+    def _settle_later(
+        self, audit_id: int, settle: Callable[[], Awaitable[tuple[str, dict[str, Any]]]]
+    ) -> None:
+        """Complete a PENDING entry once `settle` knows the end; bounded, so a flood cannot pile up
+        tasks (past the bound the entry stays PENDING, which is still true)."""
+        if len(self._settling) >= MAX_SETTLING:
+            log.warning("audit_settle_skipped", audit_id=audit_id, settling=len(self._settling))
+            return
+
+        async def run() -> None:
+            try:
+                outcome, result = await settle()
+            except Exception as exc:
+                log.warning("audit_settle_failed", audit_id=audit_id, error=str(exc))
+                return
+            if outcome != PENDING:
+                await self._complete(audit_id, outcome, result)
+
+        task = asyncio.create_task(run())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def close(self) -> None:
+        """Stop waiting for unsettled entries (they stay PENDING)."""
+        for task in list(self._settling):
+            task.cancel()
+        await asyncio.gather(*self._settling, return_exceptions=True)
 
     async def _complete(self, audit_id: int, outcome: str, result: dict[str, Any]) -> None:
         text = _json(result)

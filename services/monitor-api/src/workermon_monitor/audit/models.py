@@ -31,6 +31,7 @@ class AuditAction(StrEnum):
     WORKER_QUIET = "WORKER_QUIET"
     WORKER_RESUME = "WORKER_RESUME"
     WORKER_STOP = "WORKER_STOP"
+    WORKER_COMMAND = "WORKER_COMMAND"
     WORKER_ONLINE = "WORKER_ONLINE"
     WORKER_OFFLINE = "WORKER_OFFLINE"
     INCIDENT_ACKNOWLEDGE = "INCIDENT_ACKNOWLEDGE"
@@ -55,6 +56,8 @@ class AuditEntityType(StrEnum):
     JOB = "job"
     WORKER = "worker"
     INCIDENT = "incident"
+    # An attempt refused before it named anything more precise (see workermon_core.refusals).
+    RPC = "rpc"
 
 
 class AuditRole(StrEnum):
