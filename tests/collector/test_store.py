@@ -294,6 +294,26 @@ async def test_summarize_sums_a_day_an_hour_and_fifteen_minutes(
     assert [s.queue for s in only_b] == ["b"]
 
 
+async def test_summarize_merges_fifteen_minutes_of_wait_time_apart_from_processing(
+    store: SnapshotStore, make_row: MakeRow, utc_clock: DateClock
+) -> None:
+    newest = utc_clock.now.replace(second=0, microsecond=0)
+    short, long = [5.0] * 40, [2000.0] * 10
+    await store.write(
+        [
+            # Older than 15 minutes: in neither window.
+            make_row("w", newest - 20 * MINUTE, wait=summary_of([99_999.0] * 5)),
+            make_row("w", newest - 10 * MINUTE, processing=summary_of([10.0] * 40), wait=summary_of(short)),
+            # Wait time without processing time: counted in the wait window only.
+            make_row("w", newest, wait=summary_of(long)),
+        ]
+    )
+    _, [summary], overall = await store.summarize()
+    assert_within_1pct(summary.wait_15m, short + long)
+    assert_within_1pct(summary.processing_15m, [10.0] * 40)
+    assert_within_1pct(overall, [10.0] * 40)
+
+
 # --- Queries --------------------------------------------------------------------------------------
 
 
