@@ -479,6 +479,29 @@ async def test_query_hourly_uses_rollups_and_recent_minutes(
     assert_within_1pct(two_hours[2].processing, [v for m, vs in raw.items() if 8 <= m.hour < 10 for v in vs])
 
 
+def test_plan_reads_a_day_of_minutes_and_longer_ranges_from_rollups(
+    store: SnapshotStore, utc_clock: DateClock
+) -> None:
+    # What GetQueueTrend asks for each range of the UI, its `now` a little behind the collector's.
+    asked_at = utc_clock.now - timedelta(milliseconds=40)
+    # The default step: the smallest whole-minute step giving at most 1,500 points.
+    plans = {
+        hours: store.plan(
+            asked_at - timedelta(hours=hours), asked_at, -(-hours * HOUR // (1500 * MINUTE)) * MINUTE
+        )
+        for hours in (1, 6, 24, 7 * 24, 30 * 24)
+    }
+    assert plans == {
+        1: ("minute", MINUTE),
+        6: ("minute", MINUTE),
+        24: ("minute", MINUTE),
+        7 * 24: ("hourly", HOUR),
+        30 * 24: ("hourly", HOUR),
+    }
+    # Past the minute of grace the minutes may be gone: rollups.
+    assert store.plan(utc_clock.now - 24 * HOUR - 2 * MINUTE, utc_clock.now, MINUTE) == ("hourly", HOUR)
+
+
 async def test_query_whole_hours_gives_each_rollup_field_as_its_point(
     store: SnapshotStore, make_row: MakeRow, utc_clock: DateClock
 ) -> None:

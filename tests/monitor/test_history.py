@@ -109,3 +109,25 @@ async def test_queue_carries_wait_time_beside_processing_time(suite: Suite, loca
         assert [q.wait == queue.wait for q in listed.queues] == [True]
     finally:
         await emails.close()
+
+
+async def test_trend_ranges_from_an_hour_to_thirty_days(suite: Suite, local: LocalSuite) -> None:
+    emails = suite.queue("emails")
+    try:
+        await fail_and_complete(suite, emails, completed=2, failed=1)
+        now = int(time.time() * 1000)
+        await local.parts["collector"].collector.collect(["emails"], minute_ms=now - now % MINUTE_MS)
+        viewer = suite.client("viewer")
+        expected = {1: ("minute", 60, 60), 6: ("minute", 60, 360), 24: ("minute", 60, 1440)}
+        expected |= {24 * 7: ("hourly", 3600, 168), 24 * 30: ("hourly", 3600, 720)}
+        for hours, (resolution, step, buckets) in expected.items():
+            trend = await viewer.GetQueueTrend(pb.GetQueueTrendRequest(queue="emails", hours=hours))
+            assert (trend.resolution, trend.step.seconds) == (resolution, step), hours
+            # Epoch-aligned buckets: the range's first and last may be partial, adding one.
+            assert buckets <= len(trend.points) <= buckets + 1, hours
+            # The minute just collected is in the newest bucket (or the one before, had a minute turned
+            # since), also where rollups do not reach yet.
+            assert any(p.has_data for p in trend.points[-2:]), hours
+            assert sum(p.failed for p in trend.points) == 1, hours
+    finally:
+        await emails.close()

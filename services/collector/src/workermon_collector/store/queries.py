@@ -297,15 +297,17 @@ class SnapshotQueries(StoreState):
         "hourly" when `start` is beyond the minute retention (the step is then rounded up to whole
         hours: rollups cannot be split) or when the step is whole hours anyway (rollups give the
         same numbers as their 60 minutes, without merging 60 sketches per hour); otherwise
-        "minute". Raises ValueError for a step that is not a positive whole number of minutes, an
-        empty range, or more than MAX_POINTS buckets.
+        "minute". A range starting up to a minute beyond the retention still reads minute rows: "the
+        last 24 hours" computed by a caller a few milliseconds earlier is a day of minutes, not 24
+        hourly points. Raises ValueError for a step that is not a positive whole number of minutes,
+        an empty range, or more than MAX_POINTS buckets.
         """
         start, end = _aware(start), _aware(end)
         if step <= timedelta(0) or step % MINUTE:
             raise ValueError(f"step must be a positive whole number of minutes, got {step}")
         if end <= start:
             raise ValueError("end must be after start")
-        if start < _aware(self._clock()) - self.minute_retention:
+        if start < _aware(self._clock()) - self.minute_retention - MINUTE:
             resolution = "hourly"
             step = max(HOUR, -(-step // HOUR) * HOUR)
         else:
