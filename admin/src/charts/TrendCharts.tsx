@@ -4,6 +4,7 @@ import Typography from "@mui/material/Typography";
 import { LineChart } from "@mui/x-charts/LineChart";
 import { SparkLineChart } from "@mui/x-charts/SparkLineChart";
 import { num, type TrendPoint } from "../api/types";
+import { axisTime, categoryColor, failureCategories } from "./time";
 
 function series(points: TrendPoint[], pick: (p: TrendPoint) => number | null) {
   return points.map((p) => (p.hasData ? pick(p) : null));
@@ -18,15 +19,32 @@ export function Sparkline({ points, label }: { points: TrendPoint[]; label: stri
   );
 }
 
-interface TrendProps {
-  points: TrendPoint[];
-  labels: { throughput: string; completed: string; failed: string; backlog: string; waiting: string; delayed: string; active: string; processing: string };
+export interface TrendLabels {
+  throughput: string;
+  completed: string;
+  failed: string;
+  backlog: string;
+  waiting: string;
+  delayed: string;
+  active: string;
+  processing: string;
+  wait: string;
+  failuresByCategory: string;
+  noFailures: string;
 }
 
-export function TrendCharts({ points, labels }: TrendProps) {
+interface TrendProps {
+  points: TrendPoint[];
+  labels: TrendLabels;
+  /** The range shown, in hours: the time axis is labelled by it (times of day up to a day, dates beyond). */
+  hours: number;
+}
+
+export function TrendCharts({ points, labels, hours }: TrendProps) {
   const times = points.map((p) => new Date(p.time ?? 0));
-  const x = [{ data: times, scaleType: "time" as const }];
+  const x = [{ data: times, scaleType: "time" as const, valueFormatter: (d: Date, c: { location: string }) => axisTime(d, hours, c.location === "tick") }];
   const height = 200;
+  const categories = failureCategories(points);
   return (
     <Box sx={{ display: "grid", gridTemplateColumns: { xs: "1fr", lg: "1fr 1fr 1fr" }, gap: 2 }}>
       <Box role="img" aria-label={labels.throughput}>
@@ -62,6 +80,41 @@ export function TrendCharts({ points, labels }: TrendProps) {
             { data: series(points, (p) => (p.processing?.p50Ms ?? null)), label: "p50", showMark: false },
           ]}
         />
+      </Box>
+      <Box role="img" aria-label={labels.wait}>
+        <Typography variant="subtitle2">{labels.wait}</Typography>
+        <LineChart
+          height={height}
+          xAxis={x}
+          series={[
+            { data: series(points, (p) => (p.wait?.p95Ms ?? null)), label: "p95", showMark: false },
+            { data: series(points, (p) => (p.wait?.p50Ms ?? null)), label: "p50", showMark: false },
+          ]}
+        />
+      </Box>
+      <Box sx={{ gridColumn: { lg: "span 2" } }} data-testid="failure-categories">
+        <Typography variant="subtitle2">{labels.failuresByCategory}</Typography>
+        {categories.length === 0 ? (
+          <Box data-testid="failure-categories-empty" sx={{ height, display: "grid", placeItems: "center", color: "text.secondary" }}>
+            <Typography variant="body2">{labels.noFailures}</Typography>
+          </Box>
+        ) : (
+          <Box role="img" aria-label={labels.failuresByCategory}>
+            <LineChart
+              height={height}
+              xAxis={x}
+              series={categories.map((category) => ({
+                // Stacked areas: the top edge is the bucket's failures, each band one category's share.
+                data: points.map((p) => num(p.failuresByCategory?.[category])),
+                label: category,
+                stack: "failures",
+                area: true,
+                showMark: false,
+                color: categoryColor(category),
+              }))}
+            />
+          </Box>
+        )}
       </Box>
     </Box>
   );
