@@ -4,10 +4,16 @@ import Typography from "@mui/material/Typography";
 import { LineChart } from "@mui/x-charts/LineChart";
 import { SparkLineChart } from "@mui/x-charts/SparkLineChart";
 import { num, type TrendPoint } from "../api/types";
-import { axisTime, categoryColor, failureCategories } from "./time";
+import { VALUE_AXIS, axisTime, categoryColor, failureCategories, markIsolated } from "./time";
 
 function series(points: TrendPoint[], pick: (p: TrendPoint) => number | null) {
   return points.map((p) => (p.hasData ? pick(p) : null));
+}
+
+/** A line of the points, gaps left open, with a mark where a bucket stands alone between gaps. */
+function line(points: TrendPoint[], pick: (p: TrendPoint) => number | null, label: string, color?: string) {
+  const data = series(points, pick);
+  return { data, label, color, showMark: markIsolated(data), connectNulls: false };
 }
 
 export function Sparkline({ points, label }: { points: TrendPoint[]; label: string }) {
@@ -52,9 +58,10 @@ export function TrendCharts({ points, labels, hours }: TrendProps) {
         <LineChart
           height={height}
           xAxis={x}
+          yAxis={VALUE_AXIS}
           series={[
-            { data: series(points, (p) => num(p.completed)), label: labels.completed, showMark: false, connectNulls: false },
-            { data: series(points, (p) => num(p.failed)), label: labels.failed, showMark: false, color: "#d32f2f" },
+            line(points, (p) => num(p.completed), labels.completed),
+            line(points, (p) => num(p.failed), labels.failed, "#d32f2f"),
           ]}
         />
       </Box>
@@ -63,10 +70,11 @@ export function TrendCharts({ points, labels, hours }: TrendProps) {
         <LineChart
           height={height}
           xAxis={x}
+          yAxis={VALUE_AXIS}
           series={[
-            { data: series(points, (p) => num(p.counts?.waiting)), label: labels.waiting, showMark: false },
-            { data: series(points, (p) => num(p.counts?.active)), label: labels.active, showMark: false },
-            { data: series(points, (p) => num(p.counts?.delayed)), label: labels.delayed, showMark: false },
+            line(points, (p) => num(p.counts?.waiting), labels.waiting),
+            line(points, (p) => num(p.counts?.active), labels.active),
+            line(points, (p) => num(p.counts?.delayed), labels.delayed),
           ]}
         />
       </Box>
@@ -75,9 +83,10 @@ export function TrendCharts({ points, labels, hours }: TrendProps) {
         <LineChart
           height={height}
           xAxis={x}
+          yAxis={VALUE_AXIS}
           series={[
-            { data: series(points, (p) => (p.processing?.p95Ms ?? null)), label: "p95", showMark: false },
-            { data: series(points, (p) => (p.processing?.p50Ms ?? null)), label: "p50", showMark: false },
+            line(points, (p) => p.processing?.p95Ms ?? null, "p95"),
+            line(points, (p) => p.processing?.p50Ms ?? null, "p50"),
           ]}
         />
       </Box>
@@ -86,9 +95,10 @@ export function TrendCharts({ points, labels, hours }: TrendProps) {
         <LineChart
           height={height}
           xAxis={x}
+          yAxis={VALUE_AXIS}
           series={[
-            { data: series(points, (p) => (p.wait?.p95Ms ?? null)), label: "p95", showMark: false },
-            { data: series(points, (p) => (p.wait?.p50Ms ?? null)), label: "p50", showMark: false },
+            line(points, (p) => p.wait?.p95Ms ?? null, "p95"),
+            line(points, (p) => p.wait?.p50Ms ?? null, "p50"),
           ]}
         />
       </Box>
@@ -103,6 +113,7 @@ export function TrendCharts({ points, labels, hours }: TrendProps) {
             <LineChart
               height={height}
               xAxis={x}
+          yAxis={VALUE_AXIS}
               series={categories.map((category) => ({
                 // Stacked areas: the top edge is the bucket's failures, each band one category's share.
                 data: points.map((p) => num(p.failuresByCategory?.[category])),

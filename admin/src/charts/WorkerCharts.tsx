@@ -4,7 +4,7 @@ import Typography from "@mui/material/Typography";
 import { LineChart } from "@mui/x-charts/LineChart";
 import { SparkLineChart } from "@mui/x-charts/SparkLineChart";
 import { num, type WorkerHistoryPoint } from "../api/types";
-import { axisTime, gaugeNames, minuteGrid } from "./time";
+import { VALUE_AXIS, axisTime, gaugeNames, markIsolated, minuteGrid } from "./time";
 
 /** Active jobs per minute over the last `minutes`, as a sparkline (0 where the worker did not beat: a
  * sparkline cannot break its line; the detail view's charts show those minutes as gaps). */
@@ -47,7 +47,7 @@ export function WorkerCharts({
   const chart = (label: string, series: { data: (number | null)[]; label: string }[]) => (
     <Box role="img" aria-label={label} key={label}>
       <Typography variant="subtitle2">{label}</Typography>
-      <LineChart height={height} xAxis={x} series={series.map((s) => ({ ...s, showMark: false, connectNulls: false }))} />
+      <LineChart height={height} xAxis={x} yAxis={VALUE_AXIS} series={series.map((s) => ({ ...s, showMark: markIsolated(s.data), connectNulls: false }))} />
     </Box>
   );
   return (

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { TrendPoint, WorkerHistoryPoint } from "../api/types";
-import { axisTime, categoryColor, failureCategories, gaugeNames, minuteGrid, trendRange } from "./time";
+import { axisNumber, axisTime, categoryColor, failureCategories, gaugeNames, markIsolated, minuteGrid, trendRange } from "./time";
 
 describe("trend ranges", () => {
   it("reads the range from the URL, falling back to one hour", () => {
@@ -55,5 +55,21 @@ describe("worker history grid", () => {
     expect(times.map((t) => t.getUTCMinutes())).toEqual([0, 1, 2, 3, 4]);
     expect(at.map((p) => (p ? p.activeJobs : null))).toEqual([null, 3, null, 5, null]);
     expect(gaugeNames(points)).toEqual(["browsers", "pool"]);
+  });
+});
+
+describe("isolated marks", () => {
+  it("marks a value only where no value stands beside it", () => {
+    const show = markIsolated([null, 4, null, 1, 2, null, 0]);
+    expect([0, 1, 2, 3, 4, 5, 6].map((index) => show({ index }))).toEqual([false, true, false, false, false, false, true]);
+  });
+});
+
+describe("value axis", () => {
+  it("keeps ticks short", () => {
+    expect(axisNumber(29.456)).toBe("29.5");
+    expect(axisNumber(196_437_504 / (1024 * 1024))).toBe("187.3");
+    expect(axisNumber(3_600_000)).toBe("3.6M");
+    expect(axisNumber(null)).toBe("");
   });
 });

@@ -29,6 +29,16 @@ export function axisTime(date: Date, hours: number, tick: boolean, locale?: stri
   return date.toLocaleDateString(locale, { month: "short", day: "numeric" });
 }
 
+const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+
+/** A value axis' tick: short enough for the axis (1.2K, 196.4, 29.5). */
+export function axisNumber(value: number | null): string {
+  return value === null ? "" : compact.format(value);
+}
+
+/** The value axis of the history charts: compact ticks in a fixed width, so long numbers are not cut. */
+export const VALUE_AXIS = [{ valueFormatter: axisNumber, width: 48 }];
+
 /** The failure categories with at least one failure in the points, most failures first. */
 export function failureCategories(points: TrendPoint[]): string[] {
   const totals = new Map<string, number>();
@@ -62,6 +72,14 @@ export function categoryColor(category: string): string {
   let hash = 0;
   for (const ch of category) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
   return EXTRA_COLORS[hash % EXTRA_COLORS.length];
+}
+
+/**
+ * A line series' `showMark`: a mark only on a value with no value on either side, which a line alone
+ * would not show at all (one collected minute in a range of gaps).
+ */
+export function markIsolated(data: (number | null)[]): (params: { index: number }) => boolean {
+  return ({ index }) => data[index] !== null && (data[index - 1] ?? null) === null && (data[index + 1] ?? null) === null;
 }
 
 const MINUTE_MS = 60_000;
