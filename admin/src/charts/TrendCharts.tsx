@@ -46,62 +46,34 @@ interface TrendProps {
   hours: number;
 }
 
+type Series = NonNullable<Parameters<typeof LineChart>[0]["series"]>;
+
 export function TrendCharts({ points, labels, hours }: TrendProps) {
   const times = points.map((p) => new Date(p.time ?? 0));
   const x = [{ data: times, scaleType: "time" as const, valueFormatter: (d: Date, c: { location: string }) => axisTime(d, hours, c.location === "tick") }];
   const height = 200;
   const categories = failureCategories(points);
+  const plot = (series: Series) => <LineChart height={height} xAxis={x} yAxis={VALUE_AXIS} series={series} />;
+  const chart = (label: string, series: Series) => (
+    <Box role="img" aria-label={label}>
+      <Typography variant="subtitle2">{label}</Typography>
+      {plot(series)}
+    </Box>
+  );
+  const percentiles = (pick: (p: TrendPoint) => TrendPoint["wait"]) => [
+    line(points, (p) => pick(p)?.p95Ms ?? null, "p95"),
+    line(points, (p) => pick(p)?.p50Ms ?? null, "p50"),
+  ];
   return (
     <Box sx={{ display: "grid", gridTemplateColumns: { xs: "1fr", lg: "1fr 1fr 1fr" }, gap: 2 }}>
-      <Box role="img" aria-label={labels.throughput}>
-        <Typography variant="subtitle2">{labels.throughput}</Typography>
-        <LineChart
-          height={height}
-          xAxis={x}
-          yAxis={VALUE_AXIS}
-          series={[
-            line(points, (p) => num(p.completed), labels.completed),
-            line(points, (p) => num(p.failed), labels.failed, "#d32f2f"),
-          ]}
-        />
-      </Box>
-      <Box role="img" aria-label={labels.backlog}>
-        <Typography variant="subtitle2">{labels.backlog}</Typography>
-        <LineChart
-          height={height}
-          xAxis={x}
-          yAxis={VALUE_AXIS}
-          series={[
-            line(points, (p) => num(p.counts?.waiting), labels.waiting),
-            line(points, (p) => num(p.counts?.active), labels.active),
-            line(points, (p) => num(p.counts?.delayed), labels.delayed),
-          ]}
-        />
-      </Box>
-      <Box role="img" aria-label={labels.processing}>
-        <Typography variant="subtitle2">{labels.processing}</Typography>
-        <LineChart
-          height={height}
-          xAxis={x}
-          yAxis={VALUE_AXIS}
-          series={[
-            line(points, (p) => p.processing?.p95Ms ?? null, "p95"),
-            line(points, (p) => p.processing?.p50Ms ?? null, "p50"),
-          ]}
-        />
-      </Box>
-      <Box role="img" aria-label={labels.wait}>
-        <Typography variant="subtitle2">{labels.wait}</Typography>
-        <LineChart
-          height={height}
-          xAxis={x}
-          yAxis={VALUE_AXIS}
-          series={[
-            line(points, (p) => p.wait?.p95Ms ?? null, "p95"),
-            line(points, (p) => p.wait?.p50Ms ?? null, "p50"),
-          ]}
-        />
-      </Box>
+      {chart(labels.throughput, [line(points, (p) => num(p.completed), labels.completed), line(points, (p) => num(p.failed), labels.failed, "#d32f2f")])}
+      {chart(labels.backlog, [
+        line(points, (p) => num(p.counts?.waiting), labels.waiting),
+        line(points, (p) => num(p.counts?.active), labels.active),
+        line(points, (p) => num(p.counts?.delayed), labels.delayed),
+      ])}
+      {chart(labels.processing, percentiles((p) => p.processing))}
+      {chart(labels.wait, percentiles((p) => p.wait))}
       <Box sx={{ gridColumn: { lg: "span 2" } }} data-testid="failure-categories">
         <Typography variant="subtitle2">{labels.failuresByCategory}</Typography>
         {categories.length === 0 ? (
@@ -110,11 +82,8 @@ export function TrendCharts({ points, labels, hours }: TrendProps) {
           </Box>
         ) : (
           <Box role="img" aria-label={labels.failuresByCategory}>
-            <LineChart
-              height={height}
-              xAxis={x}
-          yAxis={VALUE_AXIS}
-              series={categories.map((category) => ({
+            {plot(
+              categories.map((category) => ({
                 // Stacked areas: the top edge is the bucket's failures, each band one category's share.
                 data: points.map((p) => num(p.failuresByCategory?.[category])),
                 label: category,
@@ -122,8 +91,8 @@ export function TrendCharts({ points, labels, hours }: TrendProps) {
                 area: true,
                 showMark: false,
                 color: categoryColor(category),
-              }))}
-            />
+              })),
+            )}
           </Box>
         )}
       </Box>
