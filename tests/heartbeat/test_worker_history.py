@@ -12,6 +12,7 @@ from tests.support.fakes import FakeClock
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.auth import TokenAuthority
 from workermon_core.errors import error_info
+from workermon_heartbeat.store import Registry
 
 from ..support.heartbeat import Running, report, start_heartbeat
 
@@ -144,6 +145,22 @@ async def test_survives_a_restart_and_is_not_written_twice_in_a_minute(
         assert [p.active_jobs for p in (await _history(restarted, "w-r")).points] == [7, 9]
     finally:
         await restarted.stop()
+
+
+async def test_a_lagging_clock_neither_repeats_nor_reorders_minutes(
+    hb: Running, clock: FakeClock, prefix: str
+) -> None:
+    registry = hb.servicer.registry
+    await registry.beat(_loaded("w-skew", 1), [])
+    clock.advance(60)
+    await registry.beat(_loaded("w-skew", 2), [])
+    # A replica whose clock is a minute behind: the minute it sees is already history.
+    lagging = Registry(
+        registry.redis, hb.suite.settings.redis_prefix, registry.config, lambda: clock.now - 60
+    )
+    await lagging.beat(_loaded("w-skew", 3), [])
+    history = await _history(hb, "w-skew")
+    assert [p.active_jobs for p in history.points] == [1, 2]
 
 
 async def test_disabled_history_writes_nothing(

@@ -54,7 +54,7 @@ end
 # The first beat of a worker in a minute that carries a history point appends it to the worker's
 # history list `wh:<id>` (trimmed to the history length, expiring with the worker) and notes the
 # minute in the worker hash (`hm`, read by the HMGET every beat makes anyway): the list is written at
-# most once a minute per worker, whatever the number of replicas, and each write is O(1).
+# most once a minute per worker, in time order, whatever the number of replicas; each write is O(1).
 # A steady beat (online, same fingerprint) writes only what moves: the report when it differs, the
 # deadline, last-seen time, key expiry and queue scores; the identity fields, the id index, `first`,
 # `off` and dropped queues are written only when the worker is new, back, or its fingerprint changed.
@@ -66,6 +66,7 @@ local root, now_s, deadline, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), to
 local now = tonumber(now_s)
 local maxlen, max_commands, n_beats = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local history_max, minute_s = tonumber(ARGV[8]), ARGV[9]
+local minute = tonumber(minute_s)
 local id
 """
     + _EMIT
@@ -109,25 +110,27 @@ local function beat(i)
   end
   local identity = not old or prev[1] ~= fp
   local report = identity or prev[4] ~= info
-  local minute = {}
-  if point ~= '' and history_max > 0 and prev[5] ~= minute_s then
+  local hm = {}
+  -- Only a minute after the last one written: a replica whose clock lags another's neither repeats a
+  -- minute nor writes one out of order.
+  if point ~= '' and history_max > 0 and (not prev[5] or tonumber(prev[5]) < minute) then
     local hkey = root .. ':wh:' .. id
     redis.call('RPUSH', hkey, minute_s .. ':' .. point)
     redis.call('LTRIM', hkey, -history_max, -1)
     redis.call('EXPIRE', hkey, retention)
-    minute = {'hm', minute_s}
+    hm = {'hm', minute_s}
   end
   redis.call('ZADD', root .. ':deadline', deadline, id)
   redis.call('ZADD', root .. ':lastseen', now, id)
   if identity then
     redis.call('ZADD', root .. ':ids', 0, id)
     redis.call('HSET', wkey, 'info', info, 'fp', fp, 'inst', inst, 'host', host, 'queues', queues,
-               'last', now_s, unpack(minute))
+               'last', now_s, unpack(hm))
     redis.call('HSETNX', wkey, 'first', now_s)
   elseif report then
-    redis.call('HSET', wkey, 'info', info, 'last', now_s, unpack(minute))
+    redis.call('HSET', wkey, 'info', info, 'last', now_s, unpack(hm))
   else
-    redis.call('HSET', wkey, 'last', now_s, unpack(minute))
+    redis.call('HSET', wkey, 'last', now_s, unpack(hm))
   end
   -- Only GOODBYE and SWEEP set `off`, and both take the deadline to 0: an online worker has none.
   if not online then redis.call('HDEL', wkey, 'off') end
