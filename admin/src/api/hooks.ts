@@ -99,10 +99,10 @@ export function useWorkers() {
 }
 
 /** A worker's per-minute history over the last `minutes` (at most a day: what HeartbeatService keeps). */
-export function useWorkerHistory(id: string | undefined, minutes: number) {
+export function useWorkerHistory(id: string | undefined, minutes: number, enabled = true) {
   return useQuery({
     queryKey: keys.workerHistory(id ?? "", minutes),
-    enabled: !!id,
+    enabled: !!id && enabled,
     queryFn: ({ signal }) =>
       api<ResponseOf<"GetWorkerHistory">>(route("/v1/workers/{worker_id}/history", { worker_id: id ?? "" }), {
         query: { startTime: new Date(Date.now() - minutes * 60_000).toISOString() },
