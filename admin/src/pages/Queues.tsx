@@ -94,7 +94,7 @@ function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
       {q ? (
         <Typography variant="body2" color="text.secondary" sx={{ mb: 1 }}>
           {q.statusReason ? `${q.statusReason} · ` : ""}
-          24 h: {fmtInt(q.completed24h)} {t("completed").toLowerCase()}, {fmtInt(q.failed24h)} {t("failed").toLowerCase()} ({fmtPercent(q.successRate24h)}) · p95 {fmtMs(q.processing?.p95Ms)} · {t("waiting").toLowerCase()} p95 {fmtMs(q.wait?.p95Ms)}
+          24 h: {fmtInt(q.completed24h)} {t("completed").toLowerCase()}, {fmtInt(q.failed24h)} {t("failed").toLowerCase()} ({fmtPercent(q.successRate24h)}) · p95 {fmtMs(q.processing?.p95Ms)} · {t("waitP95")} {fmtMs(q.wait?.p95Ms)}
           {(q.topFailureCategories ?? []).length > 0
             ? ` · ${(q.topFailureCategories ?? []).map((c) => `${c.category}: ${fmtInt(c.count)}`).join(", ")}`
             : ""}
