@@ -63,6 +63,7 @@ def bench_registry_config() -> RegistryConfig:
         online_window=settings.online_window_seconds,
         retention=settings.offline_retention_hours * 3600,
         events_max=settings.worker_events_max,
+        history_points=settings.worker_history_minutes,
     )
 
 

@@ -13,7 +13,7 @@ import DarkModeOutlined from "@mui/icons-material/DarkModeOutlined";
 import LightModeOutlined from "@mui/icons-material/LightModeOutlined";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { Suspense, lazy, useState } from "react";
-import { BrowserRouter, NavLink, Route, Routes } from "react-router-dom";
+import { BrowserRouter, NavLink, Outlet, Route, Routes } from "react-router-dom";
 import { ApiError } from "./api/client";
 import { AuthProvider, useAuth } from "./auth";
 import { FeedbackProvider } from "./components/Feedback";
@@ -26,6 +26,7 @@ import { AppThemeProvider, useColorMode } from "./theme";
 const OverviewPage = lazy(() => import("./pages/Overview"));
 const QueuesPage = lazy(() => import("./pages/Queues"));
 const WorkersPage = lazy(() => import("./pages/Workers"));
+const WorkerDetail = lazy(() => import("./pages/WorkerDetail"));
 const JobsPage = lazy(() => import("./pages/Jobs"));
 const IncidentsPage = lazy(() => import("./pages/Incidents"));
 const AuditPage = lazy(() => import("./pages/Audit"));
@@ -116,7 +117,17 @@ function Shell() {
             <Route path="/" element={<OverviewPage />} />
             <Route path="/queues" element={<QueuesPage />} />
             <Route path="/queues/:name" element={<QueuesPage />} />
-            <Route path="/workers" element={<WorkersPage />} />
+            <Route
+              path="/workers"
+              element={
+                <>
+                  <WorkersPage />
+                  <Outlet />
+                </>
+              }
+            >
+              <Route path=":id" element={<WorkerDetail />} />
+            </Route>
             <Route path="/jobs" element={<JobsPage />} />
             <Route path="/incidents" element={<IncidentsPage />} />
             <Route path="/incidents/:id" element={<IncidentsPage />} />

@@ -294,6 +294,26 @@ async def test_summarize_sums_a_day_an_hour_and_fifteen_minutes(
     assert [s.queue for s in only_b] == ["b"]
 
 
+async def test_summarize_merges_fifteen_minutes_of_wait_time_apart_from_processing(
+    store: SnapshotStore, make_row: MakeRow, utc_clock: DateClock
+) -> None:
+    newest = utc_clock.now.replace(second=0, microsecond=0)
+    short, long = [5.0] * 40, [2000.0] * 10
+    await store.write(
+        [
+            # Older than 15 minutes: in neither window.
+            make_row("w", newest - 20 * MINUTE, wait=summary_of([99_999.0] * 5)),
+            make_row("w", newest - 10 * MINUTE, processing=summary_of([10.0] * 40), wait=summary_of(short)),
+            # Wait time without processing time: counted in the wait window only.
+            make_row("w", newest, wait=summary_of(long)),
+        ]
+    )
+    _, [summary], overall = await store.summarize()
+    assert_within_1pct(summary.wait_15m, short + long)
+    assert_within_1pct(summary.processing_15m, [10.0] * 40)
+    assert_within_1pct(overall, [10.0] * 40)
+
+
 # --- Queries --------------------------------------------------------------------------------------
 
 
@@ -457,6 +477,29 @@ async def test_query_hourly_uses_rollups_and_recent_minutes(
     two_hours, _ = await store.query("q", start, end, 2 * HOUR)
     assert [p.completed for p in two_hours] == [0, 120, 120, 30]  # buckets 04-06, 06-08, 08-10, 10-12
     assert_within_1pct(two_hours[2].processing, [v for m, vs in raw.items() if 8 <= m.hour < 10 for v in vs])
+
+
+def test_plan_reads_a_day_of_minutes_and_longer_ranges_from_rollups(
+    store: SnapshotStore, utc_clock: DateClock
+) -> None:
+    # What GetQueueTrend asks for each range of the UI, its `now` a little behind the collector's.
+    asked_at = utc_clock.now - timedelta(milliseconds=40)
+    # The default step: the smallest whole-minute step giving at most 1,500 points.
+    plans = {
+        hours: store.plan(
+            asked_at - timedelta(hours=hours), asked_at, -(-hours * HOUR // (1500 * MINUTE)) * MINUTE
+        )
+        for hours in (1, 6, 24, 7 * 24, 30 * 24)
+    }
+    assert plans == {
+        1: ("minute", MINUTE),
+        6: ("minute", MINUTE),
+        24: ("minute", MINUTE),
+        7 * 24: ("hourly", HOUR),
+        30 * 24: ("hourly", HOUR),
+    }
+    # Past the minute of grace the minutes may be gone: rollups.
+    assert store.plan(utc_clock.now - 24 * HOUR - 2 * MINUTE, utc_clock.now, MINUTE) == ("hourly", HOUR)
 
 
 async def test_query_whole_hours_gives_each_rollup_field_as_its_point(

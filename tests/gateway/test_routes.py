@@ -223,6 +223,25 @@ async def test_worker_routes_and_commands(gateway: Gateway) -> None:
     assert stopped.status_code == 200, stopped.text
 
 
+async def test_worker_history_route(gateway: Gateway) -> None:
+    # A worker id with a slash travels percent-encoded as one path segment.
+    await gateway.beat("gw/history-1", ["gw-emails"])
+    viewer = gateway.client("viewer")
+    history = await viewer.get("/api/v1/workers/gw%2Fhistory-1/history")
+    called("GET", "/v1/workers/{worker_id}/history")
+    assert history.status_code == 200, history.text
+    body = history.json()
+    assert body["workerId"] == "gw/history-1" and body["step"] == "60s"
+    [point] = body["points"]
+    assert point["concurrency"] == 2 and point["time"].endswith(":00Z")
+    before = await viewer.get(
+        "/api/v1/workers/gw%2Fhistory-1/history", params={"endTime": "2001-01-01T00:00:00Z"}
+    )
+    assert before.status_code == 200 and before.json()["points"] == []
+    unknown = await viewer.get("/api/v1/workers/gw-nobody/history")
+    assert unknown.status_code == 404 and unknown.json()["error"]["status"] == "NOT_FOUND"
+
+
 async def test_collector_routes(gateway: Gateway) -> None:
     gateway.queue("gw-collected")
     await gateway.queue("gw-collected").add("x", {})

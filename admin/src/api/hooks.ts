@@ -9,6 +9,7 @@ export const keys = {
   queues: ["queues"] as const,
   queue: (name: string) => ["queue", name] as const,
   trend: (name: string, hours: number) => ["trend", name, hours] as const,
+  workerHistory: (id: string, minutes: number) => ["workerHistory", id, minutes] as const,
   jobs: ["jobs"] as const,
   job: ["job"] as const,
   workers: ["workers"] as const,
@@ -94,6 +95,21 @@ export function useWorkers() {
     queryKey: keys.workers,
     queryFn: ({ signal }) => api<ResponseOf<"ListWorkers">>(route("/v1/workers"), { query: { pageSize: 500 }, signal }).then((r) => r.workers ?? []),
     refetchInterval: 15_000,
+  });
+}
+
+/** A worker's per-minute history over the last `minutes` (at most a day: what HeartbeatService keeps). */
+export function useWorkerHistory(id: string | undefined, minutes: number, enabled = true) {
+  return useQuery({
+    queryKey: keys.workerHistory(id ?? "", minutes),
+    enabled: !!id && enabled,
+    queryFn: ({ signal }) =>
+      api<ResponseOf<"GetWorkerHistory">>(route("/v1/workers/{worker_id}/history", { worker_id: id ?? "" }), {
+        query: { startTime: new Date(Date.now() - minutes * 60_000).toISOString() },
+        signal,
+      }),
+    refetchInterval: 60_000,
+    staleTime: 30_000,
   });
 }
 

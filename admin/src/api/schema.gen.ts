@@ -384,6 +384,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/workers/{worker_id}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Returns a worker's load over the last 24 hours, one point per minute it beat in (from HeartbeatService): active jobs, CPU, RSS and custom gauges, at most 1,440 points, oldest first
+         * @description Returns a worker's load over the last 24 hours, one point per minute it beat in (from HeartbeatService): active jobs, CPU, RSS and custom gauges, at most 1,440 points, oldest first.
+         *
+         *     Role: viewer. gRPC: `/workermon.monitor.v1.MonitorService/GetWorkerHistory`.
+         */
+        get: operations["GetWorkerHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workers/{worker_id}:quiet": {
         parameters: {
             query?: never;
@@ -1512,6 +1534,18 @@ export interface components {
             /** @description "minute" or "hourly". */
             resolution?: string;
         };
+        /** @description GetWorkerHistoryResponse is a worker's history, bounded rather than paged. */
+        "workermon.monitor.v1.GetWorkerHistoryResponse": {
+            /** @description Worker id. */
+            workerId?: string;
+            /** @description One point per minute in which the worker beat, oldest first (at most 1,440); a minute without a beat has no point. */
+            points: components["schemas"]["workermon.monitor.v1.WorkerHistoryPoint"][];
+            /**
+             * @description The distance between consecutive minutes: always one minute.
+             * @example 30s
+             */
+            step?: string;
+        };
         /** @description GetWorkerResponse carries the worker. */
         "workermon.monitor.v1.GetWorkerResponse": {
             /** @description The worker. */
@@ -1802,6 +1836,8 @@ export interface components {
              * @description The minute the metrics are from; absent before the first collection.
              */
             metricsMinuteTime?: string;
+            /** @description Wait time (added to started) of jobs finished in the last collected minute. */
+            wait?: components["schemas"]["workermon.monitor.v1.Durations"];
         };
         /**
          * @description QueueStatus sums up a queue's health in one word.
@@ -1962,6 +1998,26 @@ export interface components {
             lastSeenTime?: string;
             /** @description Why it went offline: "goodbye: <reason>" or "missed beats". */
             offlineReason?: string;
+        };
+        /** @description WorkerHistoryPoint is what a worker reported in the first beat received in one minute. */
+        "workermon.monitor.v1.WorkerHistoryPoint": {
+            /**
+             * Format: date-time
+             * @description Start of the minute (UTC).
+             */
+            time?: string;
+            /**
+             * Format: int32
+             * @description Jobs it was running.
+             */
+            activeJobs?: number;
+            /**
+             * Format: int32
+             * @description Jobs it could run at once.
+             */
+            concurrency?: number;
+            /** @description Its process readings: CPU, RSS and custom gauges. */
+            gauges?: components["schemas"]["workermon.monitor.v1.ProcessGauges"];
         };
         /** @description WorkerReport is what a worker said about itself in its last beat. */
         "workermon.monitor.v1.WorkerReport": {
@@ -2769,6 +2825,43 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["workermon.monitor.v1.GetWorkerResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    GetWorkerHistory: {
+        parameters: {
+            query?: {
+                /** @description Only minutes at or after this time; default: everything kept (the last 24 hours). */
+                startTime?: string;
+                /** @description Only minutes before this time; default: now. */
+                endTime?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Worker id. */
+                worker_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.GetWorkerHistoryResponse"];
                 };
             };
             /** @description An error (see Error) */

@@ -33,6 +33,7 @@ export type TimelineEntry = Schemas["workermon.monitor.v1.TimelineEntry"];
 export type Job = Schemas["workermon.monitor.v1.Job"];
 export type WorkerReport = Schemas["workermon.monitor.v1.WorkerReport"];
 export type Worker = Schemas["workermon.monitor.v1.Worker"];
+export type WorkerHistoryPoint = Schemas["workermon.monitor.v1.WorkerHistoryPoint"];
 export type Command = Schemas["workermon.monitor.v1.Command"];
 export type Incident = Schemas["workermon.incidents.v1.Incident"];
 export type IncidentEvent = Schemas["workermon.incidents.v1.IncidentEvent"];

@@ -4,9 +4,16 @@ import Typography from "@mui/material/Typography";
 import { LineChart } from "@mui/x-charts/LineChart";
 import { SparkLineChart } from "@mui/x-charts/SparkLineChart";
 import { num, type TrendPoint } from "../api/types";
+import { VALUE_AXIS, axisTime, categoryColor, failureCategories, markIsolated } from "./time";
 
 function series(points: TrendPoint[], pick: (p: TrendPoint) => number | null) {
   return points.map((p) => (p.hasData ? pick(p) : null));
+}
+
+/** A line of the points, gaps left open, with a mark where a bucket stands alone between gaps. */
+function line(points: TrendPoint[], pick: (p: TrendPoint) => number | null, label: string, color?: string) {
+  const data = series(points, pick);
+  return { data, label, color, showMark: markIsolated(data), connectNulls: false };
 }
 
 export function Sparkline({ points, label }: { points: TrendPoint[]; label: string }) {
@@ -18,50 +25,76 @@ export function Sparkline({ points, label }: { points: TrendPoint[]; label: stri
   );
 }
 
-interface TrendProps {
-  points: TrendPoint[];
-  labels: { throughput: string; completed: string; failed: string; backlog: string; waiting: string; delayed: string; active: string; processing: string };
+export interface TrendLabels {
+  throughput: string;
+  completed: string;
+  failed: string;
+  backlog: string;
+  waiting: string;
+  delayed: string;
+  active: string;
+  processing: string;
+  wait: string;
+  failuresByCategory: string;
+  noFailures: string;
 }
 
-export function TrendCharts({ points, labels }: TrendProps) {
+interface TrendProps {
+  points: TrendPoint[];
+  labels: TrendLabels;
+  /** The range shown, in hours: the time axis is labelled by it (times of day up to a day, dates beyond). */
+  hours: number;
+}
+
+type Series = NonNullable<Parameters<typeof LineChart>[0]["series"]>;
+
+export function TrendCharts({ points, labels, hours }: TrendProps) {
   const times = points.map((p) => new Date(p.time ?? 0));
-  const x = [{ data: times, scaleType: "time" as const }];
+  const x = [{ data: times, scaleType: "time" as const, valueFormatter: (d: Date, c: { location: string }) => axisTime(d, hours, c.location === "tick") }];
   const height = 200;
+  const categories = failureCategories(points);
+  const plot = (series: Series) => <LineChart height={height} xAxis={x} yAxis={VALUE_AXIS} series={series} />;
+  const chart = (label: string, series: Series) => (
+    <Box role="img" aria-label={label}>
+      <Typography variant="subtitle2">{label}</Typography>
+      {plot(series)}
+    </Box>
+  );
+  const percentiles = (pick: (p: TrendPoint) => TrendPoint["wait"]) => [
+    line(points, (p) => pick(p)?.p95Ms ?? null, "p95"),
+    line(points, (p) => pick(p)?.p50Ms ?? null, "p50"),
+  ];
   return (
     <Box sx={{ display: "grid", gridTemplateColumns: { xs: "1fr", lg: "1fr 1fr 1fr" }, gap: 2 }}>
-      <Box role="img" aria-label={labels.throughput}>
-        <Typography variant="subtitle2">{labels.throughput}</Typography>
-        <LineChart
-          height={height}
-          xAxis={x}
-          series={[
-            { data: series(points, (p) => num(p.completed)), label: labels.completed, showMark: false, connectNulls: false },
-            { data: series(points, (p) => num(p.failed)), label: labels.failed, showMark: false, color: "#d32f2f" },
-          ]}
-        />
-      </Box>
-      <Box role="img" aria-label={labels.backlog}>
-        <Typography variant="subtitle2">{labels.backlog}</Typography>
-        <LineChart
-          height={height}
-          xAxis={x}
-          series={[
-            { data: series(points, (p) => num(p.counts?.waiting)), label: labels.waiting, showMark: false },
-            { data: series(points, (p) => num(p.counts?.active)), label: labels.active, showMark: false },
-            { data: series(points, (p) => num(p.counts?.delayed)), label: labels.delayed, showMark: false },
-          ]}
-        />
-      </Box>
-      <Box role="img" aria-label={labels.processing}>
-        <Typography variant="subtitle2">{labels.processing}</Typography>
-        <LineChart
-          height={height}
-          xAxis={x}
-          series={[
-            { data: series(points, (p) => (p.processing?.p95Ms ?? null)), label: "p95", showMark: false },
-            { data: series(points, (p) => (p.processing?.p50Ms ?? null)), label: "p50", showMark: false },
-          ]}
-        />
+      {chart(labels.throughput, [line(points, (p) => num(p.completed), labels.completed), line(points, (p) => num(p.failed), labels.failed, "#d32f2f")])}
+      {chart(labels.backlog, [
+        line(points, (p) => num(p.counts?.waiting), labels.waiting),
+        line(points, (p) => num(p.counts?.active), labels.active),
+        line(points, (p) => num(p.counts?.delayed), labels.delayed),
+      ])}
+      {chart(labels.processing, percentiles((p) => p.processing))}
+      {chart(labels.wait, percentiles((p) => p.wait))}
+      <Box sx={{ gridColumn: { lg: "span 2" } }} data-testid="failure-categories">
+        <Typography variant="subtitle2">{labels.failuresByCategory}</Typography>
+        {categories.length === 0 ? (
+          <Box data-testid="failure-categories-empty" sx={{ height, display: "grid", placeItems: "center", color: "text.secondary" }}>
+            <Typography variant="body2">{labels.noFailures}</Typography>
+          </Box>
+        ) : (
+          <Box role="img" aria-label={labels.failuresByCategory}>
+            {plot(
+              categories.map((category) => ({
+                // Stacked areas: the top edge is the bucket's failures, each band one category's share.
+                data: points.map((p) => num(p.failuresByCategory?.[category])),
+                label: category,
+                stack: "failures",
+                area: true,
+                showMark: false,
+                color: categoryColor(category),
+              })),
+            )}
+          </Box>
+        )}
       </Box>
     </Box>
   );

@@ -10,8 +10,9 @@ import ToggleButtonGroup from "@mui/material/ToggleButtonGroup";
 import Typography from "@mui/material/Typography";
 import CloseIcon from "@mui/icons-material/Close";
 import { Suspense, lazy, useState } from "react";
-import { useNavigate, useParams } from "react-router-dom";
+import { useLocation, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { runQueueAction } from "../api/actions";
+import { TREND_RANGES, trendRange } from "../charts/time";
 import { keys, useAction, useQueue, useQueues, useTrend } from "../api/hooks";
 import { num, type JobState, type Queue } from "../api/types";
 import { ActionButton } from "../components/ActionButton";
@@ -62,7 +63,10 @@ function useQueueActions(queue: string) {
 
 function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
   const { t } = useI18n();
-  const [hours, setHours] = useState(1);
+  // The range lives in the URL (?range=7d), so a link or a reload shows the same history.
+  const [params, setParams] = useSearchParams();
+  const range = trendRange(params.get("range"));
+  const hours = range.hours;
   const queue = useQueue(name);
   const trend = useTrend(name, hours);
   const actions = useQueueActions(name);
@@ -90,7 +94,7 @@ function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
       {q ? (
         <Typography variant="body2" color="text.secondary" sx={{ mb: 1 }}>
           {q.statusReason ? `${q.statusReason} · ` : ""}
-          24 h: {fmtInt(q.completed24h)} {t("completed").toLowerCase()}, {fmtInt(q.failed24h)} {t("failed").toLowerCase()} ({fmtPercent(q.successRate24h)}) · p95 {fmtMs(q.processing?.p95Ms)}
+          24 h: {fmtInt(q.completed24h)} {t("completed").toLowerCase()}, {fmtInt(q.failed24h)} {t("failed").toLowerCase()} ({fmtPercent(q.successRate24h)}) · p95 {fmtMs(q.processing?.p95Ms)} · {t("waitP95")} {fmtMs(q.wait?.p95Ms)}
           {(q.topFailureCategories ?? []).length > 0
             ? ` · ${(q.topFailureCategories ?? []).map((c) => `${c.category}: ${fmtInt(c.count)}`).join(", ")}`
             : ""}
@@ -118,10 +122,28 @@ function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
       </Box>
       <Box sx={{ display: "flex", alignItems: "center", gap: 1, mb: 1 }}>
         <Typography variant="subtitle2">{t("range")}</Typography>
-        <ToggleButtonGroup size="small" exclusive value={hours} onChange={(_, v: number | null) => v && setHours(v)} aria-label={t("range")}>
-          <ToggleButton value={1}>1 h</ToggleButton>
-          <ToggleButton value={6}>6 h</ToggleButton>
-          <ToggleButton value={24}>24 h</ToggleButton>
+        <ToggleButtonGroup
+          size="small"
+          exclusive
+          value={range.key}
+          onChange={(_, v: string | null) =>
+            v &&
+            setParams(
+              (prev) => {
+                const next = new URLSearchParams(prev);
+                next.set("range", v);
+                return next;
+              },
+              { replace: true },
+            )
+          }
+          aria-label={t("range")}
+        >
+          {TREND_RANGES.map((r) => (
+            <ToggleButton key={r.key} value={r.key}>
+              {r.label}
+            </ToggleButton>
+          ))}
         </ToggleButtonGroup>
       </Box>
       {trend.error ? <ErrorBanner error={trend.error} onRetry={() => void trend.refetch()} /> : null}
@@ -129,6 +151,7 @@ function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
         <Suspense fallback={<Skeleton variant="rectangular" height={220} />}>
           <TrendCharts
             points={trend.data.points ?? []}
+            hours={hours}
             labels={{
               throughput: t("throughput"),
               completed: t("completed"),
@@ -138,6 +161,9 @@ function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
               delayed: t("delayed"),
               active: t("active"),
               processing: t("processingTime"),
+              wait: t("waitTime"),
+              failuresByCategory: t("failuresByCategory"),
+              noFailures: t("noFailuresInRange"),
             }}
           />
         </Suspense>
@@ -193,6 +219,7 @@ export default function QueuesPage() {
   const { t } = useI18n();
   const { name } = useParams();
   const navigate = useNavigate();
+  const { search } = useLocation();
   const queues = useQueues();
   return (
     <Box>
@@ -204,7 +231,7 @@ export default function QueuesPage() {
         <LoadingRows />
       ) : queues.data ? (
         <Paper variant="outlined" sx={{ overflowX: "auto" }}>
-          <QueueTable queues={queues.data} selected={name} onSelect={(n) => navigate(`/queues/${encodeURIComponent(n)}`)} />
+          <QueueTable queues={queues.data} selected={name} onSelect={(n) => navigate({ pathname: `/queues/${encodeURIComponent(n)}`, search })} />
         </Paper>
       ) : null}
       {name ? <QueueDetail key={name} name={name} onClose={() => navigate("/queues")} /> : null}

@@ -17,6 +17,7 @@ import { enumName, num, type Command, type Worker } from "../api/types";
 import { ActionButton } from "../components/ActionButton";
 import { DangerDialog } from "../components/DangerDialog";
 import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
+import { WorkerSpark } from "../components/WorkerSpark";
 import { fmtAgo, fmtBytes, fmtDuration, fmtInt } from "../format";
 import { useI18n, type Translate } from "../i18n";
 
@@ -79,6 +80,7 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
           <TableCell>{t("uptime")}</TableCell>
           <TableCell>{t("lastBeat")}</TableCell>
           <TableCell>{t("gauges")}</TableCell>
+          <TableCell>{t("workerActivity")}</TableCell>
           <TableCell>{t("actions")}</TableCell>
         </TableRow>
       </TableHead>
@@ -117,6 +119,9 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
                 {r?.gauges?.cpuPercent !== undefined ? `CPU ${r.gauges.cpuPercent.toFixed(1)}%` : ""}
                 {r?.gauges?.rssBytes !== undefined ? ` · RSS ${fmtBytes(r.gauges.rssBytes)}` : ""}
                 {custom.map(([k, v]) => ` · ${k} ${v}`).join("")}
+              </TableCell>
+              <TableCell>
+                <WorkerSpark workerId={id} />
               </TableCell>
               <TableCell>
                 <Box sx={{ display: "flex", gap: 0.5 }}>

@@ -22,6 +22,10 @@ Families (all per queue carry the label `queue`):
   0.5/0.95/0.99 over the last 15 minutes (DDSketch, 1% relative accuracy). A GAUGE, not a summary:
   the window's count and sum are not cumulative, so exposing them as _count/_sum would make rate()
   lie. `workermon_queue_processing_jobs_15m` says how many jobs the quantiles stand on.
+- `workermon_queue_wait_seconds{queue,quantile}` (CollectorService): wait time (added to started)
+  quantiles over the last 15 minutes, the same shape as the processing time, with
+  `workermon_queue_wait_jobs_15m`; only for queues MonitorService lists (left out when it does not
+  answer), so a label never comes from history alone.
 - `workermon_workers_online`, `workermon_workers_offline`, `workermon_queue_workers_online{queue}`
   (HeartbeatService; queues known to MonitorService without an online worker read 0).
 - `workermon_http_requests_total{method,route,code}`, `workermon_http_request_duration_seconds{method,route}`
@@ -203,6 +207,8 @@ def queue_families(readings: Readings) -> list[Metric]:
         families += _queue_state_families(readings.queues)
     if readings.summaries is not None:
         families += _summary_families(readings.summaries)
+        if readings.queues is not None:
+            families += _wait_families(readings.summaries, readings.queues)
     if readings.workers is not None:
         families += _worker_families(readings.workers, readings.queues)
     return families
@@ -293,6 +299,33 @@ def _summary_families(summaries: col_pb.SummarizeQueuesResponse) -> list[Metric]
             for quantile, field in QUANTILES:
                 processing.add_metric([summary.queue, quantile], getattr(window, field) / 1000)
     return [completed, failed, processing, measured]
+
+
+def _wait_families(
+    summaries: col_pb.SummarizeQueuesResponse, queues: mon_pb.ListQueuesResponse
+) -> list[Metric]:
+    """The 15-minute wait-time quantiles of the queues MonitorService discovered."""
+    wait = GaugeMetricFamily(
+        "workermon_queue_wait_seconds",
+        "Wait time (added to started) quantile over the last 15 minutes (DDSketch, 1% accuracy). "
+        "A windowed gauge, not a cumulative summary.",
+        labels=["queue", "quantile"],
+    )
+    measured = GaugeMetricFamily(
+        "workermon_queue_wait_jobs_15m",
+        "Jobs whose wait time the quantiles are computed from (last 15 minutes).",
+        labels=["queue"],
+    )
+    discovered = {queue.name for queue in queues.queues}
+    for summary in summaries.summaries:
+        if summary.queue not in discovered:
+            continue
+        window = summary.wait_15m
+        measured.add_metric([summary.queue], window.samples)
+        if window.samples > 0:
+            for quantile, field in QUANTILES:
+                wait.add_metric([summary.queue, quantile], getattr(window, field) / 1000)
+    return [wait, measured]
 
 
 def _worker_families(

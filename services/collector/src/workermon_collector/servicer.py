@@ -148,6 +148,7 @@ class CollectorServicer(pb_grpc.CollectorServiceServicer):
                 minutes_24h=summary.minutes_24h,
                 failures_by_category_1h=summary.failures_by_category_1h,
                 processing_15m=_durations(summary.processing_15m),
+                wait_15m=_durations(summary.wait_15m),
             )
             if summary.latest is not None:
                 item.latest.CopyFrom(snapshot_message(summary.latest))

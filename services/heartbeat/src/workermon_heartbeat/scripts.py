@@ -48,8 +48,13 @@ end
 """
 
 # Records a batch of beats in order. Arguments: root, now (ms), online deadline (ms), retention (s),
-# events max length, commands per beat, number of beats; then per beat: worker id, serialized report,
-# fingerprint, instance id, host, queues (newline-separated), number of acks, and three values per ack.
+# events max length, commands per beat, number of beats, history length (points), this minute (ms);
+# then per beat: worker id, serialized report, fingerprint, instance id, host, queues
+# (newline-separated), history point (empty: none), number of acks, and three values per ack.
+# The first beat of a worker in a minute that carries a history point appends it to the worker's
+# history list `wh:<id>` (trimmed to the history length, expiring with the worker) and notes the
+# minute in the worker hash (`hm`, read by the HMGET every beat makes anyway): the list is written at
+# most once a minute per worker, in time order, whatever the number of replicas; each write is O(1).
 # A steady beat (online, same fingerprint) writes only what moves: the report when it differs, the
 # deadline, last-seen time, key expiry and queue scores; the identity fields, the id index, `first`,
 # `off` and dropped queues are written only when the worker is new, back, or its fingerprint changed.
@@ -60,6 +65,8 @@ BEAT = (
 local root, now_s, deadline, retention = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = tonumber(now_s)
 local maxlen, max_commands, n_beats = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local history_max, minute_s = tonumber(ARGV[8]), ARGV[9]
+local minute = tonumber(minute_s)
 local id
 """
     + _EMIT
@@ -82,9 +89,10 @@ end
 local function beat(i)
   id = ARGV[i]
   local info, fp, inst, host, queues = ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5]
+  local point = ARGV[i + 6]
   local wkey = root .. ':w:' .. id
   local old = redis.call('ZSCORE', root .. ':deadline', id)
-  local prev = redis.call('HMGET', wkey, 'fp', 'inst', 'queues', 'info')
+  local prev = redis.call('HMGET', wkey, 'fp', 'inst', 'queues', 'info', 'hm')
   local online = false
   if not old then
     emit('ONLINE', 'first beat')
@@ -102,17 +110,27 @@ local function beat(i)
   end
   local identity = not old or prev[1] ~= fp
   local report = identity or prev[4] ~= info
+  local hm = {}
+  -- Only a minute after the last one written: a replica whose clock lags another's neither repeats a
+  -- minute nor writes one out of order.
+  if point ~= '' and history_max > 0 and (not prev[5] or tonumber(prev[5]) < minute) then
+    local hkey = root .. ':wh:' .. id
+    redis.call('RPUSH', hkey, minute_s .. ':' .. point)
+    redis.call('LTRIM', hkey, -history_max, -1)
+    redis.call('EXPIRE', hkey, retention)
+    hm = {'hm', minute_s}
+  end
   redis.call('ZADD', root .. ':deadline', deadline, id)
   redis.call('ZADD', root .. ':lastseen', now, id)
   if identity then
     redis.call('ZADD', root .. ':ids', 0, id)
     redis.call('HSET', wkey, 'info', info, 'fp', fp, 'inst', inst, 'host', host, 'queues', queues,
-               'last', now_s)
+               'last', now_s, unpack(hm))
     redis.call('HSETNX', wkey, 'first', now_s)
   elseif report then
-    redis.call('HSET', wkey, 'info', info, 'last', now_s)
+    redis.call('HSET', wkey, 'info', info, 'last', now_s, unpack(hm))
   else
-    redis.call('HSET', wkey, 'last', now_s)
+    redis.call('HSET', wkey, 'last', now_s, unpack(hm))
   end
   -- Only GOODBYE and SWEEP set `off`, and both take the deadline to 0: an online worker has none.
   if not online then redis.call('HDEL', wkey, 'off') end
@@ -130,11 +148,11 @@ local function beat(i)
       if not current[q] then redis.call('ZREM', root .. ':q:' .. q, id) end
     end
   end
-  local after = settle(i + 7, tonumber(ARGV[i + 6]))
+  local after = settle(i + 8, tonumber(ARGV[i + 7]))
   return after, {identity and 1 or 0, report and 1 or 0, deliver(max_commands)}
 end
 
-local replies, i = {}, 8
+local replies, i = {}, 10
 for k = 1, n_beats do
   local ok, after, reply = pcall(beat, i)
   if ok then
@@ -143,7 +161,7 @@ for k = 1, n_beats do
   else
     if type(after) == 'table' then after = after.err end
     replies[k] = {'error', tostring(after)}
-    i = i + 7 + 3 * tonumber(ARGV[i + 6])
+    i = i + 8 + 3 * tonumber(ARGV[i + 7])
   end
 end
 return replies
@@ -211,7 +229,7 @@ for _, wid in ipairs(stale) do
   redis.call('ZREM', root .. ':ids', wid)
   redis.call('ZREM', root .. ':deadline', wid)
   redis.call('ZREM', root .. ':lastseen', wid)
-  redis.call('DEL', wkey, root .. ':cmdq:' .. wid)
+  redis.call('DEL', wkey, root .. ':cmdq:' .. wid, root .. ':wh:' .. wid)
 end
 redis.call('ZREMRANGEBYSCORE', root .. ':queues', '-inf', cutoff)
 return {#expired, #stale}

@@ -34,6 +34,7 @@ def build(deps: Deps) -> Built:
             online_window=settings.online_window_seconds,
             retention=settings.offline_retention_hours * 3600,
             events_max=settings.worker_events_max,
+            history_points=settings.worker_history_minutes,
         ),
         clock=deps.clock,
     )

@@ -178,6 +178,28 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
             raise NotFound(f"worker {request.worker_id!r} is not known", reason="WORKER_NOT_FOUND")
         return pb.GetWorkerResponse(worker=self._worker(stored))
 
+    async def GetWorkerHistory(
+        self, request: pb.GetWorkerHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetWorkerHistoryResponse:
+        """The worker's per-minute points within the range (the last 24 hours by default)."""
+        validation.worker_id(request.worker_id)
+        start = request.start_time.ToMilliseconds() if request.HasField("start_time") else None
+        end = request.end_time.ToMilliseconds() if request.HasField("end_time") else None
+        if start is not None and end is not None and end <= start:
+            raise InvalidArgument("end_time", "must be after start_time")
+        stored = await self.registry.history(request.worker_id)
+        if not stored and await self.registry.get(request.worker_id) is None:
+            raise NotFound(f"worker {request.worker_id!r} is not known", reason="WORKER_NOT_FOUND")
+        response = pb.GetWorkerHistoryResponse(worker_id=request.worker_id)
+        response.step.FromSeconds(60)
+        for minute, blob in stored:
+            if (start is not None and minute < start) or (end is not None and minute >= end):
+                continue
+            point = response.points.add()
+            point.MergeFromString(blob)
+            point.time.FromMilliseconds(minute)
+        return response
+
     async def GetWorkerSummary(
         self, request: pb.GetWorkerSummaryRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetWorkerSummaryResponse:

@@ -17,3 +17,5 @@ class HeartbeatSettings(BaseSettings):
     command_ttl_seconds: float = Field(120.0, ge=1, le=3600)
     sweep_interval_seconds: float = Field(1.0, gt=0, le=60)
     worker_events_max: int = Field(10_000, ge=100, le=10_000_000)
+    # Per-worker history: one point per minute the worker beat in, the last this many minutes (0: none).
+    worker_history_minutes: int = Field(1440, ge=0, le=1440)

@@ -40,6 +40,8 @@ MAX_COMMANDS_PER_BEAT = 32
 SWEEP_LIMIT = 1000
 TIMINGS_TTL_SECONDS = 3 * 3600
 LIST_SCAN_BUDGET = 5000
+MINUTE_MS = 60_000
+HISTORY_MAX_POINTS = 1440
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +51,8 @@ class RegistryConfig:
     online_window: float = 30.0
     retention: float = 24 * 3600.0
     events_max: int = 10_000
+    # Minutes of per-worker history kept (one point per minute the worker beat in); 0 keeps none.
+    history_points: int = HISTORY_MAX_POINTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +116,26 @@ def beat_header(root: str, config: RegistryConfig, now: int, beats: int) -> list
         config.events_max,
         MAX_COMMANDS_PER_BEAT,
         beats,
+        config.history_points,
+        now - now % MINUTE_MS,
     ]
 
 
-def beat_arguments(rep: pb.WorkerReport, acks: Sequence[pb.CommandAck]) -> list[EncodableT]:
-    """One beat's arguments to the Beat script, after its header (`Registry.beat_header`)."""
+def history_point(rep: pb.WorkerReport) -> bytes:
+    """The per-minute history entry of a beat (stored without its time, which the key entry carries)."""
+    return pb.WorkerHistoryPoint(
+        active_jobs=rep.active_jobs, concurrency=rep.concurrency, gauges=rep.gauges
+    ).SerializeToString()
+
+
+def beat_arguments(
+    rep: pb.WorkerReport, acks: Sequence[pb.CommandAck], *, history: bool = True
+) -> list[EncodableT]:
+    """One beat's arguments to the Beat script, after its header (`Registry.beat_header`).
+
+    With `history` false the beat carries no history point: its worker's point for this minute is
+    known to be written already, so the script need not even look.
+    """
     if rep.timings:
         # Timings are kept per queue and minute, not in the worker's stored report.
         stripped = pb.WorkerReport()
@@ -130,6 +149,7 @@ def beat_arguments(rep: pb.WorkerReport, acks: Sequence[pb.CommandAck]) -> list[
         rep.instance_id,
         rep.hostname,
         "\n".join(sorted(set(rep.queues))),
+        history_point(rep) if history else b"",
         len(acks),
     ]
     for ack in acks:
@@ -160,6 +180,11 @@ class Registry:
         self._list = redis.register_script(scripts.LIST)
         self._summary = redis.register_script(scripts.SUMMARY)
         self._beats: Coalescer[Beat, BeatOutcome] = Coalescer(self._record_beats)
+        # Workers whose history point for `_history_minute` is known to be in Redis: their later beats
+        # in the same minute skip encoding one. Only a shortcut: the script decides, so a restart or
+        # another replica never writes a second point for a minute.
+        self._history_minute = -1
+        self._history_done: set[str] = set()
 
     def now_ms(self) -> int:
         """The injectable clock, in milliseconds."""
@@ -177,11 +202,31 @@ class Registry:
 
     async def _record_beats(self, beats: list[Beat]) -> list[BeatOutcome | Exception]:
         """One Beat script call for the batch, in arrival order."""
-        args = beat_header(self.root, self.config, self.now_ms(), len(beats))
+        now = self.now_ms()
+        minute = now - now % MINUTE_MS
+        if minute != self._history_minute:
+            self._history_minute, self._history_done = minute, set()
+        done = self._history_done
+        keep = self.config.history_points > 0
+        args = beat_header(self.root, self.config, now, len(beats))
         for rep, acks in beats:
-            args += beat_arguments(rep, acks)
+            args += beat_arguments(rep, acks, history=keep and rep.worker_id not in done)
         replies = await self._beat(keys=[self.root + ":ids"], args=args)
-        return [_outcome(reply) for reply in replies]
+        outcomes = [_outcome(reply) for reply in replies]
+        if keep and minute == self._history_minute:
+            written = zip(beats, outcomes, strict=True)
+            done.update(rep.worker_id for (rep, _), o in written if not isinstance(o, Exception))
+        return outcomes
+
+    async def history(self, worker_id: str) -> list[tuple[int, bytes]]:
+        """The worker's history as stored: (minute in ms, WorkerHistoryPoint bytes), oldest first."""
+        entries = await self.redis.lrange(self.root + ":wh:" + worker_id, 0, -1)
+        points = []
+        for entry in entries:
+            raw = entry if isinstance(entry, bytes) else str(entry).encode()
+            minute, _, point = raw.partition(b":")
+            points.append((int(minute), point))
+        return points
 
     async def _keep_timings(self, timings: Sequence[pb.JobTimings]) -> None:
         """Append each worker's per-minute sketches; GetQueueTimings merges them when asked."""

@@ -321,6 +321,8 @@ class Board:
             queue.failures_per_minute = latest.failed_in_minute
             if latest.HasField("processing"):
                 queue.processing.CopyFrom(recast(latest.processing, pb.Durations))
+            if latest.HasField("wait"):
+                queue.wait.CopyFrom(recast(latest.wait, pb.Durations))
             if latest.HasField("oldest_waiting_ms"):
                 queue.latency_ms = latest.oldest_waiting_ms
         top = sorted(summary.failures_by_category_1h.items(), key=lambda item: (-item[1], item[0]))

@@ -16,7 +16,7 @@ from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon_core.protos import recast
 
-__all__ = ["MIRRORS", "command", "trend_points", "worker", "worker_status"]
+__all__ = ["MIRRORS", "command", "history_points", "trend_points", "worker", "worker_status"]
 
 MIRRORS: tuple[tuple[type[Message], type[Message]], ...] = (
     (pb.Worker, hb_pb.Worker),
@@ -24,6 +24,7 @@ MIRRORS: tuple[tuple[type[Message], type[Message]], ...] = (
     (pb.TrendPoint, col_pb.SnapshotPoint),
     (pb.JobCounts, col_pb.JobCounts),
     (pb.Durations, col_pb.Durations),
+    (pb.WorkerHistoryPoint, hb_pb.WorkerHistoryPoint),
 )
 
 
@@ -40,6 +41,11 @@ def command(message: hb_pb.Command) -> pb.Command:
 def trend_points(points: Iterable[col_pb.SnapshotPoint]) -> list[pb.TrendPoint]:
     """Collector buckets as trend points."""
     return [recast(point, pb.TrendPoint) for point in points]
+
+
+def history_points(points: Iterable[hb_pb.WorkerHistoryPoint]) -> list[pb.WorkerHistoryPoint]:
+    """A worker's per-minute history points as MonitorService shows them."""
+    return [recast(point, pb.WorkerHistoryPoint) for point in points]
 
 
 def worker_status(value: pb.WorkerStatus.ValueType) -> hb_pb.WorkerStatus.ValueType:

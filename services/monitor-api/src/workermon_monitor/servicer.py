@@ -621,6 +621,20 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         )
         return pb.GetWorkerResponse(worker=public.worker(reply.worker))
 
+    async def GetWorkerHistory(
+        self, request: pb.GetWorkerHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetWorkerHistoryResponse:
+        """A worker's last 24 hours at minute resolution, from HeartbeatService."""
+        forward = hb_pb.GetWorkerHistoryRequest(worker_id=request.worker_id)
+        if request.HasField("start_time"):
+            forward.start_time.CopyFrom(request.start_time)
+        if request.HasField("end_time"):
+            forward.end_time.CopyFrom(request.end_time)
+        reply = await self.heartbeat.stub.GetWorkerHistory(forward, timeout=10.0)
+        return pb.GetWorkerHistoryResponse(
+            worker_id=reply.worker_id, points=public.history_points(reply.points), step=reply.step
+        )
+
     async def _command(
         self,
         method: str,

@@ -200,6 +200,7 @@ class QueueSummary:
     minutes_24h: int = 0
     failures_by_category_1h: dict[str, int] = field(default_factory=dict)
     processing_15m: DurationSummary | None = None
+    wait_15m: DurationSummary | None = None
 
 
 def _durations(summary: tuple[Any, ...]) -> DurationSummary | None:

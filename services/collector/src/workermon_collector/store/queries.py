@@ -252,9 +252,11 @@ class SnapshotQueries(StoreState):
                             c.queue,
                             *(c[f"processing_{name}"] for name in SUMMARY_FIELDS),
                             c.processing_sketch,
+                            *(c[f"wait_{name}"] for name in SUMMARY_FIELDS),
+                            c.wait_sketch,
                         ),
                         newest - timedelta(minutes=15),
-                    ).where(c.processing_samples > 0)
+                    ).where((c.processing_samples > 0) | (c.wait_samples > 0))
                 )
             ).all()
         by_queue: dict[str, QueueSummary] = {}
@@ -273,13 +275,20 @@ class SnapshotQueries(StoreState):
                 totals = by_queue[queue].failures_by_category_1h
                 for category, n in (value or {}).items():
                     totals[category] = totals.get(category, 0) + int(n)
+        # Each row: queue, then the processing summary and sketch, then the wait summary and sketch.
+        width = len(SUMMARY_FIELDS) + 1
         per_queue_durations: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
         for row in recent:
             per_queue_durations[row[0]].append(tuple(row[1:]))
         for queue, summaries in per_queue_durations.items():
             if queue in by_queue:
-                by_queue[queue].processing_15m = _combine_summaries(summaries, keep_sketch=False)
-        overall = _combine_summaries([tuple(row[1:]) for row in recent], keep_sketch=False)
+                by_queue[queue].processing_15m = _combine_summaries(
+                    [s[:width] for s in summaries], keep_sketch=False
+                )
+                by_queue[queue].wait_15m = _combine_summaries(
+                    [s[width:] for s in summaries], keep_sketch=False
+                )
+        overall = _combine_summaries([tuple(row[1 : 1 + width]) for row in recent], keep_sketch=False)
         return newest, [by_queue[name] for name in sorted(by_queue)], overall
 
     def plan(self, start: datetime, end: datetime, step: timedelta) -> tuple[str, timedelta]:
@@ -288,15 +297,17 @@ class SnapshotQueries(StoreState):
         "hourly" when `start` is beyond the minute retention (the step is then rounded up to whole
         hours: rollups cannot be split) or when the step is whole hours anyway (rollups give the
         same numbers as their 60 minutes, without merging 60 sketches per hour); otherwise
-        "minute". Raises ValueError for a step that is not a positive whole number of minutes, an
-        empty range, or more than MAX_POINTS buckets.
+        "minute". A range starting up to a minute beyond the retention still reads minute rows: "the
+        last 24 hours" computed by a caller a few milliseconds earlier is a day of minutes, not 24
+        hourly points. Raises ValueError for a step that is not a positive whole number of minutes,
+        an empty range, or more than MAX_POINTS buckets.
         """
         start, end = _aware(start), _aware(end)
         if step <= timedelta(0) or step % MINUTE:
             raise ValueError(f"step must be a positive whole number of minutes, got {step}")
         if end <= start:
             raise ValueError("end must be after start")
-        if start < _aware(self._clock()) - self.minute_retention:
+        if start < _aware(self._clock()) - self.minute_retention - MINUTE:
             resolution = "hourly"
             step = max(HOUR, -(-step // HOUR) * HOUR)
         else:
