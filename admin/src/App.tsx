@@ -1,8 +1,10 @@
+import Alert from "@mui/material/Alert";
 import AppBar from "@mui/material/AppBar";
 import Box from "@mui/material/Box";
 import Button from "@mui/material/Button";
 import Chip from "@mui/material/Chip";
 import IconButton from "@mui/material/IconButton";
+import Link from "@mui/material/Link";
 import List from "@mui/material/List";
 import ListItemButton from "@mui/material/ListItemButton";
 import ListItemText from "@mui/material/ListItemText";
@@ -13,12 +15,13 @@ import DarkModeOutlined from "@mui/icons-material/DarkModeOutlined";
 import LightModeOutlined from "@mui/icons-material/LightModeOutlined";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { Suspense, lazy, useState } from "react";
-import { BrowserRouter, NavLink, Route, Routes } from "react-router-dom";
+import { BrowserRouter, NavLink, Route, Routes, Link as RouterLink } from "react-router-dom";
 import { ApiError } from "./api/client";
+import { useOverview } from "./api/hooks";
 import { AuthProvider, useAuth } from "./auth";
 import { FeedbackProvider } from "./components/Feedback";
 import { LoadingRows } from "./components/States";
-import { I18nProvider, useI18n, type MessageKey } from "./i18n";
+import { I18nProvider, roleLabel, useI18n, type MessageKey } from "./i18n";
 import { LoginPage } from "./pages/Login";
 import { useLiveStream } from "./stream";
 import { AppThemeProvider, useColorMode } from "./theme";
@@ -56,13 +59,37 @@ function LiveIndicator() {
   const state = useLiveStream({ token: session?.token });
   return (
     <Chip
-      aria-label="Live status"
+      role="status"
+      aria-label={t("liveStatus")}
       aria-live="polite"
       size="small"
       label={state === "live" ? t("live") : t("reconnecting")}
       color={state === "live" ? "success" : "warning"}
       variant={state === "live" ? "filled" : "outlined"}
     />
+  );
+}
+
+/** Under the app bar on every page while incidents are open: how many, and a link to them. */
+function IncidentBanner() {
+  const { t } = useI18n();
+  const overview = useOverview();
+  const open = overview.data?.activeIncidents ?? [];
+  if (open.length === 0) return null;
+  const critical = open.some((i) => i.severity?.includes("CRITICAL"));
+  return (
+    <Alert
+      severity={critical ? "error" : "warning"}
+      data-testid="incident-banner-global"
+      sx={{ mb: 2, py: 0 }}
+      action={
+        <Link component={RouterLink} to="/incidents" color="inherit" underline="always" sx={{ alignSelf: "center", fontWeight: 600, pr: 1 }}>
+          {t("incidentBannerLink")}
+        </Link>
+      }
+    >
+      {t("incidentBanner", { count: open.length })}
+    </Alert>
   );
 }
 
@@ -80,22 +107,22 @@ function Shell() {
           <LiveIndicator />
           <Box sx={{ flexGrow: 1 }} />
           <Tooltip title={lang === "en" ? "한국어" : "English"}>
-            <Button aria-label="Language" size="small" variant="outlined" onClick={() => setLang(lang === "en" ? "ko" : "en")}>
+            <Button aria-label={t("language")} size="small" variant="outlined" onClick={() => setLang(lang === "en" ? "ko" : "en")}>
               {lang === "en" ? "EN" : "한국어"}
             </Button>
           </Tooltip>
-          <IconButton aria-label="Toggle dark mode" onClick={toggle} size="small">
+          <IconButton aria-label={t("toggleDark")} onClick={toggle} size="small">
             {mode === "dark" ? <LightModeOutlined fontSize="small" /> : <DarkModeOutlined fontSize="small" />}
           </IconButton>
           <Typography variant="body2" sx={{ ml: 1 }}>
-            {session?.username} · {session?.role}
+            {session?.username} · {session?.role ? roleLabel(t, session.role) : ""}
           </Typography>
           <Button size="small" onClick={logout}>
             {t("logout")}
           </Button>
         </Toolbar>
       </AppBar>
-      <Box component="nav" aria-label="Main" sx={{ width: 156, flexShrink: 0, borderRight: 1, borderColor: "divider", pt: 7 }}>
+      <Box component="nav" aria-label={t("mainNav")} sx={{ width: 156, flexShrink: 0, borderRight: 1, borderColor: "divider", pt: 7 }}>
         <List dense sx={{ position: "sticky", top: 56 }}>
           {NAV.map((item) => (
             <ListItemButton
@@ -111,6 +138,7 @@ function Shell() {
         </List>
       </Box>
       <Box component="main" sx={{ flexGrow: 1, minWidth: 0, p: 2.5, pt: 9 }}>
+        <IncidentBanner />
         <Suspense fallback={<LoadingRows rows={6} />}>
           <Routes>
             <Route path="/" element={<OverviewPage />} />

@@ -1,4 +1,6 @@
-import { createContext, useCallback, useContext, useMemo, useState, type ReactNode } from "react";
+import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
+import { setFormatLocale } from "./format";
+import { enScreens, koScreens } from "./messages";
 
 const en = {
   appName: "Worker Monitor",
@@ -123,6 +125,7 @@ const en = {
   needsAdmin: "Needs the admin role",
   done: "Done",
   notFound: "Page not found",
+  ...enScreens,
 } as const;
 
 export type MessageKey = keyof typeof en;
@@ -250,6 +253,7 @@ const ko: Record<MessageKey, string> = {
   needsAdmin: "admin 역할이 필요합니다",
   done: "완료",
   notFound: "페이지를 찾을 수 없습니다",
+  ...koScreens,
 };
 
 export type Lang = "en" | "ko";
@@ -274,6 +278,26 @@ function initialLang(): Lang {
   return "en";
 }
 
+/** Whether `key` is a message of the dictionaries (for keys built from an API enum value). */
+export function isMessageKey(key: string): key is MessageKey {
+  return Object.prototype.hasOwnProperty.call(en, key);
+}
+
+/** The label of an API enum value (`prefix_VALUE` in the dictionaries), else the value in lower case. */
+export function enumLabel(t: Translate, prefix: string, value: string): string {
+  const key = `${prefix}_${value}`;
+  return isMessageKey(key) ? t(key) : value.toLowerCase().replace(/_/g, " ");
+}
+
+/** A role's name (viewer, operator, admin), translated; another role as it is. */
+export function roleLabel(t: Translate, role: string): string {
+  const key = `role${role.charAt(0).toUpperCase()}${role.slice(1)}`;
+  return isMessageKey(key) ? t(key) : role;
+}
+
+/** Both dictionaries, for the test that they hold the same keys. */
+export const DICTIONARIES = dictionaries;
+
 export function translate(lang: Lang, key: MessageKey, vars?: Record<string, string | number>): string {
   let text = dictionaries[lang][key] ?? en[key];
   if (vars) for (const [k, v] of Object.entries(vars)) text = text.split(`{${k}}`).join(String(v));
@@ -297,6 +321,11 @@ export function I18nProvider({ children }: { children: ReactNode }) {
     }
     document.documentElement.lang = next;
   }, []);
+  // Dates and times in the language shown; the page's language for screen readers and the browser.
+  setFormatLocale(lang === "ko" ? "ko-KR" : "en-US");
+  useEffect(() => {
+    document.documentElement.lang = lang;
+  }, [lang]);
   const value = useMemo<I18n>(() => ({ lang, setLang, t: (key, vars) => translate(lang, key, vars) }), [lang, setLang]);
   return <I18nContext.Provider value={value}>{children}</I18nContext.Provider>;
 }

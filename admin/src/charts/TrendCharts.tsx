@@ -4,6 +4,7 @@ import Typography from "@mui/material/Typography";
 import { LineChart } from "@mui/x-charts/LineChart";
 import { SparkLineChart } from "@mui/x-charts/SparkLineChart";
 import { num, type TrendPoint } from "../api/types";
+import { formatLocale } from "../format";
 
 function series(points: TrendPoint[], pick: (p: TrendPoint) => number | null) {
   return points.map((p) => (p.hasData ? pick(p) : null));
@@ -25,7 +26,14 @@ interface TrendProps {
 
 export function TrendCharts({ points, labels }: TrendProps) {
   const times = points.map((p) => new Date(p.time ?? 0));
-  const x = [{ data: times, scaleType: "time" as const }];
+  // Hours and minutes in the UI's language (the chart's own default names months and AM/PM in English).
+  const x = [
+    {
+      data: times,
+      scaleType: "time" as const,
+      valueFormatter: (d: Date) => d.toLocaleTimeString(formatLocale(), { hour: "2-digit", minute: "2-digit" }),
+    },
+  ];
   const height = 200;
   return (
     <Box sx={{ display: "grid", gridTemplateColumns: { xs: "1fr", lg: "1fr 1fr 1fr" }, gap: 2 }}>

@@ -12,7 +12,7 @@ import { enumName, num } from "../api/types";
 import { QueueSpark } from "../components/QueueSpark";
 import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
 import { fmtInt, fmtMs, fmtPercent } from "../format";
-import { useI18n, type MessageKey } from "../i18n";
+import { enumLabel, useI18n, type MessageKey } from "../i18n";
 
 function Kpi({ id, label, value, tone }: { id: string; label: string; value: string; tone?: "error" | "warning" }) {
   return (
@@ -66,7 +66,7 @@ export default function OverviewPage() {
           {incidents.slice(0, 5).map((i) => (
             <Box key={i.incidentId} sx={{ display: "flex", alignItems: "center", gap: 1 }}>
               <span>
-                [{enumName(i.severity, "SEVERITY_")}] {i.title}
+                [{enumLabel(t, "sev", enumName(i.severity, "SEVERITY_"))}] <span lang="en">{i.title}</span>
                 {i.queue ? ` — ${i.queue}` : ""}
               </span>
               <Button size="small" component={RouterLink} to={`/incidents/${i.incidentId}`}>
@@ -103,7 +103,7 @@ export default function OverviewPage() {
                   <Box sx={{ display: "flex", justifyContent: "space-between", mb: 0.5 }}>
                     <Typography variant="subtitle2">{q.displayName || q.name}</Typography>
                     <Typography variant="caption" color="text.secondary">
-                      {enumName(q.status, "QUEUE_STATUS_")} · {fmtInt(q.jobsPerMinute)}/min
+                      {enumLabel(t, "qs", enumName(q.status, "QUEUE_STATUS_") || "UNKNOWN")} · {t("perMinute", { count: fmtInt(q.jobsPerMinute) })}
                     </Typography>
                   </Box>
                   <QueueSpark name={q.name ?? ""} label={`${q.name} ${t("throughput")}`} />
