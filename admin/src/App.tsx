@@ -1,11 +1,10 @@
-import Alert from "@mui/material/Alert";
 import AppBar from "@mui/material/AppBar";
 import Box from "@mui/material/Box";
 import Button from "@mui/material/Button";
 import Chip from "@mui/material/Chip";
 import IconButton from "@mui/material/IconButton";
-import Link from "@mui/material/Link";
 import List from "@mui/material/List";
+import ListItem from "@mui/material/ListItem";
 import ListItemButton from "@mui/material/ListItemButton";
 import ListItemText from "@mui/material/ListItemText";
 import Toolbar from "@mui/material/Toolbar";
@@ -15,11 +14,11 @@ import DarkModeOutlined from "@mui/icons-material/DarkModeOutlined";
 import LightModeOutlined from "@mui/icons-material/LightModeOutlined";
 import { QueryClient, QueryClientProvider } from "@tanstack/react-query";
 import { Suspense, lazy, useState } from "react";
-import { BrowserRouter, NavLink, Route, Routes, Link as RouterLink } from "react-router-dom";
+import { BrowserRouter, NavLink, Route, Routes } from "react-router-dom";
 import { ApiError } from "./api/client";
-import { useOverview } from "./api/hooks";
 import { AuthProvider, useAuth } from "./auth";
 import { FeedbackProvider } from "./components/Feedback";
+import { IncidentBanner } from "./components/IncidentBanner";
 import { LoadingRows } from "./components/States";
 import { I18nProvider, roleLabel, useI18n, type MessageKey } from "./i18n";
 import { LoginPage } from "./pages/Login";
@@ -70,29 +69,6 @@ function LiveIndicator() {
   );
 }
 
-/** Under the app bar on every page while incidents are open: how many, and a link to them. */
-function IncidentBanner() {
-  const { t } = useI18n();
-  const overview = useOverview();
-  const open = overview.data?.activeIncidents ?? [];
-  if (open.length === 0) return null;
-  const critical = open.some((i) => i.severity?.includes("CRITICAL"));
-  return (
-    <Alert
-      severity={critical ? "error" : "warning"}
-      data-testid="incident-banner-global"
-      sx={{ mb: 2, py: 0 }}
-      action={
-        <Link component={RouterLink} to="/incidents" color="inherit" underline="always" sx={{ alignSelf: "center", fontWeight: 600, pr: 1 }}>
-          {t("incidentBannerLink")}
-        </Link>
-      }
-    >
-      {t("incidentBanner", { count: open.length })}
-    </Alert>
-  );
-}
-
 function Shell() {
   const { session, logout } = useAuth();
   const { t, lang, setLang } = useI18n();
@@ -107,7 +83,7 @@ function Shell() {
           <LiveIndicator />
           <Box sx={{ flexGrow: 1 }} />
           <Tooltip title={lang === "en" ? "한국어" : "English"}>
-            <Button aria-label={t("language")} size="small" variant="outlined" onClick={() => setLang(lang === "en" ? "ko" : "en")}>
+            <Button aria-label={`${t("language")}: ${lang === "en" ? "EN" : "한국어"}`} size="small" variant="outlined" onClick={() => setLang(lang === "en" ? "ko" : "en")}>
               {lang === "en" ? "EN" : "한국어"}
             </Button>
           </Tooltip>
@@ -125,15 +101,16 @@ function Shell() {
       <Box component="nav" aria-label={t("mainNav")} sx={{ width: 156, flexShrink: 0, borderRight: 1, borderColor: "divider", pt: 7 }}>
         <List dense sx={{ position: "sticky", top: 56 }}>
           {NAV.map((item) => (
-            <ListItemButton
-              key={item.to}
-              component={NavLink}
-              to={item.to}
-              end={item.to === "/"}
-              sx={{ mx: 1, borderRadius: 1, "&.active": { bgcolor: "action.selected", fontWeight: 600 } }}
-            >
-              <ListItemText primary={t(item.key)} />
-            </ListItemButton>
+            <ListItem key={item.to} disablePadding>
+              <ListItemButton
+                component={NavLink}
+                to={item.to}
+                end={item.to === "/"}
+                sx={{ mx: 1, borderRadius: 1, "&.active": { bgcolor: "action.selected", fontWeight: 600 } }}
+              >
+                <ListItemText primary={t(item.key)} />
+              </ListItemButton>
+            </ListItem>
           ))}
         </List>
       </Box>

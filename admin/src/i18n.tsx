@@ -208,7 +208,7 @@ const ko: Record<MessageKey, string> = {
   queue: "큐",
   allStates: "모든 상태",
   search: "검색",
-  searchHelp: "작업 ID 또는 작업 이름의 앞부분",
+  searchHelp: "작업 식별자 또는 작업 이름의 앞부분",
   created: "생성",
   attempts: "시도",
   duration: "소요 시간",
@@ -293,6 +293,11 @@ export function enumLabel(t: Translate, prefix: string, value: string): string {
 export function roleLabel(t: Translate, role: string): string {
   const key = `role${role.charAt(0).toUpperCase()}${role.slice(1)}`;
   return isMessageKey(key) ? t(key) : role;
+}
+
+/** Who did something: a user's name, or the suite itself ("system"), translated. */
+export function actorLabel(t: Translate, actor: string): string {
+  return actor === "system" ? t("actorSystem") : actor;
 }
 
 /** Both dictionaries, for the test that they hold the same keys. */

@@ -8,7 +8,7 @@ import DialogTitle from "@mui/material/DialogTitle";
 import Link from "@mui/material/Link";
 import TextField from "@mui/material/TextField";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useId, useMemo, useState } from "react";
+import { useEffect, useId, useMemo, useRef, useState } from "react";
 import { Link as RouterLink } from "react-router-dom";
 import { addJob, type AddJobAnswer } from "../api/actions";
 import { describeError, errorParts } from "../api/errors";
@@ -73,6 +73,8 @@ export function AddJobDialog({ open, onClose, queue: initialQueue, queues }: Pro
   const { t } = useI18n();
   const client = useQueryClient();
   const titleId = useId();
+  const fieldId = (f: Field) => `${titleId}-${f}`;
+  const addButton = useRef<HTMLButtonElement>(null);
   const [queue, setQueue] = useState(initialQueue);
   const [name, setName] = useState("");
   const [data, setData] = useState("{}");
@@ -80,6 +82,11 @@ export function AddJobDialog({ open, onClose, queue: initialQueue, queues }: Pro
   const [priority, setPriority] = useState("0");
   const [attempts, setAttempts] = useState("1");
   const [added, setAdded] = useState<{ queue: string; id: string } | null>(null);
+  // The Add button goes once the job is added: the focus moves to the link opening it, inside the dialog.
+  const openLink = useRef<HTMLAnchorElement>(null);
+  useEffect(() => {
+    if (added) openLink.current?.focus();
+  }, [added]);
   const mutation = useMutation({
     mutationFn: (): Promise<AddJobAnswer> =>
       addJob(queue, { name: name.trim(), data: data.trim() || "{}", delay: `${Number(delay)}s`, priority: Number(priority), attempts: Number(attempts) }),
@@ -107,6 +114,14 @@ export function AddJobDialog({ open, onClose, queue: initialQueue, queues }: Pro
   const serverText = (f: Field) => (serverField === f && server ? t("errServerSaid", { message: server.fieldMessage ?? server.message }) : null);
   const helper = (f: Field, fallback: string) => serverText(f) ?? problems[f] ?? fallback;
   const isError = (f: Field) => serverField === f || problems[f] !== null;
+  // While the request runs the Add button is disabled and loses the focus: give it back, in the dialog,
+  // to the field the server refused (else to Add) so Escape and Tab keep working.
+  useEffect(() => {
+    if (!mutation.error) return;
+    const field = serverField ? document.getElementById(fieldId(serverField)) : null;
+    (field ?? addButton.current)?.focus();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [mutation.error]);
   const edit = (setter: (v: string) => void) => (e: { target: { value: string } }) => {
     setter(e.target.value);
     if (mutation.error) mutation.reset();
@@ -130,7 +145,7 @@ export function AddJobDialog({ open, onClose, queue: initialQueue, queues }: Pro
           {added ? (
             <Alert severity="success" role="status" data-testid="job-added">
               {t("jobAdded", { id: added.id, queue: added.queue })}{" "}
-              <Link component={RouterLink} to={`/jobs?queue=${encodeURIComponent(added.queue)}&job=${encodeURIComponent(added.id)}`} onClick={onClose} color="inherit" underline="always">
+              <Link ref={openLink} component={RouterLink} to={`/jobs?queue=${encodeURIComponent(added.queue)}&job=${encodeURIComponent(added.id)}`} onClick={onClose} color="inherit" underline="always">
                 {t("openJob", { id: added.id })}
               </Link>
             </Alert>
@@ -138,6 +153,7 @@ export function AddJobDialog({ open, onClose, queue: initialQueue, queues }: Pro
             <Box sx={{ display: "grid", gridTemplateColumns: "1fr 1fr", gap: 2, pt: 1 }}>
               <TextField
                 select
+                id={fieldId("queue")}
                 label={t("queue")}
                 value={queue}
                 onChange={edit(setQueue)}
@@ -155,6 +171,7 @@ export function AddJobDialog({ open, onClose, queue: initialQueue, queues }: Pro
               <TextField
                 autoFocus
                 required
+                id={fieldId("name")}
                 label={t("jobName")}
                 value={name}
                 onChange={edit(setName)}
@@ -164,6 +181,7 @@ export function AddJobDialog({ open, onClose, queue: initialQueue, queues }: Pro
                 autoComplete="off"
               />
               <TextField
+                id={fieldId("data")}
                 label={t("jobData")}
                 value={data}
                 onChange={edit(setData)}
@@ -176,6 +194,7 @@ export function AddJobDialog({ open, onClose, queue: initialQueue, queues }: Pro
                 slotProps={{ htmlInput: { spellCheck: false, style: { fontFamily: "monospace" }, "aria-invalid": isError("data") } }}
               />
               <TextField
+                id={fieldId("delay")}
                 label={t("delaySeconds")}
                 value={delay}
                 onChange={edit(setDelay)}
@@ -184,6 +203,7 @@ export function AddJobDialog({ open, onClose, queue: initialQueue, queues }: Pro
                 slotProps={{ htmlInput: { inputMode: "numeric", "aria-invalid": isError("delay") } }}
               />
               <TextField
+                id={fieldId("priority")}
                 label={t("priority")}
                 value={priority}
                 onChange={edit(setPriority)}
@@ -192,6 +212,7 @@ export function AddJobDialog({ open, onClose, queue: initialQueue, queues }: Pro
                 slotProps={{ htmlInput: { inputMode: "numeric", "aria-invalid": isError("priority") } }}
               />
               <TextField
+                id={fieldId("attempts")}
                 label={t("attempts")}
                 value={attempts}
                 onChange={edit(setAttempts)}
@@ -215,7 +236,7 @@ export function AddJobDialog({ open, onClose, queue: initialQueue, queues }: Pro
             {added ? t("close") : t("cancel")}
           </Button>
           {added ? null : (
-            <Button type="submit" variant="contained" disabled={invalid || mutation.isPending}>
+            <Button ref={addButton} type="submit" variant="contained" disabled={invalid || mutation.isPending}>
               {t("add")}
             </Button>
           )}

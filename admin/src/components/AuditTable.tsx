@@ -5,7 +5,7 @@ import TableHead from "@mui/material/TableHead";
 import TableRow from "@mui/material/TableRow";
 import { enumName, type AuditLog } from "../api/types";
 import { fmtTime } from "../format";
-import { enumLabel, roleLabel, useI18n } from "../i18n";
+import { actorLabel, enumLabel, roleLabel, useI18n } from "../i18n";
 import { EmptyState } from "./States";
 
 function compact(value: Record<string, unknown> | undefined): string {
@@ -36,7 +36,7 @@ export function AuditTable({ logs }: { logs: AuditLog[] }) {
             <TableCell>{l.id}</TableCell>
             <TableCell sx={{ whiteSpace: "nowrap" }}>{fmtTime(l.time)}</TableCell>
             <TableCell>
-              {l.actor}
+              {actorLabel(t, l.actor ?? "")}
               {l.role ? ` (${roleLabel(t, l.role)})` : ""}
             </TableCell>
             <TableCell sx={{ fontFamily: "monospace" }}>{enumLabel(t, "aa", enumName(l.action, "AUDIT_ACTION_"))}</TableCell>

@@ -53,10 +53,10 @@ export function JobTable({ jobs, onOpen }: { jobs: JobSummary[]; onOpen: (id: st
             }}
             sx={{ cursor: "pointer" }}
           >
-            <TableCell component="th" scope="row" sx={{ fontFamily: "monospace" }}>
+            <TableCell component="th" scope="row" sx={{ fontFamily: "monospace" }} translate="no">
               {j.jobId}
             </TableCell>
-            <TableCell>{j.name}</TableCell>
+            <TableCell translate="no">{j.name}</TableCell>
             <TableCell>
               <JobStateChip state={j.state} />
             </TableCell>

@@ -21,7 +21,14 @@ export function QueueStatusChip({ queue }: { queue: Queue }) {
   const { t } = useI18n();
   const status = enumName(queue.status, "QUEUE_STATUS_") || "UNKNOWN";
   const chip = <Chip size="small" label={enumLabel(t, "qs", status)} color={STATUS_COLOR[status] ?? "default"} variant={status === "IDLE" ? "outlined" : "filled"} />;
-  return queue.statusReason ? <Tooltip title={queue.statusReason}>{chip}</Tooltip> : chip;
+  // The reason is the server's (English) text; describeChild keeps the chip's own label as its name.
+  return queue.statusReason ? (
+    <Tooltip title={<span lang="en">{queue.statusReason}</span>} describeChild>
+      {chip}
+    </Tooltip>
+  ) : (
+    chip
+  );
 }
 
 interface Props {

@@ -24,7 +24,7 @@ import { Pager, usePageTokens } from "../components/Pager";
 import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
 import { fmtTime } from "../format";
 import { describeError } from "../api/errors";
-import { enumLabel, useI18n } from "../i18n";
+import { actorLabel, enumLabel, useI18n } from "../i18n";
 
 const STATUSES = ["PENDING", "ACTIVE", "ACKNOWLEDGED", "RESOLVED"];
 const TYPES = ["QUEUE_BACKLOG", "HIGH_FAILURE_RATE", "WORKER_DOWN", "SLOW_PROCESSING", "STATS_STALE"];
@@ -79,8 +79,8 @@ function IncidentDetail({ id, onClose, onResolve }: { id: string; onClose: () =>
             ) : null}
             <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
               {t("incidentFigures", { value: i.value ?? 0, threshold: i.threshold ?? 0, jobs: num(i.affectedJobs) })} · {t("started")} {fmtTime(i.startTime ?? i.pendingTime)}
-              {i.acknowledgedBy ? ` · ${t("acknowledgedBy", { actor: i.acknowledgedBy })}` : ""}
-              {i.resolvedBy ? ` · ${t("resolvedBy", { actor: i.resolvedBy })}${i.resolveNote ? `: ${i.resolveNote}` : ""}` : ""}
+              {i.acknowledgedBy ? ` · ${t("acknowledgedBy", { actor: actorLabel(t, i.acknowledgedBy) })}` : ""}
+              {i.resolvedBy ? ` · ${t("resolvedBy", { actor: actorLabel(t, i.resolvedBy) })}${i.resolveNote ? `: ${i.resolveNote}` : ""}` : ""}
             </Typography>
             <Typography variant="subtitle2" component="h3">
               {t("timeline")}
@@ -90,7 +90,7 @@ function IncidentDetail({ id, onClose, onResolve }: { id: string; onClose: () =>
                 <li key={e.id}>
                   <Typography variant="body2">
                     <strong>{enumLabel(t, "iek", enumName(e.kind, "INCIDENT_EVENT_KIND_"))}</strong> · {fmtTime(e.eventTime)}
-                    {e.actor ? ` · ${e.actor}` : ""}
+                    {e.actor ? ` · ${actorLabel(t, e.actor)}` : ""}
                     {e.message ? (
                       <>
                         {" — "}

@@ -25,7 +25,7 @@ export function LoginPage() {
           <Typography variant="h5" component="h1" sx={{ flexGrow: 1 }}>
             {t("loginTitle")}
           </Typography>
-          <Button aria-label={t("language")} size="small" onClick={() => setLang(lang === "en" ? "ko" : "en")}>
+          <Button aria-label={`${t("language")}: ${lang === "en" ? "EN" : "한국어"}`} size="small" onClick={() => setLang(lang === "en" ? "ko" : "en")}>
             {lang === "en" ? "EN" : "한국어"}
           </Button>
         </Box>

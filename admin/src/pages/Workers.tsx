@@ -81,18 +81,18 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
           const custom = Object.entries(r?.gauges?.custom ?? {});
           return (
             <TableRow key={id} data-testid={`worker-row-${id}`} hover>
-              <TableCell component="th" scope="row" sx={{ fontFamily: "monospace", whiteSpace: "nowrap" }}>
+              <TableCell component="th" scope="row" sx={{ fontFamily: "monospace", whiteSpace: "nowrap" }} translate="no">
                 {id}
               </TableCell>
               <TableCell>
-                <Tooltip title={w.offlineReason ?? ""}>
+                <Tooltip title={w.offlineReason ? <span lang="en">{w.offlineReason}</span> : ""} describeChild>
                   <Chip size="small" label={online ? `${t("online")}${state && state !== "RUNNING" ? ` · ${enumLabel(t, "ws", state)}` : ""}` : t("offline")} color={online ? (state === "RUNNING" ? "success" : "warning") : "default"} />
                 </Tooltip>
               </TableCell>
-              <TableCell sx={{ whiteSpace: "nowrap" }}>
+              <TableCell sx={{ whiteSpace: "nowrap" }} translate="no">
                 {r?.hostname ?? "—"} · {r?.pid ?? "—"}
               </TableCell>
-              <TableCell>{(r?.queues ?? []).join(", ")}</TableCell>
+              <TableCell translate="no">{(r?.queues ?? []).join(", ")}</TableCell>
               <TableCell align="right">
                 {num(r?.activeJobs)}/{num(r?.concurrency)}
               </TableCell>
