@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -136,6 +137,27 @@ async def test_a_viewer_cannot_add_a_job(ui: UI) -> None:
 # --- failure categories ------------------------------------------------------------------------------
 
 
+async def categories_seen(ui: UI, queue: str, wanted: set[str]) -> None:
+    """Collect until the queue's reply names each of `wanted` among its failure categories.
+
+    Failures are counted per minute, and the collector reads a minute once it has ended: this waits for
+    the next minute (collecting every 2 s rather than at every poll).
+    """
+    operator = ui.gateway.client("operator")
+    collected_at = [0.0]
+
+    async def seen() -> bool:
+        if time.monotonic() - collected_at[0] >= 2:
+            collected_at[0] = time.monotonic()
+            collected = await operator.post("/api/v1/collector:collectNow", json={"queues": [queue]})
+            assert collected.status_code == 200, collected.text
+        reply = await operator.get(f"/api/v1/queues/{queue}")
+        categories = reply.json()["queue"].get("topFailureCategories", [])
+        return wanted <= {c["category"] for c in categories}
+
+    await until(seen, limit=90, what=f"{queue}'s failure categories {sorted(wanted)}")
+
+
 async def test_failure_category_filter_narrows_the_failed_list(ui: UI) -> None:
     # Two failures of another category (a timeout) beside the workload's network failures.
     timeouts = []
@@ -152,11 +174,21 @@ async def test_failure_category_filter_narrows_the_failed_list(ui: UI) -> None:
     network = [job_id for job_id in network if job_id not in timeouts]
     assert len(network) >= 3
 
+    await categories_seen(ui, EMAILS, {"network", "timeout"})
+
     page = await ui.login("viewer")
-    # The filter in the URL, as a shared link carries it: the failed list narrows to the category.
-    await page.goto(f"{ui.url}/jobs?queue={EMAILS}&state=failed&category=network")
+    await nav(page, "Jobs")
+    await page.get_by_label("Queue", exact=True).select_option(EMAILS)
     rows = page.locator('[data-testid^="job-row-"]')
     category = page.get_by_label("Failure category", exact=True)
+    # The select offers the categories the queue has seen; choosing one lists its failed jobs.
+    await expect(category.locator("option")).to_have_text(["Any category", "network", "timeout"])
+    await category.select_option("timeout")
+    assert query(page)["category"] == ["timeout"] and query(page)["state"] == ["failed"]
+    await expect(rows).to_have_count(len(timeouts))
+
+    # The filter in the URL, as a shared link carries it: the failed list narrows to the category.
+    await page.goto(f"{ui.url}/jobs?queue={EMAILS}&state=failed&category=network")
     await expect(category).to_have_value("network")
     await expect(rows).to_have_count(len(network))
     for job_id in network:
