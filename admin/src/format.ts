@@ -47,13 +47,6 @@ export function fmtTime(iso: string | undefined): string {
   return Number.isNaN(d.getTime()) ? iso : d.toLocaleString(dateLocale);
 }
 
-export function fmtAgo(iso: string | undefined, now = Date.now()): string {
-  if (!iso) return "—";
-  const t = new Date(iso).getTime();
-  if (Number.isNaN(t)) return "—";
-  return `${fmtDuration(Math.max(0, now - t))} ago`;
-}
-
 export function fmtDuration(ms: number): string {
   const s = Math.floor(ms / 1000);
   if (s < 60) return `${s}s`;

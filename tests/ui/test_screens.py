@@ -503,3 +503,24 @@ async def test_dialogs_by_keyboard(ui: UI) -> None:
     await admin.keyboard.press("Escape")
     await expect(admin.get_by_role("dialog")).to_have_count(0)
     await expect(drain).to_be_focused()
+
+    # A job's drawer, opened from its row with Enter; an incident's dialog, from its button.
+    await admin.goto(f"{ui.url}/jobs?queue={EMAILS}&state=completed")
+    row = admin.locator('[data-testid^="job-row-"]').first
+    await keyboard_to(admin, row)
+    await admin.keyboard.press("Enter")
+    drawer = admin.get_by_role("dialog", name=re.compile("^Job "))
+    await expect(drawer).to_be_visible()
+    await admin.keyboard.press("Escape")
+    await expect(drawer).to_have_count(0)
+    await expect(row).to_be_focused()
+
+    incident = await open_incident(ui)
+    await admin.goto(f"{ui.url}/incidents")
+    details = admin.get_by_role("button", name=f"Details #{incident['id']}")
+    await keyboard_to(admin, details)
+    await admin.keyboard.press("Enter")
+    await expect(admin.get_by_role("dialog")).to_be_visible()
+    await admin.keyboard.press("Escape")
+    await expect(admin.get_by_role("dialog")).to_have_count(0)
+    await expect(details).to_be_focused()
