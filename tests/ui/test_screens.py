@@ -515,9 +515,9 @@ async def test_dialogs_by_keyboard(ui: UI) -> None:
     await expect(drawer).to_have_count(0)
     await expect(row).to_be_focused()
 
-    incident = await open_incident(ui)
+    await open_incident(ui)
     await admin.goto(f"{ui.url}/incidents")
-    details = admin.get_by_role("button", name=f"Details #{incident['id']}")
+    details = admin.locator('[data-testid^="incident-row-"]').first.get_by_role("button").first
     await keyboard_to(admin, details)
     await admin.keyboard.press("Enter")
     await expect(admin.get_by_role("dialog")).to_be_visible()
