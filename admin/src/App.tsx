@@ -4,6 +4,7 @@ import Button from "@mui/material/Button";
 import Chip from "@mui/material/Chip";
 import IconButton from "@mui/material/IconButton";
 import List from "@mui/material/List";
+import ListItem from "@mui/material/ListItem";
 import ListItemButton from "@mui/material/ListItemButton";
 import ListItemText from "@mui/material/ListItemText";
 import Toolbar from "@mui/material/Toolbar";
@@ -17,8 +18,9 @@ import { BrowserRouter, NavLink, Outlet, Route, Routes } from "react-router-dom"
 import { ApiError } from "./api/client";
 import { AuthProvider, useAuth } from "./auth";
 import { FeedbackProvider } from "./components/Feedback";
+import { IncidentBanner } from "./components/IncidentBanner";
 import { LoadingRows } from "./components/States";
-import { I18nProvider, useI18n, type MessageKey } from "./i18n";
+import { I18nProvider, roleLabel, useI18n, type MessageKey } from "./i18n";
 import { LoginPage } from "./pages/Login";
 import { useLiveStream } from "./stream";
 import { AppThemeProvider, useColorMode } from "./theme";
@@ -57,7 +59,8 @@ function LiveIndicator() {
   const state = useLiveStream({ token: session?.token });
   return (
     <Chip
-      aria-label="Live status"
+      role="status"
+      aria-label={t("liveStatus")}
       aria-live="polite"
       size="small"
       label={state === "live" ? t("live") : t("reconnecting")}
@@ -81,37 +84,39 @@ function Shell() {
           <LiveIndicator />
           <Box sx={{ flexGrow: 1 }} />
           <Tooltip title={lang === "en" ? "한국어" : "English"}>
-            <Button aria-label="Language" size="small" variant="outlined" onClick={() => setLang(lang === "en" ? "ko" : "en")}>
+            <Button aria-label={`${t("language")}: ${lang === "en" ? "EN" : "한국어"}`} size="small" variant="outlined" onClick={() => setLang(lang === "en" ? "ko" : "en")}>
               {lang === "en" ? "EN" : "한국어"}
             </Button>
           </Tooltip>
-          <IconButton aria-label="Toggle dark mode" onClick={toggle} size="small">
+          <IconButton aria-label={t("toggleDark")} onClick={toggle} size="small">
             {mode === "dark" ? <LightModeOutlined fontSize="small" /> : <DarkModeOutlined fontSize="small" />}
           </IconButton>
           <Typography variant="body2" sx={{ ml: 1 }}>
-            {session?.username} · {session?.role}
+            {session?.username} · {session?.role ? roleLabel(t, session.role) : ""}
           </Typography>
           <Button size="small" onClick={logout}>
             {t("logout")}
           </Button>
         </Toolbar>
       </AppBar>
-      <Box component="nav" aria-label="Main" sx={{ width: 156, flexShrink: 0, borderRight: 1, borderColor: "divider", pt: 7 }}>
+      <Box component="nav" aria-label={t("mainNav")} sx={{ width: 156, flexShrink: 0, borderRight: 1, borderColor: "divider", pt: 7 }}>
         <List dense sx={{ position: "sticky", top: 56 }}>
           {NAV.map((item) => (
-            <ListItemButton
-              key={item.to}
-              component={NavLink}
-              to={item.to}
-              end={item.to === "/"}
-              sx={{ mx: 1, borderRadius: 1, "&.active": { bgcolor: "action.selected", fontWeight: 600 } }}
-            >
-              <ListItemText primary={t(item.key)} />
-            </ListItemButton>
+            <ListItem key={item.to} disablePadding>
+              <ListItemButton
+                component={NavLink}
+                to={item.to}
+                end={item.to === "/"}
+                sx={{ mx: 1, borderRadius: 1, "&.active": { bgcolor: "action.selected", fontWeight: 600 } }}
+              >
+                <ListItemText primary={t(item.key)} />
+              </ListItemButton>
+            </ListItem>
           ))}
         </List>
       </Box>
       <Box component="main" sx={{ flexGrow: 1, minWidth: 0, p: 2.5, pt: 9 }}>
+        <IncidentBanner />
         <Suspense fallback={<LoadingRows rows={6} />}>
           <Routes>
             <Route path="/" element={<OverviewPage />} />

@@ -1,6 +1,18 @@
 import { num, type Int64 } from "./api/types";
 
 const nf = new Intl.NumberFormat("en-US");
+// The locale of dates and times: the language the UI shows (set by the I18nProvider).
+let dateLocale = "en-US";
+
+/** Format dates and times for `locale` from now on. */
+export function setFormatLocale(locale: string): void {
+  dateLocale = locale;
+}
+
+/** The locale dates and times are formatted for. */
+export function formatLocale(): string {
+  return dateLocale;
+}
 
 export function fmtInt(value: Int64 | null): string {
   return nf.format(num(value ?? undefined));
@@ -32,14 +44,7 @@ export function fmtBytes(value: Int64): string {
 export function fmtTime(iso: string | undefined): string {
   if (!iso) return "—";
   const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString();
-}
-
-export function fmtAgo(iso: string | undefined, now = Date.now()): string {
-  if (!iso) return "—";
-  const t = new Date(iso).getTime();
-  if (Number.isNaN(t)) return "—";
-  return `${fmtDuration(Math.max(0, now - t))} ago`;
+  return Number.isNaN(d.getTime()) ? iso : d.toLocaleString(dateLocale);
 }
 
 export function fmtDuration(ms: number): string {

@@ -1,4 +1,6 @@
-import { createContext, useCallback, useContext, useMemo, useState, type ReactNode } from "react";
+import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
+import { setFormatLocale } from "./format";
+import { enScreens, koScreens } from "./messages";
 
 const en = {
   appName: "Worker Monitor",
@@ -142,6 +144,7 @@ const en = {
   commandRefused: "Refused by the worker {worker}: {answer}",
   commandExpired: "it did not answer before the command expired",
   commandPending: "Sent to {worker}, not yet acknowledged (command {id})",
+  ...enScreens,
 } as const;
 
 export type MessageKey = keyof typeof en;
@@ -237,7 +240,7 @@ const ko: Record<MessageKey, string> = {
   queue: "큐",
   allStates: "모든 상태",
   search: "검색",
-  searchHelp: "작업 ID 또는 작업 이름의 앞부분",
+  searchHelp: "작업 식별자 또는 작업 이름의 앞부분",
   created: "생성",
   attempts: "시도",
   duration: "소요 시간",
@@ -288,6 +291,7 @@ const ko: Record<MessageKey, string> = {
   commandRefused: "{worker} 워커가 거부했습니다: {answer}",
   commandExpired: "명령이 만료될 때까지 응답이 없었습니다",
   commandPending: "{worker} 워커에 보냈으나 아직 확인되지 않았습니다 (명령 {id})",
+  ...koScreens,
 };
 
 export type Lang = "en" | "ko";
@@ -312,6 +316,31 @@ function initialLang(): Lang {
   return "en";
 }
 
+/** Whether `key` is a message of the dictionaries (for keys built from an API enum value). */
+export function isMessageKey(key: string): key is MessageKey {
+  return Object.prototype.hasOwnProperty.call(en, key);
+}
+
+/** The label of an API enum value (`prefix_VALUE` in the dictionaries), else the value in lower case. */
+export function enumLabel(t: Translate, prefix: string, value: string): string {
+  const key = `${prefix}_${value}`;
+  return isMessageKey(key) ? t(key) : value.toLowerCase().replace(/_/g, " ");
+}
+
+/** A role's name (viewer, operator, admin), translated; another role as it is. */
+export function roleLabel(t: Translate, role: string): string {
+  const key = `role${role.charAt(0).toUpperCase()}${role.slice(1)}`;
+  return isMessageKey(key) ? t(key) : role;
+}
+
+/** Who did something: a user's name, or the suite itself ("system"), translated. */
+export function actorLabel(t: Translate, actor: string): string {
+  return actor === "system" ? t("actorSystem") : actor;
+}
+
+/** Both dictionaries, for the test that they hold the same keys. */
+export const DICTIONARIES = dictionaries;
+
 export function translate(lang: Lang, key: MessageKey, vars?: Record<string, string | number>): string {
   let text = dictionaries[lang][key] ?? en[key];
   if (vars) for (const [k, v] of Object.entries(vars)) text = text.split(`{${k}}`).join(String(v));
@@ -335,6 +364,11 @@ export function I18nProvider({ children }: { children: ReactNode }) {
     }
     document.documentElement.lang = next;
   }, []);
+  // Dates and times in the language shown; the page's language for screen readers and the browser.
+  setFormatLocale(lang === "ko" ? "ko-KR" : "en-US");
+  useEffect(() => {
+    document.documentElement.lang = lang;
+  }, [lang]);
   const value = useMemo<I18n>(() => ({ lang, setLang, t: (key, vars) => translate(lang, key, vars) }), [lang, setLang]);
   return <I18nContext.Provider value={value}>{children}</I18nContext.Provider>;
 }

@@ -1,6 +1,8 @@
 import CssBaseline from "@mui/material/CssBaseline";
+import { enUS, koKR } from "@mui/material/locale";
 import { ThemeProvider, createTheme } from "@mui/material/styles";
 import { createContext, useCallback, useContext, useMemo, useState, type ReactNode } from "react";
+import { useI18n } from "./i18n";
 
 const MODE_KEY = "workermon.theme";
 type Mode = "light" | "dark";
@@ -20,6 +22,7 @@ function initialMode(): Mode {
 
 export function AppThemeProvider({ children }: { children: ReactNode }) {
   const [mode, setMode] = useState<Mode>(initialMode);
+  const { lang } = useI18n();
   const toggle = useCallback(() => {
     setMode((m) => {
       const next = m === "dark" ? "light" : "dark";
@@ -33,12 +36,28 @@ export function AppThemeProvider({ children }: { children: ReactNode }) {
   }, []);
   const theme = useMemo(
     () =>
-      createTheme({
-        palette: { mode, primary: { main: mode === "dark" ? "#90caf9" : "#1565c0" } },
-        shape: { borderRadius: 8 },
-        components: { MuiButton: { defaultProps: { disableElevation: true } } },
-      }),
-    [mode],
+      createTheme(
+        {
+          // On white, MUI's default warning, info and success colours are too light for small text
+          // (WCAG AA asks 4.5:1): darker shades of the same hues in the light theme.
+          palette:
+            mode === "dark"
+              ? { mode, primary: { main: "#90caf9" } }
+              : {
+                  mode,
+                  primary: { main: "#1565c0" },
+                  warning: { main: "#b45309", contrastText: "#fff" },
+                  info: { main: "#01579b", contrastText: "#fff" },
+                  success: { main: "#1b5e20", contrastText: "#fff" },
+                  error: { main: "#c62828", contrastText: "#fff" },
+                },
+          shape: { borderRadius: 8 },
+          components: { MuiButton: { defaultProps: { disableElevation: true } } },
+        },
+        // MUI's own texts (a close button's label, …) in the language shown.
+        lang === "ko" ? koKR : enUS,
+      ),
+    [mode, lang],
   );
   const value = useMemo(() => ({ mode, toggle }), [mode, toggle]);
   return (

@@ -123,6 +123,63 @@ async def test_pagination_and_filters(hb: Running, clock: FakeClock) -> None:
     assert len(default.workers) == 50
 
 
+async def test_search_matches_id_or_hostname_ignoring_case(hb: Running, clock: FakeClock) -> None:
+    client = hb.client("worker")
+    for i in range(30):
+        host = "Build-Box-7" if i % 3 == 0 else f"web-{i}"
+        await client.Beat(pb.BeatRequest(report=report(f"Mailer-{i:03d}", hostname=host)))
+    await client.Beat(pb.BeatRequest(report=report("thumbs-1", hostname="gpu-a")))
+    viewer = hb.client("viewer")
+
+    async def ids(**fields: object) -> list[str]:
+        seen: list[str] = []
+        token = ""
+        while True:
+            page = await viewer.ListWorkers(pb.ListWorkersRequest(page_token=token, **fields))  # type: ignore[arg-type]
+            seen += [w.report.worker_id for w in page.workers]
+            token = page.next_page_token
+            if not token:
+                return seen
+
+    # The id, in any case; the hostname, in any case; a text in neither matches nothing.
+    assert await ids(search="MAILER-00") == [f"Mailer-{i:03d}" for i in range(10)]
+    assert await ids(search="box-7") == [f"Mailer-{i:03d}" for i in range(0, 30, 3)]
+    assert await ids(search="GPU") == ["thumbs-1"]
+    assert await ids(search="nowhere") == []
+    # Pages of a search keep the search: three pages of four, then the rest.
+    assert await ids(search="build", page_size=4) == [f"Mailer-{i:03d}" for i in range(0, 30, 3)]
+    # Lua pattern characters are plain text.
+    assert await ids(search="mailer-0.%") == []
+    # Combined with the status filter.
+    clock.advance(35)
+    await client.Beat(pb.BeatRequest(report=report("thumbs-1", hostname="gpu-a")))
+    await hb.servicer.registry.sweep()
+    assert await ids(search="1", status=pb.WORKER_STATUS_ONLINE) == ["thumbs-1"]
+    assert "thumbs-1" not in await ids(search="1", status=pb.WORKER_STATUS_OFFLINE)
+
+
+async def test_search_is_bounded_and_kept_by_the_page_token(hb: Running) -> None:
+    client = hb.client("worker")
+    for i in range(5):
+        await client.Beat(pb.BeatRequest(report=report(f"w-{i}")))
+    viewer = hb.client("viewer")
+    assert len((await viewer.ListWorkers(pb.ListWorkersRequest(search="w" * 200))).workers) == 0
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await viewer.ListWorkers(pb.ListWorkersRequest(search="w" * 201))
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    info = error_info(caught.value)
+    assert info is not None and info.metadata["field"] == "search"
+    first = await viewer.ListWorkers(pb.ListWorkersRequest(page_size=2, search="w-"))
+    assert [w.report.worker_id for w in first.workers] == ["w-0", "w-1"]
+    # A token from one search does not continue another.
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await viewer.ListWorkers(
+            pb.ListWorkersRequest(page_size=2, search="w-1", page_token=first.next_page_token)
+        )
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "page_token" in (caught.value.details() or "")
+
+
 async def test_beat_stream_registers_and_answers(hb: Running) -> None:
     client = hb.client("worker")
     outbox: asyncio.Queue[pb.BeatStreamRequest | None] = asyncio.Queue()

@@ -17,9 +17,11 @@ from bullmq import Job, Queue, Worker
 from google.protobuf import duration_pb2
 
 from tests.support.bull import delete_prefix, until
+from tests.support.heartbeat import report as hb_report
 from tests.support.nodejs import start_produce
 from tests.support.suites import start_local_suite, start_modules
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
+from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_pb_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
 from workermon_core.auth import TokenAuthority
@@ -539,6 +541,40 @@ async def test_worker_commands_and_transitions_are_audited(suite: Suite) -> None
         assert len(online) == 1, "a transition is recorded once"
     finally:
         await worker.close()
+
+
+async def test_list_workers_searches_and_pages(suite: Suite) -> None:
+    channel = open_channel(suite.target, suite.authority.mint("beats", "worker"))
+    try:
+        beats = hb_pb_grpc.HeartbeatServiceStub(channel)
+        for i in range(7):
+            host = "Batch-Node" if i % 2 else f"web-{i}"
+            await beats.Beat(hb_pb.BeatRequest(report=hb_report(f"search-{i}", hostname=host)), timeout=10)
+        await beats.Beat(hb_pb.BeatRequest(report=hb_report("other-1", hostname="db-1")), timeout=10)
+    finally:
+        await channel.close()
+    viewer = suite.client("viewer")
+
+    async def listed(**fields: Any) -> list[str]:
+        seen: list[str] = []
+        token = ""
+        while True:
+            page = await viewer.ListWorkers(pb.ListWorkersRequest(page_token=token, **fields))
+            seen += [w.report.worker_id for w in page.workers]
+            token = page.next_page_token
+            if not token:
+                return seen
+
+    assert await listed(search="SEARCH-") == [f"search-{i}" for i in range(7)]
+    assert await listed(search="batch-node", page_size=2) == ["search-1", "search-3", "search-5"]
+    assert await listed(search="DB-", status=pb.WORKER_STATUS_ONLINE) == ["other-1"]
+    assert await listed(search="db-", status=pb.WORKER_STATUS_OFFLINE) == []
+    assert await listed(search="no such worker") == []
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await viewer.ListWorkers(pb.ListWorkersRequest(search="x" * 201))
+    assert code_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    info = error_info(exc.value)
+    assert info is not None and info.metadata["field"] == "search"
 
 
 async def _online(client: pb_grpc.MonitorServiceStub, worker_id: str) -> bool:

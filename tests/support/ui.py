@@ -136,7 +136,7 @@ async def start_workload(gateway: Gateway) -> Workload:
 
     async def send_email(job: Job, token: str) -> Any:
         if job.data.get("fail") and job.id not in work.healed:
-            raise RuntimeError("connect ECONNREFUSED 10.0.0.25:587")
+            raise RuntimeError(job.data.get("error") or "connect ECONNREFUSED 10.0.0.25:587")
         return {"sent": True}
 
     async def charge(job: Job, token: str) -> Any:
@@ -288,3 +288,24 @@ async def ui(browser: Browser, ui_gateway: Gateway, workload: Workload) -> Async
     running = UI(gateway=ui_gateway, workload=workload, browser=browser)
     yield running
     await running.close()
+
+
+async def open_incident(ui: UI) -> dict[str, Any]:
+    """The open WORKER_DOWN incident of INVOICES (waiting jobs, no worker), after a collection.
+
+    A collection evaluates the rules, and INVOICES pages at once (no pending period).
+    """
+    operator = ui.gateway.client("operator")
+    collected = await operator.post("/api/v1/collector:collectNow", json={"queues": [INVOICES]})
+    assert collected.status_code == 200, collected.text
+    found: list[dict[str, Any]] = []
+
+    async def opened() -> bool:
+        reply = await operator.get("/api/v1/incidents", params={"queue": INVOICES, "openOnly": "true"})
+        found[:] = reply.json().get("incidents", []) if reply.status_code == 200 else []
+        return bool(found)
+
+    await until(opened, what=f"an incident for {INVOICES}")
+    [incident] = found
+    assert incident["type"] == "INCIDENT_TYPE_WORKER_DOWN", incident
+    return incident

@@ -21,6 +21,7 @@ from tests.support.ui import (
     UI,
     USERS,
     WEBHOOKS,
+    open_incident,
 )
 
 # Faster than the queue list's own 15 s refetch: a change seen within this was pushed by the live stream.
@@ -116,7 +117,8 @@ async def test_login_overview_language_and_dark_mode(ui: UI) -> None:
 
     await page.get_by_label("Language").click()
     await expect(page.get_by_role("link", name="Overview", exact=True)).to_have_count(0)
-    await page.get_by_label("Language").click()
+    # In Korean, the switch's own label is Korean too ("언어": language).
+    await page.get_by_label("언어").click()
     await expect(page.get_by_role("link", name="Overview", exact=True)).to_be_visible()
 
     async def background() -> str:
@@ -265,27 +267,6 @@ async def test_workers_quiet_and_resume(ui: UI) -> None:
     await row.get_by_role("button", name="Resume", exact=True).click()
     await expect(status(page, f"{worker_id} acknowledged and takes jobs again")).to_be_visible()
     await expect_audited(page, "WORKER_QUIET", worker_id)
-
-
-async def open_incident(ui: UI) -> dict[str, Any]:
-    """The open WORKER_DOWN incident of INVOICES (waiting jobs, no worker), after a collection.
-
-    A collection evaluates the rules, and INVOICES pages at once (no pending period).
-    """
-    operator = ui.gateway.client("operator")
-    collected = await operator.post("/api/v1/collector:collectNow", json={"queues": [INVOICES]})
-    assert collected.status_code == 200, collected.text
-    found: list[dict[str, Any]] = []
-
-    async def opened() -> bool:
-        reply = await operator.get("/api/v1/incidents", params={"queue": INVOICES, "openOnly": "true"})
-        found[:] = reply.json().get("incidents", []) if reply.status_code == 200 else []
-        return bool(found)
-
-    await until(opened, what=f"an incident for {INVOICES}")
-    [incident] = found
-    assert incident["type"] == "INCIDENT_TYPE_WORKER_DOWN", incident
-    return incident
 
 
 async def test_acknowledge_an_incident(ui: UI) -> None:

@@ -81,3 +81,12 @@ export function runWorkerAction<V extends WorkerVerb>(workerId: string, verb: V,
 export function runIncidentAction<V extends IncidentVerb>(incidentId: string, verb: V, body: IncidentActionBody<V>): Promise<IncidentActionAnswer<V>> {
   return post(incidentAction(incidentId, verb), body);
 }
+
+/** The body of AddJob: the job's name, its data as JSON text, delay, priority and attempts. */
+export type AddJobBody = BodyOf<PostOf<"/v1/queues/{queue}/jobs">>;
+export type AddJobAnswer = AnswerOf<PostOf<"/v1/queues/{queue}/jobs">>;
+
+/** Add a job to a queue (MonitorService.AddJob; the operator role). */
+export function addJob(queue: string, body: AddJobBody): Promise<AddJobAnswer> {
+  return post(route("/v1/queues/{queue}/jobs", { queue }), body);
+}

@@ -1,6 +1,8 @@
 import { keepPreviousData, useMutation, useQuery, useQueryClient, type QueryKey } from "@tanstack/react-query";
 import { useNotify } from "../components/Feedback";
+import { useI18n } from "../i18n";
 import { api, type Query } from "./client";
+import { describeError } from "./errors";
 import { route } from "./routes";
 import type { ResponseOf } from "./types";
 
@@ -54,6 +56,8 @@ export interface JobsFilter {
   search: string;
   pageToken: string;
   pageSize?: number;
+  /** Only failed jobs of this failure category. */
+  category?: string;
 }
 
 export function jobsQuery(f: JobsFilter): Query {
@@ -65,6 +69,7 @@ export function jobsQuery(f: JobsFilter): Query {
     pageToken: f.pageToken || undefined,
     jobId: isId ? search : undefined,
     namePrefix: !isId && search ? search : undefined,
+    failureCategory: f.category || undefined,
   };
 }
 
@@ -90,10 +95,25 @@ export function useJob(queue: string, jobId: string | null, full: boolean) {
   });
 }
 
-export function useWorkers() {
+export interface WorkersFilter {
+  /** A substring of the worker id or hostname. */
+  search: string;
+  /** WORKER_STATUS_ONLINE, WORKER_STATUS_OFFLINE, or "" for both. */
+  status: string;
+  pageToken: string;
+  pageSize?: number;
+}
+
+/** A page of workers, filtered on the server. */
+export function useWorkers(f: WorkersFilter) {
   return useQuery({
-    queryKey: keys.workers,
-    queryFn: ({ signal }) => api<ResponseOf<"ListWorkers">>(route("/v1/workers"), { query: { pageSize: 500 }, signal }).then((r) => r.workers ?? []),
+    queryKey: [...keys.workers, f],
+    queryFn: ({ signal }) =>
+      api<ResponseOf<"ListWorkers">>(route("/v1/workers"), {
+        query: { pageSize: f.pageSize ?? 50, pageToken: f.pageToken || undefined, search: f.search.trim() || undefined, status: f.status || undefined },
+        signal,
+      }),
+    placeholderData: keepPreviousData,
     refetchInterval: 15_000,
   });
 }
@@ -175,16 +195,17 @@ export function useAction<V = void, R extends object = object>(options: {
 }) {
   const client = useQueryClient();
   const notify = useNotify();
+  const { t } = useI18n();
   return useMutation({
     mutationFn: (vars: V) => options.run(vars),
     onSuccess: (result, vars) => {
       const auditId = "auditId" in result ? result.auditId : undefined;
-      const audit = auditId ? ` (audit #${String(auditId)})` : "";
+      const audit = auditId ? t("auditRef", { id: String(auditId) }) : "";
       notify(`${options.describe(result, vars)}${audit}`, options.severity?.(result) ?? "success");
       options.onDone?.(result, vars);
       for (const key of options.invalidate) void client.invalidateQueries({ queryKey: key });
       void client.invalidateQueries({ queryKey: keys.audit });
     },
-    onError: (error) => notify(error instanceof Error ? error.message : String(error), "error"),
+    onError: (error) => notify(describeError(error, t), "error"),
   });
 }

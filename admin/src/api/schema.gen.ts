@@ -2779,6 +2779,8 @@ export interface operations {
                 queue?: string;
                 /** @description Only workers on this host. */
                 hostname?: string;
+                /** @description Only workers whose id or hostname contains this text (ASCII case-insensitive); at most 200 characters. */
+                search?: string;
             };
             header?: never;
             path?: never;

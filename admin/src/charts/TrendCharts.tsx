@@ -4,6 +4,7 @@ import Typography from "@mui/material/Typography";
 import { LineChart } from "@mui/x-charts/LineChart";
 import { SparkLineChart } from "@mui/x-charts/SparkLineChart";
 import { num, type TrendPoint } from "../api/types";
+import { formatLocale } from "../format";
 import { VALUE_AXIS, axisTime, categoryColor, failureCategories, markIsolated } from "./time";
 
 function series(points: TrendPoint[], pick: (p: TrendPoint) => number | null) {
@@ -50,7 +51,14 @@ type Series = NonNullable<Parameters<typeof LineChart>[0]["series"]>;
 
 export function TrendCharts({ points, labels, hours }: TrendProps) {
   const times = points.map((p) => new Date(p.time ?? 0));
-  const x = [{ data: times, scaleType: "time" as const, valueFormatter: (d: Date, c: { location: string }) => axisTime(d, hours, c.location === "tick") }];
+  // Times in the UI's language (the chart's own default names months and AM/PM in English).
+  const x = [
+    {
+      data: times,
+      scaleType: "time" as const,
+      valueFormatter: (d: Date, c: { location: string }) => axisTime(d, hours, c.location === "tick", formatLocale()),
+    },
+  ];
   const height = 200;
   const categories = failureCategories(points);
   const plot = (series: Series) => <LineChart height={height} xAxis={x} yAxis={VALUE_AXIS} series={series} />;

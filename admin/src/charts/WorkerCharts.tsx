@@ -4,6 +4,7 @@ import Typography from "@mui/material/Typography";
 import { LineChart } from "@mui/x-charts/LineChart";
 import { SparkLineChart } from "@mui/x-charts/SparkLineChart";
 import { num, type WorkerHistoryPoint } from "../api/types";
+import { formatLocale } from "../format";
 import { VALUE_AXIS, axisTime, gaugeNames, markIsolated, minuteGrid } from "./time";
 
 /** Active jobs per minute over the last `minutes`, as a sparkline (0 where the worker did not beat: a
@@ -40,7 +41,7 @@ export function WorkerCharts({
 }) {
   const { times, at } = minuteGrid(points, startMs, endMs);
   const hours = (endMs - startMs) / 3_600_000;
-  const x = [{ data: times, scaleType: "time" as const, valueFormatter: (d: Date, c: { location: string }) => axisTime(d, hours, c.location === "tick") }];
+  const x = [{ data: times, scaleType: "time" as const, valueFormatter: (d: Date, c: { location: string }) => axisTime(d, hours, c.location === "tick", formatLocale()) }];
   const pick = (f: (p: WorkerHistoryPoint) => number) => at.map((p) => (p ? f(p) : null));
   const gauges = gaugeNames(points);
   const height = 180;

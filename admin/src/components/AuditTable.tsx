@@ -5,7 +5,7 @@ import TableHead from "@mui/material/TableHead";
 import TableRow from "@mui/material/TableRow";
 import { enumName, type AuditLog } from "../api/types";
 import { fmtTime } from "../format";
-import { useI18n } from "../i18n";
+import { actorLabel, enumLabel, roleLabel, useI18n } from "../i18n";
 import { EmptyState } from "./States";
 
 function compact(value: Record<string, unknown> | undefined): string {
@@ -36,16 +36,16 @@ export function AuditTable({ logs }: { logs: AuditLog[] }) {
             <TableCell>{l.id}</TableCell>
             <TableCell sx={{ whiteSpace: "nowrap" }}>{fmtTime(l.time)}</TableCell>
             <TableCell>
-              {l.actor}
-              {l.role ? ` (${l.role})` : ""}
+              {actorLabel(t, l.actor ?? "")}
+              {l.role ? ` (${roleLabel(t, l.role)})` : ""}
             </TableCell>
-            <TableCell sx={{ fontFamily: "monospace" }}>{enumName(l.action, "AUDIT_ACTION_")}</TableCell>
+            <TableCell sx={{ fontFamily: "monospace" }}>{enumLabel(t, "aa", enumName(l.action, "AUDIT_ACTION_"))}</TableCell>
             <TableCell>
-              {l.entityType}
+              {enumLabel(t, "et", l.entityType ?? "")}
               {l.entityId ? `: ${l.entityId}` : ""}
             </TableCell>
-            <TableCell>{enumName(l.outcome, "AUDIT_OUTCOME_").toLowerCase()}</TableCell>
-            <TableCell sx={{ fontFamily: "monospace", fontSize: 12, maxWidth: 360, overflow: "hidden", textOverflow: "ellipsis" }} title={JSON.stringify(l.result ?? {})}>
+            <TableCell>{enumLabel(t, "ao", enumName(l.outcome, "AUDIT_OUTCOME_"))}</TableCell>
+            <TableCell sx={{ fontFamily: "monospace", fontSize: 12, maxWidth: 360, overflow: "hidden", textOverflow: "ellipsis" }} title={JSON.stringify(l.result ?? {})} translate="no">
               {compact(l.result)}
             </TableCell>
           </TableRow>

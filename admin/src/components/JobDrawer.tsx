@@ -11,7 +11,7 @@ import { runJobAction } from "../api/actions";
 import { keys, useAction, useJob } from "../api/hooks";
 import { enumName, num } from "../api/types";
 import { fmtBytes, fmtMs, fmtTime } from "../format";
-import { useI18n } from "../i18n";
+import { enumLabel, useI18n } from "../i18n";
 import { ActionButton } from "./ActionButton";
 import { JobStateChip } from "./JobTable";
 import { JsonView, LargeText } from "./JsonView";
@@ -36,16 +36,17 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
   const invalidate = [keys.jobs, keys.job, keys.queues, keys.overview];
   const retry = useAction({
     run: () => runJobAction(queue, jobId ?? "", "retry", {}),
-    describe: (r) => `Job ${jobId} retried (was ${enumName(r.previousState, "JOB_STATE_").toLowerCase() || "failed"})`,
+    describe: (r) => t("jobRetried", { id: jobId ?? "", state: enumLabel(t, "js", enumName(r.previousState, "JOB_STATE_") || "FAILED") }),
     invalidate,
   });
-  const promote = useAction({ run: () => runJobAction(queue, jobId ?? "", "promote", {}), describe: () => `Job ${jobId} promoted`, invalidate });
+  const promote = useAction({ run: () => runJobAction(queue, jobId ?? "", "promote", {}), describe: () => t("jobPromoted", { id: jobId ?? "" }), invalidate });
   const cancel = useAction({
     run: () => runJobAction(queue, jobId ?? "", "cancel", {}),
-    describe: (r) => `Job ${jobId} cancel: ${enumName(r.outcome, "CANCEL_OUTCOME_").toLowerCase().replace(/_/g, " ")}`,
+    describe: (r) => t("jobCancelOutcome", { id: jobId ?? "", outcome: enumLabel(t, "co", enumName(r.outcome, "CANCEL_OUTCOME_")) }),
     invalidate,
   });
   const state = enumName(j?.summary?.state, "JOB_STATE_");
+  const stateLabel = enumLabel(t, "js", state || "UNKNOWN");
   const title = `${t("job")} ${jobId ?? ""}`;
   return (
     <Drawer
@@ -55,7 +56,7 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
         setFull(false);
         onClose();
       }}
-      slotProps={{ paper: { role: "dialog", "aria-label": `Job ${jobId ?? ""}`, sx: { width: { xs: "100%", md: 640 }, p: 2 } } }}
+      slotProps={{ paper: { role: "dialog", "aria-label": title, sx: { width: { xs: "100%", md: 640 }, p: 2 } } }}
     >
       <Box sx={{ display: "flex", alignItems: "center", gap: 1, mb: 1 }}>
         <Typography variant="h6" component="h2">
@@ -68,13 +69,13 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
         </IconButton>
       </Box>
       <Box sx={{ display: "flex", gap: 1, mb: 2 }}>
-        <ActionButton needs="operator" onClick={() => retry.mutate()} disabled={retry.isPending} unavailable={j && state !== "FAILED" && state !== "COMPLETED" ? `Only failed or completed jobs can be retried (this one is ${state.toLowerCase()})` : undefined}>
+        <ActionButton needs="operator" onClick={() => retry.mutate()} disabled={retry.isPending} unavailable={j && state !== "FAILED" && state !== "COMPLETED" ? t("onlyFailedRetry", { state: stateLabel }) : undefined}>
           {t("retry")}
         </ActionButton>
-        <ActionButton needs="operator" onClick={() => promote.mutate()} disabled={promote.isPending} unavailable={j && state !== "DELAYED" ? `Only delayed jobs can be promoted (this one is ${state.toLowerCase()})` : undefined}>
+        <ActionButton needs="operator" onClick={() => promote.mutate()} disabled={promote.isPending} unavailable={j && state !== "DELAYED" ? t("onlyDelayedPromote", { state: stateLabel }) : undefined}>
           {t("promote")}
         </ActionButton>
-        <ActionButton needs="admin" color="error" onClick={() => cancel.mutate()} disabled={cancel.isPending} unavailable={j && (state === "COMPLETED" || state === "FAILED") ? `The job has already finished (${state.toLowerCase()})` : undefined}>
+        <ActionButton needs="admin" color="error" onClick={() => cancel.mutate()} disabled={cancel.isPending} unavailable={j && (state === "COMPLETED" || state === "FAILED") ? t("alreadyFinished", { state: stateLabel }) : undefined}>
           {t("cancel")}
         </ActionButton>
       </Box>
@@ -89,8 +90,8 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
           </Typography>
           {j.failedReason || j.summary?.failedReason ? (
             <Alert severity="error" sx={{ mb: 2 }}>
-              {j.failedReason || j.summary?.failedReason}
-              {j.summary?.failureCategory ? ` (${j.summary.failureCategory})` : ""}
+              <span lang="en">{j.failedReason || j.summary?.failedReason}</span>
+              {j.summary?.failureCategory ? ` (${enumLabel(t, "fc", j.summary.failureCategory)})` : ""}
             </Alert>
           ) : null}
           <Section title={t("data")}>
@@ -131,8 +132,13 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
               {(j.timeline ?? []).map((e, i) => (
                 <li key={i}>
                   <Typography variant="body2">
-                    <strong>{e.kind}</strong> · {fmtTime(e.time)}
-                    {e.detail ? ` — ${e.detail}` : ""}
+                    <strong>{enumLabel(t, "tl", e.kind ?? "")}</strong> · {fmtTime(e.time)}
+                    {e.detail ? (
+                      <>
+                        {" — "}
+                        <span lang="en">{e.detail}</span>
+                      </>
+                    ) : null}
                   </Typography>
                 </li>
               ))}

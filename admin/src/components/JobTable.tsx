@@ -6,7 +6,7 @@ import TableHead from "@mui/material/TableHead";
 import TableRow from "@mui/material/TableRow";
 import { enumName, type JobSummary } from "../api/types";
 import { fmtMs, fmtTime } from "../format";
-import { useI18n } from "../i18n";
+import { enumLabel, useI18n } from "../i18n";
 
 const STATE_COLOR: Record<string, "success" | "warning" | "error" | "default" | "info" | "primary"> = {
   COMPLETED: "success",
@@ -17,8 +17,9 @@ const STATE_COLOR: Record<string, "success" | "warning" | "error" | "default" | 
 };
 
 export function JobStateChip({ state }: { state?: string }) {
+  const { t } = useI18n();
   const s = enumName(state, "JOB_STATE_") || "UNKNOWN";
-  return <Chip size="small" label={s.toLowerCase()} color={STATE_COLOR[s] ?? "default"} variant="outlined" />;
+  return <Chip size="small" label={enumLabel(t, "js", s)} color={STATE_COLOR[s] ?? "default"} variant="outlined" />;
 }
 
 export function JobTable({ jobs, onOpen }: { jobs: JobSummary[]; onOpen: (id: string) => void }) {
@@ -27,7 +28,7 @@ export function JobTable({ jobs, onOpen }: { jobs: JobSummary[]; onOpen: (id: st
     <Table size="small" aria-label={t("jobs")}>
       <TableHead>
         <TableRow>
-          <TableCell>ID</TableCell>
+          <TableCell>{t("idHeader")}</TableCell>
           <TableCell>{t("name")}</TableCell>
           <TableCell>{t("state")}</TableCell>
           <TableCell align="right">{t("attempts")}</TableCell>
@@ -52,10 +53,10 @@ export function JobTable({ jobs, onOpen }: { jobs: JobSummary[]; onOpen: (id: st
             }}
             sx={{ cursor: "pointer" }}
           >
-            <TableCell component="th" scope="row" sx={{ fontFamily: "monospace" }}>
+            <TableCell component="th" scope="row" sx={{ fontFamily: "monospace" }} translate="no">
               {j.jobId}
             </TableCell>
-            <TableCell>{j.name}</TableCell>
+            <TableCell translate="no">{j.name}</TableCell>
             <TableCell>
               <JobStateChip state={j.state} />
             </TableCell>
@@ -64,7 +65,7 @@ export function JobTable({ jobs, onOpen }: { jobs: JobSummary[]; onOpen: (id: st
             </TableCell>
             <TableCell>{fmtTime(j.createTime)}</TableCell>
             <TableCell align="right">{j.durationMs !== undefined ? fmtMs(j.durationMs) : "—"}</TableCell>
-            <TableCell sx={{ maxWidth: 320, overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap" }} title={j.failedReason}>
+            <TableCell sx={{ maxWidth: 320, overflow: "hidden", textOverflow: "ellipsis", whiteSpace: "nowrap" }} title={j.failedReason} lang="en">
               {j.failedReason ?? ""}
             </TableCell>
           </TableRow>

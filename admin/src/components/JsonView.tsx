@@ -37,7 +37,7 @@ function Node({ name, value, depth }: { name?: string; value: unknown; depth: nu
         <Node key={k} name={k} value={v} depth={depth + 1} />
       ))}
       {entries.length > MAX_CHILDREN ? (
-        <div style={{ paddingLeft: 16, opacity: 0.7 }}>… {entries.length - MAX_CHILDREN} more</div>
+        <div style={{ paddingLeft: 16, opacity: 0.7 }}>… +{entries.length - MAX_CHILDREN}</div>
       ) : null}
     </details>
   );
@@ -56,7 +56,7 @@ export function JsonView({ text, label }: { text: string | undefined; label: str
   if (!text) return <Box sx={{ color: "text.secondary" }}>—</Box>;
   if (!parsed.ok) return <LargeText text={text} label={label} />;
   return (
-    <Box role="tree" aria-label={label} sx={{ fontFamily: "monospace", fontSize: 13, maxHeight: 360, overflow: "auto", p: 1, bgcolor: "action.hover", borderRadius: 1 }}>
+    <Box role="group" aria-label={label} translate="no" sx={{ fontFamily: "monospace", fontSize: 13, maxHeight: 360, overflow: "auto", p: 1, bgcolor: "action.hover", borderRadius: 1 }}>
       <Node value={parsed.value} depth={0} />
     </Box>
   );
@@ -83,6 +83,7 @@ export function LargeText({ text, label }: { text: string; label: string }) {
   return (
     <Box
       ref={ref}
+      translate="no"
       tabIndex={0}
       role="region"
       aria-label={label}

@@ -33,7 +33,7 @@ interface Props {
 export function Pager({ page, hasPrev, nextToken, total, onPrev, onNext }: Props) {
   const { t } = useI18n();
   return (
-    <Box component="nav" aria-label="Pagination" sx={{ display: "flex", alignItems: "center", gap: 1, justifyContent: "flex-end", py: 1 }}>
+    <Box component="nav" aria-label={t("pagination")} sx={{ display: "flex", alignItems: "center", gap: 1, justifyContent: "flex-end", py: 1 }}>
       {total !== undefined ? (
         <Typography variant="body2" color="text.secondary" sx={{ mr: "auto" }}>
           {t("total", { count: total.toLocaleString("en-US") })}

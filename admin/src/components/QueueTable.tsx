@@ -7,7 +7,7 @@ import TableRow from "@mui/material/TableRow";
 import Tooltip from "@mui/material/Tooltip";
 import { enumName, type Queue } from "../api/types";
 import { fmtInt, fmtMs } from "../format";
-import { useI18n } from "../i18n";
+import { enumLabel, useI18n } from "../i18n";
 import { EmptyState } from "./States";
 
 const STATUS_COLOR: Record<string, "success" | "warning" | "error" | "default" | "info"> = {
@@ -18,9 +18,17 @@ const STATUS_COLOR: Record<string, "success" | "warning" | "error" | "default" |
 };
 
 export function QueueStatusChip({ queue }: { queue: Queue }) {
+  const { t } = useI18n();
   const status = enumName(queue.status, "QUEUE_STATUS_") || "UNKNOWN";
-  const chip = <Chip size="small" label={status} color={STATUS_COLOR[status] ?? "default"} variant={status === "IDLE" ? "outlined" : "filled"} />;
-  return queue.statusReason ? <Tooltip title={queue.statusReason}>{chip}</Tooltip> : chip;
+  const chip = <Chip size="small" label={enumLabel(t, "qs", status)} color={STATUS_COLOR[status] ?? "default"} variant={status === "IDLE" ? "outlined" : "filled"} />;
+  // The reason is the server's (English) text; describeChild keeps the chip's own label as its name.
+  return queue.statusReason ? (
+    <Tooltip title={<span lang="en">{queue.statusReason}</span>} describeChild>
+      {chip}
+    </Tooltip>
+  ) : (
+    chip
+  );
 }
 
 interface Props {

@@ -4,11 +4,13 @@ import Button from "@mui/material/Button";
 import Skeleton from "@mui/material/Skeleton";
 import Typography from "@mui/material/Typography";
 import type { ReactNode } from "react";
+import { describeError } from "../api/errors";
 import { useI18n } from "../i18n";
 
 export function LoadingRows({ rows = 5, height = 36 }: { rows?: number; height?: number }) {
+  const { t } = useI18n();
   return (
-    <Box aria-busy="true" aria-label="Loading" data-testid="loading">
+    <Box role="progressbar" aria-busy="true" aria-label={t("loading")} data-testid="loading">
       {Array.from({ length: rows }, (_, i) => (
         <Skeleton key={i} variant="rectangular" height={height} sx={{ my: 0.75, borderRadius: 1 }} />
       ))}
@@ -27,7 +29,7 @@ export function EmptyState({ children, action }: { children: ReactNode; action?:
 
 export function ErrorBanner({ error, onRetry }: { error: unknown; onRetry?: () => void }) {
   const { t } = useI18n();
-  const message = error instanceof Error ? error.message : String(error);
+  const message = describeError(error, t);
   return (
     <Alert
       severity="error"

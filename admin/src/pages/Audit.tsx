@@ -7,7 +7,7 @@ import { useAuditLogs } from "../api/hooks";
 import { AuditTable } from "../components/AuditTable";
 import { Pager, usePageTokens } from "../components/Pager";
 import { ErrorBanner, LoadingRows } from "../components/States";
-import { useI18n } from "../i18n";
+import { enumLabel, useI18n } from "../i18n";
 
 const ACTIONS = [
   "QUEUE_PAUSE",
@@ -51,7 +51,7 @@ export default function AuditPage() {
           <option value="">{t("anyAction")}</option>
           {ACTIONS.map((a) => (
             <option key={a} value={`AUDIT_ACTION_${a}`}>
-              {a}
+              {enumLabel(t, "aa", a)}
             </option>
           ))}
         </TextField>

@@ -23,7 +23,8 @@ import { ActionButton } from "../components/ActionButton";
 import { Pager, usePageTokens } from "../components/Pager";
 import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
 import { fmtTime } from "../format";
-import { useI18n } from "../i18n";
+import { describeError } from "../api/errors";
+import { actorLabel, enumLabel, useI18n } from "../i18n";
 
 const STATUSES = ["PENDING", "ACTIVE", "ACKNOWLEDGED", "RESOLVED"];
 const TYPES = ["QUEUE_BACKLOG", "HIGH_FAILURE_RATE", "WORKER_DOWN", "SLOW_PROCESSING", "STATS_STALE"];
@@ -34,6 +35,17 @@ function isOpen(i: Incident) {
   return s === "ACTIVE" || s === "PENDING" || s === "ACKNOWLEDGED";
 }
 
+/** The severity, status and type of an incident, translated. */
+function labels(i: Incident, t: ReturnType<typeof useI18n>["t"]) {
+  const severity = enumName(i.severity, "SEVERITY_");
+  return {
+    severity: enumLabel(t, "sev", severity),
+    severityColor: SEVERITY_COLOR[severity] ?? "default",
+    status: enumLabel(t, "is", enumName(i.status, "INCIDENT_STATUS_")),
+    type: enumLabel(t, "it", enumName(i.type, "INCIDENT_TYPE_")),
+  };
+}
+
 function IncidentDetail({ id, onClose, onResolve }: { id: string; onClose: () => void; onResolve: (i: Incident) => void }) {
   const { t } = useI18n();
   const detail = useIncident(id);
@@ -41,7 +53,7 @@ function IncidentDetail({ id, onClose, onResolve }: { id: string; onClose: () =>
   return (
     <Dialog open onClose={onClose} maxWidth="md" fullWidth aria-labelledby="incident-title">
       <DialogTitle id="incident-title">
-        #{id} {i?.title ?? ""}
+        #{id} <span lang="en">{i?.title ?? ""}</span>
       </DialogTitle>
       <DialogContent>
         {detail.error ? <ErrorBanner error={detail.error} onRetry={() => void detail.refetch()} /> : null}
@@ -49,22 +61,26 @@ function IncidentDetail({ id, onClose, onResolve }: { id: string; onClose: () =>
         {i ? (
           <>
             <Box sx={{ display: "flex", gap: 1, mb: 1, flexWrap: "wrap" }}>
-              <Chip size="small" label={enumName(i.severity, "SEVERITY_")} color={SEVERITY_COLOR[enumName(i.severity, "SEVERITY_")] ?? "default"} />
-              <Chip size="small" label={enumName(i.status, "INCIDENT_STATUS_")} variant="outlined" />
-              <Chip size="small" label={enumName(i.type, "INCIDENT_TYPE_")} variant="outlined" />
+              <Chip size="small" label={labels(i, t).severity} color={labels(i, t).severityColor} />
+              <Chip size="small" label={labels(i, t).status} variant="outlined" />
+              <Chip size="small" label={labels(i, t).type} variant="outlined" />
               {i.queue ? <Chip size="small" label={`${t("queue")}: ${i.queue}`} /> : null}
-              {i.workerId ? <Chip size="small" label={`worker: ${i.workerId}`} /> : null}
+              {i.workerId ? <Chip size="small" label={`${t("worker")}: ${i.workerId}`} /> : null}
             </Box>
-            {i.description ? <Typography sx={{ mb: 1 }}>{i.description}</Typography> : null}
+            {i.description ? (
+              <Typography sx={{ mb: 1 }} lang="en">
+                {i.description}
+              </Typography>
+            ) : null}
             {i.recommendedAction ? (
               <Alert severity="info" sx={{ mb: 1 }}>
-                <strong>{t("recommended")}:</strong> {i.recommendedAction}
+                <strong>{t("recommended")}:</strong> <span lang="en">{i.recommendedAction}</span>
               </Alert>
             ) : null}
             <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
-              value {i.value ?? 0} / threshold {i.threshold ?? 0} · affected jobs {num(i.affectedJobs)} · {t("started")} {fmtTime(i.startTime ?? i.pendingTime)}
-              {i.acknowledgedBy ? ` · acknowledged by ${i.acknowledgedBy}` : ""}
-              {i.resolvedBy ? ` · resolved by ${i.resolvedBy}${i.resolveNote ? `: ${i.resolveNote}` : ""}` : ""}
+              {t("incidentFigures", { value: i.value ?? 0, threshold: i.threshold ?? 0, jobs: num(i.affectedJobs) })} · {t("started")} {fmtTime(i.startTime ?? i.pendingTime)}
+              {i.acknowledgedBy ? ` · ${t("acknowledgedBy", { actor: actorLabel(t, i.acknowledgedBy) })}` : ""}
+              {i.resolvedBy ? ` · ${t("resolvedBy", { actor: actorLabel(t, i.resolvedBy) })}${i.resolveNote ? `: ${i.resolveNote}` : ""}` : ""}
             </Typography>
             <Typography variant="subtitle2" component="h3">
               {t("timeline")}
@@ -73,9 +89,14 @@ function IncidentDetail({ id, onClose, onResolve }: { id: string; onClose: () =>
               {(detail.data?.timeline ?? []).map((e) => (
                 <li key={e.id}>
                   <Typography variant="body2">
-                    <strong>{enumName(e.kind, "INCIDENT_EVENT_KIND_").toLowerCase()}</strong> · {fmtTime(e.eventTime)}
-                    {e.actor ? ` · ${e.actor}` : ""}
-                    {e.message ? ` — ${e.message}` : ""}
+                    <strong>{enumLabel(t, "iek", enumName(e.kind, "INCIDENT_EVENT_KIND_"))}</strong> · {fmtTime(e.eventTime)}
+                    {e.actor ? ` · ${actorLabel(t, e.actor)}` : ""}
+                    {e.message ? (
+                      <>
+                        {" — "}
+                        <span lang="en">{e.message}</span>
+                      </>
+                    ) : null}
                   </Typography>
                 </li>
               ))}
@@ -108,12 +129,12 @@ export default function IncidentsPage() {
   const invalidate = [keys.incidents, keys.incident, keys.overview];
   const acknowledge = useAction({
     run: (iid: string) => runIncidentAction(iid, "acknowledge", { note: "" }),
-    describe: (r, iid) => `Incident #${iid} acknowledged (${enumName(r.incident?.status, "INCIDENT_STATUS_").toLowerCase()})`,
+    describe: (r, iid) => t("incidentAcknowledged", { id: iid, status: enumLabel(t, "is", enumName(r.incident?.status, "INCIDENT_STATUS_")) }),
     invalidate,
   });
   const resolve = useAction({
     run: (v: { id: string; note: string }) => runIncidentAction(v.id, "resolve", { note: v.note }),
-    describe: (_, v) => `Incident #${v.id} resolved: ${v.note}`,
+    describe: (_, v) => t("incidentResolved", { id: v.id, note: v.note }),
     invalidate,
   });
   const list = incidents.data?.incidents ?? [];
@@ -128,7 +149,7 @@ export default function IncidentsPage() {
           <option value="">{t("all")}</option>
           {STATUSES.map((s) => (
             <option key={s} value={`INCIDENT_STATUS_${s}`}>
-              {s.toLowerCase()}
+              {enumLabel(t, "is", s)}
             </option>
           ))}
         </TextField>
@@ -136,7 +157,7 @@ export default function IncidentsPage() {
           <option value="">{t("all")}</option>
           {TYPES.map((s) => (
             <option key={s} value={`INCIDENT_TYPE_${s}`}>
-              {s.toLowerCase().replace(/_/g, " ")}
+              {enumLabel(t, "it", s)}
             </option>
           ))}
         </TextField>
@@ -151,7 +172,7 @@ export default function IncidentsPage() {
           <Table size="small" aria-label={t("incidents")}>
             <TableHead>
               <TableRow>
-                <TableCell>ID</TableCell>
+                <TableCell>{t("idHeader")}</TableCell>
                 <TableCell>{t("severity")}</TableCell>
                 <TableCell>{t("status")}</TableCell>
                 <TableCell>{t("type")}</TableCell>
@@ -171,12 +192,12 @@ export default function IncidentsPage() {
                       </Button>
                     </TableCell>
                     <TableCell>
-                      <Chip size="small" label={enumName(i.severity, "SEVERITY_")} color={SEVERITY_COLOR[enumName(i.severity, "SEVERITY_")] ?? "default"} />
+                      <Chip size="small" label={labels(i, t).severity} color={labels(i, t).severityColor} />
                     </TableCell>
-                    <TableCell>{s.toLowerCase()}</TableCell>
-                    <TableCell>{enumName(i.type, "INCIDENT_TYPE_").toLowerCase().replace(/_/g, " ")}</TableCell>
+                    <TableCell>{labels(i, t).status}</TableCell>
+                    <TableCell>{labels(i, t).type}</TableCell>
                     <TableCell>
-                      {i.title}
+                      <span lang="en">{i.title}</span>
                       {i.queue ? ` (${i.queue})` : ""}
                     </TableCell>
                     <TableCell>{fmtTime(i.startTime ?? i.pendingTime)}</TableCell>
@@ -184,14 +205,14 @@ export default function IncidentsPage() {
                       <Box sx={{ display: "flex", gap: 0.5 }}>
                         <ActionButton
                           needs="operator"
-                          unavailable={s === "ACKNOWLEDGED" ? "Already acknowledged" : s === "RESOLVED" ? "Already resolved" : undefined}
+                          unavailable={s === "ACKNOWLEDGED" ? t("alreadyAcknowledged") : s === "RESOLVED" ? t("alreadyResolved") : undefined}
                           onClick={() => acknowledge.mutate(i.id ?? "")}
                         >
                           {t("acknowledge")}
                         </ActionButton>
                         <ActionButton
                           needs="admin"
-                          unavailable={s === "RESOLVED" ? "Already resolved" : undefined}
+                          unavailable={s === "RESOLVED" ? t("alreadyResolved") : undefined}
                           onClick={() => {
                             setNote("");
                             setResolving(i);
@@ -223,7 +244,7 @@ export default function IncidentsPage() {
       ) : null}
       <Dialog open={resolving !== null} onClose={() => setResolving(null)} maxWidth="sm" fullWidth aria-labelledby="resolve-title">
         <DialogTitle id="resolve-title">
-          {t("resolve")} #{resolving?.id} {resolving?.title}
+          {t("resolve")} #{resolving?.id} <span lang="en">{resolving?.title}</span>
         </DialogTitle>
         <form
           onSubmit={(e) => {
@@ -235,7 +256,7 @@ export default function IncidentsPage() {
             <TextField autoFocus fullWidth multiline minRows={2} label={t("resolutionNote")} value={note} onChange={(e) => setNote(e.target.value)} required />
             {resolve.error ? (
               <Alert severity="error" sx={{ mt: 1 }}>
-                {resolve.error.message}
+                {describeError(resolve.error, t)}
               </Alert>
             ) : null}
           </DialogContent>

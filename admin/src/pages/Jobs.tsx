@@ -4,13 +4,14 @@ import TextField from "@mui/material/TextField";
 import Typography from "@mui/material/Typography";
 import { useEffect, useRef, useState } from "react";
 import { useSearchParams } from "react-router-dom";
-import { useJobs, useQueues } from "../api/hooks";
+import { useJobs, useQueue, useQueues } from "../api/hooks";
 import { num } from "../api/types";
+import { AddJobButton } from "../components/AddJobDialog";
 import { JobDrawer } from "../components/JobDrawer";
 import { JobTable } from "../components/JobTable";
 import { Pager, usePageTokens } from "../components/Pager";
 import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
-import { useI18n } from "../i18n";
+import { enumLabel, useI18n } from "../i18n";
 
 const STATES = ["waiting", "active", "delayed", "prioritized", "waiting_children", "completed", "failed", "paused"];
 
@@ -21,9 +22,13 @@ export default function JobsPage() {
   const queue = params.get("queue") ?? queues.data?.[0]?.name ?? "";
   const state = params.get("state") ?? "";
   const search = params.get("search") ?? "";
+  const category = params.get("category") ?? "";
   const openJob = params.get("job");
   const [typed, setTyped] = useState(search);
-  const pager = usePageTokens(JSON.stringify([queue, state, search]));
+  const pager = usePageTokens(JSON.stringify([queue, state, search, category]));
+  // The categories the queue has seen fail (and the one in the URL, should it have dropped out).
+  const seen = (useQueue(queue).data?.topFailureCategories ?? []).map((c) => c.category ?? "").filter(Boolean);
+  const categories = category && !seen.includes(category) ? [category, ...seen] : seen;
 
   // The parameters as last set, not as last rendered: two changes before the next render (the queue,
   // then the state) must both land, and setSearchParams' updater is handed the rendered ones.
@@ -48,7 +53,7 @@ export default function JobsPage() {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [typed]);
 
-  const jobs = useJobs({ queue, state, search, pageToken: pager.token });
+  const jobs = useJobs({ queue, state, search, category, pageToken: pager.token });
   const list = jobs.data?.jobs ?? [];
 
   return (
@@ -63,7 +68,7 @@ export default function JobsPage() {
           label={t("queue")}
           id="jobs-queue"
           value={queue}
-          onChange={(e) => update({ queue: e.target.value, job: null })}
+          onChange={(e) => update({ queue: e.target.value, job: null, category: null })}
           slotProps={{ select: { native: true }, inputLabel: { shrink: true } }}
           sx={{ minWidth: 200 }}
         >
@@ -80,14 +85,15 @@ export default function JobsPage() {
           label={t("state")}
           id="jobs-state"
           value={state}
-          onChange={(e) => update({ state: e.target.value || null })}
+          // A failure category only narrows failed jobs: another state drops it.
+          onChange={(e) => update({ state: e.target.value || null, ...(e.target.value !== "failed" ? { category: null } : {}) })}
           slotProps={{ select: { native: true }, inputLabel: { shrink: true } }}
           sx={{ minWidth: 170 }}
         >
           <option value="">{t("allStates")}</option>
           {STATES.map((s) => (
             <option key={s} value={s}>
-              {s.replace("_", " ")}
+              {enumLabel(t, "js", s.toUpperCase())}
             </option>
           ))}
         </TextField>
@@ -101,6 +107,27 @@ export default function JobsPage() {
           helperText={t("searchHelp")}
           sx={{ minWidth: 260 }}
         />
+        <TextField
+          select
+          size="small"
+          label={t("failureCategory")}
+          id="jobs-category"
+          value={category}
+          onChange={(e) => update({ category: e.target.value || null, ...(e.target.value ? { state: "failed" } : {}) })}
+          slotProps={{ select: { native: true }, inputLabel: { shrink: true } }}
+          sx={{ minWidth: 180 }}
+        >
+          <option value="">{t("anyCategory")}</option>
+          {categories.map((c) => (
+            <option key={c} value={c}>
+              {enumLabel(t, "fc", c)}
+            </option>
+          ))}
+        </TextField>
+        <Box sx={{ flexGrow: 1 }} />
+        <Box sx={{ pt: 0.5 }}>
+          <AddJobButton queue={queue} queues={(queues.data ?? []).map((q) => q.name ?? "")} />
+        </Box>
       </Box>
       {jobs.error ? <ErrorBanner error={jobs.error} onRetry={() => void jobs.refetch()} /> : null}
       {queues.error ? <ErrorBanner error={queues.error} onRetry={() => void queues.refetch()} /> : null}

@@ -6,6 +6,7 @@ import TextField from "@mui/material/TextField";
 import Typography from "@mui/material/Typography";
 import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
+import { describeError } from "../api/errors";
 import { useAuth } from "../auth";
 import { useI18n } from "../i18n";
 
@@ -24,7 +25,7 @@ export function LoginPage() {
           <Typography variant="h5" component="h1" sx={{ flexGrow: 1 }}>
             {t("loginTitle")}
           </Typography>
-          <Button aria-label="Language" size="small" onClick={() => setLang(lang === "en" ? "ko" : "en")}>
+          <Button aria-label={`${t("language")}: ${lang === "en" ? "EN" : "한국어"}`} size="small" onClick={() => setLang(lang === "en" ? "ko" : "en")}>
             {lang === "en" ? "EN" : "한국어"}
           </Button>
         </Box>
@@ -42,7 +43,7 @@ export function LoginPage() {
               client.clear();
               await login(username, password);
             } catch (err) {
-              setError(err instanceof Error ? err.message : String(err));
+              setError(describeError(err, t));
             } finally {
               setBusy(false);
             }

@@ -12,7 +12,7 @@ import { enumName, num } from "../api/types";
 import { QueueSpark } from "../components/QueueSpark";
 import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
 import { fmtInt, fmtMs, fmtPercent } from "../format";
-import { useI18n, type MessageKey } from "../i18n";
+import { enumLabel, useI18n, type MessageKey } from "../i18n";
 
 function Kpi({ id, label, value, tone }: { id: string; label: string; value: string; tone?: "error" | "warning" }) {
   return (
@@ -58,7 +58,7 @@ export default function OverviewPage() {
       {overview.error ? <ErrorBanner error={overview.error} onRetry={() => void overview.refetch()} /> : null}
       {incidents.length > 0 ? (
         <Alert
-          severity={incidents.some((i) => i.severity?.includes("CRITICAL")) ? "error" : "warning"}
+          severity={incidents.some((i) => i.severity?.toUpperCase().includes("CRITICAL")) ? "error" : "warning"}
           sx={{ mb: 2 }}
           data-testid="incident-banner"
         >
@@ -66,7 +66,7 @@ export default function OverviewPage() {
           {incidents.slice(0, 5).map((i) => (
             <Box key={i.incidentId} sx={{ display: "flex", alignItems: "center", gap: 1 }}>
               <span>
-                [{enumName(i.severity, "SEVERITY_")}] {i.title}
+                [{enumLabel(t, "sev", enumName(i.severity, "SEVERITY_").toUpperCase())}] <span lang="en">{i.title}</span>
                 {i.queue ? ` — ${i.queue}` : ""}
               </span>
               <Button size="small" component={RouterLink} to={`/incidents/${i.incidentId}`}>
@@ -98,12 +98,12 @@ export default function OverviewPage() {
         <Box sx={{ display: "grid", gridTemplateColumns: "repeat(auto-fill, minmax(260px, 1fr))", gap: 1.5 }}>
           {(queues.data ?? []).slice(0, 24).map((q) => (
             <Card variant="outlined" key={q.name}>
-              <CardActionArea onClick={() => navigate(`/queues/${encodeURIComponent(q.name ?? "")}`)} aria-label={`${t("queue")} ${q.name}`}>
+              <CardActionArea onClick={() => navigate(`/queues/${encodeURIComponent(q.name ?? "")}`)}>
                 <CardContent sx={{ py: 1.5 }}>
                   <Box sx={{ display: "flex", justifyContent: "space-between", mb: 0.5 }}>
                     <Typography variant="subtitle2">{q.displayName || q.name}</Typography>
                     <Typography variant="caption" color="text.secondary">
-                      {enumName(q.status, "QUEUE_STATUS_")} · {fmtInt(q.jobsPerMinute)}/min
+                      {enumLabel(t, "qs", enumName(q.status, "QUEUE_STATUS_") || "UNKNOWN")} · {t("perMinute", { count: fmtInt(q.jobsPerMinute) })}
                     </Typography>
                   </Box>
                   <QueueSpark name={q.name ?? ""} label={`${q.name} ${t("throughput")}`} />

@@ -13,55 +13,58 @@ import { Suspense, lazy, useState } from "react";
 import { useLocation, useNavigate, useParams, useSearchParams } from "react-router-dom";
 import { runQueueAction } from "../api/actions";
 import { TREND_RANGES, trendRange } from "../charts/time";
+import { describeError } from "../api/errors";
 import { keys, useAction, useQueue, useQueues, useTrend } from "../api/hooks";
 import { num, type JobState, type Queue } from "../api/types";
 import { ActionButton } from "../components/ActionButton";
+import { AddJobButton } from "../components/AddJobDialog";
 import { DangerDialog } from "../components/DangerDialog";
 import { QueueStatusChip, QueueTable } from "../components/QueueTable";
 import { ErrorBanner, LoadingRows } from "../components/States";
 import { fmtInt, fmtMs, fmtPercent } from "../format";
-import { useI18n } from "../i18n";
+import { enumLabel, useI18n } from "../i18n";
 
 const TrendCharts = lazy(() => import("../charts/TrendCharts"));
 
 function useQueueActions(queue: string) {
+  const { t } = useI18n();
   const invalidate = [keys.queues, keys.queue(queue), keys.overview, keys.jobs];
   return {
     pause: useAction({
       run: () => runQueueAction(queue, "pause", {}),
-      describe: (r) => (r.changed ? `Paused queue ${queue}` : `Queue ${queue} was already paused`),
+      describe: (r) => (r.changed ? t("queuePaused", { queue }) : t("queueAlreadyPaused", { queue })),
       invalidate,
     }),
     resume: useAction({
       run: () => runQueueAction(queue, "resume", {}),
-      describe: (r) => (r.changed ? `Resumed queue ${queue}` : `Queue ${queue} was not paused`),
+      describe: (r) => (r.changed ? t("queueResumed", { queue }) : t("queueNotPaused", { queue })),
       invalidate,
     }),
     retry: useAction({
       run: () => runQueueAction(queue, "retryFailed", {}),
-      describe: (r) => `Retried ${num(r.retried)} failed job(s) in ${queue}`,
+      describe: (r) => t("queueRetried", { count: num(r.retried), queue }),
       invalidate,
     }),
     promote: useAction({
       run: () => runQueueAction(queue, "promote", {}),
-      describe: (r) => `Promoted ${num(r.promoted)} delayed job(s) in ${queue}`,
+      describe: (r) => t("queuePromoted", { count: num(r.promoted), queue }),
       invalidate,
     }),
     drain: useAction({
       run: (v: { includeDelayed: boolean }) => runQueueAction(queue, "drain", { confirm: queue, includeDelayed: v.includeDelayed }),
-      describe: (r) => `Drained ${queue}: removed ${num(r.removed)} job(s)`,
+      describe: (r) => t("queueDrained", { count: num(r.removed), queue }),
       invalidate,
     }),
     clean: useAction({
       run: (v: { state: JobState; grace: number; limit: number }) =>
         runQueueAction(queue, "clean", { confirm: queue, state: v.state, grace: `${v.grace}s`, limit: v.limit }),
-      describe: (r) => `Cleaned ${queue}: removed ${num(r.removed)} job(s)`,
+      describe: (r) => t("queueCleaned", { count: num(r.removed), queue }),
       invalidate,
     }),
   };
 }
 
-function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
+function QueueDetail({ name, queues, onClose }: { name: string; queues: string[]; onClose: () => void }) {
   const { t } = useI18n();
   // The range lives in the URL (?range=7d), so a link or a reload shows the same history.
   const [params, setParams] = useSearchParams();
@@ -93,10 +96,15 @@ function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
       {queue.error ? <ErrorBanner error={queue.error} onRetry={() => void queue.refetch()} /> : null}
       {q ? (
         <Typography variant="body2" color="text.secondary" sx={{ mb: 1 }}>
-          {q.statusReason ? `${q.statusReason} · ` : ""}
-          24 h: {fmtInt(q.completed24h)} {t("completed").toLowerCase()}, {fmtInt(q.failed24h)} {t("failed").toLowerCase()} ({fmtPercent(q.successRate24h)}) · p95 {fmtMs(q.processing?.p95Ms)} · {t("waitP95")} {fmtMs(q.wait?.p95Ms)}
+          {q.statusReason ? (
+            <>
+              <span lang="en">{q.statusReason}</span>
+              {" · "}
+            </>
+          ) : null}
+          {t("completedFailed24h", { completed: fmtInt(q.completed24h), failed: fmtInt(q.failed24h), rate: fmtPercent(q.successRate24h) })} · p95 {fmtMs(q.processing?.p95Ms)} · {t("waitP95")} {fmtMs(q.wait?.p95Ms)}
           {(q.topFailureCategories ?? []).length > 0
-            ? ` · ${(q.topFailureCategories ?? []).map((c) => `${c.category}: ${fmtInt(c.count)}`).join(", ")}`
+            ? ` · ${t("categoriesLine", { list: (q.topFailureCategories ?? []).map((c) => `${enumLabel(t, "fc", c.category ?? "")}: ${fmtInt(c.count)}`).join(", ") })}`
             : ""}
         </Typography>
       ) : null}
@@ -119,6 +127,7 @@ function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
         <ActionButton needs="admin" color="error" onClick={() => setDanger("clean")}>
           {t("clean")}
         </ActionButton>
+        <AddJobButton queue={name} queues={queues} />
       </Box>
       <Box sx={{ display: "flex", alignItems: "center", gap: 1, mb: 1 }}>
         <Typography variant="subtitle2">{t("range")}</Typography>
@@ -177,7 +186,7 @@ function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
         confirmLabel={danger === "drain" ? t("drain") : t("clean")}
         description={danger === "drain" ? t("drainText", { name }) : t("cleanText", { name })}
         busy={dangerAction.isPending}
-        error={dangerAction.error ? dangerAction.error.message : null}
+        error={dangerAction.error ? describeError(dangerAction.error, t) : null}
         onClose={() => {
           setDanger(null);
           dangerAction.reset();
@@ -202,7 +211,7 @@ function QueueDetail({ name, onClose }: { name: string; onClose: () => void }) {
             >
               {["COMPLETED", "FAILED", "DELAYED", "WAITING", "PRIORITIZED", "PAUSED"].map((s) => (
                 <option key={s} value={`JOB_STATE_${s}`}>
-                  {s.toLowerCase()}
+                  {enumLabel(t, "js", s)}
                 </option>
               ))}
             </TextField>
@@ -234,7 +243,7 @@ export default function QueuesPage() {
           <QueueTable queues={queues.data} selected={name} onSelect={(n) => navigate({ pathname: `/queues/${encodeURIComponent(n)}`, search })} />
         </Paper>
       ) : null}
-      {name ? <QueueDetail key={name} name={name} onClose={() => navigate("/queues")} /> : null}
+      {name ? <QueueDetail key={name} name={name} queues={(queues.data ?? []).map((q) => q.name ?? "")} onClose={() => navigate("/queues")} /> : null}
     </Box>
   );
 }

@@ -1,25 +1,27 @@
 import Box from "@mui/material/Box";
 import Chip from "@mui/material/Chip";
-import FormControlLabel from "@mui/material/FormControlLabel";
 import Paper from "@mui/material/Paper";
-import Switch from "@mui/material/Switch";
 import Table from "@mui/material/Table";
 import TableBody from "@mui/material/TableBody";
 import TableCell from "@mui/material/TableCell";
 import TableHead from "@mui/material/TableHead";
 import TableRow from "@mui/material/TableRow";
+import TextField from "@mui/material/TextField";
 import Tooltip from "@mui/material/Tooltip";
 import Typography from "@mui/material/Typography";
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
+import { useSearchParams } from "react-router-dom";
 import { runWorkerAction } from "../api/actions";
-import { keys, useAction, useWorkers } from "../api/hooks";
+import { describeError } from "../api/errors";
+import { keys, useAction, useOverview, useWorkers } from "../api/hooks";
 import { enumName, num, type Command, type Worker } from "../api/types";
 import { ActionButton } from "../components/ActionButton";
 import { DangerDialog } from "../components/DangerDialog";
+import { Pager, usePageTokens } from "../components/Pager";
 import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
 import { WorkerSpark } from "../components/WorkerSpark";
-import { fmtAgo, fmtBytes, fmtDuration, fmtInt } from "../format";
-import { useI18n, type Translate } from "../i18n";
+import { fmtBytes, fmtDuration, fmtInt } from "../format";
+import { enumLabel, useI18n, type Translate } from "../i18n";
 
 type CommandAnswer = { command?: Command; outcome?: string };
 type CommandVerb = "quiet" | "resume" | "stop";
@@ -67,7 +69,7 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
     <Table size="small" aria-label={t("workers")} sx={{ "& td, & th": { px: 1 } }}>
       <TableHead>
         <TableRow>
-          <TableCell>ID</TableCell>
+          <TableCell>{t("idHeader")}</TableCell>
           <TableCell>{t("status")}</TableCell>
           <TableCell>
             {t("host")} / {t("pid")}
@@ -95,18 +97,18 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
           const custom = Object.entries(r?.gauges?.custom ?? {});
           return (
             <TableRow key={id} data-testid={`worker-row-${id}`} hover>
-              <TableCell component="th" scope="row" sx={{ fontFamily: "monospace", whiteSpace: "nowrap" }}>
+              <TableCell component="th" scope="row" sx={{ fontFamily: "monospace", whiteSpace: "nowrap" }} translate="no">
                 {id}
               </TableCell>
               <TableCell>
-                <Tooltip title={w.offlineReason ?? ""}>
-                  <Chip size="small" label={online ? `${t("online")}${state && state !== "RUNNING" ? ` · ${state.toLowerCase()}` : ""}` : t("offline")} color={online ? (state === "RUNNING" ? "success" : "warning") : "default"} />
+                <Tooltip title={w.offlineReason ? <span lang="en">{w.offlineReason}</span> : ""} describeChild>
+                  <Chip size="small" label={online ? `${t("online")}${state && state !== "RUNNING" ? ` · ${enumLabel(t, "ws", state)}` : ""}` : t("offline")} color={online ? (state === "RUNNING" ? "success" : "warning") : "default"} />
                 </Tooltip>
               </TableCell>
-              <TableCell sx={{ whiteSpace: "nowrap" }}>
+              <TableCell sx={{ whiteSpace: "nowrap" }} translate="no">
                 {r?.hostname ?? "—"} · {r?.pid ?? "—"}
               </TableCell>
-              <TableCell>{(r?.queues ?? []).join(", ")}</TableCell>
+              <TableCell translate="no">{(r?.queues ?? []).join(", ")}</TableCell>
               <TableCell align="right">
                 {num(r?.activeJobs)}/{num(r?.concurrency)}
               </TableCell>
@@ -114,8 +116,8 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
                 {fmtInt(r?.processedTotal)} / {fmtInt(r?.failedTotal)}
               </TableCell>
               <TableCell sx={{ whiteSpace: "nowrap" }}>{online && Number.isFinite(started) ? fmtDuration(now - started) : "—"}</TableCell>
-              <TableCell sx={{ whiteSpace: "nowrap" }}>{fmtAgo(w.lastSeenTime, now)}</TableCell>
-              <TableCell sx={{ fontSize: 12, minWidth: 110 }}>
+              <TableCell sx={{ whiteSpace: "nowrap" }}>{w.lastSeenTime ? t("ago", { time: fmtDuration(Math.max(0, now - new Date(w.lastSeenTime).getTime())) }) : "—"}</TableCell>
+              <TableCell sx={{ fontSize: 12, minWidth: 110 }} translate="no">
                 {r?.gauges?.cpuPercent !== undefined ? `CPU ${r.gauges.cpuPercent.toFixed(1)}%` : ""}
                 {r?.gauges?.rssBytes !== undefined ? ` · RSS ${fmtBytes(r.gauges.rssBytes)}` : ""}
                 {custom.map(([k, v]) => ` · ${k} ${v}`).join("")}
@@ -144,10 +146,37 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
   );
 }
 
+const STATUSES = ["WORKER_STATUS_ONLINE", "WORKER_STATUS_OFFLINE"];
+
 export default function WorkersPage() {
   const { t } = useI18n();
-  const workers = useWorkers();
-  const [showOffline, setShowOffline] = useState(true);
+  const [params, setParams] = useSearchParams();
+  const search = params.get("search") ?? "";
+  const status = params.get("status") ?? "";
+  const [typed, setTyped] = useState(search);
+  const pager = usePageTokens(JSON.stringify([search, status]));
+  // The parameters as last set (two changes before a render must both land; see the Jobs page).
+  const latest = useRef(params);
+  latest.current = params;
+  const update = (changes: Record<string, string | null>) => {
+    const next = new URLSearchParams(latest.current);
+    for (const [k, v] of Object.entries(changes)) {
+      if (v) next.set(k, v);
+      else next.delete(k);
+    }
+    latest.current = next;
+    setParams(next, { replace: true });
+  };
+  // Search as the user types, once they pause.
+  useEffect(() => {
+    if (typed === search) return;
+    const timer = window.setTimeout(() => update({ search: typed.trim() || null }), 300);
+    return () => window.clearTimeout(timer);
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [typed]);
+
+  const workers = useWorkers({ search, status, pageToken: pager.token });
+  const overview = useOverview();
   const [stopping, setStopping] = useState<string | null>(null);
   const stop = useAction({
     run: (id: string) => runWorkerAction(id, "stop", { confirm: id }),
@@ -155,33 +184,62 @@ export default function WorkersPage() {
     severity: commandSeverity,
     invalidate: [keys.workers],
   });
-  const all = workers.data ?? [];
-  const list = (showOffline ? all : all.filter((w) => w.status === "WORKER_STATUS_ONLINE")).slice().sort((a, b) => {
-    const ao = a.status === "WORKER_STATUS_ONLINE" ? 0 : 1;
-    const bo = b.status === "WORKER_STATUS_ONLINE" ? 0 : 1;
-    return ao - bo || (a.report?.workerId ?? "").localeCompare(b.report?.workerId ?? "");
-  });
-  const online = all.filter((w) => w.status === "WORKER_STATUS_ONLINE").length;
+  const list = workers.data?.workers ?? [];
+  const filtered = !!search || !!status || pager.hasPrev;
+  const o = overview.data;
   return (
     <Box>
       <Box sx={{ display: "flex", alignItems: "center", mb: 2, gap: 2 }}>
         <Typography variant="h5" component="h1">
           {t("workers")}
         </Typography>
-        <Typography color="text.secondary">
-          {online} {t("online").toLowerCase()} · {all.length - online} {t("offline").toLowerCase()}
-        </Typography>
-        <Box sx={{ flexGrow: 1 }} />
-        <FormControlLabel control={<Switch checked={showOffline} onChange={(e) => setShowOffline(e.target.checked)} />} label={t("showOffline")} />
+        {o ? (
+          <Typography color="text.secondary" data-testid="worker-counts">
+            {t("workersCounts", { online: fmtInt(o.workersOnline), offline: fmtInt(o.workersOffline) })}
+          </Typography>
+        ) : null}
+      </Box>
+      <Box sx={{ display: "flex", gap: 1.5, mb: 2, flexWrap: "wrap" }} role="search">
+        <TextField
+          size="small"
+          label={t("workerSearch")}
+          id="workers-search"
+          type="search"
+          value={typed}
+          onChange={(e) => setTyped(e.target.value)}
+          helperText={t("workerSearchHelp")}
+          slotProps={{ htmlInput: { maxLength: 200 } }}
+          sx={{ minWidth: 260 }}
+        />
+        <TextField
+          select
+          size="small"
+          label={t("status")}
+          id="workers-status"
+          value={status}
+          onChange={(e) => update({ status: e.target.value || null })}
+          slotProps={{ select: { native: true }, inputLabel: { shrink: true } }}
+          sx={{ minWidth: 170 }}
+        >
+          <option value="">{t("anyStatus")}</option>
+          {STATUSES.map((s) => (
+            <option key={s} value={s}>
+              {s === "WORKER_STATUS_ONLINE" ? t("online") : t("offline")}
+            </option>
+          ))}
+        </TextField>
       </Box>
       {workers.error ? <ErrorBanner error={workers.error} onRetry={() => void workers.refetch()} /> : null}
       {workers.isPending ? (
         <LoadingRows />
-      ) : all.length === 0 ? (
+      ) : list.length === 0 && !filtered ? (
         <EmptyState>{t("noWorkers")}</EmptyState>
       ) : (
-        <Paper variant="outlined" sx={{ overflowX: "auto" }}>
-          <WorkerTable workers={list} onStop={setStopping} />
+        <Paper variant="outlined" sx={{ overflowX: "auto", opacity: workers.isPlaceholderData ? 0.6 : 1 }}>
+          {list.length === 0 ? <EmptyState>{t("noWorkerMatch")}</EmptyState> : <WorkerTable workers={list} onStop={setStopping} />}
+          <Box sx={{ px: 2 }}>
+            <Pager page={pager.page} hasPrev={pager.hasPrev} nextToken={workers.data?.nextPageToken} onPrev={pager.prev} onNext={pager.next} />
+          </Box>
         </Paper>
       )}
       <DangerDialog
@@ -191,7 +249,7 @@ export default function WorkersPage() {
         confirmLabel={t("stop")}
         description={t("stopText", { name: stopping ?? "" })}
         busy={stop.isPending}
-        error={stop.error ? stop.error.message : null}
+        error={stop.error ? describeError(stop.error, t) : null}
         onClose={() => {
           setStopping(null);
           stop.reset();

@@ -240,6 +240,8 @@ return {#expired, #stale}
 LIST = """
 local root, cursor, page, now = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local status, queue, host, budget = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
+-- Searched in lower case on both sides, as plain text (no Lua patterns).
+local search = string.lower(ARGV[9] or '')
 local rows, count, scanned, last, stop = {}, 0, 0, nil, false
 local chunk = 256
 while not stop do
@@ -254,6 +256,10 @@ while not stop do
     if ok then
       h = redis.call('HMGET', root .. ':w:' .. id, 'info', 'host', 'first', 'last', 'off')
       ok = h[1] ~= false and (host == '' or h[2] == host)
+      if ok and search ~= '' then
+        ok = string.find(string.lower(id), search, 1, true) ~= nil
+          or string.find(string.lower(h[2] or ''), search, 1, true) ~= nil
+      end
     end
     if ok then
       rows[#rows + 1] = id

@@ -29,6 +29,8 @@ log = structlog.get_logger("workermon.heartbeat")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
+# A worker search longer than any id or hostname can match nothing; refusing it bounds the scan's work.
+MAX_SEARCH_CHARS = 200
 MAX_COMMAND_TTL = 3600.0
 _EVENT_ID_RE = re.compile(r"^\d{1,20}-\d{1,20}$")
 _EVENT_TYPES = {
@@ -147,7 +149,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
     async def ListWorkers(
         self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListWorkersResponse:
-        """A page of workers ordered by id, filtered by status, queue and host."""
+        """A page of workers ordered by id, filtered by status, queue, host and a search text."""
         size = pagination.page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         if request.status not in pb.WorkerStatus.values():
             raise InvalidArgument("status", "unknown status")
@@ -155,10 +157,17 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
             queue_name(request.queue, "queue")
         if len(request.hostname) > 255:
             raise InvalidArgument("hostname", "must be at most 255 characters")
-        filters = (request.status, request.queue, request.hostname)
+        if len(request.search) > MAX_SEARCH_CHARS:
+            raise InvalidArgument("search", f"must be at most {MAX_SEARCH_CHARS} characters")
+        filters = (request.status, request.queue, request.hostname, request.search)
         after = pagination.decode_token(request.page_token, filters)
         rows, last = await self.registry.page(
-            after, size, status=request.status, queue=request.queue, hostname=request.hostname
+            after,
+            size,
+            status=request.status,
+            queue=request.queue,
+            hostname=request.hostname,
+            search=request.search,
         )
         response = pb.ListWorkersResponse(
             next_page_token=pagination.encode_token(last, filters) if last else ""

@@ -293,14 +293,23 @@ class Registry:
         )
 
     async def page(
-        self, after: str | None, page_size: int, *, status: int, queue: str, hostname: str
+        self,
+        after: str | None,
+        page_size: int,
+        *,
+        status: int,
+        queue: str,
+        hostname: str,
+        search: str = "",
     ) -> tuple[list[StoredWorker], str | None]:
-        """A page of workers after the `after` id, and the id to continue from (None at the end)."""
+        """A page of workers after the `after` id, and the id to continue from (None at the end).
+
+        `search` keeps the workers whose id or hostname contains it, ignoring ASCII case.
+        """
         cursor = "(" + after if after else "-"
-        last, rows = await self._list(
-            keys=[self.root + ":ids"],
-            args=[self.root, cursor, page_size, self.now_ms(), status, queue, hostname, LIST_SCAN_BUDGET],
-        )
+        args: list[EncodableT] = [self.root, cursor, page_size, self.now_ms(), status, queue, hostname]
+        args += [LIST_SCAN_BUDGET, search]
+        last, rows = await self._list(keys=[self.root + ":ids"], args=args)
         workers = [
             StoredWorker(
                 worker_id=_text(rows[i]),

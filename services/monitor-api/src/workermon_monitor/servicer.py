@@ -605,6 +605,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
                 status=public.worker_status(request.status),
                 queue=request.queue,
                 hostname=request.hostname,
+                search=request.search,
             ),
             timeout=10.0,
         )
