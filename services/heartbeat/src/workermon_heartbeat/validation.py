@@ -1,15 +1,19 @@
-"""Limits on what a worker or an operator may send; a bad value is INVALID_ARGUMENT naming the field."""
+"""Limits on what a worker may report; a bad value is INVALID_ARGUMENT naming the field.
+
+The limits every service shares (names, ids, reasons, timestamps) are workermon_core.validation's;
+what is here is the shape of a worker's report.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.errors import InvalidArgument
-from workermon_core.validation import queue_name
+from workermon_core.validation import MAX_HOSTNAME, MAX_JOB_ID, queue_name, timestamp, worker_id
 
-WORKER_ID_RE = re.compile(r"^[A-Za-z0-9._:@/\-]{1,200}$")
+__all__ = ["MAX_ACKS", "MAX_QUEUES", "acks", "report", "worker_id"]
+
 MAX_QUEUES = 64
 MAX_LABELS = 32
 MAX_ACTIVE_JOB_IDS = 1000
@@ -18,15 +22,6 @@ MAX_ACKS = 100
 MAX_REPORT_BYTES = 1024 * 1024
 MAX_TIMINGS = 64
 MAX_BINS = 4096
-
-
-def worker_id(value: str, field: str = "worker_id") -> str:
-    """1-200 characters of letters, digits and . _ : @ / -."""
-    if not value:
-        raise InvalidArgument(field, "is required")
-    if not WORKER_ID_RE.match(value):
-        raise InvalidArgument(field, "must be 1-200 characters of letters, digits and . _ : @ / -")
-    return value
 
 
 def _short(value: str, field: str, limit: int) -> None:
@@ -50,9 +45,11 @@ def _identity(rep: pb.WorkerReport, field: str) -> None:
     if not rep.instance_id:
         raise InvalidArgument(f"{field}.instance_id", "is required (a new value per process start)")
     _short(rep.instance_id, f"{field}.instance_id", 64)
-    _short(rep.hostname, f"{field}.hostname", 255)
+    _short(rep.hostname, f"{field}.hostname", MAX_HOSTNAME)
     _short(rep.version, f"{field}.version", 64)
     _short(rep.sdk, f"{field}.sdk", 64)
+    if rep.HasField("started_at"):
+        timestamp(rep.started_at, f"{field}.started_at")
 
 
 def _queues_and_labels(rep: pb.WorkerReport, field: str) -> None:
@@ -75,7 +72,7 @@ def _jobs_and_figures(rep: pb.WorkerReport, field: str) -> None:
     if len(rep.active_job_ids) > MAX_ACTIVE_JOB_IDS:
         raise InvalidArgument(f"{field}.active_job_ids", f"at most {MAX_ACTIVE_JOB_IDS} ids")
     for i, job in enumerate(rep.active_job_ids):
-        _short(job, f"{field}.active_job_ids[{i}]", 256)
+        _short(job, f"{field}.active_job_ids[{i}]", MAX_JOB_ID)
     for name in ("pid", "concurrency", "active_jobs", "processed_total", "failed_total"):
         if getattr(rep, name) < 0:
             raise InvalidArgument(f"{field}.{name}", "must not be negative")
@@ -91,6 +88,7 @@ def _timings(rep: pb.WorkerReport, field: str) -> None:
         raise InvalidArgument(f"{field}.timings", f"at most {MAX_TIMINGS} entries per beat")
     for i, timing in enumerate(rep.timings):
         queue_name(timing.queue, f"{field}.timings[{i}].queue")
+        timestamp(timing.minute_time, f"{field}.timings[{i}].minute_time")
         if timing.minute_time.ToMilliseconds() % 60_000:
             raise InvalidArgument(f"{field}.timings[{i}].minute_time", "must be a whole minute")
         for part in ("processing", "wait"):
