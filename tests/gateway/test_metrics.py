@@ -24,6 +24,7 @@ from tests.support.bull import until
 from tests.support.services import Services, serve_http, start_services, stop_http
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core.auth import TokenAuthority
@@ -221,6 +222,50 @@ async def test_queue_and_worker_families_match_the_queues(metrics_gateway: Metri
         for queue in (emails, reports, done):
             await queue.close()
         await channel.close()
+
+
+async def test_queue_names_workers_report_cannot_blow_up_the_labels(metrics_gateway: MetricsGateway) -> None:
+    """Workers beating with a thousand bogus queue names: /metrics keeps a bounded number of series."""
+    emails = metrics_gateway.queue("emails")
+    await emails.add("mail", {})
+    channels = []
+    workers, per_worker = 20, 64
+    bogus = [f"bogus-{w:02}-{q:02}" for w in range(workers) for q in range(per_worker)]
+    try:
+        for w in range(workers):
+            worker_id = f"noisy-{w}"
+            channel = open_channel(
+                metrics_gateway.services.target, metrics_gateway.authority.mint(worker_id, "worker")
+            )
+            channels.append(channel)
+            report = hb_pb.WorkerReport(
+                worker_id=worker_id,
+                instance_id=f"i-{w}",
+                queues=[*bogus[w * per_worker : (w + 1) * per_worker - 1], "emails"],
+            )
+            await hb_grpc.HeartbeatServiceStub(channel).Beat(hb_pb.BeatRequest(report=report))
+        names_reported = len(bogus) - workers  # each worker named 63 bogus queues and "emails"
+        max_unlisted = metrics_gateway.services.settings.gateway.metrics_max_unlisted_queues
+
+        text, samples, _ = await metrics_gateway.scrape()
+        labelled = {
+            dict(labels)["queue"] for name, labels in samples if name == "workermon_queue_workers_online"
+        }
+        # The queue MonitorService lists (the only one of the configured three with a job), and at
+        # most max_unlisted other names.
+        assert "emails" in labelled and len(labelled) == 1 + max_unlisted
+        assert value(samples, "workermon_queue_workers_online", queue="emails") == workers
+        assert (
+            value(samples, "workermon_metrics_queues_unlisted", source="heartbeat")
+            == names_reported - max_unlisted
+        )
+        # Each bogus queue has one worker online: what has no label of its own is summed, not lost.
+        assert value(samples, "workermon_queue_workers_online_unlisted") == names_reported - max_unlisted
+        assert sum(1 for line in text.splitlines() if 'queue="bogus-' in line) == max_unlisted
+    finally:
+        await emails.close()
+        for channel in channels:
+            await channel.close()
 
 
 async def test_request_metrics_by_route_template(metrics_gateway: MetricsGateway) -> None:
