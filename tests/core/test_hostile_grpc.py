@@ -30,6 +30,7 @@ from google.protobuf.message import Message
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from tests.conftest import postgres_schema
 from tests.support.gateway import (
     Gateway,
     _keep_test_logging,
@@ -74,9 +75,26 @@ class Target:
 
 
 @pytest.fixture(scope="module")
-async def target(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> AsyncIterator[Target]:
+async def hostile_database(
+    postgres_url: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[str]:
+    """PostgreSQL (a schema of its own) when it answers, as in production: it is the stricter of the two
+    (NUL characters, column widths); else SQLite. CI_REQUIRE_POSTGRES=1 makes a missing one an error."""
+    if postgres_url is None:
+        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('hostile-db') / 'wm.db'}"
+        return
+    async with postgres_schema(postgres_url, "wm_hostile_") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+async def target(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str, hostile_database: str
+) -> AsyncIterator[Target]:
     """Every service, with a few jobs in every state and an instrumented worker to aim at."""
-    gateway = await start_gateway_suite(tmp_path_factory.mktemp("hostile"), redis_url)
+    gateway = await start_gateway_suite(
+        tmp_path_factory.mktemp("hostile"), redis_url, database_url=hostile_database
+    )
     tag = uuid.uuid4().hex[:8]
     queue = gateway.queue(f"hostile-{tag}")
     await fail_some(gateway, queue, completed=2, failed=2)
@@ -230,6 +248,9 @@ def _known_cases(queue: str) -> dict[str, tuple[str, Message, str]]:
             mon.PauseQueueRequest(queue=queue, reason="r" * 2**20),
             "reason",
         ),
+        # A NUL cannot be stored in PostgreSQL: refused, and recorded (the auditor replaces it).
+        "pause-queue-nul": ("MonitorService.PauseQueue", mon.PauseQueueRequest(queue="a\x00b"), "queue"),
+        "audit-actor-nul": ("MonitorService.ListAuditLogs", mon.ListAuditLogsRequest(actor="\x00"), "actor"),
         "audit-struct-120-deep": ("MonitorService.CreateAuditLog", deep_struct, "request"),
         "incidents-status-999": (
             "IncidentService.ListIncidents",

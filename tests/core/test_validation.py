@@ -25,6 +25,8 @@ def test_text_limits_name_the_field_and_the_limit() -> None:
     assert err.field == "note" and "at most 10 characters" in err.description
     assert refused(validation.text, "", "name", 10, required=True).description == "is required"
     assert "control" in refused(validation.text, "a\nb", "name", 10, control=False).description
+    assert "NUL" in refused(validation.text, "a\x00b", "note", 10).description
+    assert validation.text("two\nlines", "note", 10) == "two\nlines"
     assert refused(validation.reason, "r" * 501).field == "reason"
     assert refused(validation.queue_names, ["ok", ""], "queues").field == "queues[1]"
     assert "at most 1,000" in refused(validation.queue_names, ["q"] * 1001, "queues").description
@@ -103,5 +105,6 @@ def test_audit_fields_are_cut_and_the_cut_is_noted() -> None:
     many = validation.bounded_fields({f"k{i}": i for i in range(100)})
     assert len([k for k in many if k.startswith("k")]) == validation.MAX_AUDIT_KEYS
     assert many["_dropped_keys"] == 100 - validation.MAX_AUDIT_KEYS
+    assert validation.bounded_text("a\x00b") == "a\ufffdb"
     small = {"reason": "deploy", "limit": 0}
     assert validation.bounded_fields(small) == small

@@ -61,14 +61,16 @@ _WORKER_ID_RE = re.compile(r"^[A-Za-z0-9._:@/\-]{1,200}$")
 
 
 def text(value: str, field: str, limit: int, *, required: bool = False, control: bool = True) -> str:
-    """A string of at most `limit` characters; `required` refuses empty, `control=False` refuses
-    control characters (for one-line values such as names)."""
+    """A string of at most `limit` characters and no NUL (no PostgreSQL text column holds one);
+    `required` refuses empty, `control=False` refuses every control character (for names)."""
     if required and not value:
         raise InvalidArgument(field, "is required")
     if len(value) > limit:
         raise InvalidArgument(field, f"must be at most {limit} characters (got {len(value)})")
     if not control and _CONTROL.search(value):
         raise InvalidArgument(field, "must not contain control characters")
+    if "\x00" in value:
+        raise InvalidArgument(field, "must not contain NUL characters")
     return value
 
 
@@ -238,7 +240,9 @@ def json_depth(value: Any) -> int:
 
 
 def bounded_text(value: str, limit: int = MAX_AUDIT_VALUE_CHARS) -> str:
-    """`value` cut to `limit` characters, saying how much was cut."""
+    """`value` cut to `limit` characters, saying how much was cut, with any NUL replaced by U+FFFD
+    (what a caller sent is recorded even when refused, and no PostgreSQL text column holds a NUL)."""
+    value = value.replace("\x00", "\ufffd")
     if len(value) <= limit:
         return value
     return f"{value[:limit]}... [truncated: {len(value):,} characters]"

@@ -127,9 +127,9 @@ class Auditor:
             time=at or self._now(),
             actor=bounded_text(actor or "system"),
             # Columns of 16 characters: cut hard (the services only write short role and type names).
-            role=(role or "system")[:16],
+            role=bounded_text(role or "system")[:16],
             action=str(action),
-            entity_type=target.entity_type[:16],
+            entity_type=bounded_text(target.entity_type)[:16],
             entity_id=bounded_text(target.entity_id),
             queue=bounded_text(target.queue) if target.queue is not None else None,
             parameters=_json(parameters),
