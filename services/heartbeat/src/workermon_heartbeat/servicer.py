@@ -123,8 +123,7 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
     ) -> pb.GoodbyeResponse:
         """Mark the worker OFFLINE now."""
         validation.worker_id(request.worker_id)
-        if len(request.instance_id) > 64:
-            raise InvalidArgument("instance_id", "must be at most 64 characters")
+        limits.text(request.instance_id, "instance_id", 64)
         limits.reason(request.reason)
         await self.registry.goodbye(request.worker_id, request.instance_id, request.reason)
         return pb.GoodbyeResponse()

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.errors import InvalidArgument
-from workermon_core.validation import MAX_HOSTNAME, MAX_JOB_ID, queue_name, timestamp, worker_id
+from workermon_core.validation import MAX_HOSTNAME, MAX_JOB_ID, queue_name, text, timestamp, worker_id
 
 __all__ = ["MAX_ACKS", "MAX_QUEUES", "acks", "report", "worker_id"]
 
@@ -22,11 +22,6 @@ MAX_ACKS = 100
 MAX_REPORT_BYTES = 1024 * 1024
 MAX_TIMINGS = 64
 MAX_BINS = 4096
-
-
-def _short(value: str, field: str, limit: int) -> None:
-    if len(value) > limit:
-        raise InvalidArgument(field, f"must be at most {limit} characters")
 
 
 def report(rep: pb.WorkerReport, field: str = "report") -> None:
@@ -44,10 +39,10 @@ def _identity(rep: pb.WorkerReport, field: str) -> None:
     worker_id(rep.worker_id, f"{field}.worker_id")
     if not rep.instance_id:
         raise InvalidArgument(f"{field}.instance_id", "is required (a new value per process start)")
-    _short(rep.instance_id, f"{field}.instance_id", 64)
-    _short(rep.hostname, f"{field}.hostname", MAX_HOSTNAME)
-    _short(rep.version, f"{field}.version", 64)
-    _short(rep.sdk, f"{field}.sdk", 64)
+    text(rep.instance_id, f"{field}.instance_id", 64)
+    text(rep.hostname, f"{field}.hostname", MAX_HOSTNAME)
+    text(rep.version, f"{field}.version", 64)
+    text(rep.sdk, f"{field}.sdk", 64)
     if rep.HasField("started_at"):
         timestamp(rep.started_at, f"{field}.started_at")
 
@@ -63,8 +58,8 @@ def _queues_and_labels(rep: pb.WorkerReport, field: str) -> None:
     if len(rep.labels) > MAX_LABELS:
         raise InvalidArgument(f"{field}.labels", f"at most {MAX_LABELS} labels")
     for key, value in rep.labels.items():
-        _short(key, f"{field}.labels", 64)
-        _short(value, f"{field}.labels[{key}]", 256)
+        text(key, f"{field}.labels", 64)
+        text(value, f"{field}.labels[{key}]", 256)
 
 
 def _jobs_and_figures(rep: pb.WorkerReport, field: str) -> None:
@@ -72,14 +67,14 @@ def _jobs_and_figures(rep: pb.WorkerReport, field: str) -> None:
     if len(rep.active_job_ids) > MAX_ACTIVE_JOB_IDS:
         raise InvalidArgument(f"{field}.active_job_ids", f"at most {MAX_ACTIVE_JOB_IDS} ids")
     for i, job in enumerate(rep.active_job_ids):
-        _short(job, f"{field}.active_job_ids[{i}]", MAX_JOB_ID)
+        text(job, f"{field}.active_job_ids[{i}]", MAX_JOB_ID)
     for name in ("pid", "concurrency", "active_jobs", "processed_total", "failed_total"):
         if getattr(rep, name) < 0:
             raise InvalidArgument(f"{field}.{name}", "must not be negative")
     if len(rep.gauges.custom) > MAX_GAUGES:
         raise InvalidArgument(f"{field}.gauges.custom", f"at most {MAX_GAUGES} gauges")
     for key in rep.gauges.custom:
-        _short(key, f"{field}.gauges.custom", 64)
+        text(key, f"{field}.gauges.custom", 64)
 
 
 def _timings(rep: pb.WorkerReport, field: str) -> None:
@@ -105,4 +100,4 @@ def acks(items: Iterable[pb.CommandAck], field: str = "acks") -> None:
     for i, ack in enumerate(seq):
         if not ack.command_id or len(ack.command_id) > 64:
             raise InvalidArgument(f"{field}[{i}].command_id", "must be 1-64 characters")
-        _short(ack.result, f"{field}[{i}].result", 1000)
+        text(ack.result, f"{field}[{i}].result", 1000)
