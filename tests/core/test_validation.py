@@ -57,6 +57,9 @@ def test_timestamps_and_durations_inside_the_range_convert() -> None:
         9999, 12, 31, 23, 59, 59, tzinfo=UTC
     )
     assert validation.timestamp_ms(timestamp_pb2.Timestamp(seconds=60), "t") == 60_000
+    year_one = timestamp_pb2.Timestamp(seconds=-62135596800)
+    assert validation.timestamp(year_one, "t").year == 1
+    assert "1970" in refused(validation.timestamp, year_one, "t", earliest=validation.EPOCH).description
     assert validation.duration(duration_pb2.Duration(seconds=-1, nanos=-500_000_000), "d") == timedelta(
         seconds=-1.5
     )

@@ -22,7 +22,19 @@ INT64 = (-(2**63), 2**63 - 1)
 UINT32 = (0, 2**32 - 1)
 UINT64 = (0, 2**64 - 1)
 # Timestamp seconds a datetime cannot hold, or that are just outside the valid range, or 2^62.
-EDGE_SECONDS = (0, -1, 1, 2**62, -(2**62), INT64[1], INT64[0], 253402300799, 253402300800, -62135596801)
+EDGE_SECONDS = (
+    0,
+    -1,
+    1,
+    2**62,
+    -(2**62),
+    INT64[1],
+    INT64[0],
+    253402300799,
+    253402300800,
+    -62135596800,
+    -62135596801,
+)
 EDGE_NANOS = (0, -1, 999_999_999, 1_000_000_000, INT32[1], INT32[0])
 LONG_LIST = (200, 3000)
 # Fields that name something: drawn from the known names half of the time.

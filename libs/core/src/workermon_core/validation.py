@@ -151,13 +151,20 @@ def _enum_prefix(enum: EnumDescriptor) -> str:
 # --- time -----------------------------------------------------------------------------------------
 
 
-def timestamp(value: timestamp_pb2.Timestamp, field: str) -> datetime:
-    """An aware UTC datetime from a Timestamp inside protobuf's range (years 1 to 9999)."""
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def timestamp(value: timestamp_pb2.Timestamp, field: str, *, earliest: datetime | None = None) -> datetime:
+    """An aware UTC datetime from a Timestamp inside protobuf's range (years 1 to 9999), and not
+    before `earliest` when given (for a moment the service computes windows back from)."""
     if not _TS_MIN_SECONDS <= value.seconds <= _TS_MAX_SECONDS:
         raise InvalidArgument(field, "must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
     if not 0 <= value.nanos < _NANOS:
         raise InvalidArgument(field, "nanos must be between 0 and 999,999,999")
-    return value.ToDatetime(tzinfo=UTC)
+    moment = value.ToDatetime(tzinfo=UTC)
+    if earliest is not None and moment < earliest:
+        raise InvalidArgument(field, f"must not be before {earliest.isoformat()}")
+    return moment
 
 
 def timestamp_ms(value: timestamp_pb2.Timestamp, field: str) -> int:

@@ -149,7 +149,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         """Run every rule now."""
         validation.queue_names(request.queues, "queues")
         minute = (
-            validation.timestamp(request.minute_time, "minute_time")
+            validation.timestamp(request.minute_time, "minute_time", earliest=validation.EPOCH)
             if request.HasField("minute_time")
             else None
         )
