@@ -33,8 +33,6 @@ MAX_REASON = 500
 """Reasons and notes written by people (pause reason, incident note, goodbye reason...)."""
 MAX_PAGE_TOKEN = 1024
 """Page tokens: the services issue them far shorter."""
-MAX_EVENT_ID = 64
-"""Stream resume ids (after_event_id)."""
 MAX_NAMES_PER_CALL = 1000
 """Queue names in one request (CollectNow, SummarizeQueues, Evaluate, GetQueueTimings)."""
 MAX_JSON_BYTES = 512 * 1024
@@ -45,6 +43,16 @@ MAX_AUDIT_VALUE_CHARS = 1000
 """The audit log stores each parameter value, and each text of an entry, cut to this many characters."""
 MAX_AUDIT_KEYS = 32
 """The audit log stores at most this many parameters (and result fields) of one entry."""
+
+# What one worker's beat may carry (HeartbeatService; the SDK keeps to the same numbers).
+MAX_QUEUES = 64
+MAX_LABELS = 32
+MAX_ACTIVE_JOB_IDS = 1000
+MAX_GAUGES = 32
+MAX_ACKS = 100
+MAX_REPORT_BYTES = 1024 * 1024
+MAX_TIMINGS = 64
+MAX_BINS = 4096
 
 # google.protobuf.Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
 _TS_MIN_SECONDS = -62_135_596_800

@@ -1,7 +1,7 @@
-"""Limits on what a worker may report; a bad value is INVALID_ARGUMENT naming the field.
+"""Checks of what a worker may report; a bad value is INVALID_ARGUMENT naming the field.
 
-The limits every service shares (names, ids, reasons, timestamps) are workermon_core.validation's;
-what is here is the shape of a worker's report.
+The limits themselves, these included, are workermon_core.validation's (the one place they live);
+what is here is how a worker's report is walked.
 """
 
 from __future__ import annotations
@@ -10,18 +10,24 @@ from collections.abc import Iterable
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.errors import InvalidArgument
-from workermon_core.validation import MAX_HOSTNAME, MAX_JOB_ID, queue_name, text, timestamp, worker_id
+from workermon_core.validation import (
+    MAX_ACKS,
+    MAX_ACTIVE_JOB_IDS,
+    MAX_BINS,
+    MAX_GAUGES,
+    MAX_HOSTNAME,
+    MAX_JOB_ID,
+    MAX_LABELS,
+    MAX_QUEUES,
+    MAX_REPORT_BYTES,
+    MAX_TIMINGS,
+    queue_name,
+    text,
+    timestamp,
+    worker_id,
+)
 
-__all__ = ["MAX_ACKS", "MAX_QUEUES", "acks", "report", "worker_id"]
-
-MAX_QUEUES = 64
-MAX_LABELS = 32
-MAX_ACTIVE_JOB_IDS = 1000
-MAX_GAUGES = 32
-MAX_ACKS = 100
-MAX_REPORT_BYTES = 1024 * 1024
-MAX_TIMINGS = 64
-MAX_BINS = 4096
+__all__ = ["acks", "report", "worker_id"]
 
 
 def report(rep: pb.WorkerReport, field: str = "report") -> None:
