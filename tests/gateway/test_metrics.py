@@ -30,7 +30,13 @@ from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
 from workermon_core.peer import Peer, ServiceTokens
-from workermon_gateway.metrics import metrics_middleware, metrics_routes
+from workermon_gateway.metrics import (
+    Readings,
+    RequestMetricsState,
+    exposition,
+    metrics_middleware,
+    metrics_routes,
+)
 from workermon_sdk.client import HeartbeatClient
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -266,6 +272,25 @@ async def test_queue_names_workers_report_cannot_blow_up_the_labels(metrics_gate
         await emails.close()
         for channel in channels:
             await channel.close()
+
+
+def test_without_monitor_service_every_queue_name_counts_against_the_bound() -> None:
+    """MonitorService silent (no list of real queues): still at most max_unlisted labels per scrape."""
+    names = [f"q{i:04}" for i in range(500)]
+    workers = hb_pb.GetWorkerSummaryResponse(
+        online=1, queues=[hb_pb.QueueWorkerCount(queue=name, online=1) for name in names]
+    )
+    summaries = col_pb.SummarizeQueuesResponse(
+        summaries=[col_pb.QueueSummary(queue=name) for name in reversed(names)]
+    )
+    text = exposition(Readings(None, summaries, workers), RequestMetricsState(), max_unlisted=10).decode()
+    samples, _ = parse(text)
+    for family in ("workermon_queue_workers_online", "workermon_queue_processing_jobs_15m"):
+        labelled = sorted(dict(labels)["queue"] for name, labels in samples if name == family)
+        assert labelled == names[:10], family  # the same ones each scrape: the first in name order
+    assert value(samples, "workermon_queue_workers_online_unlisted") == 490
+    assert value(samples, "workermon_metrics_queues_unlisted", source="heartbeat") == 490
+    assert value(samples, "workermon_metrics_queues_unlisted", source="collector") == 490
 
 
 async def test_request_metrics_by_route_template(metrics_gateway: MetricsGateway) -> None:
