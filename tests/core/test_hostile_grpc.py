@@ -303,6 +303,28 @@ async def test_known_hostile_requests_are_invalid_argument(target: Target, case:
     assert info is not None and info.metadata["field"] == field, error.details()
 
 
+@pytest.mark.parametrize("rpc", ["MonitorService.GetQueue", "HeartbeatService.BeatStream"])
+async def test_undecodable_requests_are_invalid_argument(target: Target, rpc: str) -> None:
+    """Bytes that are no message at all (a truncated field) are refused as such, unary or streamed."""
+    method = METHODS[rpc]
+    path = f"/{method.containing_service.full_name}/{method.name}"
+    metadata = (("authorization", f"Bearer {target.token}"),)
+    garbage = b"\x0a\xff\xff\xff\x0f"  # field 1, length-delimited, far longer than what follows
+
+    def call() -> None:
+        if method.client_streaming:
+            replies = target.channel.stream_stream(path)(iter([garbage]), timeout=5.0, metadata=metadata)
+            next(iter(replies))
+        else:
+            target.channel.unary_unary(path)(garbage, timeout=5.0, metadata=metadata)
+
+    with pytest.raises(grpc.RpcError) as caught:
+        await asyncio.to_thread(call)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT, caught.value.details()
+    info = error_info(caught.value)
+    assert info is not None and info.reason == "UNDECODABLE_REQUEST"
+
+
 def _edge_cases(queue: str) -> dict[str, tuple[str, Message]]:
     """Valid but extreme requests, at the ends of the timestamp range: answered, never a crash."""
     mon, col, inc = monitor_service_pb2, collector_service_pb2, incident_service_pb2
