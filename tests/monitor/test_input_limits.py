@@ -154,3 +154,6 @@ async def test_read_filters_are_bounded(suite: Suite) -> None:
         with pytest.raises(grpc.aio.AioRpcError) as exc:
             await method(request)
         assert _refused_field(exc) == field, request
+    # A job's entity id is "queue/job id": a filter as long as the longest one is fine.
+    longest = "q" * 200 + "/" + "j" * 512
+    assert not (await client.ListAuditLogs(pb.ListAuditLogsRequest(entity_id=longest))).audit_logs

@@ -28,7 +28,7 @@ MAX_JOB_ID = 512
 MAX_HOSTNAME = 255
 """Host names (RFC 1035's limit)."""
 MAX_FILTER = 200
-"""Other free-text filters: failure category, audit actor, entity type and id."""
+"""Other free-text filters: failure category, audit actor and entity type."""
 MAX_REASON = 500
 """Reasons and notes written by people (pause reason, incident note, goodbye reason...)."""
 MAX_PAGE_TOKEN = 1024

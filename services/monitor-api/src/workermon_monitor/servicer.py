@@ -667,8 +667,10 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     ) -> pb.ListAuditLogsResponse:
         """Audit entries, newest first."""
         size = page_size(request.page_size, AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX)
-        for name in ("actor", "entity_type", "entity_id"):
-            validation.text(getattr(request, name), name, validation.MAX_FILTER)
+        validation.text(request.actor, "actor", validation.MAX_FILTER)
+        validation.text(request.entity_type, "entity_type", validation.MAX_FILTER)
+        # A job's entity id is "queue/job id": as long as the log keeps one.
+        validation.text(request.entity_id, "entity_id", validation.MAX_AUDIT_VALUE_CHARS)
         validation.optional_queue_name(request.queue, "queue")
         validation.enum_value(request.action, pb.AuditAction.DESCRIPTOR, "action")
         validation.enum_value(request.outcome, pb.AuditOutcome.DESCRIPTOR, "outcome")
