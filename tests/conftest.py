@@ -9,6 +9,7 @@ CI must never pass by silently testing SQLite alone.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -138,7 +139,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
     postgres_url: str | None = request.getfixturevalue("postgres_url")
     if postgres_url is None:
         pytest.skip("PostgreSQL does not answer (CI_REQUIRE_POSTGRES=1 makes this an error)")
-    schema = "wm_" + uuid.uuid4().hex[:16]
+    async with postgres_schema(postgres_url) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def postgres_schema(postgres_url: str, prefix: str = "wm_") -> AsyncIterator[str]:
+    """A fresh PostgreSQL schema (dropped afterwards): the URL with it first on the search path."""
+    schema = prefix + uuid.uuid4().hex[:16]
     admin = create_engine(postgres_url, poolclass=NullPool)
     try:
         async with admin.begin() as conn:

@@ -24,12 +24,19 @@ from tests.support.bull import until
 from tests.support.services import Services, serve_http, start_services, stop_http
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core.auth import TokenAuthority
 from workermon_core.client import open_channel
 from workermon_core.peer import Peer, ServiceTokens
-from workermon_gateway.metrics import metrics_middleware, metrics_routes
+from workermon_gateway.metrics import (
+    Readings,
+    RequestMetricsState,
+    exposition,
+    metrics_middleware,
+    metrics_routes,
+)
 from workermon_sdk.client import HeartbeatClient
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -221,6 +228,69 @@ async def test_queue_and_worker_families_match_the_queues(metrics_gateway: Metri
         for queue in (emails, reports, done):
             await queue.close()
         await channel.close()
+
+
+async def test_queue_names_workers_report_cannot_blow_up_the_labels(metrics_gateway: MetricsGateway) -> None:
+    """Workers beating with a thousand bogus queue names: /metrics keeps a bounded number of series."""
+    emails = metrics_gateway.queue("emails")
+    await emails.add("mail", {})
+    channels = []
+    workers, per_worker = 20, 64
+    bogus = [f"bogus-{w:02}-{q:02}" for w in range(workers) for q in range(per_worker)]
+    try:
+        for w in range(workers):
+            worker_id = f"noisy-{w}"
+            channel = open_channel(
+                metrics_gateway.services.target, metrics_gateway.authority.mint(worker_id, "worker")
+            )
+            channels.append(channel)
+            report = hb_pb.WorkerReport(
+                worker_id=worker_id,
+                instance_id=f"i-{w}",
+                queues=[*bogus[w * per_worker : (w + 1) * per_worker - 1], "emails"],
+            )
+            await hb_grpc.HeartbeatServiceStub(channel).Beat(hb_pb.BeatRequest(report=report))
+        names_reported = len(bogus) - workers  # each worker named 63 bogus queues and "emails"
+        max_unlisted = metrics_gateway.services.settings.gateway.metrics_max_unlisted_queues
+
+        text, samples, _ = await metrics_gateway.scrape()
+        labelled = {
+            dict(labels)["queue"] for name, labels in samples if name == "workermon_queue_workers_online"
+        }
+        # The queue MonitorService lists (the only one of the configured three with a job), and at
+        # most max_unlisted other names.
+        assert "emails" in labelled and len(labelled) == 1 + max_unlisted
+        assert value(samples, "workermon_queue_workers_online", queue="emails") == workers
+        assert (
+            value(samples, "workermon_metrics_queues_unlisted", source="heartbeat")
+            == names_reported - max_unlisted
+        )
+        # Each bogus queue has one worker online: what has no label of its own is summed, not lost.
+        assert value(samples, "workermon_queue_workers_online_unlisted") == names_reported - max_unlisted
+        assert sum(1 for line in text.splitlines() if 'queue="bogus-' in line) == max_unlisted
+    finally:
+        await emails.close()
+        for channel in channels:
+            await channel.close()
+
+
+def test_without_monitor_service_every_queue_name_counts_against_the_bound() -> None:
+    """MonitorService silent (no list of real queues): still at most max_unlisted labels per scrape."""
+    names = [f"q{i:04}" for i in range(500)]
+    workers = hb_pb.GetWorkerSummaryResponse(
+        online=1, queues=[hb_pb.QueueWorkerCount(queue=name, online=1) for name in names]
+    )
+    summaries = col_pb.SummarizeQueuesResponse(
+        summaries=[col_pb.QueueSummary(queue=name) for name in reversed(names)]
+    )
+    text = exposition(Readings(None, summaries, workers), RequestMetricsState(), max_unlisted=10).decode()
+    samples, _ = parse(text)
+    for family in ("workermon_queue_workers_online", "workermon_queue_processing_jobs_15m"):
+        labelled = sorted(dict(labels)["queue"] for name, labels in samples if name == family)
+        assert labelled == names[:10], family  # the same ones each scrape: the first in name order
+    assert value(samples, "workermon_queue_workers_online_unlisted") == 490
+    assert value(samples, "workermon_metrics_queues_unlisted", source="heartbeat") == 490
+    assert value(samples, "workermon_metrics_queues_unlisted", source="collector") == 490
 
 
 async def test_request_metrics_by_route_template(metrics_gateway: MetricsGateway) -> None:

@@ -7,7 +7,6 @@ run uvicorn with --proxy-headers and --forwarded-allow-ips so that it is the rea
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import OrderedDict, deque
@@ -18,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from workermon_core import validation
 from workermon_core.auth import TokenAuthority, bearer_token
 from workermon_core.errors import (
     DomainError,
@@ -109,9 +109,9 @@ async def _credentials(request: Request) -> tuple[str, str] | JSONResponse:
     if len(raw) > _MAX_BODY_BYTES:
         return _bad_field("body", f"must be at most {_MAX_BODY_BYTES} bytes")
     try:
-        body = json.loads(raw)
-    except ValueError:
-        return _bad_field("body", "is not valid JSON")
+        body = validation.json_document(raw, "body", max_bytes=_MAX_BODY_BYTES)
+    except InvalidArgument as exc:
+        return auth_error(exc)
     if not isinstance(body, dict):
         return _bad_field("body", 'must be a JSON object {"username": ..., "password": ...}')
     username, password = body.get("username"), body.get("password")

@@ -28,6 +28,15 @@ Families (all per queue carry the label `queue`):
   answer), so a label never comes from history alone.
 - `workermon_workers_online`, `workermon_workers_offline`, `workermon_queue_workers_online{queue}`
   (HeartbeatService; queues known to MonitorService without an online worker read 0).
+- `workermon_queue_workers_online_unlisted`, `workermon_metrics_queues_unlisted{source}`: see below.
+
+Bounded labels. Queue names that workers report (heartbeats) are the workers' say-so: a worker, or a
+token that beats as many workers as it likes, could name a million queues. So a `queue` label takes
+only the queues MonitorService lists (the queues that exist), plus at most
+WORKERMON_METRICS_MAX_UNLISTED_QUEUES other names (in name order); the rest are not labelled:
+their online workers are summed in `workermon_queue_workers_online_unlisted`, and
+`workermon_metrics_queues_unlisted{source="heartbeat"|"collector"}` counts the names left out. A
+separate family rather than a catch-all `queue="other"`, which a real queue could be called.
 - `workermon_http_requests_total{method,route,code}`, `workermon_http_request_duration_seconds{method,route}`
   (this gateway; `route` is the route template, never the raw path).
 - process_* and python_* families of the gateway process.
@@ -78,6 +87,7 @@ log = structlog.get_logger("workermon.gateway.metrics")
 T = TypeVar("T")
 
 SCRAPE_DEADLINE_SECONDS = 2.0
+DEFAULT_MAX_UNLISTED_QUEUES = 50
 # Open incidents are counted from one page; more than this open at once is itself the news.
 MAX_INCIDENTS = 200
 # The state label values are MonitorService's JobCounts fields, so a state added there is exported too.
@@ -198,19 +208,55 @@ class _Families:
         return iter(self.families)
 
 
-def queue_families(readings: Readings) -> list[Metric]:
+class QueueLabels:
+    """Which queue names may be a `queue` label value in one scrape (see "Bounded labels" above)."""
+
+    def __init__(self, readings: Readings, max_unlisted: int) -> None:
+        self.listed = {q.name for q in readings.queues.queues} if readings.queues is not None else set()
+        others: set[str] = set()
+        if readings.workers is not None:
+            others.update(entry.queue for entry in readings.workers.queues)
+        if readings.summaries is not None:
+            others.update(summary.queue for summary in readings.summaries.summaries)
+        # Name order, so the same names keep their series from one scrape to the next.
+        self.extra = set(sorted(others - self.listed)[:max_unlisted])
+        self.unlisted: dict[str, int] = {}
+
+    def allows(self, name: str, source: str) -> bool:
+        """Whether `name` gets its own series; a name left out is counted for `source`."""
+        if name in self.listed or name in self.extra:
+            return True
+        self.unlisted[source] = self.unlisted.get(source, 0) + 1
+        return False
+
+    def family(self) -> Metric:
+        """`workermon_metrics_queues_unlisted{source}`: the names left out of this scrape's labels."""
+        unlisted = GaugeMetricFamily(
+            "workermon_metrics_queues_unlisted",
+            "Queue names reported by a service but not given a queue label in this scrape "
+            "(not a queue MonitorService lists, and past WORKERMON_METRICS_MAX_UNLISTED_QUEUES others).",
+            labels=["source"],
+        )
+        for source in ("collector", "heartbeat"):
+            unlisted.add_metric([source], self.unlisted.get(source, 0))
+        return unlisted
+
+
+def queue_families(readings: Readings, max_unlisted: int = DEFAULT_MAX_UNLISTED_QUEUES) -> list[Metric]:
     """The suite's families from one scrape's answers (left out for a service that did not answer)."""
+    labels = QueueLabels(readings, max_unlisted)
     families: list[Metric] = [_upstream_family(readings)]
     if readings.incidents is not None:
         families.append(_incident_family(readings.incidents))
     if readings.queues is not None:
         families += _queue_state_families(readings.queues)
     if readings.summaries is not None:
-        families += _summary_families(readings.summaries)
+        families += _summary_families(readings.summaries, labels)
         if readings.queues is not None:
             families += _wait_families(readings.summaries, readings.queues)
     if readings.workers is not None:
-        families += _worker_families(readings.workers, readings.queues)
+        families += _worker_families(readings.workers, readings.queues, labels)
+    families.append(labels.family())
     return families
 
 
@@ -266,7 +312,7 @@ def _queue_state_families(queues: mon_pb.ListQueuesResponse) -> list[Metric]:
     return [jobs, paused, latency]
 
 
-def _summary_families(summaries: col_pb.SummarizeQueuesResponse) -> list[Metric]:
+def _summary_families(summaries: col_pb.SummarizeQueuesResponse, labels: QueueLabels) -> list[Metric]:
     """CollectorService's families: cumulative outcomes and the 15-minute processing quantiles."""
     completed = CounterMetricFamily(
         "workermon_queue_completed",
@@ -290,6 +336,8 @@ def _summary_families(summaries: col_pb.SummarizeQueuesResponse) -> list[Metric]
         labels=["queue"],
     )
     for summary in summaries.summaries:
+        if not labels.allows(summary.queue, "collector"):
+            continue
         if summary.HasField("latest"):
             completed.add_metric([summary.queue], summary.latest.completed_cumulative)
             failed.add_metric([summary.queue], summary.latest.failed_cumulative)
@@ -329,7 +377,7 @@ def _wait_families(
 
 
 def _worker_families(
-    workers: hb_pb.GetWorkerSummaryResponse, queues: mon_pb.ListQueuesResponse | None
+    workers: hb_pb.GetWorkerSummaryResponse, queues: mon_pb.ListQueuesResponse | None, labels: QueueLabels
 ) -> list[Metric]:
     """HeartbeatService's families: workers online and offline, and online per queue."""
     online = GaugeMetricFamily("workermon_workers_online", "Workers online now.")
@@ -341,14 +389,26 @@ def _worker_families(
     per_queue = GaugeMetricFamily(
         "workermon_queue_workers_online", "Online workers taking jobs from the queue.", labels=["queue"]
     )
-    counts = {entry.queue: entry.online for entry in workers.queues}
+    unlisted = GaugeMetricFamily(
+        "workermon_queue_workers_online_unlisted",
+        "Online workers summed over the queues they report that have no queue label "
+        "(see workermon_metrics_queues_unlisted); a worker taking jobs from two such queues counts twice.",
+    )
+    counts: dict[str, int] = {}
+    rest = 0
+    for entry in workers.queues:
+        if labels.allows(entry.queue, "heartbeat"):
+            counts[entry.queue] = entry.online
+        else:
+            rest += entry.online
     # A queue without an online worker reads 0 rather than being absent, so `== 0` alerts can fire on it.
     if queues is not None:
         for queue in queues.queues:
             counts.setdefault(queue.name, 0)
     for name in sorted(counts):
         per_queue.add_metric([name], counts[name])
-    return [online, offline, per_queue]
+    unlisted.add_metric([], rest)
+    return [online, offline, per_queue, unlisted]
 
 
 async def _ask(service: str, make: Callable[[], Awaitable[T]]) -> T | None:
@@ -394,9 +454,13 @@ async def read_upstreams(
     return Readings(queues, summaries, workers, open_list)
 
 
-def exposition(readings: Readings, state: RequestMetricsState = REQUEST_METRICS) -> bytes:
+def exposition(
+    readings: Readings,
+    state: RequestMetricsState = REQUEST_METRICS,
+    max_unlisted: int = DEFAULT_MAX_UNLISTED_QUEUES,
+) -> bytes:
     """The text exposition of one scrape: the suite's families, the gateway's requests and process."""
-    families: list[Metric] = queue_families(readings)
+    families: list[Metric] = queue_families(readings, max_unlisted)
     families += state.registry.collect()
     for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
         families += collector.collect()
@@ -416,12 +480,12 @@ def metrics_routes(
     """`GET /metrics` in the Prometheus text format (unauthenticated; see the module docstring).
 
     The peers should carry the gateway's own identity (`ServiceTokens(authority, "gateway", "viewer").own`).
-    `settings` is taken for symmetry with the other route builders; /metrics is never under the base path.
+    /metrics is never under the base path; `settings` gives the bound on unlisted queue labels.
     """
-    del settings
+    max_unlisted = settings.metrics_max_unlisted_queues
 
     async def scrape(request: Request) -> Response:
         readings = await read_upstreams(monitor, collector, heartbeat, deadline, incidents)
-        return Response(exposition(readings, state), media_type=CONTENT_TYPE_PLAIN_0_0_4)
+        return Response(exposition(readings, state, max_unlisted), media_type=CONTENT_TYPE_PLAIN_0_0_4)
 
     return [Route("/metrics", scrape, methods=["GET"], name="metrics")]

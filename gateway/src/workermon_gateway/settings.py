@@ -32,6 +32,8 @@ class GatewaySettings(BaseSettings):
     admin_ui_dir: Path | None = None
     stream_overview_interval_seconds: float = Field(2.0, ge=0.2, le=60)
     stream_replay_seconds: float = Field(300.0, ge=10, le=86_400)
+    # /metrics labels queues MonitorService lists, and at most this many other names workers report.
+    metrics_max_unlisted_queues: int = Field(50, ge=0, le=10_000)
 
     @field_validator("gateway_target")
     @classmethod

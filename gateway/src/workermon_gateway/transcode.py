@@ -9,7 +9,6 @@ unset, which the protos give a meaning ("absent before the first collection").
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import Descriptor, EnumDescriptor, FieldDescriptor
 from google.protobuf.message import Message
 
+from workermon_core import validation
 from workermon_core.errors import InvalidArgument
 
 from . import fast_json
@@ -275,9 +275,10 @@ def apply_body(message: Message, raw: bytes, body: str) -> None:
     if not raw.strip():
         return
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidArgument("body", f"not valid JSON: {exc}", reason="INVALID_JSON") from None
+        # The size is bounded by the router (MAX_BODY_BYTES); the nesting here.
+        data = validation.json_document(raw, "body", max_bytes=len(raw))
+    except InvalidArgument as exc:
+        raise InvalidArgument("body", exc.description, reason="INVALID_JSON") from None
     target = message
     if body != "*":
         chain = resolve_field(descriptor_of(message), body)
@@ -290,6 +291,9 @@ def apply_body(message: Message, raw: bytes, body: str) -> None:
     except json_format.ParseError as exc:
         text = str(exc)
         raise InvalidArgument(_parse_field(text) or "body", _parse_problem(text)) from None
+    except (ValueError, OverflowError) as exc:
+        # What json_format lets through unwrapped, e.g. an enum number out of the int32 range.
+        raise InvalidArgument("body", str(exc)) from None
     target.MergeFrom(part)
 
 

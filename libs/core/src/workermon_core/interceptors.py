@@ -13,7 +13,7 @@ from google.protobuf.message import Message
 
 from . import context
 from .auth import TokenAuthority, authorize, bearer_token
-from .errors import DomainError, error_domain, to_status, translate
+from .errors import DomainError, InvalidArgument, error_domain, to_status, translate
 from .refusals import RefusalAudit
 
 log = structlog.get_logger("workermon.rpc")
@@ -25,31 +25,75 @@ Behaviour = Callable[..., Any]
 Wrap = Callable[[Behaviour, str], Behaviour]
 
 
+class Undecodable:
+    """A request message that could not be parsed (nested past protobuf's depth limit, or corrupt).
+
+    gRPC reports a deserializer that raises as UNKNOWN, before any interceptor runs; so the
+    deserializer returns this instead, and the wrapped behaviour refuses it as INVALID_ARGUMENT after
+    the caller's token was checked.
+    """
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def refusal(self) -> InvalidArgument:
+        """The error the caller gets."""
+        return InvalidArgument("request", f"cannot be decoded: {self.error}", reason="UNDECODABLE_REQUEST")
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserializer is None:
+        return None
+
+    def decode(raw: bytes) -> Any:
+        try:
+            return deserializer(raw)
+        except Exception as exc:
+            return Undecodable(exc)
+
+    return decode
+
+
 def _wrap_handler(handler: grpc.RpcMethodHandler, method: str, wrap: Wrap) -> Any:
     """Return a copy of `handler` whose behaviour is wrapped, whatever its streaming kind."""
+    options = {
+        "request_deserializer": _lenient(handler.request_deserializer),
+        "response_serializer": handler.response_serializer,
+    }
     if handler.unary_unary:
-        return grpc.unary_unary_rpc_method_handler(
-            wrap(handler.unary_unary, method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return grpc.unary_unary_rpc_method_handler(wrap(handler.unary_unary, method), **options)
     if handler.unary_stream:
-        return grpc.unary_stream_rpc_method_handler(
-            wrap(handler.unary_stream, method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return grpc.unary_stream_rpc_method_handler(wrap(handler.unary_stream, method), **options)
     if handler.stream_unary:
         return grpc.stream_unary_rpc_method_handler(
-            wrap(handler.stream_unary, method),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
+            wrap(_decoded_stream(handler.stream_unary), method), **options
         )
     return grpc.stream_stream_rpc_method_handler(
-        wrap(handler.stream_stream, method),
-        request_deserializer=handler.request_deserializer,
-        response_serializer=handler.response_serializer,
+        wrap(_decoded_stream(handler.stream_stream), method), **options
     )
+
+
+def _decoded_stream(behaviour: Behaviour) -> Behaviour:
+    """The behaviour of a client-streaming RPC, fed an iterator that raises on an undecodable message."""
+
+    async def refuse_undecodable(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for item in requests:
+            if isinstance(item, Undecodable):
+                raise item.refusal()
+            yield item
+
+    if inspect.isasyncgenfunction(behaviour):
+
+        async def stream(requests: AsyncIterator[Any], ctx: Any) -> AsyncIterator[Any]:
+            async for item in behaviour(refuse_undecodable(requests), ctx):
+                yield item
+
+        return stream
+
+    async def unary(requests: AsyncIterator[Any], ctx: Any) -> Any:
+        return await behaviour(refuse_undecodable(requests), ctx)
+
+    return unary
 
 
 def _around(
@@ -70,6 +114,8 @@ def _around(
                     if on_refused is not None:
                         await on_refused(exc, request if isinstance(request, Message) else None)
                     raise
+                if isinstance(request, Undecodable):
+                    raise request.refusal()
                 async for item in behaviour(request, ctx):
                     yield item
             except BaseException as exc:
@@ -85,6 +131,8 @@ def _around(
                 if on_refused is not None:
                     await on_refused(exc, request if isinstance(request, Message) else None)
                 raise
+            if isinstance(request, Undecodable):
+                raise request.refusal()
             return await behaviour(request, ctx)
         except BaseException as exc:
             await on_error(exc, ctx)

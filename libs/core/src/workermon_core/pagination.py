@@ -7,6 +7,7 @@ import hashlib
 import json
 
 from .errors import InvalidArgument
+from .validation import page_token
 
 
 def page_size(requested: int, default: int, maximum: int, field: str = "page_size") -> int:
@@ -32,6 +33,7 @@ def decode_token(token: str, filters: tuple[object, ...], field: str = "page_tok
     """The cursor inside `token` (None for an empty token); INVALID_ARGUMENT if forged or reused."""
     if not token:
         return None
+    page_token(token, field)
     try:
         padded = token + "=" * (-len(token) % 4)
         data = json.loads(base64.urlsafe_b64decode(padded.encode()))

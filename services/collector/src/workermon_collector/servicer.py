@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2
 
 from workermon.collector.v1 import collector_service_pb2 as pb
 from workermon.collector.v1 import collector_service_pb2_grpc as pb_grpc
+from workermon_core import validation
 from workermon_core.errors import InvalidArgument, NotFound
 from workermon_core.protos import from_ms, stamp
 from workermon_core.validation import queue_name
@@ -20,7 +21,6 @@ from .store import SnapshotStore
 from .store.parts import Point
 
 MAX_POINTS = 1500
-MAX_QUEUES_PER_CALL = 1000
 
 
 def _durations(summary: DurationSummary | None) -> pb.Durations | None:
@@ -66,10 +66,7 @@ class CollectorServicer(pb_grpc.CollectorServiceServicer):
         self, request: pb.CollectNowRequest, context: grpc.aio.ServicerContext
     ) -> pb.CollectNowResponse:
         """Collect the last full minute for all or the named queues."""
-        if len(request.queues) > MAX_QUEUES_PER_CALL:
-            raise InvalidArgument("queues", f"at most {MAX_QUEUES_PER_CALL} queues per call")
-        for i, name in enumerate(request.queues):
-            queue_name(name, f"queues[{i}]")
+        validation.queue_names(request.queues, "queues")
         result = await self.collector.collect(list(request.queues) or None)
         response = pb.CollectNowResponse(
             minute_time=stamp(result.minute),
@@ -93,19 +90,21 @@ class CollectorServicer(pb_grpc.CollectorServiceServicer):
         """A queue's history, bucketed by step, gaps marked."""
         queue_name(request.queue, "queue")
         now = from_ms(int(self.collector.clock() * 1000))
-        end = request.end_time.ToDatetime(tzinfo=UTC) if request.HasField("end_time") else now
-        start = (
-            request.start_time.ToDatetime(tzinfo=UTC)
-            if request.HasField("start_time")
-            else end - timedelta(hours=1)
-        )
+        end = validation.timestamp(request.end_time, "end_time") if request.HasField("end_time") else now
+        if request.HasField("start_time"):
+            start = validation.timestamp(request.start_time, "start_time")
+        elif end < datetime.min.replace(tzinfo=UTC) + timedelta(hours=1):
+            raise InvalidArgument("end_time", "leaves no hour before it for the default range")
+        else:
+            start = end - timedelta(hours=1)
         if end <= start:
             raise InvalidArgument("end_time", "must be after start_time")
         if end - start > timedelta(days=31):
             raise InvalidArgument("start_time", "the range may span at most 31 days")
         if request.HasField("step"):
+            wanted = validation.duration(request.step, "step")
             try:
-                _, step = self.store.plan(start, end, timedelta(milliseconds=request.step.ToMilliseconds()))
+                _, step = self.store.plan(start, end, wanted)
             except ValueError as exc:
                 raise InvalidArgument("step", str(exc)) from None
         else:
@@ -132,10 +131,7 @@ class CollectorServicer(pb_grpc.CollectorServiceServicer):
         self, request: pb.SummarizeQueuesRequest, context: grpc.aio.ServicerContext
     ) -> pb.SummarizeQueuesResponse:
         """Latest row, 24-hour totals, last hour's categories and 15-minute durations of every queue."""
-        if len(request.queues) > MAX_QUEUES_PER_CALL:
-            raise InvalidArgument("queues", f"at most {MAX_QUEUES_PER_CALL} queues per call")
-        for name in request.queues:
-            queue_name(name, "queues")
+        validation.queue_names(request.queues, "queues")
         newest, summaries, overall = await self.store.summarize(list(request.queues))
         response = pb.SummarizeQueuesResponse(processing_15m=_durations(overall))
         if newest is not None:

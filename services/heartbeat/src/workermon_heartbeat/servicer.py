@@ -16,6 +16,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
 from workermon_core import pagination
+from workermon_core import validation as limits
 from workermon_core.context import current_subject, principal
 from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from workermon_core.server import Outage, raise_if_cancelling
@@ -127,8 +128,8 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         """Mark the worker OFFLINE now."""
         validation.worker_id(request.worker_id)
         bound_to(request.worker_id, "worker_id")
-        if len(request.instance_id) > 64:
-            raise InvalidArgument("instance_id", "must be at most 64 characters")
+        limits.text(request.instance_id, "instance_id", 64)
+        limits.reason(request.reason)
         await self.registry.goodbye(request.worker_id, request.instance_id, request.reason)
         return pb.GoodbyeResponse()
 
@@ -155,10 +156,8 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
             raise InvalidArgument("status", "unknown status")
         if request.queue:
             queue_name(request.queue, "queue")
-        if len(request.hostname) > 255:
-            raise InvalidArgument("hostname", "must be at most 255 characters")
-        if len(request.search) > MAX_SEARCH_CHARS:
-            raise InvalidArgument("search", f"must be at most {MAX_SEARCH_CHARS} characters")
+        limits.text(request.hostname, "hostname", limits.MAX_HOSTNAME)
+        limits.text(request.search, "search", MAX_SEARCH_CHARS)
         filters = (request.status, request.queue, request.hostname, request.search)
         after = pagination.decode_token(request.page_token, filters)
         rows, last = await self.registry.page(
@@ -285,11 +284,8 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         self, request: pb.GetQueueTimingsRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetQueueTimingsResponse:
         """Merge what every worker reported for each queue in the minute."""
-        if not 1 <= len(request.queues) <= 1000:
-            raise InvalidArgument("queues", "name 1 to 1,000 queues")
-        for i, queue in enumerate(request.queues):
-            queue_name(queue, f"queues[{i}]")
-        minute = request.minute_time.ToMilliseconds()
+        limits.queue_names(request.queues, "queues", required=True)
+        minute = limits.timestamp_ms(request.minute_time, "minute_time")
         if minute % 60_000:
             raise InvalidArgument("minute_time", "must be a whole minute")
         stored = await self.registry.timings(list(request.queues), minute)

@@ -1,37 +1,33 @@
-"""Limits on what a worker or an operator may send; a bad value is INVALID_ARGUMENT naming the field."""
+"""Checks of what a worker may report; a bad value is INVALID_ARGUMENT naming the field.
+
+The limits themselves, these included, are workermon_core.validation's (the one place they live);
+what is here is how a worker's report is walked.
+"""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon_core.errors import InvalidArgument
-from workermon_core.validation import queue_name
+from workermon_core.validation import (
+    MAX_ACKS,
+    MAX_ACTIVE_JOB_IDS,
+    MAX_BINS,
+    MAX_GAUGES,
+    MAX_HOSTNAME,
+    MAX_JOB_ID,
+    MAX_LABELS,
+    MAX_QUEUES,
+    MAX_REPORT_BYTES,
+    MAX_TIMINGS,
+    queue_name,
+    text,
+    timestamp,
+    worker_id,
+)
 
-WORKER_ID_RE = re.compile(r"^[A-Za-z0-9._:@/\-]{1,200}$")
-MAX_QUEUES = 64
-MAX_LABELS = 32
-MAX_ACTIVE_JOB_IDS = 1000
-MAX_GAUGES = 32
-MAX_ACKS = 100
-MAX_REPORT_BYTES = 1024 * 1024
-MAX_TIMINGS = 64
-MAX_BINS = 4096
-
-
-def worker_id(value: str, field: str = "worker_id") -> str:
-    """1-200 characters of letters, digits and . _ : @ / -."""
-    if not value:
-        raise InvalidArgument(field, "is required")
-    if not WORKER_ID_RE.match(value):
-        raise InvalidArgument(field, "must be 1-200 characters of letters, digits and . _ : @ / -")
-    return value
-
-
-def _short(value: str, field: str, limit: int) -> None:
-    if len(value) > limit:
-        raise InvalidArgument(field, f"must be at most {limit} characters")
+__all__ = ["acks", "report", "worker_id"]
 
 
 def report(rep: pb.WorkerReport, field: str = "report") -> None:
@@ -49,10 +45,12 @@ def _identity(rep: pb.WorkerReport, field: str) -> None:
     worker_id(rep.worker_id, f"{field}.worker_id")
     if not rep.instance_id:
         raise InvalidArgument(f"{field}.instance_id", "is required (a new value per process start)")
-    _short(rep.instance_id, f"{field}.instance_id", 64)
-    _short(rep.hostname, f"{field}.hostname", 255)
-    _short(rep.version, f"{field}.version", 64)
-    _short(rep.sdk, f"{field}.sdk", 64)
+    text(rep.instance_id, f"{field}.instance_id", 64)
+    text(rep.hostname, f"{field}.hostname", MAX_HOSTNAME)
+    text(rep.version, f"{field}.version", 64)
+    text(rep.sdk, f"{field}.sdk", 64)
+    if rep.HasField("started_at"):
+        timestamp(rep.started_at, f"{field}.started_at")
 
 
 def _queues_and_labels(rep: pb.WorkerReport, field: str) -> None:
@@ -66,8 +64,8 @@ def _queues_and_labels(rep: pb.WorkerReport, field: str) -> None:
     if len(rep.labels) > MAX_LABELS:
         raise InvalidArgument(f"{field}.labels", f"at most {MAX_LABELS} labels")
     for key, value in rep.labels.items():
-        _short(key, f"{field}.labels", 64)
-        _short(value, f"{field}.labels[{key}]", 256)
+        text(key, f"{field}.labels", 64)
+        text(value, f"{field}.labels[{key}]", 256)
 
 
 def _jobs_and_figures(rep: pb.WorkerReport, field: str) -> None:
@@ -75,14 +73,14 @@ def _jobs_and_figures(rep: pb.WorkerReport, field: str) -> None:
     if len(rep.active_job_ids) > MAX_ACTIVE_JOB_IDS:
         raise InvalidArgument(f"{field}.active_job_ids", f"at most {MAX_ACTIVE_JOB_IDS} ids")
     for i, job in enumerate(rep.active_job_ids):
-        _short(job, f"{field}.active_job_ids[{i}]", 256)
+        text(job, f"{field}.active_job_ids[{i}]", MAX_JOB_ID)
     for name in ("pid", "concurrency", "active_jobs", "processed_total", "failed_total"):
         if getattr(rep, name) < 0:
             raise InvalidArgument(f"{field}.{name}", "must not be negative")
     if len(rep.gauges.custom) > MAX_GAUGES:
         raise InvalidArgument(f"{field}.gauges.custom", f"at most {MAX_GAUGES} gauges")
     for key in rep.gauges.custom:
-        _short(key, f"{field}.gauges.custom", 64)
+        text(key, f"{field}.gauges.custom", 64)
 
 
 def _timings(rep: pb.WorkerReport, field: str) -> None:
@@ -91,6 +89,7 @@ def _timings(rep: pb.WorkerReport, field: str) -> None:
         raise InvalidArgument(f"{field}.timings", f"at most {MAX_TIMINGS} entries per beat")
     for i, timing in enumerate(rep.timings):
         queue_name(timing.queue, f"{field}.timings[{i}].queue")
+        timestamp(timing.minute_time, f"{field}.timings[{i}].minute_time")
         if timing.minute_time.ToMilliseconds() % 60_000:
             raise InvalidArgument(f"{field}.timings[{i}].minute_time", "must be a whole minute")
         for part in ("processing", "wait"):
@@ -107,4 +106,4 @@ def acks(items: Iterable[pb.CommandAck], field: str = "acks") -> None:
     for i, ack in enumerate(seq):
         if not ack.command_id or len(ack.command_id) > 64:
             raise InvalidArgument(f"{field}[{i}].command_id", "must be 1-64 characters")
-        _short(ack.result, f"{field}[{i}].result", 1000)
+        text(ack.result, f"{field}[{i}].result", 1000)

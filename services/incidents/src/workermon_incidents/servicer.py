@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC
 
 import grpc
 from google.protobuf import struct_pb2
@@ -13,11 +12,10 @@ from workermon.incidents.v1 import incident_service_pb2 as pb
 from workermon.incidents.v1 import incident_service_pb2_grpc as pb_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
-from workermon_core import context
+from workermon_core import context, validation
 from workermon_core.errors import DomainError, InvalidArgument, Unavailable
 from workermon_core.pagination import decode_token, encode_token, page_size
 from workermon_core.peer import Peer
-from workermon_core.validation import queue_name
 
 from .engine import IncidentEngine
 from .incident import Incident
@@ -51,8 +49,9 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
     ) -> pb.ListIncidentsResponse:
         """Incidents newest first, filtered, one page at a time."""
         size = page_size(request.page_size, DEFAULT_PAGE, MAX_PAGE)
-        if request.queue:
-            queue_name(request.queue, "queue")
+        validation.optional_queue_name(request.queue, "queue")
+        validation.enum_value(request.status, pb.IncidentStatus.DESCRIPTOR, "status")
+        validation.enum_value(request.type, pb.IncidentType.DESCRIPTOR, "type")
         status = status_name(request.status)
         statuses: tuple[str, ...] = (status,) if status else (OPEN_STATUSES if request.open_only else ())
         kind = type_name(request.type)
@@ -87,6 +86,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         self, request: pb.AcknowledgeIncidentRequest, context: grpc.aio.ServicerContext
     ) -> pb.AcknowledgeIncidentResponse:
         """ACTIVE -> ACKNOWLEDGED, written to the audit log first."""
+        validation.reason(request.note, "note")
         actor = context_subject()
 
         async def audit(incident: Incident) -> None:
@@ -102,6 +102,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         self, request: pb.ResolveIncidentRequest, context: grpc.aio.ServicerContext
     ) -> pb.ResolveIncidentResponse:
         """Open -> RESOLVED by hand with a note, written to the audit log first."""
+        validation.reason(request.note, "note")
         actor = context_subject()
 
         async def audit(incident: Incident) -> None:
@@ -146,9 +147,12 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         self, request: pb.EvaluateRequest, context: grpc.aio.ServicerContext
     ) -> pb.EvaluateResponse:
         """Run every rule now."""
-        for name in request.queues:
-            queue_name(name, "queues")
-        minute = request.minute_time.ToDatetime(tzinfo=UTC) if request.HasField("minute_time") else None
+        validation.queue_names(request.queues, "queues")
+        minute = (
+            validation.timestamp(request.minute_time, "minute_time", earliest=validation.EPOCH)
+            if request.HasField("minute_time")
+            else None
+        )
         if minute is not None and minute > self.engine.now():
             raise InvalidArgument("minute_time", "must not be in the future")
         try:

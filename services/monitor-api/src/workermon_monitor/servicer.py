@@ -19,6 +19,7 @@ from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
+from workermon_core import validation
 from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
 from workermon_core.pagination import decode_token, encode_token, page_size
 from workermon_core.peer import Peer
@@ -86,15 +87,17 @@ WaitingRequest = pb.QuietWorkerRequest | pb.ResumeWorkerRequest | pb.StopWorkerR
 
 
 def _wait_seconds(request: WaitingRequest) -> float:
-    """The request's `wait` in seconds, or the default when unset (range checked by _check_wait)."""
+    """The request's `wait` in seconds as sent, or the default when unset (checked by _check_wait)."""
     if not request.HasField("wait"):
         return COMMAND_WAIT_DEFAULT
-    return request.wait.seconds + request.wait.nanos / 1e9
+    return validation.raw_ms(request.wait) / 1000
 
 
-def _check_wait(wait: float) -> None:
-    if not 0 <= wait <= COMMAND_WAIT_MAX:
-        raise InvalidArgument("wait", f"must be between 0 and {COMMAND_WAIT_MAX:g} seconds")
+def _check_wait(request: WaitingRequest) -> None:
+    if request.HasField("wait"):
+        validation.duration(
+            request.wait, "wait", minimum=timedelta(0), maximum=timedelta(seconds=COMMAND_WAIT_MAX)
+        )
 
 
 def _non_negative(value: int, field: str, maximum: int | None = None) -> int:
@@ -105,12 +108,8 @@ def _non_negative(value: int, field: str, maximum: int | None = None) -> int:
     return value
 
 
-def _required(value: str, field: str) -> None:
-    if not value:
-        raise InvalidArgument(field, "is required")
-
-
 def _confirm(given: str, expected: str, what: str) -> None:
+    validation.text(given, "confirm", validation.MAX_JOB_ID)
     if given != expected:
         raise InvalidArgument(
             "confirm", f"must equal the {what} ({expected!r}) to confirm this destructive action"
@@ -161,6 +160,8 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self, request: pb.ListQueuesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListQueuesResponse:
         """Every queue, optionally filtered by name prefix and status."""
+        validation.text(request.name_prefix, "name_prefix", validation.MAX_NAME)
+        validation.enum_value(request.status, pb.QueueStatus.DESCRIPTOR, "status")
         reading = await self.board.reading()
         queues = [
             q
@@ -185,7 +186,11 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         _non_negative(request.hours, "hours", 720)
         query = col_pb.QuerySnapshotsRequest(queue=request.queue)
         if request.HasField("step"):
+            validation.duration(request.step, "step", minimum=timedelta(0))
             query.step.CopyFrom(request.step)
+        for name in ("start_time", "end_time"):
+            if request.HasField(name):
+                validation.timestamp(getattr(request, name), name)
         if request.hours:
             end = datetime.fromtimestamp(self.clock(), tz=UTC)
             query.end_time.FromDatetime(end)
@@ -243,7 +248,12 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             return Done(changed, {"changed": changed})
 
         changed, audit_id = await self._queue_action(
-            "PauseQueue", AuditAction.QUEUE_PAUSE, request.queue, {"reason": request.reason}, perform
+            "PauseQueue",
+            AuditAction.QUEUE_PAUSE,
+            request.queue,
+            {"reason": request.reason},
+            perform,
+            lambda: validation.reason(request.reason),
         )
         return pb.PauseQueueResponse(changed=changed, audit_id=audit_id)
 
@@ -257,7 +267,12 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             return Done(changed, {"changed": changed})
 
         changed, audit_id = await self._queue_action(
-            "ResumeQueue", AuditAction.QUEUE_RESUME, request.queue, {"reason": request.reason}, perform
+            "ResumeQueue",
+            AuditAction.QUEUE_RESUME,
+            request.queue,
+            {"reason": request.reason},
+            perform,
+            lambda: validation.reason(request.reason),
         )
         return pb.ResumeQueueResponse(changed=changed, audit_id=audit_id)
 
@@ -322,7 +337,8 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self, request: pb.CleanQueueRequest, context: grpc.aio.ServicerContext
     ) -> pb.CleanQueueResponse:
         """Remove jobs of one state older than a grace period; confirmed by the queue name."""
-        grace_ms = request.grace.ToMilliseconds() if request.HasField("grace") else 0
+        # As sent (the audit record shows what was asked); checked below, before anything is done.
+        grace_ms = validation.raw_ms(request.grace)
 
         def check_state() -> None:
             if request.state not in CLEANABLE:
@@ -338,10 +354,14 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             "CleanQueue",
             AuditAction.QUEUE_CLEAN,
             request.queue,
-            {"state": pb.JobState.Name(request.state), "grace_ms": grace_ms, "limit": request.limit},
+            {
+                "state": validation.enum_label(request.state, pb.JobState.DESCRIPTOR),
+                "grace_ms": grace_ms,
+                "limit": request.limit,
+            },
             perform,
             check_state,
-            lambda: _non_negative(grace_ms, "grace"),
+            lambda: validation.duration(request.grace, "grace", minimum=timedelta(0)),
             lambda: _non_negative(request.limit, "limit"),
             lambda: _confirm(request.confirm, request.queue, "queue name"),
         )
@@ -356,10 +376,9 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         queue_name(request.queue, "queue")
         states = [state_name(s, "states") for s in request.states] or list(DEFAULT_STATES)
         size = page_size(request.page_size, JOBS_PAGE_DEFAULT, JOBS_PAGE_MAX)
-        if len(request.job_id) > 512:
-            raise InvalidArgument("job_id", "must be at most 512 characters")
-        if len(request.name_prefix) > 200:
-            raise InvalidArgument("name_prefix", "must be at most 200 characters")
+        validation.job_id(request.job_id, required=False)
+        validation.text(request.name_prefix, "name_prefix", validation.MAX_NAME)
+        validation.text(request.failure_category, "failure_category", validation.MAX_FILTER)
         filters = (
             request.queue,
             tuple(states),
@@ -386,7 +405,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     async def GetJob(self, request: pb.GetJobRequest, context: grpc.aio.ServicerContext) -> pb.GetJobResponse:
         """One job in full."""
         queue_name(request.queue, "queue")
-        _required(request.job_id, "job_id")
+        validation.job_id(request.job_id)
         limit = FULL_VALUE_MAX_BYTES if request.full else self.job_data_max_bytes
         job = await self.jobs.get_job(request.queue, request.job_id, limit)
         worker_id = ""
@@ -397,19 +416,17 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
 
     async def AddJob(self, request: pb.AddJobRequest, context: grpc.aio.ServicerContext) -> pb.AddJobResponse:
         """Add a job."""
-        delay_ms = request.delay.ToMilliseconds() if request.HasField("delay") else 0
+        # As sent (the audit record shows what was asked); checked below, before anything is done.
+        delay_ms = validation.raw_ms(request.delay)
         data = request.data or "{}"
 
         def check_fields() -> None:
-            if not request.name or len(request.name) > 200:
-                raise InvalidArgument("name", "is required, at most 200 characters")
-            _non_negative(delay_ms, "delay")
+            if not request.name or len(request.name) > validation.MAX_NAME:
+                raise InvalidArgument("name", f"is required, at most {validation.MAX_NAME} characters")
+            validation.duration(request.delay, "delay", minimum=timedelta(0))
             _non_negative(request.priority, "priority", 2_097_152)
             _non_negative(request.attempts, "attempts", 100)
-            try:
-                json.loads(data)
-            except ValueError as exc:
-                raise InvalidArgument("data", f"is not valid JSON: {exc}") from None
+            validation.json_document(data, "data")
 
         async def perform() -> Done[pb.JobSummary]:
             job = await self.jobs.add_job(
@@ -439,7 +456,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         parameters: dict[str, Any],
         perform: Callable[[], Any],
     ) -> tuple[Any, int]:
-        check = _checks(lambda: queue_name(queue, "queue"), lambda: _required(job_id, "job_id"))
+        check = _checks(lambda: queue_name(queue, "queue"), lambda: validation.job_id(job_id))
         value, audit_id = await self.auditor.run(
             method, action, Target.of_job(queue, job_id), parameters, perform, check=check
         )
@@ -488,6 +505,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self, request: pb.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.CancelJobResponse:
         """Remove a job not yet running; stop a running one through its instrumented worker."""
+        # As sent (the audit record shows what was asked); checked below, before anything is done.
         wait = _wait_seconds(request)
 
         async def perform() -> Done[pb.CancelJobResponse]:
@@ -505,7 +523,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             return await self._cancel_running(request.queue, request.job_id, request.reason, wait)
 
         def check_wait() -> None:
-            _check_wait(wait)
+            _check_wait(request)
 
         reply, audit_id = await self.auditor.run(
             "CancelJob",
@@ -515,7 +533,8 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             perform,
             check=_checks(
                 lambda: queue_name(request.queue, "queue"),
-                lambda: _required(request.job_id, "job_id"),
+                lambda: validation.job_id(request.job_id),
+                lambda: validation.reason(request.reason),
                 check_wait,
             ),
         )
@@ -598,6 +617,10 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListWorkersResponse:
         """Workers, from HeartbeatService."""
+        validation.enum_value(request.status, pb.WorkerStatus.DESCRIPTOR, "status")
+        validation.optional_queue_name(request.queue, "queue")
+        validation.text(request.hostname, "hostname", validation.MAX_HOSTNAME)
+        validation.page_token(request.page_token)
         reply = await self.heartbeat.stub.ListWorkers(
             hb_pb.ListWorkersRequest(
                 page_size=request.page_size,
@@ -617,6 +640,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self, request: pb.GetWorkerRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetWorkerResponse:
         """One worker, from HeartbeatService."""
+        validation.worker_id(request.worker_id)
         reply = await self.heartbeat.stub.GetWorker(
             hb_pb.GetWorkerRequest(worker_id=request.worker_id), timeout=5.0
         )
@@ -646,7 +670,12 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     ) -> tuple[Sent, int]:
         """Send a command under the audit log and wait (bounded) for the worker's answer."""
         worker_id, reason, wait = request.worker_id, request.reason, _wait_seconds(request)
-        check = _checks(lambda: _required(worker_id, "worker_id"), lambda: _check_wait(wait), *extra_checks)
+        check = _checks(
+            lambda: validation.worker_id(worker_id),
+            lambda: validation.reason(reason),
+            lambda: _check_wait(request),
+            *extra_checks,
+        )
 
         async def perform() -> Done[Sent]:
             # The worker must exist: a command for a mistyped id would wait for nobody.
@@ -713,8 +742,17 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     ) -> pb.ListAuditLogsResponse:
         """Audit entries, newest first."""
         size = page_size(request.page_size, AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX)
-        start = request.start_time.ToDatetime(tzinfo=UTC) if request.HasField("start_time") else None
-        end = request.end_time.ToDatetime(tzinfo=UTC) if request.HasField("end_time") else None
+        validation.text(request.actor, "actor", validation.MAX_FILTER)
+        validation.text(request.entity_type, "entity_type", validation.MAX_FILTER)
+        # A job's entity id is "queue/job id": as long as the log keeps one.
+        validation.text(request.entity_id, "entity_id", validation.MAX_AUDIT_VALUE_CHARS)
+        validation.optional_queue_name(request.queue, "queue")
+        validation.enum_value(request.action, pb.AuditAction.DESCRIPTOR, "action")
+        validation.enum_value(request.outcome, pb.AuditOutcome.DESCRIPTOR, "outcome")
+        start = (
+            validation.timestamp(request.start_time, "start_time") if request.HasField("start_time") else None
+        )
+        end = validation.timestamp(request.end_time, "end_time") if request.HasField("end_time") else None
         if start is not None and end is not None and end <= start:
             raise InvalidArgument("end_time", "must be after start_time")
         action = str(_audit_action(request.action)) if request.action else ""
@@ -772,8 +810,14 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             )
         if not entry.entity_id:
             raise InvalidArgument("audit_log.entity_id", "is required (the incident id)")
-        if entry.outcome == pb.AUDIT_OUTCOME_UNSPECIFIED:
-            raise InvalidArgument("audit_log.outcome", "is required")
+        # role and entity_type are columns of 16 characters; the other texts are cut by the auditor.
+        validation.text(entry.role, "audit_log.role", 16)
+        validation.text(entry.entity_type, "audit_log.entity_type", 16)
+        validation.text(entry.entity_id, "audit_log.entity_id", validation.MAX_FILTER)
+        validation.optional_queue_name(entry.queue, "audit_log.queue")
+        validation.enum_value(
+            entry.outcome, pb.AuditOutcome.DESCRIPTOR, "audit_log.outcome", unspecified=False
+        )
         audit_id = await self.auditor.record_for(
             actor=entry.actor,
             role=entry.role,

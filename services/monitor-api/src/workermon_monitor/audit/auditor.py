@@ -5,6 +5,10 @@ confirmation) is recorded with its refusal before the error goes back. An allowe
 PENDING *before* anything changes; if that write fails the action is not performed (UNAVAILABLE). Its
 end (SUCCEEDED or FAILED, with what changed) then completes that same entry; if the database fails in
 that instant, the entry stays PENDING, truthfully, and the completion is retried in the background.
+
+What an entry keeps is bounded whoever asked, refused and denied attempts included (a viewer must not
+be able to fill the log with megabyte "reasons"): every text is cut to MAX_AUDIT_VALUE_CHARS and at most
+MAX_AUDIT_KEYS parameters are kept (workermon_core.validation), and `_truncated` names what was cut.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import structlog
 from workermon_core import context
 from workermon_core.auth import role_allows, role_name
 from workermon_core.errors import DomainError, PermissionDenied, Unavailable, translate
+from workermon_core.validation import bounded_fields, bounded_text
 
 from .models import AuditAction
 from .store import AuditEntry, AuditStore
@@ -74,7 +79,7 @@ class Done(Generic[T]):
 
 
 def _json(value: dict[str, Any]) -> str:
-    return json.dumps(value, separators=(",", ":"), default=str, sort_keys=True)
+    return json.dumps(bounded_fields(value), separators=(",", ":"), default=str, sort_keys=True)
 
 
 class Auditor:
@@ -127,16 +132,17 @@ class Auditor:
         `at` is when it happened, for an entry written after the fact (default: now)."""
         entry = AuditEntry(
             time=at or self._now(),
-            actor=actor or "system",
-            role=role or "system",
+            actor=bounded_text(actor or "system"),
+            # Columns of 16 characters: cut hard (the services only write short role and type names).
+            role=bounded_text(role or "system")[:16],
             action=str(action),
-            entity_type=target.entity_type,
-            entity_id=target.entity_id,
-            queue=target.queue,
+            entity_type=bounded_text(target.entity_type)[:16],
+            entity_id=bounded_text(target.entity_id),
+            queue=bounded_text(target.queue) if target.queue is not None else None,
             parameters=_json(parameters),
             outcome=outcome,
             result=_json(result),
-            request_id=request_id,
+            request_id=bounded_text(request_id, 128),
         )
         try:
             return await self.store.append(entry)
