@@ -241,7 +241,8 @@ async def test_queue_names_workers_report_cannot_blow_up_the_labels(metrics_gate
         for w in range(workers):
             worker_id = f"noisy-{w}"
             channel = open_channel(
-                metrics_gateway.services.target, metrics_gateway.authority.mint(worker_id, "worker")
+                metrics_gateway.services.target,
+                metrics_gateway.authority.mint(worker_id, "worker", worker=worker_id),
             )
             channels.append(channel)
             report = hb_pb.WorkerReport(

@@ -39,7 +39,9 @@ def suite(local: LocalSuite, authority: TokenAuthority, redis_url: str) -> Suite
 
 
 def _heartbeat(suite: Suite, role: str) -> hb_grpc.HeartbeatServiceStub:
-    channel = open_channel(suite.target, suite.authority.mint(f"{role}-1", role))
+    channel = open_channel(
+        suite.target, suite.authority.mint(f"{role}-1", role, worker="*" if role == "worker" else None)
+    )
     suite.channels.append(channel)
     return hb_grpc.HeartbeatServiceStub(channel)
 

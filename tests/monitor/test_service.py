@@ -544,7 +544,7 @@ async def test_worker_commands_and_transitions_are_audited(suite: Suite) -> None
 
 
 async def test_list_workers_searches_and_pages(suite: Suite) -> None:
-    channel = open_channel(suite.target, suite.authority.mint("beats", "worker"))
+    channel = open_channel(suite.target, suite.authority.mint("beats", "worker", worker="*"))
     try:
         beats = hb_pb_grpc.HeartbeatServiceStub(channel)
         for i in range(7):

@@ -217,7 +217,9 @@ async def test_failure_category_filter_narrows_the_failed_list(ui: UI) -> None:
 
 async def beat_fleet(ui: UI) -> list[str]:
     """FLEET workers beat once each (hostnames rack-0 .. rack-3); their ids, sorted."""
-    channel = open_channel(ui.gateway.suite.grpc_target, ui.gateway.token("worker", "fleet"))
+    channel = open_channel(
+        ui.gateway.suite.grpc_target, ui.gateway.authority.mint("fleet", "worker", worker="fleet-*")
+    )
     ids = [f"fleet-{i:03d}" for i in range(FLEET)]
     try:
         stub = hb_grpc.HeartbeatServiceStub(channel)

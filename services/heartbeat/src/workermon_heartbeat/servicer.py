@@ -191,8 +191,10 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
     ) -> pb.GetWorkerHistoryResponse:
         """The worker's per-minute points within the range (the last 24 hours by default)."""
         validation.worker_id(request.worker_id)
-        start = request.start_time.ToMilliseconds() if request.HasField("start_time") else None
-        end = request.end_time.ToMilliseconds() if request.HasField("end_time") else None
+        start = (
+            limits.timestamp_ms(request.start_time, "start_time") if request.HasField("start_time") else None
+        )
+        end = limits.timestamp_ms(request.end_time, "end_time") if request.HasField("end_time") else None
         if start is not None and end is not None and end <= start:
             raise InvalidArgument("end_time", "must be after start_time")
         stored = await self.registry.history(request.worker_id)
