@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +16,15 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from tests.support.bull import delete_suite_keys
 from tests.support.fakes import FakeClock
 from tests.support.suites import Config
 from workermon_cli.main import main
+from workermon_cli.runtime import migrate
 from workermon_cli.user_cmd import ensure_first_admin
 from workermon_core.auth import TokenAuthority
+from workermon_core.redis_store import connect
+from workermon_core.settings import load_settings
 from workermon_gateway.login import AttemptLimiter, login_routes
 from workermon_gateway.security import security_middleware
 from workermon_gateway.users import UnknownUser, UserError, UserExists, UserStore, users_path
@@ -250,12 +255,24 @@ def test_store_reloads_when_the_file_changes(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+async def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> AsyncIterator[Path]:
+    """`workermon` reading only this test's settings: its data directory (users file, SQLite audit log,
+    migrated), the test Redis under a prefix of its own (revocations; deleted afterwards)."""
     for name in list(os.environ):
         if name.startswith("WORKERMON_"):
             monkeypatch.delenv(name)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    prefix = "wmcli-" + uuid.uuid4().hex[:10]
     monkeypatch.setenv("WORKERMON_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data" / "users.json"
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("WORKERMON_REDIS_PREFIX", prefix)
+    await migrate(load_settings())
+    yield tmp_path / "data" / "users.json"
+    client = connect(redis_url)
+    try:
+        await delete_suite_keys(client, prefix)
+    finally:
+        await client.aclose()
 
 
 def test_user_cli_add_list_remove(
@@ -305,8 +322,10 @@ def test_user_cli_refusals(
 
 def test_ensure_first_admin(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    password = ensure_first_admin(settings.core, settings.gateway)
-    assert password is not None and len(password) >= 12
+    first = ensure_first_admin(settings.core, settings.gateway)
+    assert first is not None and first.password is not None
+    password = first.password
+    assert len(password) >= 12
     store = UserStore(users_path(settings.gateway, settings.data_dir))
     assert [(u.name, u.role) for u in store.list()] == [("admin", "admin")]
     assert store.verify("admin", password) == "admin"

@@ -124,9 +124,19 @@ async def _serve(settings: Settings, target: str, http: bool | None) -> None:
 
 async def _up(settings: Settings, demo: bool) -> None:
     await migrate(settings)
-    from .user_cmd import ensure_first_admin
+    from .user_cmd import audit_user_action, ensure_first_admin, show_first_password
 
-    first_password = ensure_first_admin(settings)
+    first = ensure_first_admin(settings)
+    if first is not None:
+        # The suite itself creates the first admin: `system` acts.
+        await audit_user_action(
+            settings,
+            "USER_ADD",
+            first.name,
+            {"role": "admin", "first_admin": True},
+            actor="system",
+            role="system",
+        )
     suite = await start_suite(settings, registry.ALL)
     demo_handle = None
     try:
@@ -134,7 +144,8 @@ async def _up(settings: Settings, demo: bool) -> None:
             from .demo import start_demo
 
             demo_handle = await start_demo(suite)
-        _banner(suite, demo_handle is not None, first_password)
+        first_line = show_first_password(first, settings.data_dir) if first is not None else None
+        _banner(suite, demo_handle is not None, first_line)
         await _serve_forever(suite)
     finally:
         if demo_handle is not None:
@@ -147,7 +158,8 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _banner(suite: Suite, demo: bool, first_password: str | None = None) -> None:
+def _banner(suite: Suite, demo: bool, first_admin: str | None = None) -> None:
+    """What runs where, on stdout; never the first admin's password (stdout may be a kept log)."""
     s = suite.settings
     gw = suite.deps.settings(GatewaySettings)
     queues = suite.deps.settings(QueueSettings)
@@ -170,15 +182,14 @@ def _banner(suite: Suite, demo: bool, first_password: str | None = None) -> None
         "",
         *(
             [
-                "  First admin (shown only once; change it: workermon user add admin --replace):",
-                "    user admin",
-                f"    password {first_password}",
+                "  First admin (change it: workermon user add admin --role admin --replace):",
+                first_admin,
                 f"    curl -s -X POST {suite.http_url}{gw.base_path}/v1/auth/login "
                 "-H 'content-type: application/json' \\",
-                f'      -d \'{{"username": "admin", "password": "{first_password}"}}\'',
+                '      -d \'{"username": "admin", "password": "<password>"}\'',
                 "",
             ]
-            if first_password
+            if first_admin
             else [
                 "  Log in as a user of `workermon user list` (add: `workermon user add NAME --role R`).",
                 "",
@@ -209,7 +220,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_user_command(args, settings)
     if args.command == "token":
-        print(authority_for(settings).mint(args.sub, args.role, args.ttl))
+        try:
+            print(authority_for(settings).mint(args.sub, args.role, args.ttl))
+        except ValueError as exc:
+            print(f"workermon: --sub: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "migrate":
         done = asyncio.run(migrate(settings))

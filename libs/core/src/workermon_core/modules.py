@@ -27,6 +27,7 @@ from .db import create_engine, database_url, ping
 from .migrations import Migrations
 from .peer import LocalAddress, Peer, ServiceTokens
 from .redis_store import AnyRedis, EmbeddedRedis, connect_any
+from .revocation import RevocationStore
 from .server import ReadinessCheck, ServiceSpec
 from .settings import Settings, SettingsT, load
 
@@ -165,6 +166,13 @@ class Deps:
     def tokens(self, subject: str, role: str) -> ServiceTokens:
         """Tokens naming `subject` with `role`, or the caller being served."""
         return ServiceTokens(self.authority, subject, role)
+
+    def revocation_store(self) -> RevocationStore | None:
+        """The token revocation record in the suite's Redis, writing through to this process's copy;
+        None when the authority checks no revocations."""
+        if self.authority.revocations is None:
+            return None
+        return RevocationStore(self.redis, self.core.redis_prefix, self.authority.revocations)
 
     def checks(self, needs: Needs) -> list[ReadinessCheck]:
         """Readiness checks of what `needs` names: a service is SERVING while all of them answer."""
