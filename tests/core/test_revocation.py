@@ -10,10 +10,19 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.support.fakes import TEST_SECRET
-from workermon_core.auth import TokenAuthority
+from workermon_core import context
+from workermon_core.auth import Principal, TokenAuthority
 from workermon_core.errors import Unauthenticated
+from workermon_core.peer import ServiceTokens
 from workermon_core.redis_store import connect
 from workermon_core.revocation import REVOCATION_RETENTION_SECONDS, RevocationList, RevocationStore
+
+
+def _past(moment: float) -> None:
+    """Wait for the next millisecond after `moment`: tokens carry `iat` in milliseconds, so one minted
+    after a revocation is minted in a later one (a login takes far longer than that)."""
+    while time.time() < moment + 0.001:
+        pass
 
 
 def _refused(authority: TokenAuthority, token: str) -> Unauthenticated:
@@ -35,7 +44,7 @@ async def test_a_revocation_voids_earlier_tokens_in_another_process(
     other = issuing.mint("trent", "operator")
     assert verifying.verify(old).subject == "mallory"  # now cached
 
-    await writer.revoke("mallory")
+    revoked_at = await writer.revoke("mallory")
     # The writer refuses at once; the other process once it has read the record again.
     assert _refused(issuing, old).reason == "TOKEN_REVOKED"
     assert verifying.verify(old).subject == "mallory"
@@ -44,6 +53,7 @@ async def test_a_revocation_voids_earlier_tokens_in_another_process(
     assert refused.reason == "TOKEN_REVOKED" and refused.metadata["check"] == "revocation"
     # Only that subject, and only tokens issued before: a fresh login works straight away.
     assert verifying.verify(other).subject == "trent"
+    _past(revoked_at)
     assert verifying.verify(issuing.mint("mallory", "operator")).subject == "mallory"
 
 
@@ -119,3 +129,24 @@ def test_mint_takes_extra_claims_but_not_its_own() -> None:
     assert jwt.decode(token, TEST_SECRET, algorithms=["HS256"], issuer="workermon")["act"] == "alice"
     with pytest.raises(ValueError, match="sub"):
         authority.mint("xavier", "operator", sub="someone-else")
+
+
+def test_a_service_mints_again_for_a_caller_revoked_since() -> None:
+    revocations = RevocationList()
+    authority = TokenAuthority(TEST_SECRET, revocations=revocations)
+    tokens = ServiceTokens(authority, "monitor", "viewer")
+    who = context.principal.set(Principal(subject="yara", role="operator", expires_at=time.time() + 60))
+    try:
+        before = tokens.on_behalf()
+        assert tokens.on_behalf() == before  # reused while fresh
+        revoked_at = time.time()
+        revocations.note("yara", revoked_at)
+        _past(revoked_at)
+        # She logged in again (a token issued after the revocation): the next service must accept what
+        # is presented for her, so the kept token is not reused.
+        after = tokens.on_behalf()
+    finally:
+        context.principal.reset(who)
+    assert after != before
+    assert _refused(authority, before).reason == "TOKEN_REVOKED"
+    assert authority.verify(after).subject == "yara"
