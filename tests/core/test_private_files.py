@@ -34,7 +34,8 @@ def _log_as_the_suite(fmt: str) -> None:
 
 @pytest.fixture
 def structured_logs() -> Iterator[None]:
-    """The suite's logging, as `workermon up` sets it, into this test's captured stderr; put back after."""
+    """Put the logging back after a test that set it as `workermon up` does (set up after capsys, so
+    it is put back before the captured stderr closes)."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     yield
@@ -54,10 +55,10 @@ def loose_umask() -> Iterator[None]:
 async def test_a_started_suite_keeps_its_files_private(
     tmp_path: Path,
     loose_umask: None,
-    structured_logs: None,
     redis_url: str,
     prefix: str,
     capsys: pytest.CaptureFixture[str],
+    structured_logs: None,
 ) -> None:
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
@@ -71,6 +72,8 @@ async def test_a_started_suite_keeps_its_files_private(
         http_port=0,
         redis_url=redis_url,
         redis_prefix=prefix,
+        # Where the suite puts it by default; named, so a DATABASE_URL of the caller is not used.
+        database_url=f"sqlite+aiosqlite:///{data / 'workermon.db'}",
         collector_schedule=False,
         readiness_interval_seconds=0.2,
         shutdown_grace_seconds=1.0,
@@ -112,9 +115,9 @@ async def test_a_started_suite_keeps_its_files_private(
 
 def test_the_password_goes_to_the_terminal_and_nowhere_else(
     tmp_path: Path,
-    structured_logs: None,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    structured_logs: None,
 ) -> None:
     _log_as_the_suite("console")
     data = tmp_path / "data"

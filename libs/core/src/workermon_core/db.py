@@ -91,7 +91,12 @@ def _private_sqlite(path: Path) -> None:
     """Create the database file 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
     database file's mode, so the history stays readable by its owner only."""
     path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-    create_private_file(path)
+    try:
+        create_private_file(path)
+    except OSError:
+        # Not a file that can be opened (a directory, a lost volume): SQLite says so on connect, as
+        # the database being unavailable, not as a crash while the process is being put together.
+        return
     for suffix in ("-wal", "-shm", "-journal"):
         private_file(path.with_name(path.name + suffix))
 
