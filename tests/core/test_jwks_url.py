@@ -149,6 +149,17 @@ def test_keys_are_fetched_at_start_and_rotation_is_picked_up(tmp_path: Path, ser
     assert gone.value.metadata["check"] == "key"
 
 
+def _spray(
+    authority: TokenAuthority, source: JwksSource, key: rsa.RSAPrivateKey, kid: str, count: int
+) -> int:
+    """Present `count` tokens naming unknown key ids; how many fetches the source has made after."""
+    for i in range(count):
+        with pytest.raises(Unauthenticated):
+            authority.verify(_token(key, f"{kid}-{i}"))
+    source.wait(5)
+    return source.fetches
+
+
 def test_unknown_kids_refetch_at_most_once_per_period(server: KeyServer) -> None:
     key = _rsa()
     server.keys = {"k1": key}
@@ -156,21 +167,11 @@ def test_unknown_kids_refetch_at_most_once_per_period(server: KeyServer) -> None
     authority, source = _with_clock(server.url, clock, min_refetch_seconds=30)
     clock.now += 31
     # An attacker sprays random key ids: one refetch, then none for the rest of the period.
-    for i in range(200):
-        with pytest.raises(Unauthenticated):
-            authority.verify(_token(key, f"random-{i}"))
-    source.wait(5)
-    assert server.requests == 2
+    assert _spray(authority, source, key, "random", 200) == 2
     clock.now += 29
-    for i in range(50):
-        with pytest.raises(Unauthenticated):
-            authority.verify(_token(key, f"later-{i}"))
-    source.wait(5)
-    assert server.requests == 2
+    assert _spray(authority, source, key, "later", 50) == 2
     clock.now += 2
-    with pytest.raises(Unauthenticated):
-        authority.verify(_token(key, "next-period"))
-    source.wait(5)
+    assert _spray(authority, source, key, "next-period", 1) == 3
     assert server.requests == 3
     # The known key keeps working throughout.
     assert authority.verify(_token(key, "k1", subject="still-fine")).subject == "still-fine"

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import grpc
 from google.protobuf import struct_pb2
 
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
-from workermon_core.errors import Unavailable
+from workermon_core.audit_client import append_audit_log
 from workermon_core.peer import Peer
 
-AUDIT_TIMEOUT_SECONDS = 5.0
 # An actor or entity is a user name (at most 64 characters); a login may try anything: kept bounded.
 _MAX_NAME = 128
 # A refused login: nobody was authenticated, so nobody acted.
@@ -51,12 +49,4 @@ class AuthAudit:
             details = struct_pb2.Struct()
             details.update(result)
             entry.result.CopyFrom(details)
-        try:
-            await self.monitor.stub.CreateAuditLog(
-                mon_pb.CreateAuditLogRequest(audit_log=entry), timeout=AUDIT_TIMEOUT_SECONDS
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise Unavailable(
-                f"the audit log cannot be written ({exc.code().name}: {exc.details()})",
-                reason="AUDIT_UNAVAILABLE",
-            ) from None
+        await append_audit_log(self.monitor.stub, entry)
