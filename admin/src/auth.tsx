@@ -33,11 +33,11 @@ export function AuthProvider({ children, initial }: { children: ReactNode; initi
   }, []);
 
   // The access token is short-lived: renew it with the refresh cookie a minute before it runs out
-  // (or at 80 % of a shorter life); back to the login page only when that is refused.
+  // (at 80 % of a life of two minutes or less); back to the login page only when that is refused.
   useEffect(() => {
     if (!session?.expiresAt) return;
     const left = session.expiresAt - Date.now();
-    const ms = Math.min(left - 60_000, left * 0.8);
+    const ms = left > 120_000 ? left - 60_000 : left * 0.8;
     const timer = window.setTimeout(() => {
       void renewSession().then((renewed) => {
         if (renewed) return;
