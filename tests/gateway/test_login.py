@@ -382,6 +382,21 @@ def test_the_name_system_is_reserved(tmp_path: Path) -> None:
     assert len(store) == 0
 
 
+def test_the_cli_changes_nothing_it_cannot_audit(
+    cli_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No suite answers and this process has no database of the suite (a fresh data directory).
+    monkeypatch.setenv("WORKERMON_DATA_DIR", str(tmp_path / "fresh"))
+    monkeypatch.setenv("WORKERMON_USERS_FILE", str(cli_env))
+    monkeypatch.setenv("WORKERMON_MONITOR_TARGET", "127.0.0.1:1")
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["user", "add", "nina", "--role", "viewer", "--password-stdin"]) == 1
+    err = capsys.readouterr().err
+    assert "audit log cannot be written" in err and "nothing was changed" in err
+    assert UserStore(cli_env).role_of("nina") is None
+    assert not (tmp_path / "fresh" / "workermon.db").exists()
+
+
 def test_the_cli_mints_no_token_for_system(
     cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

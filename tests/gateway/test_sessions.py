@@ -7,6 +7,7 @@ import asyncio
 import io
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import httpx
@@ -139,21 +140,24 @@ async def test_an_admin_logs_a_user_out_everywhere(gateway: Gateway) -> None:
 
 
 async def test_a_removed_users_token_is_refused_by_the_services(
-    gateway: Gateway, monkeypatch: pytest.MonkeyPatch
+    gateway: Gateway, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _users(gateway).add("ursula", "operator", PASSWORD, replace=True)
     _, token = await _login(gateway, "ursula")
     assert not await _grpc_refuses(gateway, token)
-    # `workermon user remove` run beside the suite: it reaches the suite only through the suite's Redis
-    # (the revocation) and database (the audit log), as a separate process would.
+    # `workermon user remove` run in another container beside the suite (as compose's gateway container
+    # does): no database of its own, so it reaches the suite only through the suite's Redis (the
+    # revocation) and MonitorService (the audit entry).
     settings = gateway.settings
     for name in [n for n in os.environ if n.startswith("WORKERMON_")]:
         monkeypatch.delenv(name)
-    monkeypatch.setenv("WORKERMON_DATA_DIR", str(settings.data_dir))
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("WORKERMON_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("WORKERMON_USERS_FILE", str(_users(gateway).path))
     monkeypatch.setenv("REDIS_URL", gateway.redis_url)
     monkeypatch.setenv("WORKERMON_REDIS_PREFIX", settings.redis_prefix)
-    monkeypatch.setenv("DATABASE_URL", str(settings.database_url))
     monkeypatch.setenv("WORKERMON_JWT_SECRET", TEST_SECRET)
+    monkeypatch.setenv("WORKERMON_MONITOR_TARGET", gateway.suite.grpc_target)
     # In a thread of its own, as the command runs its own event loop.
     assert await asyncio.to_thread(main, ["user", "remove", "ursula"]) == 0
     await until(lambda: _grpc_refuses(gateway, token), limit=5, what="the removed user's token refused")

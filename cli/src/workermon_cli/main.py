@@ -136,6 +136,8 @@ async def _up(settings: Settings, demo: bool) -> None:
             {"role": "admin", "first_admin": True},
             actor="system",
             role="system",
+            # The suite is not started yet: its database, just migrated, takes the entry.
+            through_suite=False,
         )
     suite = await start_suite(settings, registry.ALL)
     demo_handle = None

@@ -1,8 +1,9 @@
 """`workermon user add|list|remove|logout-all`: the people who may log in to the HTTP gateway.
 
-Adding, removing and logging out everywhere are written to the audit log first (straight into the
-monitor's audit table in the suite's database, so they work while the services are down), with the
-acting account `cli:<login name>`; when the audit log cannot be written, nothing is changed. Removing
+Adding, removing and logging out everywhere are written to the audit log first (through the running
+suite's MonitorService, else straight into the audit table of the suite's database, so they work while
+the services are down), with the acting account `cli:<login name>`; when the audit log cannot be
+written, nothing is changed. Removing
 a user and logging out everywhere revoke the user's tokens in the suite's Redis, which every process
 reads within seconds (workermon_core.revocation).
 """
@@ -171,13 +172,78 @@ async def audit_user_action(
     settings: Settings,
     action: str,
     user: str,
-    parameters: dict[str, object],
+    parameters: dict[str, Any],
     *,
     actor: str,
     role: str,
+    through_suite: bool = True,
 ) -> None:
-    """Write a user action (USER_ADD, USER_REMOVE, LOGOUT_ALL) to the audit log in the suite's database;
-    Unavailable (and the action is not to be done) when it cannot be written."""
+    """Write a user action (USER_ADD, USER_REMOVE, LOGOUT_ALL) to the audit log; Unavailable (and the
+    action is not to be done) when it cannot be written.
+
+    Through the running suite's MonitorService (CreateAuditLog) when it answers, as every other writer
+    does; else straight into the audit table of the suite's database when this process has one (a
+    configured DATABASE_URL, or the SQLite file of the data directory), so users can be managed while
+    the suite is stopped. `through_suite=False` goes to the database at once (`workermon up`, before
+    the suite starts)."""
+    details = {**parameters, "via": "cli", "host": socket.gethostname()}
+    problem = "the suite is not asked"
+    if through_suite:
+        try:
+            await _append_through_suite(settings, action, user, details, actor=actor, role=role)
+            return
+        except Unavailable as exc:
+            problem = exc.message
+    if not _has_database(settings):
+        raise Unavailable(
+            f"the audit log cannot be written ({problem}) and this process has no database of the suite;"
+            " nothing was changed (start the suite, or set DATABASE_URL)",
+            reason="AUDIT_UNAVAILABLE",
+        )
+    await _append_to_database(settings, action, user, details, actor=actor, role=role)
+
+
+def _has_database(settings: Settings) -> bool:
+    from workermon_core.db import SQLITE_FILE
+
+    return bool(settings.database_url) or (settings.data_dir / SQLITE_FILE).is_file()
+
+
+async def _append_through_suite(
+    settings: Settings, action: str, user: str, details: dict[str, Any], *, actor: str, role: str
+) -> None:
+    from google.protobuf import struct_pb2
+
+    from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
+    from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
+    from workermon_core.audit_client import append_audit_log
+    from workermon_core.client import open_channel
+
+    from .runtime import authority_for
+
+    entry = mon_pb.AuditLog(
+        actor=actor,
+        role=role,
+        action=mon_pb.AuditAction.Value(f"AUDIT_ACTION_{action}"),
+        entity_type="user",
+        entity_id=user,
+        outcome=mon_pb.AUDIT_OUTCOME_SUCCEEDED,
+    )
+    parameters = struct_pb2.Struct()
+    parameters.update(details)
+    entry.parameters.CopyFrom(parameters)
+    # CreateAuditLog needs admin: whoever holds the suite's key holds that (the subject says who).
+    token = authority_for(settings).mint(cli_actor(), "admin", ttl_seconds=60)
+    channel = open_channel(settings.monitor_target or settings.grpc_address, token)
+    try:
+        await append_audit_log(mon_grpc.MonitorServiceStub(channel), entry)
+    finally:
+        await channel.close()
+
+
+async def _append_to_database(
+    settings: Settings, action: str, user: str, details: dict[str, Any], *, actor: str, role: str
+) -> None:
     from workermon_core.db import create_engine, database_url
     from workermon_core.protos import utcnow
     from workermon_monitor.audit.store import AuditEntry, AuditStore
@@ -193,7 +259,7 @@ async def audit_user_action(
                 entity_type="user",
                 entity_id=user,
                 outcome="SUCCEEDED",
-                parameters=json.dumps({**parameters, "via": "cli", "host": socket.gethostname()}),
+                parameters=json.dumps(details),
             )
         )
     except Exception as exc:
