@@ -139,6 +139,8 @@ async def _up(settings: Settings, demo: bool) -> None:
             # The suite is not started yet: its database, just migrated, takes the entry.
             through_suite=False,
         )
+    # Before starting: a start that fails must not lose the only showing of the password.
+    first_line = show_first_password(first, settings.data_dir) if first is not None else None
     suite = await start_suite(settings, registry.ALL)
     demo_handle = None
     try:
@@ -146,7 +148,6 @@ async def _up(settings: Settings, demo: bool) -> None:
             from .demo import start_demo
 
             demo_handle = await start_demo(suite)
-        first_line = show_first_password(first, settings.data_dir) if first is not None else None
         _banner(suite, demo_handle is not None, first_line)
         await _serve_forever(suite)
     finally:
