@@ -1252,7 +1252,7 @@ export interface components {
             role?: string;
             /** @description What was attempted. */
             action?: components["schemas"]["workermon.monitor.v1.AuditAction"];
-            /** @description queue, job, worker or incident. */
+            /** @description queue, job, worker, incident or user. */
             entityType?: string;
             /** @description The target: a queue name, "queue/job id", a worker id or an incident id. */
             entityId?: string;

@@ -83,7 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="print a token signed with the suite's key")
     token.add_argument("--role", required=True, choices=sorted(ROLE_NAMES))
     token.add_argument("--sub", required=True, help="subject: who the token is for")
-    token.add_argument("--ttl", type=float, default=3600.0, help="validity in seconds (default 3600)")
+    token.add_argument(
+        "--ttl",
+        type=float,
+        default=3600.0,
+        help="validity in seconds (default 3600; `user logout-all` voids tokens up to 90 days old)",
+    )
     register_user_command(sub)
     return parser
 
