@@ -18,7 +18,9 @@ from tests.support.bull import delete_suite_keys
 from tests.support.suites import Config
 from workermon_cli.runtime import migrate, open_dependencies, start_suite
 from workermon_cli.user_cmd import FIRST_PASSWORD_FILE, ensure_first_admin, show_first_password
+from workermon_core.auth import load_or_create_secret
 from workermon_core.logging import configure_logging
+from workermon_core.private_files import secure_data_dir
 from workermon_core.redis_store import connect
 
 
@@ -132,3 +134,21 @@ def test_the_password_goes_to_the_terminal_and_nowhere_else(
     output = capsys.readouterr()
     assert first.password not in output.out + output.err + caplog.text
     assert not (data / FIRST_PASSWORD_FILE).exists()
+
+
+def test_a_directory_not_ours_to_change_does_not_stop_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loose_umask: None
+) -> None:
+    # As a Kubernetes emptyDir is to the pod's user (root's, with the fsGroup): chmod is refused.
+    data = tmp_path / "volume"
+    data.mkdir()
+    os.chmod(data, 0o2775)
+
+    def refused(path: object, mode: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "chmod", refused)
+    secure_data_dir(data)
+    assert load_or_create_secret(None, data)
+    # The secret itself is created owner-only all the same (by open's mode, not chmod).
+    assert _mode(data / "jwt-secret") == 0o600

@@ -11,6 +11,10 @@ import os
 import stat
 from pathlib import Path
 
+import structlog
+
+log = structlog.get_logger("workermon.files")
+
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
@@ -51,8 +55,14 @@ def write_private_file(path: Path, text: str) -> bool:
 
 def _restrict(path: Path, mode: int) -> None:
     current = stat.S_IMODE(path.stat().st_mode)
-    if current & 0o077:
+    if not current & 0o077:
+        return
+    try:
         os.chmod(path, current & mode)
+    except OSError as exc:
+        # Not ours to change: a volume mounted by someone else (a Kubernetes emptyDir belongs to root
+        # with the pod's fsGroup), a read-only file system. Starting matters more; say so once here.
+        log.warning("not_made_private", path=str(path), mode=oct(current), error=exc.strerror or str(exc))
 
 
 def secure_data_dir(path: Path) -> None:
