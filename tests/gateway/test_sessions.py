@@ -93,6 +93,11 @@ async def test_refresh_renews_the_token_and_reads_the_role_again(gateway: Gatewa
     # A refresh token is not an access token.
     as_bearer = await browser.get(f"{AUTH}/me", headers={"authorization": f"Bearer {cookie}"})
     assert as_bearer.status_code == 401
+    # Logging out forgets this browser's cookie: nothing left to refresh with.
+    out = await browser.post(f"{AUTH}/logout")
+    assert out.status_code == 204 and browser.cookies.get(REFRESH_COOKIE) is None
+    after = await browser.post(f"{AUTH}/refresh")
+    assert after.status_code == 401 and after.json()["error"]["details"][0]["reason"] == "TOKEN_MISSING"
     # Without the cookie there is nothing to refresh.
     anonymous = await gateway.client(None).post(f"{AUTH}/refresh")
     assert (
