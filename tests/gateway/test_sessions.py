@@ -18,6 +18,8 @@ from tests.support.fakes import TEST_SECRET
 from tests.support.gateway import Gateway, start_gateway_suite, stop_gateway_suite
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
+from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
+from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_cli.main import main
 from workermon_cli.user_cmd import cli_actor
 from workermon_core.client import open_channel
@@ -200,3 +202,25 @@ async def test_logins_are_audited_with_the_address_and_the_reason(gateway: Gatew
         ),
         ("victor", "viewer", "AUDIT_OUTCOME_SUCCEEDED", {"username": "victor", "address": "127.0.0.1"}, None),
     ]
+
+
+async def test_create_audit_log_takes_the_new_actions_about_users_only(gateway: Gateway) -> None:
+    channel = open_channel(gateway.suite.grpc_target, gateway.token("admin", "gateway"))
+    try:
+        monitor = mon_grpc.MonitorServiceStub(channel)
+        entry = mon_pb.AuditLog(
+            actor="anonymous",
+            role="none",
+            action=mon_pb.AUDIT_ACTION_LOGIN,
+            entity_id="walter",
+            outcome=mon_pb.AUDIT_OUTCOME_DENIED,
+        )
+        written = (await monitor.CreateAuditLog(mon_pb.CreateAuditLogRequest(audit_log=entry))).audit_log
+        assert (written.entity_type, written.entity_id, written.action) == ("user", "walter", entry.action)
+        entry.entity_type = "incident"
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await monitor.CreateAuditLog(mon_pb.CreateAuditLogRequest(audit_log=entry))
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "audit_log.entity_type" in (refused.value.details() or "")
+    finally:
+        await channel.close()
