@@ -1,5 +1,5 @@
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
-import { api, loadSession, onUnauthorized, saveSession, type Session } from "./api/client";
+import { api, loadSession, onRenewed, onUnauthorized, renewSession, saveSession, sessionFrom, type Session } from "./api/client";
 import type { LoginResponse, Role } from "./api/types";
 
 interface Auth {
@@ -25,35 +25,41 @@ export function AuthProvider({ children, initial }: { children: ReactNode; initi
       setSession(null);
       setExpired(true);
     });
-    return () => onUnauthorized(null);
+    onRenewed(setSession);
+    return () => {
+      onUnauthorized(null);
+      onRenewed(null);
+    };
   }, []);
 
-  // The token is short-lived: go back to the login page when it runs out.
+  // The access token is short-lived: renew it with the refresh cookie a minute before it runs out
+  // (at 80 % of a life of two minutes or less); back to the login page only when that is refused.
   useEffect(() => {
     if (!session?.expiresAt) return;
-    const ms = session.expiresAt - Date.now();
+    const left = session.expiresAt - Date.now();
+    const ms = left > 120_000 ? left - 60_000 : left * 0.8;
     const timer = window.setTimeout(() => {
-      saveSession(null);
-      setSession(null);
-      setExpired(true);
+      void renewSession().then((renewed) => {
+        if (renewed) return;
+        saveSession(null);
+        setSession(null);
+        setExpired(true);
+      });
     }, Math.max(0, Math.min(ms, 2_147_000_000)));
     return () => window.clearTimeout(timer);
   }, [session]);
 
   const login = useCallback(async (username: string, password: string) => {
     const r = await api<LoginResponse>("/v1/auth/login", { method: "POST", body: { username, password }, auth: false });
-    const s: Session = {
-      token: r.accessToken,
-      username: r.username ?? username,
-      role: r.role,
-      expiresAt: Date.now() + (r.expiresIn ?? 900) * 1000,
-    };
+    const s = sessionFrom(r, username);
     saveSession(s);
     setExpired(false);
     setSession(s);
   }, []);
 
   const logout = useCallback(() => {
+    // Forget this browser's refresh cookie too; other sessions stay logged in.
+    void api("/v1/auth/logout", { method: "POST", auth: false }).catch(() => undefined);
     saveSession(null);
     setExpired(false);
     setSession(null);

@@ -7,6 +7,7 @@ import json
 import os
 import stat
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,14 +16,29 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from tests.support.bull import delete_suite_keys
 from tests.support.fakes import FakeClock
 from tests.support.suites import Config
+from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_cli.main import main
+from workermon_cli.runtime import migrate
 from workermon_cli.user_cmd import ensure_first_admin
 from workermon_core.auth import TokenAuthority
+from workermon_core.peer import Peer
+from workermon_core.redis_store import connect
+from workermon_core.settings import load_settings
+from workermon_gateway.auth_audit import AuthAudit
 from workermon_gateway.login import AttemptLimiter, login_routes
 from workermon_gateway.security import security_middleware
-from workermon_gateway.users import UnknownUser, UserError, UserExists, UserStore, users_path
+from workermon_gateway.users import (
+    ReservedName,
+    UnknownUser,
+    UserError,
+    UserExists,
+    UserStore,
+    WeakPassword,
+    users_path,
+)
 
 SECRET = "login-secret-" + "l" * 40
 PASSWORD = "correct horse battery staple"
@@ -250,12 +266,24 @@ def test_store_reloads_when_the_file_changes(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+async def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> AsyncIterator[Path]:
+    """`workermon` reading only this test's settings: its data directory (users file, SQLite audit log,
+    migrated), the test Redis under a prefix of its own (revocations; deleted afterwards)."""
     for name in list(os.environ):
         if name.startswith("WORKERMON_"):
             monkeypatch.delenv(name)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    prefix = "wmcli-" + uuid.uuid4().hex[:10]
     monkeypatch.setenv("WORKERMON_DATA_DIR", str(tmp_path / "data"))
-    return tmp_path / "data" / "users.json"
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("WORKERMON_REDIS_PREFIX", prefix)
+    await migrate(load_settings())
+    yield tmp_path / "data" / "users.json"
+    client = connect(redis_url)
+    try:
+        await delete_suite_keys(client, prefix)
+    finally:
+        await client.aclose()
 
 
 def test_user_cli_add_list_remove(
@@ -305,8 +333,10 @@ def test_user_cli_refusals(
 
 def test_ensure_first_admin(tmp_path: Path) -> None:
     settings = _settings(tmp_path)
-    password = ensure_first_admin(settings.core, settings.gateway)
-    assert password is not None and len(password) >= 12
+    first = ensure_first_admin(settings.core, settings.gateway)
+    assert first is not None and first.password is not None
+    password = first.password
+    assert len(password) >= 12
     store = UserStore(users_path(settings.gateway, settings.data_dir))
     assert [(u.name, u.role) for u in store.list()] == [("admin", "admin")]
     assert store.verify("admin", password) == "admin"
@@ -320,3 +350,96 @@ def test_ensure_first_admin_leaves_existing_users_alone(tmp_path: Path) -> None:
     UserStore(custom).add("ops", "operator", PASSWORD)
     assert ensure_first_admin(settings.core, settings.gateway) is None
     assert [u.name for u in UserStore(custom).list()] == ["ops"]
+
+
+# --- password policy, reserved names, an audit log that cannot be written --------------------------
+
+
+def test_passwords_easy_to_guess_are_refused_saying_why(tmp_path: Path) -> None:
+    store = UserStore(tmp_path / "users.json")
+    with pytest.raises(WeakPassword) as common:
+        store.add("kim", "viewer", "password1234")
+    assert common.value.field == "password"
+    assert "too easy to guess" in str(common.value) and "very common password" in str(common.value)
+    with pytest.raises(WeakPassword) as repeated:
+        store.add("kim", "viewer", "aaaaaaaaaaaaaaaa")
+    assert "Repeats" in str(repeated.value)
+    # The user's own name, and this product's, are the first guesses.
+    with pytest.raises(WeakPassword):
+        store.add("kimberly.jones", "viewer", "kimberly.jones1")
+    with pytest.raises(WeakPassword) as short:
+        store.add("kim", "viewer", "x7Qp-L2m")
+    assert str(short.value) == "password must be at least 12 characters"
+    store.add("kim", "viewer", PASSWORD)
+    assert store.verify("kim", PASSWORD) == "viewer"
+
+
+def test_the_name_system_is_reserved(tmp_path: Path) -> None:
+    store = UserStore(tmp_path / "users.json")
+    for name in ("system", "SYSTEM"):
+        with pytest.raises(ReservedName, match="reserved"):
+            store.add(name, "admin", PASSWORD)
+    assert len(store) == 0
+
+
+def test_the_cli_changes_nothing_it_cannot_audit(
+    cli_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No suite answers and this process has no database of the suite (a fresh data directory).
+    monkeypatch.setenv("WORKERMON_DATA_DIR", str(tmp_path / "fresh"))
+    monkeypatch.setenv("WORKERMON_USERS_FILE", str(cli_env))
+    monkeypatch.setenv("WORKERMON_MONITOR_TARGET", "127.0.0.1:1")
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["user", "add", "nina", "--role", "viewer", "--password-stdin"]) == 1
+    err = capsys.readouterr().err
+    assert "audit log cannot be written" in err and "nothing was changed" in err
+    assert UserStore(cli_env).role_of("nina") is None
+    assert not (tmp_path / "fresh" / "workermon.db").exists()
+
+
+def test_the_cli_mints_no_token_for_system(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["token", "--role", "admin", "--sub", "system"]) == 2
+    assert "--sub" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("password1234\n"))
+    assert main(["user", "add", "lee", "--role", "viewer", "--password-stdin"]) == 1
+    err = capsys.readouterr().err
+    assert "password is too easy to guess: This is a very common password." in err
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["user", "add", "system", "--role", "admin", "--password-stdin"]) == 1
+    assert "reserved" in capsys.readouterr().err
+
+
+def test_a_supplied_first_admin_password_meets_the_policy(tmp_path: Path) -> None:
+    weak = _settings(tmp_path, first_admin_password="admin12345678")
+    with pytest.raises(WeakPassword) as refused:
+        ensure_first_admin(weak.core, weak.gateway)
+    assert refused.value.field == "WORKERMON_FIRST_ADMIN_PASSWORD"
+    good = _settings(tmp_path, first_admin_password=PASSWORD)
+    first = ensure_first_admin(good.core, good.gateway)
+    assert first is not None and first.password is None
+    assert UserStore(users_path(good.gateway, good.data_dir)).verify("admin", PASSWORD) == "admin"
+
+
+async def test_while_the_audit_log_is_down_logins_are_refused_and_failures_still_refused(
+    tmp_path: Path,
+) -> None:
+    settings = _settings(tmp_path)
+    users = UserStore(users_path(settings.gateway, settings.data_dir))
+    users.add("mona", "viewer", PASSWORD)
+    authority = TokenAuthority(SECRET)
+    # A monitor that does not answer: nothing listens on port 1.
+    monitor = Peer("127.0.0.1:1", mon_grpc.MonitorServiceStub, lambda: authority.mint("gateway", "admin"))
+    app = Starlette(routes=login_routes(settings.gateway, users, authority, audit=AuthAudit(monitor)))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway.test") as client:
+            wrong = await client.post(LOGIN, json={"username": "mona", "password": "not the right one!"})
+            assert wrong.status_code == 401
+            right = await client.post(LOGIN, json={"username": "mona", "password": PASSWORD})
+            assert right.status_code == 503
+            assert _error(right)["details"][0]["reason"] == "AUDIT_UNAVAILABLE"
+            assert "accessToken" not in right.text and "set-cookie" not in right.headers
+    finally:
+        await monitor.close()

@@ -317,3 +317,23 @@ async def test_a_viewer_cannot_act(ui: UI) -> None:
     row = page.get_by_test_id(f"incident-row-{incident['id']}")
     await expect_refused(page, row.get_by_role("button", name="Acknowledge"), "Needs the operator role")
     await expect_refused(page, row.get_by_role("button", name="Resolve"), "Needs the admin role")
+
+
+async def test_an_expired_token_is_renewed_and_the_page_stays_logged_in(ui: UI) -> None:
+    page = await ui.login("viewer")
+    await nav(page, "Workers")
+    await expect(page.get_by_test_id(f"worker-row-{ui.workload.payments_worker_id}")).to_be_visible()
+    # The access token runs out while the page is open (a wall dashboard overnight): the next call is
+    # refused with TOKEN_EXPIRED, the page trades its refresh cookie for a new token and carries on.
+    expired = ui.gateway.authority.mint(USERS["viewer"], "viewer", ttl_seconds=-10)
+    await page.evaluate("token => sessionStorage.setItem('workermon.token', token)", expired)
+    await nav(page, "Audit log")
+    await nav(page, "Workers")
+
+    async def renewed() -> bool:
+        token = await page.evaluate("sessionStorage.getItem('workermon.token')")
+        return token not in (None, expired)
+
+    await until(renewed, limit=10, what="a renewed access token")
+    await expect(page.get_by_test_id(f"worker-row-{ui.workload.payments_worker_id}")).to_be_visible()
+    await expect(page.get_by_role("button", name="Log in")).to_have_count(0)

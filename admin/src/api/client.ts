@@ -1,4 +1,7 @@
 // The HTTP client: bearer token from sessionStorage, errors in the gateway's shape, 401 → login.
+// An expired access token (401 TOKEN_EXPIRED) is renewed once with the refresh cookie (httpOnly, set
+// by the gateway at login) and the request retried, so a wall dashboard stays logged in.
+import type { LoginResponse } from "./types";
 
 const TOKEN_KEY = "workermon.token";
 const USER_KEY = "workermon.user";
@@ -46,6 +49,57 @@ export class ApiError extends Error {
 }
 
 let unauthorizedHandler: (() => void) | null = null;
+let renewedHandler: ((s: Session) => void) | null = null;
+let renewing: Promise<Session | null> | null = null;
+
+/** Called with the new session whenever the access token is renewed. */
+export function onRenewed(handler: ((s: Session) => void) | null): void {
+  renewedHandler = handler;
+}
+
+/** The session of a login (or refresh) reply. */
+export function sessionFrom(r: LoginResponse, username: string): Session {
+  return {
+    token: r.accessToken,
+    username: r.username ?? username,
+    role: r.role,
+    expiresAt: Date.now() + (r.expiresIn ?? 900) * 1000,
+  };
+}
+
+/** Trade the refresh cookie for a new access token; null when it is missing, expired or revoked.
+ * Concurrent callers share one request. */
+export function renewSession(): Promise<Session | null> {
+  if (!renewing) {
+    renewing = (async () => {
+      try {
+        const response = await fetch(`${API_BASE}/v1/auth/refresh`, {
+          method: "POST",
+          headers: { Accept: "application/json" },
+          credentials: "same-origin",
+        });
+        if (!response.ok) return null;
+        const s = sessionFrom((await response.json()) as LoginResponse, "");
+        saveSession(s);
+        renewedHandler?.(s);
+        return s;
+      } catch {
+        return null;
+      } finally {
+        renewing = null;
+      }
+    })();
+  }
+  return renewing;
+}
+
+function errorReason(details: unknown[]): string | undefined {
+  for (const d of details) {
+    const reason = (d as { reason?: unknown } | null)?.reason;
+    if (typeof reason === "string") return reason;
+  }
+  return undefined;
+}
 
 /** Called on any 401: the session is over, the app shows the login page. */
 export function onUnauthorized(handler: (() => void) | null): void {
@@ -73,7 +127,7 @@ export function queryString(params: Query = {}): string {
 
 export async function api<T>(
   path: string,
-  options: { method?: string; body?: unknown; query?: Query; signal?: AbortSignal; auth?: boolean } = {},
+  options: { method?: string; body?: unknown; query?: Query; signal?: AbortSignal; auth?: boolean; retried?: boolean } = {},
 ): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json" };
   const token = sessionStorage.getItem(TOKEN_KEY);
@@ -108,6 +162,9 @@ export async function api<T>(
       err?.message ?? (response.statusText || `HTTP ${response.status}`),
       err?.details ?? [],
     );
+    if (response.status === 401 && options.auth !== false && !options.retried && errorReason(error.details) === "TOKEN_EXPIRED") {
+      if (await renewSession()) return api<T>(path, { ...options, retried: true });
+    }
     if (response.status === 401 && options.auth !== false) {
       saveSession(null);
       unauthorizedHandler?.();

@@ -1249,10 +1249,14 @@ export interface components {
          *     - `AUDIT_ACTION_WORKER_OFFLINE`: A worker went offline (from HeartbeatService).
          *     - `AUDIT_ACTION_INCIDENT_ACKNOWLEDGE`: An incident was acknowledged (written by IncidentService).
          *     - `AUDIT_ACTION_INCIDENT_RESOLVE`: An incident was resolved (written by IncidentService).
+         *     - `AUDIT_ACTION_LOGIN`: A login to the gateway, succeeded or refused (written by the gateway; entity: the user).
+         *     - `AUDIT_ACTION_USER_ADD`: A user was created or replaced (`workermon user add`; entity: the user).
+         *     - `AUDIT_ACTION_USER_REMOVE`: A user was removed, their tokens revoked (`workermon user remove`; entity: the user).
+         *     - `AUDIT_ACTION_LOGOUT_ALL`: Every token of a user was revoked ("log out everywhere", gateway or CLI; entity: the user).
          *     - `AUDIT_ACTION_WORKER_COMMAND`: HeartbeatService.SendCommand called directly (refused unless a suite service sends it).
          * @enum {string}
          */
-        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_WORKER_COMMAND";
+        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND";
         /** @description AuditLog is one audit entry. */
         "workermon.monitor.v1.AuditLog": {
             /**
@@ -1271,7 +1275,7 @@ export interface components {
             role?: string;
             /** @description What was attempted. */
             action?: components["schemas"]["workermon.monitor.v1.AuditAction"];
-            /** @description queue, job, worker or incident. */
+            /** @description queue, job, worker, incident or user. */
             entityType?: string;
             /** @description The target: a queue name, "queue/job id", a worker id or an incident id. */
             entityId?: string;

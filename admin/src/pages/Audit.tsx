@@ -27,6 +27,10 @@ const ACTIONS = [
   "WORKER_OFFLINE",
   "INCIDENT_ACKNOWLEDGE",
   "INCIDENT_RESOLVE",
+  "LOGIN",
+  "USER_ADD",
+  "USER_REMOVE",
+  "LOGOUT_ALL",
 ];
 
 export default function AuditPage() {

@@ -11,7 +11,7 @@ import sys
 import structlog
 from sqlalchemy.engine import make_url
 
-from workermon_core.auth import ROLE_NAMES
+from workermon_core.auth import ROLE_NAMES, check_worker_binding
 from workermon_core.db import database_url
 from workermon_core.logging import configure_logging
 from workermon_core.settings import ConfigError, Settings, load_settings
@@ -83,7 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     token = sub.add_parser("token", help="print a token signed with the suite's key")
     token.add_argument("--role", required=True, choices=sorted(ROLE_NAMES))
     token.add_argument("--sub", required=True, help="subject: who the token is for")
-    token.add_argument("--ttl", type=float, default=3600.0, help="validity in seconds (default 3600)")
+    token.add_argument(
+        "--ttl",
+        type=float,
+        default=3600.0,
+        help="validity in seconds (default 3600; `user logout-all` voids tokens up to 90 days old)",
+    )
     token.add_argument(
         "--worker",
         default=None,
@@ -106,10 +111,16 @@ def _print_token(args: argparse.Namespace, settings: Settings) -> int:
     if args.role != "worker" and args.worker:
         print("workermon token: --worker is only for --role worker", file=sys.stderr)
         return 2
+    if args.worker is not None:
+        try:
+            check_worker_binding(args.worker)
+        except ValueError as exc:
+            print(f"workermon token: --worker: {exc}", file=sys.stderr)
+            return 2
     try:
         print(authority_for(settings).mint(args.sub, args.role, args.ttl, worker=args.worker))
     except ValueError as exc:
-        print(f"workermon token: --worker: {exc}", file=sys.stderr)
+        print(f"workermon token: --sub: {exc}", file=sys.stderr)
         return 2
     return 0
 
@@ -150,9 +161,23 @@ async def _serve(settings: Settings, target: str, http: bool | None) -> None:
 
 async def _up(settings: Settings, demo: bool) -> None:
     await migrate(settings)
-    from .user_cmd import ensure_first_admin
+    from .user_cmd import audit_user_action, ensure_first_admin, show_first_password
 
-    first_password = ensure_first_admin(settings)
+    first = ensure_first_admin(settings)
+    if first is not None:
+        # The suite itself creates the first admin: `system` acts.
+        await audit_user_action(
+            settings,
+            "USER_ADD",
+            first.name,
+            {"role": "admin", "first_admin": True},
+            actor="system",
+            role="system",
+            # The suite is not started yet: its database, just migrated, takes the entry.
+            through_suite=False,
+        )
+    # Before starting: a start that fails must not lose the only showing of the password.
+    first_line = show_first_password(first, settings.data_dir) if first is not None else None
     suite = await start_suite(settings, registry.ALL)
     demo_handle = None
     try:
@@ -160,7 +185,7 @@ async def _up(settings: Settings, demo: bool) -> None:
             from .demo import start_demo
 
             demo_handle = await start_demo(suite)
-        _banner(suite, demo_handle is not None, first_password)
+        _banner(suite, demo_handle is not None, first_line)
         await _serve_forever(suite)
     finally:
         if demo_handle is not None:
@@ -173,7 +198,8 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-def _banner(suite: Suite, demo: bool, first_password: str | None = None) -> None:
+def _banner(suite: Suite, demo: bool, first_admin: str | None = None) -> None:
+    """What runs where, on stdout; never the first admin's password (stdout may be a kept log)."""
     s = suite.settings
     gw = suite.deps.settings(GatewaySettings)
     queues = suite.deps.settings(QueueSettings)
@@ -196,15 +222,14 @@ def _banner(suite: Suite, demo: bool, first_password: str | None = None) -> None
         "",
         *(
             [
-                "  First admin (shown only once; change it: workermon user add admin --replace):",
-                "    user admin",
-                f"    password {first_password}",
+                "  First admin (change it: workermon user add admin --role admin --replace):",
+                first_admin,
                 f"    curl -s -X POST {suite.http_url}{gw.base_path}/v1/auth/login "
                 "-H 'content-type: application/json' \\",
-                f'      -d \'{{"username": "admin", "password": "{first_password}"}}\'',
+                '      -d \'{"username": "admin", "password": "<password>"}\'',
                 "",
             ]
-            if first_password
+            if first_admin
             else [
                 "  Log in as a user of `workermon user list` (add: `workermon user add NAME --role R`).",
                 "",

@@ -3,22 +3,31 @@ registry, and shutdown in the right order."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from workermon_core.auth import TokenAuthority, authority_from_settings
+from workermon_core.background import Every
 from workermon_core.db import database_url
 from workermon_core.modules import Built, Deps, Module
+from workermon_core.private_files import secure_data_dir
 from workermon_core.redis_supervisor import RedisSupervisor
+from workermon_core.revocation import RevocationList
 from workermon_core.server import SuiteServer, start_server
 from workermon_core.settings import Settings
 from workermon_gateway.module import Gateway
 from workermon_queues.settings import QueueSettings
 
 from . import registry
+
+log = structlog.get_logger("workermon")
 
 
 async def migrate(settings: Settings, url: str | None = None) -> list[str]:
@@ -32,9 +41,10 @@ async def migrate(settings: Settings, url: str | None = None) -> list[str]:
     return done
 
 
-def authority_for(settings: Settings) -> TokenAuthority:
-    """The token authority: the configured (or kept) HS256 secret plus any configured RS256 keys."""
-    return authority_from_settings(settings)
+def authority_for(settings: Settings, revocations: RevocationList | None = None) -> TokenAuthority:
+    """The token authority: the configured (or kept) HS256 secret plus any configured RS256 keys,
+    refusing what `revocations` voids when given."""
+    return authority_from_settings(settings, revocations)
 
 
 def open_dependencies(
@@ -46,9 +56,10 @@ def open_dependencies(
     clock: Callable[[], float] = time.time,
 ) -> Deps:
     """The process's dependencies; the suite's Redis (configured or embedded) opens on first use."""
+    secure_data_dir(settings.data_dir)
     deps = Deps(
         core=settings,
-        authority=authority or authority_for(settings),
+        authority=authority or authority_for(settings, RevocationList()),
         overrides=dict(overrides or {}),
         options=dict(options or {}),
         clock=clock,
@@ -71,6 +82,8 @@ class Suite:
     started_http: list[str] = field(default_factory=list)
     # Restarts the embedded Redis when it dies (None with a configured REDIS_URL).
     redis_supervisor: RedisSupervisor | None = None
+    # Keeps the authority's copy of the token revocations current (None: the authority checks none).
+    revocation_sync: asyncio.Task[None] | None = None
 
     @property
     def targets(self) -> list[str]:
@@ -120,9 +133,28 @@ class Suite:
         self.started_http.clear()
         if self.server is not None:
             await self.server.stop(grace)
+        if self.revocation_sync is not None:
+            self.revocation_sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.revocation_sync
+            self.revocation_sync = None
         if self.redis_supervisor is not None:
             await self.redis_supervisor.stop()
         await self.deps.close()
+
+
+async def _start_revocation_sync(settings: Settings, deps: Deps) -> asyncio.Task[None] | None:
+    """Read the token revocations once before serving, then every few seconds in the background."""
+    store = deps.revocation_store()
+    if store is None:
+        return None
+    try:
+        await store.sync()
+    except Exception as exc:
+        # Not fatal: the suite's Redis may come up after the process; the loop keeps trying.
+        log.warning("revocations_unreadable", error=str(exc))
+    job = Every("token revocations", settings.revocation_refresh_seconds, store.sync)
+    return asyncio.create_task(job(), name="revocation-sync")
 
 
 async def start_suite(
@@ -142,6 +174,7 @@ async def start_suite(
         if deps.embedded_redis is not None:
             suite.redis_supervisor = RedisSupervisor(deps.embedded_redis)
             suite.redis_supervisor.start()
+        suite.revocation_sync = await _start_revocation_sync(settings, deps)
         specs = [built.grpc for built in suite.built.values() if built.grpc is not None]
         if specs:
             suite.server = await start_server(

@@ -23,8 +23,10 @@ from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core.auth import TokenAuthority
 from workermon_core.peer import Peer, ServiceTokens
+from workermon_core.revocation import RevocationStore
 from workermon_core.settings import Settings
 
+from .auth_audit import AuthAudit
 from .login import login_routes
 from .metrics import metrics_middleware, metrics_routes
 from .security import security_middleware
@@ -60,15 +62,23 @@ def gateway_extras(
     core: Settings,
     authority: TokenAuthority,
     target_of: Callable[[str], str | Callable[[], str]],
+    revocations: RevocationStore | None = None,
 ) -> GatewayExtras:
     """Login, live stream (overview, workers, incidents), metrics, CORS and security headers; each
-    service is reached where `target_of` (its gRPC full name) says."""
+    service is reached where `target_of` (its gRPC full name) says. `revocations` backs log out
+    everywhere."""
     tokens = ServiceTokens(authority, "gateway", "viewer")
+    # Audit entries are appended with the gateway's own admin identity (CreateAuditLog needs admin).
+    auditor_tokens = ServiceTokens(authority, "gateway", "admin")
 
     def peer(stub: Any, service: Any) -> Peer[Any]:
         return Peer(target_of(service.full_name), stub, tokens.own)
 
-    monitor = peer(mon_grpc.MonitorServiceStub, mon_pb.DESCRIPTOR.services_by_name["MonitorService"])
+    monitor_service = mon_pb.DESCRIPTOR.services_by_name["MonitorService"]
+    monitor = peer(mon_grpc.MonitorServiceStub, monitor_service)
+    audit_log: Peer[Any] = Peer(
+        target_of(monitor_service.full_name), mon_grpc.MonitorServiceStub, auditor_tokens.own
+    )
     heartbeat = peer(hb_grpc.HeartbeatServiceStub, hb_pb.DESCRIPTOR.services_by_name["HeartbeatService"])
     collector = peer(col_grpc.CollectorServiceStub, col_pb.DESCRIPTOR.services_by_name["CollectorService"])
     incidents = peer(inc_grpc.IncidentServiceStub, inc_pb.DESCRIPTOR.services_by_name["IncidentService"])
@@ -80,11 +90,17 @@ def gateway_extras(
         sources=[IncidentFollower(incidents)],
     )
     routes: list[BaseRoute] = [
-        *login_routes(settings, UserStore(users_path(settings, core.data_dir)), authority),
+        *login_routes(
+            settings,
+            UserStore(users_path(settings, core.data_dir)),
+            authority,
+            revocations=revocations,
+            audit=AuthAudit(audit_log),
+        ),
         *stream_routes(settings, live, authority),
         *metrics_routes(settings, monitor, collector, heartbeat, incidents=incidents),
     ]
     # Security headers outermost, so every answer carries them; request metrics see every request.
     middleware = [*security_middleware(settings), *metrics_middleware()]
-    peers: list[Peer[object]] = [monitor, heartbeat, collector, incidents]
+    peers: list[Peer[object]] = [monitor, heartbeat, collector, incidents, audit_log]
     return GatewayExtras(routes, middleware, live, peers)

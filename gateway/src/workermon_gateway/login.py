@@ -1,8 +1,20 @@
-"""Logging in with a name and password for a bearer token, and asking who a token belongs to.
+"""Logging in with a name and password for a bearer token, refreshing it, logging out (everywhere),
+and asking who a token belongs to.
 
 `POST {base}/v1/auth/login` answers the same 401 whether the name is unknown or the password wrong,
 and limits attempts per client address (the address the ASGI server reports: behind a reverse proxy,
 run uvicorn with --proxy-headers and --forwarded-allow-ips so that it is the real client's).
+
+Access tokens are short-lived (WORKERMON_TOKEN_TTL_SECONDS). Login also sets a refresh token in an
+httpOnly, SameSite=Strict cookie scoped to `{base}/v1/auth`, which `POST {base}/v1/auth/refresh`
+exchanges for a new access token (and a new cookie) while the user still exists and has not been
+logged out everywhere since the cookie was issued; the role is read again from the users file.
+
+Every login is audited (workermon_gateway.auth_audit): a refused one best-effort (the refusal stands
+whether or not the audit log can be written: refusing is never less safe), a successful one before the
+token is issued: while the audit log cannot be written, logins are refused with 503 AUDIT_UNAVAILABLE
+rather than done unaudited. Rate-limited attempts and malformed bodies are not audited (the limiter
+bounds them per address; the log would only fill with noise).
 """
 
 from __future__ import annotations
@@ -11,14 +23,18 @@ import math
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+import structlog
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from workermon.common.v1 import access_pb2
+from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon_core import validation
-from workermon_core.auth import TokenAuthority, bearer_token
+from workermon_core.auth import Principal, TokenAuthority, authorize, bearer_token
 from workermon_core.errors import (
     DomainError,
     InvalidArgument,
@@ -26,15 +42,20 @@ from workermon_core.errors import (
     Unauthenticated,
     Unavailable,
 )
+from workermon_core.revocation import RevocationStore
 
+from .auth_audit import ANONYMOUS, AuthAudit
 from .errors import domain_error_response
 from .settings import GatewaySettings
-from .users import MAX_PASSWORD_LENGTH, UsersFileError, UserStore
+from .users import MAX_PASSWORD_LENGTH, UserError, UsersFileError, UserStore, check_name
+
+log = structlog.get_logger("workermon.gateway.login")
 
 _BAD_CREDENTIALS = "invalid username or password"
 # A login body is two short strings; anything much larger is not one.
 _MAX_BODY_BYTES = 8192
 _NO_STORE = {"Cache-Control": "no-store"}
+REFRESH_COOKIE = "workermon_refresh"
 
 
 class AttemptLimiter:
@@ -124,19 +145,37 @@ async def _credentials(request: Request) -> tuple[str, str] | JSONResponse:
     return username, password
 
 
-def login_routes(
-    settings: GatewaySettings,
-    users: UserStore,
-    authority: TokenAuthority,
-    *,
-    limiter: AttemptLimiter | None = None,
-) -> list[Route]:
-    """`POST {base}/v1/auth/login` (name and password for a token) and `GET {base}/v1/auth/me`."""
-    attempts = limiter or AttemptLimiter(settings.login_attempts_per_minute)
-    ttl = int(settings.token_ttl_seconds)
+def _principal(request: Request, authority: TokenAuthority) -> Principal:
+    header = request.headers.get("authorization")
+    return authority.verify(bearer_token((("authorization", header),) if header else None))
 
-    async def login(request: Request) -> Response:
-        wait = attempts.hit(_client_address(request))
+
+class _Sessions:
+    """The handlers: login, refresh, logout, log out everywhere (own, or a user's as admin), me."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        users: UserStore,
+        authority: TokenAuthority,
+        limiter: AttemptLimiter,
+        *,
+        revocations: RevocationStore | None,
+        audit: AuthAudit | None,
+    ) -> None:
+        self.users = users
+        self.authority = authority
+        self.attempts = limiter
+        self.revocations = revocations
+        self.audit = audit
+        self.ttl = int(settings.token_ttl_seconds)
+        self.refresh_ttl = int(settings.refresh_token_ttl_seconds)
+        self.cookie_path = f"{settings.base_path}/v1/auth"
+
+    async def login(self, request: Request) -> Response:
+        """Name and password for an access token (and a refresh cookie)."""
+        address = _client_address(request)
+        wait = self.attempts.hit(address)
         if wait is not None:
             seconds = math.ceil(wait)
             limited = ResourceExhausted(
@@ -151,28 +190,78 @@ def login_routes(
         username, password = parsed
         try:
             # Argon2 takes tens of milliseconds of CPU: off the event loop.
-            role = await run_in_threadpool(users.verify, username, password)
+            role = await run_in_threadpool(self.users.verify, username, password)
         except UsersFileError:
             unreadable = Unavailable("the users file cannot be read; see the server log", reason="USERS_FILE")
             return auth_error(unreadable)
         if role is None:
+            await self._audit_refused(username, address, "BAD_CREDENTIALS")
             return auth_error(Unauthenticated(_BAD_CREDENTIALS, reason="BAD_CREDENTIALS"))
-        token = authority.mint(username, role, ttl)
-        return JSONResponse(
-            {
-                "accessToken": token,
-                "tokenType": "Bearer",
-                "expiresIn": ttl,
-                "role": role,
-                "username": username,
-            },
-            headers=_NO_STORE,
-        )
+        if self.audit is not None:
+            try:
+                await self.audit.write(
+                    mon_pb.AUDIT_ACTION_LOGIN,
+                    actor=username,
+                    role=role,
+                    user=username,
+                    outcome=mon_pb.AUDIT_OUTCOME_SUCCEEDED,
+                    parameters={"username": username, "address": address},
+                )
+            except Unavailable as exc:
+                return auth_error(Unavailable(f"login refused: {exc.message}", reason="AUDIT_UNAVAILABLE"))
+        return self._tokens(request, username, role)
 
-    async def me(request: Request) -> Response:
-        header = request.headers.get("authorization")
+    async def refresh(self, request: Request) -> Response:
+        """The refresh cookie for a new access token (and a new cookie)."""
+        token = request.cookies.get(REFRESH_COOKIE)
+        if not token:
+            return auth_error(Unauthenticated("no refresh token; log in", reason="TOKEN_MISSING"))
         try:
-            principal = authority.verify(bearer_token((("authorization", header),) if header else None))
+            grant = self.authority.verify_refresh(token)
+            role = self.users.role_of(grant.subject)
+        except Unauthenticated as exc:
+            return self._cleared(auth_error(exc))
+        except UsersFileError:
+            return auth_error(
+                Unavailable("the users file cannot be read; see the server log", reason="USERS_FILE")
+            )
+        if role is None:
+            gone = Unauthenticated(
+                f"user {grant.subject!r} no longer exists; log in again", reason="TOKEN_REVOKED"
+            )
+            return self._cleared(auth_error(gone))
+        return self._tokens(request, grant.subject, role)
+
+    async def logout(self, request: Request) -> Response:
+        """Forget this browser's refresh cookie (other sessions and issued tokens stay valid)."""
+        return self._cleared(Response(status_code=204, headers=_NO_STORE))
+
+    async def logout_all(self, request: Request) -> Response:
+        """Revoke every token of the caller, in every service."""
+        try:
+            principal = _principal(request, self.authority)
+        except Unauthenticated as exc:
+            return auth_error(exc)
+        answer = await self._revoke(request, principal, principal.subject)
+        return self._cleared(answer) if answer.status_code == 200 else answer
+
+    async def logout_user(self, request: Request) -> Response:
+        """Revoke every token of the named user, in every service (admin)."""
+        name = str(request.path_params["name"])
+        try:
+            principal = _principal(request, self.authority)
+            authorize(principal, "/auth/LogoutUserEverywhere", access_pb2.ROLE_ADMIN)
+            check_name(name)
+        except DomainError as exc:
+            return auth_error(exc)
+        except UserError as exc:
+            return _bad_field("name", str(exc))
+        return await self._revoke(request, principal, name)
+
+    async def me(self, request: Request) -> Response:
+        """Who the bearer token belongs to."""
+        try:
+            principal = _principal(request, self.authority)
         except Unauthenticated as exc:
             return auth_error(exc)
         return JSONResponse(
@@ -184,11 +273,118 @@ def login_routes(
             headers=_NO_STORE,
         )
 
-    base = settings.base_path
+    async def _revoke(self, request: Request, principal: Principal, subject: str) -> Response:
+        if self.revocations is None:
+            return auth_error(
+                Unavailable("token revocation is not set up here", reason="REVOCATION_UNAVAILABLE")
+            )
+        if self.audit is not None:
+            try:
+                await self.audit.write(
+                    mon_pb.AUDIT_ACTION_LOGOUT_ALL,
+                    actor=principal.subject,
+                    role=principal.role,
+                    user=subject,
+                    outcome=mon_pb.AUDIT_OUTCOME_SUCCEEDED,
+                    parameters={"address": _client_address(request)},
+                )
+            except Unavailable as exc:
+                return auth_error(exc)
+        try:
+            at = await self.revocations.revoke(subject)
+        except Exception as exc:
+            log.error("revocation_failed", subject=subject, error=str(exc))
+            down = Unavailable(
+                f"tokens could not be revoked: the suite's Redis did not answer ({exc})",
+                reason="REVOCATION_UNAVAILABLE",
+            )
+            return auth_error(down)
+        return JSONResponse({"subject": subject, "revokedAt": _iso_ms(at)}, headers=_NO_STORE)
+
+    async def _audit_refused(self, username: str, address: str, reason: str) -> None:
+        if self.audit is None:
+            return
+        try:
+            await self.audit.write(
+                mon_pb.AUDIT_ACTION_LOGIN,
+                actor=ANONYMOUS,
+                role="none",
+                user=username,
+                outcome=mon_pb.AUDIT_OUTCOME_DENIED,
+                parameters={"username": username[:128], "address": address},
+                result={"reason": reason},
+            )
+        except Unavailable as exc:
+            # The login is refused all the same; the server log keeps what the audit log could not.
+            log.warning(
+                "login_refusal_unaudited", username=username[:128], address=address, error=exc.message
+            )
+
+    def _tokens(self, request: Request, username: str, role: str) -> Response:
+        response = JSONResponse(
+            {
+                "accessToken": self.authority.mint(username, role, self.ttl),
+                "tokenType": "Bearer",
+                "expiresIn": self.ttl,
+                "role": role,
+                "username": username,
+            },
+            headers=_NO_STORE,
+        )
+        response.set_cookie(
+            REFRESH_COOKIE,
+            self.authority.mint_refresh(username, self.refresh_ttl),
+            max_age=self.refresh_ttl,
+            path=self.cookie_path,
+            # Secure whenever the browser reached us over HTTPS (behind a proxy: with --proxy-headers).
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+        return response
+
+    def _cleared(self, response: Response) -> Response:
+        response.delete_cookie(REFRESH_COOKIE, path=self.cookie_path, httponly=True, samesite="strict")
+        return response
+
+
+def login_routes(
+    settings: GatewaySettings,
+    users: UserStore,
+    authority: TokenAuthority,
+    *,
+    limiter: AttemptLimiter | None = None,
+    revocations: RevocationStore | None = None,
+    audit: AuthAudit | None = None,
+) -> list[Route]:
+    """`POST {base}/v1/auth/login` (name and password for a token), `POST .../refresh`, `POST .../logout`,
+    `POST .../logout-all`, `POST .../users/{name}/logout-all` (admin) and `GET .../me`."""
+    handlers = _Sessions(
+        settings,
+        users,
+        authority,
+        limiter or AttemptLimiter(settings.login_attempts_per_minute),
+        revocations=revocations,
+        audit=audit,
+    )
+    auth = f"{settings.base_path}/v1/auth"
     return [
-        Route(f"{base}/v1/auth/login", login, methods=["POST"], name="auth_login"),
-        Route(f"{base}/v1/auth/me", me, methods=["GET"], name="auth_me"),
+        Route(f"{auth}/login", handlers.login, methods=["POST"], name="auth_login"),
+        Route(f"{auth}/refresh", handlers.refresh, methods=["POST"], name="auth_refresh"),
+        Route(f"{auth}/logout", handlers.logout, methods=["POST"], name="auth_logout"),
+        Route(f"{auth}/logout-all", handlers.logout_all, methods=["POST"], name="auth_logout_all"),
+        Route(
+            f"{auth}/users/{{name}}/logout-all",
+            handlers.logout_user,
+            methods=["POST"],
+            name="auth_logout_user",
+        ),
+        Route(f"{auth}/me", handlers.me, methods=["GET"], name="auth_me"),
     ]
+
+
+def _iso_ms(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _iso(timestamp: float) -> str:

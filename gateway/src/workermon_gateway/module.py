@@ -16,7 +16,8 @@ from .assemble import GatewayExtras, gateway_extras
 from .settings import GatewaySettings
 from .upstream import Upstream
 
-NEEDS = Needs(peers=("heartbeat", "collector", "monitor", "incidents"))
+# The suite's Redis holds the token revocations that log out everywhere writes and every process reads.
+NEEDS = Needs(suite_redis=True, peers=("heartbeat", "collector", "monitor", "incidents"))
 # A gateway stopping lets requests in flight finish for at most this long.
 MAX_HTTP_GRACE_SECONDS = 5.0
 
@@ -72,7 +73,13 @@ class Gateway:
         self.upstream = Upstream(self.target, route=self.target_of)
         routes, layers = list(self.extra_routes), list(self.middleware)
         if self.with_extras:
-            self.extras = gateway_extras(self.settings, core, self.deps.authority, self.target_of)
+            self.extras = gateway_extras(
+                self.settings,
+                core,
+                self.deps.authority,
+                self.target_of,
+                revocations=self.deps.revocation_store(),
+            )
             routes += self.extras.routes
             layers = [*self.extras.middleware, *layers]
             await self.extras.start()

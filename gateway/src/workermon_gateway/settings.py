@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workermon_core.targets import channel_target
@@ -26,7 +26,13 @@ class GatewaySettings(BaseSettings):
     cors_origins: str = ""
     # Users who may log in (argon2 hashes), managed with `workermon user add`; default <data dir>/users.json.
     users_file: Path | None = None
+    # The first admin's password when `workermon up` creates it (unattended installs); else generated
+    # and shown once on the terminal. Held to the password policy.
+    first_admin_password: SecretStr | None = None
+    # Access tokens from login are short-lived; the admin UI renews them with the refresh cookie, which
+    # lasts this long from the last renewal (a wall dashboard stays logged in while it is open).
     token_ttl_seconds: float = Field(900.0, ge=60, le=86_400)
+    refresh_token_ttl_seconds: float = Field(7 * 86_400.0, ge=300, le=30 * 86_400)
     login_attempts_per_minute: int = Field(10, ge=1, le=10_000)
     # Built admin UI to serve; default ./admin/dist when it exists.
     admin_ui_dir: Path | None = None

@@ -22,6 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from pwdlib import PasswordHash
+from zxcvbn import zxcvbn
+
+from workermon_core.auth import RESERVED_SUBJECTS
 
 from .settings import GatewaySettings
 
@@ -32,6 +35,10 @@ except ImportError:  # pragma: no cover - Windows: writers are not serialised ac
 
 USER_ROLES = ("viewer", "operator", "admin")
 MIN_PASSWORD_LENGTH = 12
+# zxcvbn's 0-4 scale: 3 is "safely unguessable" (about 10^10 guesses), 2 falls to an offline attack.
+MIN_PASSWORD_SCORE = 3
+# Words a guesser tries first against this product's accounts.
+_SUITE_WORDS = ("workermon", "worker", "monitor", "admin")
 # Argon2 takes any length, but hashing megabytes per attempt would be a cheap denial of service.
 MAX_PASSWORD_LENGTH = 1024
 _NAME_RE = re.compile(r"[A-Za-z0-9._@-]{1,64}")
@@ -44,6 +51,19 @@ class UserError(ValueError):
 
 class UserExists(UserError):
     """The user exists already and replacing was not asked for."""
+
+
+class WeakPassword(UserError):
+    """A password that the policy refuses; `field` names where it was given."""
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(f"{field} {description}")
+        self.field = field
+        self.description = description
+
+
+class ReservedName(UserError):
+    """A name kept for the suite itself (`system`, the actor of what services do on their own)."""
 
 
 class UnknownUser(UserError):
@@ -80,9 +100,12 @@ def users_path(settings: GatewaySettings, data_dir: Path) -> Path:
 
 
 def check_name(name: str) -> str:
-    """Return the name when it is 1-64 characters of letters, digits and . _ @ -; else UserError."""
+    """Return the name when it is 1-64 characters of letters, digits and . _ @ -, and not a reserved
+    one (`system`); else UserError."""
     if not _NAME_RE.fullmatch(name):
         raise UserError("user name must be 1-64 characters of letters, digits and . _ @ -")
+    if name.lower() in RESERVED_SUBJECTS:
+        raise ReservedName(f"user name {name!r} is reserved for the suite itself; choose another")
     return name
 
 
@@ -93,12 +116,21 @@ def check_role(role: str) -> str:
     return role
 
 
-def check_password(password: str) -> str:
-    """Return the password when it is long enough (and not absurdly long); else UserError."""
+def check_password(password: str, name: str = "", field: str = "password") -> str:
+    """Return the password when it is long enough (and not absurdly long) and hard to guess; else
+    WeakPassword naming `field` and saying why (zxcvbn's warning and suggestions)."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise UserError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+        raise WeakPassword(field, f"must be at least {MIN_PASSWORD_LENGTH} characters")
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise UserError(f"password must be at most {MAX_PASSWORD_LENGTH} characters")
+        raise WeakPassword(field, f"must be at most {MAX_PASSWORD_LENGTH} characters")
+    # zxcvbn's cost grows with the length; the first 100 characters decide (longer is not weaker).
+    verdict = zxcvbn(password[:100], user_inputs=[w for w in (name, *_SUITE_WORDS) if w])
+    if int(verdict["score"]) < MIN_PASSWORD_SCORE:
+        feedback = verdict.get("feedback") or {}
+        reasons = [str(feedback.get("warning") or "").strip()]
+        reasons += [str(s).strip() for s in feedback.get("suggestions") or ()]
+        why = " ".join(r for r in reasons if r) or "It follows a pattern that is easy to guess."
+        raise WeakPassword(field, f"is too easy to guess: {why}")
     return password
 
 
@@ -115,7 +147,7 @@ class UserStore:
         """Create a user (or, with replace=True, give an existing one a new role and password)."""
         check_name(name)
         check_role(role)
-        check_password(password)
+        check_password(password, name)
         password_hash = _hasher().hash(password)
         with self._writing() as users:
             previous = users.get(name)
@@ -128,7 +160,7 @@ class UserStore:
         """Create the user only when the file holds nobody yet; whether it was created."""
         check_name(name)
         check_role(role)
-        check_password(password)
+        check_password(password, name)
         password_hash = _hasher().hash(password)
         with self._writing() as users:
             if users:
@@ -163,6 +195,12 @@ class UserStore:
         if not matched or entry is None or len(password) > MAX_PASSWORD_LENGTH:
             return None
         role = str(entry["role"])
+        return role if role in USER_ROLES else None
+
+    def role_of(self, name: str) -> str | None:
+        """The role of user `name`, None when there is no such user (refresh reads it again)."""
+        entry = self._current().get(name)
+        role = str(entry["role"]) if entry is not None else None
         return role if role in USER_ROLES else None
 
     def __len__(self) -> int:
@@ -213,7 +251,9 @@ class UserStore:
     @contextlib.contextmanager
     def _writing(self) -> Iterator[dict[str, dict[str, Any]]]:
         """Read-modify-write under a lock file, so concurrent `workermon user` runs lose no change."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Created owner-only; an existing directory (the data directory, or one configured) is left as
+        # it is here: the suite tightens its data directory at start.
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         lock_path = self.path.with_name(self.path.name + ".lock")
         with self._lock, _file_lock(lock_path):
             users = {name: dict(entry) for name, entry in self._read().items()}

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import json
-import os
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -35,6 +36,9 @@ from google.protobuf import descriptor_pool
 from workermon.common.v1 import access_pb2
 
 from .errors import PermissionDenied, Unauthenticated
+from .jwks import JwksSource
+from .private_files import private_dir, private_file, write_private_file
+from .revocation import RevocationList
 from .settings import ConfigError, env_name
 
 if TYPE_CHECKING:
@@ -49,6 +53,14 @@ ROLE_NAMES: dict[str, int] = {
 _LADDER: dict[int, int] = {access_pb2.ROLE_VIEWER: 1, access_pb2.ROLE_OPERATOR: 2, access_pb2.ROLE_ADMIN: 3}
 ALGORITHM = "HS256"
 SECRET_FILE = "jwt-secret"
+# `system` is the actor of what services do on their own (audit entries, incidents): no person and no
+# token may act under that name, so an audit entry saying "system" is always the suite's.
+SYSTEM_SUBJECT = "system"
+RESERVED_SUBJECTS = frozenset({SYSTEM_SUBJECT})
+# A refresh token carries `typ: refresh`; it buys access tokens from the gateway and opens nothing else.
+REFRESH_TYPE = "refresh"
+# The claims `mint` sets itself; extra claims given to it may not replace them.
+_REGISTERED = frozenset({"sub", "role", "iss", "iat", "exp", "typ", "act", "wid"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +74,8 @@ class Principal:
     expires_at: float
     actor: str | None = None
     worker: str | None = None
+    # When the token was issued (its `iat`); None when it does not say. Revocation compares against it.
+    issued_at: float | None = None
 
     def may_act_as_worker(self, worker_id: str) -> bool:
         """Whether this caller may beat, say goodbye and answer commands as `worker_id`: an admin may
@@ -69,6 +83,15 @@ class Principal:
         if self.role == "admin":
             return True
         return self.role == "worker" and self.worker is not None and fnmatchcase(worker_id, self.worker)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshGrant:
+    """A verified refresh token: whose it is and when it was issued and expires."""
+
+    subject: str
+    issued_at: float
+    expires_at: float
 
 
 def role_allows(role: str, required: int) -> bool:
@@ -86,13 +109,10 @@ def load_or_create_secret(configured: str | None, data_dir: Path) -> str:
     if configured:
         return configured
     path = data_dir / SECRET_FILE
-    data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(48))
+    private_dir(data_dir)
+    if not write_private_file(path, secrets.token_urlsafe(48)):
+        # Kept by an older version, or copied in by hand: nobody but the owner may read it.
+        private_file(path)
     return path.read_text().strip()
 
 
@@ -115,6 +135,20 @@ def _refused(message: str, check: str) -> Unauthenticated:
     return Unauthenticated(message, reason="TOKEN_INVALID", metadata={"check": check})
 
 
+def _revoked() -> Unauthenticated:
+    # Its own reason: a client must log in again (a refresh would be refused too), not retry.
+    return Unauthenticated(
+        "token has been revoked (user removed or logged out everywhere); log in again",
+        reason="TOKEN_REVOKED",
+        metadata={"check": "revocation"},
+    )
+
+
+def _issued_at(claims: dict[str, Any]) -> float | None:
+    value = claims.get("iat")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def _b64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
@@ -130,6 +164,8 @@ class TokenAuthority:
         *,
         rsa_keys: Sequence[VerificationKey] = (),
         audience: str | None = None,
+        revocations: RevocationList | None = None,
+        jwks: JwksSource | None = None,
     ) -> None:
         if len(secret) < 32:
             raise ValueError("WORKERMON_JWT_SECRET must be at least 32 characters")
@@ -137,18 +173,18 @@ class TokenAuthority:
         self._issuer = issuer
         self._audience = audience
         self._rsa_keys = tuple(rsa_keys)
-        # Kept only to name an algorithm-confusion attempt precisely; never used to accept a token.
-        self._public_pems = tuple(
-            k.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            for k in self._rsa_keys
-        )
         self._cache: OrderedDict[str, Principal] = OrderedDict()
         self._cache_size = cache_size
+        # Consulted on every verify (cached or not), so a revoked token stops working within the
+        # record's refresh period (workermon_core.revocation).
+        self.revocations = revocations
+        # RS256 keys fetched from a URL (WORKERMON_JWKS_URL), beside the fixed ones.
+        self.jwks = jwks
 
     @property
     def accepts_rs256(self) -> bool:
         """Whether any RS256 public key is configured."""
-        return bool(self._rsa_keys)
+        return bool(self._rsa_keys) or self.jwks is not None
 
     def mint(
         self,
@@ -158,26 +194,42 @@ class TokenAuthority:
         *,
         actor: str | None = None,
         worker: str | None = None,
+        **claims: Any,
     ) -> str:
         """Sign a token for `subject` with `role`, valid for `ttl_seconds`; `actor` marks a suite service
-        acting for the subject, `worker` binds a worker token to a worker id or glob pattern."""
+        acting for the subject, `worker` binds a worker token to a worker id or glob pattern, and
+        `claims` adds others."""
         if role not in ROLE_NAMES:
             raise ValueError(f"role must be one of {', '.join(ROLE_NAMES)}")
-        if worker is not None:
-            check_worker_binding(worker)
-        now = int(time.time())
-        claims: dict[str, Any] = {
-            "sub": subject,
-            "role": role,
-            "iss": self._issuer,
-            "iat": now,
-            "exp": now + int(ttl_seconds),
-        }
+        clashing = sorted(_REGISTERED & claims.keys())
+        if clashing:
+            raise ValueError(f"claims {', '.join(clashing)} are set by mint itself")
         if actor is not None:
             claims["act"] = {"sub": actor}
         if worker is not None:
+            check_worker_binding(worker)
             claims[WORKER_CLAIM] = worker
-        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+        return self._sign(subject, ttl_seconds, {**claims, "role": role})
+
+    def mint_refresh(self, subject: str, ttl_seconds: float) -> str:
+        """Sign a refresh token for `subject` (no role: the role is looked up again at each refresh)."""
+        return self._sign(subject, ttl_seconds, {"typ": REFRESH_TYPE, "jti": secrets.token_urlsafe(12)})
+
+    def _sign(self, subject: str, ttl_seconds: float, claims: dict[str, Any]) -> str:
+        if subject in RESERVED_SUBJECTS:
+            raise ValueError(f"subject {subject!r} is reserved for the suite itself")
+        now = time.time()
+        payload = {
+            **claims,
+            "sub": subject,
+            "iss": self._issuer,
+            # Fractional (milliseconds, rounded down so never after the minting): a revocation at T must
+            # void a token minted earlier in the same second, and leave one minted after it (a fresh
+            # login right after "log out everywhere") valid.
+            "iat": math.floor(now * 1000) / 1000,
+            "exp": int(now) + int(ttl_seconds),
+        }
+        return jwt.encode(payload, self._secret, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> Principal:
         """Check algorithm, signature, issuer, claims and expiry; raise Unauthenticated saying why not."""
@@ -185,6 +237,7 @@ class TokenAuthority:
         if cached is not None:
             if cached.expires_at > time.time():
                 self._cache.move_to_end(token)
+                self._check_revoked(cached)
                 return cached
             del self._cache[token]
         try:
@@ -200,19 +253,53 @@ class TokenAuthority:
             raise _refused("unsigned tokens (alg none) are refused", "algorithm")
         else:
             raise _refused(f"token algorithm {algorithm!r} is refused; use HS256 or RS256", "algorithm")
+        if claims.get("typ") == REFRESH_TYPE:
+            raise _refused("a refresh token is not an access token; exchange it at the gateway", "type")
         role = self._role(claims, rs256=algorithm == RS_ALGORITHM)
         principal = Principal(
-            subject=str(claims["sub"]),
+            subject=self._subject(claims),
             role=role,
             expires_at=float(claims["exp"]),
+            issued_at=_issued_at(claims),
             # Only a token signed with the suite's own secret can speak for a suite service.
             actor=_actor(claims) if algorithm == ALGORITHM else None,
             worker=_worker_binding(claims),
         )
+        self._check_revoked(principal)
         self._cache[token] = principal
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return principal
+
+    def verify_refresh(self, token: str) -> RefreshGrant:
+        """Check a refresh token (HS256, `typ: refresh`, not revoked); Unauthenticated saying why not."""
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError as exc:
+            raise _refused(f"malformed token: {exc}", "format") from None
+        if header.get("alg") != ALGORITHM:
+            raise _refused("refresh tokens are the suite's own (HS256)", "algorithm")
+        claims = self._decode(token, self._secret, ALGORITHM)
+        if claims.get("typ") != REFRESH_TYPE:
+            raise _refused("not a refresh token", "type")
+        issued_at = _issued_at(claims)
+        if issued_at is None:
+            raise _refused("token lacks the 'iat' claim", "claims")
+        grant = RefreshGrant(self._subject(claims), issued_at, float(claims["exp"]))
+        if self.revocations is not None and self.revocations.revoked(grant.subject, grant.issued_at):
+            raise _revoked()
+        return grant
+
+    @staticmethod
+    def _subject(claims: dict[str, Any]) -> str:
+        subject = str(claims["sub"])
+        if subject in RESERVED_SUBJECTS:
+            raise _refused(f"token subject {subject!r} is reserved for the suite itself", "subject")
+        return subject
+
+    def _check_revoked(self, principal: Principal) -> None:
+        if self.revocations is not None and self.revocations.revoked(principal.subject, principal.issued_at):
+            raise _revoked()
 
     def _decode_hs256(self, token: str) -> dict[str, Any]:
         try:
@@ -226,29 +313,44 @@ class TokenAuthority:
             raise
 
     def _signed_with_public_key(self, token: str) -> bool:
+        # Only names an algorithm-confusion attempt precisely; never used to accept a token.
         signing_input, _, signature = token.rpartition(".")
         try:
             sent = _b64url(signature)
         except (binascii.Error, ValueError):
             return False
+        pems = (
+            k.key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            for k in self._all_rsa_keys()
+        )
         return any(
             hmac.compare_digest(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest(), sent)
-            for pem in self._public_pems
+            for pem in pems
         )
 
+    def _all_rsa_keys(self) -> tuple[VerificationKey, ...]:
+        return self._rsa_keys + (self.jwks.keys() if self.jwks is not None else ())
+
     def _decode_rs256(self, token: str, kid: object) -> dict[str, Any]:
-        if not self._rsa_keys:
+        if not self.accepts_rs256:
             raise _refused("RS256 tokens are refused: no public key is configured", "algorithm")
         if kid is not None and not isinstance(kid, str):
             raise _refused("token header 'kid' must be a string", "format")
-        candidates = [k.key for k in self._rsa_keys if kid is not None and k.kid == kid]
+        rsa_keys = self._all_rsa_keys()
+        candidates = [k.key for k in rsa_keys if kid is not None and k.kid == kid]
         if not candidates:
-            candidates = [k.key for k in self._rsa_keys if k.kid is None]
-        if not candidates and kid is None and len(self._rsa_keys) == 1:
-            candidates = [self._rsa_keys[0].key]
+            candidates = [k.key for k in rsa_keys if k.kid is None]
+        if not candidates and kid is None and len(rsa_keys) == 1:
+            candidates = [rsa_keys[0].key]
         if not candidates:
             if kid is None:
                 raise _refused("token names no key id (kid) and several keys are configured", "key")
+            if self.jwks is not None and self.jwks.unknown_kid(kid):
+                raise _refused(
+                    f"token is signed with a key id {kid!r} not known yet; the key set is being "
+                    "fetched again, retry shortly",
+                    "key",
+                )
             raise _refused(f"token is signed with an unknown key id {kid!r}", "key")
         last: Unauthenticated | None = None
         for key in candidates:
@@ -372,9 +474,14 @@ def load_public_key_file(path: Path) -> VerificationKey:
 
 def load_jwks_file(path: Path) -> list[VerificationKey]:
     """The RS256 signing keys of a JWKS file; keys for encryption or other algorithms are skipped."""
-    field = "jwks_file"
+    return parse_jwks(_read(path, "jwks_file"), str(path))
+
+
+def parse_jwks(data: bytes, path: str, field: str = "jwks_file") -> list[VerificationKey]:
+    """The RS256 signing keys of a JWKS document read from `path` (a file or URL); ConfigError naming
+    `field` when it holds none."""
     try:
-        document = json.loads(_read(path, field))
+        document = json.loads(data)
     except ValueError as exc:
         raise ConfigError(f"{env_name(field)}: {path} is not JSON: {exc}") from None
     entries = document.get("keys") if isinstance(document, dict) else None
@@ -402,8 +509,9 @@ def load_jwks_file(path: Path) -> list[VerificationKey]:
     return keys
 
 
-def authority_from_settings(settings: Settings) -> TokenAuthority:
-    """The suite's authority: HS256 with the configured (or kept) secret, plus any configured RS256 keys."""
+def authority_from_settings(settings: Settings, revocations: RevocationList | None = None) -> TokenAuthority:
+    """The suite's authority: HS256 with the configured (or kept) secret, plus any configured RS256 keys
+    (a PEM file, a JWKS file, a JWKS URL), checking `revocations` when given."""
     configured = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
     secret = load_or_create_secret(configured, settings.data_dir)
     keys: list[VerificationKey] = []
@@ -411,8 +519,21 @@ def authority_from_settings(settings: Settings) -> TokenAuthority:
         keys.append(load_public_key_file(settings.jwt_public_key_file))
     if settings.jwks_file is not None:
         keys.extend(load_jwks_file(settings.jwks_file))
+    jwks = None
+    if settings.jwks_url is not None:
+        jwks = JwksSource(
+            settings.jwks_url,
+            functools.partial(parse_jwks, field="jwks_url"),
+            ttl_seconds=settings.jwks_ttl_seconds,
+            min_refetch_seconds=settings.jwks_min_refetch_seconds,
+            timeout_seconds=settings.jwks_fetch_timeout_seconds,
+        )
+        # At start, before serving; a provider that does not answer yet is retried on the first token.
+        jwks.load()
     try:
-        return TokenAuthority(secret, issuer=settings.jwt_issuer, rsa_keys=keys)
+        return TokenAuthority(
+            secret, issuer=settings.jwt_issuer, rsa_keys=keys, revocations=revocations, jwks=jwks
+        )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

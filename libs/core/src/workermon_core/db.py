@@ -13,6 +13,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from .private_files import DIR_MODE, create_private_file, private_file
 from .settings import Settings
 
 SQLITE_FILE = "workermon.db"
@@ -74,7 +75,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not parsed.database.startswith("file:"):
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite(Path(parsed.database).expanduser())
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         return engine
@@ -84,6 +85,20 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
         connect_args.setdefault("connect_timeout", POSTGRES_CONNECT_TIMEOUT_S)
         return create_async_engine(url, connect_args=connect_args, **kwargs)
     return create_async_engine(url, **kwargs)
+
+
+def _private_sqlite(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it: SQLite gives its -wal and -shm files the
+    database file's mode, so the history stays readable by its owner only."""
+    path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+    try:
+        create_private_file(path)
+    except OSError:
+        # Not a file that can be opened (a directory, a lost volume): SQLite says so on connect, as
+        # the database being unavailable, not as a crash while the process is being put together.
+        return
+    for suffix in ("-wal", "-shm", "-journal"):
+        private_file(path.with_name(path.name + suffix))
 
 
 async def ping(engine: AsyncEngine) -> None:

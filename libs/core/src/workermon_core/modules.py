@@ -30,6 +30,7 @@ from .migrations import Migrations
 from .peer import LocalAddress, Peer, ServiceTokens
 from .redis_store import AnyRedis, EmbeddedRedis, connect_any
 from .refusals import Writer, monitor_writer
+from .revocation import RevocationStore
 from .server import ReadinessCheck, ServiceSpec
 from .settings import Settings, SettingsT, load
 
@@ -173,6 +174,13 @@ class Deps:
         """Writes attempts this process refuses at audited actions to MonitorService's audit log."""
         monitor = self.peer("monitor", MonitorServiceStub, self.tokens("refusals", "admin").own)
         return monitor_writer(monitor)
+
+    def revocation_store(self) -> RevocationStore | None:
+        """The token revocation record in the suite's Redis, writing through to this process's copy;
+        None when the authority checks no revocations."""
+        if self.authority.revocations is None:
+            return None
+        return RevocationStore(self.redis, self.core.redis_prefix, self.authority.revocations)
 
     def checks(self, needs: Needs) -> list[ReadinessCheck]:
         """Readiness checks of what `needs` names: a service is SERVING while all of them answer."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -32,18 +33,27 @@ class ServiceTokens:
         self._subject = subject
         self._role = role
         self._ttl = ttl_seconds
-        self._minted: dict[tuple[str, str], tuple[str, float]] = {}
+        # (subject, role) -> (token, reuse until (monotonic), minted at (wall clock)).
+        self._minted: dict[tuple[str, str], tuple[str, float, float]] = {}
 
     def _token(self, subject: str, role: str) -> str:
         now = time.monotonic()
         cached = self._minted.get((subject, role))
-        if cached is not None and cached[1] > now:
+        if cached is not None and cached[1] > now and not self._revoked(subject, cached[2]):
             return cached[0]
+        # Never later than the token's own `iat` (milliseconds, rounded down).
+        minted_at = math.floor(time.time() * 1000) / 1000
         token = self._authority.mint(subject, role, ttl_seconds=self._ttl, actor=self._subject)
         if len(self._minted) > 1024:
             self._minted.clear()
-        self._minted[(subject, role)] = (token, now + self._ttl / 2)
+        self._minted[(subject, role)] = (token, now + self._ttl / 2, minted_at)
         return token
+
+    def _revoked(self, subject: str, minted_at: float) -> bool:
+        # A user who logged out everywhere and in again is served with a token minted after that:
+        # the one kept from before would be refused by the next service.
+        revocations = self._authority.revocations
+        return revocations is not None and revocations.revoked(subject, minted_at)
 
     def own(self) -> str:
         """A token naming this service."""

@@ -29,6 +29,8 @@ from redis.retry import Retry as SyncRetry
 
 from workermon_redis_url import is_cluster, is_sentinel, parse_cluster_url, parse_sentinel_url
 
+from .private_files import private_dir
+
 # A client of one server (or a Sentinel-managed primary), or of a Redis Cluster.
 AnyRedis = aioredis.Redis | aioredis.RedisCluster
 
@@ -344,7 +346,10 @@ class EmbeddedRedis:
     def _starting(self, timeout: float, *, may_move: bool) -> Generator[float, None, None]:
         """Start or reuse the server, yielding the pauses between its polls (start and restart drive it)."""
         deadline = time.monotonic() + timeout
-        self.dir.mkdir(parents=True, exist_ok=True)
+        # The data directory and Redis's own files in it are the owner's alone (AOF and RDB hold
+        # the suite's state, revocations included).
+        private_dir(self.dir.parent)
+        private_dir(self.dir)
         with open(self.dir / "redis.lock", "a") as lock:  # released when closed
             while not _try_lock(lock):
                 if time.monotonic() > deadline:

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-import grpc
 import structlog
 from google.protobuf import descriptor_pool, struct_pb2
 from google.protobuf.message import Message
@@ -22,8 +21,9 @@ from google.protobuf.message import Message
 from workermon.common.v1 import access_pb2
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 
-from . import context
-from .errors import DomainError
+from . import context, validation
+from .audit_client import append_audit_log
+from .errors import DomainError, InvalidArgument
 
 if TYPE_CHECKING:
     from workermon.monitor.v1.monitor_service_pb2_grpc import MonitorServiceStub
@@ -36,7 +36,6 @@ log = structlog.get_logger("workermon.audit.refusals")
 ANONYMOUS = "anonymous"
 MAX_PARAMETERS = 8
 MAX_VALUE_CHARS = 200
-WRITE_TIMEOUT_SECONDS = 3.0
 # Which request field names the thing acted on, in order of preference.
 _ENTITY_FIELDS = (("worker_id", "worker"), ("incident_id", "incident"), ("job_id", "job"), ("queue", "queue"))
 
@@ -62,8 +61,8 @@ def method_audit_actions(service_names: list[str]) -> dict[str, mon_pb.AuditActi
 
 
 def _bounded(value: object) -> str:
-    text = str(value)
-    return text if len(text) <= MAX_VALUE_CHARS else text[:MAX_VALUE_CHARS] + "…"
+    text = str(value).replace("\x00", "\ufffd")
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
 
 
 def _scalar_fields(request: Message | None) -> dict[str, object]:
@@ -86,7 +85,11 @@ def _scalar_fields(request: Message | None) -> dict[str, object]:
 
 def _entity(method: str, fields: dict[str, object]) -> tuple[str, str, str]:
     """(entity type, entity id, queue) of the request, as the audit log names them."""
-    queue = _bounded(fields.get("queue", ""))
+    queue = str(fields.get("queue", ""))
+    try:
+        validation.optional_queue_name(queue, "queue")
+    except InvalidArgument:
+        queue = ""  # a name no queue can have: kept among the parameters, not as the entry's queue
     for name, kind in _ENTITY_FIELDS:
         if fields.get(name):
             entity = _bounded(fields[name])
@@ -181,11 +184,6 @@ def monitor_writer(peer: Peer[MonitorServiceStub]) -> Writer:
     """A Writer that calls MonitorService.CreateAuditLog through `peer` (a token of this service)."""
 
     async def write(entry: mon_pb.AuditLog) -> None:
-        try:
-            await peer.stub.CreateAuditLog(
-                mon_pb.CreateAuditLogRequest(audit_log=entry), timeout=WRITE_TIMEOUT_SECONDS
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise RuntimeError(f"{exc.code().name}: {exc.details()}") from None
+        await append_audit_log(peer.stub, entry)
 
     return write

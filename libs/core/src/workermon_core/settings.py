@@ -6,6 +6,7 @@ import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -56,6 +57,15 @@ class Settings(BaseSettings):
     # RS256: a PEM public key file, or a JWKS file, whose keys verify tokens besides the HS256 secret.
     jwt_public_key_file: Path | None = None
     jwks_file: Path | None = None
+    # RS256 keys of an identity provider fetched from its JWKS URL (workermon_core.jwks): kept for the
+    # answer's max-age, else the TTL; an unknown key id refetches at most once per min-refetch period.
+    jwks_url: str | None = None
+    jwks_ttl_seconds: float = Field(3600.0, ge=10, le=86_400)
+    jwks_min_refetch_seconds: float = Field(30.0, ge=1, le=3600)
+    jwks_fetch_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    # How often each process reads the shared token revocations from the suite's Redis: the longest a
+    # removed user's or logged-out-everywhere token keeps working in another process.
+    revocation_refresh_seconds: float = Field(2.0, ge=0.1, le=60)
 
     # Where each service of the suite is reached: host:port, replicas as ip:port,ip:port or
     # dns:///<name>:<port> (balanced round-robin); default: this process's own gRPC address, for
@@ -78,6 +88,16 @@ class Settings(BaseSettings):
         if value:
             channel_target(value)  # ValueError naming what is wrong
         return value or None
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _check_jwks_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("https", "http") or not parsed.hostname:
+            raise ValueError("must be an https:// (or http://) URL of the identity provider's key set")
+        return value
 
     @field_validator("redis_url")
     @classmethod

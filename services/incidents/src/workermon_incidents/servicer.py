@@ -13,6 +13,7 @@ from workermon.incidents.v1 import incident_service_pb2_grpc as pb_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core import context, validation
+from workermon_core.audit_client import append_audit_log
 from workermon_core.errors import DomainError, InvalidArgument, Unavailable
 from workermon_core.pagination import decode_token, encode_token, page_size
 from workermon_core.peer import Peer
@@ -25,7 +26,6 @@ from .watch import IncidentFeed
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
-AUDIT_TIMEOUT_SECONDS = 5.0
 
 
 def _database_down(exc: DBAPIError) -> Unavailable:
@@ -133,15 +133,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         result = struct_pb2.Struct()
         result.update({"fingerprint": incident.fingerprint, "status_before": incident.status.value})
         entry.result.CopyFrom(result)
-        try:
-            await self.monitor.stub.CreateAuditLog(
-                mon_pb.CreateAuditLogRequest(audit_log=entry), timeout=AUDIT_TIMEOUT_SECONDS
-            )
-        except grpc.aio.AioRpcError as exc:
-            raise Unavailable(
-                f"the audit log cannot be written ({exc.code().name}: {exc.details()}); nothing was changed",
-                reason="AUDIT_UNAVAILABLE",
-            ) from None
+        await append_audit_log(self.monitor.stub, entry, consequence="; nothing was changed")
 
     async def Evaluate(
         self, request: pb.EvaluateRequest, context: grpc.aio.ServicerContext

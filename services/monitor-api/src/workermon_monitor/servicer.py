@@ -28,7 +28,7 @@ from workermon_queues.jobs import JobActions, JobIsActive
 
 from . import public
 from .audit.auditor import FAILED, PENDING, SUCCEEDED, Auditor, Done, Target
-from .audit.models import AuditAction
+from .audit.models import AuditAction, AuditEntityType
 from .audit.store import AuditStore
 from .board import Board
 from .messages import DEFAULT_STATES, job_message, state_name, state_value, summary_message
@@ -47,6 +47,17 @@ CLEANABLE = {
     pb.JOB_STATE_PAUSED: "paused",
 }
 _FINAL_COMMAND = (hb_pb.COMMAND_STATUS_ACKED, hb_pb.COMMAND_STATUS_FAILED, hb_pb.COMMAND_STATUS_EXPIRED)
+
+
+# What other services may append through CreateAuditLog, and the kind of entity each is about.
+_CREATABLE: dict[int, str] = {
+    pb.AUDIT_ACTION_INCIDENT_ACKNOWLEDGE: AuditEntityType.INCIDENT,
+    pb.AUDIT_ACTION_INCIDENT_RESOLVE: AuditEntityType.INCIDENT,
+    pb.AUDIT_ACTION_LOGIN: AuditEntityType.USER,
+    pb.AUDIT_ACTION_USER_ADD: AuditEntityType.USER,
+    pb.AUDIT_ACTION_USER_REMOVE: AuditEntityType.USER,
+    pb.AUDIT_ACTION_LOGOUT_ALL: AuditEntityType.USER,
+}
 
 
 def _audit_action(value: int) -> AuditAction:
@@ -797,19 +808,25 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     async def CreateAuditLog(
         self, request: pb.CreateAuditLogRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateAuditLogResponse:
-        """Append an entry another service writes for its caller: incident acknowledge and resolve, and
-        any attempt at an audited action that a service refused (outcome DENIED)."""
+        """Append an entry another service writes for its caller: incident acknowledge and resolve, login
+        and user changes from the gateway and the CLI, and any attempt at an audited action that a service
+        refused (outcome DENIED, about the entity it names)."""
         entry = request.audit_log
-        allowed = {pb.AUDIT_ACTION_INCIDENT_ACKNOWLEDGE, pb.AUDIT_ACTION_INCIDENT_RESOLVE}
+        entity_type = _CREATABLE.get(entry.action)
         denied = entry.outcome == pb.AUDIT_OUTCOME_DENIED and entry.action != pb.AUDIT_ACTION_UNSPECIFIED
-        if entry.action not in allowed and not denied:
+        if entity_type is None and denied and entry.entity_type in set(AuditEntityType):
+            entity_type = AuditEntityType(entry.entity_type)
+        if entity_type is None:
             raise InvalidArgument(
                 "audit_log.action",
-                "only INCIDENT_ACKNOWLEDGE and INCIDENT_RESOLVE, or a refused attempt (outcome DENIED) at "
-                "any audited action, are written here",
+                "only INCIDENT_ACKNOWLEDGE, INCIDENT_RESOLVE, LOGIN, USER_ADD, USER_REMOVE and "
+                "LOGOUT_ALL, or a refused attempt (outcome DENIED) at any audited action naming a known "
+                "entity_type, are written here",
             )
+        if entry.entity_type and entry.entity_type != entity_type:
+            raise InvalidArgument("audit_log.entity_type", f"must be {entity_type!r} for this action")
         if not entry.entity_id:
-            raise InvalidArgument("audit_log.entity_id", "is required (the incident id)")
+            raise InvalidArgument("audit_log.entity_id", f"is required (the {entity_type})")
         # role and entity_type are columns of 16 characters; the other texts are cut by the auditor.
         validation.text(entry.role, "audit_log.role", 16)
         validation.text(entry.entity_type, "audit_log.entity_type", 16)
@@ -822,7 +839,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             actor=entry.actor,
             role=entry.role,
             action=_audit_action(entry.action),
-            target=Target(entry.entity_type or "incident", entry.entity_id, entry.queue or None),
+            target=Target(entity_type, entry.entity_id, entry.queue or None),
             parameters=json_format.MessageToDict(entry.parameters),
             outcome=pb.AuditOutcome.Name(entry.outcome).removeprefix("AUDIT_OUTCOME_"),
             result=json_format.MessageToDict(entry.result),

@@ -36,6 +36,10 @@ class AuditAction(StrEnum):
     WORKER_OFFLINE = "WORKER_OFFLINE"
     INCIDENT_ACKNOWLEDGE = "INCIDENT_ACKNOWLEDGE"
     INCIDENT_RESOLVE = "INCIDENT_RESOLVE"
+    LOGIN = "LOGIN"
+    USER_ADD = "USER_ADD"
+    USER_REMOVE = "USER_REMOVE"
+    LOGOUT_ALL = "LOGOUT_ALL"
 
 
 class AuditOutcome(StrEnum):
@@ -56,6 +60,7 @@ class AuditEntityType(StrEnum):
     JOB = "job"
     WORKER = "worker"
     INCIDENT = "incident"
+    USER = "user"
     # An attempt refused before it named anything more precise (see workermon_core.refusals).
     RPC = "rpc"
 
@@ -68,6 +73,8 @@ class AuditRole(StrEnum):
     ADMIN = "admin"
     WORKER = "worker"
     SYSTEM = "system"
+    # A refused login: nobody was authenticated.
+    NONE = "none"
 
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid); PostgreSQL gets a bigint.
