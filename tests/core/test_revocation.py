@@ -125,10 +125,13 @@ def test_the_system_subject_is_reserved() -> None:
 
 def test_mint_takes_extra_claims_but_not_its_own() -> None:
     authority = TokenAuthority(TEST_SECRET)
-    token = authority.mint("xavier", "operator", act="alice")
-    assert jwt.decode(token, TEST_SECRET, algorithms=["HS256"], issuer="workermon")["act"] == "alice"
+    token = authority.mint("xavier", "operator", tenant="acme")
+    assert jwt.decode(token, TEST_SECRET, algorithms=["HS256"], issuer="workermon")["tenant"] == "acme"
     with pytest.raises(ValueError, match="sub"):
         authority.mint("xavier", "operator", sub="someone-else")
+    # The service identity and the worker binding go through their own arguments, which check them.
+    with pytest.raises(ValueError, match="act"):
+        authority.mint("xavier", "operator", act="alice")
 
 
 def test_a_service_mints_again_for_a_caller_revoked_since() -> None:
