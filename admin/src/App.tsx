@@ -17,7 +17,8 @@ import { Suspense, lazy, useState } from "react";
 import { BrowserRouter, NavLink, Outlet, Route, Routes } from "react-router-dom";
 import { ApiError } from "./api/client";
 import { AuthProvider, useAuth } from "./auth";
-import { FeedbackProvider } from "./components/Feedback";
+import { describeError } from "./api/errors";
+import { FeedbackProvider, useNotify } from "./components/Feedback";
 import { IncidentBanner } from "./components/IncidentBanner";
 import { LoadingRows } from "./components/States";
 import { I18nProvider, roleLabel, useI18n, type MessageKey } from "./i18n";
@@ -71,7 +72,8 @@ function LiveIndicator() {
 }
 
 function Shell() {
-  const { session, logout } = useAuth();
+  const { session, logout, logoutEverywhere } = useAuth();
+  const notify = useNotify();
   const { t, lang, setLang } = useI18n();
   const { mode, toggle } = useColorMode();
   return (
@@ -97,6 +99,11 @@ function Shell() {
           <Button size="small" onClick={logout}>
             {t("logout")}
           </Button>
+          <Tooltip describeChild title={t("logoutEverywhereHint")}>
+            <Button size="small" onClick={() => void logoutEverywhere().catch((e: unknown) => notify(describeError(e, t), "error"))}>
+              {t("logoutEverywhere")}
+            </Button>
+          </Tooltip>
         </Toolbar>
       </AppBar>
       <Box component="nav" aria-label={t("mainNav")} sx={{ width: 156, flexShrink: 0, borderRight: 1, borderColor: "divider", pt: 7 }}>

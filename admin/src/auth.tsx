@@ -7,6 +7,8 @@ interface Auth {
   expired: boolean;
   login: (username: string, password: string) => Promise<void>;
   logout: () => void;
+  /** Revoke every token of this user, in every browser and script, then log out here. */
+  logoutEverywhere: () => Promise<void>;
 }
 
 const AuthContext = createContext<Auth>({
@@ -14,6 +16,7 @@ const AuthContext = createContext<Auth>({
   expired: false,
   login: async () => undefined,
   logout: () => undefined,
+  logoutEverywhere: async () => undefined,
 });
 
 export function AuthProvider({ children, initial }: { children: ReactNode; initial?: Session | null }) {
@@ -65,7 +68,16 @@ export function AuthProvider({ children, initial }: { children: ReactNode; initi
     setSession(null);
   }, []);
 
-  const value = useMemo(() => ({ session, expired, login, logout }), [session, expired, login, logout]);
+  const logoutEverywhere = useCallback(async () => {
+    // The revocation must land before this browser lets go of its token; a refusal is shown by the caller.
+    await api("/v1/auth/logout-all", { method: "POST" });
+    logout();
+  }, [logout]);
+
+  const value = useMemo(
+    () => ({ session, expired, login, logout, logoutEverywhere }),
+    [session, expired, login, logout, logoutEverywhere],
+  );
   return <AuthContext.Provider value={value}>{children}</AuthContext.Provider>;
 }
 

@@ -144,6 +144,8 @@ const en = {
   commandRefused: "Refused by the worker {worker}: {answer}",
   commandExpired: "it did not answer before the command expired",
   commandPending: "Sent to {worker}, not yet acknowledged (command {id})",
+  logoutEverywhere: "Log out everywhere",
+  logoutEverywhereHint: "Every token of yours stops working within seconds, in every browser and script",
   ...enScreens,
 } as const;
 
@@ -291,6 +293,8 @@ const ko: Record<MessageKey, string> = {
   commandRefused: "{worker} 워커가 거부했습니다: {answer}",
   commandExpired: "명령이 만료될 때까지 응답이 없었습니다",
   commandPending: "{worker} 워커에 보냈으나 아직 확인되지 않았습니다 (명령 {id})",
+  logoutEverywhere: "모든 곳에서 로그아웃",
+  logoutEverywhereHint: "모든 브라우저와 스크립트에서 내 토큰이 몇 초 안에 더 이상 쓰이지 않습니다",
   ...koScreens,
 };
 
@@ -333,9 +337,10 @@ export function roleLabel(t: Translate, role: string): string {
   return isMessageKey(key) ? t(key) : role;
 }
 
-/** Who did something: a user's name, or the suite itself ("system"), translated. */
+/** Who did something: a user's name, the suite itself ("system") or a caller without a token, translated. */
 export function actorLabel(t: Translate, actor: string): string {
-  return actor === "system" ? t("actorSystem") : actor;
+  if (actor === "system") return t("actorSystem");
+  return actor === "anonymous" ? t("actorAnonymous") : actor;
 }
 
 /** Both dictionaries, for the test that they hold the same keys. */

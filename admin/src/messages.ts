@@ -169,6 +169,16 @@ export const enScreens = {
   aa_WORKER_OFFLINE: "WORKER_OFFLINE",
   aa_INCIDENT_ACKNOWLEDGE: "INCIDENT_ACKNOWLEDGE",
   aa_INCIDENT_RESOLVE: "INCIDENT_RESOLVE",
+  aa_WORKER_COMMAND: "WORKER_COMMAND",
+  aa_LOGIN: "LOGIN",
+  aa_USER_ADD: "USER_ADD",
+  aa_USER_REMOVE: "USER_REMOVE",
+  aa_LOGOUT_ALL: "LOGOUT_ALL",
+  et_user: "user",
+  et_rpc: "call",
+  roleWorker: "worker",
+  roleNone: "no role",
+  actorAnonymous: "anonymous (no token)",
 } as const;
 
 export const koScreens: Record<keyof typeof enScreens, string> = {
@@ -333,4 +343,14 @@ export const koScreens: Record<keyof typeof enScreens, string> = {
   aa_WORKER_OFFLINE: "워커 오프라인",
   aa_INCIDENT_ACKNOWLEDGE: "장애 확인",
   aa_INCIDENT_RESOLVE: "장애 해결",
+  aa_WORKER_COMMAND: "워커 명령 직접 전송",
+  aa_LOGIN: "로그인",
+  aa_USER_ADD: "사용자 추가",
+  aa_USER_REMOVE: "사용자 삭제",
+  aa_LOGOUT_ALL: "모든 곳에서 로그아웃",
+  et_user: "사용자",
+  et_rpc: "호출",
+  roleWorker: "워커",
+  roleNone: "역할 없음",
+  actorAnonymous: "익명 (토큰 없음)",
 };

@@ -337,3 +337,22 @@ async def test_an_expired_token_is_renewed_and_the_page_stays_logged_in(ui: UI) 
     await until(renewed, limit=10, what="a renewed access token")
     await expect(page.get_by_test_id(f"worker-row-{ui.workload.payments_worker_id}")).to_be_visible()
     await expect(page.get_by_role("button", name="Log in")).to_have_count(0)
+
+
+async def test_log_out_everywhere_voids_every_token_of_the_user(ui: UI) -> None:
+    """The header's "Log out everywhere": this page goes back to the login form, and a token the same
+    user holds elsewhere (a script's, another browser's) is refused by the gateway within seconds."""
+    elsewhere = ui.gateway.authority.mint(USERS["viewer"], "viewer", ttl_seconds=600)
+    client = ui.gateway.client()
+    headers = {"authorization": f"Bearer {elsewhere}"}
+    assert (await client.get("/api/v1/overview", headers=headers)).status_code == 200
+    page = await ui.login("viewer")
+    await page.get_by_role("button", name="Log out everywhere").click()
+    await expect(page.get_by_role("button", name="Log in")).to_be_visible()
+
+    async def refused() -> bool:
+        return (await client.get("/api/v1/overview", headers=headers)).status_code == 401
+
+    await until(refused, limit=10, what="the other token refused after logging out everywhere")
+    # Logging in again afterwards works: only tokens issued before the revocation are void.
+    await ui.login("viewer")

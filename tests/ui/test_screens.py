@@ -407,7 +407,7 @@ async def test_korean_everywhere(ui: UI) -> None:
 
     # The login page, after logging out, still in Korean.
     await page.goto(ui.url + "/")
-    await page.get_by_role("button", name="로그아웃").click()
+    await page.get_by_role("button", name="로그아웃", exact=True).click()
     await expect(page.get_by_role("button", name="로그인")).to_be_visible()
     await expect_korean(page, "login", data)
     await ui.screenshot(page, "login-ko")
