@@ -251,11 +251,17 @@ class _LostCancelFetch:
         self.release = asyncio.Event()
         self.cancels_seen = 0
 
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def idle_worker(self, monkeypatch: pytest.MonkeyPatch, make_worker: Factory) -> InstrumentedWorker:
+        """A worker with this fetch in place, once it waits for a job."""
+
         async def wait_for_job(backend: RedisBackend, block_timeout: float) -> None:
             await self.run()
 
         monkeypatch.setattr(RedisBackend, "waitForJob", wait_for_job)
+        worker = await make_worker(oblivious, close_timeout=0.3)
+        async with asyncio.timeout(10):
+            await self.waiting.wait()
+        return worker
 
     async def run(self) -> None:
         self.waiting.set()
@@ -276,10 +282,7 @@ async def test_close_is_bounded_when_bullmq_loses_the_cancellation_of_its_fetch(
     monkeypatch: pytest.MonkeyPatch, make_worker: Factory, force: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     fetch = _LostCancelFetch(ignored=1)
-    fetch.install(monkeypatch)
-    worker = await make_worker(oblivious, close_timeout=0.3)
-    async with asyncio.timeout(10):
-        await fetch.waiting.wait()
+    worker = await fetch.idle_worker(monkeypatch, make_worker)
 
     async with asyncio.timeout(10):  # without the bound: as long as redis-py retries, minutes
         await worker.close(force=force)
@@ -297,10 +300,7 @@ async def test_graceful_close_gives_up_on_a_bullmq_worker_that_ignores_every_can
     monkeypatch: pytest.MonkeyPatch, make_worker: Factory, caplog: pytest.LogCaptureFixture
 ) -> None:
     fetch = _LostCancelFetch(ignored=1_000_000)
-    fetch.install(monkeypatch)
-    worker = await make_worker(oblivious, close_timeout=0.3)
-    async with asyncio.timeout(10):
-        await fetch.waiting.wait()
+    worker = await fetch.idle_worker(monkeypatch, make_worker)
     bullmq_worker = worker.workers[worker.queues[0]]
     leftovers = [*bullmq_worker.processing, bullmq_worker.waiting]
     try:
