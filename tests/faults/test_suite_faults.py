@@ -252,6 +252,8 @@ async def _scenario(
             await _ready(suite)
             await worker.start()
             tasks.append(asyncio.create_task(produce(queue, added)))
+            # The queue exists from its first job on: watched any earlier, it is rightly NOT_FOUND.
+            await wait_for(lambda: bool(added), "the first job added", 30)
             tasks.append(asyncio.create_task(_watch_gateway(suite, viewer, watch)))
             # The first minute row: from here on, no minute may be missing.
             await wait_for(lambda: _has_minutes(suite, authority, 1), "the first collected minute", 100)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from bullmq import AbortError, AbortSignal, Job, Queue
+from bullmq.backends.redis_backend import RedisBackend
 
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb2
 from workermon_sdk import Backoff, CommandType, WorkerState
@@ -234,3 +235,81 @@ async def test_unknown_command_is_refused(make_worker: Factory) -> None:
     ok, result = await worker.handle_command(command(CommandType.UNSPECIFIED))
     assert not ok
     assert "unsupported" in result
+
+
+class _LostCancelFetch:
+    """bullmq's idle fetch (RedisBackend.waitForJob) as it behaves when a cancellation is lost.
+
+    On Python 3.11 redis-py's socket write (asyncio.wait_for) can swallow the cancellation that bullmq's
+    close() sends its idle BZPOPMIN; the fetch then goes on inside redis-py's retries for minutes. The
+    first `ignored` cancellations are swallowed; `release` ends the fetch as cancelled in any case.
+    """
+
+    def __init__(self, ignored: int) -> None:
+        self.ignored = ignored
+        self.waiting = asyncio.Event()
+        self.release = asyncio.Event()
+        self.cancels_seen = 0
+
+    async def idle_worker(self, monkeypatch: pytest.MonkeyPatch, make_worker: Factory) -> InstrumentedWorker:
+        """A worker with this fetch in place, once it waits for a job."""
+
+        async def wait_for_job(backend: RedisBackend, block_timeout: float) -> None:
+            await self.run()
+
+        monkeypatch.setattr(RedisBackend, "waitForJob", wait_for_job)
+        worker = await make_worker(oblivious, close_timeout=0.3)
+        async with asyncio.timeout(10):
+            await self.waiting.wait()
+        return worker
+
+    async def run(self) -> None:
+        self.waiting.set()
+        while True:
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancels_seen += 1
+                if self.cancels_seen > self.ignored:
+                    raise
+            else:
+                # Ends as a cancelled fetch would: bullmq then leaves Redis alone.
+                raise asyncio.CancelledError
+
+
+@pytest.mark.parametrize("force", [True, False], ids=["forced", "graceful"])
+async def test_close_is_bounded_when_bullmq_loses_the_cancellation_of_its_fetch(
+    monkeypatch: pytest.MonkeyPatch, make_worker: Factory, force: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    fetch = _LostCancelFetch(ignored=1)
+    worker = await fetch.idle_worker(monkeypatch, make_worker)
+
+    async with asyncio.timeout(10):  # without the bound: as long as redis-py retries, minutes
+        await worker.close(force=force)
+
+    assert fetch.cancels_seen == 2, "the lost cancellation was sent again"
+    assert "did not close within 0.3 s; cancelling its remaining tasks" in caplog.text
+    bullmq_worker = worker.workers[worker.queues[0]]
+    assert bullmq_worker.waiting is None
+    assert all(task.done() for task in bullmq_worker.processing)
+    assert all(task.done() for task in worker._run_tasks)
+    assert not worker.heartbeat.running
+
+
+async def test_graceful_close_gives_up_on_a_bullmq_worker_that_ignores_every_cancellation(
+    monkeypatch: pytest.MonkeyPatch, make_worker: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    fetch = _LostCancelFetch(ignored=1_000_000)
+    worker = await fetch.idle_worker(monkeypatch, make_worker)
+    bullmq_worker = worker.workers[worker.queues[0]]
+    leftovers = [*bullmq_worker.processing, bullmq_worker.waiting]
+    try:
+        # bullmq's graceful close waits for the fetch, which never ends.
+        async with asyncio.timeout(10):
+            await worker.close()
+        assert "ignored the cancellation of its tasks; giving up on it" in caplog.text
+        assert not worker.heartbeat.running
+    finally:
+        fetch.release.set()
+        async with asyncio.timeout(10):
+            await asyncio.gather(*worker._run_tasks, *leftovers, return_exceptions=True)

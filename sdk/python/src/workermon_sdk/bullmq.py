@@ -25,6 +25,8 @@ Processor = Callable[..., Awaitable[Any]]
 
 COOPERATIVE_RESULT = "cancelled cooperatively (processor honoured the abort signal)"
 PREEMPTED_RESULT = "processor ignored the abort signal; its task was cancelled"
+CLOSE_TIMEOUT = 5.0
+"""Seconds a bullmq worker gets to close (after its jobs ended) before its leftover tasks are cancelled."""
 
 
 @dataclass(eq=False)
@@ -59,13 +61,16 @@ class InstrumentedWorker:
         use_stream: bool = True,
         credentials: grpc.ChannelCredentials | None = None,
         backoff: Backoff | None = None,
+        close_timeout: float = CLOSE_TIMEOUT,
     ) -> None:
         """Configure the workers; nothing runs until :meth:`start` or :meth:`run`.
 
         ``opts`` are bullmq ``WorkerOptions`` (``connection``, ``concurrency``, ...); ``autorun`` is
         ignored because the workers start with :meth:`start`. ``gauges`` adds named readings to every beat.
         ``cancel_grace_seconds`` is how long a cancelled job may take to honour its abort signal before
-        its task is cancelled.
+        its task is cancelled. ``close_timeout`` bounds a close: a bullmq worker still not closed that
+        long after its last job ended has its remaining tasks cancelled, and is given up on (with a
+        warning) if they do not end within as long again.
         """
         self.queues = [queue] if isinstance(queue, str) else list(queue)
         if not self.queues:
@@ -74,6 +79,7 @@ class InstrumentedWorker:
         self._wants_signal = accepts_signal(processor)
         self._opts = {**(opts or {}), "autorun": False}
         self._grace = cancel_grace_seconds
+        self._close_timeout = close_timeout
         self._gauges = gauges
 
         self.workers: dict[str, Worker] = {}
@@ -302,21 +308,60 @@ class InstrumentedWorker:
                 if all(w.running or t.done() for w, t in starting):
                     break
                 await asyncio.sleep(0.01)
-            results = await asyncio.gather(
-                *(w.close(force=force) for w in self.workers.values()), return_exceptions=True
-            )
-            for result in results:
-                if isinstance(result, Exception):
-                    logger.warning("closing a bullmq worker failed: %s", result)
-            await asyncio.gather(*self._run_tasks, return_exceptions=True)
-            # A worker closed before its run() got going reconnects to name its clients after close()
-            # has released them; closing the backend again releases those too.
-            for worker in self.workers.values():
-                with contextlib.suppress(Exception):
-                    await worker.backend.close(force=True)
+            await asyncio.gather(*(self._close_worker(w, t, force) for w, t in starting))
         finally:
             await self.heartbeat.stop(goodbye=True, reason=reason)
             self._closed.set()
+
+    async def _close_worker(self, worker: Worker, run: asyncio.Task[None], force: bool) -> None:
+        """Close one bullmq worker and wait for its run(), within `close_timeout` once no job runs.
+
+        bullmq's close() cancels its idle fetch (a BZPOPMIN) and waits for it. That cancellation can be
+        lost: on Python 3.11 asyncio.wait_for, which redis-py uses to write a command, swallows a
+        cancellation that lands as the write completes. The fetch then carries on against the closed
+        connection inside redis-py's retries (20 tries, backing off up to 20 s), and close() and run()
+        wait for it for minutes. So past the bound the worker's remaining tasks are cancelled again,
+        and past twice the bound the worker is given up on: a close never hangs on bullmq.
+        """
+        closing = asyncio.ensure_future(worker.close(force=force))
+        pending: set[asyncio.Future[None]] = {closing, run}
+        cancelled = False
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=self._close_timeout)
+            if not pending:
+                break
+            if not force and not cancelled and worker.jobs:
+                continue  # a graceful close lets the jobs it waits for take as long as they take
+            if cancelled:
+                logger.warning(
+                    "bullmq worker for queue %s ignored the cancellation of its tasks; giving up on it",
+                    worker.name,
+                )
+                break
+            logger.warning(
+                "bullmq worker for queue %s did not close within %.1f s; cancelling its remaining tasks",
+                worker.name,
+                self._close_timeout,
+            )
+            self._cancel_leftovers(worker, run)
+            cancelled = True
+        failure = closing.exception() if closing.done() and not closing.cancelled() else None
+        if failure is not None:
+            logger.warning("closing the bullmq worker for queue %s failed: %s", worker.name, failure)
+        # A fetch cut short, or a worker closed before its run() got going, can reconnect after close()
+        # released the connections; closing the backend again releases those too.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self._close_timeout):
+                await worker.backend.close(force=True)
+
+    @staticmethod
+    def _cancel_leftovers(worker: Worker, run: asyncio.Task[None]) -> None:
+        # Past the bound no job of this worker runs (or the close is forced): what is left are fetches
+        # and the loop waiting for them.
+        if worker.waiting is not None:
+            worker.waiting.cancel()
+        worker.cancelProcessing()
+        run.cancel()
 
     async def _run_worker(self, worker: Worker) -> None:
         try:

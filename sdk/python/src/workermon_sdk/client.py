@@ -340,7 +340,14 @@ class HeartbeatClient:
         others = [task for task in self._tasks if task is not current]
         for task in others:
             task.cancel()
-        await asyncio.gather(*others, return_exceptions=True)
+        if others:
+            # Bounded like the goodbye: a task that swallowed its cancellation must not hold up the exit.
+            ended, stuck = await asyncio.wait(others, timeout=self._goodbye_timeout)
+            for task in ended:
+                if not task.cancelled():
+                    task.exception()  # retrieved, as gather did: asyncio would report it as never retrieved
+            if stuck:
+                logger.warning("%d heartbeat tasks did not stop when cancelled; leaving them", len(stuck))
         self.connected = False
         try:
             async with asyncio.timeout(self._goodbye_timeout):
