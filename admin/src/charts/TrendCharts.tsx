@@ -38,6 +38,8 @@ export interface TrendLabels {
   wait: string;
   failuresByCategory: string;
   noFailures: string;
+  /** A failure category's name as the UI shows it (translated). */
+  category: (name: string) => string;
 }
 
 interface TrendProps {
@@ -94,7 +96,7 @@ export function TrendCharts({ points, labels, hours }: TrendProps) {
               categories.map((category) => ({
                 // Stacked areas: the top edge is the bucket's failures, each band one category's share.
                 data: points.map((p) => num(p.failuresByCategory?.[category])),
-                label: category,
+                label: labels.category(category),
                 stack: "failures",
                 area: true,
                 showMark: false,

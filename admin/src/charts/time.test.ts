@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { TrendPoint, WorkerHistoryPoint } from "../api/types";
+import { setFormatLocale } from "../format";
 import { axisNumber, axisTime, categoryColor, failureCategories, gaugeNames, markIsolated, minuteGrid, trendRange } from "./time";
 
 describe("trend ranges", () => {
@@ -69,6 +70,14 @@ describe("value axis", () => {
   it("keeps ticks short", () => {
     expect(axisNumber(29.456)).toBe("29.5");
     expect(axisNumber(196_437_504 / (1024 * 1024))).toBe("187.3");
+    expect(axisNumber(1_200)).toBe("1.2K");
+    // In the UI's language: no English unit left on a Korean chart.
+    setFormatLocale("ko-KR");
+    try {
+      expect(axisNumber(1_200)).toBe("1.2천");
+    } finally {
+      setFormatLocale("en-US");
+    }
     expect(axisNumber(3_600_000)).toBe("3.6M");
     expect(axisNumber(null)).toBe("");
   });

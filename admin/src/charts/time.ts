@@ -1,6 +1,7 @@
 // Helpers of the history charts that need no chart library: time-axis labels, failure categories,
 // and minute grids for a worker's sparse history.
 import { num, type TrendPoint, type WorkerHistoryPoint } from "../api/types";
+import { formatLocale } from "../format";
 
 /** The ranges of the queue page, as kept in its URL (`?range=7d`), with the hours each asks for. */
 export const TREND_RANGES = [
@@ -29,11 +30,19 @@ export function axisTime(date: Date, hours: number, tick: boolean, locale?: stri
   return date.toLocaleDateString(locale, { month: "short", day: "numeric" });
 }
 
-const compact = new Intl.NumberFormat("en-US", { notation: "compact", maximumFractionDigits: 1 });
+const compactFormats = new Map<string, Intl.NumberFormat>();
 
 /** A value axis' tick: short enough for the axis (1.2K, 196.4, 29.5). */
 export function axisNumber(value: number | null): string {
-  return value === null ? "" : compact.format(value);
+  if (value === null) return "";
+  // In the UI's language: 1.2K in English, 1.2천 in Korean.
+  const locale = formatLocale();
+  let compact = compactFormats.get(locale);
+  if (compact === undefined) {
+    compact = new Intl.NumberFormat(locale, { notation: "compact", maximumFractionDigits: 1 });
+    compactFormats.set(locale, compact);
+  }
+  return compact.format(value);
 }
 
 /** The value axis of the history charts: compact ticks in a fixed width, so long numbers are not cut. */

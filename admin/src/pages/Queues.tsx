@@ -173,6 +173,7 @@ function QueueDetail({ name, queues, onClose }: { name: string; queues: string[]
               wait: t("waitTime"),
               failuresByCategory: t("failuresByCategory"),
               noFailures: t("noFailuresInRange"),
+              category: (name) => enumLabel(t, "fc", name),
             }}
           />
         </Suspense>
