@@ -2,8 +2,7 @@ import Box from "@mui/material/Box";
 import Paper from "@mui/material/Paper";
 import TextField from "@mui/material/TextField";
 import Typography from "@mui/material/Typography";
-import { useEffect, useRef, useState } from "react";
-import { useSearchParams } from "react-router-dom";
+import { useEffect, useState } from "react";
 import { useJobs, useQueue, useQueues } from "../api/hooks";
 import { num } from "../api/types";
 import { AddJobButton } from "../components/AddJobDialog";
@@ -12,12 +11,14 @@ import { JobTable } from "../components/JobTable";
 import { Pager, usePageTokens } from "../components/Pager";
 import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
 import { enumLabel, useI18n } from "../i18n";
+import { useUrlParams } from "../urlParams";
 
 const STATES = ["waiting", "active", "delayed", "prioritized", "waiting_children", "completed", "failed", "paused"];
 
 export default function JobsPage() {
   const { t } = useI18n();
-  const [params, setParams] = useSearchParams();
+  // From the latest parameters: a search applied after a row was opened keeps the drawer open.
+  const [params, update] = useUrlParams();
   const queues = useQueues();
   const queue = params.get("queue") ?? queues.data?.[0]?.name ?? "";
   const state = params.get("state") ?? "";
@@ -29,21 +30,6 @@ export default function JobsPage() {
   // The categories the queue has seen fail (and the one in the URL, should it have dropped out).
   const seen = (useQueue(queue).data?.topFailureCategories ?? []).map((c) => c.category ?? "").filter(Boolean);
   const categories = category && !seen.includes(category) ? [category, ...seen] : seen;
-
-  // The parameters as last set, not as last rendered: two changes before the next render (the queue,
-  // then the state) must both land, and setSearchParams' updater is handed the rendered ones.
-  const latest = useRef(params);
-  latest.current = params;
-  const update = (changes: Record<string, string | null>) => {
-    // From the latest parameters: a search applied after a row was opened keeps the drawer open.
-    const next = new URLSearchParams(latest.current);
-    for (const [k, v] of Object.entries(changes)) {
-      if (v) next.set(k, v);
-      else next.delete(k);
-    }
-    latest.current = next;
-    setParams(next, { replace: true });
-  };
 
   // Search as the user types, once they pause.
   useEffect(() => {

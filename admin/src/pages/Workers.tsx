@@ -9,8 +9,7 @@ import TableRow from "@mui/material/TableRow";
 import TextField from "@mui/material/TextField";
 import Tooltip from "@mui/material/Tooltip";
 import Typography from "@mui/material/Typography";
-import { useEffect, useRef, useState } from "react";
-import { useSearchParams } from "react-router-dom";
+import { useEffect, useState } from "react";
 import { runWorkerAction } from "../api/actions";
 import { describeError } from "../api/errors";
 import { keys, useAction, useOverview, useWorkers } from "../api/hooks";
@@ -22,6 +21,7 @@ import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
 import { WorkerSpark } from "../components/WorkerSpark";
 import { fmtBytes, fmtDuration, fmtInt } from "../format";
 import { enumLabel, useI18n, type Translate } from "../i18n";
+import { useUrlParams } from "../urlParams";
 
 type CommandAnswer = { command?: Command; outcome?: string };
 type CommandVerb = "quiet" | "resume" | "stop";
@@ -150,23 +150,11 @@ const STATUSES = ["WORKER_STATUS_ONLINE", "WORKER_STATUS_OFFLINE"];
 
 export default function WorkersPage() {
   const { t } = useI18n();
-  const [params, setParams] = useSearchParams();
+  const [params, update] = useUrlParams();
   const search = params.get("search") ?? "";
   const status = params.get("status") ?? "";
   const [typed, setTyped] = useState(search);
   const pager = usePageTokens(JSON.stringify([search, status]));
-  // The parameters as last set (two changes before a render must both land; see the Jobs page).
-  const latest = useRef(params);
-  latest.current = params;
-  const update = (changes: Record<string, string | null>) => {
-    const next = new URLSearchParams(latest.current);
-    for (const [k, v] of Object.entries(changes)) {
-      if (v) next.set(k, v);
-      else next.delete(k);
-    }
-    latest.current = next;
-    setParams(next, { replace: true });
-  };
   // Search as the user types, once they pause.
   useEffect(() => {
     if (typed === search) return;
