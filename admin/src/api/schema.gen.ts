@@ -983,9 +983,10 @@ export interface components {
          *     - `COMMAND_STATUS_ACKED`: The worker carried it out.
          *     - `COMMAND_STATUS_FAILED`: The worker tried and could not.
          *     - `COMMAND_STATUS_EXPIRED`: Not delivered or not acknowledged before it expired.
+         *     - `COMMAND_STATUS_UNSUPPORTED`: The worker cannot do this kind of command at all (for example CANCEL_JOB on a BullMQ without cancellation); the result says why.
          * @enum {string}
          */
-        "workermon.heartbeat.v1.CommandStatus": "COMMAND_STATUS_UNSPECIFIED" | "COMMAND_STATUS_PENDING" | "COMMAND_STATUS_DELIVERED" | "COMMAND_STATUS_ACKED" | "COMMAND_STATUS_FAILED" | "COMMAND_STATUS_EXPIRED";
+        "workermon.heartbeat.v1.CommandStatus": "COMMAND_STATUS_UNSPECIFIED" | "COMMAND_STATUS_PENDING" | "COMMAND_STATUS_DELIVERED" | "COMMAND_STATUS_ACKED" | "COMMAND_STATUS_FAILED" | "COMMAND_STATUS_EXPIRED" | "COMMAND_STATUS_UNSUPPORTED";
         /**
          * @description CommandType names what a command asks the worker to do.
          *
@@ -1330,9 +1331,10 @@ export interface components {
          *     - `CANCEL_OUTCOME_CANCELLED`: The running job was stopped by its worker.
          *     - `CANCEL_OUTCOME_REFUSED_BY_WORKER`: The worker answered that it could not stop the job.
          *     - `CANCEL_OUTCOME_PENDING`: The worker did not answer within the wait; the command stays valid until it expires.
+         *     - `CANCEL_OUTCOME_UNSUPPORTED`: The worker's job library cannot cancel a running job (the command's result says why).
          * @enum {string}
          */
-        "workermon.monitor.v1.CancelOutcome": "CANCEL_OUTCOME_UNSPECIFIED" | "CANCEL_OUTCOME_REMOVED" | "CANCEL_OUTCOME_CANCELLED" | "CANCEL_OUTCOME_REFUSED_BY_WORKER" | "CANCEL_OUTCOME_PENDING";
+        "workermon.monitor.v1.CancelOutcome": "CANCEL_OUTCOME_UNSPECIFIED" | "CANCEL_OUTCOME_REMOVED" | "CANCEL_OUTCOME_CANCELLED" | "CANCEL_OUTCOME_REFUSED_BY_WORKER" | "CANCEL_OUTCOME_PENDING" | "CANCEL_OUTCOME_UNSUPPORTED";
         /** @description CategoryCount is a failure category and how many final failures it had. */
         "workermon.monitor.v1.CategoryCount": {
             /** @description timeout, network, rate_limit, auth, validation, browser or unknown (or a configured category). */
@@ -1404,9 +1406,10 @@ export interface components {
          *     - `COMMAND_OUTCOME_ACKED`: The worker acknowledged the command and did it.
          *     - `COMMAND_OUTCOME_REFUSED`: The worker answered that it could not do it (the command's result says why), or it expired.
          *     - `COMMAND_OUTCOME_PENDING`: Sent, not yet acknowledged within the wait; the command stays valid until it expires.
+         *     - `COMMAND_OUTCOME_UNSUPPORTED`: The worker cannot do this kind of command at all (the command's result says why).
          * @enum {string}
          */
-        "workermon.monitor.v1.CommandOutcome": "COMMAND_OUTCOME_UNSPECIFIED" | "COMMAND_OUTCOME_ACKED" | "COMMAND_OUTCOME_REFUSED" | "COMMAND_OUTCOME_PENDING";
+        "workermon.monitor.v1.CommandOutcome": "COMMAND_OUTCOME_UNSPECIFIED" | "COMMAND_OUTCOME_ACKED" | "COMMAND_OUTCOME_REFUSED" | "COMMAND_OUTCOME_PENDING" | "COMMAND_OUTCOME_UNSUPPORTED";
         /**
          * @description CommandStatus is where a command is in its life.
          *
@@ -1416,9 +1419,10 @@ export interface components {
          *     - `COMMAND_STATUS_ACKED`: The worker carried it out.
          *     - `COMMAND_STATUS_FAILED`: The worker tried and could not.
          *     - `COMMAND_STATUS_EXPIRED`: Not delivered or not acknowledged before it expired.
+         *     - `COMMAND_STATUS_UNSUPPORTED`: The worker cannot do this kind of command at all (for example CANCEL_JOB on a BullMQ without cancellation); the result says why.
          * @enum {string}
          */
-        "workermon.monitor.v1.CommandStatus": "COMMAND_STATUS_UNSPECIFIED" | "COMMAND_STATUS_PENDING" | "COMMAND_STATUS_DELIVERED" | "COMMAND_STATUS_ACKED" | "COMMAND_STATUS_FAILED" | "COMMAND_STATUS_EXPIRED";
+        "workermon.monitor.v1.CommandStatus": "COMMAND_STATUS_UNSPECIFIED" | "COMMAND_STATUS_PENDING" | "COMMAND_STATUS_DELIVERED" | "COMMAND_STATUS_ACKED" | "COMMAND_STATUS_FAILED" | "COMMAND_STATUS_EXPIRED" | "COMMAND_STATUS_UNSUPPORTED";
         /**
          * @description CommandType names what a command asks a worker to do.
          *
@@ -1430,6 +1434,29 @@ export interface components {
          * @enum {string}
          */
         "workermon.monitor.v1.CommandType": "COMMAND_TYPE_UNSPECIFIED" | "COMMAND_TYPE_QUIET" | "COMMAND_TYPE_RESUME" | "COMMAND_TYPE_STOP" | "COMMAND_TYPE_CANCEL_JOB";
+        /** @description ConnectionScan is the state of the last CLIENT LIST read. */
+        "workermon.monitor.v1.ConnectionScan": {
+            /** @description Whether it worked. */
+            status?: components["schemas"]["workermon.monitor.v1.ConnectionScanStatus"];
+            /** @description Why not, in a sentence, when it did not. */
+            detail?: string;
+            /**
+             * Format: date-time
+             * @description When it was read.
+             */
+            scanTime?: string;
+        };
+        /**
+         * @description ConnectionScanStatus says whether the suite can see uninstrumented workers.
+         *
+         *     - `CONNECTION_SCAN_STATUS_UNSPECIFIED`: Not set.
+         *     - `CONNECTION_SCAN_STATUS_OK`: CLIENT LIST was read; uninstrumented workers are shown.
+         *     - `CONNECTION_SCAN_STATUS_REFUSED`: The watched Redis refuses CLIENT LIST (some managed Redis do): uninstrumented workers cannot be seen.
+         *     - `CONNECTION_SCAN_STATUS_FAILED`: The last read failed (Redis unreachable); the detail says why.
+         *     - `CONNECTION_SCAN_STATUS_DISABLED`: Turned off by configuration (WORKERMON_CONNECTION_SCAN_SECONDS=0).
+         * @enum {string}
+         */
+        "workermon.monitor.v1.ConnectionScanStatus": "CONNECTION_SCAN_STATUS_UNSPECIFIED" | "CONNECTION_SCAN_STATUS_OK" | "CONNECTION_SCAN_STATUS_REFUSED" | "CONNECTION_SCAN_STATUS_FAILED" | "CONNECTION_SCAN_STATUS_DISABLED";
         /** @description DrainQueueResponse says how many jobs went. */
         "workermon.monitor.v1.DrainQueueResponse": {
             /**
@@ -1735,10 +1762,12 @@ export interface components {
         };
         /** @description ListWorkersResponse is one page of workers. */
         "workermon.monitor.v1.ListWorkersResponse": {
-            /** @description Workers on this page, ordered by worker id. */
+            /** @description Workers on this page: instrumented ones first, ordered by worker id, then uninstrumented ones. */
             workers: components["schemas"]["workermon.monitor.v1.Worker"][];
             /** @description Token for the next page; empty on the last. */
             nextPageToken?: string;
+            /** @description Whether uninstrumented workers can be seen, and when CLIENT LIST was last read. */
+            connectionScan?: components["schemas"]["workermon.monitor.v1.ConnectionScan"];
         };
         /** @description PauseQueueResponse says what changed. */
         "workermon.monitor.v1.PauseQueueResponse": {
@@ -1763,6 +1792,8 @@ export interface components {
             custom: {
                 [key: string]: number;
             };
+            /** @description How late the worker's event loop ran a timer at the last measurement, in milliseconds (0 when not measured). */
+            eventLoopLagMs?: number;
         };
         /** @description PromoteDelayedJobsResponse says how many moved. */
         "workermon.monitor.v1.PromoteDelayedJobsResponse": {
@@ -1865,6 +1896,44 @@ export interface components {
             auditId?: string;
             /** @description What the worker answered within the wait. */
             outcome?: components["schemas"]["workermon.monitor.v1.CommandOutcome"];
+        };
+        /** @description RedisClient is one of a worker's own Redis connections as Redis names it (CLIENT INFO): how the suite recognises an instrumented worker among the connections it sees in CLIENT LIST, to show it once. */
+        "workermon.monitor.v1.RedisClient": {
+            /**
+             * Format: int64
+             * @description The connection's id on its Redis server.
+             */
+            id?: string;
+            /** @description The client's address as the server sees it (ip:port). */
+            addr?: string;
+        };
+        /** @description RedisConnection is a BullMQ worker's named connection as the watched Redis lists it (CLIENT LIST). */
+        "workermon.monitor.v1.RedisConnection": {
+            /** @description The queue, decoded from the connection name. */
+            queue?: string;
+            /** @description The worker's name (BullMQ's `name` option); empty when it has none. */
+            workerName?: string;
+            /** @description The client's address (ip:port). */
+            addr?: string;
+            /**
+             * Format: int64
+             * @description The connection's id on its Redis server.
+             */
+            clientId?: string;
+            /**
+             * @description How long the connection has existed.
+             * @example 30s
+             */
+            age?: string;
+            /**
+             * @description How long since its last command.
+             * @example 30s
+             */
+            idle?: string;
+            /** @description The Redis server it is connected to (host:port; on a Cluster, the primary). */
+            node?: string;
+            /** @description The connection name as set by BullMQ: `<prefix>:<base64 queue>[:w:<name>]`. */
+            clientName?: string;
         };
         /** @description ResumeQueueResponse says what changed. */
         "workermon.monitor.v1.ResumeQueueResponse": {
@@ -2002,6 +2071,10 @@ export interface components {
             lastSeenTime?: string;
             /** @description Why it went offline: "goodbye: <reason>" or "missed beats". */
             offlineReason?: string;
+            /** @description INSTRUMENTED (beats through the SDK) or UNINSTRUMENTED (seen only in CLIENT LIST). */
+            kind?: components["schemas"]["workermon.monitor.v1.WorkerKind"];
+            /** @description For an uninstrumented worker: its connection as Redis lists it. */
+            connection?: components["schemas"]["workermon.monitor.v1.RedisConnection"];
         };
         /** @description WorkerHistoryPoint is what a worker reported in the first beat received in one minute. */
         "workermon.monitor.v1.WorkerHistoryPoint": {
@@ -2023,6 +2096,15 @@ export interface components {
             /** @description Its process readings: CPU, RSS and custom gauges. */
             gauges?: components["schemas"]["workermon.monitor.v1.ProcessGauges"];
         };
+        /**
+         * @description WorkerKind says how the suite knows a worker.
+         *
+         *     - `WORKER_KIND_UNSPECIFIED`: Not set; in a filter it means every kind.
+         *     - `WORKER_KIND_INSTRUMENTED`: It runs the suite's SDK and beats: full report, and it takes commands.
+         *     - `WORKER_KIND_UNINSTRUMENTED`: A BullMQ worker seen only by its named Redis connection (CLIENT LIST): online while connected, no report beyond the connection, and no commands.
+         * @enum {string}
+         */
+        "workermon.monitor.v1.WorkerKind": "WORKER_KIND_UNSPECIFIED" | "WORKER_KIND_INSTRUMENTED" | "WORKER_KIND_UNINSTRUMENTED";
         /** @description WorkerReport is what a worker said about itself in its last beat. */
         "workermon.monitor.v1.WorkerReport": {
             /** @description Stable name of the worker. */
@@ -2077,6 +2159,8 @@ export interface components {
             startedAt?: string;
             /** @description Name and version of the SDK that sent the beat. */
             sdk?: string;
+            /** @description The worker's own Redis connections, by which it is recognised in CLIENT LIST. */
+            redisClients: components["schemas"]["workermon.monitor.v1.RedisClient"][];
         };
         /**
          * @description WorkerState is what the worker itself says it is doing.
@@ -2785,6 +2869,8 @@ export interface operations {
                 hostname?: string;
                 /** @description Only workers whose id or hostname contains this text (ASCII case-insensitive); at most 200 characters. */
                 search?: string;
+                /** @description INSTRUMENTED or UNINSTRUMENTED; UNSPECIFIED lists both. */
+                kind?: components["schemas"]["workermon.monitor.v1.WorkerKind"];
             };
             header?: never;
             path?: never;

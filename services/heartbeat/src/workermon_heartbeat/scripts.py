@@ -78,7 +78,7 @@ local function settle(i, n_acks)
     local c = redis.call('HMGET', ckey, 'worker', 'status', 'exp')
     if c[1] == id and (c[2] == 'DELIVERED' or c[2] == 'PENDING') and tonumber(c[3]) > now then
       local status = 'FAILED'
-      if ARGV[i + 1] == '1' then status = 'ACKED' end
+      if ARGV[i + 1] == '1' then status = 'ACKED' elseif ARGV[i + 1] == 'u' then status = 'UNSUPPORTED' end
       redis.call('HSET', ckey, 'status', status, 'result', ARGV[i + 2], 'done', now_s)
     end
     i = i + 3

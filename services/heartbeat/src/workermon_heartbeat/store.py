@@ -35,6 +35,7 @@ _STATUS_VALUES = {
     "DELIVERED": pb.COMMAND_STATUS_DELIVERED,
     "ACKED": pb.COMMAND_STATUS_ACKED,
     "FAILED": pb.COMMAND_STATUS_FAILED,
+    "UNSUPPORTED": pb.COMMAND_STATUS_UNSUPPORTED,
 }
 MAX_COMMANDS_PER_BEAT = 32
 SWEEP_LIMIT = 1000
@@ -153,7 +154,7 @@ def beat_arguments(
         len(acks),
     ]
     for ack in acks:
-        args += [ack.command_id, "1" if ack.ok else "0", ack.result]
+        args += [ack.command_id, "1" if ack.ok else ("u" if ack.unsupported else "0"), ack.result]
     return args
 
 

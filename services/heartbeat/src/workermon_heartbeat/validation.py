@@ -19,6 +19,7 @@ from workermon_core.validation import (
     MAX_JOB_ID,
     MAX_LABELS,
     MAX_QUEUES,
+    MAX_REDIS_CLIENTS,
     MAX_REPORT_BYTES,
     MAX_TIMINGS,
     queue_name,
@@ -81,6 +82,12 @@ def _jobs_and_figures(rep: pb.WorkerReport, field: str) -> None:
         raise InvalidArgument(f"{field}.gauges.custom", f"at most {MAX_GAUGES} gauges")
     for key in rep.gauges.custom:
         text(key, f"{field}.gauges.custom", 64)
+    if rep.gauges.event_loop_lag_ms < 0:
+        raise InvalidArgument(f"{field}.gauges.event_loop_lag_ms", "must not be negative")
+    if len(rep.redis_clients) > MAX_REDIS_CLIENTS:
+        raise InvalidArgument(f"{field}.redis_clients", f"at most {MAX_REDIS_CLIENTS} connections")
+    for i, client in enumerate(rep.redis_clients):
+        text(client.addr, f"{field}.redis_clients[{i}].addr", 64)
 
 
 def _timings(rep: pb.WorkerReport, field: str) -> None:

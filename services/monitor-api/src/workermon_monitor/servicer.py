@@ -46,7 +46,12 @@ CLEANABLE = {
     pb.JOB_STATE_PRIORITIZED: "prioritized",
     pb.JOB_STATE_PAUSED: "paused",
 }
-_FINAL_COMMAND = (hb_pb.COMMAND_STATUS_ACKED, hb_pb.COMMAND_STATUS_FAILED, hb_pb.COMMAND_STATUS_EXPIRED)
+_FINAL_COMMAND = (
+    hb_pb.COMMAND_STATUS_ACKED,
+    hb_pb.COMMAND_STATUS_FAILED,
+    hb_pb.COMMAND_STATUS_EXPIRED,
+    hb_pb.COMMAND_STATUS_UNSUPPORTED,
+)
 
 
 # What other services may append through CreateAuditLog, and the kind of entity each is about.
@@ -68,6 +73,7 @@ _COMMAND_OUTCOMES = {
     hb_pb.COMMAND_STATUS_ACKED: pb.COMMAND_OUTCOME_ACKED,
     hb_pb.COMMAND_STATUS_FAILED: pb.COMMAND_OUTCOME_REFUSED,
     hb_pb.COMMAND_STATUS_EXPIRED: pb.COMMAND_OUTCOME_REFUSED,
+    hb_pb.COMMAND_STATUS_UNSUPPORTED: pb.COMMAND_OUTCOME_UNSUPPORTED,
 }
 
 
@@ -77,7 +83,11 @@ def _command_outcome(
     """What a command's status means for the caller, for its audit entry, and the entry's result:
     done (SUCCEEDED), refused by the worker or expired (FAILED), or still waiting (PENDING)."""
     outcome = _COMMAND_OUTCOMES.get(command.status, pb.COMMAND_OUTCOME_PENDING)
-    audit = {pb.COMMAND_OUTCOME_ACKED: SUCCEEDED, pb.COMMAND_OUTCOME_REFUSED: FAILED}.get(outcome, PENDING)
+    audit = {
+        pb.COMMAND_OUTCOME_ACKED: SUCCEEDED,
+        pb.COMMAND_OUTCOME_REFUSED: FAILED,
+        pb.COMMAND_OUTCOME_UNSUPPORTED: FAILED,
+    }.get(outcome, PENDING)
     result = {
         "command_id": command.command_id,
         "outcome": pb.CommandOutcome.Name(outcome).removeprefix("COMMAND_OUTCOME_"),
@@ -607,6 +617,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             hb_pb.COMMAND_STATUS_ACKED: pb.CANCEL_OUTCOME_CANCELLED,
             hb_pb.COMMAND_STATUS_FAILED: pb.CANCEL_OUTCOME_REFUSED_BY_WORKER,
             hb_pb.COMMAND_STATUS_EXPIRED: pb.CANCEL_OUTCOME_REFUSED_BY_WORKER,
+            hb_pb.COMMAND_STATUS_UNSUPPORTED: pb.CANCEL_OUTCOME_UNSUPPORTED,
         }.get(command.status, pb.CANCEL_OUTCOME_PENDING)
         reply = pb.CancelJobResponse(
             outcome=outcome,
@@ -620,7 +631,8 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             "command_id": command.command_id,
             "worker_answer": command.result,
         }
-        return Done(reply, result, FAILED if outcome == pb.CANCEL_OUTCOME_REFUSED_BY_WORKER else SUCCEEDED)
+        failed = outcome in (pb.CANCEL_OUTCOME_REFUSED_BY_WORKER, pb.CANCEL_OUTCOME_UNSUPPORTED)
+        return Done(reply, result, FAILED if failed else SUCCEEDED)
 
     # -- workers ---------------------------------------------------------------------------------
 
