@@ -639,8 +639,9 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     async def ListWorkers(
         self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListWorkersResponse:
-        """Workers, from HeartbeatService."""
+        """Workers, instrumented and uninstrumented, from HeartbeatService."""
         validation.enum_value(request.status, pb.WorkerStatus.DESCRIPTOR, "status")
+        validation.enum_value(request.kind, pb.WorkerKind.DESCRIPTOR, "kind")
         validation.optional_queue_name(request.queue, "queue")
         validation.text(request.hostname, "hostname", validation.MAX_HOSTNAME)
         validation.page_token(request.page_token)
@@ -652,11 +653,14 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
                 queue=request.queue,
                 hostname=request.hostname,
                 search=request.search,
+                kind=public.worker_kind(request.kind),
             ),
             timeout=10.0,
         )
         return pb.ListWorkersResponse(
-            workers=[public.worker(w) for w in reply.workers], next_page_token=reply.next_page_token
+            workers=[public.worker(w) for w in reply.workers],
+            next_page_token=reply.next_page_token,
+            connection_scan=public.connection_scan(reply.connection_scan),
         )
 
     async def GetWorker(
