@@ -100,6 +100,8 @@ export interface WorkersFilter {
   search: string;
   /** WORKER_STATUS_ONLINE, WORKER_STATUS_OFFLINE, or "" for both. */
   status: string;
+  /** WORKER_KIND_INSTRUMENTED, WORKER_KIND_UNINSTRUMENTED, or "" for both. */
+  kind?: string;
   pageToken: string;
   pageSize?: number;
 }
@@ -110,7 +112,7 @@ export function useWorkers(f: WorkersFilter) {
     queryKey: [...keys.workers, f],
     queryFn: ({ signal }) =>
       api<ResponseOf<"ListWorkers">>(route("/v1/workers"), {
-        query: { pageSize: f.pageSize ?? 50, pageToken: f.pageToken || undefined, search: f.search.trim() || undefined, status: f.status || undefined },
+        query: { pageSize: f.pageSize ?? 50, pageToken: f.pageToken || undefined, search: f.search.trim() || undefined, status: f.status || undefined, kind: f.kind || undefined },
         signal,
       }),
     placeholderData: keepPreviousData,
