@@ -1,22 +1,31 @@
 // Worker Monitor test fixture: adds jobs to a queue with Node BullMQ and runs a Node worker on it.
 //
-//   node produce.mjs <redis url> <prefix> <queue> <mode>
+//   node produce.mjs <redis url> <prefix> <queue> <mode> [bullmq|bullmq5]
 //
 // mode "mixed": add the fixture jobs, then work; "work": only work; "produce": only add; "flows": add a
 // three-level flow across <queue> and <queue>-kids and two job schedulers on <queue>-sched, then work
 // both flow queues (see flows()).
 // Prints one JSON object per line ({"event": "ready", ...}); stops on a "stop" line or end of stdin.
-import { FlowProducer, Queue, Worker } from 'bullmq';
 import IORedis from 'ioredis';
 import readline from 'node:readline';
 
-const [url, prefix, queueName, mode = 'mixed'] = process.argv.slice(2);
+const [url, prefix, queueName, mode = 'mixed', pkg = 'bullmq'] = process.argv.slice(2);
+if (!['bullmq', 'bullmq5'].includes(pkg)) {
+  console.error('the package is bullmq (6) or bullmq5');
+  process.exit(2);
+}
+const { FlowProducer, Queue, Worker } = await import(pkg);
 if (!url || !prefix || !queueName || !['mixed', 'work', 'produce', 'flows'].includes(mode)) {
   console.error('usage: node produce.mjs <redis url> <prefix> <queue> <mixed|work|produce|flows>');
   process.exit(2);
 }
 
-const connection = new IORedis(url, { maxRetriesPerRequest: null });
+// BullMQ 5 brings its own ioredis: it gets connection options rather than a client of ioredis 6.
+const parsed = new URL(url);
+const connection =
+  pkg === 'bullmq'
+    ? new IORedis(url, { maxRetriesPerRequest: null })
+    : { host: parsed.hostname, port: Number(parsed.port || 6379), db: Number(parsed.pathname.slice(1) || 0), maxRetriesPerRequest: null };
 const queue = new Queue(queueName, { connection, prefix });
 const say = (event, extra = {}) => process.stdout.write(JSON.stringify({ event, ...extra }) + '\n');
 
@@ -117,7 +126,7 @@ async function stop(code) {
   if (worker) await worker.close();
   for (const w of extraWorkers) await w.close();
   await queue.close();
-  await connection.quit();
+  if (connection instanceof IORedis) await connection.quit();
   process.exit(code);
 }
 
