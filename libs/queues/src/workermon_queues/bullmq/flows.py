@@ -40,7 +40,7 @@ from ..flows import (
     SchedulerPage,
 )
 from ..jobs import JobSummary
-from ..replies import integer, text
+from ..replies import epoch_ms, integer, text
 from .jobs import _SOURCES, _STATE_ORDER, BullMQJobs, _not_found_job, _not_found_queue, _not_in_state
 from .problems import wrong_types_kept
 
@@ -55,7 +55,7 @@ _CHILD_KEYS: dict[str, tuple[str, str]] = {
 }
 # Options of a scheduler's template that tie a job to the schedule: a job run now is a plain job.
 _SCHEDULE_OPTS = ("repeat", "jobId", "repeatJobKey", "delay", "prevMillis", "timestamp", "rjk")
-_NUMBER_FIELDS = ("ic", "limit", "startDate", "endDate", "every", "offset")
+_NUMBER_FIELDS = ("ic", "limit", "every", "offset")
 
 
 def _count(reply: Any) -> int:
@@ -346,7 +346,7 @@ class BullMQFlows:
         scheduler_id: str, score: float | None, raw: dict[Any, Any], max_bytes: int
     ) -> JobScheduler:
         fields = {text(k): text(v) for k, v in raw.items()}
-        next_run = int(score) if score is not None else None
+        next_run = epoch_ms(score) if score is not None else None
         if not fields:
             # An older repeatable job: everything known is in its key, `name:id:endDate:tz:pattern`.
             parts = scheduler_id.split(":")
@@ -361,7 +361,7 @@ class BullMQFlows:
                 iteration_count=None,
                 limit=None,
                 start_ms=None,
-                end_ms=integer(parts[2]),
+                end_ms=epoch_ms(parts[2] or None),
                 offset_ms=None,
                 template_data="",
                 template_data_truncated=False,
@@ -379,8 +379,8 @@ class BullMQFlows:
             next_run_ms=next_run,
             iteration_count=numbers["ic"],
             limit=numbers["limit"],
-            start_ms=numbers["startDate"],
-            end_ms=numbers["endDate"],
+            start_ms=epoch_ms(fields.get("startDate")),
+            end_ms=epoch_ms(fields.get("endDate")),
             offset_ms=numbers["offset"],
             template_data=data,
             template_data_truncated=truncated,
