@@ -173,3 +173,30 @@ async def test_legacy_repeatable_job_key_is_read(
     assert only.legacy and only.name == "send" and only.tz == "Europe/Paris"
     assert only.pattern == "*/5 * * * *" and only.end_ms == 1_767_225_600_000
     assert only.next_run_ms == 1_700_000_000_000
+
+
+async def test_what_others_stored_is_read_without_failing(
+    flows: BullMQFlows, jobs: BullMQJobs, redis: aioredis.Redis
+) -> None:
+    # A parent whose pending set is a string, and a scheduler whose times are not times.
+    await redis.hset(jobs.key("odd", "meta"), "opts.maxLenEvents", "10000")
+    await redis.hset(jobs.key("odd", "1"), mapping={"name": "p", "timestamp": "1", "parent": "{not json"})
+    await redis.set(jobs.key("odd", "1") + ":dependencies", "oops")
+    await redis.hset(jobs.key("odd", "1") + ":processed", jobs.key("odd", "gone"), '"r"')
+    parent, counts = await flows.flow_of("odd", "1")
+    assert parent is None and counts == DependencyCounts(processed=1)
+    page = await flows.list_children("odd", "1", [], 10, None, 1024)
+    (gone,) = page.children
+    assert (gone.ref.job_id, gone.kind, gone.state, gone.exists, gone.value) == (
+        "gone",
+        "processed",
+        None,
+        False,
+        '"r"',
+    )
+    await redis.zadd(jobs.key("odd", "repeat"), {"s": 1e20})
+    await redis.hset(
+        jobs.key("odd", "repeat:s"), mapping={"name": "n", "startDate": "abc", "endDate": "1e30"}
+    )
+    (scheduler,) = (await flows.list_schedulers("odd", 10, None, 1024)).schedulers
+    assert (scheduler.next_run_ms, scheduler.start_ms, scheduler.end_ms) == (None, None, None)
