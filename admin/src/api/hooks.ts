@@ -18,6 +18,8 @@ export const keys = {
   incidents: ["incidents"] as const,
   incident: ["incident"] as const,
   audit: ["audit"] as const,
+  children: ["children"] as const,
+  schedulers: ["schedulers"] as const,
 };
 
 export function useOverview() {
@@ -92,6 +94,34 @@ export function useJob(queue: string, jobId: string | null, full: boolean) {
         query: { full: full || undefined },
         signal,
       }).then((r) => r.job ?? null),
+  });
+}
+
+/** One page of a job's children (a flow's parent), from `token` on; a tree asks per node it expands. */
+export function useJobChildren(queue: string, jobId: string, token: string, enabled = true) {
+  return useQuery({
+    queryKey: [...keys.children, queue, jobId, token],
+    enabled: enabled && !!queue && !!jobId,
+    queryFn: ({ signal }) =>
+      api<ResponseOf<"ListJobChildren">>(route("/v1/queues/{queue}/jobs/{job_id}/children", { queue, job_id: jobId }), {
+        query: { pageSize: 25, pageToken: token || undefined },
+        signal,
+      }),
+  });
+}
+
+/** A page of a queue's job schedulers, soonest next run first. */
+export function useJobSchedulers(queue: string, token: string) {
+  return useQuery({
+    queryKey: [...keys.schedulers, queue, token],
+    enabled: !!queue,
+    queryFn: ({ signal }) =>
+      api<ResponseOf<"ListJobSchedulers">>(route("/v1/queues/{queue}/jobSchedulers", { queue }), {
+        query: { pageSize: 20, pageToken: token || undefined },
+        signal,
+      }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 30_000,
   });
 }
 
