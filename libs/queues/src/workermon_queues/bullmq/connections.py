@@ -109,13 +109,15 @@ async def _client_lists(redis: AnyRedis) -> list[tuple[str, list[dict[str, str]]
     """(node address, parsed CLIENT LIST of its normal clients) for each primary."""
     try:
         if isinstance(redis, RedisCluster):
+            await redis.initialize()  # a new cluster client knows no node until it has read the slots
             out = []
             for primary in redis.get_primaries():
                 clients = await redis.client_list(_type="normal", target_nodes=primary)
                 out.append((f"{primary.host}:{primary.port}", _as_list(clients)))
             return out
         kwargs = redis.connection_pool.connection_kwargs
-        node = f"{kwargs.get('host', '')}:{kwargs.get('port', '')}"
+        # A Sentinel-managed pool names no host: its primary moves.
+        node = f"{kwargs['host']}:{kwargs.get('port', 6379)}" if kwargs.get("host") else "primary"
         return [(node, _as_list(await redis.client_list(_type="normal")))]
     except ResponseError as error:
         if _REFUSED.search(str(error)):
