@@ -130,23 +130,32 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
                 <WorkerSpark workerId={id} />
               </TableCell>
               <TableCell>
-                <Box sx={{ display: "flex", gap: 0.5 }}>
-                  <ActionButton needs="operator" unavailable={offlineReason} sx={{ minWidth: 0, px: 1 }} onClick={() => quiet.mutate(id)}>
-                    {t("quiet")}
-                  </ActionButton>
-                  <ActionButton needs="operator" unavailable={offlineReason} sx={{ minWidth: 0, px: 1 }} onClick={() => resume.mutate(id)}>
-                    {t("resume")}
-                  </ActionButton>
-                  <ActionButton needs="admin" color="error" unavailable={offlineReason} sx={{ minWidth: 0, px: 1 }} onClick={() => onStop(id)}>
-                    {t("stop")}
-                  </ActionButton>
-                </Box>
+                <WorkerActions unavailable={offlineReason} onQuiet={() => quiet.mutate(id)} onResume={() => resume.mutate(id)} onStop={() => onStop(id)} />
               </TableCell>
             </TableRow>
           );
         })}
       </TableBody>
     </Table>
+  );
+}
+
+/** Quiet, resume and stop; all unavailable with the reason given, if any. */
+function WorkerActions({ unavailable, onQuiet, onResume, onStop }: { unavailable?: string; onQuiet?: () => void; onResume?: () => void; onStop?: () => void }) {
+  const { t } = useI18n();
+  const sx = { minWidth: 0, px: 1 };
+  return (
+    <Box sx={{ display: "flex", gap: 0.5 }}>
+      <ActionButton needs="operator" unavailable={unavailable} sx={sx} onClick={onQuiet}>
+        {t("quiet")}
+      </ActionButton>
+      <ActionButton needs="operator" unavailable={unavailable} sx={sx} onClick={onResume}>
+        {t("resume")}
+      </ActionButton>
+      <ActionButton needs="admin" color="error" unavailable={unavailable} sx={sx} onClick={onStop}>
+        {t("stop")}
+      </ActionButton>
+    </Box>
   );
 }
 
@@ -188,17 +197,7 @@ function SeenWorkerRow({ worker }: { worker: Worker }) {
       </TableCell>
       <TableCell>—</TableCell>
       <TableCell>
-        <Box sx={{ display: "flex", gap: 0.5 }}>
-          <ActionButton needs="operator" unavailable={t("noSdkCommands")} sx={{ minWidth: 0, px: 1 }} onClick={() => undefined}>
-            {t("quiet")}
-          </ActionButton>
-          <ActionButton needs="operator" unavailable={t("noSdkCommands")} sx={{ minWidth: 0, px: 1 }} onClick={() => undefined}>
-            {t("resume")}
-          </ActionButton>
-          <ActionButton needs="admin" color="error" unavailable={t("noSdkCommands")} sx={{ minWidth: 0, px: 1 }} onClick={() => undefined}>
-            {t("stop")}
-          </ActionButton>
-        </Box>
+        <WorkerActions unavailable={t("noSdkCommands")} />
       </TableCell>
     </TableRow>
   );
