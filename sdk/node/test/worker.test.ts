@@ -1,0 +1,168 @@
+/** BullMQ 5 and 6 workers instrumented with the SDK, seen through the real HeartbeatService. */
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { Redis } from "ioredis";
+import { CommandStatus, CommandType, WorkerState } from "../src/index.js";
+import { SDK_NAME } from "../src/version.js";
+import { WorkerStatus } from "../src/gen/workermon/heartbeat/v1/heartbeat_service.js";
+import { startWorker } from "./fixture.js";
+import { Suite, VERSIONS, waitFor } from "./support.js";
+
+const suite = new Suite();
+before(() => suite.start());
+after(() => suite.stop());
+
+for (const version of VERSIONS) {
+  describe(version.label, () => {
+    test("the report arrives with the worker's figures", async () => {
+      const run = await startWorker(suite, version, "report", { labels: { team: "node" }, version: "1.2.3" });
+      try {
+        let browsers = 3;
+        run.monitor.gauge("open_browsers", () => browsers);
+        const held = await run.queue.add("held", { hold: true });
+        await run.queue.add("quick", { ms: 10 });
+        await run.queue.add("quick", { ms: 30 });
+        await run.queue.add("broken", { fail: true });
+        const busy = await suite.workerWhere(run.workerId, "one job held, three finished", (w) =>
+          (w.report?.processedTotal ?? 0) === 2 && w.report?.failedTotal === 1 && w.report.activeJobs === 1,
+        );
+        const report = busy.report!;
+        assert.equal(busy.status, WorkerStatus.WORKER_STATUS_ONLINE);
+        assert.equal(report.sdk, SDK_NAME);
+        assert.match(report.sdk, /^workermon-node\/\d+\.\d+\.\d+$/);
+        assert.equal(report.pid, process.pid);
+        assert.deepEqual(report.queues, [run.queueName]);
+        assert.equal(report.concurrency, 2);
+        assert.deepEqual(report.labels, { team: "node" });
+        assert.equal(report.version, "1.2.3");
+        assert.deepEqual(report.activeJobIds, [String(held.id)]);
+        assert.equal(report.state, WorkerState.WORKER_STATE_RUNNING);
+        assert.equal(report.gauges?.custom.open_browsers, 3);
+        assert.ok((report.gauges?.rssBytes ?? 0) > 1_000_000, "rss reported");
+        assert.ok((report.gauges?.cpuPercent ?? -1) >= 0, "cpu reported");
+        assert.ok(report.startedAt !== undefined && report.startedAt.getTime() <= Date.now());
+        assert.equal(report.instanceId, run.monitor.heartbeat.instanceId);
+
+        // Both BullMQ connections, as Redis itself lists them.
+        const withClients = await suite.workerWhere(run.workerId, "both redis clients", (w) => w.report?.redisClients.length === 2);
+        const redis = new Redis(suite.redisUrl);
+        const listed = String(await redis.call("CLIENT", "LIST"));
+        redis.disconnect();
+        for (const own of withClients.report!.redisClients) {
+          assert.match(listed, new RegExp(`(^|\\n)id=${own.id} addr=${own.addr.replace(/\./g, "\\.")} `), `client ${own.id} in CLIENT LIST`);
+        }
+
+        // The event loop blocked for 150 ms shows as lag, a gauge change shows on the next beat.
+        const blockedUntil = Date.now() + 150;
+        while (Date.now() < blockedUntil) {
+          // busy on purpose: a blocked event loop
+        }
+        browsers = 5;
+        await suite.workerWhere(run.workerId, "event loop lag and the new gauge", (w) =>
+          (w.report?.gauges?.eventLoopLagMs ?? 0) >= 100 && w.report?.gauges?.custom.open_browsers === 5,
+        );
+
+        // Every finished attempt is in the minute's timings (a held job finishes after release).
+        run.release(String(held.id));
+        const done = await suite.workerWhere(run.workerId, "all four finished", (w) => w.report?.processedTotal === 3 && w.report.activeJobs === 0);
+        assert.deepEqual(done.report!.activeJobIds, []);
+        const now = Date.now();
+        const counted = await waitFor(async () => {
+          let count = 0;
+          for (const minute of [now - (now % 60_000) - 60_000, now - (now % 60_000)]) {
+            count += (await suite.queueTimings(run.queueName, minute))?.processing?.count ?? 0;
+          }
+          return count === 4 ? count : undefined;
+        }, "four attempts in the queue's timings");
+        assert.equal(counted, 4);
+      } finally {
+        await run.stop();
+      }
+    });
+
+    test("QUIET stops taking jobs while the active ones finish; RESUME takes them again", async () => {
+      const run = await startWorker(suite, version, "quiet");
+      try {
+        const first = await run.queue.add("held", { hold: true });
+        const second = await run.queue.add("held", { hold: true });
+        await suite.workerWhere(run.workerId, "two active jobs", (w) => w.report?.activeJobs === 2);
+
+        const quiet = await suite.command(run.workerId, CommandType.COMMAND_TYPE_QUIET);
+        assert.equal(quiet.status, CommandStatus.COMMAND_STATUS_ACKED, quiet.result);
+        assert.match(quiet.result, /quiet: taking no new jobs, 2 still active/);
+        await run.queue.add("later", { ms: 5 });
+        await run.queue.add("later", { ms: 5 });
+        run.release(String(first.id));
+        run.release(String(second.id));
+        const idle = await suite.workerWhere(run.workerId, "quiet with the active jobs finished", (w) =>
+          w.report?.state === WorkerState.WORKER_STATE_QUIET && w.report.processedTotal === 2 && w.report.activeJobs === 0,
+        );
+        // Two more beats later it still has taken nothing new.
+        const seen = idle.lastSeenTime!.getTime();
+        const later = await suite.workerWhere(run.workerId, "two more beats", (w) => w.lastSeenTime!.getTime() >= seen + 1500);
+        assert.equal(later.report!.processedTotal, 2);
+        assert.equal(later.report!.activeJobs, 0);
+        assert.equal(await run.queue.getWaitingCount(), 2);
+
+        const resume = await suite.command(run.workerId, CommandType.COMMAND_TYPE_RESUME);
+        assert.equal(resume.status, CommandStatus.COMMAND_STATUS_ACKED, resume.result);
+        await suite.workerWhere(run.workerId, "running again, the waiting jobs done", (w) =>
+          w.report?.state === WorkerState.WORKER_STATE_RUNNING && w.report.processedTotal === 4,
+        );
+        assert.equal(await run.queue.getWaitingCount(), 0);
+      } finally {
+        await run.stop();
+      }
+    });
+
+    test("CANCEL_JOB cancels through BullMQ's cancellation, and says when it could not", async () => {
+      const run = await startWorker(suite, version, "cancel", { cancelGraceMs: 500 });
+      try {
+        assert.equal(typeof (run.worker as unknown as { cancelJob?: unknown }).cancelJob, "function", `${version.label} has Worker.cancelJob`);
+        const honours = await run.queue.add("held", { hold: true });
+        const ignores = await run.queue.add("stubborn", { hold: true, ignoreSignal: true });
+        await suite.workerWhere(run.workerId, "two active jobs", (w) => w.report?.activeJobs === 2);
+
+        const cancelled = await suite.command(run.workerId, CommandType.COMMAND_TYPE_CANCEL_JOB, String(honours.id), "operator says so");
+        assert.equal(cancelled.status, CommandStatus.COMMAND_STATUS_ACKED, cancelled.result);
+        assert.match(cancelled.result, /cancelled/);
+        assert.equal(await (await run.queue.getJob(String(honours.id)))?.getState(), "failed");
+        const job = await run.queue.getJob(String(honours.id));
+        assert.match(job?.failedReason ?? "", /operator says so/);
+
+        const refused = await suite.command(run.workerId, CommandType.COMMAND_TYPE_CANCEL_JOB, String(ignores.id));
+        assert.equal(refused.status, CommandStatus.COMMAND_STATUS_FAILED, refused.result);
+        assert.match(refused.result, /ignored its abort signal/);
+        assert.equal(await (await run.queue.getJob(String(ignores.id)))?.getState(), "active");
+
+        const missing = await suite.command(run.workerId, CommandType.COMMAND_TYPE_CANCEL_JOB, "no-such-job");
+        assert.equal(missing.status, CommandStatus.COMMAND_STATUS_FAILED);
+        assert.match(missing.result, /not running on this worker/);
+        run.release(String(ignores.id));
+        await suite.workerWhere(run.workerId, "the stubborn job done", (w) => w.report?.processedTotal === 1 && w.report.failedTotal === 1);
+      } finally {
+        await run.stop();
+      }
+    });
+
+    test("STOP finishes the active job, says goodbye and resolves `closed`", async () => {
+      const run = await startWorker(suite, version, "stop");
+      try {
+        const held = await run.queue.add("held", { hold: true });
+        await suite.workerWhere(run.workerId, "one active job", (w) => w.report?.activeJobs === 1);
+        const stop = await suite.command(run.workerId, CommandType.COMMAND_TYPE_STOP, "", "deploy");
+        assert.equal(stop.status, CommandStatus.COMMAND_STATUS_ACKED, stop.result);
+        assert.match(stop.result, /finishing 1 active jobs/);
+        await suite.workerWhere(run.workerId, "stopping", (w) => w.report?.state === WorkerState.WORKER_STATE_STOPPING);
+        run.release(String(held.id));
+        await run.monitor.closed;
+        assert.equal(await (await run.queue.getJob(String(held.id)))?.getState(), "completed");
+        const gone = await suite.workerWhere(run.workerId, "offline after goodbye", (w) => w.status === WorkerStatus.WORKER_STATUS_OFFLINE);
+        assert.match(gone.offlineReason, /goodbye: stop command: deploy/);
+        assert.equal(gone.report?.processedTotal, 1);
+      } finally {
+        await run.stop();
+      }
+    });
+  });
+}
