@@ -58,6 +58,8 @@ class Harness:
             redis_prefix=self.redis_prefix,
             beat_interval_seconds=1,
             grpc_port=self.port,
+            # Stopping must not wait out the default 10 s grace for the workers' open beat streams.
+            shutdown_grace_seconds=0.2,
         )
         self.port = self.suite.grpc_port
 

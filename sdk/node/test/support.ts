@@ -37,6 +37,7 @@ export interface QueueLike {
   add(name: string, data: object): Promise<{ id?: string | undefined }>;
   getJob(id: string): Promise<{ failedReason: string; getState(): Promise<string> } | undefined>;
   getWaitingCount(): Promise<number>;
+  getCompletedCount(): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -183,6 +184,11 @@ export class Suite {
   /** Stop HeartbeatService (a monitor outage); `restartHeartbeat()` brings it back on the same port. */
   async stopHeartbeat(): Promise<void> {
     await this.request({ cmd: "stop_heartbeat" });
+  }
+
+  /** One beat of a Python worker (the Python SDK's TimingRecorder) carrying a sketch of `samples` ms. */
+  async pythonTimings(worker: string, queue: string, finishedMs: number, samples: number[]): Promise<void> {
+    await this.request({ cmd: "python_timings", worker, queue, finishedMs, samples });
   }
 
   /** Start HeartbeatService again after `stopHeartbeat()`. */

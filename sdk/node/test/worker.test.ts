@@ -1,8 +1,12 @@
-/** BullMQ 5 and 6 workers instrumented with the SDK, seen through the real HeartbeatService. */
+/**
+ * BullMQ 5 and 6 workers instrumented with the SDK, and Node timings merged with Python ones, seen through the
+ * real HeartbeatService (one suite process for the file: starting it costs seconds of CPU).
+ */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { Redis } from "ioredis";
-import { CommandStatus, CommandType, WorkerState } from "../src/index.js";
+import { randomUUID } from "node:crypto";
+import { Backoff, CommandStatus, CommandType, HeartbeatClient, RELATIVE_ACCURACY, sketchFromMessage, WorkerState } from "../src/index.js";
 import { SDK_NAME } from "../src/version.js";
 import { WorkerStatus } from "../src/gen/workermon/heartbeat/v1/heartbeat_service.js";
 import { startWorker } from "./fixture.js";
@@ -145,6 +149,47 @@ for (const version of VERSIONS) {
       }
     });
 
+    test("CANCEL_JOB on a BullMQ without Worker.cancelJob answers UNSUPPORTED, naming the version", async () => {
+      // Both installed versions have cancelJob (BullMQ 5 gained it in 5.x): the method is hidden to stand for
+      // an older release; the SDK looks for it on the worker it was given, so the path is the real one.
+      const run = await startWorker(suite, version, "nocancel");
+      try {
+        Object.defineProperty(run.worker, "cancelJob", { value: undefined });
+        const held = await run.queue.add("held", { hold: true });
+        await suite.workerWhere(run.workerId, "one active job", (w) => w.report?.activeJobs === 1);
+        const answer = await suite.command(run.workerId, CommandType.COMMAND_TYPE_CANCEL_JOB, String(held.id));
+        assert.equal(answer.status, CommandStatus.COMMAND_STATUS_UNSUPPORTED, answer.result);
+        assert.match(answer.result, new RegExp(`BullMQ ${version.label.split(" ")[1]!.replace(/\./g, "\\.")} has no job cancellation`));
+        run.release(String(held.id));
+        await suite.workerWhere(run.workerId, "the job done", (w) => w.report?.processedTotal === 1);
+      } finally {
+        await run.stop();
+      }
+    });
+
+    test("with the monitor down the jobs keep completing, and the worker reconnects", async () => {
+      const run = await startWorker(suite, version, "outage", { backoff: new Backoff(100, 1000) });
+      try {
+        await run.queue.add("before", { ms: 5 });
+        await suite.workerWhere(run.workerId, "the first job reported", (w) => w.report?.processedTotal === 1);
+        await suite.stopHeartbeat();
+        try {
+          for (let i = 0; i < 5; i++) await run.queue.add("during", { ms: 5 });
+          await waitFor(async () => (await run.queue.getCompletedCount()) === 6, "six jobs completed with the monitor down");
+          await waitFor(() => !run.monitor.heartbeat.connected, "the client noticing the outage");
+        } finally {
+          await suite.restartHeartbeat();
+        }
+        const back = await suite.workerWhere(run.workerId, "the worker back with every job counted", (w) =>
+          w.report?.processedTotal === 6 && w.status === WorkerStatus.WORKER_STATUS_ONLINE,
+        );
+        assert.equal(back.report!.instanceId, run.monitor.heartbeat.instanceId, "the same process, reconnected");
+        assert.ok(run.monitor.heartbeat.connected);
+      } finally {
+        await run.stop();
+      }
+    });
+
     test("STOP finishes the active job, says goodbye and resolves `closed`", async () => {
       const run = await startWorker(suite, version, "stop");
       try {
@@ -166,3 +211,56 @@ for (const version of VERSIONS) {
     });
   });
 }
+
+/** A deterministic stream of log-normal durations (ms): a few fast, most around 100 ms, a long tail. */
+function samples(seed: number, n: number): number[] {
+  let state = seed;
+  const next = (): number => {
+    state = (state * 1_103_515_245 + 12_345) % 2_147_483_648;
+    return (state + 1) / 2_147_483_649;
+  };
+  return Array.from({ length: n }, () => {
+    const normal = Math.sqrt(-2 * Math.log(next())) * Math.cos(2 * Math.PI * next());
+    return Math.round(Math.exp(4.6 + 1.2 * normal) * 1000) / 1000;
+  });
+}
+
+test("a Node sketch and a Python sketch merged by the service give the combined samples' quantiles within 1 %", async () => {
+  const queue = `timings-${randomUUID().slice(0, 8)}`;
+  const now = Date.now();
+  const minute = now - (now % 60_000);
+  const finished = minute + 1_000;
+  const fromNode = samples(7, 1500);
+  const fromPython = [...samples(11, 1000).map((v) => v * 3), 0, 0];
+
+  const workerId = `node-timings-${randomUUID().slice(0, 8)}`;
+  const client = new HeartbeatClient({ target: suite.target, token: await suite.token("worker", workerId), workerId, queues: [queue] });
+  for (const value of fromNode) client.recordJob(queue, finished - value, finished);
+  client.start();
+  try {
+    await waitFor(() => client.responses > 0 && client.timings.pending === 0, "the Node timings delivered");
+  } finally {
+    await client.stop();
+  }
+  await suite.pythonTimings(`python-timings-${randomUUID().slice(0, 8)}`, queue, finished, fromPython);
+
+  const merged = await waitFor(async () => {
+    const timings = await suite.queueTimings(queue, minute);
+    return timings?.processing?.count === fromNode.length + fromPython.length ? timings.processing : undefined;
+  }, "both sketches merged");
+  const all = [...fromNode, ...fromPython].sort((a, b) => a - b);
+  assert.equal(merged.zeroCount, 2);
+  assert.equal(merged.min, 0);
+  assert.equal(merged.max, all[all.length - 1]);
+  assert.ok(Math.abs(merged.sum - all.reduce((a, b) => a + b, 0)) < 1e-6 * merged.sum);
+
+  const sketch = sketchFromMessage(merged);
+  for (const q of [0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99]) {
+    const rank = q * (all.length - 1);
+    const candidates = [all[Math.floor(rank)]!, all[Math.ceil(rank)]!];
+    const estimate = sketch.getValueAtQuantile(q);
+    const error = Math.min(...candidates.map((exact) => Math.abs(estimate - exact) / exact));
+    assert.ok(error <= RELATIVE_ACCURACY + 1e-9, `q${q}: ${estimate} vs exact ${candidates.join("/")} (${(error * 100).toFixed(3)} %)`);
+  }
+});
+
