@@ -74,7 +74,9 @@ class Harness:
         match request["cmd"]:
             case "mint":
                 worker = request.get("worker")
-                return {"token": self.authority.mint(worker or "node-sdk-test", request["role"], worker=worker)}
+                return {
+                    "token": self.authority.mint(worker or "node-sdk-test", request["role"], worker=worker)
+                }
             case "service_token":
                 # What MonitorService presents when it forwards an operator's command.
                 return {"token": self.authority.mint("node-sdk-test", "operator", actor="monitor")}
@@ -97,7 +99,9 @@ class Harness:
             recorder.record(request["queue"], finished, float(sample), None)
         worker = request["worker"]
         beat = pb.BeatRequest(
-            report=report(worker, (request["queue"],), instance_id=uuid.uuid4().hex, timings=recorder.outgoing())
+            report=report(
+                worker, (request["queue"],), instance_id=uuid.uuid4().hex, timings=recorder.outgoing()
+            )
         )
         channel = open_channel(self.target, self.authority.mint(worker, "worker", worker=worker))
         try:
