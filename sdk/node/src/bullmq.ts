@@ -27,6 +27,7 @@ export interface WorkerLike {
   on(event: "active", listener: (job: never, prev: string) => void): unknown;
   on(event: "completed", listener: (job: never, result: never, prev: string) => void): unknown;
   on(event: "failed", listener: (job: never, error: Error, prev: string) => void): unknown;
+  on(event: "closed", listener: () => void): unknown;
   pause(doNotWaitActive?: boolean): Promise<void>;
   resume(): unknown;
   close(force?: boolean): Promise<void>;
@@ -107,6 +108,8 @@ export class InstrumentedWorker<W extends WorkerLike = WorkerLike> {
     worker.on("active", (job: JobLike) => this.onActive(job));
     worker.on("completed", (job: JobLike) => this.onEnded(job, "completed"));
     worker.on("failed", (job: JobLike | undefined) => this.onEnded(job, "failed"));
+    // An application that closes the BullMQ worker itself still gets its goodbye said.
+    worker.on("closed", () => void this.close(false, "worker closed"));
     this.heartbeat.start();
     void this.readRedisClients();
   }

@@ -351,7 +351,12 @@ export class HeartbeatClient {
         if (silence > 3 * this.intervalMs + this.rpcTimeoutMs) {
           return finish(new Error(`no answer on the beat stream for ${Math.round(silence / 1000)}s`));
         }
-        call.write(BeatStreamRequest.fromPartial({ report: this.buildReport(), acks: this.ledger.outgoing() }));
+        try {
+          call.write(BeatStreamRequest.fromPartial({ report: this.buildReport(), acks: this.ledger.outgoing() }));
+        } catch (err) {
+          // Runs in a timer: anything thrown here would be the worker's uncaught exception.
+          return finish(asError(err));
+        }
         this.beatsSent += 1;
         timer = setTimeout(beat, this.intervalMs);
       };

@@ -190,6 +190,19 @@ for (const version of VERSIONS) {
       }
     });
 
+    test("a worker the application closes itself still says goodbye", async () => {
+      const run = await startWorker(suite, version, "selfclose");
+      try {
+        await suite.workerWhere(run.workerId, "online", (w) => w.status === WorkerStatus.WORKER_STATUS_ONLINE);
+        await run.worker.close();
+        await run.monitor.closed;
+        const gone = await suite.workerWhere(run.workerId, "offline", (w) => w.status === WorkerStatus.WORKER_STATUS_OFFLINE);
+        assert.equal(gone.offlineReason, "goodbye: worker closed");
+      } finally {
+        await run.stop();
+      }
+    });
+
     test("STOP finishes the active job, says goodbye and resolves `closed`", async () => {
       const run = await startWorker(suite, version, "stop");
       try {
