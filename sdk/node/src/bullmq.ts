@@ -140,6 +140,8 @@ export class InstrumentedWorker<W extends WorkerLike = WorkerLike> {
 
   /** The numbers reported on every beat. */
   stats(): WorkerStats {
+    // BullMQ lets an application change a worker's concurrency while it runs.
+    this.heartbeat.concurrency = concurrencyOf(this.worker);
     const gauges: Record<string, number> = {};
     for (const [name, read] of this.gauges) {
       try {

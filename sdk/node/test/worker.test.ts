@@ -62,8 +62,9 @@ for (const version of VERSIONS) {
           // busy on purpose: a blocked event loop
         }
         browsers = 5;
-        await suite.workerWhere(run.workerId, "event loop lag and the new gauge", (w) =>
-          (w.report?.gauges?.eventLoopLagMs ?? 0) >= 100 && w.report?.gauges?.custom.open_browsers === 5,
+        (run.worker as unknown as { concurrency: number }).concurrency = 3;
+        await suite.workerWhere(run.workerId, "event loop lag, the new gauge and concurrency", (w) =>
+          (w.report?.gauges?.eventLoopLagMs ?? 0) >= 100 && w.report?.gauges?.custom.open_browsers === 5 && w.report.concurrency === 3,
         );
 
         // Every finished attempt is in the minute's timings (a held job finishes after release).
