@@ -26,6 +26,7 @@ import {
   MAX_ACTIVE_JOB_IDS,
   MAX_GAUGES,
   MAX_JOB_ID,
+  MAX_LABEL_VALUE,
   MAX_LABELS,
   MAX_QUEUES,
   MAX_REDIS_CLIENTS,
@@ -108,6 +109,12 @@ const RECONNECT_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_reconnect_backoff_ms": 3000,
 };
 const LOG_INTERVAL_MS = 30_000;
+const OPERATOR_CODES = new Set<number>([
+  grpc.status.UNAUTHENTICATED,
+  grpc.status.PERMISSION_DENIED,
+  grpc.status.INVALID_ARGUMENT,
+  grpc.status.UNIMPLEMENTED,
+]);
 const EMPTY_STATS: WorkerStats = {
   activeJobs: 0,
   processedTotal: 0,
@@ -182,6 +189,12 @@ export class HeartbeatClient {
     if (this.queues.length > MAX_QUEUES) throw new Error(`workermon: at most ${MAX_QUEUES} queues, got ${this.queues.length}`);
     this.labels = { ...(options.labels ?? {}) };
     if (Object.keys(this.labels).length > MAX_LABELS) throw new Error(`workermon: at most ${MAX_LABELS} labels`);
+    for (const [key, value] of Object.entries(this.labels)) {
+      // The service refuses every beat of a report with a longer label: refuse it here, once.
+      if (key.length > MAX_SHORT_TEXT || value.length > MAX_LABEL_VALUE) {
+        throw new Error(`workermon: label ${JSON.stringify(key)}: keys are at most ${MAX_SHORT_TEXT} characters, values ${MAX_LABEL_VALUE}`);
+      }
+    }
     this.version = (options.version ?? "").slice(0, MAX_SHORT_TEXT);
     this.concurrency = options.concurrency ?? 1;
     this.target = target;
@@ -397,17 +410,20 @@ export class HeartbeatClient {
   private onFailure(err: unknown): void {
     this.connected = false;
     this.lastError = asError(err);
-    this.logFailure(`workermon: heartbeat to ${this.target} failed (${describe(err)}); retrying`);
+    const code = (err as Partial<grpc.ServiceError>).code;
+    // A retry will not fix these on its own: someone has to change a token, a role or the SDK.
+    const level = code !== undefined && OPERATOR_CODES.has(code) ? "error" : "warn";
+    this.logFailure(`workermon: heartbeat to ${this.target} failed (${describe(err)}); retrying`, level);
   }
 
-  private logFailure(message: string): void {
+  private logFailure(message: string, level: "warn" | "error" = "warn"): void {
     const now = Date.now();
     if (now - this.lastFailureLog < LOG_INTERVAL_MS) {
       this.suppressed += 1;
       return;
     }
     const extra = this.suppressed > 0 ? ` (${this.suppressed} similar messages suppressed)` : "";
-    this.logger.warn(message + extra);
+    this.logger[level](message + extra);
     this.lastFailureLog = now;
     this.suppressed = 0;
   }

@@ -10,4 +10,5 @@ export const MAX_RESULT_CHARS = 1000;
 export const MAX_TIMINGS = 64;
 export const MAX_JOB_ID = 512;
 export const MAX_SHORT_TEXT = 64;
+export const MAX_LABEL_VALUE = 256;
 export const WORKER_ID_RE = /^[A-Za-z0-9._:@/-]{1,200}$/;

@@ -60,7 +60,7 @@ export async function startWorker(
   });
   // The two lines an application adds:
   const token = await suite.token("worker", workerId);
-  const monitor = instrument(worker, { target: suite.target, token, workerId, backoff: undefined, ...options });
+  const monitor = instrument(worker, { target: suite.target, token, workerId, ...options });
   return {
     workerId,
     queueName,

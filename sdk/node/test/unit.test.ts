@@ -48,6 +48,7 @@ test("the token comes from the options, else WORKERMON_TOKEN; a worker id the se
     const client = new HeartbeatClient({ target: "127.0.0.1:1", workerId: "w-1" });
     assert.equal(client.workerId, "w-1");
     assert.throws(() => new HeartbeatClient({ target: "127.0.0.1:1", token: "t", workerId: "no spaces" }), /invalid workerId/);
+    assert.throws(() => new HeartbeatClient({ target: "127.0.0.1:1", token: "t", labels: { team: "x".repeat(257) } }), /values 256/);
     void client.stop(false);
   } finally {
     if (saved === undefined) delete process.env.WORKERMON_TOKEN;

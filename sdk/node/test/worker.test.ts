@@ -278,3 +278,18 @@ test("a Node sketch and a Python sketch merged by the service give the combined 
   }
 });
 
+
+test("a token bound to another worker is logged as an error, and the worker's jobs go on", async () => {
+  const errors: string[] = [];
+  const logger = { info: () => undefined, warn: () => undefined, error: (m: string) => errors.push(m) };
+  const run = await startWorker(suite, VERSIONS[0]!, "refused", { token: await suite.token("worker", "someone-else"), logger });
+  try {
+    await run.queue.add("quick", { ms: 5 });
+    await waitFor(async () => (await run.queue.getCompletedCount()) === 1, "the job completed");
+    await waitFor(() => errors.length > 0, "the refusal logged");
+    assert.match(errors[0]!, /PERMISSION_DENIED/);
+    assert.equal(await suite.worker(run.workerId), undefined, "never registered");
+  } finally {
+    await run.stop();
+  }
+});
