@@ -52,8 +52,11 @@ class NodeProcess:
         return self.proc.returncode or 0
 
 
-async def start_produce(redis_url: str, prefix: str, queue: str, mode: str) -> NodeProcess:
-    """Run `produce.mjs` and wait for its ready line (failing with its stderr if it exits first)."""
+async def start_produce(
+    redis_url: str, prefix: str, queue: str, mode: str, package: str = "bullmq"
+) -> NodeProcess:
+    """Run `produce.mjs` with Node BullMQ 6 (`bullmq`) or 5 (`bullmq5`) and wait for its ready line
+    (failing with its stderr if it exits first)."""
     proc = await asyncio.create_subprocess_exec(
         node_project(),
         str(NODE_DIR / "produce.mjs"),
@@ -61,6 +64,7 @@ async def start_produce(redis_url: str, prefix: str, queue: str, mode: str) -> N
         prefix,
         queue,
         mode,
+        package,
         cwd=NODE_DIR,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
