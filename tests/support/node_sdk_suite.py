@@ -35,9 +35,10 @@ from workermon_sdk.timings import TimingRecorder
 class Harness:
     """The running HeartbeatService and what the requests need."""
 
-    def __init__(self, redis_url: str, redis_prefix: str) -> None:
+    def __init__(self, redis_url: str, redis_prefix: str, bull_prefix: str) -> None:
         self.redis_url = redis_url
         self.redis_prefix = redis_prefix
+        self.bull_prefix = bull_prefix
         self.authority = TokenAuthority(TEST_SECRET)
         self.suite: Suite | None = None
         self.port = 0
@@ -58,6 +59,9 @@ class Harness:
             redis_prefix=self.redis_prefix,
             beat_interval_seconds=1,
             grpc_port=self.port,
+            # The tests' BullMQ connections, read often, for the uninstrumented workers next to SDK ones.
+            queue_prefix=self.bull_prefix,
+            connection_scan_seconds=0.2,
             # Stopping must not wait out the default 10 s grace for the workers' open beat streams.
             shutdown_grace_seconds=0.2,
         )
@@ -128,7 +132,7 @@ def _say(message: dict[str, Any]) -> None:
 
 async def serve(redis_url: str, redis_prefix: str, bull_prefix: str) -> None:
     """Run until stdin closes, then clean up."""
-    harness = Harness(redis_url, redis_prefix)
+    harness = Harness(redis_url, redis_prefix, bull_prefix)
     try:
         await harness.start()
         _say({"target": harness.target, "redisUrl": redis_url})

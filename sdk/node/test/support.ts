@@ -21,6 +21,8 @@ import {
   GetQueueTimingsRequest,
   GetWorkerRequest,
   HeartbeatServiceClient,
+  ListWorkersRequest,
+  type ListWorkersResponse,
   type JobTimings,
   SendCommandRequest,
   type Worker as RegistryWorker,
@@ -205,6 +207,14 @@ export class Suite {
       if ((err as grpc.ServiceError).code === grpc.status.NOT_FOUND) return undefined;
       throw err;
     }
+  }
+
+  /** Every worker ListWorkers shows for `queue` (instrumented first, then those seen only in CLIENT LIST). */
+  async listWorkers(queue: string): Promise<RegistryWorker[]> {
+    const response = await call<ListWorkersResponse>((cb) =>
+      this.viewer!.stub.listWorkers(ListWorkersRequest.fromPartial({ queue, pageSize: 500 }), this.viewer!.meta(), cb),
+    );
+    return response.workers;
   }
 
   /** Wait until GetWorker shows the worker matching `check`; returns it. */

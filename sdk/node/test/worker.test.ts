@@ -8,9 +8,9 @@ import { Redis } from "ioredis";
 import { randomUUID } from "node:crypto";
 import { Backoff, CommandStatus, CommandType, HeartbeatClient, RELATIVE_ACCURACY, sketchFromMessage, WorkerState } from "../src/index.js";
 import { SDK_NAME } from "../src/version.js";
-import { WorkerStatus } from "../src/gen/workermon/heartbeat/v1/heartbeat_service.js";
+import { WorkerKind, WorkerStatus } from "../src/gen/workermon/heartbeat/v1/heartbeat_service.js";
 import { startWorker } from "./fixture.js";
-import { Suite, VERSIONS, waitFor } from "./support.js";
+import { connectionOptions, Suite, VERSIONS, waitFor } from "./support.js";
 
 const suite = new Suite();
 before(() => suite.start());
@@ -200,6 +200,32 @@ for (const version of VERSIONS) {
         const gone = await suite.workerWhere(run.workerId, "offline", (w) => w.status === WorkerStatus.WORKER_STATUS_OFFLINE);
         assert.equal(gone.offlineReason, "goodbye: worker closed");
       } finally {
+        await run.stop();
+      }
+    });
+
+    test("the suite shows the worker once, not also as uninstrumented, by the Redis clients it reports", async () => {
+      const run = await startWorker(suite, version, "once");
+      const plainQueue = `plain-${randomUUID().slice(0, 8)}`;
+      const plain = version.newWorker(plainQueue, async () => "done", {
+        connection: connectionOptions(suite.redisUrl),
+        prefix: suite.bullPrefix,
+      });
+      try {
+        await suite.workerWhere(run.workerId, "both redis clients reported", (w) => w.report?.redisClients.length === 2);
+        // A worker without the SDK, connected as long, shows as uninstrumented: the scan has seen both.
+        const seen = await waitFor(async () => {
+          const workers = await suite.listWorkers(plainQueue);
+          return workers.some((w) => w.kind === WorkerKind.WORKER_KIND_UNINSTRUMENTED) ? workers : undefined;
+        }, "the plain worker seen in CLIENT LIST");
+        assert.equal(seen.length, 1);
+        const mine = await suite.listWorkers(run.queueName);
+        assert.deepEqual(
+          mine.map((w) => [w.report?.workerId, w.kind]),
+          [[run.workerId, WorkerKind.WORKER_KIND_INSTRUMENTED]],
+        );
+      } finally {
+        await plain.close();
         await run.stop();
       }
     });
