@@ -40,6 +40,9 @@ class AuditAction(StrEnum):
     USER_ADD = "USER_ADD"
     USER_REMOVE = "USER_REMOVE"
     LOGOUT_ALL = "LOGOUT_ALL"
+    JOB_BULK_ACTION = "JOB_BULK_ACTION"
+    QUEUE_OBLITERATE = "QUEUE_OBLITERATE"
+    JOB_EXPORT = "JOB_EXPORT"
 
 
 class AuditOutcome(StrEnum):
