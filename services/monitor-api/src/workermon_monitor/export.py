@@ -136,11 +136,11 @@ async def chunks(  # noqa: PLR0917 - the request's filter fields, in its order
         if chunk:
             yield chunk
         cursor = page.next_cursor
-        if not cursor:
-            return
-        if tally.jobs >= limits.max_jobs:
+        if tally.jobs >= limits.max_jobs and (cursor or len(page.jobs) > len(rows)):
             tally.stopped = (
                 f"the export limit of {limits.max_jobs} jobs (WORKERMON_EXPORT_MAX_JOBS) was reached"
             )
             yield _notice(fmt, tally.stopped)
+            return
+        if not cursor:
             return
