@@ -14,6 +14,7 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 from bullmq import Job
+from google.protobuf import json_format
 
 from tests.monitor.test_service import Suite, audit_rows, build_suite, fill
 from tests.support.bull import until
@@ -93,7 +94,7 @@ async def test_search_failure_reasons_of_failed_jobs(suite: Suite) -> None:
     try:
 
         async def both_failed() -> bool:
-            return await queue.getJobCountByTypes("failed") == 2
+            return int(await queue.getJobCountByTypes("failed")) == 2
 
         await until(both_failed, what="both jobs failing")
     finally:
@@ -208,7 +209,7 @@ async def test_bulk_actions_count_skipped_jobs_and_write_one_audit_entry(suite: 
     assert set(by_outcome) == {"AUDIT_OUTCOME_SUCCEEDED", "AUDIT_OUTCOME_DENIED"}
     last = rows[0]
     assert last.parameters["action"] == "remove"
-    assert last.parameters["filter"]["name_prefix"] == "ok"
+    assert json_format.MessageToDict(last.parameters)["filter"]["name_prefix"] == "ok"
     assert last.result["succeeded"] == 3 and last.result["skipped"] == 0
 
 
@@ -303,7 +304,7 @@ async def test_obliterate_refuses_active_jobs_unless_forced(suite: Suite, redis:
     try:
 
         async def one_active() -> bool:
-            return await queue.getJobCountByTypes("active") >= 1
+            return int(await queue.getJobCountByTypes("active")) >= 1
 
         await until(one_active, what="a job turning active")
         wrong = await refused(admin.ObliterateQueue(pb.ObliterateQueueRequest(queue="busy", confirm="bus")))

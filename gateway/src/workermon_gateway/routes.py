@@ -350,7 +350,9 @@ class ApiRouter(BaseRoute):
             except grpc.aio.AioRpcError as exc:
                 log.warning("gateway_stream_failed", request_id=rid, rpc=route.grpc_path, error=exc.details())
 
-        return StreamingResponse(body(), media_type=getattr(first, "content_type", "") or "application/octet-stream")
+        return StreamingResponse(
+            body(), media_type=getattr(first, "content_type", "") or "application/octet-stream"
+        )
 
 
 def _moved_permanently(request: Request, path: str) -> Response:
