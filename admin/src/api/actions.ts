@@ -20,7 +20,7 @@ const JOB = "/v1/queues/{queue}/jobs/{job_id}";
 const WORKER = "/v1/workers/{worker_id}";
 const INCIDENT = "/v1/incidents/{incident_id}";
 
-/** pause, resume, retryFailed, promote, drain, clean. */
+/** pause, resume, retryFailed, promote, drain, clean, obliterate. */
 export type QueueVerb = VerbsOf<typeof QUEUE>;
 /** retry, promote, cancel. */
 export type JobVerb = VerbsOf<typeof JOB>;
