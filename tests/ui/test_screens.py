@@ -293,6 +293,7 @@ ALLOWED = {
     "readme",
     "sdk",
     "json",
+    "csv",
     "ms",
     "s",
     "m",

@@ -80,6 +80,7 @@ export function BulkBar({
 
   async function start(action: BulkAction, name: string) {
     setError(null);
+    setOperation(null); // the last operation's counts must not show under the new action's name
     setLabel(name);
     const body: RequestOf<"StartBulkJobAction"> = allMatching
       ? {
