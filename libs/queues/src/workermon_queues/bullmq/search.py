@@ -177,7 +177,8 @@ class BullMQSearch:
             at.queue < len(queues)
             and len(found) < page_size
             and examined < self.max_examined
-            and self.clock() < deadline
+            # At least one window per call, however slow the last one was: a search always moves on.
+            and (examined == 0 or self.clock() < deadline)
         ):
             queue, state = queues[at.queue], states[at.state]
             key, kind = self.jobs.source(queue, state)
