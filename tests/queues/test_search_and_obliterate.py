@@ -16,23 +16,16 @@ from tests.support.nodejs import NODE_DIR, node_project
 from workermon_queues import BullMQJobs
 from workermon_queues.bullmq.search import BullMQSearch
 from workermon_queues.errors import FailedPrecondition, InvalidArgument, NotFound
+from workermon_queues.jobs import SearchQuery
 
 ALL = ["active", "waiting", "prioritized", "delayed", "waiting_children", "completed", "failed", "paused"]
 
 
 async def node_fill(package: str, redis_url: str, prefix: str, queue: str) -> dict[str, Any]:
     """Run search_fill.mjs with Node BullMQ `package` (bullmq, or bullmq5); its report."""
-    proc = await asyncio.create_subprocess_exec(
-        node_project(),
-        str(NODE_DIR / "search_fill.mjs"),
-        package,
-        redis_url,
-        prefix,
-        queue,
-        cwd=NODE_DIR,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    args = [str(NODE_DIR / "search_fill.mjs"), package, redis_url, prefix, queue]
+    pipe = asyncio.subprocess.PIPE
+    proc = await asyncio.create_subprocess_exec(node_project(), *args, cwd=NODE_DIR, stdout=pipe, stderr=pipe)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()[-2000:]
     report: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
@@ -47,13 +40,13 @@ async def test_node_written_queues_searched_exported_and_obliterated(
     assert report["version"].startswith(major + ".")
     ids = report["ids"]
 
-    text = await jobs.search_scan(["nq"], ALL, "", "HÉLLO", 50, None)
+    text = await jobs.search_scan(SearchQuery(["nq"], ALL, "", "HÉLLO", 50, None))
     assert sorted(h.job.id for h in text.hits) == sorted(ids["ok"])  # ASCII case folds, UTF-8 kept as is
-    reason = await jobs.search_scan(["nq"], ALL, "", "disk FULL", 50, None)
+    reason = await jobs.search_scan(SearchQuery(["nq"], ALL, "", "disk FULL", 50, None))
     assert [(h.job.id, h.matched, h.job.state) for h in reason.hits] == [
         (ids["boom"], "failed_reason", "failed")
     ]
-    names = await jobs.search_scan(["nq"], ["delayed", "prioritized"], "", "", 50, None)
+    names = await jobs.search_scan(SearchQuery(["nq"], ["delayed", "prioritized"], "", "", 50, None))
     assert sorted(h.job.name for h in names.hits) == ["later", "later", "prio"]
     assert names.scanned == names.total == 3 and names.next_cursor == ""
     by_id = await jobs.search_by_id(["nq", "other"], [], ids["dedup"])
@@ -81,7 +74,7 @@ async def test_a_scan_resumes_exactly_after_the_last_hit_it_returned(bull: Bull,
     cursor: str | None = None
     pages = 0
     while True:
-        page = await search.scan(["pages"], ["waiting"], "", "match", 7, cursor)
+        page = await search.scan(SearchQuery(["pages"], ["waiting"], "", "match", 7, cursor))
         assert len(page.hits) <= 7
         seen += [h.job.id for h in page.hits]
         pages += 1
@@ -95,13 +88,15 @@ async def test_a_scan_resumes_exactly_after_the_last_hit_it_returned(bull: Bull,
 async def test_a_scan_stops_at_its_budget_and_says_how_far_it_got(bull: Bull, jobs: BullMQJobs) -> None:
     await bull.queue("budget").addBulk([{"name": "n", "data": {"n": n}} for n in range(250)])
     search = BullMQSearch(jobs, batch=50, max_examined=100)
-    first = await search.scan(["budget"], ["waiting"], "", "nothing-like-this", 50, None)
+    first = await search.scan(SearchQuery(["budget"], ["waiting"], "", "nothing-like-this", 50, None))
     assert (first.hits, first.scanned, first.total) == ([], 100, 250) and first.next_cursor
-    second = await search.scan(["budget"], ["waiting"], "", "nothing-like-this", 50, first.next_cursor)
+    second = await search.scan(
+        SearchQuery(["budget"], ["waiting"], "", "nothing-like-this", 50, first.next_cursor)
+    )
     assert second.scanned == 200
     # A time budget already spent still moves one window on, so a search always progresses.
     slow = BullMQSearch(jobs, batch=50, max_seconds=0.0)
-    third = await slow.scan(["budget"], ["waiting"], "", "x", 50, None)
+    third = await slow.scan(SearchQuery(["budget"], ["waiting"], "", "x", 50, None))
     assert third.scanned == 50 and third.next_cursor
 
 
@@ -110,14 +105,14 @@ async def test_bad_cursors_unknown_queues_and_keys_of_another_type(
 ) -> None:
     await bull.queue("mixed").add("kept", {"t": "needle"})
     await redis.set(f"{bull.prefix}:mixed:failed", "not a zset")
-    found = await jobs.search_scan(["mixed"], ALL, "", "needle", 10, None)
+    found = await jobs.search_scan(SearchQuery(["mixed"], ALL, "", "needle", 10, None))
     assert [h.job.name for h in found.hits] == ["kept"]
     with pytest.raises(InvalidArgument, match="page_token"):
-        await jobs.search_scan(["mixed"], ALL, "", "x", 10, "not-a-cursor")
+        await jobs.search_scan(SearchQuery(["mixed"], ALL, "", "x", 10, "not-a-cursor"))
     with pytest.raises(NotFound):
-        await jobs.search_scan(["absent"], ALL, "", "x", 10, None)
+        await jobs.search_scan(SearchQuery(["absent"], ALL, "", "x", 10, None))
     # Discovered queues (not named by the caller) that vanish are just empty.
-    gone = await jobs.search_scan(["absent"], ALL, "", "x", 10, None, strict=False)
+    gone = await jobs.search_scan(SearchQuery(["absent"], ALL, "", "x", 10, None, strict=False))
     assert gone.hits == [] and gone.total == 0
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "JobSummary",
     "SearchHit",
     "SearchPage",
+    "SearchQuery",
     "TimelineEntry",
 ]
 
@@ -138,6 +139,21 @@ class SearchHit:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A scan: jobs of `states` in `queues` whose name starts with `name_prefix` and whose data or failure
+    reason contains `needle` (ignoring ASCII case), `page_size` hits from `cursor`. `strict` makes an
+    unknown queue NotFound (queues the caller named) rather than empty (queues discovered)."""
+
+    queues: Sequence[str]
+    states: Sequence[str]
+    name_prefix: str = ""
+    needle: str = ""
+    page_size: int = 50
+    cursor: str | None = None
+    strict: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class SearchPage:
     """Hits of one search call; `next_cursor` is "" once every job was examined; `scanned` counts the
     jobs examined by this call and the earlier ones, `total` the jobs there were when the search began."""
@@ -235,17 +251,7 @@ class JobActions(Protocol):
         """The job with this id in each of `queues` (in one of `states`, when given)."""
         ...
 
-    async def search_scan(  # noqa: PLR0917 - the service passes its request fields in this order
-        self,
-        queues: Sequence[str],
-        states: Sequence[str],
-        name_prefix: str,
-        needle: str,
-        page_size: int,
-        cursor: str | None,
-        *,
-        strict: bool = True,
-    ) -> SearchPage:
+    async def search_scan(self, query: SearchQuery) -> SearchPage:
         """A bounded, resumable scan for jobs by name prefix and text in data or failure reason."""
         ...
 

@@ -28,7 +28,7 @@ from workermon_core.pagination import decode_token, encode_token, page_size
 from workermon_core.peer import Peer
 from workermon_core.validation import queue_name
 from workermon_queues.errors import QueueError
-from workermon_queues.jobs import JobActions, JobIsActive
+from workermon_queues.jobs import JobActions, JobIsActive, SearchQuery
 
 from . import bulk, export, public
 from .audit.auditor import FAILED, PENDING, SUCCEEDED, Auditor, Done, Target
@@ -901,13 +901,15 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             page = await self.jobs.search_by_id(targets, states, request.job_id)
         else:
             page = await self.jobs.search_scan(
-                targets,
-                states or list(DEFAULT_STATES),
-                request.name_prefix,
-                request.text,
-                size,
-                cursor,
-                strict=bool(queues),
+                SearchQuery(
+                    targets,
+                    states or list(DEFAULT_STATES),
+                    request.name_prefix,
+                    request.text,
+                    size,
+                    cursor,
+                    strict=bool(queues),
+                )
             )
         return pb.SearchJobsResponse(
             hits=[pb.JobHit(queue=h.queue, job=summary_message(h.job), matched=h.matched) for h in page.hits],

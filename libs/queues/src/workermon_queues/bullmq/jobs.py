@@ -34,6 +34,7 @@ from workermon_queues.jobs import (
     JobPage,
     JobSummary,
     SearchPage,
+    SearchQuery,
     TimelineEntry,
 )
 
@@ -742,19 +743,9 @@ class BullMQJobs:
         """The job with this id in each of `queues` (see `BullMQSearch.by_id`)."""
         return await self.search.by_id(queues, states, job_id)
 
-    async def search_scan(  # noqa: PLR0917 - the service passes its request fields in this order
-        self,
-        queues: Sequence[str],
-        states: Sequence[str],
-        name_prefix: str,
-        needle: str,
-        page_size: int,
-        cursor: str | None,
-        *,
-        strict: bool = True,
-    ) -> SearchPage:
+    async def search_scan(self, query: SearchQuery) -> SearchPage:
         """A bounded, resumable scan (see `BullMQSearch.scan`)."""
-        return await self.search.scan(queues, states, name_prefix, needle, page_size, cursor, strict=strict)
+        return await self.search.scan(query)
 
     def source(self, queue: str, state: str) -> tuple[str, str]:
         """The key holding a state's jobs and its type (`list` or `zset`)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgument, NotFound
-from ..jobs import SearchHit, SearchPage
+from ..jobs import SearchHit, SearchPage, SearchQuery
 from ..replies import text
 from .problems import wrong_types_kept
 
@@ -149,30 +149,19 @@ class BullMQSearch:
             total += sum(0 if isinstance(n, Exception) else int(n) for n in counts)
         return total
 
-    async def scan(  # noqa: PLR0917 - the service passes its request fields in this order
-        self,
-        queues: Sequence[str],
-        states: Sequence[str],
-        name_prefix: str,
-        needle: str,
-        page_size: int,
-        cursor: str | None,
-        *,
-        strict: bool = True,
-    ) -> SearchPage:
-        """Up to `page_size` jobs whose name starts with `name_prefix` and whose data or failure reason
-        contains `needle` (ignoring case), from where `cursor` left off. `strict` makes an unknown queue
-        NotFound (queues named by the caller) rather than empty (queues discovered)."""
+    async def scan(self, query: SearchQuery) -> SearchPage:
+        """Up to `query.page_size` matching jobs from where `query.cursor` left off (see SearchQuery)."""
+        queues, states, page_size = query.queues, query.states, query.page_size
         if not queues:
             return SearchPage([], "", 0, 0)
-        if cursor:
-            at = _Cursor.decode(cursor, len(queues), len(states))
+        if query.cursor:
+            at = _Cursor.decode(query.cursor, len(queues), len(states))
         else:
-            at = _Cursor(total=await self._total(queues, states, strict))
+            at = _Cursor(total=await self._total(queues, states, query.strict))
         found: list[tuple[str, str, str, str]] = []  # queue, id, state, what matched
         examined = 0
         deadline = self.clock() + self.max_seconds
-        lowered = needle.lower()
+        lowered = query.needle.lower()
         while (
             at.queue < len(queues)
             and len(found) < page_size
@@ -186,7 +175,7 @@ class BullMQSearch:
             try:
                 reply = await self._scan(
                     keys=[key],
-                    args=[self.jobs.key(queue, ""), kind, at.offset, count, name_prefix, lowered],
+                    args=[self.jobs.key(queue, ""), kind, at.offset, count, query.name_prefix, lowered],
                 )
             except Exception as exc:  # a key of another type: that state's problem, not the search's
                 if "WRONGTYPE" not in str(exc):
