@@ -1070,6 +1070,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
                 required=access_pb2.ROLE_ADMIN,
             )
         tally = ExportTally()
+        sent = False
         try:
             async for chunk in export.chunks(
                 self.jobs,
@@ -1082,7 +1083,11 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
                 self.export_limits,
                 tally,
             ):
+                sent = True
                 yield httpbody_pb2.HttpBody(content_type=export.CONTENT_TYPES[fmt], data=chunk)
+            if not sent:
+                # Nothing matched: still one (empty) chunk, so the HTTP answer names its content type.
+                yield httpbody_pb2.HttpBody(content_type=export.CONTENT_TYPES[fmt], data=b"")
         except BaseException as exc:
             if audit_id:
                 await self.auditor.finish(
