@@ -52,7 +52,7 @@ async def node_queue(suite: Suite, name: str) -> None:
 
 
 async def export_text(client: pb_grpc.MonitorServiceStub, request: pb.ExportJobsRequest) -> tuple[str, str]:
-    chunks = [chunk async for chunk in client.ExportJobs(request)]
+    chunks = [reply.body async for reply in client.ExportJobs(request)]
     return (chunks[0].content_type if chunks else ""), b"".join(c.data for c in chunks).decode()
 
 

@@ -62,7 +62,8 @@ class ApiRoute:
     response_body: str
     min_role: int
     action_role: int
-    # A server stream of google.api.HttpBody: its chunks are the HTTP response body (an export).
+    # A server stream of google.api.HttpBody (or of messages whose `response_body` is one): its chunks
+    # are the HTTP response body (an export).
     streaming: bool = False
 
     @property
@@ -119,6 +120,15 @@ def _bindings(rule: http_pb2.HttpRule) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def _chunk_type(method: MethodDescriptor, response_body: str) -> str:
+    """The full name of what an RPC answers with, or of its `response_body` field when it names one."""
+    output = method.output_type
+    if response_body and response_body in output.fields_by_name:
+        field = output.fields_by_name[response_body]
+        return str(field.message_type.full_name) if field.message_type else ""
+    return str(output.full_name)
+
+
 def build_routes(services: Sequence[str] = SERVICES) -> list[ApiRoute]:
     """A route for every unary RPC with a google.api.http rule, and for server streams of HttpBody (other
     server streams are served elsewhere)."""
@@ -128,10 +138,10 @@ def build_routes(services: Sequence[str] = SERVICES) -> list[ApiRoute]:
             options = method.GetOptions()
             if not options.HasExtension(annotations_pb2.http):
                 continue
-            streaming = method.server_streaming and method.output_type.full_name == HTTP_BODY
-            if method.client_streaming or (method.server_streaming and not streaming):
-                continue
             for verb, path, body, response_body in _bindings(options.Extensions[annotations_pb2.http]):
+                streaming = method.server_streaming and _chunk_type(method, response_body) == HTTP_BODY
+                if method.client_streaming or (method.server_streaming and not streaming):
+                    continue
                 routes.append(
                     ApiRoute(
                         method=method,
@@ -336,7 +346,13 @@ class ApiRouter(BaseRoute):
     async def _stream(self, route: ApiRoute, message: Message, token: str | None, rid: str) -> Response:
         """The chunks of an HttpBody stream as one streamed response; an error before the first chunk is
         an ordinary error response (after it, the body just ends)."""
-        chunks = self.upstream.server_stream(route.method, message, token=token, request_id=rid)
+        replies = self.upstream.server_stream(route.method, message, token=token, request_id=rid)
+
+        async def bodies() -> AsyncIterator[Message]:
+            async for reply in replies:
+                yield getattr(reply, route.response_body) if route.response_body else reply
+
+        chunks = bodies()
         try:
             first = await anext(chunks)
         except StopAsyncIteration:

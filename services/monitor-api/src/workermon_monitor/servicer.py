@@ -1041,7 +1041,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
 
     async def ExportJobs(
         self, request: pb.ExportJobsRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[httpbody_pb2.HttpBody]:
+    ) -> AsyncIterator[pb.ExportJobsResponse]:
         """The jobs matching a filter as JSON lines or CSV; with their data only for an admin, audited."""
         queue_name(request.queue, "queue")
         states = [state_name(s, "states") for s in request.states] or list(DEFAULT_STATES)
@@ -1084,10 +1084,10 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
                 tally,
             ):
                 sent = True
-                yield httpbody_pb2.HttpBody(content_type=export.CONTENT_TYPES[fmt], data=chunk)
+                yield _chunk(export.CONTENT_TYPES[fmt], chunk)
             if not sent:
                 # Nothing matched: still one (empty) chunk, so the HTTP answer names its content type.
-                yield httpbody_pb2.HttpBody(content_type=export.CONTENT_TYPES[fmt], data=b"")
+                yield _chunk(export.CONTENT_TYPES[fmt], b"")
         except BaseException as exc:
             if audit_id:
                 await self.auditor.finish(
@@ -1098,6 +1098,10 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             await self.auditor.finish(
                 audit_id, SUCCEEDED, {"jobs": tally.jobs, "bytes": tally.bytes, "stopped": tally.stopped}
             )
+
+
+def _chunk(content_type: str, data: bytes) -> pb.ExportJobsResponse:
+    return pb.ExportJobsResponse(body=httpbody_pb2.HttpBody(content_type=content_type, data=data))
 
 
 def context_principal() -> Any:
