@@ -137,3 +137,25 @@ async def test_obliterate_refuses_a_queue_with_active_jobs_unless_forced(
     assert await jobs.obliterate("busy", force=True) >= 1
     gate.set()
     assert not await jobs.exists("busy")
+
+
+async def test_python_written_non_ascii_text_is_found(bull: Bull, jobs: BullMQJobs) -> None:
+    # python bullmq stores data with json.dumps' \uXXXX escapes, Node BullMQ as UTF-8: both are found.
+    await bull.queue("py-text").add("greet", {"text": "Grüße aus Köln"})
+    found = await jobs.search_scan(SearchQuery(["py-text"], ALL, "", "grüße", 10, None))
+    assert [h.job.name for h in found.hits] == ["greet"]
+
+
+async def test_a_cursor_survives_a_queue_vanishing_between_calls(
+    redis: aioredis.Redis, bull: Bull, jobs: BullMQJobs
+) -> None:
+    for name in ("qa", "qb", "qc"):
+        await bull.queue(name).addBulk([{"name": name, "data": {"n": n}} for n in range(30)])
+    search = BullMQSearch(jobs, batch=10, max_examined=40)
+    first = await search.scan(SearchQuery(["qa", "qb", "qc"], ["waiting"], "", "", 100, None, strict=False))
+    assert {h.queue for h in first.hits} == {"qa", "qb"} and first.next_cursor  # stopped inside qb
+    # qb is gone before the next call: the scan goes on with qc, from its start.
+    second = await search.scan(
+        SearchQuery(["qa", "qc"], ["waiting"], "", "", 100, first.next_cursor, strict=False)
+    )
+    assert {h.queue for h in second.hits} == {"qc"} and len(second.hits) == 30

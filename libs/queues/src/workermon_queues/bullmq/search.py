@@ -27,7 +27,8 @@ if TYPE_CHECKING:
     from .jobs import BullMQJobs
 
 # KEYS[1]: a state's key. ARGV: job key prefix, "list" | "zset", start, count, name prefix, text
-# (lower-case). Returns {members read, index, id, what matched, ...} for the matching jobs.
+# (lower-case), and the text as JSON escapes it with \uXXXX (data written by python's json.dumps).
+# Returns {members read, index, id, what matched, ...} for the matching jobs.
 _SCAN_SCRIPT = """
 local ids
 local start = tonumber(ARGV[3])
@@ -37,7 +38,7 @@ if ARGV[2] == "list" then
 else
   ids = redis.call("ZREVRANGE", KEYS[1], start, stop)
 end
-local prefix, needle = ARGV[5], ARGV[6]
+local prefix, needle, escaped = ARGV[5], ARGV[6], ARGV[7]
 local out = {#ids}
 for i, id in ipairs(ids) do
   local v = redis.pcall("HMGET", ARGV[1] .. id, "name", "data", "failedReason")
@@ -47,7 +48,8 @@ for i, id in ipairs(ids) do
       local matched = false
       if needle == "" then
         matched = "name"
-      elseif v[2] and string.find(string.lower(v[2]), needle, 1, true) then
+      elseif v[2] and (string.find(string.lower(v[2]), needle, 1, true)
+          or (escaped ~= needle and string.find(string.lower(v[2]), escaped, 1, true))) then
         matched = "data"
       elseif v[3] and string.find(string.lower(v[3]), needle, 1, true) then
         matched = "failed_reason"
@@ -70,33 +72,40 @@ SEARCH_MAX_SECONDS = 0.25
 
 @dataclass(slots=True)
 class _Cursor:
+    """Where a scan resumes. The queue is kept by name: in a search of every queue, a queue created or
+    gone between two calls moves the others' places in the (sorted) list, not their names."""
+
     queue: int = 0
     state: int = 0
     offset: int = 0
     scanned: int = 0
     total: int = 0
 
-    def encode(self) -> str:
-        raw = json.dumps([1, self.queue, self.state, self.offset, self.scanned, self.total])
+    def encode(self, queues: Sequence[str]) -> str:
+        raw = json.dumps([2, queues[self.queue], self.state, self.offset, self.scanned, self.total])
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, cursor: str, queues: int, states: int) -> _Cursor:
+    def decode(cls, cursor: str, queues: Sequence[str], states: int) -> _Cursor:
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-            version, *values = json.loads(raw)
+            version, name, *values = json.loads(raw)
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
             raise InvalidArgument("page_token", "not a page token from this search") from None
         sound = (
-            version == 1
-            and len(values) == 5
+            version == 2
+            and isinstance(name, str)
+            and len(values) == 4
             and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values)
-            and values[0] < queues
-            and values[1] < states
+            and values[0] < states
         )
         if not sound:
             raise InvalidArgument("page_token", "not a page token from this search")
-        return cls(*values)
+        if name in queues:
+            return cls(queues.index(name), *values)
+        # The queue went away meanwhile: go on with the next one in order, from its start.
+        later = [i for i, queue in enumerate(queues) if queue > name]
+        return cls(later[0] if later else len(queues), 0, 0, *values[2:])
 
 
 class BullMQSearch:
@@ -155,13 +164,14 @@ class BullMQSearch:
         if not queues:
             return SearchPage([], "", 0, 0)
         if query.cursor:
-            at = _Cursor.decode(query.cursor, len(queues), len(states))
+            at = _Cursor.decode(query.cursor, queues, len(states))
         else:
             at = _Cursor(total=await self._total(queues, states, query.strict))
         found: list[tuple[str, str, str, str]] = []  # queue, id, state, what matched
         examined = 0
         deadline = self.clock() + self.max_seconds
         lowered = query.needle.lower()
+        escaped = json.dumps(lowered)[1:-1]
         while (
             at.queue < len(queues)
             and len(found) < page_size
@@ -175,7 +185,15 @@ class BullMQSearch:
             try:
                 reply = await self._scan(
                     keys=[key],
-                    args=[self.jobs.key(queue, ""), kind, at.offset, count, query.name_prefix, lowered],
+                    args=[
+                        self.jobs.key(queue, ""),
+                        kind,
+                        at.offset,
+                        count,
+                        query.name_prefix,
+                        lowered,
+                        escaped,
+                    ],
                 )
             except Exception as exc:  # a key of another type: that state's problem, not the search's
                 if "WRONGTYPE" not in str(exc):
@@ -205,5 +223,5 @@ class BullMQSearch:
             for (q, _, _, matched), summary in zip(found, summaries, strict=True)
             if summary is not None
         ]
-        next_cursor = at.encode() if at.queue < len(queues) else ""
+        next_cursor = at.encode(queues) if at.queue < len(queues) else ""
         return SearchPage(hits, next_cursor, at.scanned, max(at.total, at.scanned))
