@@ -29,6 +29,8 @@ export interface JobFilter {
   state: string;
   namePrefix: string;
   category: string;
+  /** The list shows one job looked up by id: "all matching" would reach past it, so it is offered not. */
+  byId?: boolean;
 }
 
 const ACTIONS: { action: BulkAction; label: "bulkRetry" | "bulkPromote" | "bulkRemove"; needs: "operator" | "admin" }[] = [
@@ -82,7 +84,7 @@ export function BulkBar({
     setError(null);
     setOperation(null); // the last operation's counts must not show under the new action's name
     setLabel(name);
-    const body: RequestOf<"StartBulkJobAction"> = allMatching
+    const body: RequestOf<"StartBulkJobAction"> = allMatching && !filter.byId
       ? {
           action,
           allMatching: true,
@@ -122,8 +124,9 @@ export function BulkBar({
     }
   }
 
-  const count = allMatching ? matching : selected.length;
-  const nothing = !allMatching && selected.length === 0;
+  const everyMatch = allMatching && !filter.byId;
+  const count = everyMatch ? matching : selected.length;
+  const nothing = !everyMatch && selected.length === 0;
   const op = operation;
   return (
     <Paper variant="outlined" sx={{ p: 1.5, mb: 2 }} component="section" aria-label={t("bulkActions")}>
@@ -132,7 +135,7 @@ export function BulkBar({
           {t("selectedCount", { count: count !== undefined ? fmtInt(count) : "—" })}
         </Typography>
         <FormControlLabel
-          control={<Checkbox size="small" checked={allMatching} onChange={(e) => setAllMatching(e.target.checked)} />}
+          control={<Checkbox size="small" checked={allMatching && !filter.byId} disabled={filter.byId} onChange={(e) => setAllMatching(e.target.checked)} />}
           label={t("selectAllMatching")}
         />
         {ACTIONS.map((a) => (

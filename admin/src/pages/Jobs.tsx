@@ -141,7 +141,12 @@ export default function JobsPage() {
       {queue ? (
         <BulkBar
           queue={queue}
-          filter={{ state: state ? `JOB_STATE_${state.toUpperCase()}` : "", namePrefix: /^[0-9]+$/.test(search.trim()) ? "" : search.trim(), category }}
+          filter={{
+            state: state ? `JOB_STATE_${state.toUpperCase()}` : "",
+            namePrefix: /^[0-9]+$/.test(search.trim()) ? "" : search.trim(),
+            category,
+            byId: /^[0-9]+$/.test(search.trim()),
+          }}
           selected={[...selected]}
           matching={jobs.data?.totalSize !== undefined ? num(jobs.data.totalSize) : undefined}
           onClear={() => setSelected(new Set())}
