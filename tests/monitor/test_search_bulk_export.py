@@ -232,6 +232,19 @@ async def test_bulk_actions_refuse_bad_input_and_past_the_limit(suite: Suite) ->
         operator.StartBulkJobAction(pb.StartBulkJobActionRequest(queue="many", job_ids=["1"]))
     )
     assert field_of(no_action) == "action"
+    bad_state = await refused(
+        operator.StartBulkJobAction(
+            pb.StartBulkJobActionRequest(
+                queue="many",
+                action=pb.BULK_JOB_ACTION_RETRY,
+                all_matching=True,
+                states=[999],  # type: ignore[list-item]
+            )
+        )
+    )
+    assert field_of(bad_state) == "states"
+    refusals = await audit_rows(suite, action=pb.AUDIT_ACTION_JOB_BULK_ACTION)
+    assert {r.outcome for r in refusals} == {pb.AUDIT_OUTCOME_REFUSED} and len(refusals) == 4
     unknown = await refused(operator.GetBulkOperation(pb.GetBulkOperationRequest(operation_id="nope")))
     assert unknown.code() == grpc.StatusCode.NOT_FOUND
     gone = await refused(

@@ -37,7 +37,7 @@ from .audit.store import AuditStore
 from .board import Board
 from .bulk import BulkOperations
 from .export import ExportLimits, ExportTally
-from .messages import DEFAULT_STATES, job_message, state_name, state_value, summary_message
+from .messages import DEFAULT_STATES, STATE_NAMES, job_message, state_name, state_value, summary_message
 
 JOBS_PAGE_DEFAULT, JOBS_PAGE_MAX = 50, 100
 SEARCH_PAGE_DEFAULT, SEARCH_PAGE_MAX = 50, 100
@@ -923,9 +923,12 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     ) -> pb.StartBulkJobActionResponse:
         """Select the jobs, refuse past the configured maximum, then act on them in the background."""
         required = access_pb2.ROLE_ADMIN if request.action == pb.BULK_JOB_ACTION_REMOVE else None
-        states = [state_name(s, "states") for s in request.states]
+        # Known states by name; an unknown one is refused (and audited) by check_fields below.
+        states = [STATE_NAMES[s] for s in request.states if s in STATE_NAMES]
 
         def check_fields() -> None:
+            for value in request.states:
+                state_name(value, "states")
             validation.enum_value(request.action, pb.BulkJobAction.DESCRIPTOR, "action", unspecified=False)
             validation.reason(request.reason)
             validation.text(request.name_prefix, "name_prefix", validation.MAX_NAME)
