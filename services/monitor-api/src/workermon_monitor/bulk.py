@@ -1,7 +1,8 @@
 """Bulk job actions: the jobs they select, the batches they run in, and the operations callers poll.
 
-Operations live in this process (the newest `MAX_KEPT`); a caller polls the replica that started its
-action, which the gateway's sticky round-robin per connection gives it in practice.
+Operations live in the memory of the process that started them (the newest `MAX_KEPT`): with several
+monitor replicas a poll must reach that replica, and a restart forgets them (their audit entries stay
+PENDING, which is true: how far they got is unknown).
 """
 
 from __future__ import annotations
