@@ -27,7 +27,7 @@ DEPS_DIR = ROOT / "build" / "protodeps"
 # The contract with its comments: the Python stubs drop source info, and the gateway's OpenAPI document
 # and docs page describe every route and field with the proto comments.
 DESCRIPTOR_SET = "descriptors.binpb"
-GOOGLE_API_PROTOS = ("annotations.proto", "http.proto", "field_behavior.proto")
+GOOGLE_API_PROTOS = ("annotations.proto", "http.proto", "field_behavior.proto", "httpbody.proto")
 
 
 def googleapis_root() -> Path:

@@ -33,12 +33,14 @@ const WorkerDetail = lazy(() => import("./pages/WorkerDetail"));
 const JobsPage = lazy(() => import("./pages/Jobs"));
 const IncidentsPage = lazy(() => import("./pages/Incidents"));
 const AuditPage = lazy(() => import("./pages/Audit"));
+const SearchPage = lazy(() => import("./pages/Search"));
 
 const NAV: { to: string; key: MessageKey }[] = [
   { to: "/", key: "overview" },
   { to: "/queues", key: "queues" },
   { to: "/workers", key: "workers" },
   { to: "/jobs", key: "jobs" },
+  { to: "/search", key: "search" },
   { to: "/incidents", key: "incidents" },
   { to: "/audit", key: "audit" },
 ];
@@ -141,6 +143,7 @@ function Shell() {
               <Route path=":id" element={<WorkerDetail />} />
             </Route>
             <Route path="/jobs" element={<JobsPage />} />
+            <Route path="/search" element={<SearchPage />} />
             <Route path="/incidents" element={<IncidentsPage />} />
             <Route path="/incidents/:id" element={<IncidentsPage />} />
             <Route path="/audit" element={<AuditPage />} />

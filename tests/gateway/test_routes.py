@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -367,6 +368,67 @@ async def test_verb_suffix_and_method_resolution(gateway: Gateway) -> None:
     encoded = await viewer.get("/api/v1/queues/gw%3Aemails")
     assert encoded.status_code in (400, 404)
     assert "gw:emails" in encoded.json()["error"]["message"] or encoded.status_code == 400
+
+
+async def test_search_bulk_export_and_obliterate_routes(gateway: Gateway) -> None:
+    queue = gateway.queue("gw-bulk")
+    await fail_some(gateway, queue, completed=1, failed=3)
+    await queue.add("note", {"memo": "Quarterly REPORT"})
+    viewer, operator, admin = gateway.client("viewer"), gateway.client("operator"), gateway.client("admin")
+
+    found = await viewer.get("/api/v1/jobs:search", params={"text": "quarterly", "queues": "gw-bulk"})
+    called("GET", "/v1/jobs:search")
+    assert found.status_code == 200, found.text
+    body = found.json()
+    assert [h["job"]["name"] for h in body["hits"]] == ["note"] and body["hits"][0]["matched"] == "data"
+    assert body["scanned"] == body["total"] == "5"
+    wide = await viewer.get("/api/v1/jobs:search")
+    assert wide.status_code == 400 and "text" in wide.json()["error"]["message"]
+
+    started = await operator.post(
+        "/api/v1/queues/gw-bulk/jobs:bulk",
+        json={"action": "BULK_JOB_ACTION_RETRY", "allMatching": True, "states": ["JOB_STATE_FAILED"]},
+    )
+    called("POST", "/v1/queues/{queue}/jobs:bulk")
+    assert started.status_code == 200, started.text
+    operation_id = started.json()["operation"]["operationId"]
+
+    async def finished() -> bool:
+        reply = await viewer.get(f"/api/v1/bulkOperations/{operation_id}")
+        return (
+            reply.status_code == 200 and reply.json()["operation"]["state"] != "BULK_OPERATION_STATE_RUNNING"
+        )
+
+    await until(finished, limit=10, what="the bulk retry finishing")
+    done = (await viewer.get(f"/api/v1/bulkOperations/{operation_id}")).json()["operation"]
+    called("GET", "/v1/bulkOperations/{operation_id}")
+    assert (done["state"], done["succeeded"], done["total"]) == ("BULK_OPERATION_STATE_SUCCEEDED", "3", "3")
+    assert (await viewer.get("/api/v1/bulkOperations/unknown")).status_code == 404
+
+    csv_export = await viewer.get("/api/v1/queues/gw-bulk/jobs:export", params={"format": "csv"})
+    called("GET", "/v1/queues/{queue}/jobs:export")
+    assert csv_export.status_code == 200, csv_export.text
+    assert csv_export.headers["content-type"].startswith("text/csv")
+    assert csv_export.text.splitlines()[0].startswith("queue,job_id,name,state")
+    assert len(csv_export.text.splitlines()) == 6
+    lines = await viewer.get("/api/v1/queues/gw-bulk/jobs:export", params={"namePrefix": "note"})
+    assert lines.headers["content-type"] == "application/x-ndjson"
+    assert [json.loads(line)["name"] for line in lines.text.splitlines()] == ["note"]
+    no_data = await viewer.get("/api/v1/queues/gw-bulk/jobs:export", params={"includeData": "true"})
+    assert no_data.status_code == 403 and no_data.json()["error"]["status"] == "PERMISSION_DENIED"
+    with_data = await admin.get(
+        "/api/v1/queues/gw-bulk/jobs:export", params={"includeData": "true", "namePrefix": "note"}
+    )
+    assert json.loads(json.loads(with_data.text)["data"]) == {"memo": "Quarterly REPORT"}
+    missing = await viewer.get("/api/v1/queues/gw-nowhere/jobs:export")
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+
+    wrong = await admin.post("/api/v1/queues/gw-bulk:obliterate", json={"confirm": "gw"})
+    called("POST", "/v1/queues/{queue}:obliterate")
+    assert wrong.status_code == 400 and "confirm" in wrong.json()["error"]["message"]
+    gone = await admin.post("/api/v1/queues/gw-bulk:obliterate", json={"confirm": "gw-bulk"})
+    assert gone.status_code == 200, gone.text
+    assert (await viewer.get("/api/v1/queues/gw-bulk/jobs")).status_code == 404
 
 
 def test_every_route_called() -> None:

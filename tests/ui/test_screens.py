@@ -314,6 +314,7 @@ ALLOWED = {
     "readme",
     "sdk",
     "json",
+    "csv",
     "ms",
     "s",
     "m",

@@ -21,7 +21,7 @@ const WORKER = "/v1/workers/{worker_id}";
 const INCIDENT = "/v1/incidents/{incident_id}";
 const SCHEDULER = "/v1/queues/{queue}/jobSchedulers/{scheduler_id}";
 
-/** pause, resume, retryFailed, promote, drain, clean. */
+/** pause, resume, retryFailed, promote, drain, clean, obliterate. */
 export type QueueVerb = VerbsOf<typeof QUEUE>;
 /** retry, promote, cancel. */
 export type JobVerb = VerbsOf<typeof JOB>;

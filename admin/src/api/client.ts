@@ -177,3 +177,31 @@ export async function api<T>(
 export function enc(segment: string): string {
   return encodeURIComponent(segment);
 }
+
+/** GET a file the API streams (an export) and hand it to the browser as a download; its size in bytes.
+ * Errors come back in the gateway's shape, as from `api`. */
+export async function download(path: string, query: Query, filename: string): Promise<number> {
+  const headers: Record<string, string> = {};
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(`${API_BASE}${path}${queryString(query)}`, { headers });
+  if (!response.ok) {
+    let err: { status?: string; message?: string; details?: unknown[] } | undefined;
+    try {
+      err = ((await response.json()) as { error?: typeof err }).error;
+    } catch {
+      err = undefined;
+    }
+    throw new ApiError(response.status, err?.status ?? String(response.status), err?.message ?? `HTTP ${response.status}`, err?.details ?? []);
+  }
+  const blob = await response.blob();
+  const url = URL.createObjectURL(blob);
+  const anchor = document.createElement("a");
+  anchor.href = url;
+  anchor.download = filename;
+  document.body.appendChild(anchor);
+  anchor.click();
+  anchor.remove();
+  window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  return blob.size;
+}

@@ -604,6 +604,116 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/jobs:search": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Finds jobs across queues: one job id in every queue at once, or a bounded scan by name prefix and by text inside job data and failure reasons
+         * @description Finds jobs across queues: one job id in every queue at once, or a bounded scan by name prefix and by text inside job data and failure reasons. A scan stops after a per-call budget of jobs examined or time spent and resumes from `next_page_token`; the response says how far it got.
+         *
+         *     Role: viewer. gRPC: `/workermon.monitor.v1.MonitorService/SearchJobs`.
+         */
+        get: operations["SearchJobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/jobs:bulk": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Starts retrying, promoting or removing many jobs of a queue (listed ids, or all matching a filter) in batches; poll GetBulkOperation for progress
+         * @description Starts retrying, promoting or removing many jobs of a queue (listed ids, or all matching a filter) in batches; poll GetBulkOperation for progress. One audit entry records the filter and the counts. Removing needs admin, retrying and promoting operator.
+         *
+         *     Role: viewer to call; operator to act (a refusal is audited). gRPC: `/workermon.monitor.v1.MonitorService/StartBulkJobAction`.
+         */
+        post: operations["StartBulkJobAction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/bulkOperations/{operation_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Returns the progress and counts of a bulk action started by StartBulkJobAction
+         * @description Returns the progress and counts of a bulk action started by StartBulkJobAction.
+         *
+         *     Role: viewer. gRPC: `/workermon.monitor.v1.MonitorService/GetBulkOperation`.
+         */
+        get: operations["GetBulkOperation"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}:obliterate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Destroys a queue and every job in it with BullMQ's own obliterate script, in batches
+         * @description Destroys a queue and every job in it with BullMQ's own obliterate script, in batches. Refused while jobs are active unless `force`; `confirm` must equal the queue name.
+         *
+         *     Role: viewer to call; admin to act (a refusal is audited). gRPC: `/workermon.monitor.v1.MonitorService/ObliterateQueue`.
+         */
+        post: operations["ObliterateQueue"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/jobs:export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Streams the jobs matching a filter as JSON lines or CSV, in chunks
+         * @description Streams the jobs matching a filter as JSON lines or CSV, in chunks. Without job data any reader may export; with it (`include_data`) only an admin, and the export is audited.
+         *
+         *     Role: viewer. gRPC: `/workermon.monitor.v1.MonitorService/ExportJobs`.
+         */
+        get: operations["ExportJobs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workers:summary": {
         parameters: {
             query?: never;
@@ -1368,9 +1478,12 @@ export interface components {
          *     - `AUDIT_ACTION_JOB_CHILDREN_REMOVE`: A waiting parent's pending children were removed or unlinked (entity: the parent job).
          *     - `AUDIT_ACTION_JOB_SCHEDULER_RUN`: A job was added now from a job scheduler's template (entity: the scheduler).
          *     - `AUDIT_ACTION_JOB_SCHEDULER_REMOVE`: A job scheduler was removed (entity: the scheduler).
+         *     - `AUDIT_ACTION_JOB_BULK_ACTION`: Many jobs retried, promoted or removed at once (entity: the queue; parameters: action and filter).
+         *     - `AUDIT_ACTION_QUEUE_OBLITERATE`: A queue destroyed with all its jobs (entity: the queue).
+         *     - `AUDIT_ACTION_JOB_EXPORT`: Jobs exported with their data (entity: the queue; parameters: the filter).
          * @enum {string}
          */
-        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND" | "AUDIT_ACTION_JOB_CHILDREN_REMOVE" | "AUDIT_ACTION_JOB_SCHEDULER_RUN" | "AUDIT_ACTION_JOB_SCHEDULER_REMOVE";
+        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND" | "AUDIT_ACTION_JOB_CHILDREN_REMOVE" | "AUDIT_ACTION_JOB_SCHEDULER_RUN" | "AUDIT_ACTION_JOB_SCHEDULER_REMOVE" | "AUDIT_ACTION_JOB_BULK_ACTION" | "AUDIT_ACTION_QUEUE_OBLITERATE" | "AUDIT_ACTION_JOB_EXPORT";
         /** @description AuditLog is one audit entry. */
         "workermon.monitor.v1.AuditLog": {
             /**
@@ -1420,6 +1533,79 @@ export interface components {
          * @enum {string}
          */
         "workermon.monitor.v1.AuditOutcome": "AUDIT_OUTCOME_UNSPECIFIED" | "AUDIT_OUTCOME_SUCCEEDED" | "AUDIT_OUTCOME_FAILED" | "AUDIT_OUTCOME_DENIED" | "AUDIT_OUTCOME_REFUSED" | "AUDIT_OUTCOME_PENDING";
+        /**
+         * @description BulkJobAction is what a bulk action does to each job.
+         *
+         *     - `BULK_JOB_ACTION_UNSPECIFIED`: Not set (refused).
+         *     - `BULK_JOB_ACTION_RETRY`: Move failed or completed jobs back to waiting.
+         *     - `BULK_JOB_ACTION_PROMOTE`: Move delayed jobs to waiting now.
+         *     - `BULK_JOB_ACTION_REMOVE`: Remove jobs that are not active (admin).
+         * @enum {string}
+         */
+        "workermon.monitor.v1.BulkJobAction": "BULK_JOB_ACTION_UNSPECIFIED" | "BULK_JOB_ACTION_RETRY" | "BULK_JOB_ACTION_PROMOTE" | "BULK_JOB_ACTION_REMOVE";
+        /** @description BulkOperation is a bulk action's progress and counts. */
+        "workermon.monitor.v1.BulkOperation": {
+            /** @description Id to poll with GetBulkOperation. */
+            operationId?: string;
+            /** @description Queue acted on. */
+            queue?: string;
+            /** @description What is done to each job. */
+            action?: components["schemas"]["workermon.monitor.v1.BulkJobAction"];
+            /** @description Running, or how it ended. */
+            state?: components["schemas"]["workermon.monitor.v1.BulkOperationState"];
+            /**
+             * Format: int64
+             * @description Jobs selected.
+             */
+            total?: string;
+            /**
+             * Format: int64
+             * @description Jobs handled so far.
+             */
+            processed?: string;
+            /**
+             * Format: int64
+             * @description Jobs the action changed.
+             */
+            succeeded?: string;
+            /**
+             * Format: int64
+             * @description Jobs in a state the action does not apply to, or gone meanwhile.
+             */
+            skipped?: string;
+            /**
+             * Format: int64
+             * @description Jobs the action failed on.
+             */
+            failed?: string;
+            /**
+             * Format: date-time
+             * @description When it started.
+             */
+            createTime?: string;
+            /**
+             * Format: date-time
+             * @description When it ended (unset while running).
+             */
+            endTime?: string;
+            /**
+             * Format: int64
+             * @description The audit entry recording it.
+             */
+            auditId?: string;
+            /** @description Why it stopped, when FAILED. */
+            error?: string;
+        };
+        /**
+         * @description BulkOperationState says whether a bulk action is still running.
+         *
+         *     - `BULK_OPERATION_STATE_UNSPECIFIED`: Not known.
+         *     - `BULK_OPERATION_STATE_RUNNING`: Working through its jobs.
+         *     - `BULK_OPERATION_STATE_SUCCEEDED`: Every job was handled (some may have been skipped).
+         *     - `BULK_OPERATION_STATE_FAILED`: Stopped by an error (see `error`); the counts say how far it got.
+         * @enum {string}
+         */
+        "workermon.monitor.v1.BulkOperationState": "BULK_OPERATION_STATE_UNSPECIFIED" | "BULK_OPERATION_STATE_RUNNING" | "BULK_OPERATION_STATE_SUCCEEDED" | "BULK_OPERATION_STATE_FAILED";
         /** @description CancelJobResponse says what happened. */
         "workermon.monitor.v1.CancelJobResponse": {
             /** @description How it ended. */
@@ -1633,6 +1819,20 @@ export interface components {
             /** @description Mean. */
             avgMs?: number;
         };
+        /**
+         * @description ExportFormat is the file format of an export.
+         *
+         *     - `EXPORT_FORMAT_UNSPECIFIED`: JSON lines.
+         *     - `EXPORT_FORMAT_JSONL`: One JSON object per line (application/x-ndjson).
+         *     - `EXPORT_FORMAT_CSV`: Comma-separated values with a header row (text/csv).
+         * @enum {string}
+         */
+        "workermon.monitor.v1.ExportFormat": "EXPORT_FORMAT_UNSPECIFIED" | "EXPORT_FORMAT_JSONL" | "EXPORT_FORMAT_CSV";
+        /** @description GetBulkOperationResponse carries the operation. */
+        "workermon.monitor.v1.GetBulkOperationResponse": {
+            /** @description The operation as it stands. */
+            operation?: components["schemas"]["workermon.monitor.v1.BulkOperation"];
+        };
         /** @description GetJobResponse carries the job. */
         "workermon.monitor.v1.GetJobResponse": {
             /** @description The job. */
@@ -1840,6 +2040,15 @@ export interface components {
              */
             failed?: string;
         };
+        /** @description JobHit is one job a search found. */
+        "workermon.monitor.v1.JobHit": {
+            /** @description The queue holding it. */
+            queue?: string;
+            /** @description The job as a list row shows it. */
+            job?: components["schemas"]["workermon.monitor.v1.JobSummary"];
+            /** @description What matched: "id", "name", "data" or "failed_reason". */
+            matched?: string;
+        };
         /** @description JobRef names a job across queues. */
         "workermon.monitor.v1.JobRef": {
             /** @description Queue name; empty when the job lies under another key prefix than the monitored one. */
@@ -2027,6 +2236,19 @@ export interface components {
             nextPageToken?: string;
             /** @description Whether uninstrumented workers can be seen, and when CLIENT LIST was last read. */
             connectionScan?: components["schemas"]["workermon.monitor.v1.ConnectionScan"];
+        };
+        /** @description ObliterateQueueResponse says the queue is gone. */
+        "workermon.monitor.v1.ObliterateQueueResponse": {
+            /**
+             * Format: int64
+             * @description Calls of BullMQ's obliterate script it took (each removes at most 1,000 jobs).
+             */
+            batches?: string;
+            /**
+             * Format: int64
+             * @description The audit entry written.
+             */
+            auditId?: string;
         };
         /** @description PauseQueueResponse says what changed. */
         "workermon.monitor.v1.PauseQueueResponse": {
@@ -2281,6 +2503,28 @@ export interface components {
              * @description The audit entry written.
              */
             auditId?: string;
+        };
+        /** @description SearchJobsResponse is one page of hits and how far the scan has got. */
+        "workermon.monitor.v1.SearchJobsResponse": {
+            /** @description Jobs found on this page. */
+            hits: components["schemas"]["workermon.monitor.v1.JobHit"][];
+            /** @description Token to resume the scan; empty when every job has been examined. */
+            nextPageToken?: string;
+            /**
+             * Format: int64
+             * @description Jobs examined so far, this page and earlier ones together.
+             */
+            scanned?: string;
+            /**
+             * Format: int64
+             * @description Jobs in the searched queues and states when the search started.
+             */
+            total?: string;
+        };
+        /** @description StartBulkJobActionResponse carries the started operation. */
+        "workermon.monitor.v1.StartBulkJobActionResponse": {
+            /** @description The operation, as it stands right after starting. */
+            operation?: components["schemas"]["workermon.monitor.v1.BulkOperation"];
         };
         /** @description StopWorkerResponse carries the command sent. */
         "workermon.monitor.v1.StopWorkerResponse": {
@@ -3638,6 +3882,218 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["workermon.monitor.v1.RemoveJobSchedulerResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    SearchJobs: {
+        parameters: {
+            query?: {
+                /** @description Queues to search; empty searches every known queue. */
+                queues?: string[];
+                /** @description States to search, in this order; empty searches every state. */
+                states?: components["schemas"]["workermon.monitor.v1.JobState"][];
+                /** @description This exact job id, looked up in every queue at once (no scan). */
+                jobId?: string;
+                /** @description Only jobs whose name starts with this. */
+                namePrefix?: string;
+                /** @description Only jobs whose data or failure reason contains this (ignoring case), at most 200 characters. */
+                text?: string;
+                /** @description Results per page: default 50, at most 100; negative is refused. */
+                pageSize?: number;
+                /** @description Token from a previous response's next_page_token, to resume the scan. */
+                pageToken?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.SearchJobsResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    StartBulkJobAction: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name. */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description What to do to each job. */
+                    action?: components["schemas"]["workermon.monitor.v1.BulkJobAction"];
+                    /** @description These jobs (exclusive with all_matching). */
+                    jobIds?: string[];
+                    /** @description Every job matching states, name_prefix and failure_category instead of listed ids. */
+                    allMatching?: boolean;
+                    /** @description With all_matching: these states; empty means every state. */
+                    states?: components["schemas"]["workermon.monitor.v1.JobState"][];
+                    /** @description With all_matching: only jobs whose name starts with this. */
+                    namePrefix?: string;
+                    /** @description With all_matching: only failed jobs of this failure category. */
+                    failureCategory?: string;
+                    /** @description Why (kept in the audit log). */
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.StartBulkJobActionResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    GetBulkOperation: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Id from StartBulkJobActionResponse. */
+                operation_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.GetBulkOperationResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ObliterateQueue: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name. */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description Obliterate even while jobs are active (their workers will fail to finish them). */
+                    force?: boolean;
+                    /** @description Must equal the queue name. */
+                    confirm?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.ObliterateQueueResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ExportJobs: {
+        parameters: {
+            query?: {
+                /** @description States to export, in this order; empty exports every state. */
+                states?: components["schemas"]["workermon.monitor.v1.JobState"][];
+                /** @description Only jobs whose name starts with this. */
+                namePrefix?: string;
+                /** @description Only failed jobs of this failure category. */
+                failureCategory?: string;
+                /** @description JSONL (default) or CSV. */
+                format?: components["schemas"]["workermon.monitor.v1.ExportFormat"];
+                /** @description Include each job's data (cut to the service's job data limit); admin only, audited. */
+                includeData?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Queue name. */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description A file, streamed (JSON lines or CSV, as the format asks) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/x-ndjson": string;
+                    "text/csv": string;
                 };
             };
             /** @description An error (see Error) */

@@ -11,7 +11,7 @@ import type { components, operations } from "./schema.gen";
 type Schemas = components["schemas"];
 
 /** The JSON body of an operation's 200 answer, by operationId (the RPC name): `ResponseOf<"PauseQueue">`. */
-export type ResponseOf<Op extends keyof operations> = operations[Op]["responses"][200]["content"]["application/json"];
+export type ResponseOf<Op extends keyof operations> = operations[Op]["responses"][200]["content"] extends { "application/json": infer R } ? R : never;
 
 /** The JSON body an operation takes, by operationId; `never` for one without a body. */
 export type RequestOf<Op extends keyof operations> = NonNullable<operations[Op]["requestBody"]>["content"]["application/json"];

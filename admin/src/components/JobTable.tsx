@@ -1,3 +1,4 @@
+import Checkbox from "@mui/material/Checkbox";
 import Chip from "@mui/material/Chip";
 import Table from "@mui/material/Table";
 import TableBody from "@mui/material/TableBody";
@@ -22,12 +23,32 @@ export function JobStateChip({ state }: { state?: string }) {
   return <Chip size="small" label={enumLabel(t, "js", s)} color={STATE_COLOR[s] ?? "default"} variant="outlined" />;
 }
 
-export function JobTable({ jobs, onOpen }: { jobs: JobSummary[]; onOpen: (id: string) => void }) {
+/** Which rows are ticked, for bulk actions. */
+export interface JobSelection {
+  selected: ReadonlySet<string>;
+  toggle: (id: string) => void;
+  setPage: (ids: string[], on: boolean) => void;
+}
+
+export function JobTable({ jobs, onOpen, selection }: { jobs: JobSummary[]; onOpen: (id: string) => void; selection?: JobSelection }) {
   const { t } = useI18n();
+  const ids = jobs.map((j) => j.jobId ?? "");
+  const ticked = selection ? ids.filter((id) => selection.selected.has(id)).length : 0;
   return (
     <Table size="small" aria-label={t("jobs")}>
       <TableHead>
         <TableRow>
+          {selection ? (
+            <TableCell padding="checkbox">
+              <Checkbox
+                size="small"
+                checked={ids.length > 0 && ticked === ids.length}
+                indeterminate={ticked > 0 && ticked < ids.length}
+                onChange={(e) => selection.setPage(ids, e.target.checked)}
+                slotProps={{ input: { "aria-label": t("selectPage") } }}
+              />
+            </TableCell>
+          ) : null}
           <TableCell>{t("idHeader")}</TableCell>
           <TableCell>{t("name")}</TableCell>
           <TableCell>{t("state")}</TableCell>
@@ -53,6 +74,16 @@ export function JobTable({ jobs, onOpen }: { jobs: JobSummary[]; onOpen: (id: st
             }}
             sx={{ cursor: "pointer" }}
           >
+            {selection ? (
+              <TableCell padding="checkbox" onClick={(e) => e.stopPropagation()} onKeyDown={(e) => e.stopPropagation()}>
+                <Checkbox
+                  size="small"
+                  checked={selection.selected.has(j.jobId ?? "")}
+                  onChange={() => selection.toggle(j.jobId ?? "")}
+                  slotProps={{ input: { "aria-label": t("selectJob", { id: j.jobId ?? "" }) } }}
+                />
+              </TableCell>
+            ) : null}
             <TableCell component="th" scope="row" sx={{ fontFamily: "monospace" }} translate="no">
               {j.jobId}
             </TableCell>

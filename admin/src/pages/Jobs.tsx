@@ -6,6 +6,7 @@ import { useEffect, useState } from "react";
 import { useJobs, useQueue, useQueues } from "../api/hooks";
 import { num } from "../api/types";
 import { AddJobButton } from "../components/AddJobDialog";
+import { BulkBar } from "../components/BulkBar";
 import { JobDrawer } from "../components/JobDrawer";
 import { JobTable } from "../components/JobTable";
 import { Pager, usePageTokens } from "../components/Pager";
@@ -41,6 +42,28 @@ export default function JobsPage() {
 
   const jobs = useJobs({ queue, state, search, category, pageToken: pager.token });
   const list = jobs.data?.jobs ?? [];
+  // Ticked jobs survive paging (a selection across pages) but not a change of queue or filter.
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const filterKey = JSON.stringify([queue, state, search, category]);
+  useEffect(() => setSelected(new Set()), [filterKey]);
+  const selection = {
+    selected,
+    toggle: (id: string) =>
+      setSelected((prev) => {
+        const next = new Set(prev);
+        if (!next.delete(id)) next.add(id);
+        return next;
+      }),
+    setPage: (ids: string[], on: boolean) =>
+      setSelected((prev) => {
+        const next = new Set(prev);
+        for (const id of ids) {
+          if (on) next.add(id);
+          else next.delete(id);
+        }
+        return next;
+      }),
+  };
 
   return (
     <Box>
@@ -115,6 +138,20 @@ export default function JobsPage() {
           <AddJobButton queue={queue} queues={(queues.data ?? []).map((q) => q.name ?? "")} />
         </Box>
       </Box>
+      {queue ? (
+        <BulkBar
+          queue={queue}
+          filter={{
+            state: state ? `JOB_STATE_${state.toUpperCase()}` : "",
+            namePrefix: /^[0-9]+$/.test(search.trim()) ? "" : search.trim(),
+            category,
+            byId: /^[0-9]+$/.test(search.trim()),
+          }}
+          selected={[...selected]}
+          matching={jobs.data?.totalSize !== undefined ? num(jobs.data.totalSize) : undefined}
+          onClear={() => setSelected(new Set())}
+        />
+      ) : null}
       {jobs.error ? <ErrorBanner error={jobs.error} onRetry={() => void jobs.refetch()} /> : null}
       {queues.error ? <ErrorBanner error={queues.error} onRetry={() => void queues.refetch()} /> : null}
       {!queue && !queues.isPending ? (
@@ -123,7 +160,7 @@ export default function JobsPage() {
         <LoadingRows rows={8} />
       ) : (
         <Paper variant="outlined" sx={{ overflowX: "auto", opacity: jobs.isPlaceholderData ? 0.6 : 1 }}>
-          {list.length === 0 ? <EmptyState>{t("noJobs")}</EmptyState> : <JobTable jobs={list} onOpen={(id) => update({ job: id })} />}
+          {list.length === 0 ? <EmptyState>{t("noJobs")}</EmptyState> : <JobTable jobs={list} onOpen={(id) => update({ job: id })} selection={selection} />}
           <Box sx={{ px: 2 }}>
             <Pager
               page={pager.page}

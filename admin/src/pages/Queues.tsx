@@ -56,6 +56,11 @@ function useQueueActions(queue: string) {
       describe: (r) => t("queueDrained", { count: num(r.removed), queue }),
       invalidate,
     }),
+    obliterate: useAction({
+      run: (v: { force: boolean }) => runQueueAction(queue, "obliterate", { confirm: queue, force: v.force }),
+      describe: () => t("queueObliterated", { queue }),
+      invalidate,
+    }),
     clean: useAction({
       run: (v: { state: JobState; grace: number; limit: number }) =>
         runQueueAction(queue, "clean", { confirm: queue, state: v.state, grace: `${v.grace}s`, limit: v.limit }),
@@ -74,13 +79,15 @@ function QueueDetail({ name, queues, onClose }: { name: string; queues: string[]
   const queue = useQueue(name);
   const trend = useTrend(name, hours);
   const actions = useQueueActions(name);
-  const [danger, setDanger] = useState<"drain" | "clean" | null>(null);
+  const [danger, setDanger] = useState<"drain" | "clean" | "obliterate" | null>(null);
+  const [force, setForce] = useState(false);
   const [includeDelayed, setIncludeDelayed] = useState(false);
   const [cleanState, setCleanState] = useState<JobState>("JOB_STATE_COMPLETED");
   const [grace, setGrace] = useState(3600);
   const [limit, setLimit] = useState(1000);
   const q: Queue | null | undefined = queue.data;
-  const dangerAction = danger === "drain" ? actions.drain : actions.clean;
+  const dangerAction = danger === "drain" ? actions.drain : danger === "obliterate" ? actions.obliterate : actions.clean;
+  const dangerLabel = danger === "drain" ? t("drain") : danger === "obliterate" ? t("obliterate") : t("clean");
 
   return (
     <Paper variant="outlined" sx={{ p: 2, mt: 2 }} component="section" aria-label={`${t("queue")} ${name}`}>
@@ -129,6 +136,14 @@ function QueueDetail({ name, queues, onClose }: { name: string; queues: string[]
           {t("clean")}
         </ActionButton>
         <AddJobButton queue={name} queues={queues} />
+      </Box>
+      <Box sx={{ display: "flex", alignItems: "center", gap: 1, mb: 2 }} role="group" aria-label={t("dangerZone")}>
+        <Typography variant="subtitle2" color="error">
+          {t("dangerZone")}
+        </Typography>
+        <ActionButton needs="admin" color="error" variant="contained" onClick={() => setDanger("obliterate")}>
+          {t("obliterate")}
+        </ActionButton>
       </Box>
       <Box sx={{ display: "flex", alignItems: "center", gap: 1, mb: 1 }}>
         <Typography variant="subtitle2">{t("range")}</Typography>
@@ -184,10 +199,10 @@ function QueueDetail({ name, queues, onClose }: { name: string; queues: string[]
       <Schedulers queue={name} />
       <DangerDialog
         open={danger !== null}
-        title={`${danger === "drain" ? t("drain") : t("clean")}: ${name}`}
+        title={`${dangerLabel}: ${name}`}
         name={name}
-        confirmLabel={danger === "drain" ? t("drain") : t("clean")}
-        description={danger === "drain" ? t("drainText", { name }) : t("cleanText", { name })}
+        confirmLabel={dangerLabel}
+        description={danger === "drain" ? t("drainText", { name }) : danger === "obliterate" ? t("obliterateText", { name }) : t("cleanText", { name })}
         busy={dangerAction.isPending}
         error={dangerAction.error ? describeError(dangerAction.error, t) : null}
         onClose={() => {
@@ -197,11 +212,14 @@ function QueueDetail({ name, queues, onClose }: { name: string; queues: string[]
         onConfirm={() => {
           const done = { onSuccess: () => setDanger(null) };
           if (danger === "drain") actions.drain.mutate({ includeDelayed }, done);
+          else if (danger === "obliterate") actions.obliterate.mutate({ force }, { onSuccess: () => onClose() });
           else actions.clean.mutate({ state: cleanState, grace, limit }, done);
         }}
       >
         {danger === "drain" ? (
           <FormControlLabel control={<Checkbox checked={includeDelayed} onChange={(e) => setIncludeDelayed(e.target.checked)} />} label={t("includeDelayed")} />
+        ) : danger === "obliterate" ? (
+          <FormControlLabel control={<Checkbox checked={force} onChange={(e) => setForce(e.target.checked)} />} label={t("obliterateForce")} />
         ) : (
           <Box sx={{ display: "flex", gap: 1, mb: 1 }}>
             <TextField

@@ -261,10 +261,7 @@ def build_openapi(routes: Sequence[ApiRoute], base_path: str, *, version: str = 
             "x-min-role": route.min_role_name,
             "parameters": parameters,
             "responses": {
-                "200": {
-                    "description": "OK",
-                    "content": {"application/json": {"schema": builder.message(route.method.output_type)}},
-                },
+                "200": _ok(builder, route),
                 "default": {
                     "description": "An error (see Error)",
                     "content": {
@@ -314,6 +311,20 @@ def build_openapi(routes: Sequence[ApiRoute], base_path: str, *, version: str = 
             }
             for route in {r.service: r for r in routes}.values()
         ],
+    }
+
+
+def _ok(builder: SchemaBuilder, route: ApiRoute) -> dict[str, Any]:
+    """The success response: the reply message as JSON, or a streamed file for an HttpBody stream."""
+    if route.streaming:
+        text = {"schema": {"type": "string"}}
+        return {
+            "description": "A file, streamed (JSON lines or CSV, as the format asks)",
+            "content": {"application/x-ndjson": text, "text/csv": text},
+        }
+    return {
+        "description": "OK",
+        "content": {"application/json": {"schema": builder.message(route.method.output_type)}},
     }
 
 

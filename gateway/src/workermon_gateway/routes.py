@@ -6,7 +6,7 @@ import importlib
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -21,7 +21,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from starlette.datastructures import URLPath
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Match, NoMatchFound
 from starlette.types import Receive, Scope, Send
 
@@ -47,6 +47,7 @@ SERVICES: tuple[str, ...] = (
 )
 MAX_BODY_BYTES = 4 * 1024 * 1024
 DESCRIPTOR_SET = "descriptors.binpb"
+HTTP_BODY = "google.api.HttpBody"
 _VERBS = ("get", "put", "post", "delete", "patch")
 
 
@@ -61,6 +62,9 @@ class ApiRoute:
     response_body: str
     min_role: int
     action_role: int
+    # A server stream of google.api.HttpBody (or of messages whose `response_body` is one): its chunks
+    # are the HTTP response body (an export).
+    streaming: bool = False
 
     @property
     def grpc_path(self) -> str:
@@ -116,17 +120,28 @@ def _bindings(rule: http_pb2.HttpRule) -> list[tuple[str, str, str, str]]:
     return out
 
 
+def _chunk_type(method: MethodDescriptor, response_body: str) -> str:
+    """The full name of what an RPC answers with, or of its `response_body` field when it names one."""
+    output = method.output_type
+    if response_body and response_body in output.fields_by_name:
+        field = output.fields_by_name[response_body]
+        return str(field.message_type.full_name) if field.message_type else ""
+    return str(output.full_name)
+
+
 def build_routes(services: Sequence[str] = SERVICES) -> list[ApiRoute]:
-    """A route for every unary RPC with a google.api.http rule (server streams are served elsewhere)."""
+    """A route for every unary RPC with a google.api.http rule, and for server streams of HttpBody (other
+    server streams are served elsewhere)."""
     routes: list[ApiRoute] = []
     for name in services:
         for method in _service_descriptor(name).methods:
             options = method.GetOptions()
             if not options.HasExtension(annotations_pb2.http):
                 continue
-            if method.client_streaming or method.server_streaming:
-                continue
             for verb, path, body, response_body in _bindings(options.Extensions[annotations_pb2.http]):
+                streaming = method.server_streaming and _chunk_type(method, response_body) == HTTP_BODY
+                if method.client_streaming or (method.server_streaming and not streaming):
+                    continue
                 routes.append(
                     ApiRoute(
                         method=method,
@@ -136,6 +151,7 @@ def build_routes(services: Sequence[str] = SERVICES) -> list[ApiRoute]:
                         response_body=response_body,
                         min_role=int(options.Extensions[access_pb2.min_role]),
                         action_role=int(options.Extensions[access_pb2.action_role]),
+                        streaming=streaming,
                     )
                 )
     return routes
@@ -312,6 +328,8 @@ class ApiRouter(BaseRoute):
             raise InvalidArgument(first, "this route takes its fields in the JSON body")
         transcode.apply_path(message, variables)
 
+        if route.streaming:
+            return await self._stream(route, message, token, rid)
         started = time.perf_counter()
         raw = await self.upstream.unary_bytes(route.method, message, token=token, request_id=rid)
         request.state.upstream_ms = round((time.perf_counter() - started) * 1000, 2)
@@ -324,6 +342,33 @@ class ApiRouter(BaseRoute):
 
         body = self.json_cache.body(route.grpc_path, raw, render)
         return Response(body, media_type="application/json")
+
+    async def _stream(self, route: ApiRoute, message: Message, token: str | None, rid: str) -> Response:
+        """The chunks of an HttpBody stream as one streamed response; an error before the first chunk is
+        an ordinary error response (after it, the body just ends)."""
+        replies = self.upstream.server_stream(route.method, message, token=token, request_id=rid)
+
+        async def bodies() -> AsyncIterator[Message]:
+            async for reply in replies:
+                yield getattr(reply, route.response_body) if route.response_body else reply
+
+        chunks = bodies()
+        try:
+            first = await anext(chunks)
+        except StopAsyncIteration:
+            return Response(b"", media_type="application/octet-stream")
+
+        async def body() -> AsyncIterator[bytes]:
+            yield bytes(getattr(first, "data", b""))
+            try:
+                async for chunk in chunks:
+                    yield bytes(getattr(chunk, "data", b""))
+            except grpc.aio.AioRpcError as exc:
+                log.warning("gateway_stream_failed", request_id=rid, rpc=route.grpc_path, error=exc.details())
+
+        return StreamingResponse(
+            body(), media_type=getattr(first, "content_type", "") or "application/octet-stream"
+        )
 
 
 def _moved_permanently(request: Request, path: str) -> Response:

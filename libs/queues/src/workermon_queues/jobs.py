@@ -22,6 +22,9 @@ __all__ = [
     "JobIsActive",
     "JobPage",
     "JobSummary",
+    "SearchHit",
+    "SearchPage",
+    "SearchQuery",
     "TimelineEntry",
 ]
 
@@ -126,6 +129,41 @@ class JobDetail:
     timeline: list[TimelineEntry] = field(default_factory=list)
 
 
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A job a search found, its queue, and what matched (`id`, `name`, `data` or `failed_reason`)."""
+
+    queue: str
+    job: JobSummary
+    matched: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """A scan: jobs of `states` in `queues` whose name starts with `name_prefix` and whose data or failure
+    reason contains `needle` (ignoring ASCII case), `page_size` hits from `cursor`. `strict` makes an
+    unknown queue NotFound (queues the caller named) rather than empty (queues discovered)."""
+
+    queues: Sequence[str]
+    states: Sequence[str]
+    name_prefix: str = ""
+    needle: str = ""
+    page_size: int = 50
+    cursor: str | None = None
+    strict: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """Hits of one search call; `next_cursor` is "" once every job was examined; `scanned` counts the
+    jobs examined by this call and the earlier ones, `total` the jobs there were when the search began."""
+
+    hits: list[SearchHit]
+    next_cursor: str
+    scanned: int
+    total: int
+
+
 @runtime_checkable
 class JobActions(Protocol):
     """Browsing a queue's jobs and acting on them; unknown queues and jobs raise NotFound."""
@@ -195,6 +233,26 @@ class JobActions(Protocol):
 
     async def job_state(self, queue: str, job_id: str) -> str | None:
         """The job's state (None when its hash exists but it is in no state)."""
+        ...
+
+    async def lookup(self, queue: str, job_id: str) -> JobSummary | None:
+        """A job's summary in whatever state it is, or None when its hash is gone."""
+        ...
+
+    async def job_data(self, queue: str, job_ids: Sequence[str], max_bytes: int) -> list[tuple[str, int]]:
+        """Each job's data cut to `max_bytes`, with its full size."""
+        ...
+
+    async def obliterate(self, queue: str, force: bool) -> int:
+        """Destroy a queue and its jobs in batches; the batches it took."""
+        ...
+
+    async def search_by_id(self, queues: Sequence[str], states: Sequence[str], job_id: str) -> SearchPage:
+        """The job with this id in each of `queues` (in one of `states`, when given)."""
+        ...
+
+    async def search_scan(self, query: SearchQuery) -> SearchPage:
+        """A bounded, resumable scan for jobs by name prefix and text in data or failure reason."""
         ...
 
     async def close(self) -> None:

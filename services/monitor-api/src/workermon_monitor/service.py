@@ -26,6 +26,7 @@ from .audit.auditor import SUCCEEDED, Auditor, Target
 from .audit.models import AuditAction
 from .audit.store import AuditStore
 from .board import Board
+from .export import ExportLimits
 from .migrate import MIGRATIONS
 from .servicer import MonitorServicer
 from .settings import MonitorSettings
@@ -158,6 +159,10 @@ def build(deps: Deps) -> Built:
         auditor=auditor,
         audit_store=audit_store,
         job_data_max_bytes=settings.job_data_max_bytes,
+        bulk_max_jobs=settings.bulk_max_jobs,
+        export_limits=ExportLimits(
+            settings.export_max_jobs, settings.export_max_bytes, settings.job_data_max_bytes
+        ),
         clock=clock,
         flows=BullMQFlows(jobs),
     )
@@ -165,6 +170,7 @@ def build(deps: Deps) -> Built:
     retention = AuditRetention(audit_store, settings.audit_retention_days, clock)
 
     async def close() -> None:
+        await servicer.bulk.close()
         await auditor.close()
         await jobs.close()
 

@@ -5,36 +5,43 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+from google.api import httpbody_pb2  # type: ignore[import-untyped]
 from google.protobuf import json_format, struct_pb2
 
 from workermon.collector.v1 import collector_service_pb2 as col_pb
 from workermon.collector.v1 import collector_service_pb2_grpc as col_grpc
+from workermon.common.v1 import access_pb2
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as hb_grpc
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
-from workermon_core import validation
-from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
+from workermon_core import context, validation
+from workermon_core.auth import role_allows
+from workermon_core.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound
 from workermon_core.pagination import bounded_page_size, decode_token, encode_token, page_size
 from workermon_core.peer import Peer
 from workermon_core.validation import queue_name
+from workermon_queues.errors import QueueError
 from workermon_queues.flows import FlowActions
-from workermon_queues.jobs import JobActions, JobIsActive
+from workermon_queues.jobs import JobActions, JobIsActive, SearchQuery
 
-from . import public
+from . import bulk, export, public
 from .audit.auditor import FAILED, PENDING, SUCCEEDED, Auditor, Done, Target
 from .audit.models import AuditAction, AuditEntityType
 from .audit.store import AuditStore
 from .board import Board
+from .bulk import BulkOperations
+from .export import ExportLimits, ExportTally
 from .messages import (
     CHILD_KIND_NAMES,
     DEFAULT_STATES,
+    STATE_NAMES,
     child_message,
     dependencies_message,
     job_message,
@@ -46,6 +53,8 @@ from .messages import (
 )
 
 JOBS_PAGE_DEFAULT, JOBS_PAGE_MAX = 50, 100
+SEARCH_PAGE_DEFAULT, SEARCH_PAGE_MAX = 50, 100
+SEARCH_TEXT_MAX = 200
 AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX = 50, 200
 # Children and schedulers: each row costs a dozen Redis reads, so an over-wide page is refused.
 CHILDREN_PAGE_DEFAULT, CHILDREN_PAGE_MAX = 50, 200
@@ -173,6 +182,8 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         auditor: Auditor,
         audit_store: AuditStore,
         job_data_max_bytes: int = 65_536,
+        bulk_max_jobs: int = 10_000,
+        export_limits: ExportLimits | None = None,
         clock: Callable[[], float] = time.time,
         flows: FlowActions,
     ) -> None:
@@ -184,6 +195,9 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         self.auditor = auditor
         self.audit_store = audit_store
         self.job_data_max_bytes = job_data_max_bytes
+        self.bulk_max_jobs = bulk_max_jobs
+        self.export_limits = export_limits or ExportLimits(100_000, 64 * 1024 * 1024, job_data_max_bytes)
+        self.bulk = BulkOperations()
         self.clock = clock
 
     # -- queries ---------------------------------------------------------------------------------
@@ -1012,6 +1026,242 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         if written is None:
             raise NotFound(f"audit entry {audit_id} vanished after it was written", reason="AUDIT_LOST")
         return pb.CreateAuditLogResponse(audit_log=audit_message(written))
+
+    # -- search, bulk actions, export, obliterate ---------------------------------------------------
+
+    async def SearchJobs(
+        self, request: pb.SearchJobsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SearchJobsResponse:
+        """A job id in every queue, or one bounded step of a scan by name prefix and text."""
+        queues = validation.queue_names(request.queues, "queues")
+        states = [state_name(s, "states") for s in request.states]
+        size = page_size(request.page_size, SEARCH_PAGE_DEFAULT, SEARCH_PAGE_MAX)
+        validation.job_id(request.job_id, required=False)
+        validation.text(request.name_prefix, "name_prefix", validation.MAX_NAME)
+        validation.text(request.text, "text", SEARCH_TEXT_MAX)
+        validation.page_token(request.page_token)
+        if not (queues or request.job_id or request.text or request.name_prefix):
+            raise InvalidArgument(
+                "text",
+                "is required when no queues, job_id or name_prefix narrow the search "
+                "(a search of every job of every queue is refused)",
+            )
+        filters = (tuple(queues), tuple(states), request.job_id, request.name_prefix, request.text)
+        cursor = decode_token(request.page_token, filters)
+        targets = queues or sorted(q.name for q in (await self.board.reading()).queues)
+        if request.job_id:
+            page = await self.jobs.search_by_id(targets, states, request.job_id)
+        else:
+            page = await self.jobs.search_scan(
+                SearchQuery(
+                    targets,
+                    states or list(DEFAULT_STATES),
+                    request.name_prefix,
+                    request.text,
+                    size,
+                    cursor,
+                    strict=bool(queues),
+                )
+            )
+        return pb.SearchJobsResponse(
+            hits=[pb.JobHit(queue=h.queue, job=summary_message(h.job), matched=h.matched) for h in page.hits],
+            next_page_token=encode_token(page.next_cursor, filters) if page.next_cursor else "",
+            scanned=page.scanned,
+            total=page.total,
+        )
+
+    async def StartBulkJobAction(
+        self, request: pb.StartBulkJobActionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StartBulkJobActionResponse:
+        """Select the jobs, refuse past the configured maximum, then act on them in the background."""
+        required = access_pb2.ROLE_ADMIN if request.action == pb.BULK_JOB_ACTION_REMOVE else None
+        # Known states by name; an unknown one is refused (and audited) by check_fields below.
+        states = [STATE_NAMES[s] for s in request.states if s in STATE_NAMES]
+
+        def check_fields() -> None:
+            for value in request.states:
+                state_name(value, "states")
+            validation.enum_value(request.action, pb.BulkJobAction.DESCRIPTOR, "action", unspecified=False)
+            validation.reason(request.reason)
+            validation.text(request.name_prefix, "name_prefix", validation.MAX_NAME)
+            validation.text(request.failure_category, "failure_category", validation.MAX_FILTER)
+            if request.all_matching == bool(request.job_ids):
+                raise InvalidArgument(
+                    "job_ids", "list the jobs, or set all_matching for every job matching the filter"
+                )
+            if len(request.job_ids) > self.bulk_max_jobs:
+                raise bulk.over_limit(len(request.job_ids), self.bulk_max_jobs)
+            for i, job_id in enumerate(request.job_ids):
+                validation.job_id(job_id, f"job_ids[{i}]")
+
+        selected: list[str] = []
+        refusal: Exception | None = None
+        who = context_principal()
+        if who is not None and role_allows(who.role, required or self.auditor.roles["StartBulkJobAction"]):
+            # Only for a caller allowed to act: the selection itself reads up to the limit of jobs.
+            try:
+                queue_name(request.queue, "queue")
+                check_fields()
+                if request.all_matching:
+                    selected = await bulk.matching_ids(
+                        self.jobs,
+                        request.queue,
+                        states or list(DEFAULT_STATES),
+                        request.name_prefix,
+                        request.failure_category,
+                        self.bulk_max_jobs,
+                    )
+                    if len(selected) > self.bulk_max_jobs:
+                        raise bulk.over_limit(len(selected), self.bulk_max_jobs)
+                else:
+                    selected = list(dict.fromkeys(request.job_ids))
+            except (DomainError, QueueError) as exc:
+                refusal = exc
+
+        def check() -> None:
+            if refusal is not None:
+                raise refusal
+            queue_name(request.queue, "queue")
+            check_fields()
+
+        async def perform() -> Done[pb.BulkOperation]:
+            operation = self.bulk.new(request.queue, request.action, len(selected))
+            runner = asyncio.ensure_future(
+                bulk.run(self.jobs, operation, selected, on_batch=self.board.invalidate)
+            )
+            self.bulk.start(runner)
+
+            async def settle() -> tuple[str, dict[str, Any]]:
+                await asyncio.shield(runner)
+                return bulk.outcome(operation)
+
+            return Done(operation, {"operation_id": operation.operation_id}, PENDING, settle)
+
+        parameters: dict[str, Any] = {
+            "action": bulk.ACTION_NAMES.get(request.action, str(request.action)),
+            "reason": request.reason,
+            "selected": len(selected),
+        }
+        if request.all_matching:
+            parameters["filter"] = {
+                "states": states,
+                "name_prefix": request.name_prefix,
+                "failure_category": request.failure_category,
+            }
+        else:
+            parameters["job_ids"] = list(request.job_ids[:20])
+        operation, audit_id = await self.auditor.run(
+            "StartBulkJobAction",
+            AuditAction.JOB_BULK_ACTION,
+            Target.of_queue(request.queue),
+            parameters,
+            perform,
+            check=check,
+            required=required,
+        )
+        operation.audit_id = audit_id
+        return pb.StartBulkJobActionResponse(operation=operation)
+
+    async def GetBulkOperation(
+        self, request: pb.GetBulkOperationRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetBulkOperationResponse:
+        """A bulk action's progress and counts."""
+        validation.text(request.operation_id, "operation_id", 64, required=True)
+        operation = self.bulk.get(request.operation_id)
+        if operation is None:
+            raise NotFound(
+                f"bulk operation {request.operation_id!r} is unknown (or old enough to be forgotten)",
+                reason="OPERATION_NOT_FOUND",
+            )
+        return pb.GetBulkOperationResponse(operation=operation)
+
+    async def ObliterateQueue(
+        self, request: pb.ObliterateQueueRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ObliterateQueueResponse:
+        """Destroy a queue with BullMQ's obliterate, in batches; confirmed by the queue name."""
+
+        async def perform() -> Done[int]:
+            batches = await self.jobs.obliterate(request.queue, request.force)
+            return Done(batches, {"batches": batches})
+
+        batches, audit_id = await self._queue_action(
+            "ObliterateQueue",
+            AuditAction.QUEUE_OBLITERATE,
+            request.queue,
+            {"force": request.force},
+            perform,
+            lambda: _confirm(request.confirm, request.queue, "queue name"),
+        )
+        return pb.ObliterateQueueResponse(batches=batches, audit_id=audit_id)
+
+    async def ExportJobs(
+        self, request: pb.ExportJobsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ExportJobsResponse]:
+        """The jobs matching a filter as JSON lines or CSV; with their data only for an admin, audited."""
+        queue_name(request.queue, "queue")
+        states = [state_name(s, "states") for s in request.states] or list(DEFAULT_STATES)
+        validation.text(request.name_prefix, "name_prefix", validation.MAX_NAME)
+        validation.text(request.failure_category, "failure_category", validation.MAX_FILTER)
+        validation.enum_value(request.format, pb.ExportFormat.DESCRIPTOR, "format")
+        fmt = "csv" if request.format == pb.EXPORT_FORMAT_CSV else "jsonl"
+        audit_id = 0
+        if request.include_data:
+
+            async def perform() -> Done[None]:
+                return Done(None, {}, PENDING)  # completed below, once the stream has ended
+
+            parameters = {
+                "states": states,
+                "name_prefix": request.name_prefix,
+                "failure_category": request.failure_category,
+                "format": fmt,
+            }
+            _, audit_id = await self.auditor.run(
+                "ExportJobs",
+                AuditAction.JOB_EXPORT,
+                Target.of_queue(request.queue),
+                parameters,
+                perform,
+                required=access_pb2.ROLE_ADMIN,
+            )
+        tally = ExportTally()
+        sent = False
+        try:
+            async for chunk in export.chunks(
+                self.jobs,
+                request.queue,
+                states,
+                request.name_prefix,
+                request.failure_category,
+                fmt,
+                request.include_data,
+                self.export_limits,
+                tally,
+            ):
+                sent = True
+                yield _chunk(export.CONTENT_TYPES[fmt], chunk)
+            if not sent:
+                # Nothing matched: still one (empty) chunk, so the HTTP answer names its content type.
+                yield _chunk(export.CONTENT_TYPES[fmt], b"")
+        except BaseException as exc:
+            if audit_id:
+                await self.auditor.finish(
+                    audit_id, FAILED, {"error": str(exc) or type(exc).__name__, "jobs": tally.jobs}
+                )
+            raise
+        if audit_id:
+            await self.auditor.finish(
+                audit_id, SUCCEEDED, {"jobs": tally.jobs, "bytes": tally.bytes, "stopped": tally.stopped}
+            )
+
+
+def _chunk(content_type: str, data: bytes) -> pb.ExportJobsResponse:
+    return pb.ExportJobsResponse(body=httpbody_pb2.HttpBody(content_type=content_type, data=data))
+
+
+def context_principal() -> Any:
+    """The caller's principal, as the interceptor set it."""
+    return context.principal.get()
 
 
 def audit_message(row: Any) -> pb.AuditLog:

@@ -16,3 +16,8 @@ class MonitorSettings(BaseSettings):
     # Live counts are read from Redis at most this often, whatever the number of callers.
     live_max_age_seconds: float = Field(1.0, ge=0.0, le=60)
     audit_retention_days: float = Field(90.0, ge=1, le=3660)
+    # A bulk action (retry, promote, remove) may select at most this many jobs.
+    bulk_max_jobs: int = Field(10_000, ge=1, le=1_000_000)
+    # An export holds at most this many jobs and about this many bytes.
+    export_max_jobs: int = Field(100_000, ge=1, le=10_000_000)
+    export_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)

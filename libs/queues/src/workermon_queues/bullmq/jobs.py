@@ -33,6 +33,8 @@ from workermon_queues.jobs import (
     JobIsActive,
     JobPage,
     JobSummary,
+    SearchPage,
+    SearchQuery,
     TimelineEntry,
 )
 
@@ -40,6 +42,7 @@ from ..client import RedisClient, queue_script
 from ..errors import FailedPrecondition, InvalidArgument, NotFound
 from ..replies import epoch_ms, integer, is_utf8, text
 from .problems import Kind, key_problems, wrong_types_kept
+from .search import BullMQSearch
 
 __all__ = ["MAX_EXAMINED", "MAX_PAGE_SIZE", "BullMQJobs"]
 
@@ -51,6 +54,7 @@ MAX_EXAMINED = 5000
 
 _CHUNK = 500  # jobs read per pipelined HMGET while filtering, and jobs moved per action batch
 _LOG_LINES = 100
+OBLITERATE_BATCH = 1000  # jobs per call of BullMQ's obliterate script, as BullMQ itself uses
 _REASON_CHARS = 300
 _MAX_PRIORITY = 2_097_152  # BullMQ's limit (2^21)
 
@@ -206,6 +210,7 @@ class BullMQJobs:
         self.classifier = classifier or FailureClassifier()
         self._queues: dict[str, Any] = {}
         self._cut = redis.register_script(_CUT_SCRIPT)
+        self.search = BullMQSearch(self)
 
     def key(self, queue: str, kind: str) -> str:
         """The Redis key of one of a queue's structures (`wait`, `meta`, a job id, ...)."""
@@ -716,6 +721,88 @@ class BullMQJobs:
             self._queue_state_commands(pipe, queue, job_id)
             replies = wrong_types_kept(await pipe.execute(raise_on_error=False))
         return self._summary(job_id, self._state_from(replies[1:]) or "unknown", replies[0])
+
+    async def lookup(self, queue: str, job_id: str) -> JobSummary | None:
+        """A job's summary in whatever state it is, or None when its hash is gone."""
+        return await self._lookup(queue, job_id)
+
+    async def summaries(self, items: Sequence[tuple[str, str, str]]) -> list[JobSummary | None]:
+        """Summaries of (queue, job id, state) in one round trip; None for a job gone meanwhile."""
+        if not items:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue, job_id, _ in items:
+                pipe.execute_command("HMGET", self.key(queue, job_id), *_SUMMARY_FIELDS)
+            replies = wrong_types_kept(await pipe.execute(raise_on_error=False))
+        return [
+            self._summary(job_id, state, values)
+            for (_, job_id, state), values in zip(items, replies, strict=True)
+        ]
+
+    async def search_by_id(self, queues: Sequence[str], states: Sequence[str], job_id: str) -> SearchPage:
+        """The job with this id in each of `queues` (see `BullMQSearch.by_id`)."""
+        return await self.search.by_id(queues, states, job_id)
+
+    async def search_scan(self, query: SearchQuery) -> SearchPage:
+        """A bounded, resumable scan (see `BullMQSearch.scan`)."""
+        return await self.search.scan(query)
+
+    def source(self, queue: str, state: str) -> tuple[str, str]:
+        """The key holding a state's jobs and its type (`list` or `zset`)."""
+        return self._source(queue, state)
+
+    def count_commands(self, pipe: Any, queue: str, states: Sequence[str]) -> None:
+        """Queue the count of each state's jobs in `pipe`."""
+        self._count_commands(pipe, queue, states)
+
+    async def job_data(self, queue: str, job_ids: Sequence[str], max_bytes: int) -> list[tuple[str, int]]:
+        """Each job's data (cut to `max_bytes` inside Redis) and its full size, in two round trips."""
+        if not job_ids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hstrlen(self.key(queue, job_id), "data")
+            sizes = [_count(n) for n in wrong_types_kept(await pipe.execute(raise_on_error=False))]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id, size in zip(job_ids, sizes, strict=True):
+                if size <= max_bytes:
+                    pipe.hget(self.key(queue, job_id), "data")
+                else:
+                    await queue_script(pipe, self._cut, [self.key(queue, job_id)], ["data", max_bytes])
+            values = wrong_types_kept(await pipe.execute(raise_on_error=False))
+        return [(text(_value(v)), size) for v, size in zip(values, sizes, strict=True)]
+
+    async def obliterate(self, queue: str, force: bool, batch: int = OBLITERATE_BATCH) -> int:
+        """Destroy a queue with BullMQ's obliterate script, `batch` jobs per call; the calls it took.
+
+        Refused (QUEUE_HAS_ACTIVE_JOBS) while jobs are active unless `force`; BullMQ's script checks
+        again itself, so a job that turns active meanwhile still stops it."""
+        await self._require(queue)
+        active = int(await self.redis.llen(self.key(queue, "active")))
+        if active and not force:
+            raise FailedPrecondition(
+                f"queue {queue!r} has {active} active job(s); obliterate it with force, or wait for them",
+                reason="QUEUE_HAS_ACTIVE_JOBS",
+                metadata={"queue": queue, "active": str(active)},
+            )
+        bull = self._bull(queue)
+        # BullMQ's own order: pause first (its script refuses a running queue), then remove in batches.
+        await bull.pause()
+        calls = 0
+        while True:
+            calls += 1
+            try:
+                left = await bull.backend.obliterate(batch, force)
+            except Exception as exc:
+                if "active jobs" in str(exc):
+                    raise FailedPrecondition(
+                        f"queue {queue!r} has active jobs; obliterate it with force, or wait for them",
+                        reason="QUEUE_HAS_ACTIVE_JOBS",
+                        metadata={"queue": queue},
+                    ) from exc
+                raise
+            if not left or left == "0":
+                return calls
 
     # -- one job in full ---------------------------------------------------------------------------
 

@@ -182,10 +182,14 @@ class Auditor:
         perform: Callable[[], Awaitable[Done[T]]],
         *,
         check: Callable[[], None] | None = None,
+        required: int | None = None,
     ) -> tuple[T, int]:
-        """Check role and input, record, perform, complete the record; the value and the entry id."""
+        """Check role and input, record, perform, complete the record; the value and the entry id.
+
+        `required` overrides the method's action role where the request decides it (removing jobs in
+        bulk, exporting job data)."""
         who = context.principal.get()
-        required = self.roles[method]
+        required = self.roles[method] if required is None else required
         if who is None or not role_allows(who.role, required):
             role = who.role if who else "none"
             needed = role_name(required)
@@ -247,6 +251,10 @@ class Auditor:
         for task in list(self._settling):
             task.cancel()
         await asyncio.gather(*self._settling, return_exceptions=True)
+
+    async def finish(self, audit_id: int, outcome: str, result: dict[str, Any]) -> None:
+        """Complete an entry left PENDING by an action that ends after its answer (a streamed export)."""
+        await self._complete(audit_id, outcome, result)
 
     async def _complete(self, audit_id: int, outcome: str, result: dict[str, Any]) -> None:
         text = _json(result)
