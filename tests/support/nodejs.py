@@ -52,11 +52,14 @@ class NodeProcess:
         return self.proc.returncode or 0
 
 
-async def start_produce(redis_url: str, prefix: str, queue: str, mode: str) -> NodeProcess:
-    """Run `produce.mjs` and wait for its ready line (failing with its stderr if it exits first)."""
+async def start_produce(
+    redis_url: str, prefix: str, queue: str, mode: str, script: str = "produce.mjs"
+) -> NodeProcess:
+    """Run a tests/node script (`produce.mjs` unless told) and wait for its ready line (failing with
+    its stderr if it exits first)."""
     proc = await asyncio.create_subprocess_exec(
         node_project(),
-        str(NODE_DIR / "produce.mjs"),
+        str(NODE_DIR / script),
         redis_url,
         prefix,
         queue,
@@ -71,7 +74,7 @@ async def start_produce(redis_url: str, prefix: str, queue: str, mode: str) -> N
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
     if not line:
         assert proc.stderr is not None
-        raise AssertionError(f"produce.mjs exited: {(await proc.stderr.read()).decode()[-2000:]}")
+        raise AssertionError(f"{script} exited: {(await proc.stderr.read()).decode()[-2000:]}")
     ready = json.loads(line)
     assert ready["event"] == "ready", ready
     return NodeProcess(proc, ready)

@@ -197,7 +197,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     ) -> pb.GetQueueResponse:
         """One queue."""
         queue_name(request.queue, "queue")
-        return pb.GetQueueResponse(queue=await self.board.queue(request.queue))
+        return pb.GetQueueResponse(queue=await self.board.queue_in_full(request.queue))
 
     async def GetQueueTrend(
         self, request: pb.GetQueueTrendRequest, context: grpc.aio.ServicerContext
@@ -862,6 +862,20 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             raise NotFound(f"audit entry {audit_id} vanished after it was written", reason="AUDIT_LOST")
         return pb.CreateAuditLogResponse(audit_log=audit_message(written))
 
+    async def GetDeduplicatedJob(
+        self, request: pb.GetDeduplicatedJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetDeduplicatedJobResponse:
+        """The job holding a deduplication id."""
+        queue_name(request.queue, "queue")
+        validation.text(
+            request.deduplication_id, "deduplication_id", validation.MAX_DEDUPLICATION_ID, required=True
+        )
+        job, expires_in = await self.jobs.deduplicated_job(request.queue, request.deduplication_id)
+        reply = pb.GetDeduplicatedJobResponse(job=summary_message(job))
+        if expires_in is not None:
+            reply.expires_in_ms = expires_in
+        return reply
+
 
 def audit_message(row: Any) -> pb.AuditLog:
     """A stored audit row as an AuditLog message."""
@@ -888,3 +902,4 @@ def _fill_struct(target: struct_pb2.Struct, text: str | None) -> None:
     value = json.loads(text)
     if isinstance(value, dict):
         target.update(value)
+

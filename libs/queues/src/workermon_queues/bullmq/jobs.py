@@ -20,7 +20,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bullmq import Queue
@@ -89,6 +89,8 @@ _SUMMARY_FIELDS = (
     "opts",
     "delay",
     "priority",
+    "deid",
+    "stc",
 )
 _DETAIL_FIELDS = (*_SUMMARY_FIELDS, "ats", "progress", "stacktrace", "pb", "parentKey")
 _TIME_FIELDS = ("timestamp", "processedOn", "finishedOn")
@@ -563,6 +565,7 @@ class BullMQJobs:
             if exhausted and not full:
                 position = _Position(position.index + 1)
         next_cursor = position.encode() if position.index < len(wanted) else ""
+        rows = await self._mark_stalled(queue, rows)
         return JobPage(jobs=rows, next_cursor=next_cursor, total=total, examined=examined)
 
     async def _count_and_prefetch(
@@ -656,9 +659,9 @@ class BullMQJobs:
         return self._summary_of(job_id, state, values)
 
     def _summary_of(self, job_id: str, state: str, values: Sequence[Any]) -> JobSummary:
-        (name, timestamp, processed, finished, atm, old_atm, reason, opts, delay, priority) = values[
-            : len(_SUMMARY_FIELDS)
-        ]
+        (name, timestamp, processed, finished, atm, old_atm, reason, opts, delay, priority, deid, stc) = (
+            values[: len(_SUMMARY_FIELDS)]
+        )
         processed_ms = epoch_ms(processed)
         finished_ms = epoch_ms(finished)
         failed = text(reason)
@@ -680,7 +683,28 @@ class BullMQJobs:
             priority=integer(priority) or 0,
             failed_reason=_first_line(failed),
             failure_category=self.classifier.classify(failed) if failed else "",
+            deduplication_id=text(deid),
+            stalled_count=integer(stc) or 0,
         )
+
+    async def _mark_stalled(self, queue: str, rows: list[JobSummary]) -> list[JobSummary]:
+        """Flag the active rows whose lock is gone (one round trip, only when some row is active).
+
+        BullMQ sets the lock in the same script that makes a job active, so an active job without one
+        has outlived its lock: its worker died or blocked its event loop past the lock duration.
+        """
+        active = [i for i, row in enumerate(rows) if row.state == "active"]
+        if not active:
+            return rows
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in active:
+                pipe.exists(self.key(queue, rows[i].id) + ":lock")
+            held = await pipe.execute(raise_on_error=False)
+        marked = list(rows)
+        for i, reply in zip(active, held, strict=True):
+            if reply == 0:
+                marked[i] = replace(rows[i], stalled_suspected=True)
+        return marked
 
     @staticmethod
     def _matches(summary: JobSummary, name_prefix: str, category: str) -> bool:
@@ -708,7 +732,29 @@ class BullMQJobs:
             summary = self._summary(job_id, state, values)
             if summary is not None and self._matches(summary, name_prefix, category):
                 rows.append(summary)
-        return JobPage(jobs=rows, next_cursor="", total=total, examined=1)
+        return JobPage(jobs=await self._mark_stalled(queue, rows), next_cursor="", total=total, examined=1)
+
+    async def deduplicated_job(self, queue: str, deduplication_id: str) -> tuple[JobSummary, int | None]:
+        """The job holding a deduplication id (`de:<id>`) and the ms until the id expires (None: held
+        until the job finishes); NotFound when the id is free or its job is gone."""
+        await self._require(queue)
+        key = self.key(queue, "de:" + deduplication_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(key)
+            pipe.pttl(key)
+            held, ttl = wrong_types_kept(await pipe.execute(raise_on_error=False))
+        summary = None
+        if held is not None and not isinstance(held, Exception):
+            summary = await self._lookup(queue, text(held))
+        if summary is None:
+            raise NotFound(
+                f"no job of queue {queue!r} holds deduplication id {deduplication_id!r}",
+                reason="DEDUPLICATION_ID_NOT_FOUND",
+                metadata={"queue": queue, "deduplication_id": deduplication_id},
+            )
+        (summary,) = await self._mark_stalled(queue, [summary])
+        expires = integer(ttl)
+        return summary, expires if expires is not None and expires > 0 else None
 
     async def _lookup(self, queue: str, job_id: str) -> JobSummary | None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -758,7 +804,7 @@ class BullMQJobs:
         data, return_value = await self._payloads(job_key, data_bytes, rv_bytes, max_bytes)
 
         fields = dict(zip(_DETAIL_FIELDS, values, strict=True))
-        summary = self._summary_of(job_id, state, values[: len(_SUMMARY_FIELDS)])
+        (summary,) = await self._mark_stalled(queue, [self._summary_of(job_id, state, values[: len(_SUMMARY_FIELDS)])])
         notes = [
             *problems,
             *_unreadable(fields, {"data": (data, data_bytes), "returnvalue": (return_value, rv_bytes)}),

@@ -1,0 +1,88 @@
+// Worker Monitor test fixture: queues held back by BullMQ's limits, written by Node BullMQ itself.
+//
+//   node limits.mjs <redis url> <prefix> <queue> <mode>
+//
+// ratelimit:   a global rate limit of 2 jobs per minute, 5 jobs and a worker: 2 run, 3 wait.
+// concurrency: global concurrency 2, 4 jobs that hang, a worker of concurrency 4: 2 run, 2 wait.
+// priorities:  prioritized jobs (priorities 1, 5, 2097151) and deduplicated jobs, no worker.
+// stall:       a worker with a 1 s lock that starts one job and hangs (the test then kills it).
+// recover:     a worker that checks for stalled jobs every 300 ms and completes what it takes.
+// Prints one JSON object per line ({"event": "ready", ...}); stops on a "stop" line or end of stdin.
+import { Queue, Worker } from 'bullmq';
+import IORedis from 'ioredis';
+import readline from 'node:readline';
+
+const [url, prefix, queueName, mode] = process.argv.slice(2);
+const modes = ['ratelimit', 'concurrency', 'priorities', 'stall', 'recover'];
+if (!url || !prefix || !queueName || !modes.includes(mode)) {
+  console.error(`usage: node limits.mjs <redis url> <prefix> <queue> <${modes.join('|')}>`);
+  process.exit(2);
+}
+
+const connection = new IORedis(url, { maxRetriesPerRequest: null });
+const queue = new Queue(queueName, { connection, prefix });
+const say = (event, extra = {}) => process.stdout.write(JSON.stringify({ event, ...extra }) + '\n');
+const hang = () => new Promise(() => {});
+let worker = null;
+
+function startWorker(processor, opts = {}) {
+  worker = new Worker(queueName, processor, { connection, prefix, name: `node-${mode}`, ...opts });
+  worker.on('error', (err) => say('error', { message: String(err) }));
+  return worker;
+}
+
+async function setUp() {
+  const ids = {};
+  if (mode === 'ratelimit') {
+    await queue.setGlobalRateLimit(2, 60_000);
+    for (let n = 0; n < 5; n++) await queue.add('limited', { n });
+    startWorker(async (job) => ({ n: job.data.n }), { concurrency: 1 });
+  } else if (mode === 'concurrency') {
+    await queue.setGlobalConcurrency(2);
+    for (let n = 0; n < 4; n++) await queue.add('slow', { n });
+    startWorker(hang, { concurrency: 4 });
+  } else if (mode === 'priorities') {
+    ids.prio = [];
+    for (const priority of [1, 1, 1, 5, 5, 2097151]) {
+      ids.prio.push((await queue.add('prio', { priority }, { priority })).id);
+    }
+    ids.kept = (await queue.add('dedup', { n: 0 }, { deduplication: { id: 'user-42' } })).id;
+    ids.dropped = (await queue.add('dedup', { n: 1 }, { deduplication: { id: 'user-42' } })).id;
+    ids.ttl = (await queue.add('dedup', { n: 2 }, { deduplication: { id: 'burst', ttl: 600_000 } })).id;
+  } else if (mode === 'stall') {
+    ids.job = (await queue.add('stuck', { n: 0 })).id;
+    const started = new Promise((resolve) => {
+      startWorker(
+        async () => {
+          resolve();
+          await hang();
+        },
+        { lockDuration: 1000, stalledInterval: 1000 },
+      );
+    });
+    await started;
+  } else if (mode === 'recover') {
+    startWorker(async (job) => ({ recovered: job.id }), { stalledInterval: 300, maxStalledCount: 5 });
+  }
+  return ids;
+}
+
+async function stop(code) {
+  if (worker) await worker.close(true);
+  await queue.close();
+  await connection.quit();
+  process.exit(code);
+}
+
+try {
+  say('ready', { ids: await setUp(), pid: process.pid });
+} catch (err) {
+  say('error', { message: String(err) });
+  await stop(1);
+}
+
+const lines = readline.createInterface({ input: process.stdin });
+lines.on('line', (line) => {
+  if (line.trim() === 'stop') stop(0);
+});
+lines.on('close', () => stop(0));
