@@ -494,6 +494,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/queues/{queue}/deduplication/{deduplication_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Finds the job that holds a deduplication id now (BullMQ's `deduplication: {id}` option): jobs added with that id while it is held are dropped in favour of this one
+         * @description Finds the job that holds a deduplication id now (BullMQ's `deduplication: {id}` option): jobs added with that id while it is held are dropped in favour of this one.
+         *
+         *     Role: viewer. gRPC: `/workermon.monitor.v1.MonitorService/GetDeduplicatedJob`.
+         */
+        get: operations["GetDeduplicatedJob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workers:summary": {
         parameters: {
             query?: never;
@@ -1486,6 +1508,16 @@ export interface components {
             /** @description Mean. */
             avgMs?: number;
         };
+        /** @description GetDeduplicatedJobResponse is the job holding the id. */
+        "workermon.monitor.v1.GetDeduplicatedJobResponse": {
+            /** @description The job. */
+            job?: components["schemas"]["workermon.monitor.v1.JobSummary"];
+            /**
+             * Format: int64
+             * @description Time until the id is released by its TTL; absent when it is held until the job finishes.
+             */
+            expiresInMs?: string;
+        };
         /** @description GetJobResponse carries the job. */
         "workermon.monitor.v1.GetJobResponse": {
             /** @description The job. */
@@ -1581,6 +1613,21 @@ export interface components {
         "workermon.monitor.v1.GetWorkerResponse": {
             /** @description The worker. */
             worker?: components["schemas"]["workermon.monitor.v1.Worker"];
+        };
+        /** @description GlobalConcurrency is the most jobs all workers of a queue may run at once, and how many run now. */
+        "workermon.monitor.v1.GlobalConcurrency": {
+            /**
+             * Format: int64
+             * @description The limit (`meta.concurrency`).
+             */
+            limit?: string;
+            /**
+             * Format: int64
+             * @description Jobs active now.
+             */
+            running?: string;
+            /** @description running has reached the limit: workers take no new job. */
+            maxed?: boolean;
         };
         /** @description Job is a job in full. */
         "workermon.monitor.v1.Job": {
@@ -1735,6 +1782,15 @@ export interface components {
              * @description Priority (0: none).
              */
             priority?: number;
+            /** @description Deduplication id it was added with (BullMQ's `deduplication.id`; empty for none). */
+            deduplicationId?: string;
+            /**
+             * Format: int32
+             * @description Times BullMQ found it stalled (`stc`).
+             */
+            stalledCount?: number;
+            /** @description Active with its lock gone: its worker stopped renewing it, so BullMQ will take it for stalled. */
+            stalledSuspected?: boolean;
         };
         /** @description ListAuditLogsResponse is one page of entries. */
         "workermon.monitor.v1.ListAuditLogsResponse": {
@@ -1778,6 +1834,26 @@ export interface components {
              * @description The audit entry written.
              */
             auditId?: string;
+        };
+        /** @description PriorityBreakdown counts prioritized jobs per priority, lowest number (runs first) first. */
+        "workermon.monitor.v1.PriorityBreakdown": {
+            /** @description One entry per priority that has jobs, at most 50. */
+            levels: components["schemas"]["workermon.monitor.v1.PriorityCount"][];
+            /** @description More priorities have jobs than listed (their jobs are left out of levels). */
+            truncated?: boolean;
+        };
+        /** @description PriorityCount is the number of prioritized jobs at one priority. */
+        "workermon.monitor.v1.PriorityCount": {
+            /**
+             * Format: int32
+             * @description Priority (1 runs first).
+             */
+            priority?: number;
+            /**
+             * Format: int64
+             * @description Jobs waiting at that priority.
+             */
+            count?: string;
         };
         /** @description ProcessGauges are the worker process's own readings at its last beat. */
         "workermon.monitor.v1.ProcessGauges": {
@@ -1873,6 +1949,14 @@ export interface components {
             metricsMinuteTime?: string;
             /** @description Wait time (added to started) of jobs finished in the last collected minute. */
             wait?: components["schemas"]["workermon.monitor.v1.Durations"];
+            /** @description The queue's rate limiter now; absent when no limit is set and no limiter window is open. */
+            rateLimit?: components["schemas"]["workermon.monitor.v1.RateLimit"];
+            /** @description The queue's global concurrency (`setGlobalConcurrency`); absent when none is set. */
+            globalConcurrency?: components["schemas"]["workermon.monitor.v1.GlobalConcurrency"];
+            /** @description Prioritized jobs per priority (GetQueue only; absent in ListQueues). */
+            priorities?: components["schemas"]["workermon.monitor.v1.PriorityBreakdown"];
+            /** @description Active jobs whose lock is gone, so BullMQ will take them for stalled (GetQueue only). */
+            stalled?: components["schemas"]["workermon.monitor.v1.StalledJobs"];
         };
         /**
          * @description QueueStatus sums up a queue's health in one word.
@@ -1896,6 +1980,33 @@ export interface components {
             auditId?: string;
             /** @description What the worker answered within the wait. */
             outcome?: components["schemas"]["workermon.monitor.v1.CommandOutcome"];
+        };
+        /** @description RateLimit is a queue's rate limiter: BullMQ counts the jobs started in a window (the `limiter` key, which expires when the window ends) and holds jobs back once the count reaches the limit. */
+        "workermon.monitor.v1.RateLimit": {
+            /** @description Jobs are being held back now: the window's count reached the limit and the window has time left. Only known when the limit is stored in Redis (a global limit, or a manual `rateLimit`); a limit given to a worker's constructor is not, and then this is false while the window is still shown. */
+            limited?: boolean;
+            /**
+             * Format: int64
+             * @description Time left in the current window; absent when no window is open.
+             */
+            resetsInMs?: string;
+            /**
+             * Format: int64
+             * @description Jobs started in the current window (0 without a window).
+             */
+            windowCount?: string;
+            /**
+             * Format: int64
+             * @description The queue's global limit (`setGlobalRateLimit`): at most max jobs per duration_ms; absent when not set.
+             */
+            max?: string;
+            /**
+             * Format: int64
+             * @description The global limit's window; absent when not set.
+             */
+            durationMs?: string;
+            /** @description The window was set by hand (`queue.rateLimit` or a worker's RateLimitError), not by a count. */
+            manual?: boolean;
         };
         /** @description RedisClient is one of a worker's own Redis connections as Redis names it (CLIENT INFO): how the suite recognises an instrumented worker among the connections it sees in CLIENT LIST, to show it once. */
         "workermon.monitor.v1.RedisClient": {
@@ -1980,6 +2091,24 @@ export interface components {
              */
             auditId?: string;
         };
+        /** @description StalledJobs describes active jobs whose worker stopped renewing their lock. */
+        "workermon.monitor.v1.StalledJobs": {
+            /**
+             * Format: int64
+             * @description Active jobs without a lock (among the first `examined` active jobs).
+             */
+            candidates?: string;
+            /**
+             * Format: int64
+             * @description Active jobs looked at (at most 1,000).
+             */
+            examined?: string;
+            /**
+             * Format: int64
+             * @description Jobs BullMQ's last stalled check marked for the next one (the `stalled` set).
+             */
+            marked?: string;
+        };
         /** @description StopWorkerResponse carries the command sent. */
         "workermon.monitor.v1.StopWorkerResponse": {
             /** @description The command. */
@@ -2052,6 +2181,11 @@ export interface components {
             failuresByCategory: {
                 [key: string]: string;
             };
+            /**
+             * Format: int64
+             * @description Jobs BullMQ found stalled (their lock expired while active) and put back or failed, in the bucket.
+             */
+            stalled?: string;
         };
         /** @description Worker is an instrumented worker process. */
         "workermon.monitor.v1.Worker": {
@@ -3138,6 +3272,40 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["workermon.monitor.v1.ListAuditLogsResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    GetDeduplicatedJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name. */
+                queue: string;
+                /** @description Deduplication id (at most 512 characters). */
+                deduplication_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.GetDeduplicatedJobResponse"];
                 };
             };
             /** @description An error (see Error) */
