@@ -13,7 +13,7 @@ import { enumName, num } from "../api/types";
 import { fmtBytes, fmtMs, fmtTime } from "../format";
 import { enumLabel, useI18n } from "../i18n";
 import { ActionButton } from "./ActionButton";
-import { JobStateChip } from "./JobTable";
+import { JobStateChip, StalledChip } from "./JobTable";
 import { JsonView, LargeText } from "./JsonView";
 import { ErrorBanner, LoadingRows } from "./States";
 
@@ -63,6 +63,7 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
           {title}
         </Typography>
         {j ? <JobStateChip state={j.summary?.state} /> : null}
+        {j?.summary?.stalledSuspected ? <StalledChip /> : null}
         <Box sx={{ flexGrow: 1 }} />
         <IconButton aria-label={t("close")} onClick={onClose} size="small">
           <CloseIcon fontSize="small" />
@@ -87,7 +88,16 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
             {j.summary?.name} · {queue} · {t("attempts")} {j.summary?.attemptsMade ?? 0}/{j.summary?.maxAttempts ?? 0}
             {j.summary?.durationMs !== undefined ? ` · ${fmtMs(j.summary.durationMs)}` : ""}
             {j.workerId || j.processedBy ? ` · ${j.workerId || j.processedBy}` : ""}
+            {num(j.summary?.stalledCount) > 0 ? ` · ${t("stalledCount", { count: String(j.summary?.stalledCount) })}` : ""}
           </Typography>
+          {j.summary?.deduplicationId ? (
+            <Typography variant="body2" sx={{ mb: 2 }} data-testid="job-deduplication-id">
+              {t("deduplicationId")}:{" "}
+              <Box component="span" sx={{ fontFamily: "monospace" }} translate="no">
+                {j.summary.deduplicationId}
+              </Box>
+            </Typography>
+          ) : null}
           {j.failedReason || j.summary?.failedReason ? (
             <Alert severity="error" sx={{ mb: 2 }}>
               <span lang="en">{j.failedReason || j.summary?.failedReason}</span>
