@@ -32,8 +32,10 @@ async def bull_prefix(redis: aioredis.Redis) -> AsyncIterator[str]:
     await delete_prefix(redis, name)
 
 
+# BullMQ 6, and BullMQ 5 (npm alias `bullmq5`): both write the same `stalled` event.
+@pytest.mark.parametrize("package", ["bullmq", "bullmq5"])
 async def test_stalled_events_are_counted_per_minute_and_in_the_trend(
-    redis: aioredis.Redis, redis_url: str, prefix: str, bull_prefix: str, engine: AsyncEngine
+    redis: aioredis.Redis, redis_url: str, prefix: str, bull_prefix: str, engine: AsyncEngine, package: str
 ) -> None:
     backend = BullMQBackend(redis, prefix=bull_prefix, queues=[QUEUE], discover=False)
     follower = EventFollower(backend, redis, prefix, FailureClassifier())
@@ -42,11 +44,11 @@ async def test_stalled_events_are_counted_per_minute_and_in_the_trend(
     await follower.follow(QUEUE, int(time.time() * 1000))
     started = int(time.time() * 1000)
 
-    stuck = await start_produce(redis_url, bull_prefix, QUEUE, "stall", script="limits.mjs")
+    stuck = await start_produce(redis_url, bull_prefix, QUEUE, "stall", "limits.mjs", package)
     job_id = stuck.ready["ids"]["job"]
     os.kill(stuck.ready["pid"], signal.SIGKILL)
     await stuck.proc.wait()
-    rescuer = await start_produce(redis_url, bull_prefix, QUEUE, "recover", script="limits.mjs")
+    rescuer = await start_produce(redis_url, bull_prefix, QUEUE, "recover", "limits.mjs", package)
     try:
 
         async def completed() -> bool:

@@ -1,25 +1,33 @@
 // Worker Monitor test fixture: queues held back by BullMQ's limits, written by Node BullMQ itself.
 //
-//   node limits.mjs <redis url> <prefix> <queue> <mode>
+//   node limits.mjs <redis url> <prefix> <queue> <mode> [bullmq|bullmq5]
 //
+// The last argument picks the BullMQ major version (6 by default; `bullmq5` is BullMQ 5 under an npm
+// alias), so each layout is written by the BullMQ that defines it.
 // ratelimit:   a global rate limit of 2 jobs per minute, 5 jobs and a worker: 2 run, 3 wait.
 // concurrency: global concurrency 2, 4 jobs that hang, a worker of concurrency 4: 2 run, 2 wait.
 // priorities:  prioritized jobs (priorities 1, 5, 2097151) and deduplicated jobs, no worker.
 // stall:       a worker with a 1 s lock that starts one job and hangs (the test then kills it).
 // recover:     a worker that checks for stalled jobs every 300 ms and completes what it takes.
 // Prints one JSON object per line ({"event": "ready", ...}); stops on a "stop" line or end of stdin.
-import { Queue, Worker } from 'bullmq';
-import IORedis from 'ioredis';
 import readline from 'node:readline';
 
-const [url, prefix, queueName, mode] = process.argv.slice(2);
+const [url, prefix, queueName, mode, pkg = 'bullmq'] = process.argv.slice(2);
 const modes = ['ratelimit', 'concurrency', 'priorities', 'stall', 'recover'];
-if (!url || !prefix || !queueName || !modes.includes(mode)) {
-  console.error(`usage: node limits.mjs <redis url> <prefix> <queue> <${modes.join('|')}>`);
+if (!url || !prefix || !queueName || !modes.includes(mode) || !['bullmq', 'bullmq5'].includes(pkg)) {
+  console.error(`usage: node limits.mjs <redis url> <prefix> <queue> <${modes.join('|')}> [bullmq|bullmq5]`);
   process.exit(2);
 }
+const { Queue, Worker } = await import(pkg);
 
-const connection = new IORedis(url, { maxRetriesPerRequest: null });
+// Options rather than a client: each BullMQ version connects with the ioredis it was built for.
+const parsed = new URL(url);
+const connection = {
+  host: parsed.hostname,
+  port: Number(parsed.port || 6379),
+  db: Number(parsed.pathname.slice(1) || 0),
+  maxRetriesPerRequest: null,
+};
 const queue = new Queue(queueName, { connection, prefix });
 const say = (event, extra = {}) => process.stdout.write(JSON.stringify({ event, ...extra }) + '\n');
 const hang = () => new Promise(() => {});
@@ -70,12 +78,11 @@ async function setUp() {
 async function stop(code) {
   if (worker) await worker.close(true);
   await queue.close();
-  await connection.quit();
   process.exit(code);
 }
 
 try {
-  say('ready', { ids: await setUp(), pid: process.pid });
+  say('ready', { ids: await setUp(), pid: process.pid, version: await queue.getVersion?.() });
 } catch (err) {
   say('error', { message: String(err) });
   await stop(1);

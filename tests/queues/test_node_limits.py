@@ -19,13 +19,18 @@ from workermon_queues.errors import NotFound
 Start = Callable[[str, str], Awaitable[NodeProcess]]
 
 
-@pytest.fixture
-async def node(redis_url: str, bull: Bull) -> AsyncIterator[Start]:
+# BullMQ 6, and BullMQ 5 (npm alias `bullmq5`): each queue is written by the version under test.
+@pytest.fixture(params=["bullmq", "bullmq5"])
+async def node(request: pytest.FixtureRequest, redis_url: str, bull: Bull) -> AsyncIterator[Start]:
     started: list[NodeProcess] = []
+    package: str = request.param
 
     async def start(queue: str, mode: str) -> NodeProcess:
-        process = await start_produce(redis_url, bull.prefix, queue, mode, script="limits.mjs")
+        process = await start_produce(redis_url, bull.prefix, queue, mode, "limits.mjs", package)
         started.append(process)
+        # Node BullMQ records its version in the meta hash: the layout read is the one under test.
+        expected = "bullmq:5." if package == "bullmq5" else "bullmq:6."
+        assert process.ready["version"] is None or process.ready["version"].startswith(expected)
         return process
 
     try:
@@ -80,7 +85,9 @@ async def test_global_concurrency_maxed_by_a_node_worker(node: Start, redis: aio
 async def test_priorities_and_deduplication_written_by_node(
     node: Start, redis: aioredis.Redis, bull: Bull, jobs: BullMQJobs
 ) -> None:
-    ids = (await node("ranked", "priorities")).ready["ids"]
+    ready = (await node("ranked", "priorities")).ready
+    ids = ready["ids"]
+    assert ready["version"]
     load = await LimitReader(redis, bull.prefix).load("ranked")
     assert load.priorities.levels == ((1, 3), (5, 2), (2_097_151, 1))
     assert not load.priorities.truncated
