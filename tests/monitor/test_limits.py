@@ -89,22 +89,30 @@ async def test_priorities_and_deduplication(suite: Suite, node: Start) -> None:
     )
     assert found.job.job_id == ids["kept"] and found.job.deduplication_id == "user-42"
     assert not found.HasField("expires_in_ms")
-    found = await viewer.GetDeduplicatedJob(pb.GetDeduplicatedJobRequest(queue="ranked", deduplication_id="burst"))
+    found = await viewer.GetDeduplicatedJob(
+        pb.GetDeduplicatedJobRequest(queue="ranked", deduplication_id="burst")
+    )
     assert found.job.job_id == ids["ttl"] and 0 < found.expires_in_ms <= 600_000
     detail = (await viewer.GetJob(pb.GetJobRequest(queue="ranked", job_id=ids["kept"]))).job
     assert detail.summary.deduplication_id == "user-42"
 
     with pytest.raises(grpc.aio.AioRpcError) as missing:
-        await viewer.GetDeduplicatedJob(pb.GetDeduplicatedJobRequest(queue="ranked", deduplication_id="nobody"))
+        await viewer.GetDeduplicatedJob(
+            pb.GetDeduplicatedJobRequest(queue="ranked", deduplication_id="nobody")
+        )
     assert missing.value.code() == grpc.StatusCode.NOT_FOUND
     info = error_info(missing.value)
     assert info is not None and info.reason == "DEDUPLICATION_ID_NOT_FOUND"
     with pytest.raises(grpc.aio.AioRpcError) as no_queue:
-        await viewer.GetDeduplicatedJob(pb.GetDeduplicatedJobRequest(queue="nope", deduplication_id="user-42"))
+        await viewer.GetDeduplicatedJob(
+            pb.GetDeduplicatedJobRequest(queue="nope", deduplication_id="user-42")
+        )
     assert no_queue.value.code() == grpc.StatusCode.NOT_FOUND
     for bad in ("", "x" * 513):
         with pytest.raises(grpc.aio.AioRpcError) as refused:
-            await viewer.GetDeduplicatedJob(pb.GetDeduplicatedJobRequest(queue="ranked", deduplication_id=bad))
+            await viewer.GetDeduplicatedJob(
+                pb.GetDeduplicatedJobRequest(queue="ranked", deduplication_id=bad)
+            )
         assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "deduplication_id" in (refused.value.details() or "")
 

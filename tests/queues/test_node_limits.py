@@ -68,7 +68,9 @@ async def test_a_manual_rate_limit_and_a_queue_without_limits(redis: aioredis.Re
     assert rate is not None and rate.limited and rate.manual and rate.max is None
 
 
-async def test_global_concurrency_maxed_by_a_node_worker(node: Start, redis: aioredis.Redis, bull: Bull) -> None:
+async def test_global_concurrency_maxed_by_a_node_worker(
+    node: Start, redis: aioredis.Redis, bull: Bull
+) -> None:
     await node("capped", "concurrency")
     limits = LimitReader(redis, bull.prefix)
 

@@ -92,7 +92,9 @@ async def test_limits_priorities_stalls_and_deduplication(ui: UI, held: Held) ->
     )
     await expect_accessible(page, "priorities")
     await page.goto(f"{ui.url}/queues/{STALLING}")
-    await expect(page.get_by_test_id("limit-stalled")).to_have_text("1 active job(s) without a lock (stalled?)")
+    await expect(page.get_by_test_id("limit-stalled")).to_have_text(
+        "1 active job(s) without a lock (stalled?)"
+    )
     await ui.screenshot(page, "queue-stalled")
 
     # The killed worker's job: marked in the list and in its drawer.
@@ -127,17 +129,21 @@ async def test_limits_in_korean(ui: UI, held: Held) -> None:
     await expect(page.get_by_role("link", name="개요", exact=True)).to_be_visible()
 
     await page.goto(f"{ui.url}/queues/{RATED}")
-    await expect(page.get_by_test_id("limit-rate")).to_have_text(re.compile(r"^속도 제한 중 — .+ 후 해제, 1\.0 min당 2개$"))
+    await expect(page.get_by_test_id("limit-rate")).to_have_text(
+        re.compile(r"^속도 제한 중 — .+ 후 해제, 1\.0 min당 2개$")
+    )
     await expect_korean(page, "rate limited queue", data)
     await page.goto(f"{ui.url}/queues/{CAPPED}")
     await expect(page.get_by_test_id("limit-concurrency")).to_have_text("전역 동시 실행 2/2")
     await page.goto(f"{ui.url}/queues/{RANKED}")
-    await expect(page.get_by_role("region", name="우선순위별 작업").get_by_role("listitem").first).to_have_text(
-        "우선순위 1: 3"
-    )
+    await expect(
+        page.get_by_role("region", name="우선순위별 작업").get_by_role("listitem").first
+    ).to_have_text("우선순위 1: 3")
     await expect_korean(page, "priorities", data)
     await page.goto(f"{ui.url}/queues/{STALLING}")
-    await expect(page.get_by_test_id("limit-stalled")).to_have_text("잠금이 없는 실행 중 작업 1개 (멈춤 의심)")
+    await expect(page.get_by_test_id("limit-stalled")).to_have_text(
+        "잠금이 없는 실행 중 작업 1개 (멈춤 의심)"
+    )
     await page.goto(f"{ui.url}/jobs?queue={STALLING}&state=active")
     await expect(page.get_by_test_id("stalled-suspect")).to_have_text("멈춤?")
     await expect_korean(page, "stalled job list", data)

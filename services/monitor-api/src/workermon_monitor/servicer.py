@@ -902,4 +902,3 @@ def _fill_struct(target: struct_pb2.Struct, text: str | None) -> None:
     value = json.loads(text)
     if isinstance(value, dict):
         target.update(value)
-

@@ -804,7 +804,9 @@ class BullMQJobs:
         data, return_value = await self._payloads(job_key, data_bytes, rv_bytes, max_bytes)
 
         fields = dict(zip(_DETAIL_FIELDS, values, strict=True))
-        (summary,) = await self._mark_stalled(queue, [self._summary_of(job_id, state, values[: len(_SUMMARY_FIELDS)])])
+        (summary,) = await self._mark_stalled(
+            queue, [self._summary_of(job_id, state, values[: len(_SUMMARY_FIELDS)])]
+        )
         notes = [
             *problems,
             *_unreadable(fields, {"data": (data, data_bytes), "returnvalue": (return_value, rv_bytes)}),
