@@ -311,6 +311,21 @@ async def test_verb_suffix_and_method_resolution(gateway: Gateway) -> None:
     assert "gw:emails" in encoded.json()["error"]["message"] or encoded.status_code == 400
 
 
+async def test_deduplication_route(gateway: Gateway) -> None:
+    # python bullmq writes the same `de:<id>` key and `deid` field as Node BullMQ.
+    job = await gateway.queue("gw-dedup").add("x", {}, {"deduplication": {"id": "order/7"}})
+    viewer = gateway.client("viewer")
+    found = await viewer.get("/api/v1/queues/gw-dedup/deduplication/order%2F7")
+    called("GET", "/v1/queues/{queue}/deduplication/{deduplication_id}")
+    assert found.status_code == 200, found.text
+    assert found.json()["job"]["jobId"] == job.id
+    assert found.json()["job"]["deduplicationId"] == "order/7"
+    missing = await viewer.get("/api/v1/queues/gw-dedup/deduplication/nobody")
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+    too_long = await viewer.get("/api/v1/queues/gw-dedup/deduplication/" + "x" * 513)
+    assert too_long.status_code == 400 and "deduplication_id" in too_long.json()["error"]["message"]
+
+
 def test_every_route_called() -> None:
     if not CALLED:
         pytest.skip("checks the tests above; run the whole module")
