@@ -174,6 +174,7 @@ export const enScreens = {
   aa_USER_ADD: "USER_ADD",
   aa_USER_REMOVE: "USER_REMOVE",
   aa_LOGOUT_ALL: "LOGOUT_ALL",
+  aa_DEDUPLICATION_RELEASE: "DEDUPLICATION_RELEASE",
   et_user: "user",
   et_rpc: "call",
   roleWorker: "worker",
@@ -199,6 +200,8 @@ export const enScreens = {
   deduplicationHelp: "Opens the job holding this id",
   deduplicationNotFound: "No job of {queue} holds deduplication id {id}",
   stalledSeries: "Stalled",
+  releaseDeduplication: "Release id",
+  deduplicationReleased: "Deduplication id {id} released: the next job added with it is kept",
 } as const;
 
 export const koScreens: Record<keyof typeof enScreens, string> = {
@@ -368,6 +371,7 @@ export const koScreens: Record<keyof typeof enScreens, string> = {
   aa_USER_ADD: "사용자 추가",
   aa_USER_REMOVE: "사용자 삭제",
   aa_LOGOUT_ALL: "모든 곳에서 로그아웃",
+  aa_DEDUPLICATION_RELEASE: "중복 제거 식별자 해제",
   et_user: "사용자",
   et_rpc: "호출",
   roleWorker: "워커",
@@ -392,4 +396,6 @@ export const koScreens: Record<keyof typeof enScreens, string> = {
   deduplicationHelp: "이 식별자를 가진 작업을 엽니다",
   deduplicationNotFound: "{queue}에서 중복 제거 식별자 {id}를 가진 작업이 없습니다",
   stalledSeries: "멈춤",
+  releaseDeduplication: "식별자 해제",
+  deduplicationReleased: "중복 제거 식별자 {id}를 해제했습니다. 이 식별자로 다음에 추가되는 작업은 유지됩니다",
 };

@@ -325,6 +325,14 @@ async def test_deduplication_route(gateway: Gateway) -> None:
     too_long = await viewer.get("/api/v1/queues/gw-dedup/deduplication/" + "x" * 513)
     assert too_long.status_code == 400 and "deduplication_id" in too_long.json()["error"]["message"]
 
+    released = await gateway.client("operator").post(
+        f"/api/v1/queues/gw-dedup/jobs/{job.id}:releaseDeduplication", json={}
+    )
+    called("POST", "/v1/queues/{queue}/jobs/{job_id}:releaseDeduplication")
+    assert released.status_code == 200, released.text
+    assert released.json()["deduplicationId"] == "order/7"
+    assert (await viewer.get("/api/v1/queues/gw-dedup/deduplication/order%2F7")).status_code == 404
+
 
 def test_every_route_called() -> None:
     if not CALLED:

@@ -12,7 +12,7 @@ import grpc
 import pytest
 import redis.asyncio as aioredis
 
-from tests.monitor.test_service import Suite, build_suite
+from tests.monitor.test_service import Suite, audit_rows, build_suite
 from tests.support.bull import until
 from tests.support.nodejs import NodeProcess, start_produce
 from workermon.monitor.v1 import monitor_service_pb2 as pb
@@ -141,3 +141,58 @@ async def test_a_stalled_node_job_is_marked_then_counted(suite: Suite, node: Sta
     await until(recovered, what="the stalled job put back and completed")
     job = (await viewer.GetJob(pb.GetJobRequest(queue="stalling", job_id=job_id))).job
     assert job.summary.stalled_count == 1 and not job.summary.stalled_suspected
+
+
+async def test_release_a_deduplication_id(suite: Suite, node: Start) -> None:
+    viewer, operator = suite.client("viewer"), suite.client("operator", "olga")
+    ids = (await node("ranked", "priorities")).ready["ids"]
+    release = pb.ReleaseDeduplicationIdRequest(queue="ranked", job_id=ids["kept"])
+
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await viewer.ReleaseDeduplicationId(release)
+    assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    released = await operator.ReleaseDeduplicationId(release)
+    assert released.deduplication_id == "user-42" and released.audit_id
+    with pytest.raises(grpc.aio.AioRpcError) as gone:
+        await viewer.GetDeduplicatedJob(
+            pb.GetDeduplicatedJobRequest(queue="ranked", deduplication_id="user-42")
+        )
+    assert gone.value.code() == grpc.StatusCode.NOT_FOUND
+    # The next job added with the id is kept, and holds it.
+    again = await suite.queue("ranked").add("dedup", {"n": 3}, {"deduplication": {"id": "user-42"}})
+    try:
+        assert again.id != ids["kept"]
+        holder = await viewer.GetDeduplicatedJob(
+            pb.GetDeduplicatedJobRequest(queue="ranked", deduplication_id="user-42")
+        )
+        assert holder.job.job_id == again.id
+    finally:
+        await suite.queue("ranked").close()
+
+    for job_id, reason in ((ids["kept"], "DEDUPLICATION_NOT_HELD"), (ids["prio"][0], "NO_DEDUPLICATION_ID")):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await operator.ReleaseDeduplicationId(
+                pb.ReleaseDeduplicationIdRequest(queue="ranked", job_id=job_id)
+            )
+        assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        info = error_info(refused.value)
+        assert info is not None and info.reason == reason
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await operator.ReleaseDeduplicationId(pb.ReleaseDeduplicationIdRequest(queue="ranked", job_id="nope"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+
+    rows = await audit_rows(suite, action=pb.AUDIT_ACTION_DEDUPLICATION_RELEASE)
+    outcomes = sorted(pb.AuditOutcome.Name(r.outcome) for r in rows)
+    assert outcomes == [
+        "AUDIT_OUTCOME_DENIED",
+        "AUDIT_OUTCOME_FAILED",
+        "AUDIT_OUTCOME_FAILED",
+        "AUDIT_OUTCOME_FAILED",
+        "AUDIT_OUTCOME_SUCCEEDED",
+    ]
+    done = next(r for r in rows if r.outcome == pb.AUDIT_OUTCOME_SUCCEEDED)
+    assert (
+        done.actor == "olga"
+        and done.entity_id == f"ranked/{ids['kept']}"
+        and done.result["deduplication_id"] == "user-42"
+    )

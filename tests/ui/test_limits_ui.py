@@ -153,3 +153,30 @@ async def test_limits_in_korean(ui: UI, held: Held) -> None:
     drawer = page.get_by_role("dialog", name=f"작업 {held.kept}")
     await expect(drawer.get_by_test_id("job-deduplication-id")).to_have_text("중복 제거 식별자: user-42")
     await expect_korean(page, "deduplicated job drawer", data)
+
+
+async def test_release_a_deduplication_id_from_the_drawer(ui: UI, held: Held) -> None:
+    # Runs last: the other tests look the id up.
+    viewer = await ui.login("viewer")
+    await viewer.goto(f"{ui.url}/jobs?queue={RANKED}&job={held.kept}")
+    drawer = viewer.get_by_role("dialog", name=f"Job {held.kept}")
+    await expect(drawer.get_by_role("button", name="Release id")).to_be_disabled()
+
+    page = await ui.login("operator")
+    await page.goto(f"{ui.url}/jobs?queue={RANKED}&job={held.kept}")
+    drawer = page.get_by_role("dialog", name=f"Job {held.kept}")
+    await drawer.get_by_role("button", name="Release id").click()
+    await expect(
+        page.get_by_text("Deduplication id user-42 released: the next job added with it is kept")
+    ).to_be_visible()
+    await drawer.get_by_role("button", name="Close").click()
+    await expect(drawer).to_have_count(0)
+    lookup = page.get_by_label("Deduplication id")
+    await lookup.fill("user-42")
+    await lookup.press("Enter")
+    await expect(page.get_by_text(f"No job of {RANKED} holds deduplication id user-42")).to_be_visible()
+    audit = await ui.gateway.client("viewer").get(
+        "/api/v1/auditLogs", params={"action": "AUDIT_ACTION_DEDUPLICATION_RELEASE"}
+    )
+    [entry] = audit.json()["auditLogs"]
+    assert entry["actor"] == "ui-operator" and entry["outcome"] == "AUDIT_OUTCOME_SUCCEEDED"

@@ -22,7 +22,7 @@ const INCIDENT = "/v1/incidents/{incident_id}";
 
 /** pause, resume, retryFailed, promote, drain, clean. */
 export type QueueVerb = VerbsOf<typeof QUEUE>;
-/** retry, promote, cancel. */
+/** retry, promote, cancel, releaseDeduplication. */
 export type JobVerb = VerbsOf<typeof JOB>;
 /** quiet, resume, stop. */
 export type WorkerVerb = VerbsOf<typeof WORKER>;

@@ -516,6 +516,28 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/queues/{queue}/jobs/{job_id}:releaseDeduplication": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Frees the deduplication id a job holds, so the next job added with it is kept rather than dropped (BullMQ's removeDeduplicationKey: only while this job still holds the id)
+         * @description Frees the deduplication id a job holds, so the next job added with it is kept rather than dropped (BullMQ's removeDeduplicationKey: only while this job still holds the id).
+         *
+         *     Role: viewer to call; operator to act (a refusal is audited). gRPC: `/workermon.monitor.v1.MonitorService/ReleaseDeduplicationId`.
+         */
+        post: operations["ReleaseDeduplicationId"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workers:summary": {
         parameters: {
             query?: never;
@@ -907,6 +929,11 @@ export interface components {
             collectionMs?: number;
             /** @description The running totals are lower than the previous row's: counting started again (the Redis holding them lost data), so a difference of cumulative counts across this row is not a rate. */
             countersReset?: boolean;
+            /**
+             * Format: int64
+             * @description Jobs BullMQ found stalled during the minute (`stalled` events; exact).
+             */
+            stalledInMinute?: string;
         };
         /** @description SnapshotPoint is one bucket of the history; has_data is false for a gap (nothing was collected). */
         "workermon.collector.v1.SnapshotPoint": {
@@ -956,6 +983,11 @@ export interface components {
             failuresByCategory: {
                 [key: string]: string;
             };
+            /**
+             * Format: int64
+             * @description Jobs BullMQ found stalled (lock expired while active) in the bucket.
+             */
+            stalled?: string;
         };
         /** @description Command is the full record of a command, as operators see it. */
         "workermon.heartbeat.v1.Command": {
@@ -1277,9 +1309,10 @@ export interface components {
          *     - `AUDIT_ACTION_USER_REMOVE`: A user was removed, their tokens revoked (`workermon user remove`; entity: the user).
          *     - `AUDIT_ACTION_LOGOUT_ALL`: Every token of a user was revoked ("log out everywhere", gateway or CLI; entity: the user).
          *     - `AUDIT_ACTION_WORKER_COMMAND`: HeartbeatService.SendCommand called directly (refused unless a suite service sends it).
+         *     - `AUDIT_ACTION_DEDUPLICATION_RELEASE`: ReleaseDeduplicationId.
          * @enum {string}
          */
-        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND";
+        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND" | "AUDIT_ACTION_DEDUPLICATION_RELEASE";
         /** @description AuditLog is one audit entry. */
         "workermon.monitor.v1.AuditLog": {
             /**
@@ -2045,6 +2078,16 @@ export interface components {
             node?: string;
             /** @description The connection name as set by BullMQ: `<prefix>:<base64 queue>[:w:<name>]`. */
             clientName?: string;
+        };
+        /** @description ReleaseDeduplicationIdResponse says which id was freed. */
+        "workermon.monitor.v1.ReleaseDeduplicationIdResponse": {
+            /** @description The deduplication id the job held. */
+            deduplicationId?: string;
+            /**
+             * Format: int64
+             * @description The audit log entry.
+             */
+            auditId?: string;
         };
         /** @description ResumeQueueResponse says what changed. */
         "workermon.monitor.v1.ResumeQueueResponse": {
@@ -3306,6 +3349,44 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["workermon.monitor.v1.GetDeduplicatedJobResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ReleaseDeduplicationId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name. */
+                queue: string;
+                /** @description Job id. */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.ReleaseDeduplicationIdResponse"];
                 };
             };
             /** @description An error (see Error) */

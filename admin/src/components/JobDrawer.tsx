@@ -45,6 +45,11 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
     describe: (r) => t("jobCancelOutcome", { id: jobId ?? "", outcome: enumLabel(t, "co", enumName(r.outcome, "CANCEL_OUTCOME_")) }),
     invalidate,
   });
+  const release = useAction({
+    run: () => runJobAction(queue, jobId ?? "", "releaseDeduplication", {}),
+    describe: (r) => t("deduplicationReleased", { id: r.deduplicationId ?? "" }),
+    invalidate,
+  });
   const state = enumName(j?.summary?.state, "JOB_STATE_");
   const stateLabel = enumLabel(t, "js", state || "UNKNOWN");
   const title = `${t("job")} ${jobId ?? ""}`;
@@ -91,12 +96,17 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
             {num(j.summary?.stalledCount) > 0 ? ` · ${t("stalledCount", { count: String(j.summary?.stalledCount) })}` : ""}
           </Typography>
           {j.summary?.deduplicationId ? (
-            <Typography variant="body2" sx={{ mb: 2 }} data-testid="job-deduplication-id">
-              {t("deduplicationId")}:{" "}
-              <Box component="span" sx={{ fontFamily: "monospace" }} translate="no">
-                {j.summary.deduplicationId}
-              </Box>
-            </Typography>
+            <Box sx={{ display: "flex", alignItems: "center", gap: 1, mb: 2 }}>
+              <Typography variant="body2" data-testid="job-deduplication-id">
+                {t("deduplicationId")}:{" "}
+                <Box component="span" sx={{ fontFamily: "monospace" }} translate="no">
+                  {j.summary.deduplicationId}
+                </Box>
+              </Typography>
+              <ActionButton needs="operator" size="small" onClick={() => release.mutate()} disabled={release.isPending}>
+                {t("releaseDeduplication")}
+              </ActionButton>
+            </Box>
           ) : null}
           {j.failedReason || j.summary?.failedReason ? (
             <Alert severity="error" sx={{ mb: 2 }}>

@@ -194,6 +194,10 @@ class JobActions(Protocol):
         """The job holding a deduplication id and the ms until the id expires (None: no TTL)."""
         ...
 
+    async def release_deduplication(self, queue: str, job_id: str) -> str:
+        """Free the deduplication id the job holds; the id."""
+        ...
+
     async def promote_job(self, queue: str, job_id: str) -> str:
         """Run a delayed job now; the state it left (`delayed`)."""
         ...

@@ -862,6 +862,25 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             raise NotFound(f"audit entry {audit_id} vanished after it was written", reason="AUDIT_LOST")
         return pb.CreateAuditLogResponse(audit_log=audit_message(written))
 
+    async def ReleaseDeduplicationId(
+        self, request: pb.ReleaseDeduplicationIdRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReleaseDeduplicationIdResponse:
+        """Free the deduplication id a job holds."""
+
+        async def perform() -> Done[str]:
+            released = await self.jobs.release_deduplication(request.queue, request.job_id)
+            return Done(released, {"deduplication_id": released})
+
+        released, audit_id = await self._job_action(
+            "ReleaseDeduplicationId",
+            AuditAction.DEDUPLICATION_RELEASE,
+            queue=request.queue,
+            job_id=request.job_id,
+            parameters={},
+            perform=perform,
+        )
+        return pb.ReleaseDeduplicationIdResponse(deduplication_id=released, audit_id=audit_id)
+
     async def GetDeduplicatedJob(
         self, request: pb.GetDeduplicatedJobRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetDeduplicatedJobResponse:

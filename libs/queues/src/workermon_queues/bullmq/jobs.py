@@ -113,6 +113,17 @@ return string.sub(v, 1, n)
 """
 
 
+# BullMQ's removeDeduplicationKey-1.lua: the id is freed only while it still names this job, so a job
+# added with it since (holding it now) keeps it.
+_RELEASE_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if current and current == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
 def _first_line(reason: str) -> str:
     return reason.split("\n", 1)[0].strip()[:_REASON_CHARS]
 
@@ -208,6 +219,7 @@ class BullMQJobs:
         self.classifier = classifier or FailureClassifier()
         self._queues: dict[str, Any] = {}
         self._cut = redis.register_script(_CUT_SCRIPT)
+        self._release = redis.register_script(_RELEASE_SCRIPT)
 
     def key(self, queue: str, kind: str) -> str:
         """The Redis key of one of a queue's structures (`wait`, `meta`, a job id, ...)."""
@@ -755,6 +767,38 @@ class BullMQJobs:
         (summary,) = await self._mark_stalled(queue, [summary])
         expires = integer(ttl)
         return summary, expires if expires is not None and expires > 0 else None
+
+    async def release_deduplication(self, queue: str, job_id: str) -> str:
+        """Free the deduplication id the job holds, so the next job added with it is kept; the id.
+
+        FailedPrecondition when the job has no deduplication id (NO_DEDUPLICATION_ID) or no longer
+        holds it (DEDUPLICATION_NOT_HELD: it expired, was freed, or the job finished and BullMQ freed it).
+        """
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.exists(self.key(queue, "meta"), self.key(queue, "id"))
+            pipe.exists(self.key(queue, job_id))
+            pipe.hget(self.key(queue, job_id), "deid")
+            exists, job_exists, deid = wrong_types_kept(await pipe.execute(raise_on_error=False))
+        if not exists:
+            raise _not_found_queue(queue)
+        if not job_exists:
+            raise _not_found_job(queue, job_id)
+        deduplication_id = "" if isinstance(deid, Exception) else text(deid)
+        metadata = {"queue": queue, "job_id": job_id, "deduplication_id": deduplication_id}
+        if not deduplication_id:
+            raise FailedPrecondition(
+                f"job {job_id!r} of queue {queue!r} was added without a deduplication id",
+                reason="NO_DEDUPLICATION_ID",
+                metadata=metadata,
+            )
+        key = self.key(queue, "de:" + deduplication_id)
+        if not integer(await self._release(keys=[key], args=[job_id])):
+            raise FailedPrecondition(
+                f"job {job_id!r} no longer holds deduplication id {deduplication_id!r}",
+                reason="DEDUPLICATION_NOT_HELD",
+                metadata=metadata,
+            )
+        return deduplication_id
 
     async def _lookup(self, queue: str, job_id: str) -> JobSummary | None:
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -40,6 +40,7 @@ class AuditAction(StrEnum):
     USER_ADD = "USER_ADD"
     USER_REMOVE = "USER_REMOVE"
     LOGOUT_ALL = "LOGOUT_ALL"
+    DEDUPLICATION_RELEASE = "DEDUPLICATION_RELEASE"
 
 
 class AuditOutcome(StrEnum):
