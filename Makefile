@@ -37,9 +37,22 @@ admin/dist/index.html: admin/package-lock.json $(shell find admin/src -type f) a
 	@command -v npm >/dev/null || { echo "Node.js 20+ with npm is required to build the admin UI"; exit 1; }
 	npm ci --prefix admin --no-audit --no-fund && npm --prefix admin run build
 
-run: setup admin/dist/index.html
+# The demo runs one Node worker when Node is installed (the SDK is built for it); without Node it goes on without.
+run: setup admin/dist/index.html $(if $(shell command -v npm 2>/dev/null),sdk/node/dist/.built)
 	$(UV) run --frozen workermon migrate
 	$(UV) run --frozen workermon up $(if $(filter 0,$(DEMO)),--no-demo,--demo)
+
+# The Node SDK (sdk/node): installed exactly from its lock (again when it changes), then built: stubs generated
+# from proto/ with the venv's protoc, the package compiled to dist/, the example worker to dist-example/.
+sdk/node/node_modules/.installed: sdk/node/package-lock.json sdk/node/package.json
+	@command -v npm >/dev/null || { echo "Node.js 20+ with npm is required for the Node SDK"; exit 1; }
+	npm ci --prefix sdk/node --no-audit --no-fund
+	touch $@
+
+NODE_SDK_SOURCES := $(shell find sdk/node/src examples/node-worker/src -name '*.ts' -not -path '*/gen/*' 2>/dev/null)
+sdk/node/dist/.built: sdk/node/node_modules/.installed $(PROTOS) $(NODE_SDK_SOURCES) $(wildcard sdk/node/tsconfig*.json) sdk/node/scripts/gen-protos.mjs .venv/.synced
+	npm --prefix sdk/node run build
+	touch $@
 
 # Node BullMQ for the cross-language queue tests, installed exactly from the lock (again when it changes).
 tests/node/node_modules/.installed: tests/node/package-lock.json tests/node/package.json
@@ -53,9 +66,10 @@ deploy-check:
 	promtool check config deploy/prometheus/prometheus.yml
 	promtool test rules deploy/prometheus/alerts_test.yml
 
-test: setup tests/node/node_modules/.installed admin/dist/index.html deploy-check
+test: setup tests/node/node_modules/.installed sdk/node/node_modules/.installed admin/dist/index.html deploy-check
 	UV=$(UV) admin/scripts/api-types.sh --check
 	npm --prefix admin test
+	npm --prefix sdk/node test
 	$(UV) run --frozen pytest
 
 lint: setup
@@ -90,4 +104,5 @@ bench-check: setup
 
 clean:
 	rm -rf .venv .tools build libs/proto/src/workermon .pytest_cache .mypy_cache .ruff_cache
+	rm -rf sdk/node/dist sdk/node/dist-test sdk/node/dist-example sdk/node/src/gen
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

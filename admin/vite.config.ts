@@ -25,5 +25,7 @@ export default defineConfig({
     setupFiles: ["./src/test/setup.ts"],
     include: ["src/**/*.test.tsx", "src/**/*.test.ts"],
     css: false,
+    // A page test renders the whole page in jsdom: seconds of CPU on a busy 2-core CI machine.
+    testTimeout: 20_000,
   },
 });

@@ -44,11 +44,11 @@ async def test_stalled_events_are_counted_per_minute_and_in_the_trend(
     await follower.follow(QUEUE, int(time.time() * 1000))
     started = int(time.time() * 1000)
 
-    stuck = await start_produce(redis_url, bull_prefix, QUEUE, "stall", "limits.mjs", package)
+    stuck = await start_produce(redis_url, bull_prefix, QUEUE, "stall", package, script="limits.mjs")
     job_id = stuck.ready["ids"]["job"]
     os.kill(stuck.ready["pid"], signal.SIGKILL)
     await stuck.proc.wait()
-    rescuer = await start_produce(redis_url, bull_prefix, QUEUE, "recover", "limits.mjs", package)
+    rescuer = await start_produce(redis_url, bull_prefix, QUEUE, "recover", package, script="limits.mjs")
     try:
 
         async def completed() -> bool:

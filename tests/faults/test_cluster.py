@@ -37,6 +37,7 @@ from workermon_core.client import open_channel
 from workermon_core.redis_store import bullmq_connection, connect_any
 from workermon_queues.backend import QueueState
 from workermon_queues.bullmq.backend import BullMQBackend
+from workermon_queues.bullmq.connections import worker_connections
 from workermon_queues.bullmq.jobs import BullMQJobs
 
 pytestmark = pytest.mark.slow
@@ -103,10 +104,22 @@ async def _run_workload(
             return True
 
         await wait_for(finished, "the workload finished", 60)
+        await _workers_seen_by_connection(cluster, prefix, set(queues))
     finally:
         for worker in workers:
             await worker.close()
         await asyncio.gather(*runs, return_exceptions=True)
+
+
+async def _workers_seen_by_connection(cluster: ClusterGroup, prefix: str, names: set[str]) -> None:
+    """CLIENT LIST read on every primary finds each running worker by its named connection."""
+    client = connect_any(cluster.url)
+    try:
+        seen = await worker_connections(client, prefix)
+    finally:
+        await client.aclose()
+    assert {c.queue for c in seen} == names
+    assert len({c.node for c in seen}) == len(QUEUES)  # every primary was read
 
 
 def _as_counts(state: QueueState) -> dict[str, int]:

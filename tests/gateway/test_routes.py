@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from bullmq import FlowProducer
 from google.protobuf.descriptor import FieldDescriptor
 
 from tests.support.bull import until
@@ -297,6 +298,63 @@ async def test_incident_routes(gateway: Gateway) -> None:
     assert body["status"] == "INCIDENT_STATUS_RESOLVED" and body["resolveNote"] == "worker started"
     audit = await viewer.get("/api/v1/auditLogs", params={"entityId": incident["id"]})
     assert [a["action"] for a in audit.json()["auditLogs"]] == ["AUDIT_ACTION_INCIDENT_RESOLVE"]
+
+
+async def test_flow_and_scheduler_routes(gateway: Gateway) -> None:
+    flow = FlowProducer({"connection": gateway.redis_url, "prefix": gateway.settings.queue_prefix})
+    try:
+        tree = await flow.add(
+            {
+                "name": "parent",
+                "queueName": "gw-flow",
+                "data": {},
+                "children": [{"name": "child", "queueName": "gw-flow", "data": {"n": i}} for i in range(3)],
+            }
+        )
+    finally:
+        await flow.close()
+    assert tree is not None
+    parent_id = tree["job"].id
+    queue = gateway.queue("gw-flow")
+    await queue.upsertJobScheduler("every-hour", {"every": 3_600_000}, "tick", {"x": 1})
+    viewer, operator, admin = gateway.client("viewer"), gateway.client("operator"), gateway.client("admin")
+
+    job = (await viewer.get(f"/api/v1/queues/gw-flow/jobs/{parent_id}")).json()["job"]
+    assert job["dependencies"]["pending"] == "3" and job["summary"]["state"] == "JOB_STATE_WAITING_CHILDREN"
+    children = await viewer.get(f"/api/v1/queues/gw-flow/jobs/{parent_id}/children", params={"pageSize": 2})
+    called("GET", "/v1/queues/{queue}/jobs/{job_id}/children")
+    assert children.status_code == 200, children.text
+    body = children.json()
+    assert body["totalSize"] == "3" and len(body["children"]) == 2 and body["nextPageToken"]
+    assert body["children"][0]["kind"] == "CHILD_KIND_PENDING"
+    too_wide = await viewer.get(
+        f"/api/v1/queues/gw-flow/jobs/{parent_id}/children", params={"pageSize": 1000}
+    )
+    assert too_wide.status_code == 400 and "page_size" in too_wide.text
+
+    removed = await operator.post(
+        f"/api/v1/queues/gw-flow/jobs/{parent_id}:removePendingChildren", json={"confirm": parent_id}
+    )
+    called("POST", "/v1/queues/{queue}/jobs/{job_id}:removePendingChildren")
+    assert removed.status_code == 200, removed.text
+    assert removed.json()["removed"] == "3" and removed.json()["state"] == "JOB_STATE_WAITING"
+
+    schedulers = await viewer.get("/api/v1/queues/gw-flow/jobSchedulers")
+    called("GET", "/v1/queues/{queue}/jobSchedulers")
+    assert schedulers.status_code == 200, schedulers.text
+    (only,) = schedulers.json()["jobSchedulers"]
+    assert only["schedulerId"] == "every-hour" and only["everyMs"] == "3600000"
+    run = await operator.post("/api/v1/queues/gw-flow/jobSchedulers/every-hour:run", json={})
+    called("POST", "/v1/queues/{queue}/jobSchedulers/{scheduler_id}:run")
+    assert run.status_code == 200 and run.json()["job"]["name"] == "tick", run.text
+    missing = await operator.post("/api/v1/queues/gw-flow/jobSchedulers/nope:run", json={})
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+    gone = await admin.post(
+        "/api/v1/queues/gw-flow/jobSchedulers/every-hour:remove", json={"confirm": "every-hour"}
+    )
+    called("POST", "/v1/queues/{queue}/jobSchedulers/{scheduler_id}:remove")
+    assert gone.status_code == 200, gone.text
+    assert (await viewer.get("/api/v1/queues/gw-flow/jobSchedulers")).json()["jobSchedulers"] == []
 
 
 async def test_verb_suffix_and_method_resolution(gateway: Gateway) -> None:

@@ -4,7 +4,10 @@
 //
 // The last argument picks the BullMQ major version (6 by default; `bullmq5` is BullMQ 5 under an npm
 // alias), so each layout is written by the BullMQ that defines it.
-// ratelimit:   a global rate limit of 2 jobs per minute, 5 jobs and a worker: 2 run, 3 wait.
+// ratelimit:   a rate limit of 2 jobs per minute, 5 jobs and a worker: 2 run, 3 wait. A global limit
+//              (`setGlobalRateLimit`, stored in the meta hash) where this BullMQ has one; a BullMQ 5
+//              without it (before 5.5x) gets the limit through the worker's `limiter` option, which
+//              Redis never sees: only the limiter's window shows.
 // concurrency: global concurrency 2, 4 jobs that hang, a worker of concurrency 4: 2 run, 2 wait.
 // priorities:  prioritized jobs (priorities 1, 5, 2097151) and deduplicated jobs, no worker.
 // stall:       a worker with a 1 s lock that starts one job and hangs (the test then kills it).
@@ -42,9 +45,14 @@ function startWorker(processor, opts = {}) {
 async function setUp() {
   const ids = {};
   if (mode === 'ratelimit') {
-    await queue.setGlobalRateLimit(2, 60_000);
+    const global = typeof queue.setGlobalRateLimit === 'function';
+    if (global) await queue.setGlobalRateLimit(2, 60_000);
     for (let n = 0; n < 5; n++) await queue.add('limited', { n });
-    startWorker(async (job) => ({ n: job.data.n }), { concurrency: 1 });
+    startWorker(async (job) => ({ n: job.data.n }), {
+      concurrency: 1,
+      ...(global ? {} : { limiter: { max: 2, duration: 60_000 } }),
+    });
+    ids.global = global;
   } else if (mode === 'concurrency') {
     await queue.setGlobalConcurrency(2);
     for (let n = 0; n < 4; n++) await queue.add('slow', { n });

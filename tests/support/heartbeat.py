@@ -63,6 +63,9 @@ async def start_heartbeat(
     clock: Callable[[], float],
     **overrides: object,
 ) -> Running:
+    # A BullMQ prefix of its own: the shared test Redis has other tests' BullMQ workers, which the
+    # service would list as uninstrumented workers of the default prefix.
+    overrides.setdefault("queue_prefix", "wmq-" + uuid.uuid4().hex[:10])
     suite = await start_modules(
         "heartbeat",
         redis_url=redis_url,

@@ -53,10 +53,10 @@ class NodeProcess:
 
 
 async def start_produce(
-    redis_url: str, prefix: str, queue: str, mode: str, script: str = "produce.mjs", *extra: str
+    redis_url: str, prefix: str, queue: str, mode: str, package: str = "bullmq", script: str = "produce.mjs"
 ) -> NodeProcess:
-    """Run a tests/node script (`produce.mjs` unless told; `extra` arguments after the mode) and wait
-    for its ready line (failing with its stderr if it exits first)."""
+    """Run a tests/node script (`produce.mjs` unless told) with Node BullMQ 6 (`bullmq`) or 5 (`bullmq5`)
+    and wait for its ready line (failing with its stderr if it exits first)."""
     proc = await asyncio.create_subprocess_exec(
         node_project(),
         str(NODE_DIR / script),
@@ -64,7 +64,7 @@ async def start_produce(
         prefix,
         queue,
         mode,
-        *extra,
+        package,
         cwd=NODE_DIR,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,

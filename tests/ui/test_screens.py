@@ -268,6 +268,27 @@ async def test_workers_paged_searched_and_filtered(ui: UI) -> None:
     await ui.screenshot(page, "workers-no-match")
 
 
+async def test_a_worker_without_the_sdk_is_shown_without_commands(ui: UI) -> None:
+    # The workload's plain bullmq worker on the emails queue has no SDK: the suite sees its connection.
+    page = await ui.login("operator")
+    await page.goto(f"{ui.url}/workers?kind=WORKER_KIND_UNINSTRUMENTED")
+    rows = page.locator('[data-testid^="worker-row-"]')
+    await expect(rows).to_have_count(1, timeout=20_000)
+    row = rows.first
+    await expect(row).to_contain_text(EMAILS)
+    await expect(row).to_contain_text("Online · no SDK")
+    for action in ("Quiet", "Resume", "Stop"):
+        await expect(row.get_by_role("button", name=action)).to_be_disabled()
+    await expect(row.locator('[data-testid^="worker-connection-"]')).to_contain_text("127.0.0.1:")
+    await expect_accessible(page, "workers without the SDK")
+    # The other kind: the instrumented workers only, the payments worker among them.
+    await page.get_by_label("Kind", exact=True).select_option("WORKER_KIND_INSTRUMENTED")
+    await page.get_by_label("Search workers").fill(ui.workload.payments_worker_id)
+    await expect(page.get_by_test_id(f"worker-row-{ui.workload.payments_worker_id}")).to_be_visible()
+    await expect(page.get_by_text("Online · no SDK")).to_have_count(0)
+    assert query(page)["kind"] == ["WORKER_KIND_INSTRUMENTED"]
+
+
 # --- the incident banner -----------------------------------------------------------------------------
 
 

@@ -6,10 +6,12 @@ import {
   queueAction,
   runJobAction,
   runQueueAction,
+  schedulerAction,
   workerAction,
   type IncidentVerb,
   type JobVerb,
   type QueueVerb,
+  type SchedulerVerb,
   type WorkerVerb,
 } from "./actions";
 import { route } from "./routes";
@@ -29,13 +31,15 @@ describe("action paths", () => {
 
   it("come from the document's routes only", () => {
     // Exactly the verbs of the document's POST routes: one more or one less does not compile.
-    const verbs: [Record<QueueVerb, 1>, Record<JobVerb, 1>, Record<WorkerVerb, 1>, Record<IncidentVerb, 1>] = [
+    const verbs: [Record<QueueVerb, 1>, Record<JobVerb, 1>, Record<WorkerVerb, 1>, Record<IncidentVerb, 1>, Record<SchedulerVerb, 1>] = [
       { pause: 1, resume: 1, retryFailed: 1, promote: 1, drain: 1, clean: 1 },
-      { retry: 1, promote: 1, cancel: 1, releaseDeduplication: 1 },
+      { retry: 1, promote: 1, cancel: 1, removePendingChildren: 1, releaseDeduplication: 1 },
       { quiet: 1, resume: 1, stop: 1 },
       { acknowledge: 1, resolve: 1 },
+      { run: 1, remove: 1 },
     ];
-    expect(verbs.map((v) => Object.keys(v).length)).toEqual([6, 4, 3, 2]);
+    expect(verbs.map((v) => Object.keys(v).length)).toEqual([6, 5, 3, 2, 2]);
+    expect(schedulerAction("a:b", "every hour", "run")).toBe("/v1/queues/a%3Ab/jobSchedulers/every%20hour:run");
     expect(route("/v1/auditLogs")).toBe("/v1/auditLogs");
     expect(route("/v1/queues/{queue}/jobs", { queue: "a b" })).toBe("/v1/queues/a%20b/jobs");
     // @ts-expect-error not a route of the API (it moved to /v1/auditLogs)

@@ -19,6 +19,7 @@ const QUEUE = "/v1/queues/{queue}";
 const JOB = "/v1/queues/{queue}/jobs/{job_id}";
 const WORKER = "/v1/workers/{worker_id}";
 const INCIDENT = "/v1/incidents/{incident_id}";
+const SCHEDULER = "/v1/queues/{queue}/jobSchedulers/{scheduler_id}";
 
 /** pause, resume, retryFailed, promote, drain, clean. */
 export type QueueVerb = VerbsOf<typeof QUEUE>;
@@ -35,6 +36,10 @@ export type JobActionBody<V extends JobVerb> = BodyOf<PostOf<`${typeof JOB}:${V}
 export type JobActionAnswer<V extends JobVerb> = AnswerOf<PostOf<`${typeof JOB}:${V}`>>;
 export type WorkerActionBody<V extends WorkerVerb> = BodyOf<PostOf<`${typeof WORKER}:${V}`>>;
 export type WorkerActionAnswer<V extends WorkerVerb> = AnswerOf<PostOf<`${typeof WORKER}:${V}`>>;
+/** run, remove. */
+export type SchedulerVerb = VerbsOf<typeof SCHEDULER>;
+export type SchedulerActionBody<V extends SchedulerVerb> = BodyOf<PostOf<`${typeof SCHEDULER}:${V}`>>;
+export type SchedulerActionAnswer<V extends SchedulerVerb> = AnswerOf<PostOf<`${typeof SCHEDULER}:${V}`>>;
 export type IncidentActionBody<V extends IncidentVerb> = BodyOf<PostOf<`${typeof INCIDENT}:${V}`>>;
 export type IncidentActionAnswer<V extends IncidentVerb> = AnswerOf<PostOf<`${typeof INCIDENT}:${V}`>>;
 
@@ -75,6 +80,21 @@ export function runJobAction<V extends JobVerb>(queue: string, jobId: string, ve
 /** Send a worker a quiet, resume or stop command. */
 export function runWorkerAction<V extends WorkerVerb>(workerId: string, verb: V, body: WorkerActionBody<V>): Promise<WorkerActionAnswer<V>> {
   return post(workerAction(workerId, verb), body);
+}
+
+/** `/v1/queues/{queue}/jobSchedulers/{scheduler_id}:{verb}`. */
+export function schedulerAction(queue: string, schedulerId: string, verb: SchedulerVerb): string {
+  return route(`${SCHEDULER}:${verb}`, { queue, scheduler_id: schedulerId });
+}
+
+/** Run a job scheduler now, or remove it. */
+export function runSchedulerAction<V extends SchedulerVerb>(
+  queue: string,
+  schedulerId: string,
+  verb: V,
+  body: SchedulerActionBody<V>,
+): Promise<SchedulerActionAnswer<V>> {
+  return post(schedulerAction(queue, schedulerId, verb), body);
 }
 
 /** Acknowledge or resolve an incident. */

@@ -18,6 +18,8 @@ export const keys = {
   incidents: ["incidents"] as const,
   incident: ["incident"] as const,
   audit: ["audit"] as const,
+  children: ["children"] as const,
+  schedulers: ["schedulers"] as const,
 };
 
 export function useOverview() {
@@ -102,11 +104,41 @@ export function useJob(queue: string, jobId: string | null, full: boolean) {
   });
 }
 
+/** One page of a job's children (a flow's parent), from `token` on; a tree asks per node it expands. */
+export function useJobChildren(queue: string, jobId: string, token: string, enabled = true) {
+  return useQuery({
+    queryKey: [...keys.children, queue, jobId, token],
+    enabled: enabled && !!queue && !!jobId,
+    queryFn: ({ signal }) =>
+      api<ResponseOf<"ListJobChildren">>(route("/v1/queues/{queue}/jobs/{job_id}/children", { queue, job_id: jobId }), {
+        query: { pageSize: 25, pageToken: token || undefined },
+        signal,
+      }),
+  });
+}
+
+/** A page of a queue's job schedulers, soonest next run first. */
+export function useJobSchedulers(queue: string, token: string) {
+  return useQuery({
+    queryKey: [...keys.schedulers, queue, token],
+    enabled: !!queue,
+    queryFn: ({ signal }) =>
+      api<ResponseOf<"ListJobSchedulers">>(route("/v1/queues/{queue}/jobSchedulers", { queue }), {
+        query: { pageSize: 20, pageToken: token || undefined },
+        signal,
+      }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 30_000,
+  });
+}
+
 export interface WorkersFilter {
   /** A substring of the worker id or hostname. */
   search: string;
   /** WORKER_STATUS_ONLINE, WORKER_STATUS_OFFLINE, or "" for both. */
   status: string;
+  /** WORKER_KIND_INSTRUMENTED, WORKER_KIND_UNINSTRUMENTED, or "" for both. */
+  kind?: string;
   pageToken: string;
   pageSize?: number;
 }
@@ -117,7 +149,7 @@ export function useWorkers(f: WorkersFilter) {
     queryKey: [...keys.workers, f],
     queryFn: ({ signal }) =>
       api<ResponseOf<"ListWorkers">>(route("/v1/workers"), {
-        query: { pageSize: f.pageSize ?? 50, pageToken: f.pageToken || undefined, search: f.search.trim() || undefined, status: f.status || undefined },
+        query: { pageSize: f.pageSize ?? 50, pageToken: f.pageToken || undefined, search: f.search.trim() || undefined, status: f.status || undefined, kind: f.kind || undefined },
         signal,
       }),
     placeholderData: keepPreviousData,

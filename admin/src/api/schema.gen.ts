@@ -494,6 +494,116 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/queues/{queue}/jobs/{job_id}/children": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A page of a job's children (a flow's parent): pending, processed, ignored and failed ones, each with its queue, state and own child counts, so a tree can expand level by level
+         * @description A page of a job's children (a flow's parent): pending, processed, ignored and failed ones, each with its queue, state and own child counts, so a tree can expand level by level.
+         *
+         *     Role: viewer. gRPC: `/workermon.monitor.v1.MonitorService/ListJobChildren`.
+         */
+        get: operations["ListJobChildren"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/jobs/{job_id}:removePendingChildren": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Lets a parent stuck waiting for its children move on: removes the pending children that have not run and unlinks the pending ones that failed; running children are left to finish
+         * @description Lets a parent stuck waiting for its children move on: removes the pending children that have not run and unlinks the pending ones that failed; running children are left to finish. Confirmed by the job id.
+         *
+         *     Role: viewer to call; operator to act (a refusal is audited). gRPC: `/workermon.monitor.v1.MonitorService/RemovePendingChildren`.
+         */
+        post: operations["RemovePendingChildren"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/jobSchedulers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A page of a queue's job schedulers (and older repeatable jobs), soonest next run first
+         * @description A page of a queue's job schedulers (and older repeatable jobs), soonest next run first.
+         *
+         *     Role: viewer. gRPC: `/workermon.monitor.v1.MonitorService/ListJobSchedulers`.
+         */
+        get: operations["ListJobSchedulers"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/jobSchedulers/{scheduler_id}:run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Adds one job now from a job scheduler's template; its schedule and iteration count are untouched
+         * @description Adds one job now from a job scheduler's template; its schedule and iteration count are untouched.
+         *
+         *     Role: viewer to call; operator to act (a refusal is audited). gRPC: `/workermon.monitor.v1.MonitorService/RunJobScheduler`.
+         */
+        post: operations["RunJobScheduler"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/jobSchedulers/{scheduler_id}:remove": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Removes a job scheduler and its next scheduled job; confirmed by the scheduler id
+         * @description Removes a job scheduler and its next scheduled job; confirmed by the scheduler id.
+         *
+         *     Role: viewer to call; admin to act (a refusal is audited). gRPC: `/workermon.monitor.v1.MonitorService/RemoveJobScheduler`.
+         */
+        post: operations["RemoveJobScheduler"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/queues/{queue}/deduplication/{deduplication_id}": {
         parameters: {
             query?: never;
@@ -1309,10 +1419,13 @@ export interface components {
          *     - `AUDIT_ACTION_USER_REMOVE`: A user was removed, their tokens revoked (`workermon user remove`; entity: the user).
          *     - `AUDIT_ACTION_LOGOUT_ALL`: Every token of a user was revoked ("log out everywhere", gateway or CLI; entity: the user).
          *     - `AUDIT_ACTION_WORKER_COMMAND`: HeartbeatService.SendCommand called directly (refused unless a suite service sends it).
+         *     - `AUDIT_ACTION_JOB_CHILDREN_REMOVE`: A waiting parent's pending children were removed or unlinked (entity: the parent job).
+         *     - `AUDIT_ACTION_JOB_SCHEDULER_RUN`: A job was added now from a job scheduler's template (entity: the scheduler).
+         *     - `AUDIT_ACTION_JOB_SCHEDULER_REMOVE`: A job scheduler was removed (entity: the scheduler).
          *     - `AUDIT_ACTION_DEDUPLICATION_RELEASE`: ReleaseDeduplicationId.
          * @enum {string}
          */
-        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND" | "AUDIT_ACTION_DEDUPLICATION_RELEASE";
+        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND" | "AUDIT_ACTION_JOB_CHILDREN_REMOVE" | "AUDIT_ACTION_JOB_SCHEDULER_RUN" | "AUDIT_ACTION_JOB_SCHEDULER_REMOVE" | "AUDIT_ACTION_DEDUPLICATION_RELEASE";
         /** @description AuditLog is one audit entry. */
         "workermon.monitor.v1.AuditLog": {
             /**
@@ -1400,6 +1513,17 @@ export interface components {
              */
             count?: string;
         };
+        /**
+         * @description ChildKind is what a child is to its parent.
+         *
+         *     - `CHILD_KIND_UNSPECIFIED`: Not set; in a filter, every kind.
+         *     - `CHILD_KIND_PENDING`: Not finished yet.
+         *     - `CHILD_KIND_PROCESSED`: Completed.
+         *     - `CHILD_KIND_IGNORED`: Failed and ignored.
+         *     - `CHILD_KIND_FAILED`: Failed, failing the parent.
+         * @enum {string}
+         */
+        "workermon.monitor.v1.ChildKind": "CHILD_KIND_UNSPECIFIED" | "CHILD_KIND_PENDING" | "CHILD_KIND_PROCESSED" | "CHILD_KIND_IGNORED" | "CHILD_KIND_FAILED";
         /** @description CleanQueueResponse says what went. */
         "workermon.monitor.v1.CleanQueueResponse": {
             /**
@@ -1512,6 +1636,29 @@ export interface components {
          * @enum {string}
          */
         "workermon.monitor.v1.ConnectionScanStatus": "CONNECTION_SCAN_STATUS_UNSPECIFIED" | "CONNECTION_SCAN_STATUS_OK" | "CONNECTION_SCAN_STATUS_REFUSED" | "CONNECTION_SCAN_STATUS_FAILED" | "CONNECTION_SCAN_STATUS_DISABLED";
+        /** @description DependencyCounts are a parent's children per kind. */
+        "workermon.monitor.v1.DependencyCounts": {
+            /**
+             * Format: int64
+             * @description Not finished yet; the parent waits for them.
+             */
+            pending?: string;
+            /**
+             * Format: int64
+             * @description Completed; the parent keeps their return values.
+             */
+            processed?: string;
+            /**
+             * Format: int64
+             * @description Failed, and the parent was told to go on without them (ignoreDependencyOnFailure, continueParentOnFailure).
+             */
+            ignored?: string;
+            /**
+             * Format: int64
+             * @description Failed, failing the parent (failParentOnFailure).
+             */
+            failed?: string;
+        };
         /** @description DrainQueueResponse says how many jobs went. */
         "workermon.monitor.v1.DrainQueueResponse": {
             /**
@@ -1709,6 +1856,31 @@ export interface components {
             parentKey?: string;
             /** @description Steps in its life, oldest first. */
             timeline: components["schemas"]["workermon.monitor.v1.TimelineEntry"][];
+            /** @description The parent job, for a child in a flow; absent otherwise. */
+            parent?: components["schemas"]["workermon.monitor.v1.JobRef"];
+            /** @description Its children per kind, for a parent in a flow (all 0 otherwise); ListJobChildren pages them. */
+            dependencies?: components["schemas"]["workermon.monitor.v1.DependencyCounts"];
+        };
+        /** @description JobChild is one child of a parent. */
+        "workermon.monitor.v1.JobChild": {
+            /** @description The child. */
+            job?: components["schemas"]["workermon.monitor.v1.JobRef"];
+            /** @description What it is to the parent. */
+            kind?: components["schemas"]["workermon.monitor.v1.ChildKind"];
+            /** @description Where it is now; UNSPECIFIED when it is gone (removed after it finished) or in no state. */
+            state?: components["schemas"]["workermon.monitor.v1.JobState"];
+            /** @description Job name. */
+            name?: string;
+            /** @description Whether its job hash still exists. */
+            exists?: boolean;
+            /** @description Processed: the return value the parent recorded; ignored: the failure reason it recorded. Cut at 1 KiB. */
+            value?: string;
+            /** @description Whether value was cut. */
+            valueTruncated?: boolean;
+            /** @description First line of its own failure reason, if it failed. */
+            failedReason?: string;
+            /** @description Its own children per kind (a tree expands the nodes that have some). */
+            dependencies?: components["schemas"]["workermon.monitor.v1.DependencyCounts"];
         };
         /** @description JobCounts are the jobs in each state. */
         "workermon.monitor.v1.JobCounts": {
@@ -1747,6 +1919,69 @@ export interface components {
              * @description Kept in the failed set.
              */
             failed?: string;
+        };
+        /** @description JobRef names a job across queues. */
+        "workermon.monitor.v1.JobRef": {
+            /** @description Queue name; empty when the job lies under another key prefix than the monitored one. */
+            queue?: string;
+            /** @description Job id. */
+            jobId?: string;
+            /** @description The job's Redis key. */
+            key?: string;
+        };
+        /** @description JobScheduler makes jobs on a schedule (BullMQ upsertJobScheduler, or an older repeatable job). */
+        "workermon.monitor.v1.JobScheduler": {
+            /** @description Scheduler id (for an older repeatable job, its key). */
+            schedulerId?: string;
+            /** @description Name of the jobs it makes. */
+            name?: string;
+            /** @description Cron pattern; empty for an `every` schedule. */
+            pattern?: string;
+            /**
+             * Format: int64
+             * @description Interval between runs, for an `every` schedule.
+             */
+            everyMs?: string;
+            /** @description Time zone of the pattern; empty for the server's. */
+            tz?: string;
+            /**
+             * Format: date-time
+             * @description When it makes its next job.
+             */
+            nextRunTime?: string;
+            /**
+             * Format: int64
+             * @description Jobs made so far; absent for an older repeatable job.
+             */
+            iterationCount?: string;
+            /**
+             * Format: int64
+             * @description Most jobs it will make; absent for no limit.
+             */
+            limit?: string;
+            /**
+             * Format: date-time
+             * @description No job before this.
+             */
+            startTime?: string;
+            /**
+             * Format: date-time
+             * @description No job after this.
+             */
+            endTime?: string;
+            /**
+             * Format: int64
+             * @description Offset of an `every` schedule in ms.
+             */
+            offsetMs?: string;
+            /** @description The template's data as JSON, cut at 4 KiB. */
+            templateData?: string;
+            /** @description Whether template_data was cut. */
+            templateDataTruncated?: boolean;
+            /** @description The template's job options as stored (JSON). */
+            templateOptions?: string;
+            /** @description An older repeatable job, known only from its key (no template, no iteration count). */
+            legacy?: boolean;
         };
         /**
          * @description JobState is where a job is in BullMQ.
@@ -1831,6 +2066,30 @@ export interface components {
             auditLogs: components["schemas"]["workermon.monitor.v1.AuditLog"][];
             /** @description Token for the next page; empty on the last. */
             nextPageToken?: string;
+        };
+        /** @description ListJobChildrenResponse is one page of children. */
+        "workermon.monitor.v1.ListJobChildrenResponse": {
+            /** @description Children on this page, by kind, then by key. */
+            children: components["schemas"]["workermon.monitor.v1.JobChild"][];
+            /** @description Token for the next page; empty on the last page. */
+            nextPageToken?: string;
+            /**
+             * Format: int64
+             * @description Children of the listed kinds in all.
+             */
+            totalSize?: string;
+        };
+        /** @description ListJobSchedulersResponse is one page of job schedulers. */
+        "workermon.monitor.v1.ListJobSchedulersResponse": {
+            /** @description Schedulers, soonest next run first. */
+            jobSchedulers: components["schemas"]["workermon.monitor.v1.JobScheduler"][];
+            /** @description Token for the next page; empty on the last page. */
+            nextPageToken?: string;
+            /**
+             * Format: int64
+             * @description Schedulers of the queue in all.
+             */
+            totalSize?: string;
         };
         /** @description ListJobsResponse is one page of jobs. */
         "workermon.monitor.v1.ListJobsResponse": {
@@ -2089,6 +2348,39 @@ export interface components {
              */
             auditId?: string;
         };
+        /** @description RemoveJobSchedulerResponse says it was done. */
+        "workermon.monitor.v1.RemoveJobSchedulerResponse": {
+            /**
+             * Format: int64
+             * @description The audit entry written.
+             */
+            auditId?: string;
+        };
+        /** @description RemovePendingChildrenResponse says what changed. */
+        "workermon.monitor.v1.RemovePendingChildrenResponse": {
+            /**
+             * Format: int64
+             * @description Pending children removed (they had not run), with their own children.
+             */
+            removed?: string;
+            /**
+             * Format: int64
+             * @description Pending children that had failed, unlinked from the parent (they stay in their failed set).
+             */
+            detached?: string;
+            /**
+             * Format: int64
+             * @description Children still pending (running now); the parent moves on when they finish.
+             */
+            stillPending?: string;
+            /** @description The parent's state afterwards. */
+            state?: components["schemas"]["workermon.monitor.v1.JobState"];
+            /**
+             * Format: int64
+             * @description The audit entry written.
+             */
+            auditId?: string;
+        };
         /** @description ResumeQueueResponse says what changed. */
         "workermon.monitor.v1.ResumeQueueResponse": {
             /** @description False when the queue was not paused. */
@@ -2128,6 +2420,16 @@ export interface components {
         "workermon.monitor.v1.RetryJobResponse": {
             /** @description The state it left (FAILED or COMPLETED). */
             previousState?: components["schemas"]["workermon.monitor.v1.JobState"];
+            /**
+             * Format: int64
+             * @description The audit entry written.
+             */
+            auditId?: string;
+        };
+        /** @description RunJobSchedulerResponse carries the job added. */
+        "workermon.monitor.v1.RunJobSchedulerResponse": {
+            /** @description The new job. */
+            job?: components["schemas"]["workermon.monitor.v1.JobSummary"];
             /**
              * Format: int64
              * @description The audit entry written.
@@ -3315,6 +3617,204 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["workermon.monitor.v1.ListAuditLogsResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ListJobChildren: {
+        parameters: {
+            query?: {
+                /** @description Only children of this kind; UNSPECIFIED lists pending, processed, ignored, then failed. */
+                kind?: components["schemas"]["workermon.monitor.v1.ChildKind"];
+                /** @description Page size: default 50, at most 200 (more is INVALID_ARGUMENT). */
+                pageSize?: number;
+                /** @description Token from a previous response's next_page_token. */
+                pageToken?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Queue name of the parent. */
+                queue: string;
+                /** @description Parent job id. */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.ListJobChildrenResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    RemovePendingChildren: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name. */
+                queue: string;
+                /** @description Parent job id. */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description Must equal job_id. */
+                    confirm?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.RemovePendingChildrenResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ListJobSchedulers: {
+        parameters: {
+            query?: {
+                /** @description Page size: default 50, at most 200 (more is INVALID_ARGUMENT). */
+                pageSize?: number;
+                /** @description Token from a previous response's next_page_token. */
+                pageToken?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Queue name. */
+                queue: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.ListJobSchedulersResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    RunJobScheduler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name. */
+                queue: string;
+                /** @description Scheduler id. */
+                scheduler_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.RunJobSchedulerResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    RemoveJobScheduler: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name. */
+                queue: string;
+                /** @description Scheduler id. */
+                scheduler_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description Must equal scheduler_id. */
+                    confirm?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.RemoveJobSchedulerResponse"];
                 };
             };
             /** @description An error (see Error) */

@@ -38,6 +38,9 @@ export type Command = Schemas["workermon.monitor.v1.Command"];
 export type Incident = Schemas["workermon.incidents.v1.Incident"];
 export type IncidentEvent = Schemas["workermon.incidents.v1.IncidentEvent"];
 export type AuditLog = Schemas["workermon.monitor.v1.AuditLog"];
+export type JobChild = Schemas["workermon.monitor.v1.JobChild"];
+export type DependencyCounts = Schemas["workermon.monitor.v1.DependencyCounts"];
+export type JobScheduler = Schemas["workermon.monitor.v1.JobScheduler"];
 
 export type Role = "viewer" | "operator" | "admin";
 

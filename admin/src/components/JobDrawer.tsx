@@ -13,6 +13,7 @@ import { enumName, num } from "../api/types";
 import { fmtBytes, fmtMs, fmtTime } from "../format";
 import { enumLabel, useI18n } from "../i18n";
 import { ActionButton } from "./ActionButton";
+import { JobFlow } from "./JobFlow";
 import { JobStateChip, StalledChip } from "./JobTable";
 import { JsonView, LargeText } from "./JsonView";
 import { ErrorBanner, LoadingRows } from "./States";
@@ -114,6 +115,7 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
               {j.summary?.failureCategory ? ` (${enumLabel(t, "fc", j.summary.failureCategory)})` : ""}
             </Alert>
           ) : null}
+          <JobFlow queue={queue} job={j} />
           <Section title={t("data")}>
             {j.dataTruncated && !full ? (
               <Alert

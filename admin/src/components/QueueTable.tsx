@@ -49,6 +49,7 @@ export function QueueTable({ queues, selected, onSelect }: Props) {
           <TableCell align="right">{t("waiting")}</TableCell>
           <TableCell align="right">{t("active")}</TableCell>
           <TableCell align="right">{t("delayed")}</TableCell>
+          <TableCell align="right">{t("waitingChildren")}</TableCell>
           <TableCell align="right">{t("failed")}</TableCell>
           <TableCell align="right">{t("jobsPerMinute")}</TableCell>
           <TableCell align="right">p95</TableCell>
@@ -85,6 +86,9 @@ export function QueueTable({ queues, selected, onSelect }: Props) {
             </TableCell>
             <TableCell align="right">{fmtInt(q.counts?.active)}</TableCell>
             <TableCell align="right">{fmtInt(q.counts?.delayed)}</TableCell>
+            <TableCell align="right" data-testid={`queue-waiting-children-${q.name}`}>
+              {fmtInt(q.counts?.waitingChildren)}
+            </TableCell>
             <TableCell align="right" data-testid={`queue-failed-${q.name}`}>
               {fmtInt(q.counts?.failed)}
             </TableCell>

@@ -41,6 +41,7 @@ export default function OverviewPage() {
         { id: "waiting", key: "waiting", value: fmtInt(o.counts?.waiting) },
         { id: "active", key: "active", value: fmtInt(o.counts?.active) },
         { id: "delayed", key: "delayed", value: fmtInt(o.counts?.delayed) },
+        { id: "waiting-children", key: "waitingChildren", value: fmtInt(o.counts?.waitingChildren) },
         { id: "failed", key: "failed", value: fmtInt(o.counts?.failed), tone: num(o.counts?.failed) > 0 ? "error" : undefined },
         { id: "workers-online", key: "workersOnline", value: fmtInt(o.workersOnline) },
         { id: "jobs-per-minute", key: "jobsPerMinute", value: fmtInt(o.jobsPerMinute) },

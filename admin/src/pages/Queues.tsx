@@ -21,6 +21,7 @@ import { AddJobButton } from "../components/AddJobDialog";
 import { DangerDialog } from "../components/DangerDialog";
 import { PriorityBreakdown, QueueLimitBadges } from "../components/QueueLimits";
 import { QueueStatusChip, QueueTable } from "../components/QueueTable";
+import { Schedulers } from "../components/Schedulers";
 import { ErrorBanner, LoadingRows } from "../components/States";
 import { fmtInt, fmtMs, fmtPercent } from "../format";
 import { enumLabel, useI18n } from "../i18n";
@@ -184,6 +185,7 @@ function QueueDetail({ name, queues, onClose }: { name: string; queues: string[]
       ) : trend.isPending ? (
         <Skeleton variant="rectangular" height={220} />
       ) : null}
+      <Schedulers queue={name} />
       <DangerDialog
         open={danger !== null}
         title={`${danger === "drain" ? t("drain") : t("clean")}: ${name}`}

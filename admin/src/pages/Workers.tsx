@@ -1,3 +1,4 @@
+import Alert from "@mui/material/Alert";
 import Box from "@mui/material/Box";
 import Chip from "@mui/material/Chip";
 import Paper from "@mui/material/Paper";
@@ -95,6 +96,8 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
           const offlineReason = online ? undefined : t("workerOffline");
           const started = r?.startedAt ? new Date(r.startedAt).getTime() : NaN;
           const custom = Object.entries(r?.gauges?.custom ?? {});
+          if (w.kind === "WORKER_KIND_UNINSTRUMENTED") return <SeenWorkerRow key={id} worker={w} />;
+          const lag = r?.gauges?.eventLoopLagMs;
           return (
             <TableRow key={id} data-testid={`worker-row-${id}`} hover>
               <TableCell component="th" scope="row" sx={{ fontFamily: "monospace", whiteSpace: "nowrap" }} translate="no">
@@ -120,23 +123,14 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
               <TableCell sx={{ fontSize: 12, minWidth: 110 }} translate="no">
                 {r?.gauges?.cpuPercent !== undefined ? `CPU ${r.gauges.cpuPercent.toFixed(1)}%` : ""}
                 {r?.gauges?.rssBytes !== undefined ? ` · RSS ${fmtBytes(r.gauges.rssBytes)}` : ""}
+                {lag ? ` · ${t("loopLag", { ms: lag.toFixed(0) })}` : ""}
                 {custom.map(([k, v]) => ` · ${k} ${v}`).join("")}
               </TableCell>
               <TableCell>
                 <WorkerSpark workerId={id} />
               </TableCell>
               <TableCell>
-                <Box sx={{ display: "flex", gap: 0.5 }}>
-                  <ActionButton needs="operator" unavailable={offlineReason} sx={{ minWidth: 0, px: 1 }} onClick={() => quiet.mutate(id)}>
-                    {t("quiet")}
-                  </ActionButton>
-                  <ActionButton needs="operator" unavailable={offlineReason} sx={{ minWidth: 0, px: 1 }} onClick={() => resume.mutate(id)}>
-                    {t("resume")}
-                  </ActionButton>
-                  <ActionButton needs="admin" color="error" unavailable={offlineReason} sx={{ minWidth: 0, px: 1 }} onClick={() => onStop(id)}>
-                    {t("stop")}
-                  </ActionButton>
-                </Box>
+                <WorkerActions unavailable={offlineReason} onQuiet={() => quiet.mutate(id)} onResume={() => resume.mutate(id)} onStop={() => onStop(id)} />
               </TableCell>
             </TableRow>
           );
@@ -146,15 +140,80 @@ export function WorkerTable({ workers, onStop }: { workers: Worker[]; onStop: (i
   );
 }
 
+/** Quiet, resume and stop; all unavailable with the reason given, if any. */
+function WorkerActions({ unavailable, onQuiet, onResume, onStop }: { unavailable?: string; onQuiet?: () => void; onResume?: () => void; onStop?: () => void }) {
+  const { t } = useI18n();
+  const sx = { minWidth: 0, px: 1 };
+  return (
+    <Box sx={{ display: "flex", gap: 0.5 }}>
+      <ActionButton needs="operator" unavailable={unavailable} sx={sx} onClick={onQuiet}>
+        {t("quiet")}
+      </ActionButton>
+      <ActionButton needs="operator" unavailable={unavailable} sx={sx} onClick={onResume}>
+        {t("resume")}
+      </ActionButton>
+      <ActionButton needs="admin" color="error" unavailable={unavailable} sx={sx} onClick={onStop}>
+        {t("stop")}
+      </ActionButton>
+    </Box>
+  );
+}
+
+/** A BullMQ worker without the SDK: what its Redis connection tells, and no commands. */
+function SeenWorkerRow({ worker }: { worker: Worker }) {
+  const { t } = useI18n();
+  const r = worker.report;
+  const c = worker.connection;
+  const id = r?.workerId ?? "";
+  const seconds = (d?: string) => (d ? Number.parseFloat(d) * 1000 : NaN);
+  const age = seconds(c?.age);
+  const idle = seconds(c?.idle);
+  const details = t("connectionDetails", { addr: c?.addr ?? "", id: c?.clientId ?? "", node: c?.node ?? "", name: c?.clientName ?? "" });
+  return (
+    <TableRow data-testid={`worker-row-${id}`} hover>
+      <TableCell component="th" scope="row" sx={{ fontFamily: "monospace", whiteSpace: "nowrap" }} translate="no">
+        {id}
+      </TableCell>
+      <TableCell>
+        <Tooltip title={t("uninstrumentedHelp")} describeChild>
+          <Chip size="small" variant="outlined" color="success" label={`${t("online")} · ${t("uninstrumented")}`} />
+        </Tooltip>
+      </TableCell>
+      <TableCell sx={{ whiteSpace: "nowrap" }} translate="no">
+        {r?.hostname ?? "—"}
+      </TableCell>
+      <TableCell translate="no">{(r?.queues ?? []).join(", ")}</TableCell>
+      <TableCell align="right">—</TableCell>
+      <TableCell align="right">—</TableCell>
+      <TableCell sx={{ whiteSpace: "nowrap" }}>{Number.isFinite(age) ? fmtDuration(age) : "—"}</TableCell>
+      <TableCell sx={{ whiteSpace: "nowrap" }}>{Number.isFinite(idle) ? t("idleFor", { time: fmtDuration(idle) }) : "—"}</TableCell>
+      <TableCell sx={{ fontSize: 12, minWidth: 110 }} translate="no">
+        <Tooltip title={details}>
+          <span data-testid={`worker-connection-${id}`}>
+            {c?.addr ?? ""}
+            {c?.workerName ? ` · ${t("workerName", { name: c.workerName })}` : ""}
+          </span>
+        </Tooltip>
+      </TableCell>
+      <TableCell>—</TableCell>
+      <TableCell>
+        <WorkerActions unavailable={t("noSdkCommands")} />
+      </TableCell>
+    </TableRow>
+  );
+}
+
 const STATUSES = ["WORKER_STATUS_ONLINE", "WORKER_STATUS_OFFLINE"];
+const KINDS = ["WORKER_KIND_INSTRUMENTED", "WORKER_KIND_UNINSTRUMENTED"];
 
 export default function WorkersPage() {
   const { t } = useI18n();
   const [params, update] = useUrlParams();
   const search = params.get("search") ?? "";
   const status = params.get("status") ?? "";
+  const kind = params.get("kind") ?? "";
   const [typed, setTyped] = useState(search);
-  const pager = usePageTokens(JSON.stringify([search, status]));
+  const pager = usePageTokens(JSON.stringify([search, status, kind]));
   // Search as the user types, once they pause.
   useEffect(() => {
     if (typed === search) return;
@@ -163,7 +222,7 @@ export default function WorkersPage() {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [typed]);
 
-  const workers = useWorkers({ search, status, pageToken: pager.token });
+  const workers = useWorkers({ search, status, kind, pageToken: pager.token });
   const overview = useOverview();
   const [stopping, setStopping] = useState<string | null>(null);
   const stop = useAction({
@@ -173,7 +232,9 @@ export default function WorkersPage() {
     invalidate: [keys.workers],
   });
   const list = workers.data?.workers ?? [];
-  const filtered = !!search || !!status || pager.hasPrev;
+  const filtered = !!search || !!status || !!kind || pager.hasPrev;
+  const scan = workers.data?.connectionScan;
+  const scanStatus = enumName(scan?.status, "CONNECTION_SCAN_STATUS_");
   const o = overview.data;
   return (
     <Box>
@@ -216,7 +277,29 @@ export default function WorkersPage() {
             </option>
           ))}
         </TextField>
+        <TextField
+          select
+          size="small"
+          label={t("workerKind")}
+          id="workers-kind"
+          value={kind}
+          onChange={(e) => update({ kind: e.target.value || null })}
+          slotProps={{ select: { native: true }, inputLabel: { shrink: true } }}
+          sx={{ minWidth: 170 }}
+        >
+          <option value="">{t("anyKind")}</option>
+          {KINDS.map((k) => (
+            <option key={k} value={k}>
+              {k === "WORKER_KIND_INSTRUMENTED" ? t("kindInstrumented") : t("kindUninstrumented")}
+            </option>
+          ))}
+        </TextField>
       </Box>
+      {scanStatus === "REFUSED" || scanStatus === "FAILED" ? (
+        <Alert severity={scanStatus === "REFUSED" ? "info" : "warning"} sx={{ mb: 2 }} data-testid="connection-scan">
+          {t(scanStatus === "REFUSED" ? "scanRefused" : "scanFailed", { detail: scan?.detail ?? "" })}
+        </Alert>
+      ) : null}
       {workers.error ? <ErrorBanner error={workers.error} onRetry={() => void workers.refetch()} /> : null}
       {workers.isPending ? (
         <LoadingRows />

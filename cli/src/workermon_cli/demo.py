@@ -3,15 +3,22 @@
 emails   steady and fast, a few failures retried with backoff
 webhooks a quarter of the attempts fail, a fifth of the jobs are delayed, one in twelve can never succeed
 reports  slow jobs (2-8 s) that honour the abort signal, so cancelling one is cooperative
+
+When Node.js and the built Node SDK (sdk/node: `make run` builds it) are there, one Node worker joins the
+reports queue: the NestJS-style example of examples/node-worker, as a child process stopped with the demo.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -26,6 +33,12 @@ from .runtime import Suite
 
 log = structlog.get_logger("workermon.demo")
 QUEUES = ("emails", "webhooks", "reports")
+NODE_SDK = Path(__file__).resolve().parents[3] / "sdk" / "node"
+"""The Node SDK in the source tree (absent from an installed wheel: the demo then runs no Node worker)."""
+NODE_WORKER_ID = "demo-reports-node-1"
+NODE_TOKEN_TTL = 30 * 24 * 3600.0
+"""The Node worker's token is handed over once, in its environment, so it must outlive any demo run."""
+NODE_STOP_SECONDS = 10.0
 
 
 class DemoFailure(Exception):
@@ -71,6 +84,7 @@ class Demo:
     queues: list[Queue] = field(default_factory=list)
     workers: list[InstrumentedWorker] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    node_worker: asyncio.subprocess.Process | None = None
 
     async def stop(self) -> None:
         """Stop producing, close workers (saying goodbye), close queues."""
@@ -78,9 +92,59 @@ class Demo:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await asyncio.gather(
-            *(w.close(force=True, reason="demo stopped") for w in self.workers), return_exceptions=True
+            *(w.close(force=True, reason="demo stopped") for w in self.workers),
+            _stop_process(self.node_worker),
+            return_exceptions=True,
         )
         await asyncio.gather(*(q.close() for q in self.queues), return_exceptions=True)
+
+
+async def _stop_process(process: asyncio.subprocess.Process | None) -> None:
+    """SIGTERM (the worker finishes its jobs and says goodbye), then SIGKILL if it takes too long."""
+    if process is None or process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        process.terminate()
+    try:
+        await asyncio.wait_for(process.wait(), NODE_STOP_SECONDS)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+
+def node_worker_command() -> list[str] | None:
+    """`node <example worker>` when Node.js and the built Node SDK are there, else None (why is logged)."""
+    node = shutil.which("node")
+    example = NODE_SDK / "dist-example" / "main.js"
+    if node is None:
+        log.info("demo_node_worker_skipped", reason="node is not installed")
+        return None
+    if not (example.exists() and (NODE_SDK / "dist" / "src" / "index.js").exists()):
+        log.info(
+            "demo_node_worker_skipped", reason=f"the Node SDK is not built: npm --prefix {NODE_SDK} run build"
+        )
+        return None
+    return [node, str(example)]
+
+
+async def start_node_worker(
+    command: list[str], *, target: str, token: str, redis_url: str, prefix: str, queue: str = "reports"
+) -> asyncio.subprocess.Process:
+    """The example Node worker (examples/node-worker) on `queue`, reporting to `target` as NODE_WORKER_ID."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WORKERMON_") and k != "REDIS_URL"}
+    env.update(
+        WORKERMON_TARGET=target,
+        WORKERMON_TOKEN=token,
+        WORKER_ID=NODE_WORKER_ID,
+        QUEUE=queue,
+        QUEUE_REDIS_URL=redis_url,
+        BULL_PREFIX=prefix,
+        CONCURRENCY="2",
+    )
+    return await asyncio.create_subprocess_exec(
+        *command, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL
+    )
 
 
 async def _produce(
@@ -184,5 +248,16 @@ async def start_demo(suite: Suite) -> Demo:
         )
         await worker.start()
         demo.workers.append(worker)
-    log.info("demo_started", queues=list(QUEUES), workers=[s[0] for s in specs])
+    workers = [s[0] for s in specs]
+    command = node_worker_command()
+    if command is not None and not connection.startswith(("redis://", "rediss://")):
+        log.info("demo_node_worker_skipped", reason="the example Node worker takes a redis:// URL only")
+        command = None
+    if command is not None:
+        token = suite.authority.mint(NODE_WORKER_ID, "worker", NODE_TOKEN_TTL, worker=NODE_WORKER_ID)
+        demo.node_worker = await start_node_worker(
+            command, target=suite.grpc_target, token=token, redis_url=connection, prefix=prefix
+        )
+        workers.append(NODE_WORKER_ID)
+    log.info("demo_started", queues=list(QUEUES), workers=workers)
     return demo

@@ -19,6 +19,15 @@ def page_size(requested: int, default: int, maximum: int, field: str = "page_siz
     return min(requested, maximum)
 
 
+def bounded_page_size(requested: int, default: int, maximum: int, field: str = "page_size") -> int:
+    """0 means the default; negative or above the maximum is refused (for lists whose rows are costly)."""
+    if requested < 0:
+        raise InvalidArgument(field, "must not be negative")
+    if requested > maximum:
+        raise InvalidArgument(field, f"must be at most {maximum}")
+    return requested or default
+
+
 def _filters_digest(filters: tuple[object, ...]) -> str:
     return hashlib.blake2b(repr(filters).encode(), digest_size=6).hexdigest()
 

@@ -45,6 +45,13 @@ MAX_AUDIT_VALUE_CHARS = 1000
 """The audit log stores each parameter value, and each text of an entry, cut to this many characters."""
 MAX_AUDIT_KEYS = 32
 """The audit log stores at most this many parameters (and result fields) of one entry."""
+MAX_CHILDREN_REMOVE = 10_000
+"""Most pending children one RemovePendingChildren removes: BullMQ's script does them all in one call,
+which blocks Redis meanwhile."""
+MAX_CHILD_VALUE_BYTES = 1024
+"""A child's return value or failure reason, as a parent recorded it, is cut to this in listings."""
+MAX_TEMPLATE_BYTES = 4096
+"""A job scheduler's template data is cut to this in listings."""
 
 # What one worker's beat may carry (HeartbeatService; the SDK keeps to the same numbers).
 MAX_QUEUES = 64

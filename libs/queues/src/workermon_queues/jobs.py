@@ -55,7 +55,8 @@ class JobSummary:
     `attempts` option (at least 1). `duration_ms` is finished - processed of the last attempt.
     `failed_reason` is the first line of the failure message, at most 300 characters, and
     `failure_category` its category ("" when the job has no failure message).
-    `deduplication_id` is BullMQ's `deid` ("" for none), `stalled_count` its `stc`, and
+    `deduplication_id` is BullMQ's `deid` ("" for none), `stalled_count` its `stc` (`stalledCounter`
+    in older BullMQ 5), and
     `stalled_suspected` marks an active job whose lock is gone (its worker stopped renewing it).
     """
 

@@ -26,6 +26,8 @@ Processor = Callable[..., Awaitable[Any]]
 COOPERATIVE_RESULT = "cancelled cooperatively (processor honoured the abort signal)"
 PREEMPTED_RESULT = "processor ignored the abort signal; its task was cancelled"
 CLOSE_TIMEOUT = 5.0
+IDENTIFY_TIMEOUT = 2.0
+"""Seconds a worker waits for CLIENT INFO before it runs anyway (a Redis that does not answer)."""
 """Seconds a bullmq worker gets to close (after its jobs ended) before its leftover tasks are cancelled."""
 
 
@@ -91,6 +93,7 @@ class InstrumentedWorker:
         self._failed = 0
         self._shutdown_task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
+        self._redis_clients: list[tuple[int, str]] = []
 
         self.heartbeat = HeartbeatClient(
             target,
@@ -127,6 +130,7 @@ class InstrumentedWorker:
             active_job_ids=list(self._active),
             state=self._state,
             gauges=dict(self._gauges()) if self._gauges is not None else {},
+            redis_clients=self._redis_clients,
         )
 
     async def start(self) -> None:
@@ -364,10 +368,32 @@ class InstrumentedWorker:
         run.cancel()
 
     async def _run_worker(self, worker: Worker) -> None:
+        # Before run(): the report must name the connections by the time bullmq names them in Redis.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(IDENTIFY_TIMEOUT):
+                await self._identify_connections(worker)
         try:
             await worker.run()
         except Exception:
             logger.exception("bullmq worker for queue %s stopped", worker.name)
+
+    async def _identify_connections(self, worker: Worker) -> None:
+        """Note this worker's Redis connections (their address tells the suite its host as Redis sees it),
+        so the suite, which also sees bullmq's named connections in CLIENT LIST, shows this worker once
+        rather than again as uninstrumented."""
+        backend = worker.backend
+        for connection in (backend.blocking_connection, backend.connection):
+            if connection is None:
+                continue
+            try:
+                info = await connection.conn.client_info()
+            except Exception as exc:  # a Redis without CLIENT INFO (before 6.2) just cannot be matched
+                logger.debug("CLIENT INFO failed for queue %s: %s", worker.name, exc)
+                continue
+            client = (int(info.get("id", 0)), str(info.get("addr", "")))
+            if client not in self._redis_clients:
+                self._redis_clients.append(client)
+        self.heartbeat.request_beat()
 
     def _on_completed(self, *_: Any) -> None:
         self._processed += 1

@@ -45,6 +45,9 @@ MAX_LABELS = 32
 MAX_ACTIVE_JOB_IDS = 1000
 MAX_ACKS_PER_BEAT = 100
 MAX_RESULT_CHARS = 1000
+MAX_REDIS_CLIENTS = 16
+LAG_PROBE_SECONDS = 0.25
+"""How often the event loop's lateness is measured (a sleep that should last this long)."""
 _WORKER_ID_RE = re.compile(r"^[A-Za-z0-9._:@/-]{1,200}$")
 
 # gRPC's own reconnect backoff (default: 1 s growing to 120 s) decides when a lost connection is tried
@@ -95,6 +98,8 @@ class WorkerStats:
     active_job_ids: Sequence[str] = ()
     state: WorkerState = WorkerState.RUNNING
     gauges: Mapping[str, float] = field(default_factory=dict)
+    redis_clients: Sequence[tuple[int, str]] = ()
+    """(id, addr) of the worker's own Redis connections, as CLIENT INFO gives them."""
 
 
 class CommandLedger:
@@ -288,6 +293,7 @@ class HeartbeatClient:
         self._last_response = 0.0
         self._failure_log = _RateLimitedLog()
         self._report_log = _RateLimitedLog()
+        self._lag_ms = 0.0
 
         self.connected = False
         """True while the last exchange with the service succeeded."""
@@ -325,6 +331,7 @@ class HeartbeatClient:
         self._tasks = [
             asyncio.create_task(self._beat_forever(), name="workermon-heartbeat"),
             asyncio.create_task(self._run_commands(), name="workermon-commands"),
+            asyncio.create_task(self._probe_lag(), name="workermon-loop-lag"),
         ]
 
     async def stop(self, goodbye: bool = True, reason: str = "shutdown") -> None:
@@ -422,10 +429,16 @@ class HeartbeatClient:
             processed_total=stats.processed_total,
             failed_total=stats.failed_total,
             active_job_ids=[str(job_id) for job_id in list(stats.active_job_ids)[:MAX_ACTIVE_JOB_IDS]],
-            gauges=hb_pb2.ProcessGauges(cpu_percent=cpu, rss_bytes=rss, custom=custom),
+            gauges=hb_pb2.ProcessGauges(
+                cpu_percent=cpu, rss_bytes=rss, custom=custom, event_loop_lag_ms=self._take_lag()
+            ),
             state=hb_pb2.WorkerState.ValueType(int(stats.state)),
             sdk=SDK_NAME,
             timings=self.timings.outgoing(),
+            redis_clients=[
+                hb_pb2.RedisClient(id=client_id, addr=addr)
+                for client_id, addr in list(stats.redis_clients)[:MAX_REDIS_CLIENTS]
+            ],
         )
         seconds = int(self._started_at)
         report.started_at.seconds = seconds
@@ -443,6 +456,21 @@ class HeartbeatClient:
         tb: TracebackType | None,
     ) -> None:
         await self.stop(goodbye=True)
+
+    def _take_lag(self) -> float:
+        """The largest event-loop lateness since the previous report, in milliseconds."""
+        lag, self._lag_ms = self._lag_ms, 0.0
+        return lag
+
+    async def _probe_lag(self) -> None:
+        # A job that blocks the loop (CPU work, a synchronous call) delays every timer: the sleep's
+        # overshoot is how long other coroutines, this heartbeat among them, had to wait.
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            await asyncio.sleep(LAG_PROBE_SECONDS)
+            late = (loop.time() - start - LAG_PROBE_SECONDS) * 1000
+            self._lag_ms = max(self._lag_ms, late, 0.0)
 
     # --- beating -------------------------------------------------------------------------------------
 

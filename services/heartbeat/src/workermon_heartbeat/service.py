@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as pb
 from workermon.heartbeat.v1 import heartbeat_service_pb2_grpc as pb_grpc
 from workermon_core.modules import Built, Deps, Module, Needs, grpc_service
+from workermon_queues.settings import QueueSettings
 
 from .servicer import HeartbeatServicer
 from .settings import HeartbeatSettings
 from .store import Registry, RegistryConfig
+from .uninstrumented import ConnectionWatch
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["HeartbeatService"].full_name
 NEEDS = Needs(suite_redis=True)
@@ -22,6 +24,7 @@ class HeartbeatParts:
 
     registry: Registry
     servicer: HeartbeatServicer
+    watch: ConnectionWatch
 
 
 def build(deps: Deps) -> Built:
@@ -38,11 +41,20 @@ def build(deps: Deps) -> Built:
         ),
         clock=deps.clock,
     )
+    # The watched Redis is not among NEEDS: beats must go on, and the service stay ready, without it.
+    watch = ConnectionWatch(
+        deps.watched_redis,
+        registry,
+        deps.settings(QueueSettings).queue_prefix,
+        settings.connection_scan_seconds,
+        clock=deps.clock,
+    )
     servicer = HeartbeatServicer(
         registry,
         beat_interval=settings.beat_interval_seconds,
         command_ttl=settings.command_ttl_seconds,
         sweep_interval=settings.sweep_interval_seconds,
+        watch=watch,
     )
 
     spec = grpc_service(
@@ -51,9 +63,9 @@ def build(deps: Deps) -> Built:
         SERVICE_NAME,
         pb_grpc.add_HeartbeatServiceServicer_to_server,
         servicer,
-        background=[servicer.run_sweeper, servicer.run_command_listener, servicer.events.run],
+        background=[servicer.run_sweeper, servicer.run_command_listener, servicer.events.run, watch.run],
     )
-    return Built(grpc=spec, parts=HeartbeatParts(registry, servicer))
+    return Built(grpc=spec, parts=HeartbeatParts(registry, servicer, watch))
 
 
 MODULE = Module(
@@ -61,5 +73,5 @@ MODULE = Module(
     summary="worker registry: beats, commands, transitions",
     needs=NEEDS,
     build=build,
-    settings=(HeartbeatSettings,),
+    settings=(HeartbeatSettings, QueueSettings),
 )

@@ -25,6 +25,7 @@ from workermon_core.validation import queue_name
 from . import validation
 from .events import EventHub
 from .store import Registry, StoredEvent, StoredWorker
+from .uninstrumented import ConnectionWatch, SeenWorker
 
 log = structlog.get_logger("workermon.heartbeat")
 
@@ -39,15 +40,24 @@ _EVENT_TYPES = {
     "OFFLINE": pb.WORKER_EVENT_TYPE_OFFLINE,
     "UPDATED": pb.WORKER_EVENT_TYPE_UPDATED,
 }
+# A page token's cursor past the instrumented workers: the uninstrumented ones after the id that follows.
+# No worker id contains a NUL, so no instrumented cursor starts with it.
+_SEEN_PHASE = "\x00"
 
 
 class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
     """Serves the registry; streams of this replica are woken through Redis pub/sub."""
 
     def __init__(
-        self, registry: Registry, beat_interval: float, command_ttl: float, sweep_interval: float = 1.0
+        self,
+        registry: Registry,
+        beat_interval: float,
+        command_ttl: float,
+        sweep_interval: float = 1.0,
+        watch: ConnectionWatch | None = None,
     ) -> None:
         self.registry = registry
+        self.watch = watch
         self.beat_interval = duration_pb2.Duration()
         self.beat_interval.FromMilliseconds(int(beat_interval * 1000))
         self.command_ttl = command_ttl
@@ -145,35 +155,70 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         worker.offline_reason = "" if online else (stored.offline_reason or "missed beats")
         worker.first_seen_time.FromMilliseconds(stored.first_seen_ms)
         worker.last_seen_time.FromMilliseconds(stored.last_seen_ms)
+        worker.kind = pb.WORKER_KIND_INSTRUMENTED
         return worker
+
+    def _scan(self) -> pb.ConnectionScan:
+        if self.watch is None:
+            return pb.ConnectionScan(status=pb.CONNECTION_SCAN_STATUS_DISABLED, detail="not configured")
+        return self.watch.current.message()
+
+    def _seen(self, worker_id: str) -> SeenWorker | None:
+        """The uninstrumented worker of that id in the last CLIENT LIST read."""
+        return self.watch.current.workers.get(worker_id) if self.watch is not None else None
 
     async def ListWorkers(
         self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListWorkersResponse:
-        """A page of workers ordered by id, filtered by status, queue, host and a search text."""
+        """A page of workers: instrumented ones by id, then uninstrumented ones by id; filtered by status,
+        kind, queue, host and a search text."""
         size = pagination.page_size(request.page_size, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         if request.status not in pb.WorkerStatus.values():
             raise InvalidArgument("status", "unknown status")
+        if request.kind not in pb.WorkerKind.values():
+            raise InvalidArgument("kind", "unknown kind")
         if request.queue:
             queue_name(request.queue, "queue")
         limits.text(request.hostname, "hostname", limits.MAX_HOSTNAME)
         limits.text(request.search, "search", MAX_SEARCH_CHARS)
-        filters = (request.status, request.queue, request.hostname, request.search)
+        filters = (request.status, request.queue, request.hostname, request.search, request.kind)
         after = pagination.decode_token(request.page_token, filters)
-        rows, last = await self.registry.page(
-            after,
-            size,
-            status=request.status,
-            queue=request.queue,
-            hostname=request.hostname,
-            search=request.search,
-        )
-        response = pb.ListWorkersResponse(
-            next_page_token=pagination.encode_token(last, filters) if last else ""
-        )
-        now = self.registry.now_ms()
-        for row in rows:
-            self._worker(row, now, into=response.workers.add())
+        response = pb.ListWorkersResponse(connection_scan=self._scan())
+        seen_after = after[1:] if after is not None and after.startswith(_SEEN_PHASE) else None
+        if seen_after is None and request.kind != pb.WORKER_KIND_UNINSTRUMENTED:
+            rows, last = await self.registry.page(
+                after,
+                size,
+                status=request.status,
+                queue=request.queue,
+                hostname=request.hostname,
+                search=request.search,
+            )
+            now = self.registry.now_ms()
+            for row in rows:
+                self._worker(row, now, into=response.workers.add())
+            if last:
+                response.next_page_token = pagination.encode_token(last, filters)
+                return response
+        if request.kind == pb.WORKER_KIND_INSTRUMENTED or request.status == pb.WORKER_STATUS_OFFLINE:
+            return response
+        # Uninstrumented workers are online by definition: they are listed while their connection exists.
+        scan = self.watch.current if self.watch is not None else None
+        if scan is None:
+            return response
+        start = seen_after or ""
+        matching = [
+            w
+            for w in scan.ordered()
+            if w.worker_id > start
+            and w.matches(queue=request.queue, hostname=request.hostname, search=request.search)
+        ]
+        room = size - len(response.workers)
+        for seen in matching[:room]:
+            seen.message(scan.time_ms, into=response.workers.add())
+        if len(matching) > room:
+            resume = matching[room - 1].worker_id if room > 0 else start
+            response.next_page_token = pagination.encode_token(_SEEN_PHASE + resume, filters)
         return response
 
     async def GetWorker(
@@ -182,9 +227,13 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         """One worker, online or recently seen."""
         validation.worker_id(request.worker_id)
         stored = await self.registry.get(request.worker_id)
-        if stored is None:
-            raise NotFound(f"worker {request.worker_id!r} is not known", reason="WORKER_NOT_FOUND")
-        return pb.GetWorkerResponse(worker=self._worker(stored))
+        if stored is not None:
+            return pb.GetWorkerResponse(worker=self._worker(stored))
+        seen = self._seen(request.worker_id)
+        if seen is not None:
+            assert self.watch is not None
+            return pb.GetWorkerResponse(worker=seen.message(self.watch.current.time_ms))
+        raise NotFound(f"worker {request.worker_id!r} is not known", reason="WORKER_NOT_FOUND")
 
     async def GetWorkerHistory(
         self, request: pb.GetWorkerHistoryRequest, context: grpc.aio.ServicerContext
@@ -198,7 +247,8 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
         if start is not None and end is not None and end <= start:
             raise InvalidArgument("end_time", "must be after start_time")
         stored = await self.registry.history(request.worker_id)
-        if not stored and await self.registry.get(request.worker_id) is None:
+        known = bool(stored) or self._seen(request.worker_id) is not None
+        if not known and await self.registry.get(request.worker_id) is None:
             raise NotFound(f"worker {request.worker_id!r} is not known", reason="WORKER_NOT_FOUND")
         response = pb.GetWorkerHistoryResponse(worker_id=request.worker_id)
         response.step.FromSeconds(60)
@@ -213,12 +263,18 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
     async def GetWorkerSummary(
         self, request: pb.GetWorkerSummaryRequest, context: grpc.aio.ServicerContext
     ) -> pb.GetWorkerSummaryResponse:
-        """Online and offline counts, and online per queue."""
+        """Online and offline counts, and online per queue: instrumented and uninstrumented workers."""
         online, offline, queues = await self.registry.summary()
+        per_queue = dict(queues)
+        if self.watch is not None:
+            seen = self.watch.current.online_per_queue()
+            online += sum(seen.values())
+            for queue, n in seen.items():
+                per_queue[queue] = per_queue.get(queue, 0) + n
         return pb.GetWorkerSummaryResponse(
             online=online,
             offline=offline,
-            queues=[pb.QueueWorkerCount(queue=q, online=n) for q, n in queues],
+            queues=[pb.QueueWorkerCount(queue=q, online=per_queue[q]) for q in sorted(per_queue)],
         )
 
     # --- commands -----------------------------------------------------------------------------
@@ -247,6 +303,13 @@ class HeartbeatServicer(pb_grpc.HeartbeatServiceServicer):
             if not 0 < ttl <= MAX_COMMAND_TTL:
                 raise InvalidArgument("ttl", f"must be between 1 ms and {int(MAX_COMMAND_TTL)} s")
         stored = await self.registry.get(request.worker_id)
+        if stored is None and self._seen(request.worker_id) is not None:
+            raise FailedPrecondition(
+                f"worker {request.worker_id!r} is a BullMQ worker without the Worker Monitor SDK, seen only "
+                "by its Redis connection: it cannot take commands (instrument it with the Python or Node "
+                "SDK to quiet or stop it, or to cancel its jobs)",
+                reason="WORKER_UNINSTRUMENTED",
+            )
         if stored is None:
             raise NotFound(f"worker {request.worker_id!r} is not known", reason="WORKER_NOT_FOUND")
         if stored.online_until_ms <= self.registry.now_ms():

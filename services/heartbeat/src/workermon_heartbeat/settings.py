@@ -19,3 +19,5 @@ class HeartbeatSettings(BaseSettings):
     worker_events_max: int = Field(10_000, ge=100, le=10_000_000)
     # Per-worker history: one point per minute the worker beat in, the last this many minutes (0: none).
     worker_history_minutes: int = Field(1440, ge=0, le=1440)
+    # How often CLIENT LIST is read on the watched Redis to see BullMQ workers without the SDK (0: never).
+    connection_scan_seconds: float = Field(5.0, ge=0, le=300)

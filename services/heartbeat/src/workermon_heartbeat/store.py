@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,6 +158,11 @@ def beat_arguments(
     return args
 
 
+def client_host(addr: str) -> str:
+    """The IP address of a Redis client address (ip:port)."""
+    return addr.rpartition(":")[0] or addr
+
+
 def _text(value: object) -> str:
     """A Redis reply value as text ("" for a missing one)."""
     if value is None:
@@ -186,6 +191,9 @@ class Registry:
         # another replica never writes a second point for a minute.
         self._history_minute = -1
         self._history_done: set[str] = set()
+        # Each online worker's client hosts by instance: an instance reports its Redis connections once,
+        # so a report is parsed again only when its worker restarts.
+        self._clients: dict[str, tuple[str, frozenset[str]]] = {}
 
     def now_ms(self) -> int:
         """The injectable clock, in milliseconds."""
@@ -292,6 +300,41 @@ class Registry:
             last_seen_ms=int(fields[2] or 0),
             offline_reason=_text(fields[3]),
         )
+
+    async def own_hosts(self, queues: Iterable[str]) -> set[tuple[str, str]]:
+        """(queue, client host) of the Redis connections the online workers of `queues` report as theirs:
+        where, as Redis sees it, an instrumented worker of each queue runs."""
+        now = self.now_ms()
+        names = sorted(queues)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for queue in names:
+                pipe.zrangebyscore(f"{self.root}:q:{queue}", f"({now}", "+inf")
+            found = [[_text(i) for i in ids] for ids in await pipe.execute()]
+        ids = sorted({i for per_queue in found for i in per_queue})
+        if not ids:
+            self._clients.clear()
+            return set()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for worker_id in ids:
+                pipe.hget(self.root + ":w:" + worker_id, "inst")
+            instances = [_text(i) for i in await pipe.execute()]
+        stale = [(w, i) for w, i in zip(ids, instances, strict=True) if self._clients.get(w, ("",))[0] != i]
+        if stale:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for worker_id, _ in stale:
+                    pipe.hget(self.root + ":w:" + worker_id, "info")
+                for (worker_id, instance), info in zip(stale, await pipe.execute(), strict=True):
+                    report = pb.WorkerReport.FromString(info) if info else pb.WorkerReport()
+                    hosts = frozenset(client_host(c.addr) for c in report.redis_clients)
+                    self._clients[worker_id] = (instance, hosts)
+        for gone in self._clients.keys() - set(ids):
+            del self._clients[gone]
+        return {
+            (queue, host)
+            for queue, per_queue in zip(names, found, strict=True)
+            for worker_id in per_queue
+            for host in self._clients[worker_id][1]
+        }
 
     async def page(
         self,

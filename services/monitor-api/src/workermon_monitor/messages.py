@@ -5,6 +5,7 @@ from __future__ import annotations
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon_core.errors import InvalidArgument
 from workermon_core.protos import set_time
+from workermon_queues.flows import CHILD_KINDS, DependencyCounts, JobChild, JobRef, JobScheduler
 from workermon_queues.jobs import JobDetail, JobSummary
 
 STATE_NAMES: dict[pb.JobState.ValueType, str] = {
@@ -92,4 +93,68 @@ def job_message(queue: str, job: JobDetail, worker_id: str = "") -> pb.Job:
     for step in job.timeline:
         entry = message.timeline.add(kind=step.kind, detail=step.detail)
         set_time(entry.time, step.time_ms)
+    return message
+
+
+CHILD_KIND_NAMES: dict[pb.ChildKind.ValueType, str] = {
+    pb.CHILD_KIND_PENDING: "pending",
+    pb.CHILD_KIND_PROCESSED: "processed",
+    pb.CHILD_KIND_IGNORED: "ignored",
+    pb.CHILD_KIND_FAILED: "failed",
+}
+CHILD_KIND_VALUES = {name: value for value, name in CHILD_KIND_NAMES.items()}
+assert tuple(CHILD_KIND_VALUES) == CHILD_KINDS
+
+
+def ref_message(ref: JobRef) -> pb.JobRef:
+    """A job named across queues as a JobRef message."""
+    return pb.JobRef(queue=ref.queue, job_id=ref.job_id, key=ref.key)
+
+
+def dependencies_message(counts: DependencyCounts) -> pb.DependencyCounts:
+    """A parent's children per kind as a DependencyCounts message."""
+    return pb.DependencyCounts(
+        pending=counts.pending, processed=counts.processed, ignored=counts.ignored, failed=counts.failed
+    )
+
+
+def child_message(child: JobChild) -> pb.JobChild:
+    """One child of a parent as a JobChild message."""
+    return pb.JobChild(
+        job=ref_message(child.ref),
+        kind=CHILD_KIND_VALUES[child.kind],
+        state=state_value(child.state),
+        name=child.name,
+        exists=child.exists,
+        value=child.value,
+        value_truncated=child.value_truncated,
+        failed_reason=child.failed_reason,
+        dependencies=dependencies_message(child.children),
+    )
+
+
+def scheduler_message(scheduler: JobScheduler) -> pb.JobScheduler:
+    """A job scheduler as a JobScheduler message (unset numbers stay absent)."""
+    message = pb.JobScheduler(
+        scheduler_id=scheduler.id,
+        name=scheduler.name,
+        pattern=scheduler.pattern,
+        tz=scheduler.tz,
+        template_data=scheduler.template_data,
+        template_data_truncated=scheduler.template_data_truncated,
+        template_options=scheduler.template_options,
+        legacy=scheduler.legacy,
+    )
+    optional = {
+        "every_ms": scheduler.every_ms,
+        "iteration_count": scheduler.iteration_count,
+        "limit": scheduler.limit,
+        "offset_ms": scheduler.offset_ms,
+    }
+    for name, value in optional.items():
+        if value is not None:
+            setattr(message, name, value)
+    set_time(message.next_run_time, scheduler.next_run_ms)
+    set_time(message.start_time, scheduler.start_ms)
+    set_time(message.end_time, scheduler.end_ms)
     return message

@@ -16,7 +16,16 @@ from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon_core.protos import recast
 
-__all__ = ["MIRRORS", "command", "history_points", "trend_points", "worker", "worker_status"]
+__all__ = [
+    "MIRRORS",
+    "command",
+    "connection_scan",
+    "history_points",
+    "trend_points",
+    "worker",
+    "worker_kind",
+    "worker_status",
+]
 
 MIRRORS: tuple[tuple[type[Message], type[Message]], ...] = (
     (pb.Worker, hb_pb.Worker),
@@ -25,12 +34,23 @@ MIRRORS: tuple[tuple[type[Message], type[Message]], ...] = (
     (pb.JobCounts, col_pb.JobCounts),
     (pb.Durations, col_pb.Durations),
     (pb.WorkerHistoryPoint, hb_pb.WorkerHistoryPoint),
+    (pb.ConnectionScan, hb_pb.ConnectionScan),
 )
 
 
 def worker(message: hb_pb.Worker) -> pb.Worker:
     """A registry worker as MonitorService shows it (without the beat's duration sketches)."""
     return recast(message, pb.Worker)
+
+
+def connection_scan(message: hb_pb.ConnectionScan) -> pb.ConnectionScan:
+    """Whether uninstrumented workers can be seen, as MonitorService says it."""
+    return recast(message, pb.ConnectionScan)
+
+
+def worker_kind(value: pb.WorkerKind.ValueType) -> hb_pb.WorkerKind.ValueType:
+    """A public worker kind filter as HeartbeatService's."""
+    return hb_pb.WorkerKind.Value(pb.WorkerKind.Name(value))
 
 
 def command(message: hb_pb.Command) -> pb.Command:

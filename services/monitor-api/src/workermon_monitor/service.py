@@ -19,7 +19,7 @@ from workermon_core.background import Every, Follower
 from workermon_core.modules import Built, Deps, Module, Needs, grpc_service
 from workermon_core.peer import Peer
 from workermon_core.redis_store import AnyRedis, key_prefix
-from workermon_queues.bullmq import BullMQBackend, BullMQJobs
+from workermon_queues.bullmq import BullMQBackend, BullMQFlows, BullMQJobs
 from workermon_queues.settings import QueueSettings
 
 from .audit.auditor import SUCCEEDED, Auditor, Target
@@ -159,6 +159,7 @@ def build(deps: Deps) -> Built:
         audit_store=audit_store,
         job_data_max_bytes=settings.job_data_max_bytes,
         clock=clock,
+        flows=BullMQFlows(jobs),
     )
     recorder = WorkerEventRecorder(heartbeat_board, auditor, deps.redis, deps.core.redis_prefix)
     retention = AuditRetention(audit_store, settings.audit_retention_days, clock)

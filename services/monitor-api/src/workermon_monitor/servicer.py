@@ -21,9 +21,10 @@ from workermon.monitor.v1 import monitor_service_pb2 as pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as pb_grpc
 from workermon_core import validation
 from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
-from workermon_core.pagination import decode_token, encode_token, page_size
+from workermon_core.pagination import bounded_page_size, decode_token, encode_token, page_size
 from workermon_core.peer import Peer
 from workermon_core.validation import queue_name
+from workermon_queues.flows import FlowActions
 from workermon_queues.jobs import JobActions, JobIsActive
 
 from . import public
@@ -31,10 +32,24 @@ from .audit.auditor import FAILED, PENDING, SUCCEEDED, Auditor, Done, Target
 from .audit.models import AuditAction, AuditEntityType
 from .audit.store import AuditStore
 from .board import Board
-from .messages import DEFAULT_STATES, job_message, state_name, state_value, summary_message
+from .messages import (
+    CHILD_KIND_NAMES,
+    DEFAULT_STATES,
+    child_message,
+    dependencies_message,
+    job_message,
+    ref_message,
+    scheduler_message,
+    state_name,
+    state_value,
+    summary_message,
+)
 
 JOBS_PAGE_DEFAULT, JOBS_PAGE_MAX = 50, 100
 AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX = 50, 200
+# Children and schedulers: each row costs a dozen Redis reads, so an over-wide page is refused.
+CHILDREN_PAGE_DEFAULT, CHILDREN_PAGE_MAX = 50, 200
+SCHEDULERS_PAGE_DEFAULT, SCHEDULERS_PAGE_MAX = 50, 200
 FULL_VALUE_MAX_BYTES = 16 * 1024 * 1024
 # How long an action sending a worker command waits for the worker's answer, by default and at most.
 COMMAND_WAIT_DEFAULT, COMMAND_WAIT_MAX = 10.0, 60.0
@@ -159,9 +174,11 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         audit_store: AuditStore,
         job_data_max_bytes: int = 65_536,
         clock: Callable[[], float] = time.time,
+        flows: FlowActions,
     ) -> None:
         self.board = board
         self.jobs = jobs
+        self.flows = flows
         self.heartbeat = heartbeat
         self.collector = collector
         self.auditor = auditor
@@ -429,11 +446,16 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         validation.job_id(request.job_id)
         limit = FULL_VALUE_MAX_BYTES if request.full else self.job_data_max_bytes
         job = await self.jobs.get_job(request.queue, request.job_id, limit)
+        parent, dependencies = await self.flows.flow_of(request.queue, request.job_id)
         worker_id = ""
         if job.summary.state == "active":
             holder = await self._holder(request.queue, request.job_id)
             worker_id = holder.report.worker_id if holder is not None else ""
-        return pb.GetJobResponse(job=job_message(request.queue, job, worker_id))
+        message = job_message(request.queue, job, worker_id)
+        if parent is not None:
+            message.parent.CopyFrom(ref_message(parent))
+        message.dependencies.CopyFrom(dependencies_message(dependencies))
+        return pb.GetJobResponse(job=message)
 
     async def AddJob(self, request: pb.AddJobRequest, context: grpc.aio.ServicerContext) -> pb.AddJobResponse:
         """Add a job."""
@@ -467,6 +489,130 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         )
         return pb.AddJobResponse(job=job, audit_id=audit_id)
 
+    async def ListJobChildren(
+        self, request: pb.ListJobChildrenRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListJobChildrenResponse:
+        """A page of a job's children, with their states and own child counts."""
+        queue_name(request.queue, "queue")
+        validation.job_id(request.job_id)
+        kinds = [] if request.kind == pb.CHILD_KIND_UNSPECIFIED else [CHILD_KIND_NAMES.get(request.kind, "")]
+        if "" in kinds:
+            raise InvalidArgument("kind", "must be PENDING, PROCESSED, IGNORED or FAILED")
+        size = bounded_page_size(request.page_size, CHILDREN_PAGE_DEFAULT, CHILDREN_PAGE_MAX)
+        filters = (request.queue, request.job_id, tuple(kinds))
+        cursor = decode_token(request.page_token, filters)
+        page = await self.flows.list_children(
+            request.queue, request.job_id, kinds, size, cursor, validation.MAX_CHILD_VALUE_BYTES
+        )
+        return pb.ListJobChildrenResponse(
+            children=[child_message(child) for child in page.children],
+            next_page_token=encode_token(page.next_cursor, filters) if page.next_cursor else "",
+            total_size=page.total,
+        )
+
+    async def RemovePendingChildren(
+        self, request: pb.RemovePendingChildrenRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RemovePendingChildrenResponse:
+        """Let a parent stuck waiting for its children move on; confirmed by the job id."""
+
+        async def perform() -> Done[Any]:
+            done = await self.flows.remove_pending_children(
+                request.queue, request.job_id, validation.MAX_CHILDREN_REMOVE
+            )
+            result = {
+                "removed": done.removed,
+                "detached": done.detached,
+                "still_pending": done.still_pending,
+                "state": done.state or "",
+            }
+            return Done(done, result)
+
+        done, audit_id = await self._job_action(
+            "RemovePendingChildren",
+            AuditAction.JOB_CHILDREN_REMOVE,
+            queue=request.queue,
+            job_id=request.job_id,
+            parameters={},
+            perform=perform,
+            checks=(lambda: _confirm(request.confirm, request.job_id, "job id"),),
+        )
+        return pb.RemovePendingChildrenResponse(
+            removed=done.removed,
+            detached=done.detached,
+            still_pending=done.still_pending,
+            state=state_value(done.state),
+            audit_id=audit_id,
+        )
+
+    # -- job schedulers --------------------------------------------------------------------------
+
+    async def ListJobSchedulers(
+        self, request: pb.ListJobSchedulersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListJobSchedulersResponse:
+        """A page of a queue's job schedulers, soonest next run first."""
+        queue_name(request.queue, "queue")
+        size = bounded_page_size(request.page_size, SCHEDULERS_PAGE_DEFAULT, SCHEDULERS_PAGE_MAX)
+        filters = (request.queue,)
+        cursor = decode_token(request.page_token, filters)
+        page = await self.flows.list_schedulers(request.queue, size, cursor, validation.MAX_TEMPLATE_BYTES)
+        return pb.ListJobSchedulersResponse(
+            job_schedulers=[scheduler_message(s) for s in page.schedulers],
+            next_page_token=encode_token(page.next_cursor, filters) if page.next_cursor else "",
+            total_size=page.total,
+        )
+
+    async def _scheduler_action(
+        self,
+        method: str,
+        action: AuditAction,
+        request: pb.RunJobSchedulerRequest | pb.RemoveJobSchedulerRequest,
+        perform: Callable[[], Any],
+        *extra_checks: Callable[[], object],
+    ) -> tuple[Any, int]:
+        check = _checks(
+            lambda: queue_name(request.queue, "queue"),
+            lambda: validation.text(
+                request.scheduler_id, "scheduler_id", validation.MAX_JOB_ID, required=True
+            ),
+            *extra_checks,
+        )
+        target = Target.of_scheduler(request.queue, request.scheduler_id)
+        value, audit_id = await self.auditor.run(method, action, target, {}, perform, check=check)
+        self.board.invalidate()
+        return value, audit_id
+
+    async def RunJobScheduler(
+        self, request: pb.RunJobSchedulerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RunJobSchedulerResponse:
+        """Add one job now from a job scheduler's template."""
+
+        async def perform() -> Done[pb.JobSummary]:
+            job = await self.flows.run_scheduler(request.queue, request.scheduler_id)
+            return Done(summary_message(job), {"job_id": job.id})
+
+        job, audit_id = await self._scheduler_action(
+            "RunJobScheduler", AuditAction.JOB_SCHEDULER_RUN, request, perform
+        )
+        return pb.RunJobSchedulerResponse(job=job, audit_id=audit_id)
+
+    async def RemoveJobScheduler(
+        self, request: pb.RemoveJobSchedulerRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RemoveJobSchedulerResponse:
+        """Remove a job scheduler and its next job; confirmed by the scheduler id."""
+
+        async def perform() -> Done[None]:
+            await self.flows.remove_scheduler(request.queue, request.scheduler_id)
+            return Done(None, {"removed": True})
+
+        _, audit_id = await self._scheduler_action(
+            "RemoveJobScheduler",
+            AuditAction.JOB_SCHEDULER_REMOVE,
+            request,
+            perform,
+            lambda: _confirm(request.confirm, request.scheduler_id, "scheduler id"),
+        )
+        return pb.RemoveJobSchedulerResponse(audit_id=audit_id)
+
     async def _job_action(
         self,
         method: str,
@@ -476,8 +622,9 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         job_id: str,
         parameters: dict[str, Any],
         perform: Callable[[], Any],
+        checks: tuple[Callable[[], object], ...] = (),
     ) -> tuple[Any, int]:
-        check = _checks(lambda: queue_name(queue, "queue"), lambda: validation.job_id(job_id))
+        check = _checks(lambda: queue_name(queue, "queue"), lambda: validation.job_id(job_id), *checks)
         value, audit_id = await self.auditor.run(
             method, action, Target.of_job(queue, job_id), parameters, perform, check=check
         )
@@ -639,8 +786,9 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     async def ListWorkers(
         self, request: pb.ListWorkersRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListWorkersResponse:
-        """Workers, from HeartbeatService."""
+        """Workers, instrumented and uninstrumented, from HeartbeatService."""
         validation.enum_value(request.status, pb.WorkerStatus.DESCRIPTOR, "status")
+        validation.enum_value(request.kind, pb.WorkerKind.DESCRIPTOR, "kind")
         validation.optional_queue_name(request.queue, "queue")
         validation.text(request.hostname, "hostname", validation.MAX_HOSTNAME)
         validation.page_token(request.page_token)
@@ -652,11 +800,14 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
                 queue=request.queue,
                 hostname=request.hostname,
                 search=request.search,
+                kind=public.worker_kind(request.kind),
             ),
             timeout=10.0,
         )
         return pb.ListWorkersResponse(
-            workers=[public.worker(w) for w in reply.workers], next_page_token=reply.next_page_token
+            workers=[public.worker(w) for w in reply.workers],
+            next_page_token=reply.next_page_token,
+            connection_scan=public.connection_scan(reply.connection_scan),
         )
 
     async def GetWorker(

@@ -91,6 +91,7 @@ _SUMMARY_FIELDS = (
     "priority",
     "deid",
     "stc",
+    "stalledCounter",  # BullMQ 5 before `stc` (5.47 still writes this)
 )
 _DETAIL_FIELDS = (*_SUMMARY_FIELDS, "ats", "progress", "stacktrace", "pb", "parentKey")
 _TIME_FIELDS = ("timestamp", "processedOn", "finishedOn")
@@ -671,9 +672,21 @@ class BullMQJobs:
         return self._summary_of(job_id, state, values)
 
     def _summary_of(self, job_id: str, state: str, values: Sequence[Any]) -> JobSummary:
-        (name, timestamp, processed, finished, atm, old_atm, reason, opts, delay, priority, deid, stc) = (
-            values[: len(_SUMMARY_FIELDS)]
-        )
+        (
+            name,
+            timestamp,
+            processed,
+            finished,
+            atm,
+            old_atm,
+            reason,
+            opts,
+            delay,
+            priority,
+            deid,
+            stc,
+            old_stc,
+        ) = values[: len(_SUMMARY_FIELDS)]
         processed_ms = epoch_ms(processed)
         finished_ms = epoch_ms(finished)
         failed = text(reason)
@@ -696,7 +709,7 @@ class BullMQJobs:
             failed_reason=_first_line(failed),
             failure_category=self.classifier.classify(failed) if failed else "",
             deduplication_id=text(deid),
-            stalled_count=integer(stc) or 0,
+            stalled_count=integer(stc) or integer(old_stc) or 0,
         )
 
     async def _mark_stalled(self, queue: str, rows: list[JobSummary]) -> list[JobSummary]:

@@ -59,6 +59,11 @@ class Target:
         return cls("job", f"{queue}/{job_id}", queue)
 
     @classmethod
+    def of_scheduler(cls, queue: str, scheduler_id: str) -> Target:
+        """A job scheduler of a queue."""
+        return cls("job_scheduler", f"{queue}/{scheduler_id}", queue)
+
+    @classmethod
     def of_worker(cls, worker_id: str) -> Target:
         """A worker."""
         return cls("worker", worker_id)

@@ -40,6 +40,9 @@ class AuditAction(StrEnum):
     USER_ADD = "USER_ADD"
     USER_REMOVE = "USER_REMOVE"
     LOGOUT_ALL = "LOGOUT_ALL"
+    JOB_CHILDREN_REMOVE = "JOB_CHILDREN_REMOVE"
+    JOB_SCHEDULER_RUN = "JOB_SCHEDULER_RUN"
+    JOB_SCHEDULER_REMOVE = "JOB_SCHEDULER_REMOVE"
     DEDUPLICATION_RELEASE = "DEDUPLICATION_RELEASE"
 
 
@@ -62,6 +65,7 @@ class AuditEntityType(StrEnum):
     WORKER = "worker"
     INCIDENT = "incident"
     USER = "user"
+    JOB_SCHEDULER = "job_scheduler"
     # An attempt refused before it named anything more precise (see workermon_core.refusals).
     RPC = "rpc"
 
