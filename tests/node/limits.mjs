@@ -6,7 +6,7 @@
 // alias), so each layout is written by the BullMQ that defines it.
 // ratelimit:   a rate limit of 2 jobs per minute, 5 jobs and a worker: 2 run, 3 wait. A global limit
 //              (`setGlobalRateLimit`, stored in the meta hash) where this BullMQ has one; a BullMQ 5
-//              without it (before 5.5x) gets the limit through the worker's `limiter` option, which
+//              without it (5.47 has none) gets the limit through the worker's `limiter` option, which
 //              Redis never sees: only the limiter's window shows.
 // concurrency: global concurrency 2, 4 jobs that hang, a worker of concurrency 4: 2 run, 2 wait.
 // priorities:  prioritized jobs (priorities 1, 5, 2097151) and deduplicated jobs, no worker.
