@@ -580,6 +580,7 @@ async def test_rollup_is_idempotent_and_recomputes_late_minutes(
                 completed_in_minute=2,
                 failed_in_minute=1,
                 retried_in_minute=i % 2,
+                stalled_in_minute=1 if i % 10 == 0 else 0,
                 counts_approximate=i == 5,
                 oldest_waiting_ms=1000 - abs(i - 20),
                 online_workers=i,
@@ -605,6 +606,7 @@ async def test_rollup_is_idempotent_and_recomputes_late_minutes(
     assert first["hour"] == hour and first["minutes_covered"] == 59
     assert first["completed_in_hour"] == 118 and first["failed_in_hour"] == 59
     assert first["retried_in_hour"] == 30
+    assert first["stalled_in_hour"] == 5  # minutes 0, 10, 20, 40, 50 (30 came late)
     assert first["waiting"] == 59 and first["completed_cumulative"] == 1059 and first["online_workers"] == 59
     assert first["oldest_waiting_ms"] == 1000 and first["approximate"] is True
     assert first["failures_by_category"] == {"timeout": 59}

@@ -19,7 +19,7 @@ TABLES = {"collector_alembic_version", "collector_queue_snapshots", "collector_h
 async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert await MIGRATIONS.current_revision(database_url) is None
     await MIGRATIONS.upgrade(database_url)
-    assert await MIGRATIONS.current_revision(database_url) == MIGRATIONS.head_revision() == "0002"
+    assert await MIGRATIONS.current_revision(database_url) == MIGRATIONS.head_revision() == "0003"
     # Its own version table: other services' Alembic histories do not collide with it.
     assert await table_names(database_url) == TABLES
     await MIGRATIONS.upgrade(database_url)  # at head already: nothing to do
@@ -32,7 +32,7 @@ async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
 
 async def test_concurrent_upgrades_take_turns(database_url: str) -> None:
     await asyncio.gather(*(MIGRATIONS.upgrade(database_url) for _ in range(4)))
-    assert await MIGRATIONS.current_revision(database_url) == "0002"
+    assert await MIGRATIONS.current_revision(database_url) == "0003"
 
 
 async def test_models_match_the_migrations(migrated_url: str) -> None:
@@ -59,5 +59,6 @@ async def test_rows_written_before_0002_read_as_not_reset(database_url: str) -> 
         await MIGRATIONS.upgrade(database_url)
         row = await SnapshotStore(engine).latest("old")
         assert row is not None and row.completed_cumulative == 7 and row.counters_reset is False
+        assert row.stalled_in_minute == 0  # 0003: nothing was counted before
     finally:
         await engine.dispose()

@@ -431,6 +431,29 @@ async def test_search_bulk_export_and_obliterate_routes(gateway: Gateway) -> Non
     assert (await viewer.get("/api/v1/queues/gw-bulk/jobs")).status_code == 404
 
 
+async def test_deduplication_route(gateway: Gateway) -> None:
+    # python bullmq writes the same `de:<id>` key and `deid` field as Node BullMQ.
+    job = await gateway.queue("gw-dedup").add("x", {}, {"deduplication": {"id": "order/7"}})
+    viewer = gateway.client("viewer")
+    found = await viewer.get("/api/v1/queues/gw-dedup/deduplication/order%2F7")
+    called("GET", "/v1/queues/{queue}/deduplication/{deduplication_id}")
+    assert found.status_code == 200, found.text
+    assert found.json()["job"]["jobId"] == job.id
+    assert found.json()["job"]["deduplicationId"] == "order/7"
+    missing = await viewer.get("/api/v1/queues/gw-dedup/deduplication/nobody")
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
+    too_long = await viewer.get("/api/v1/queues/gw-dedup/deduplication/" + "x" * 513)
+    assert too_long.status_code == 400 and "deduplication_id" in too_long.json()["error"]["message"]
+
+    released = await gateway.client("operator").post(
+        f"/api/v1/queues/gw-dedup/jobs/{job.id}:releaseDeduplication", json={}
+    )
+    called("POST", "/v1/queues/{queue}/jobs/{job_id}:releaseDeduplication")
+    assert released.status_code == 200, released.text
+    assert released.json()["deduplicationId"] == "order/7"
+    assert (await viewer.get("/api/v1/queues/gw-dedup/deduplication/order%2F7")).status_code == 404
+
+
 def test_every_route_called() -> None:
     if not CALLED:
         pytest.skip("checks the tests above; run the whole module")

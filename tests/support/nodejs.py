@@ -53,13 +53,13 @@ class NodeProcess:
 
 
 async def start_produce(
-    redis_url: str, prefix: str, queue: str, mode: str, package: str = "bullmq"
+    redis_url: str, prefix: str, queue: str, mode: str, package: str = "bullmq", script: str = "produce.mjs"
 ) -> NodeProcess:
-    """Run `produce.mjs` with Node BullMQ 6 (`bullmq`) or 5 (`bullmq5`) and wait for its ready line
-    (failing with its stderr if it exits first)."""
+    """Run a tests/node script (`produce.mjs` unless told) with Node BullMQ 6 (`bullmq`) or 5 (`bullmq5`)
+    and wait for its ready line (failing with its stderr if it exits first)."""
     proc = await asyncio.create_subprocess_exec(
         node_project(),
-        str(NODE_DIR / "produce.mjs"),
+        str(NODE_DIR / script),
         redis_url,
         prefix,
         queue,
@@ -75,7 +75,7 @@ async def start_produce(
     line = await asyncio.wait_for(proc.stdout.readline(), 30)
     if not line:
         assert proc.stderr is not None
-        raise AssertionError(f"produce.mjs exited: {(await proc.stderr.read()).decode()[-2000:]}")
+        raise AssertionError(f"{script} exited: {(await proc.stderr.read()).decode()[-2000:]}")
     ready = json.loads(line)
     assert ready["event"] == "ready", ready
     return NodeProcess(proc, ready)

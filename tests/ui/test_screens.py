@@ -440,6 +440,12 @@ async def test_korean_everywhere(ui: UI) -> None:
 
 async def axe_problems(page: Page, context: str = "document") -> list[str]:
     """The serious and critical axe-core violations on the page (or in `context`, a CSS selector)."""
+    # A dialog fading in is part transparent: its colours are judged once transitions have ended.
+    await page.evaluate(
+        "() => Promise.all(document.getAnimations()"
+        ".filter((a) => a.effect?.getTiming().iterations !== Infinity)"
+        ".map((a) => a.finished.catch(() => null)))"
+    )
     if not await page.evaluate("typeof window.axe !== 'undefined'"):
         # Evaluated rather than added as a <script>: the gateway's CSP rightly refuses inline scripts.
         await page.evaluate(AXE_JS.read_text())

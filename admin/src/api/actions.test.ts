@@ -33,12 +33,12 @@ describe("action paths", () => {
     // Exactly the verbs of the document's POST routes: one more or one less does not compile.
     const verbs: [Record<QueueVerb, 1>, Record<JobVerb, 1>, Record<WorkerVerb, 1>, Record<IncidentVerb, 1>, Record<SchedulerVerb, 1>] = [
       { pause: 1, resume: 1, retryFailed: 1, promote: 1, drain: 1, clean: 1, obliterate: 1 },
-      { retry: 1, promote: 1, cancel: 1, removePendingChildren: 1 },
+      { retry: 1, promote: 1, cancel: 1, removePendingChildren: 1, releaseDeduplication: 1 },
       { quiet: 1, resume: 1, stop: 1 },
       { acknowledge: 1, resolve: 1 },
       { run: 1, remove: 1 },
     ];
-    expect(verbs.map((v) => Object.keys(v).length)).toEqual([7, 4, 3, 2, 2]);
+    expect(verbs.map((v) => Object.keys(v).length)).toEqual([7, 5, 3, 2, 2]);
     expect(schedulerAction("a:b", "every hour", "run")).toBe("/v1/queues/a%3Ab/jobSchedulers/every%20hour:run");
     expect(route("/v1/auditLogs")).toBe("/v1/auditLogs");
     expect(route("/v1/queues/{queue}/jobs", { queue: "a b" })).toBe("/v1/queues/a%20b/jobs");

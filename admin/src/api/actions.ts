@@ -23,7 +23,7 @@ const SCHEDULER = "/v1/queues/{queue}/jobSchedulers/{scheduler_id}";
 
 /** pause, resume, retryFailed, promote, drain, clean, obliterate. */
 export type QueueVerb = VerbsOf<typeof QUEUE>;
-/** retry, promote, cancel. */
+/** retry, promote, cancel, releaseDeduplication. */
 export type JobVerb = VerbsOf<typeof JOB>;
 /** quiet, resume, stop. */
 export type WorkerVerb = VerbsOf<typeof WORKER>;

@@ -85,6 +85,13 @@ export function useJobs(f: JobsFilter) {
   });
 }
 
+/** The job holding a deduplication id now (NOT_FOUND, an ApiError, when none does). */
+export function findDeduplicatedJob(queue: string, deduplicationId: string) {
+  return api<ResponseOf<"GetDeduplicatedJob">>(
+    route("/v1/queues/{queue}/deduplication/{deduplication_id}", { queue, deduplication_id: deduplicationId }),
+  ).then((r) => r.job ?? null);
+}
+
 export function useJob(queue: string, jobId: string | null, full: boolean) {
   return useQuery({
     queryKey: [...keys.job, queue, jobId, full],

@@ -714,6 +714,50 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/queues/{queue}/deduplication/{deduplication_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Finds the job that holds a deduplication id now (BullMQ's `deduplication: {id}` option): jobs added with that id while it is held are dropped in favour of this one
+         * @description Finds the job that holds a deduplication id now (BullMQ's `deduplication: {id}` option): jobs added with that id while it is held are dropped in favour of this one.
+         *
+         *     Role: viewer. gRPC: `/workermon.monitor.v1.MonitorService/GetDeduplicatedJob`.
+         */
+        get: operations["GetDeduplicatedJob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/queues/{queue}/jobs/{job_id}:releaseDeduplication": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Frees the deduplication id a job holds, so the next job added with it is kept rather than dropped (BullMQ's removeDeduplicationKey: only while this job still holds the id)
+         * @description Frees the deduplication id a job holds, so the next job added with it is kept rather than dropped (BullMQ's removeDeduplicationKey: only while this job still holds the id).
+         *
+         *     Role: viewer to call; operator to act (a refusal is audited). gRPC: `/workermon.monitor.v1.MonitorService/ReleaseDeduplicationId`.
+         */
+        post: operations["ReleaseDeduplicationId"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/workers:summary": {
         parameters: {
             query?: never;
@@ -1105,6 +1149,11 @@ export interface components {
             collectionMs?: number;
             /** @description The running totals are lower than the previous row's: counting started again (the Redis holding them lost data), so a difference of cumulative counts across this row is not a rate. */
             countersReset?: boolean;
+            /**
+             * Format: int64
+             * @description Jobs BullMQ found stalled during the minute (`stalled` events; exact).
+             */
+            stalledInMinute?: string;
         };
         /** @description SnapshotPoint is one bucket of the history; has_data is false for a gap (nothing was collected). */
         "workermon.collector.v1.SnapshotPoint": {
@@ -1154,6 +1203,11 @@ export interface components {
             failuresByCategory: {
                 [key: string]: string;
             };
+            /**
+             * Format: int64
+             * @description Jobs BullMQ found stalled (lock expired while active) in the bucket.
+             */
+            stalled?: string;
         };
         /** @description Command is the full record of a command, as operators see it. */
         "workermon.heartbeat.v1.Command": {
@@ -1481,9 +1535,10 @@ export interface components {
          *     - `AUDIT_ACTION_JOB_BULK_ACTION`: Many jobs retried, promoted or removed at once (entity: the queue; parameters: action and filter).
          *     - `AUDIT_ACTION_QUEUE_OBLITERATE`: A queue destroyed with all its jobs (entity: the queue).
          *     - `AUDIT_ACTION_JOB_EXPORT`: Jobs exported with their data (entity: the queue; parameters: the filter).
+         *     - `AUDIT_ACTION_DEDUPLICATION_RELEASE`: ReleaseDeduplicationId.
          * @enum {string}
          */
-        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND" | "AUDIT_ACTION_JOB_CHILDREN_REMOVE" | "AUDIT_ACTION_JOB_SCHEDULER_RUN" | "AUDIT_ACTION_JOB_SCHEDULER_REMOVE" | "AUDIT_ACTION_JOB_BULK_ACTION" | "AUDIT_ACTION_QUEUE_OBLITERATE" | "AUDIT_ACTION_JOB_EXPORT";
+        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND" | "AUDIT_ACTION_JOB_CHILDREN_REMOVE" | "AUDIT_ACTION_JOB_SCHEDULER_RUN" | "AUDIT_ACTION_JOB_SCHEDULER_REMOVE" | "AUDIT_ACTION_JOB_BULK_ACTION" | "AUDIT_ACTION_QUEUE_OBLITERATE" | "AUDIT_ACTION_JOB_EXPORT" | "AUDIT_ACTION_DEDUPLICATION_RELEASE";
         /** @description AuditLog is one audit entry. */
         "workermon.monitor.v1.AuditLog": {
             /**
@@ -1833,6 +1888,16 @@ export interface components {
             /** @description The operation as it stands. */
             operation?: components["schemas"]["workermon.monitor.v1.BulkOperation"];
         };
+        /** @description GetDeduplicatedJobResponse is the job holding the id. */
+        "workermon.monitor.v1.GetDeduplicatedJobResponse": {
+            /** @description The job. */
+            job?: components["schemas"]["workermon.monitor.v1.JobSummary"];
+            /**
+             * Format: int64
+             * @description Time until the id is released by its TTL; absent when it is held until the job finishes.
+             */
+            expiresInMs?: string;
+        };
         /** @description GetJobResponse carries the job. */
         "workermon.monitor.v1.GetJobResponse": {
             /** @description The job. */
@@ -1928,6 +1993,21 @@ export interface components {
         "workermon.monitor.v1.GetWorkerResponse": {
             /** @description The worker. */
             worker?: components["schemas"]["workermon.monitor.v1.Worker"];
+        };
+        /** @description GlobalConcurrency is the most jobs all workers of a queue may run at once, and how many run now. */
+        "workermon.monitor.v1.GlobalConcurrency": {
+            /**
+             * Format: int64
+             * @description The limit (`meta.concurrency`).
+             */
+            limit?: string;
+            /**
+             * Format: int64
+             * @description Jobs active now.
+             */
+            running?: string;
+            /** @description running has reached the limit: workers take no new job. */
+            maxed?: boolean;
         };
         /** @description Job is a job in full. */
         "workermon.monitor.v1.Job": {
@@ -2179,6 +2259,15 @@ export interface components {
              * @description Priority (0: none).
              */
             priority?: number;
+            /** @description Deduplication id it was added with (BullMQ's `deduplication.id`; empty for none). */
+            deduplicationId?: string;
+            /**
+             * Format: int32
+             * @description Times BullMQ found it stalled (`stc`).
+             */
+            stalledCount?: number;
+            /** @description Active with its lock gone: its worker stopped renewing it, so BullMQ will take it for stalled. */
+            stalledSuspected?: boolean;
         };
         /** @description ListAuditLogsResponse is one page of entries. */
         "workermon.monitor.v1.ListAuditLogsResponse": {
@@ -2259,6 +2348,26 @@ export interface components {
              * @description The audit entry written.
              */
             auditId?: string;
+        };
+        /** @description PriorityBreakdown counts prioritized jobs per priority, lowest number (runs first) first. */
+        "workermon.monitor.v1.PriorityBreakdown": {
+            /** @description One entry per priority that has jobs, at most 50. */
+            levels: components["schemas"]["workermon.monitor.v1.PriorityCount"][];
+            /** @description More priorities have jobs than listed (their jobs are left out of levels). */
+            truncated?: boolean;
+        };
+        /** @description PriorityCount is the number of prioritized jobs at one priority. */
+        "workermon.monitor.v1.PriorityCount": {
+            /**
+             * Format: int32
+             * @description Priority (1 runs first).
+             */
+            priority?: number;
+            /**
+             * Format: int64
+             * @description Jobs waiting at that priority.
+             */
+            count?: string;
         };
         /** @description ProcessGauges are the worker process's own readings at its last beat. */
         "workermon.monitor.v1.ProcessGauges": {
@@ -2354,6 +2463,14 @@ export interface components {
             metricsMinuteTime?: string;
             /** @description Wait time (added to started) of jobs finished in the last collected minute. */
             wait?: components["schemas"]["workermon.monitor.v1.Durations"];
+            /** @description The queue's rate limiter now; absent when no limit is set and no limiter window is open. */
+            rateLimit?: components["schemas"]["workermon.monitor.v1.RateLimit"];
+            /** @description The queue's global concurrency (`setGlobalConcurrency`); absent when none is set. */
+            globalConcurrency?: components["schemas"]["workermon.monitor.v1.GlobalConcurrency"];
+            /** @description Prioritized jobs per priority (GetQueue only; absent in ListQueues). */
+            priorities?: components["schemas"]["workermon.monitor.v1.PriorityBreakdown"];
+            /** @description Active jobs whose lock is gone, so BullMQ will take them for stalled (GetQueue only). */
+            stalled?: components["schemas"]["workermon.monitor.v1.StalledJobs"];
         };
         /**
          * @description QueueStatus sums up a queue's health in one word.
@@ -2377,6 +2494,33 @@ export interface components {
             auditId?: string;
             /** @description What the worker answered within the wait. */
             outcome?: components["schemas"]["workermon.monitor.v1.CommandOutcome"];
+        };
+        /** @description RateLimit is a queue's rate limiter: BullMQ counts the jobs started in a window (the `limiter` key, which expires when the window ends) and holds jobs back once the count reaches the limit. */
+        "workermon.monitor.v1.RateLimit": {
+            /** @description Jobs are being held back now: the window's count reached the limit and the window has time left. Only known when the limit is stored in Redis (a global limit, or a manual `rateLimit`); a limit given to a worker's constructor is not, and then this is false while the window is still shown. */
+            limited?: boolean;
+            /**
+             * Format: int64
+             * @description Time left in the current window; absent when no window is open.
+             */
+            resetsInMs?: string;
+            /**
+             * Format: int64
+             * @description Jobs started in the current window (0 without a window).
+             */
+            windowCount?: string;
+            /**
+             * Format: int64
+             * @description The queue's global limit (`setGlobalRateLimit`): at most max jobs per duration_ms; absent when not set.
+             */
+            max?: string;
+            /**
+             * Format: int64
+             * @description The global limit's window; absent when not set.
+             */
+            durationMs?: string;
+            /** @description The window was set by hand (`queue.rateLimit` or a worker's RateLimitError), not by a count. */
+            manual?: boolean;
         };
         /** @description RedisClient is one of a worker's own Redis connections as Redis names it (CLIENT INFO): how the suite recognises an instrumented worker among the connections it sees in CLIENT LIST, to show it once. */
         "workermon.monitor.v1.RedisClient": {
@@ -2415,6 +2559,16 @@ export interface components {
             node?: string;
             /** @description The connection name as set by BullMQ: `<prefix>:<base64 queue>[:w:<name>]`. */
             clientName?: string;
+        };
+        /** @description ReleaseDeduplicationIdResponse says which id was freed. */
+        "workermon.monitor.v1.ReleaseDeduplicationIdResponse": {
+            /** @description The deduplication id the job held. */
+            deduplicationId?: string;
+            /**
+             * Format: int64
+             * @description The audit log entry.
+             */
+            auditId?: string;
         };
         /** @description RemoveJobSchedulerResponse says it was done. */
         "workermon.monitor.v1.RemoveJobSchedulerResponse": {
@@ -2521,6 +2675,24 @@ export interface components {
              */
             total?: string;
         };
+        /** @description StalledJobs describes active jobs whose worker stopped renewing their lock. */
+        "workermon.monitor.v1.StalledJobs": {
+            /**
+             * Format: int64
+             * @description Active jobs without a lock (among the first `examined` active jobs).
+             */
+            candidates?: string;
+            /**
+             * Format: int64
+             * @description Active jobs looked at (at most 1,000).
+             */
+            examined?: string;
+            /**
+             * Format: int64
+             * @description Jobs BullMQ's last stalled check marked for the next one (the `stalled` set).
+             */
+            marked?: string;
+        };
         /** @description StartBulkJobActionResponse carries the started operation. */
         "workermon.monitor.v1.StartBulkJobActionResponse": {
             /** @description The operation, as it stands right after starting. */
@@ -2598,6 +2770,11 @@ export interface components {
             failuresByCategory: {
                 [key: string]: string;
             };
+            /**
+             * Format: int64
+             * @description Jobs BullMQ found stalled (their lock expired while active) and put back or failed, in the bucket.
+             */
+            stalled?: string;
         };
         /** @description Worker is an instrumented worker process. */
         "workermon.monitor.v1.Worker": {
@@ -4094,6 +4271,78 @@ export interface operations {
                 content: {
                     "application/x-ndjson": string;
                     "text/csv": string;
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    GetDeduplicatedJob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name. */
+                queue: string;
+                /** @description Deduplication id (at most 512 characters). */
+                deduplication_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.GetDeduplicatedJobResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ReleaseDeduplicationId: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Queue name. */
+                queue: string;
+                /** @description Job id. */
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.monitor.v1.ReleaseDeduplicationIdResponse"];
                 };
             };
             /** @description An error (see Error) */

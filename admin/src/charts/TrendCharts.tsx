@@ -30,6 +30,8 @@ export interface TrendLabels {
   throughput: string;
   completed: string;
   failed: string;
+  /** Jobs BullMQ found stalled in a bucket. */
+  stalled: string;
   backlog: string;
   waiting: string;
   delayed: string;
@@ -76,7 +78,11 @@ export function TrendCharts({ points, labels, hours }: TrendProps) {
   ];
   return (
     <Box sx={{ display: "grid", gridTemplateColumns: { xs: "1fr", lg: "1fr 1fr 1fr" }, gap: 2 }}>
-      {chart(labels.throughput, [line(points, (p) => num(p.completed), labels.completed), line(points, (p) => num(p.failed), labels.failed, "#d32f2f")])}
+      {chart(labels.throughput, [
+        line(points, (p) => num(p.completed), labels.completed),
+        line(points, (p) => num(p.failed), labels.failed, "#d32f2f"),
+        line(points, (p) => num(p.stalled), labels.stalled, "#ed6c02"),
+      ])}
       {chart(labels.backlog, [
         line(points, (p) => num(p.counts?.waiting), labels.waiting),
         line(points, (p) => num(p.counts?.active), labels.active),

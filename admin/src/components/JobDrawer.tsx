@@ -14,7 +14,7 @@ import { fmtBytes, fmtMs, fmtTime } from "../format";
 import { enumLabel, useI18n } from "../i18n";
 import { ActionButton } from "./ActionButton";
 import { JobFlow } from "./JobFlow";
-import { JobStateChip } from "./JobTable";
+import { JobStateChip, StalledChip } from "./JobTable";
 import { JsonView, LargeText } from "./JsonView";
 import { ErrorBanner, LoadingRows } from "./States";
 
@@ -46,6 +46,11 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
     describe: (r) => t("jobCancelOutcome", { id: jobId ?? "", outcome: enumLabel(t, "co", enumName(r.outcome, "CANCEL_OUTCOME_")) }),
     invalidate,
   });
+  const release = useAction({
+    run: () => runJobAction(queue, jobId ?? "", "releaseDeduplication", {}),
+    describe: (r) => t("deduplicationReleased", { id: r.deduplicationId ?? "" }),
+    invalidate,
+  });
   const state = enumName(j?.summary?.state, "JOB_STATE_");
   const stateLabel = enumLabel(t, "js", state || "UNKNOWN");
   const title = `${t("job")} ${jobId ?? ""}`;
@@ -64,6 +69,7 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
           {title}
         </Typography>
         {j ? <JobStateChip state={j.summary?.state} /> : null}
+        {j?.summary?.stalledSuspected ? <StalledChip /> : null}
         <Box sx={{ flexGrow: 1 }} />
         <IconButton aria-label={t("close")} onClick={onClose} size="small">
           <CloseIcon fontSize="small" />
@@ -88,7 +94,21 @@ export function JobDrawer({ queue, jobId, onClose }: { queue: string; jobId: str
             {j.summary?.name} · {queue} · {t("attempts")} {j.summary?.attemptsMade ?? 0}/{j.summary?.maxAttempts ?? 0}
             {j.summary?.durationMs !== undefined ? ` · ${fmtMs(j.summary.durationMs)}` : ""}
             {j.workerId || j.processedBy ? ` · ${j.workerId || j.processedBy}` : ""}
+            {num(j.summary?.stalledCount) > 0 ? ` · ${t("stalledCount", { count: String(j.summary?.stalledCount) })}` : ""}
           </Typography>
+          {j.summary?.deduplicationId ? (
+            <Box sx={{ display: "flex", alignItems: "center", gap: 1, mb: 2 }}>
+              <Typography variant="body2" data-testid="job-deduplication-id">
+                {t("deduplicationId")}:{" "}
+                <Box component="span" sx={{ fontFamily: "monospace" }} translate="no">
+                  {j.summary.deduplicationId}
+                </Box>
+              </Typography>
+              <ActionButton needs="operator" size="small" onClick={() => release.mutate()} disabled={release.isPending}>
+                {t("releaseDeduplication")}
+              </ActionButton>
+            </Box>
+          ) : null}
           {j.failedReason || j.summary?.failedReason ? (
             <Alert severity="error" sx={{ mb: 2 }}>
               <span lang="en">{j.failedReason || j.summary?.failedReason}</span>

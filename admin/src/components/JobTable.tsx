@@ -5,6 +5,7 @@ import TableBody from "@mui/material/TableBody";
 import TableCell from "@mui/material/TableCell";
 import TableHead from "@mui/material/TableHead";
 import TableRow from "@mui/material/TableRow";
+import Tooltip from "@mui/material/Tooltip";
 import { enumName, type JobSummary } from "../api/types";
 import { fmtMs, fmtTime } from "../format";
 import { enumLabel, useI18n } from "../i18n";
@@ -28,6 +29,16 @@ export interface JobSelection {
   selected: ReadonlySet<string>;
   toggle: (id: string) => void;
   setPage: (ids: string[], on: boolean) => void;
+}
+
+/** An active job whose lock is gone: its worker died or hung, and BullMQ will take it for stalled. */
+export function StalledChip() {
+  const { t } = useI18n();
+  return (
+    <Tooltip title={t("stalledSuspectHelp")}>
+      <Chip size="small" color="error" label={t("stalledSuspect")} sx={{ ml: 0.5 }} data-testid="stalled-suspect" aria-label={t("stalledSuspectHelp")} />
+    </Tooltip>
+  );
 }
 
 export function JobTable({ jobs, onOpen, selection }: { jobs: JobSummary[]; onOpen: (id: string) => void; selection?: JobSelection }) {
@@ -90,6 +101,7 @@ export function JobTable({ jobs, onOpen, selection }: { jobs: JobSummary[]; onOp
             <TableCell translate="no">{j.name}</TableCell>
             <TableCell>
               <JobStateChip state={j.state} />
+              {j.stalledSuspected ? <StalledChip /> : null}
             </TableCell>
             <TableCell align="right">
               {j.attemptsMade ?? 0}/{j.maxAttempts ?? 0}

@@ -1,9 +1,12 @@
 import Box from "@mui/material/Box";
+import Button from "@mui/material/Button";
 import Paper from "@mui/material/Paper";
 import TextField from "@mui/material/TextField";
 import Typography from "@mui/material/Typography";
 import { useEffect, useState } from "react";
-import { useJobs, useQueue, useQueues } from "../api/hooks";
+import { ApiError } from "../api/client";
+import { describeError } from "../api/errors";
+import { findDeduplicatedJob, useJobs, useQueue, useQueues } from "../api/hooks";
 import { num } from "../api/types";
 import { AddJobButton } from "../components/AddJobDialog";
 import { BulkBar } from "../components/BulkBar";
@@ -39,6 +42,17 @@ export default function JobsPage() {
     return () => window.clearTimeout(timer);
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [typed]);
+
+  const [dedup, setDedup] = useState("");
+  const [dedupError, setDedupError] = useState("");
+  const findDedup = (id: string) => {
+    setDedupError("");
+    findDeduplicatedJob(queue, id).then(
+      (job) => update({ job: job?.jobId ?? null }),
+      (error: unknown) =>
+        setDedupError(error instanceof ApiError && error.httpStatus === 404 ? t("deduplicationNotFound", { queue, id }) : describeError(error, t)),
+    );
+  };
 
   const jobs = useJobs({ queue, state, search, category, pageToken: pager.token });
   const list = jobs.data?.jobs ?? [];
@@ -133,6 +147,31 @@ export default function JobsPage() {
             </option>
           ))}
         </TextField>
+        <Box
+          component="form"
+          sx={{ display: "flex", gap: 1, alignItems: "flex-start" }}
+          onSubmit={(e) => {
+            e.preventDefault();
+            if (dedup.trim() && queue) findDedup(dedup.trim());
+          }}
+        >
+          <TextField
+            size="small"
+            label={t("deduplicationId")}
+            id="jobs-dedup"
+            value={dedup}
+            onChange={(e) => {
+              setDedup(e.target.value);
+              setDedupError("");
+            }}
+            error={!!dedupError}
+            helperText={dedupError || t("deduplicationHelp")}
+            sx={{ minWidth: 220 }}
+          />
+          <Button type="submit" variant="outlined" sx={{ mt: 0.25 }} disabled={!dedup.trim() || !queue}>
+            {t("findByDeduplication")}
+          </Button>
+        </Box>
         <Box sx={{ flexGrow: 1 }} />
         <Box sx={{ pt: 0.5 }}>
           <AddJobButton queue={queue} queues={(queues.data ?? []).map((q) => q.name ?? "")} />

@@ -19,6 +19,7 @@ import { num, type JobState, type Queue } from "../api/types";
 import { ActionButton } from "../components/ActionButton";
 import { AddJobButton } from "../components/AddJobDialog";
 import { DangerDialog } from "../components/DangerDialog";
+import { PriorityBreakdown, QueueLimitBadges } from "../components/QueueLimits";
 import { QueueStatusChip, QueueTable } from "../components/QueueTable";
 import { Schedulers } from "../components/Schedulers";
 import { ErrorBanner, LoadingRows } from "../components/States";
@@ -116,6 +117,8 @@ function QueueDetail({ name, queues, onClose }: { name: string; queues: string[]
             : ""}
         </Typography>
       ) : null}
+      {q ? <QueueLimitBadges queue={q} /> : null}
+      {q ? <PriorityBreakdown queue={q} /> : null}
       <Box sx={{ display: "flex", flexWrap: "wrap", gap: 1, mb: 2 }} role="group" aria-label={t("actions")}>
         <ActionButton needs="operator" onClick={() => actions.pause.mutate()} disabled={actions.pause.isPending}>
           {t("pause")}
@@ -181,6 +184,7 @@ function QueueDetail({ name, queues, onClose }: { name: string; queues: string[]
               throughput: t("throughput"),
               completed: t("completed"),
               failed: t("failed"),
+              stalled: t("stalledSeries"),
               backlog: t("backlog"),
               waiting: t("waiting"),
               delayed: t("delayed"),

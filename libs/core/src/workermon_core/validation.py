@@ -25,6 +25,8 @@ MAX_NAME = 200
 """Queue names, job names, worker ids, and filters over them (name_prefix, queue, hostname...)."""
 MAX_JOB_ID = 512
 """Job ids (BullMQ ids are strings of the producer's choosing)."""
+MAX_DEDUPLICATION_ID = 512
+"""BullMQ deduplication ids (the producer's choosing too; the id is part of a Redis key)."""
 MAX_HOSTNAME = 255
 """Host names (RFC 1035's limit)."""
 MAX_FILTER = 200

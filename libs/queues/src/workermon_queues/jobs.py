@@ -58,6 +58,9 @@ class JobSummary:
     `attempts` option (at least 1). `duration_ms` is finished - processed of the last attempt.
     `failed_reason` is the first line of the failure message, at most 300 characters, and
     `failure_category` its category ("" when the job has no failure message).
+    `deduplication_id` is BullMQ's `deid` ("" for none), `stalled_count` its `stc` (`stalledCounter`
+    in older BullMQ 5), and
+    `stalled_suspected` marks an active job whose lock is gone (its worker stopped renewing it).
     """
 
     id: str
@@ -73,6 +76,9 @@ class JobSummary:
     priority: int
     failed_reason: str
     failure_category: str
+    deduplication_id: str = ""
+    stalled_count: int = 0
+    stalled_suspected: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +227,14 @@ class JobActions(Protocol):
 
     async def retry_job(self, queue: str, job_id: str) -> str:
         """Move a failed or completed job back to waiting; the state it left."""
+        ...
+
+    async def deduplicated_job(self, queue: str, deduplication_id: str) -> tuple[JobSummary, int | None]:
+        """The job holding a deduplication id and the ms until the id expires (None: no TTL)."""
+        ...
+
+    async def release_deduplication(self, queue: str, job_id: str) -> str:
+        """Free the deduplication id the job holds; the id."""
         ...
 
     async def promote_job(self, queue: str, job_id: str) -> str:

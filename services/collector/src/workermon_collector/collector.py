@@ -354,6 +354,7 @@ class Collector:
             completed_in_minute=counts.completed,
             failed_in_minute=counts.failed,
             retried_in_minute=counts.retried,
+            stalled_in_minute=counts.stalled,
             counts_approximate=counts.approximate,
             completed_cumulative=counts.completed_cumulative,
             failed_cumulative=counts.failed_cumulative,

@@ -68,6 +68,7 @@ class MinuteCounts:
     completed: int = 0
     failed: int = 0
     retried: int = 0
+    stalled: int = 0
     approximate: bool = False
     failures_by_category: dict[str, int] | None = None
     completed_cumulative: int = 0
@@ -223,6 +224,8 @@ class EventFollower:
                 counts[(minute, "cat:" + self.classifier.classify(event.reason))] += 1
             elif event.will_retry:
                 counts[(minute, "retried")] += 1
+            if event.kind == "stalled":
+                counts[(minute, "stalled")] += 1
         for entry_id in batch.skipped:
             counts[(minute_of(int(entry_id.split("-", 1)[0])), "skipped")] += 1
         ops = [(self._minute_key(queue, m), field, n) for (m, field), n in counts.items()]
@@ -275,6 +278,7 @@ def _counts(fields: dict[bytes, bytes], totals: dict[bytes, bytes]) -> MinuteCou
         completed=int(values.get("completed", 0)),
         failed=int(values.get("failed", 0)),
         retried=int(values.get("retried", 0)),
+        stalled=int(values.get("stalled", 0)),
         approximate=values.get("approx") == "1",
         failures_by_category=categories,
         completed_cumulative=int(totals.get(b"completed", 0)),

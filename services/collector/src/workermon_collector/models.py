@@ -131,6 +131,7 @@ class QueueSnapshot(Base):
     # The running totals are lower than the previous row's: counting started again (the Redis holding
     # them lost data), so a difference across this row is not a rate.
     counters_reset: Mapped[bool] = mapped_column(Boolean, server_default=false(), default=False)
+    stalled_in_minute: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
 
 
 class HourlyRollup(Base):
@@ -153,6 +154,7 @@ class HourlyRollup(Base):
     completed_in_hour: Mapped[int] = mapped_column(BigInteger)
     failed_in_hour: Mapped[int] = mapped_column(BigInteger)
     retried_in_hour: Mapped[int] = mapped_column(BigInteger)
+    stalled_in_hour: Mapped[int] = mapped_column(BigInteger, server_default="0", default=0)
     # State at the hour's last collected minute.
     waiting: Mapped[int] = mapped_column(BigInteger)
     active: Mapped[int] = mapped_column(BigInteger)

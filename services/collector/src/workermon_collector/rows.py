@@ -57,3 +57,4 @@ class SnapshotRow:
     online_workers: int | None = None
     failures_by_category: dict[str, int] = field(default_factory=dict)
     counters_reset: bool = False
+    stalled_in_minute: int = 0

@@ -37,6 +37,7 @@ def snapshot_message(row: SnapshotRow) -> pb.QueueSnapshot:
         completed_in_minute=row.completed_in_minute,
         failed_in_minute=row.failed_in_minute,
         retried_in_minute=row.retried_in_minute,
+        stalled_in_minute=row.stalled_in_minute,
         counts_approximate=row.counts_approximate,
         processing=_durations(row.processing),
         wait=_durations(row.wait),
@@ -192,6 +193,7 @@ def fill_point(message: pb.SnapshotPoint, point: Point) -> None:
     message.completed = point.completed
     message.failed = point.failed
     message.retried = point.retried
+    message.stalled = point.stalled
     message.approximate = point.approximate
     if point.processing is not None:
         _fill_durations(message.processing, point.processing)

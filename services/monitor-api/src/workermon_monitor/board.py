@@ -30,6 +30,7 @@ from workermon_core.protos import recast
 from workermon_core.server import Outage
 from workermon_queues.backend import QueueState
 from workermon_queues.bullmq import BullMQBackend
+from workermon_queues.bullmq.limits import LimitReader, QueueLimits, QueueLoad
 from workermon_queues.counts import HasCounts, JobCounts
 
 log = structlog.get_logger("workermon.monitor")
@@ -42,6 +43,8 @@ SLOW_HISTORY_SECONDS = 0.05
 INCIDENTS_SECONDS = 1.0
 PEER_TIMEOUT_SECONDS = 2.0
 TOP_CATEGORIES = 5
+# A queue page polls GetQueue every few seconds; its priorities and locks are read at most this often.
+LOAD_SECONDS = 2.0
 
 T = TypeVar("T")
 
@@ -147,6 +150,26 @@ def _counts_message(c: HasCounts) -> pb.JobCounts:
     )
 
 
+def _fill_limits(queue: pb.Queue, limits: QueueLimits) -> None:
+    """The rate limit and global concurrency fields of a queue's message (left unset when none)."""
+    rate = limits.rate_limit
+    if rate is not None:
+        queue.rate_limit.limited = rate.limited
+        queue.rate_limit.window_count = rate.window_count
+        queue.rate_limit.manual = rate.manual
+        if rate.resets_in_ms is not None:
+            queue.rate_limit.resets_in_ms = rate.resets_in_ms
+        if rate.max is not None:
+            queue.rate_limit.max = rate.max
+        if rate.duration_ms is not None:
+            queue.rate_limit.duration_ms = rate.duration_ms
+    concurrency = limits.concurrency
+    if concurrency is not None:
+        queue.global_concurrency.limit = concurrency.limit
+        queue.global_concurrency.running = concurrency.running
+        queue.global_concurrency.maxed = concurrency.maxed
+
+
 def success_rate(completed: int, failed: int) -> float | None:
     """completed / (completed + failed), or None when nothing finished."""
     finished = completed + failed
@@ -190,6 +213,9 @@ class Board:
         self._incidents: Shared[list[pb.ActiveIncident]] = Shared(
             self._open_incidents, max(live_max_age, INCIDENTS_SECONDS), monotonic
         )
+        self.limit_reader = LimitReader(backend.redis, backend.prefix)
+        self._loads: dict[str, Shared[QueueLoad]] = {}
+        self._monotonic = monotonic
         self._history_outage = Outage("collector_summary")
         self._heartbeat_outage = Outage("worker_summary")
         self._incidents_outage = Outage("open_incidents")
@@ -221,6 +247,28 @@ class Board:
             if found is None:
                 raise NotFound(f"queue {name!r} does not exist", reason="QUEUE_NOT_FOUND")
         return found
+
+    async def queue_in_full(self, name: str) -> pb.Queue:
+        """One queue as `queue` gives it, with its priorities and stall candidates (GetQueue)."""
+        found = await self.queue(name)
+        shared = self._loads.get(name)
+        if shared is None:
+            # Bounded by the queues that exist (queue() said this one does); a removed queue's entry
+            # is dropped when the board is read without it.
+            shared = self._loads[name] = Shared(
+                lambda: self.limit_reader.load(name), LOAD_SECONDS, self._monotonic
+            )
+        load = await shared.get()
+        full = pb.Queue()
+        full.CopyFrom(found)
+        full.priorities.truncated = load.priorities.truncated
+        full.priorities.levels.extend(
+            pb.PriorityCount(priority=p, count=n) for p, n in load.priorities.levels
+        )
+        full.stalled.candidates = load.stalled.candidates
+        full.stalled.examined = load.stalled.examined
+        full.stalled.marked = load.stalled.marked
+        return full
 
     async def exists(self, name: str) -> bool:
         """Whether the queue has any keys in Redis."""
@@ -284,20 +332,32 @@ class Board:
     async def _read(self) -> Reading:
         names = await self._names.get()
         now_ms = int(self.clock() * 1000)
-        states, workers, history, incidents = await asyncio.gather(
-            self.backend.states(names, now_ms), self._online(), self._history.get(), self._incidents.get()
+        states, limits, workers, history, incidents = await asyncio.gather(
+            self.backend.states(names, now_ms),
+            self.limit_reader.limits(names),
+            self._online(),
+            self._history.get(),
+            self._incidents.get(),
         )
         online = {q.queue: q.online for q in workers.queues} if workers is not None else None
         queues = [
-            self._queue(states[name], online, history.metrics.get(name))
+            self._queue(states[name], online, history.metrics.get(name), limits.get(name))
             for name in names
             if states[name].exists
         ]
+        for gone in self._loads.keys() - {q.name for q in queues}:
+            del self._loads[gone]
         overview = self._overview(queues, workers, history)
         overview.active_incidents.extend(incidents)
         return Reading(queues, {q.name: q for q in queues}, overview)
 
-    def _queue(self, state: QueueState, online: dict[str, int] | None, metrics: pb.Queue | None) -> pb.Queue:
+    def _queue(
+        self,
+        state: QueueState,
+        online: dict[str, int] | None,
+        metrics: pb.Queue | None,
+        limits: QueueLimits | None = None,
+    ) -> pb.Queue:
         queue = pb.Queue(
             name=state.name,
             display_name=self.display_names.get(state.name, state.name),
@@ -309,6 +369,8 @@ class Board:
             queue.online_workers = workers
         if metrics is not None:
             queue.MergeFrom(metrics)
+        if limits is not None:
+            _fill_limits(queue, limits)
         queue.status, queue.status_reason = self._status(state, workers)
         return queue
 

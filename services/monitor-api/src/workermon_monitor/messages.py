@@ -57,6 +57,9 @@ def summary_message(job: JobSummary) -> pb.JobSummary:
         failure_category=job.failure_category,
         delay_ms=job.delay_ms,
         priority=job.priority,
+        deduplication_id=job.deduplication_id,
+        stalled_count=job.stalled_count,
+        stalled_suspected=job.stalled_suspected,
     )
     set_time(message.create_time, job.created_ms)
     set_time(message.process_time, job.processed_ms)

@@ -228,7 +228,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
     ) -> pb.GetQueueResponse:
         """One queue."""
         queue_name(request.queue, "queue")
-        return pb.GetQueueResponse(queue=await self.board.queue(request.queue))
+        return pb.GetQueueResponse(queue=await self.board.queue_in_full(request.queue))
 
     async def GetQueueTrend(
         self, request: pb.GetQueueTrendRequest, context: grpc.aio.ServicerContext
@@ -1253,6 +1253,39 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             await self.auditor.finish(
                 audit_id, SUCCEEDED, {"jobs": tally.jobs, "bytes": tally.bytes, "stopped": tally.stopped}
             )
+
+    async def ReleaseDeduplicationId(
+        self, request: pb.ReleaseDeduplicationIdRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReleaseDeduplicationIdResponse:
+        """Free the deduplication id a job holds."""
+
+        async def perform() -> Done[str]:
+            released = await self.jobs.release_deduplication(request.queue, request.job_id)
+            return Done(released, {"deduplication_id": released})
+
+        released, audit_id = await self._job_action(
+            "ReleaseDeduplicationId",
+            AuditAction.DEDUPLICATION_RELEASE,
+            queue=request.queue,
+            job_id=request.job_id,
+            parameters={},
+            perform=perform,
+        )
+        return pb.ReleaseDeduplicationIdResponse(deduplication_id=released, audit_id=audit_id)
+
+    async def GetDeduplicatedJob(
+        self, request: pb.GetDeduplicatedJobRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetDeduplicatedJobResponse:
+        """The job holding a deduplication id."""
+        queue_name(request.queue, "queue")
+        validation.text(
+            request.deduplication_id, "deduplication_id", validation.MAX_DEDUPLICATION_ID, required=True
+        )
+        job, expires_in = await self.jobs.deduplicated_job(request.queue, request.deduplication_id)
+        reply = pb.GetDeduplicatedJobResponse(job=summary_message(job))
+        if expires_in is not None:
+            reply.expires_in_ms = expires_in
+        return reply
 
 
 def _chunk(content_type: str, data: bytes) -> pb.ExportJobsResponse:

@@ -20,7 +20,7 @@ import base64
 import binascii
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bullmq import Queue
@@ -93,6 +93,9 @@ _SUMMARY_FIELDS = (
     "opts",
     "delay",
     "priority",
+    "deid",
+    "stc",
+    "stalledCounter",  # BullMQ 5 before `stc` (5.47 still writes this)
 )
 _DETAIL_FIELDS = (*_SUMMARY_FIELDS, "ats", "progress", "stacktrace", "pb", "parentKey")
 _TIME_FIELDS = ("timestamp", "processedOn", "finishedOn")
@@ -112,6 +115,17 @@ while n > 0 do
   n = n - 1
 end
 return string.sub(v, 1, n)
+"""
+
+
+# BullMQ's removeDeduplicationKey-1.lua: the id is freed only while it still names this job, so a job
+# added with it since (holding it now) keeps it.
+_RELEASE_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+if current and current == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 
@@ -211,6 +225,7 @@ class BullMQJobs:
         self._queues: dict[str, Any] = {}
         self._cut = redis.register_script(_CUT_SCRIPT)
         self.search = BullMQSearch(self)
+        self._release = redis.register_script(_RELEASE_SCRIPT)
 
     def key(self, queue: str, kind: str) -> str:
         """The Redis key of one of a queue's structures (`wait`, `meta`, a job id, ...)."""
@@ -568,6 +583,7 @@ class BullMQJobs:
             if exhausted and not full:
                 position = _Position(position.index + 1)
         next_cursor = position.encode() if position.index < len(wanted) else ""
+        rows = await self._mark_stalled(queue, rows)
         return JobPage(jobs=rows, next_cursor=next_cursor, total=total, examined=examined)
 
     async def _count_and_prefetch(
@@ -661,9 +677,21 @@ class BullMQJobs:
         return self._summary_of(job_id, state, values)
 
     def _summary_of(self, job_id: str, state: str, values: Sequence[Any]) -> JobSummary:
-        (name, timestamp, processed, finished, atm, old_atm, reason, opts, delay, priority) = values[
-            : len(_SUMMARY_FIELDS)
-        ]
+        (
+            name,
+            timestamp,
+            processed,
+            finished,
+            atm,
+            old_atm,
+            reason,
+            opts,
+            delay,
+            priority,
+            deid,
+            stc,
+            old_stc,
+        ) = values[: len(_SUMMARY_FIELDS)]
         processed_ms = epoch_ms(processed)
         finished_ms = epoch_ms(finished)
         failed = text(reason)
@@ -685,7 +713,28 @@ class BullMQJobs:
             priority=integer(priority) or 0,
             failed_reason=_first_line(failed),
             failure_category=self.classifier.classify(failed) if failed else "",
+            deduplication_id=text(deid),
+            stalled_count=integer(stc) or integer(old_stc) or 0,
         )
+
+    async def _mark_stalled(self, queue: str, rows: list[JobSummary]) -> list[JobSummary]:
+        """Flag the active rows whose lock is gone (one round trip, only when some row is active).
+
+        BullMQ sets the lock in the same script that makes a job active, so an active job without one
+        has outlived its lock: its worker died or blocked its event loop past the lock duration.
+        """
+        active = [i for i, row in enumerate(rows) if row.state == "active"]
+        if not active:
+            return rows
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in active:
+                pipe.exists(self.key(queue, rows[i].id) + ":lock")
+            held = await pipe.execute(raise_on_error=False)
+        marked = list(rows)
+        for i, reply in zip(active, held, strict=True):
+            if reply == 0:
+                marked[i] = replace(rows[i], stalled_suspected=True)
+        return marked
 
     @staticmethod
     def _matches(summary: JobSummary, name_prefix: str, category: str) -> bool:
@@ -713,7 +762,61 @@ class BullMQJobs:
             summary = self._summary(job_id, state, values)
             if summary is not None and self._matches(summary, name_prefix, category):
                 rows.append(summary)
-        return JobPage(jobs=rows, next_cursor="", total=total, examined=1)
+        return JobPage(jobs=await self._mark_stalled(queue, rows), next_cursor="", total=total, examined=1)
+
+    async def deduplicated_job(self, queue: str, deduplication_id: str) -> tuple[JobSummary, int | None]:
+        """The job holding a deduplication id (`de:<id>`) and the ms until the id expires (None: held
+        until the job finishes); NotFound when the id is free or its job is gone."""
+        await self._require(queue)
+        key = self.key(queue, "de:" + deduplication_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.get(key)
+            pipe.pttl(key)
+            held, ttl = wrong_types_kept(await pipe.execute(raise_on_error=False))
+        summary = None
+        if held is not None and not isinstance(held, Exception):
+            summary = await self._lookup(queue, text(held))
+        if summary is None:
+            raise NotFound(
+                f"no job of queue {queue!r} holds deduplication id {deduplication_id!r}",
+                reason="DEDUPLICATION_ID_NOT_FOUND",
+                metadata={"queue": queue, "deduplication_id": deduplication_id},
+            )
+        (summary,) = await self._mark_stalled(queue, [summary])
+        expires = integer(ttl)
+        return summary, expires if expires is not None and expires > 0 else None
+
+    async def release_deduplication(self, queue: str, job_id: str) -> str:
+        """Free the deduplication id the job holds, so the next job added with it is kept; the id.
+
+        FailedPrecondition when the job has no deduplication id (NO_DEDUPLICATION_ID) or no longer
+        holds it (DEDUPLICATION_NOT_HELD: it expired, was freed, or the job finished and BullMQ freed it).
+        """
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.exists(self.key(queue, "meta"), self.key(queue, "id"))
+            pipe.exists(self.key(queue, job_id))
+            pipe.hget(self.key(queue, job_id), "deid")
+            exists, job_exists, deid = wrong_types_kept(await pipe.execute(raise_on_error=False))
+        if not exists:
+            raise _not_found_queue(queue)
+        if not job_exists:
+            raise _not_found_job(queue, job_id)
+        deduplication_id = "" if isinstance(deid, Exception) else text(deid)
+        metadata = {"queue": queue, "job_id": job_id, "deduplication_id": deduplication_id}
+        if not deduplication_id:
+            raise FailedPrecondition(
+                f"job {job_id!r} of queue {queue!r} was added without a deduplication id",
+                reason="NO_DEDUPLICATION_ID",
+                metadata=metadata,
+            )
+        key = self.key(queue, "de:" + deduplication_id)
+        if not integer(await self._release(keys=[key], args=[job_id])):
+            raise FailedPrecondition(
+                f"job {job_id!r} no longer holds deduplication id {deduplication_id!r}",
+                reason="DEDUPLICATION_NOT_HELD",
+                metadata=metadata,
+            )
+        return deduplication_id
 
     async def _lookup(self, queue: str, job_id: str) -> JobSummary | None:
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -845,7 +948,9 @@ class BullMQJobs:
         data, return_value = await self._payloads(job_key, data_bytes, rv_bytes, max_bytes)
 
         fields = dict(zip(_DETAIL_FIELDS, values, strict=True))
-        summary = self._summary_of(job_id, state, values[: len(_SUMMARY_FIELDS)])
+        (summary,) = await self._mark_stalled(
+            queue, [self._summary_of(job_id, state, values[: len(_SUMMARY_FIELDS)])]
+        )
         notes = [
             *problems,
             *_unreadable(fields, {"data": (data, data_bytes), "returnvalue": (return_value, rv_bytes)}),

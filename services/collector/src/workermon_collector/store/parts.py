@@ -67,6 +67,7 @@ class Point:
     oldest_waiting_ms: int | None = None
     online_workers: int | None = None
     failures_by_category: dict[str, int] = field(default_factory=dict)
+    stalled: int = 0
 
 
 def floor_time(moment: datetime, step: timedelta) -> datetime:
@@ -146,6 +147,7 @@ def _part_columns(table: Table) -> list[ColumnElement[Any]]:
     for prefix in ("processing", "wait"):
         columns += [c[f"{prefix}_{name}"] for name in SUMMARY_FIELDS]
         columns.append(c[f"{prefix}_sketch"])
+    columns.append(c.stalled_in_minute if table is snapshots else c.stalled_in_hour)
     return columns
 
 
@@ -167,6 +169,7 @@ class _Part:
     failed_cumulative: int
     processing: tuple[Any, ...]
     wait: tuple[Any, ...]
+    stalled: int = 0
 
 
 def _unpack(row: Sequence[Any]) -> _Part:
@@ -186,6 +189,7 @@ def _unpack(row: Sequence[Any]) -> _Part:
         failed_cumulative=row[17],
         processing=tuple(row[18 : 18 + width]),
         wait=tuple(row[18 + width : 18 + 2 * width]),
+        stalled=row[18 + 2 * width] or 0,
     )
 
 
@@ -261,6 +265,7 @@ def _point(time: datetime, parts: list[_Part]) -> Point:
             oldest_waiting_ms=last.oldest_waiting_ms,
             online_workers=last.online_workers,
             failures_by_category=dict(last.categories),
+            stalled=last.stalled,
         )
     return Point(
         time=time,
@@ -276,6 +281,7 @@ def _point(time: datetime, parts: list[_Part]) -> Point:
         oldest_waiting_ms=_max_optional(p.oldest_waiting_ms for p in parts),
         online_workers=last.online_workers,
         failures_by_category=_sum_categories(parts),
+        stalled=sum(p.stalled for p in parts),
     )
 
 

@@ -116,6 +116,7 @@ def _row_points(
                 # Shared between points with equal categories (points are read-only): a copy per
                 # minute would be 1,440 more objects for the garbage collector to walk.
                 parsed,
+                r[26] or 0,
             )
         )
     return points
@@ -137,6 +138,7 @@ def _snapshot_from(row: Row[Any]) -> SnapshotRow:
         completed_in_minute=m["completed_in_minute"],
         failed_in_minute=m["failed_in_minute"],
         retried_in_minute=m["retried_in_minute"],
+        stalled_in_minute=m["stalled_in_minute"],
         counts_approximate=m["counts_approximate"],
         completed_cumulative=m["completed_cumulative"],
         failed_cumulative=m["failed_cumulative"],
@@ -369,6 +371,7 @@ class SnapshotQueries(StoreState):
                 cast(c.failures_by_category, Text),
                 *(c[f"processing_{name}"] for name in SUMMARY_FIELDS),
                 *(c[f"wait_{name}"] for name in SUMMARY_FIELDS),
+                c.stalled_in_minute if table is snapshots else c.stalled_in_hour,
             )
             .where(c.queue == queue, time_column >= start, time_column < end)
             .order_by(time_column)

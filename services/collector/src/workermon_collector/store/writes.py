@@ -88,6 +88,7 @@ def _row_values(row: SnapshotRow) -> dict[str, Any]:
         "online_workers": row.online_workers,
         "failures_by_category": {str(k): int(v) for k, v in row.failures_by_category.items()},
         "counters_reset": row.counters_reset,
+        "stalled_in_minute": row.stalled_in_minute,
     }
     values.update(_summary_values("processing", row.processing))
     values.update(_summary_values("wait", row.wait))
@@ -102,6 +103,7 @@ def _rollup_values(queue: str, hour: datetime, parts: list[_Part], computed_at: 
         "completed_in_hour": sum(p.completed for p in parts),
         "failed_in_hour": sum(p.failed for p in parts),
         "retried_in_hour": sum(p.retried for p in parts),
+        "stalled_in_hour": sum(p.stalled for p in parts),
         **dict(zip(COUNT_FIELDS, last.counts, strict=True)),
         "paused": last.paused,
         "completed_cumulative": last.completed_cumulative,
