@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
 
-from . import rules
-from .incident import SYSTEM_ACTOR, EventKind, Incident, IncidentEvent, IncidentStatus
+from . import rules, silences
+from .incident import SYSTEM_ACTOR, Decision, EventKind, Incident, IncidentEvent, IncidentStatus, Outcome
 from .rules import Finding, QueueWindow, RuleBook, WorkerState
 from .store import IncidentStore
 from .transitions import Transition, TransitionCallback
@@ -39,6 +39,8 @@ from .transitions import Transition, TransitionCallback
 log = structlog.get_logger("workermon.incidents")
 
 Clock = Callable[[], float]
+# The channels a transition kind goes to (the notifier's routing), for the "notified" decision.
+Router = Callable[[str], list[str]]
 NOTE_MAX = 2000
 _NOTIFIED = {EventKind.FIRED, EventKind.RESOLVED, EventKind.ACKNOWLEDGED, EventKind.REMINDER}
 
@@ -73,6 +75,8 @@ class Change:
     incident: Incident
     event_id: int
     at: datetime
+    # False when a silence held the notification back: recorded, not emitted.
+    notify: bool = True
 
 
 @dataclass
@@ -126,6 +130,7 @@ class IncidentEngine:
         # when the collector itself is down.
         self._newest_seen: datetime | None = None
         self._evaluating = asyncio.Lock()
+        self._route: Router = lambda kind: []
 
     def now(self) -> datetime:
         """The engine's clock as an aware datetime."""
@@ -134,6 +139,10 @@ class IncidentEngine:
     def on_transition(self, callback: TransitionCallback) -> None:
         """Call `callback` with every committed FIRED, RESOLVED, ACKNOWLEDGED and REMINDER transition."""
         self._callbacks.append(callback)
+
+    def route_with(self, router: Router) -> None:
+        """Name the channels each transition kind goes to in "notified" decisions."""
+        self._route = router
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call `listener` (synchronously) after every commit that added timeline entries."""
@@ -224,6 +233,7 @@ class IncidentEngine:
     ) -> list[Change]:
         """Turn findings into transitions in one locked transaction; emit them after the commit."""
         changes: list[Change] = []
+        released: list[Change] = []
         try:
             async with self.store.write() as conn:
                 current = await self.store.open_incidents(conn)
@@ -234,13 +244,118 @@ class IncidentEngine:
                     changes.extend(
                         await self._reminders(conn, current, {f.fingerprint for f in findings}, now)
                     )
+                changes = await self._decide(conn, changes, now)
+                released = await self._release(conn, now)
         except IntegrityError:
             # Only a writer outside the lock (an older replica?) can get here: the index kept the
             # incident single; the next evaluation sees it.
             log.warning("incident_insert_conflict")
             return []
-        await self._after_commit(changes)
+        await self._after_commit([*changes, *released])
         return changes
+
+    # --- silences ---------------------------------------------------------------------------------------
+
+    async def _decide(self, conn: AsyncConnection, changes: list[Change], now: datetime) -> list[Change]:
+        """Record whether each notifiable change is notified or silenced, inside the transition's write."""
+        notifiable = [c for c in changes if c.kind in _NOTIFIED]
+        if not notifiable:
+            return changes
+        in_force = await silences.active(conn, now)
+        decided: list[Change] = []
+        for change in changes:
+            if change.kind not in _NOTIFIED:
+                decided.append(change)
+                continue
+            incident = await self.store.load(conn, change.incident.id) or change.incident
+            silence = silences.first_match(in_force, incident)
+            if silence is None:
+                decision = Decision(change.event_id, change.kind, Outcome.NOTIFIED, now, tuple(self._route(change.kind.value)))
+                # A later notification supersedes one still held back.
+                held = None
+            else:
+                decision = Decision(
+                    change.event_id,
+                    change.kind,
+                    Outcome.SILENCED,
+                    now,
+                    silence_id=silence.id,
+                    detail=silence.comment,
+                    until=silence.end_time,
+                )
+                firing = change.kind in (EventKind.FIRED, EventKind.REMINDER)
+                held = (incident.held_event_id or change.event_id) if firing else None
+            updated = await self.store.update(
+                conn, replace(incident, decisions=(*incident.decisions, decision), held_event_id=held)
+            )
+            decided.append(replace(change, incident=updated, notify=silence is None))
+        return decided
+
+    async def _release(self, conn: AsyncConnection, now: datetime) -> list[Change]:
+        """Notifications held back whose silences ended: FIRED under the held event's id (its delivery
+        key, so a second release by another replica creates nothing), if the incident is still ACTIVE."""
+        held = await self.store.held(conn)
+        if not held:
+            return []
+        in_force = await silences.active(conn, now)
+        released: list[Change] = []
+        for incident in held:
+            assert incident.held_event_id is not None
+            if incident.status is IncidentStatus.ACTIVE and silences.first_match(in_force, incident):
+                continue
+            if incident.status is not IncidentStatus.ACTIVE:
+                # Acknowledged or pending again: nobody needs the late page.
+                await self.store.update(conn, replace(incident, held_event_id=None))
+                continue
+            decision = Decision(
+                incident.held_event_id,
+                EventKind.FIRED,
+                Outcome.NOTIFIED,
+                now,
+                tuple(self._route(EventKind.FIRED.value)),
+                detail="held back by a silence that has ended",
+            )
+            updated = await self.store.update(
+                conn,
+                replace(incident, decisions=(*incident.decisions, decision), held_event_id=None, last_notice_time=now),
+            )
+            released.append(Change(EventKind.FIRED, updated, incident.held_event_id, now))
+        return released
+
+    async def release_held(self) -> None:
+        """Send the notifications held back by silences that no longer hold (after one is expired)."""
+        now = self.now()
+        async with self._evaluating:
+            async with self.store.write() as conn:
+                released = await self._release(conn, now)
+            await self._after_commit(released)
+
+    async def create_silence(
+        self, silence: silences.Silence, audit: Callable[[silences.Silence], Awaitable[None]] | None = None
+    ) -> silences.Silence:
+        """Store a new silence; `audit` runs with its id before the commit, and if it raises, nothing
+        is stored."""
+        async with self.store.write() as conn:
+            created = await silences.insert_silence(conn, silence)
+            if audit is not None:
+                await audit(created)
+            return created
+
+    async def expire_silence(
+        self, silence_id: int, actor: str, audit: Callable[[silences.Silence], Awaitable[None]] | None = None
+    ) -> silences.Silence:
+        """End a silence now, then send what it held back; `audit` runs before the change."""
+        async with self.store.engine.connect() as conn:
+            silence = await silences.load(conn, silence_id)
+        now = self.now()
+        if silence.state(now) is silences.SilenceState.EXPIRED:
+            return silence
+        if audit is not None:
+            await audit(silence)
+        async with self.store.write() as conn:
+            expired = await silences.expire(conn, await silences.load(conn, silence_id), actor, now)
+        await self.release_held()
+        return expired
 
     async def _apply_one(
         self, conn: AsyncConnection, finding: Finding, open_incident: Incident | None, now: datetime
@@ -408,8 +523,9 @@ class IncidentEngine:
             event = await self.store.add_event(
                 conn, acked, EventKind.ACKNOWLEDGED, now, actor=actor, message=note
             )
-        await self._after_commit([Change(EventKind.ACKNOWLEDGED, acked, event.id, now)])
-        return acked
+            changes = await self._decide(conn, [Change(EventKind.ACKNOWLEDGED, acked, event.id, now)], now)
+        await self._after_commit(changes)
+        return changes[0].incident
 
     async def resolve(
         self,
@@ -448,8 +564,9 @@ class IncidentEngine:
             event = await self.store.add_event(
                 conn, resolved, EventKind.RESOLVED, now, actor=actor, message=note
             )
-        await self._after_commit([Change(EventKind.RESOLVED, resolved, event.id, now)])
-        return resolved
+            changes = await self._decide(conn, [Change(EventKind.RESOLVED, resolved, event.id, now)], now)
+        await self._after_commit(changes)
+        return changes[0].incident
 
     async def record_notified(self, incident_id: int, channel: str, message: str = "") -> IncidentEvent:
         """Record a delivered notification: a NOTIFIED timeline entry and notifications_sent + 1."""
@@ -491,7 +608,7 @@ class IncidentEngine:
             return
         self._notify_listeners()
         for change in changes:
-            if change.kind not in _NOTIFIED:
+            if change.kind not in _NOTIFIED or not change.notify:
                 continue
             transition = Transition(change.incident, change.kind.value, change.event_id, change.at)
             for callback in list(self._callbacks):

@@ -154,6 +154,7 @@ def build(deps: Deps) -> Built:
             on_delivered=incident_engine.record_notified,
         )
         incident_engine.on_transition(notifier.handle)
+        incident_engine.route_with(notifier.route)
     follower = WorkerFollower(
         incident_engine,
         heartbeat,
