@@ -270,7 +270,9 @@ class IncidentEngine:
             incident = await self.store.load(conn, change.incident.id) or change.incident
             silence = silences.first_match(in_force, incident)
             if silence is None:
-                decision = Decision(change.event_id, change.kind, Outcome.NOTIFIED, now, tuple(self._route(change.kind.value)))
+                decision = Decision(
+                    change.event_id, change.kind, Outcome.NOTIFIED, now, tuple(self._route(change.kind.value))
+                )
                 # A later notification supersedes one still held back.
                 held = None
             else:
@@ -317,7 +319,12 @@ class IncidentEngine:
             )
             updated = await self.store.update(
                 conn,
-                replace(incident, decisions=(*incident.decisions, decision), held_event_id=None, last_notice_time=now),
+                replace(
+                    incident,
+                    decisions=(*incident.decisions, decision),
+                    held_event_id=None,
+                    last_notice_time=now,
+                ),
             )
             released.append(Change(EventKind.FIRED, updated, incident.held_event_id, now))
         return released
@@ -333,13 +340,21 @@ class IncidentEngine:
     async def create_silence(
         self, silence: silences.Silence, audit: Callable[[silences.Silence], Awaitable[None]] | None = None
     ) -> silences.Silence:
-        """Store a new silence; `audit` runs with its id before the commit, and if it raises, nothing
-        is stored."""
+        """Store a new silence, then `audit` it under its id; if the audit raises, the silence goes.
+
+        The audit entry cannot be written inside the write: the audit log may share the database, whose
+        write lock this transaction holds.
+        """
         async with self.store.write() as conn:
             created = await silences.insert_silence(conn, silence)
-            if audit is not None:
+        if audit is not None:
+            try:
                 await audit(created)
-            return created
+            except BaseException:
+                async with self.store.write() as conn:
+                    await silences.delete(conn, created.id)
+                raise
+        return created
 
     async def expire_silence(
         self, silence_id: int, actor: str, audit: Callable[[silences.Silence], Awaitable[None]] | None = None

@@ -187,7 +187,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
     async def CreateSilence(
         self, request: pb.CreateSilenceRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateSilenceResponse:
-        """A new silence by the caller, written to the audit log before it is committed."""
+        """A new silence by the caller, audited under its id (removed again if the audit fails)."""
         silence = _new_silence(request.silence, self.engine.now(), context_subject())
 
         async def audit(created: silences.Silence) -> None:

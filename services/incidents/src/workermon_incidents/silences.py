@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -153,9 +154,7 @@ def _silence(row: Any) -> Silence:
 
 async def active(conn: AsyncConnection, now: datetime) -> list[Silence]:
     """Silences in force at `now`."""
-    rows = await conn.execute(
-        select(silences).where(silences.c.start_time <= now, silences.c.end_time > now)
-    )
+    rows = await conn.execute(select(silences).where(silences.c.start_time <= now, silences.c.end_time > now))
     return [_silence(row) for row in rows]
 
 
@@ -196,6 +195,11 @@ async def load(conn: AsyncConnection, silence_id: int) -> Silence:
     if row is None:
         raise NotFound(f"silence {silence_id} does not exist", reason="SILENCE_NOT_FOUND")
     return _silence(row)
+
+
+async def delete(conn: AsyncConnection, silence_id: int) -> None:
+    """Remove a silence whose creation could not be audited."""
+    await conn.execute(sa_delete(silences).where(silences.c.id == silence_id))
 
 
 async def expire(conn: AsyncConnection, silence: Silence, actor: str, now: datetime) -> Silence:
