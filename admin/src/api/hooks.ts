@@ -17,6 +17,7 @@ export const keys = {
   workers: ["workers"] as const,
   incidents: ["incidents"] as const,
   incident: ["incident"] as const,
+  silences: ["silences"] as const,
   audit: ["audit"] as const,
   children: ["children"] as const,
   schedulers: ["schedulers"] as const,
@@ -195,6 +196,20 @@ export function useIncident(id: string | undefined) {
     queryKey: [...keys.incident, id],
     enabled: !!id,
     queryFn: ({ signal }) => api<ResponseOf<"GetIncident">>(route("/v1/incidents/{incident_id}", { incident_id: id ?? "" }), { signal }),
+  });
+}
+
+/** Silences newest first, one page at a time; `state` is a SilenceState name or "" for every state. */
+export function useSilences(state: string, pageToken: string) {
+  return useQuery({
+    queryKey: [...keys.silences, state, pageToken],
+    queryFn: ({ signal }) =>
+      api<ResponseOf<"ListSilences">>(route("/v1/silences"), {
+        query: { state: state || undefined, pageSize: 50, pageToken: pageToken || undefined },
+        signal,
+      }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 30_000,
   });
 }
 
