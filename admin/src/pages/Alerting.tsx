@@ -14,6 +14,7 @@ import TableHead from "@mui/material/TableHead";
 import TableRow from "@mui/material/TableRow";
 import TextField from "@mui/material/TextField";
 import Typography from "@mui/material/Typography";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { useSearchParams } from "react-router-dom";
 import { createSilence, expireSilence } from "../api/actions";
@@ -21,6 +22,7 @@ import { errorParts, describeError } from "../api/errors";
 import { keys, useAction, useSilences } from "../api/hooks";
 import { enumName, type Silence } from "../api/types";
 import { ActionButton } from "../components/ActionButton";
+import { useNotify } from "../components/Feedback";
 import { Pager, usePageTokens } from "../components/Pager";
 import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
 import { fmtTime } from "../format";
@@ -81,16 +83,21 @@ function NewSilenceDialog({ onClose, initial }: { onClose: () => void; initial: 
   const [labels, setLabels] = useState("");
   const [endTime, setEndTime] = useState(localIn(60));
   const [comment, setComment] = useState("");
-  const create = useAction({
-    run: () =>
+  const client = useQueryClient();
+  const notify = useNotify();
+  // Not useAction: a refusal belongs next to its field, not in a toast.
+  const create = useMutation({
+    mutationFn: () =>
       createSilence({
         matchers: { type: type ? (`INCIDENT_TYPE_${type}` as never) : undefined, queueGlob, workerId, labels: parseLabels(labels) ?? {} },
         endTime: new Date(endTime).toISOString(),
         comment: comment.trim(),
       }),
-    describe: (r) => t("silenceCreated", { id: r.silence?.id ?? "" }),
-    invalidate: [keys.silences, keys.audit],
-    onDone: onClose,
+    onSuccess: (r) => {
+      notify(t("silenceCreated", { id: r.silence?.id ?? "" }), "success");
+      for (const key of [keys.silences, keys.audit]) void client.invalidateQueries({ queryKey: key });
+      onClose();
+    },
   });
   const problems: Record<Field, string | null> = useMemo(
     () => ({
