@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -197,3 +198,46 @@ async def test_matchers_and_their_validation_name_the_field(
     with pytest.raises(InvalidArgument) as caught:
         silences.check_comment("x" * 2001, "silence.comment")
     assert caught.value.field == "silence.comment"
+
+
+async def test_stats_stale_inhibits_the_queue_rules_it_blinds_until_it_resolves(
+    wired: tuple[Harness, Notifier, HttpReceiver],
+) -> None:
+    h, notifier, receiver = wired
+    h.engine.config = replace(
+        h.engine.config, notify_repeat_hours=0.05, stats_stale_minutes=2, incident_quiet_minutes=1
+    )
+    payments = await fired(await h.tick("payments", **BAD), "payments")
+    await until(lambda: arrived(receiver, "payments"))
+
+    # The data stops: STATS_STALE fires and is sent; the payments reminder falls due and is inhibited.
+    stale: Incident | None = None
+    for _ in range(10):
+        changes = await h.tick()
+        stale = next((c.incident for c in changes if c.incident.type is IncidentType.STATS_STALE), stale)
+        current = await h.engine.store.get(payments.id)
+        assert current is not None
+        if current.decisions[-1].outcome is Outcome.INHIBITED:
+            break
+    assert stale is not None
+    [first, inhibited] = current.decisions
+    assert first.outcome is Outcome.NOTIFIED and inhibited.kind is EventKind.REMINDER
+    assert inhibited.inhibited_by == f"STATS_STALE incident #{stale.id}"
+    assert current.held_event_id == inhibited.event_id
+    assert len(await notifier.deliveries(payments.id)) == 1
+
+    # The data comes back: once STATS_STALE resolves, the held reminder is sent, once.
+    for _ in range(5):
+        await h.tick("payments", **BAD)
+        resolved = await h.engine.store.get(stale.id)
+        assert resolved is not None
+        if resolved.status is IncidentStatus.RESOLVED:
+            break
+    assert resolved.status is IncidentStatus.RESOLVED
+
+    async def two_sent() -> bool:
+        return len(sent_for(receiver, "payments")) == 2
+
+    await until(two_sent)
+    deliveries = await notifier.deliveries(payments.id)
+    assert [d.transition_seq for d in deliveries][1] == inhibited.event_id

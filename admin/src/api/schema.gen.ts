@@ -1505,6 +1505,8 @@ export interface components {
              * @description Until when the silence holds (SILENCED).
              */
             untilTime?: string;
+            /** @description What inhibited it (INHIBITED), e.g. "STATS_STALE incident #7". */
+            inhibitedBy?: string;
         };
         /**
          * @description NotificationOutcome says whether a transition was sent to the channels.
@@ -1512,9 +1514,10 @@ export interface components {
          *     - `NOTIFICATION_OUTCOME_UNSPECIFIED`: Not set.
          *     - `NOTIFICATION_OUTCOME_NOTIFIED`: Handed to the channels that want it (none may be configured).
          *     - `NOTIFICATION_OUTCOME_SILENCED`: Held back by a silence; a firing incident is notified when the silence ends.
+         *     - `NOTIFICATION_OUTCOME_INHIBITED`: Held back because another condition makes it meaningless (a firing STATS_STALE blinds the queue rules); a firing incident is notified once that condition is gone.
          * @enum {string}
          */
-        "workermon.incidents.v1.NotificationOutcome": "NOTIFICATION_OUTCOME_UNSPECIFIED" | "NOTIFICATION_OUTCOME_NOTIFIED" | "NOTIFICATION_OUTCOME_SILENCED";
+        "workermon.incidents.v1.NotificationOutcome": "NOTIFICATION_OUTCOME_UNSPECIFIED" | "NOTIFICATION_OUTCOME_NOTIFIED" | "NOTIFICATION_OUTCOME_SILENCED" | "NOTIFICATION_OUTCOME_INHIBITED";
         /** @description ResolveIncidentResponse is the incident after resolution. */
         "workermon.incidents.v1.ResolveIncidentResponse": {
             /** @description The incident. */

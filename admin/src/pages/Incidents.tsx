@@ -68,10 +68,13 @@ function Decisions({ incident }: { incident: Incident }) {
         {decisions.map((d) => {
           const kind = enumLabel(t, "iek", enumName(d.kind, "INCIDENT_EVENT_KIND_"));
           const channels = (d.channels ?? []).join(", ");
+          const outcome = enumName(d.outcome, "NOTIFICATION_OUTCOME_");
           const text =
-            enumName(d.outcome, "NOTIFICATION_OUTCOME_") === "SILENCED"
+            outcome === "SILENCED"
               ? t("decisionSilenced", { kind, id: d.silenceId ?? "", comment: d.detail ?? "", until: fmtTime(d.untilTime) })
-              : d.detail
+              : outcome === "INHIBITED"
+                ? t("decisionInhibited", { kind, by: d.inhibitedBy ?? "" })
+                : d.detail
                 ? t("decisionLate", { channels, detail: d.detail })
                 : channels
                   ? t("decisionNotified", { kind, channels })

@@ -102,6 +102,35 @@ class EngineConfig:
     notify_repeat_hours: float = 4.0
 
 
+@dataclass(frozen=True)
+class _Mutes:
+    """What may hold a notification back at one moment: the silences in force and, while STATS_STALE
+    fires, the blindness it causes (queue rules judge data that stopped coming)."""
+
+    silences: list[silences.Silence]
+    stale: Incident | None
+
+    def decide(self, incident: Incident, event_id: int, kind: EventKind, now: datetime) -> Decision | None:
+        """The SILENCED or INHIBITED decision for this transition, or None when it is to be notified."""
+        silence = silences.first_match(self.silences, incident)
+        if silence is not None:
+            return Decision(
+                event_id,
+                kind,
+                Outcome.SILENCED,
+                now,
+                silence_id=silence.id,
+                detail=silence.comment,
+                until=silence.end_time,
+            )
+        queue_rule = incident.queue and incident.worker_id is None
+        if self.stale is not None and queue_rule and incident.type is not rules.IncidentType.STATS_STALE:
+            return Decision(
+                event_id, kind, Outcome.INHIBITED, now, inhibited_by=f"STATS_STALE incident #{self.stale.id}"
+            )
+        return None
+
+
 def floor_minute(moment: datetime) -> datetime:
     """The start of the minute `moment` falls in."""
     return moment.replace(second=0, microsecond=0)
@@ -257,41 +286,45 @@ class IncidentEngine:
     # --- silences ---------------------------------------------------------------------------------------
 
     async def _decide(self, conn: AsyncConnection, changes: list[Change], now: datetime) -> list[Change]:
-        """Record whether each notifiable change is notified or silenced, inside the transition's write."""
-        notifiable = [c for c in changes if c.kind in _NOTIFIED]
-        if not notifiable:
+        """Record whether each notifiable change is notified, silenced or inhibited, inside its write."""
+        if not any(c.kind in _NOTIFIED for c in changes):
             return changes
-        in_force = await silences.active(conn, now)
+        mutes = await self._mutes(conn, now)
         decided: list[Change] = []
         for change in changes:
             if change.kind not in _NOTIFIED:
                 decided.append(change)
                 continue
             incident = await self.store.load(conn, change.incident.id) or change.incident
-            silence = silences.first_match(in_force, incident)
-            if silence is None:
+            decision = mutes.decide(incident, change.event_id, change.kind, now)
+            if decision is None:
                 decision = Decision(
                     change.event_id, change.kind, Outcome.NOTIFIED, now, tuple(self._route(change.kind.value))
                 )
                 # A later notification supersedes one still held back.
                 held = None
+            elif change.kind in (EventKind.FIRED, EventKind.REMINDER):
+                held = incident.held_event_id or change.event_id
             else:
-                decision = Decision(
-                    change.event_id,
-                    change.kind,
-                    Outcome.SILENCED,
-                    now,
-                    silence_id=silence.id,
-                    detail=silence.comment,
-                    until=silence.end_time,
-                )
-                firing = change.kind in (EventKind.FIRED, EventKind.REMINDER)
-                held = (incident.held_event_id or change.event_id) if firing else None
+                held = None
             updated = await self.store.update(
                 conn, replace(incident, decisions=(*incident.decisions, decision), held_event_id=held)
             )
-            decided.append(replace(change, incident=updated, notify=silence is None))
+            decided.append(replace(change, incident=updated, notify=decision.outcome is Outcome.NOTIFIED))
         return decided
+
+    async def _mutes(self, conn: AsyncConnection, now: datetime) -> _Mutes:
+        in_force = await silences.active(conn, now)
+        open_now = await self.store.open_incidents(conn)
+        stale = next(
+            (
+                i
+                for i in open_now.values()
+                if i.type is rules.IncidentType.STATS_STALE and i.status is not IncidentStatus.PENDING
+            ),
+            None,
+        )
+        return _Mutes(in_force, stale)
 
     async def _release(self, conn: AsyncConnection, now: datetime) -> list[Change]:
         """Notifications held back whose silences ended: FIRED under the held event's id (its delivery
@@ -299,11 +332,11 @@ class IncidentEngine:
         held = await self.store.held(conn)
         if not held:
             return []
-        in_force = await silences.active(conn, now)
+        mutes = await self._mutes(conn, now)
         released: list[Change] = []
         for incident in held:
             assert incident.held_event_id is not None
-            if incident.status is IncidentStatus.ACTIVE and silences.first_match(in_force, incident):
+            if incident.status is IncidentStatus.ACTIVE and mutes.decide(incident, 0, EventKind.FIRED, now):
                 continue
             if incident.status is not IncidentStatus.ACTIVE:
                 # Acknowledged or pending again: nobody needs the late page.
@@ -315,7 +348,7 @@ class IncidentEngine:
                 Outcome.NOTIFIED,
                 now,
                 tuple(self._route(EventKind.FIRED.value)),
-                detail="held back by a silence that has ended",
+                detail="held back until the silence or inhibition ended",
             )
             updated = await self.store.update(
                 conn,

@@ -46,6 +46,7 @@ class Outcome(StrEnum):
 
     NOTIFIED = "NOTIFIED"
     SILENCED = "SILENCED"
+    INHIBITED = "INHIBITED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,7 @@ class Decision:
     silence_id: int | None = None
     detail: str = ""
     until: datetime | None = None
+    inhibited_by: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """The decision as stored (JSON-ready)."""
@@ -72,6 +74,7 @@ class Decision:
             "silence_id": self.silence_id,
             "detail": self.detail,
             "until": self.until.isoformat() if self.until else None,
+            "inhibited_by": self.inhibited_by,
         }
 
     @classmethod
@@ -86,6 +89,7 @@ class Decision:
             silence_id=data.get("silence_id"),
             detail=data.get("detail") or "",
             until=datetime.fromisoformat(data["until"]) if data.get("until") else None,
+            inhibited_by=data.get("inhibited_by") or "",
         )
 
 

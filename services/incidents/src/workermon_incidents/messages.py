@@ -100,6 +100,7 @@ def decision_message(decision: Decision) -> pb.NotificationDecision:
         channels=list(decision.channels),
         silence_id=decision.silence_id or 0,
         detail=decision.detail,
+        inhibited_by=decision.inhibited_by,
     )
     set_time(message.decide_time, decision.at)
     set_time(message.until_time, decision.until)
