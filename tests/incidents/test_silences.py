@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
@@ -19,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.support.suites import Config
 from tests.support.webhooks import HttpReceiver
 from workermon_core.errors import InvalidArgument
-from workermon_incidents import silences
+from workermon_incidents import silences, windows
 from workermon_incidents.engine import Change
 from workermon_incidents.incident import EventKind, Incident, IncidentStatus, Outcome
 from workermon_incidents.notify.channels import parse_channels
@@ -241,3 +242,48 @@ async def test_stats_stale_inhibits_the_queue_rules_it_blinds_until_it_resolves(
     await until(two_sent)
     deliveries = await notifier.deliveries(payments.id)
     assert [d.transition_seq for d in deliveries][1] == inhibited.event_id
+
+
+async def test_a_maintenance_window_holds_back_inside_and_sends_once_it_closes(
+    wired: tuple[Harness, Notifier, HttpReceiver],
+) -> None:
+    h, notifier, receiver = wired
+    local = h.engine.now().astimezone(ZoneInfo("Asia/Seoul"))
+    start = local.hour * 60 + local.minute
+    window = await h.engine.create_window(
+        windows.Window(
+            0,
+            silences.Matchers(queue_glob="pay*"),
+            (windows.WEEKDAYS[local.weekday()],),
+            start,
+            start + 5,
+            "Asia/Seoul",
+            "olivia",
+            "nightly batch",
+            h.engine.now(),
+        )
+    )
+    assert window.is_open(h.engine.now() + timedelta(minutes=1))
+    assert not window.is_open(h.engine.now() + timedelta(minutes=5))
+    assert not window.is_open(h.engine.now() + timedelta(days=1))
+    h.source.put("emails", h.minute(0), **BAD)
+    changes = await h.tick("payments", **BAD)
+    payments = await fired(changes, "payments")
+    await until(lambda: arrived(receiver, "emails"))
+    assert await notifier.deliveries(payments.id) == []
+    stored = await h.engine.store.get(payments.id)
+    assert stored is not None
+    [decision] = stored.decisions
+    assert (decision.outcome, decision.window_id, decision.detail) == (
+        Outcome.MAINTENANCE,
+        window.id,
+        "nightly batch",
+    )
+
+    # Still inside; then the window closes while payments still fires: sent once.
+    for _ in range(5):
+        await h.tick("payments", **BAD)
+    await until(lambda: arrived(receiver, "payments"))
+    await h.tick("payments", **BAD)
+    [delivery] = await notifier.deliveries(payments.id)
+    assert delivery.transition_seq == decision.event_id

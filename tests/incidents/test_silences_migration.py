@@ -14,7 +14,7 @@ from workermon_core.db import create_engine
 from workermon_incidents.migrate import MIGRATIONS
 from workermon_incidents.models import IncidentBase
 
-TABLES = {"incident_silences", "incidents"}
+TABLES = {"incident_silences", "incident_maintenance_windows", "incidents"}
 
 
 def _differences(connection: Connection) -> list[Any]:
@@ -49,7 +49,7 @@ async def test_upgrade_adds_silences_and_decisions_and_downgrade_removes_them(da
         await MIGRATIONS.downgrade(database_url, "0002_notifications")
         async with engine.connect() as conn:
             names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
-            assert "incident_silences" not in names
+            assert not {"incident_silences", "incident_maintenance_windows"} & names
             assert not {"notify_decisions", "held_event_id"} & await conn.run_sync(_columns)
         await MIGRATIONS.upgrade(database_url)
         assert await MIGRATIONS.current_revision(database_url) == "0003_silences"

@@ -140,3 +140,78 @@ async def test_bad_silences_are_refused_naming_the_field(suite: dict[str, Any]) 
     assert details.startswith("silence.end_time:") and "after start_time" in details
     listed = await operator.ListSilences(pb.ListSilencesRequest())
     assert list(listed.silences) == []
+
+
+def window(**fields: Any) -> pb.MaintenanceWindow:
+    values: dict[str, Any] = {
+        "matchers": pb.SilenceMatchers(queue_glob="reports*"),
+        "weekdays": ["MON", "WED"],
+        "start_time_of_day": "02:00",
+        "end_time_of_day": "04:30",
+        "time_zone": "Asia/Seoul",
+        "comment": "nightly batch",
+    }
+    values.update(fields)
+    return pb.MaintenanceWindow(**values)
+
+
+async def test_maintenance_windows_are_created_listed_deleted_audited_and_checked(
+    suite: dict[str, Any],
+) -> None:
+    operator = pb_grpc.IncidentServiceStub(suite["channel"]("operator", "olivia"))
+    viewer = pb_grpc.IncidentServiceStub(suite["channel"]("viewer", "vera"))
+    created = (
+        await operator.CreateMaintenanceWindow(pb.CreateMaintenanceWindowRequest(maintenance_window=window()))
+    ).maintenance_window
+    assert (created.author, list(created.weekdays), created.end_time_of_day) == (
+        "olivia",
+        ["MON", "WED"],
+        "04:30",
+    )
+    listed = await viewer.ListMaintenanceWindows(pb.ListMaintenanceWindowsRequest())
+    assert [w.id for w in listed.maintenance_windows] == [created.id]
+    await refused(
+        viewer.DeleteMaintenanceWindow(pb.DeleteMaintenanceWindowRequest(window_id=created.id)),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+
+    cases = {
+        "maintenance_window.weekdays": window(weekdays=["MON", "FUNDAY"]),
+        "maintenance_window.time_zone": window(time_zone="Mars/Olympus_Mons"),
+        "maintenance_window.end_time_of_day": window(start_time_of_day="05:00", end_time_of_day="04:00"),
+        "maintenance_window.start_time_of_day": window(start_time_of_day="25:00"),
+        "maintenance_window.comment": window(comment="x" * 2001),
+        "maintenance_window.matchers.queue_glob": window(matchers=pb.SilenceMatchers(queue_glob="r[")),
+    }
+    for field, message in cases.items():
+        details = await refused(
+            operator.CreateMaintenanceWindow(pb.CreateMaintenanceWindowRequest(maintenance_window=message)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert details.startswith(field + ":"), (field, details)
+
+    await operator.DeleteMaintenanceWindow(pb.DeleteMaintenanceWindowRequest(window_id=created.id))
+    assert (
+        list((await viewer.ListMaintenanceWindows(pb.ListMaintenanceWindowsRequest())).maintenance_windows)
+        == []
+    )
+    await refused(
+        operator.DeleteMaintenanceWindow(pb.DeleteMaintenanceWindowRequest(window_id=created.id)),
+        grpc.StatusCode.NOT_FOUND,
+    )
+    monitor = mon_grpc.MonitorServiceStub(suite["channel"]("viewer"))
+    audit = await monitor.ListAuditLogs(mon_pb.ListAuditLogsRequest(entity_type="maint_window"))
+    assert {(a.action, a.entity_id, a.actor, a.outcome) for a in audit.audit_logs} >= {
+        (
+            mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE,
+            str(created.id),
+            "olivia",
+            mon_pb.AUDIT_OUTCOME_SUCCEEDED,
+        ),
+        (
+            mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE,
+            str(created.id),
+            "olivia",
+            mon_pb.AUDIT_OUTCOME_SUCCEEDED,
+        ),
+    }

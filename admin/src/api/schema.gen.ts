@@ -962,6 +962,56 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/maintenanceWindows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lists recurring maintenance windows, newest first, one page at a time
+         * @description Lists recurring maintenance windows, newest first, one page at a time.
+         *
+         *     Role: viewer. gRPC: `/workermon.incidents.v1.IncidentService/ListMaintenanceWindows`.
+         */
+        get: operations["ListMaintenanceWindows"];
+        put?: never;
+        /**
+         * Creates a recurring maintenance window: matching incidents firing inside it behave as silenced
+         * @description Creates a recurring maintenance window: matching incidents firing inside it behave as silenced. Audited; the author is the caller.
+         *
+         *     Role: operator. gRPC: `/workermon.incidents.v1.IncidentService/CreateMaintenanceWindow`.
+         */
+        post: operations["CreateMaintenanceWindow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/maintenanceWindows/{window_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Deletes a maintenance window; what it held back is notified if still firing
+         * @description Deletes a maintenance window; what it held back is notified if still firing. Audited.
+         *
+         *     Role: operator. gRPC: `/workermon.incidents.v1.IncidentService/DeleteMaintenanceWindow`.
+         */
+        delete: operations["DeleteMaintenanceWindow"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1303,11 +1353,18 @@ export interface components {
             /** @description The incident. */
             incident?: components["schemas"]["workermon.incidents.v1.Incident"];
         };
+        /** @description CreateMaintenanceWindowResponse is the window created. */
+        "workermon.incidents.v1.CreateMaintenanceWindowResponse": {
+            /** @description The window. */
+            maintenanceWindow?: components["schemas"]["workermon.incidents.v1.MaintenanceWindow"];
+        };
         /** @description CreateSilenceResponse is the silence created. */
         "workermon.incidents.v1.CreateSilenceResponse": {
             /** @description The silence. */
             silence?: components["schemas"]["workermon.incidents.v1.Silence"];
         };
+        /** @description DeleteMaintenanceWindowResponse is empty: the window is gone. */
+        "workermon.incidents.v1.DeleteMaintenanceWindowResponse": Record<string, never>;
         /** @description ExpireSilenceResponse is the silence after it ended. */
         "workermon.incidents.v1.ExpireSilenceResponse": {
             /** @description The silence. */
@@ -1468,12 +1525,48 @@ export interface components {
             /** @description Token for the next page; empty on the last page. */
             nextPageToken?: string;
         };
+        /** @description ListMaintenanceWindowsResponse is one page of maintenance windows, newest first. */
+        "workermon.incidents.v1.ListMaintenanceWindowsResponse": {
+            /** @description The windows on this page. */
+            maintenanceWindows: components["schemas"]["workermon.incidents.v1.MaintenanceWindow"][];
+            /** @description Token for the next page; empty on the last page. */
+            nextPageToken?: string;
+        };
         /** @description ListSilencesResponse is one page of silences, newest first. */
         "workermon.incidents.v1.ListSilencesResponse": {
             /** @description The silences on this page. */
             silences: components["schemas"]["workermon.incidents.v1.Silence"][];
             /** @description Token for the next page; empty on the last page. */
             nextPageToken?: string;
+        };
+        /** @description MaintenanceWindow is a weekly time range during which matching incidents are not notified. */
+        "workermon.incidents.v1.MaintenanceWindow": {
+            /**
+             * Format: int64
+             * @description Window id, increasing.
+             */
+            id?: string;
+            /** @description Which incidents it covers (as a silence's). */
+            matchers?: components["schemas"]["workermon.incidents.v1.SilenceMatchers"];
+            /** @description The days it applies on, in its time zone: MON, TUE, WED, THU, FRI, SAT, SUN (at least one). */
+            weekdays: string[];
+            /** @description When it opens on those days, "HH:MM" in its time zone. */
+            startTimeOfDay?: string;
+            /** @description When it closes, "HH:MM", after the start (a window does not cross midnight). */
+            endTimeOfDay?: string;
+            /** @description The IANA time zone the days and times are in, e.g. "Asia/Seoul". */
+            timeZone?: string;
+            /** @description Who created it. */
+            author?: string;
+            /** @description Why (required, at most 2,000 characters). */
+            comment?: string;
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            createTime?: string;
+            /** @description Whether it is open now. */
+            open?: boolean;
         };
         /** @description NotificationDecision is what was decided about notifying one transition. */
         "workermon.incidents.v1.NotificationDecision": {
@@ -1507,6 +1600,11 @@ export interface components {
             untilTime?: string;
             /** @description What inhibited it (INHIBITED), e.g. "STATS_STALE incident #7". */
             inhibitedBy?: string;
+            /**
+             * Format: int64
+             * @description The maintenance window that held it back (MAINTENANCE).
+             */
+            maintenanceWindowId?: string;
         };
         /**
          * @description NotificationOutcome says whether a transition was sent to the channels.
@@ -1515,9 +1613,10 @@ export interface components {
          *     - `NOTIFICATION_OUTCOME_NOTIFIED`: Handed to the channels that want it (none may be configured).
          *     - `NOTIFICATION_OUTCOME_SILENCED`: Held back by a silence; a firing incident is notified when the silence ends.
          *     - `NOTIFICATION_OUTCOME_INHIBITED`: Held back because another condition makes it meaningless (a firing STATS_STALE blinds the queue rules); a firing incident is notified once that condition is gone.
+         *     - `NOTIFICATION_OUTCOME_MAINTENANCE`: Held back by a maintenance window; a firing incident is notified when the window closes.
          * @enum {string}
          */
-        "workermon.incidents.v1.NotificationOutcome": "NOTIFICATION_OUTCOME_UNSPECIFIED" | "NOTIFICATION_OUTCOME_NOTIFIED" | "NOTIFICATION_OUTCOME_SILENCED" | "NOTIFICATION_OUTCOME_INHIBITED";
+        "workermon.incidents.v1.NotificationOutcome": "NOTIFICATION_OUTCOME_UNSPECIFIED" | "NOTIFICATION_OUTCOME_NOTIFIED" | "NOTIFICATION_OUTCOME_SILENCED" | "NOTIFICATION_OUTCOME_INHIBITED" | "NOTIFICATION_OUTCOME_MAINTENANCE";
         /** @description ResolveIncidentResponse is the incident after resolution. */
         "workermon.incidents.v1.ResolveIncidentResponse": {
             /** @description The incident. */
@@ -4711,6 +4810,130 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["workermon.incidents.v1.ExpireSilenceResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ListMaintenanceWindows: {
+        parameters: {
+            query?: {
+                /** @description Page size: default 50, at most 200; negative is refused. */
+                pageSize?: number;
+                /** @description Token from a previous response's next_page_token. */
+                pageToken?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.ListMaintenanceWindowsResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    CreateMaintenanceWindow: {
+        parameters: {
+            query?: {
+                /** @description Window id, increasing. */
+                "maintenance_window.id"?: string;
+                /** @description Only incidents of this type; UNSPECIFIED matches every type. */
+                "maintenance_window.matchers.type"?: components["schemas"]["workermon.incidents.v1.IncidentType"];
+                /** @description Only incidents about a queue whose name matches this glob (*, ?, [abc]); empty matches any. */
+                "maintenance_window.matchers.queueGlob"?: string;
+                /** @description Only incidents about this worker; empty matches any. */
+                "maintenance_window.matchers.workerId"?: string;
+                /** @description The days it applies on, in its time zone: MON, TUE, WED, THU, FRI, SAT, SUN (at least one). */
+                "maintenance_window.weekdays"?: string[];
+                /** @description When it opens on those days, "HH:MM" in its time zone. */
+                "maintenance_window.startTimeOfDay"?: string;
+                /** @description When it closes, "HH:MM", after the start (a window does not cross midnight). */
+                "maintenance_window.endTimeOfDay"?: string;
+                /** @description The IANA time zone the days and times are in, e.g. "Asia/Seoul". */
+                "maintenance_window.timeZone"?: string;
+                /** @description Who created it. */
+                "maintenance_window.author"?: string;
+                /** @description Why (required, at most 2,000 characters). */
+                "maintenance_window.comment"?: string;
+                /** @description When it was created. */
+                "maintenance_window.createTime"?: string;
+                /** @description Whether it is open now. */
+                "maintenance_window.open"?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["workermon.incidents.v1.MaintenanceWindow"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.CreateMaintenanceWindowResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    DeleteMaintenanceWindow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Window id. */
+                window_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.DeleteMaintenanceWindowResponse"];
                 };
             };
             /** @description An error (see Error) */

@@ -41,6 +41,7 @@ _ENTITY_FIELDS = (
     ("worker_id", "worker"),
     ("incident_id", "incident"),
     ("silence_id", "silence"),
+    ("window_id", "maint_window"),
     ("job_id", "job"),
     ("queue", "queue"),
 )

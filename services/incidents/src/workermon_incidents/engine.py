@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
 
-from . import rules, silences
+from . import rules, silences, windows
 from .incident import SYSTEM_ACTOR, Decision, EventKind, Incident, IncidentEvent, IncidentStatus, Outcome
 from .rules import Finding, QueueWindow, RuleBook, WorkerState
 from .store import IncidentStore
@@ -109,6 +109,7 @@ class _Mutes:
 
     silences: list[silences.Silence]
     stale: Incident | None
+    windows: list[windows.Window]
 
     def decide(self, incident: Incident, event_id: int, kind: EventKind, now: datetime) -> Decision | None:
         """The SILENCED or INHIBITED decision for this transition, or None when it is to be notified."""
@@ -122,6 +123,11 @@ class _Mutes:
                 silence_id=silence.id,
                 detail=silence.comment,
                 until=silence.end_time,
+            )
+        window = next((w for w in self.windows if w.is_open(now) and w.matchers.matches(incident)), None)
+        if window is not None:
+            return Decision(
+                event_id, kind, Outcome.MAINTENANCE, now, window_id=window.id, detail=window.comment
             )
         queue_rule = incident.queue and incident.worker_id is None
         if self.stale is not None and queue_rule and incident.type is not rules.IncidentType.STATS_STALE:
@@ -324,7 +330,7 @@ class IncidentEngine:
             ),
             None,
         )
-        return _Mutes(in_force, stale)
+        return _Mutes(in_force, stale, await windows.all_windows(conn))
 
     async def _release(self, conn: AsyncConnection, now: datetime) -> list[Change]:
         """Notifications held back whose silences ended: FIRED under the held event's id (its delivery
@@ -348,7 +354,7 @@ class IncidentEngine:
                 Outcome.NOTIFIED,
                 now,
                 tuple(self._route(EventKind.FIRED.value)),
-                detail="held back until the silence or inhibition ended",
+                detail="held back until the silence, maintenance window or inhibition ended",
             )
             updated = await self.store.update(
                 conn,
@@ -388,6 +394,33 @@ class IncidentEngine:
                     await silences.delete(conn, created.id)
                 raise
         return created
+
+    async def create_window(
+        self, window: windows.Window, audit: Callable[[windows.Window], Awaitable[None]] | None = None
+    ) -> windows.Window:
+        """Store a new maintenance window, then `audit` it under its id; if the audit raises, it goes."""
+        async with self.store.write() as conn:
+            created = await windows.insert_window(conn, window)
+        if audit is not None:
+            try:
+                await audit(created)
+            except BaseException:
+                async with self.store.write() as conn:
+                    await windows.remove(conn, created.id)
+                raise
+        return created
+
+    async def delete_window(
+        self, window_id: int, audit: Callable[[windows.Window], Awaitable[None]] | None = None
+    ) -> None:
+        """Delete a maintenance window (`audit` first), then send what it held back."""
+        async with self.store.engine.connect() as conn:
+            window = await windows.load(conn, window_id)
+        if audit is not None:
+            await audit(window)
+        async with self.store.write() as conn:
+            await windows.remove(conn, window_id)
+        await self.release_held()
 
     async def expire_silence(
         self, silence_id: int, actor: str, audit: Callable[[silences.Silence], Awaitable[None]] | None = None

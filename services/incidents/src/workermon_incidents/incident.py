@@ -47,6 +47,7 @@ class Outcome(StrEnum):
     NOTIFIED = "NOTIFIED"
     SILENCED = "SILENCED"
     INHIBITED = "INHIBITED"
+    MAINTENANCE = "MAINTENANCE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,7 @@ class Decision:
     detail: str = ""
     until: datetime | None = None
     inhibited_by: str = ""
+    window_id: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The decision as stored (JSON-ready)."""
@@ -75,6 +77,7 @@ class Decision:
             "detail": self.detail,
             "until": self.until.isoformat() if self.until else None,
             "inhibited_by": self.inhibited_by,
+            "window_id": self.window_id,
         }
 
     @classmethod
@@ -90,6 +93,7 @@ class Decision:
             detail=data.get("detail") or "",
             until=datetime.fromisoformat(data["until"]) if data.get("until") else None,
             inhibited_by=data.get("inhibited_by") or "",
+            window_id=data.get("window_id"),
         )
 
 

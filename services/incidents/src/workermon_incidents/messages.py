@@ -9,7 +9,8 @@ from workermon_core.protos import set_time
 
 from .incident import Decision, EventKind, Incident, IncidentEvent, IncidentStatus
 from .rules import IncidentType, Severity
-from .silences import Silence
+from .silences import Matchers, Silence
+from .windows import Window, time_text
 
 
 def type_value(kind: IncidentType) -> pb.IncidentType.ValueType:
@@ -101,23 +102,45 @@ def decision_message(decision: Decision) -> pb.NotificationDecision:
         silence_id=decision.silence_id or 0,
         detail=decision.detail,
         inhibited_by=decision.inhibited_by,
+        maintenance_window_id=decision.window_id or 0,
     )
     set_time(message.decide_time, decision.at)
     set_time(message.until_time, decision.until)
     return message
 
 
+def matchers_message(matchers: Matchers) -> pb.SilenceMatchers:
+    """A SilenceMatchers message."""
+    return pb.SilenceMatchers(
+        type=type_value(matchers.type) if matchers.type else pb.INCIDENT_TYPE_UNSPECIFIED,
+        queue_glob=matchers.queue_glob,
+        worker_id=matchers.worker_id,
+        labels=dict(matchers.labels),
+    )
+
+
+def window_message(window: Window, now: datetime) -> pb.MaintenanceWindow:
+    """A MaintenanceWindow message, `open` as of `now`."""
+    message = pb.MaintenanceWindow(
+        id=window.id,
+        matchers=matchers_message(window.matchers),
+        weekdays=list(window.weekdays),
+        start_time_of_day=time_text(window.start_minute),
+        end_time_of_day=time_text(window.end_minute),
+        time_zone=window.time_zone,
+        author=window.author,
+        comment=window.comment,
+        open=window.is_open(now),
+    )
+    set_time(message.create_time, window.create_time)
+    return message
+
+
 def silence_message(silence: Silence, now: datetime) -> pb.Silence:
     """A Silence message, its state as of `now`."""
-    matchers = silence.matchers
     message = pb.Silence(
         id=silence.id,
-        matchers=pb.SilenceMatchers(
-            type=type_value(matchers.type) if matchers.type else pb.INCIDENT_TYPE_UNSPECIFIED,
-            queue_glob=matchers.queue_glob,
-            worker_id=matchers.worker_id,
-            labels=dict(matchers.labels),
-        ),
+        matchers=matchers_message(silence.matchers),
         author=silence.author,
         comment=silence.comment,
         state=pb.SilenceState.Value("SILENCE_STATE_" + silence.state(now).value),

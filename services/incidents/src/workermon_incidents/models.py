@@ -160,6 +160,28 @@ class SilenceRecord(IncidentBase):
     expired_by: Mapped[str | None] = mapped_column(Text)
 
 
+class MaintenanceWindowRecord(IncidentBase):
+    """A weekly maintenance window: matchers, weekdays and a time of day range in a time zone."""
+
+    __tablename__ = "incident_maintenance_windows"
+
+    id: Mapped[int] = mapped_column(IncidentId, primary_key=True, autoincrement=True)
+    incident_type: Mapped[str] = mapped_column(String(32))
+    queue_glob: Mapped[str] = mapped_column(Text)
+    worker_id: Mapped[str] = mapped_column(Text)
+    labels: Mapped[str] = mapped_column(Text)
+    # "MON,TUE,...", in the window's time zone.
+    weekdays: Mapped[str] = mapped_column(String(32))
+    # Minutes after local midnight; start < end.
+    start_minute: Mapped[int] = mapped_column(Integer)
+    end_minute: Mapped[int] = mapped_column(Integer)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 incidents = cast(Table, IncidentRecord.__table__)
+maintenance_windows = cast(Table, MaintenanceWindowRecord.__table__)
 silences = cast(Table, SilenceRecord.__table__)
 incident_events = cast(Table, IncidentEventRecord.__table__)

@@ -19,10 +19,18 @@ from workermon_core.errors import DomainError, InvalidArgument, Unavailable
 from workermon_core.pagination import decode_token, encode_token, page_size
 from workermon_core.peer import Peer
 
-from . import silences
+from . import silences, windows
 from .engine import IncidentEngine
 from .incident import Incident
-from .messages import event_message, incident_message, kind_value, silence_message, status_name, type_name
+from .messages import (
+    event_message,
+    incident_message,
+    kind_value,
+    silence_message,
+    status_name,
+    type_name,
+    window_message,
+)
 from .models import OPEN_STATUSES
 from .rules import IncidentType
 from .watch import IncidentFeed
@@ -225,6 +233,71 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
             raise _database_down(exc) from None
         return pb.ExpireSilenceResponse(silence=silence_message(expired, self.engine.now()))
 
+    # --- maintenance windows ------------------------------------------------------------------------
+
+    async def ListMaintenanceWindows(
+        self, request: pb.ListMaintenanceWindowsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMaintenanceWindowsResponse:
+        """Maintenance windows newest first, one page at a time."""
+        size = page_size(request.page_size, DEFAULT_PAGE, MAX_PAGE)
+        filters: tuple[object, ...] = ("windows",)
+        cursor = decode_token(request.page_token, filters)
+        now = self.engine.now()
+        try:
+            async with self.engine.store.engine.connect() as conn:
+                rows = await windows.page(conn, int(cursor) if cursor else None, size + 1)
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        response = pb.ListMaintenanceWindowsResponse(
+            maintenance_windows=[window_message(w, now) for w in rows[:size]]
+        )
+        if len(rows) > size:
+            response.next_page_token = encode_token(str(rows[size - 1].id), filters)
+        return response
+
+    async def CreateMaintenanceWindow(
+        self, request: pb.CreateMaintenanceWindowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateMaintenanceWindowResponse:
+        """A new window by the caller, audited under its id (removed again if the audit fails)."""
+        window = _new_window(request.maintenance_window, self.engine.now(), context_subject())
+
+        async def audit(created: windows.Window) -> None:
+            await self._audit_entity(
+                mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE,
+                "maint_window",
+                str(created.id),
+                _window_parameters(created),
+                {"open": str(created.is_open(self.engine.now())).lower()},
+            )
+
+        try:
+            created = await self.engine.create_window(window, audit)
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        return pb.CreateMaintenanceWindowResponse(
+            maintenance_window=window_message(created, self.engine.now())
+        )
+
+    async def DeleteMaintenanceWindow(
+        self, request: pb.DeleteMaintenanceWindowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteMaintenanceWindowResponse:
+        """Delete a window, audited first; what it held back is notified if still firing."""
+
+        async def audit(window: windows.Window) -> None:
+            await self._audit_entity(
+                mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE,
+                "maint_window",
+                str(window.id),
+                _window_parameters(window),
+                {"open": str(window.is_open(self.engine.now())).lower()},
+            )
+
+        try:
+            await self.engine.delete_window(request.window_id, audit)
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        return pb.DeleteMaintenanceWindowResponse()
+
     async def Evaluate(
         self, request: pb.EvaluateRequest, context: grpc.aio.ServicerContext
     ) -> pb.EvaluateResponse:
@@ -271,17 +344,56 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
             raise
 
 
-def _new_silence(message: pb.Silence, now: datetime, author: str) -> silences.Silence:
-    """The silence a CreateSilence request describes; INVALID_ARGUMENT naming the first bad field."""
-    matchers = message.matchers
-    validation.enum_value(matchers.type, pb.IncidentType.DESCRIPTOR, "silence.matchers.type")
+def _matchers(matchers: pb.SilenceMatchers, prefix: str) -> silences.Matchers:
+    """Checked matchers; INVALID_ARGUMENT naming the first bad field under `prefix`."""
+    validation.enum_value(matchers.type, pb.IncidentType.DESCRIPTOR, f"{prefix}.type")
     kind = type_name(matchers.type)
-    checked = silences.Matchers(
+    return silences.Matchers(
         type=IncidentType(kind) if kind else None,
         queue_glob=matchers.queue_glob,
         worker_id=matchers.worker_id,
         labels=dict(matchers.labels),
-    ).validate("silence.matchers")
+    ).validate(prefix)
+
+
+def _new_window(message: pb.MaintenanceWindow, now: datetime, author: str) -> windows.Window:
+    """The window a CreateMaintenanceWindow request describes; INVALID_ARGUMENT naming the bad field."""
+    prefix = "maintenance_window"
+    matchers = _matchers(message.matchers, f"{prefix}.matchers")
+    weekdays = windows.check_weekdays(list(message.weekdays), f"{prefix}.weekdays")
+    start = windows.minute_of_day(message.start_time_of_day, f"{prefix}.start_time_of_day")
+    end = windows.minute_of_day(message.end_time_of_day, f"{prefix}.end_time_of_day")
+    if end <= start:
+        raise InvalidArgument(
+            f"{prefix}.end_time_of_day", "must be after start_time_of_day (split a window at midnight)"
+        )
+    zone = windows.check_time_zone(message.time_zone, f"{prefix}.time_zone")
+    comment = silences.check_comment(message.comment, f"{prefix}.comment")
+    return windows.Window(0, matchers, weekdays, start, end, zone, author, comment, now)
+
+
+def _window_parameters(window: windows.Window) -> dict[str, str]:
+    return {
+        **_matcher_parameters(window.matchers),
+        "weekdays": ",".join(window.weekdays),
+        "hours": f"{windows.time_text(window.start_minute)}-{windows.time_text(window.end_minute)}",
+        "time_zone": window.time_zone,
+        "comment": window.comment,
+    }
+
+
+def _matcher_parameters(m: silences.Matchers) -> dict[str, str]:
+    return {
+        "type": m.type.value if m.type else "",
+        "queue_glob": m.queue_glob,
+        "worker_id": m.worker_id,
+        "labels": ",".join(f"{k}={v}" for k, v in sorted(m.labels.items())),
+    }
+
+
+def _new_silence(message: pb.Silence, now: datetime, author: str) -> silences.Silence:
+    """The silence a CreateSilence request describes; INVALID_ARGUMENT naming the first bad field."""
+    checked = _matchers(message.matchers, "silence.matchers")
     start = (
         validation.timestamp(message.start_time, "silence.start_time", earliest=validation.EPOCH)
         if message.HasField("start_time")
@@ -296,12 +408,8 @@ def _new_silence(message: pb.Silence, now: datetime, author: str) -> silences.Si
 
 
 def _silence_parameters(silence: silences.Silence) -> dict[str, str]:
-    m = silence.matchers
     return {
-        "type": m.type.value if m.type else "",
-        "queue_glob": m.queue_glob,
-        "worker_id": m.worker_id,
-        "labels": ",".join(f"{k}={v}" for k, v in sorted(m.labels.items())),
+        **_matcher_parameters(silence.matchers),
         "start_time": silence.start_time.isoformat(),
         "end_time": silence.end_time.isoformat(),
         "comment": silence.comment,

@@ -133,16 +133,31 @@ def first_match(active: Sequence[Silence], incident: Incident) -> Silence | None
     return max(found, key=lambda s: (s.end_time, s.id)) if found else None
 
 
+def stored_matchers(m: Mapping[str, Any]) -> Matchers:
+    """The matchers of a silence or maintenance window row."""
+    return Matchers(
+        type=IncidentType(m["incident_type"]) if m["incident_type"] else None,
+        queue_glob=m["queue_glob"],
+        worker_id=m["worker_id"],
+        labels=json.loads(m["labels"]),
+    )
+
+
+def matcher_columns(m: Matchers) -> dict[str, str]:
+    """The matcher columns of a silence or maintenance window row."""
+    return {
+        "incident_type": m.type.value if m.type else "",
+        "queue_glob": m.queue_glob,
+        "worker_id": m.worker_id,
+        "labels": json.dumps(dict(m.labels), sort_keys=True),
+    }
+
+
 def _silence(row: Any) -> Silence:
     m = row._mapping
     return Silence(
         id=m["id"],
-        matchers=Matchers(
-            type=IncidentType(m["incident_type"]) if m["incident_type"] else None,
-            queue_glob=m["queue_glob"],
-            worker_id=m["worker_id"],
-            labels=json.loads(m["labels"]),
-        ),
+        matchers=stored_matchers(m),
         start_time=m["start_time"],
         end_time=m["end_time"],
         author=m["author"],
@@ -164,10 +179,7 @@ async def insert_silence(conn: AsyncConnection, silence: Silence) -> Silence:
     result = await conn.execute(
         insert(silences)
         .values(
-            incident_type=m.type.value if m.type else "",
-            queue_glob=m.queue_glob,
-            worker_id=m.worker_id,
-            labels=json.dumps(dict(m.labels), sort_keys=True),
+            **matcher_columns(m),
             start_time=silence.start_time,
             end_time=silence.end_time,
             author=silence.author,
