@@ -67,3 +67,33 @@ async def test_a_viewer_sees_silences_but_cannot_create_them(ui: UI) -> None:
     await page.get_by_role("link", name="Alerting", exact=True).click()
     await expect(page.get_by_role("heading", name="Alerting", level=1)).to_be_visible()
     await expect(page.get_by_role("button", name="New silence")).to_be_disabled()
+
+
+async def test_maintenance_window_refused_zone_next_to_its_field_created_and_deleted(ui: UI) -> None:
+    page = await ui.login("operator")
+    await page.goto(f"{ui.url}/alerting")
+    await page.get_by_role("button", name="New maintenance window").click()
+    form = page.get_by_role("dialog", name="New maintenance window")
+    await form.get_by_label("Queue (glob)").fill("reports*")
+    zone = form.get_by_label("Time zone")
+    await zone.fill("Mars/Olympus_Mons")
+    await form.get_by_label("Sat").check()
+    await form.get_by_label("Comment").fill("weekly reindex")
+    await expect_accessible(page, "new-window dialog")
+    await form.get_by_role("button", name="Create", exact=True).click()
+    described = await zone.get_attribute("aria-describedby")
+    assert described, "the time zone field names its helper text"
+    await expect(page.locator(f'[id="{described}"]')).to_contain_text("is not an IANA time zone")
+    await expect(zone).to_have_attribute("aria-invalid", "true")
+
+    await zone.fill("Asia/Seoul")
+    await form.get_by_role("button", name="Create", exact=True).click()
+    await expect(form).to_have_count(0)
+    table = page.get_by_role("table", name="Maintenance windows")
+    row = table.get_by_role("row").filter(has_text="weekly reindex")
+    await expect(row).to_contain_text("Mon, Tue, Wed, Thu, Fri, Sat")
+    await expect(row).to_contain_text("02:00–04:00 (Asia/Seoul)")
+    await row.get_by_role("button", name="Delete").click()
+    confirm = page.get_by_role("dialog", name="Delete maintenance window")
+    await confirm.get_by_role("button", name="Delete").click()
+    await expect(page.get_by_text("No maintenance window.")).to_be_visible()

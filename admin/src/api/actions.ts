@@ -124,3 +124,16 @@ export function createSilence(body: SilenceBody): Promise<SilenceAnswer> {
 export function expireSilence(silenceId: string): Promise<AnswerOf<PostOf<"/v1/silences/{silence_id}:expire">>> {
   return post(route("/v1/silences/{silence_id}:expire", { silence_id: silenceId }), {});
 }
+
+/** The body of CreateMaintenanceWindow: matchers, weekdays, hours, time zone and comment. */
+export type WindowBody = BodyOf<PostOf<"/v1/maintenanceWindows">>;
+
+/** Create a maintenance window (IncidentService.CreateMaintenanceWindow; the operator role). */
+export function createMaintenanceWindow(body: WindowBody): Promise<AnswerOf<PostOf<"/v1/maintenanceWindows">>> {
+  return post(route("/v1/maintenanceWindows"), body);
+}
+
+/** Delete a maintenance window (IncidentService.DeleteMaintenanceWindow; the operator role). */
+export function deleteMaintenanceWindow(windowId: string): Promise<object> {
+  return api<object>(route("/v1/maintenanceWindows/{window_id}", { window_id: windowId }), { method: "DELETE" });
+}

@@ -18,6 +18,7 @@ export const keys = {
   incidents: ["incidents"] as const,
   incident: ["incident"] as const,
   silences: ["silences"] as const,
+  windows: ["maintenanceWindows"] as const,
   audit: ["audit"] as const,
   children: ["children"] as const,
   schedulers: ["schedulers"] as const,
@@ -208,6 +209,17 @@ export function useSilences(state: string, pageToken: string) {
         query: { state: state || undefined, pageSize: 50, pageToken: pageToken || undefined },
         signal,
       }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 30_000,
+  });
+}
+
+/** Maintenance windows newest first, one page at a time. */
+export function useMaintenanceWindows(pageToken: string) {
+  return useQuery({
+    queryKey: [...keys.windows, pageToken],
+    queryFn: ({ signal }) =>
+      api<ResponseOf<"ListMaintenanceWindows">>(route("/v1/maintenanceWindows"), { query: { pageSize: 50, pageToken: pageToken || undefined }, signal }),
     placeholderData: keepPreviousData,
     refetchInterval: 30_000,
   });

@@ -37,6 +37,7 @@ export type WorkerHistoryPoint = Schemas["workermon.monitor.v1.WorkerHistoryPoin
 export type Command = Schemas["workermon.monitor.v1.Command"];
 export type Incident = Schemas["workermon.incidents.v1.Incident"];
 export type Silence = Schemas["workermon.incidents.v1.Silence"];
+export type MaintenanceWindow = Schemas["workermon.incidents.v1.MaintenanceWindow"];
 export type NotificationDecision = Schemas["workermon.incidents.v1.NotificationDecision"];
 export type IncidentEvent = Schemas["workermon.incidents.v1.IncidentEvent"];
 export type AuditLog = Schemas["workermon.monitor.v1.AuditLog"];

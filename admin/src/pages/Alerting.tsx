@@ -26,6 +26,8 @@ import { useNotify } from "../components/Feedback";
 import { Pager, usePageTokens } from "../components/Pager";
 import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
 import { fmtTime } from "../format";
+import { matchersText } from "../matchers";
+import { WindowsSection } from "./MaintenanceWindows";
 import { enumLabel, useI18n } from "../i18n";
 
 const STATES = ["ACTIVE", "PENDING", "EXPIRED"];
@@ -61,18 +63,6 @@ function localIn(minutes: number): string {
   const d = new Date(Date.now() + minutes * 60_000);
   d.setSeconds(0, 0);
   return new Date(d.getTime() - d.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
-}
-
-/** What a silence matches, in one line. */
-export function matchersText(s: Silence, t: ReturnType<typeof useI18n>["t"]): string {
-  const m: NonNullable<Silence["matchers"]> = s.matchers ?? { labels: {} };
-  const parts: string[] = [];
-  const type = enumName(m.type, "INCIDENT_TYPE_");
-  if (type && type !== "UNSPECIFIED") parts.push(`${t("type")}=${enumLabel(t, "it", type)}`);
-  if (m.queueGlob) parts.push(`${t("queue")}=${m.queueGlob}`);
-  if (m.workerId) parts.push(`${t("worker")}=${m.workerId}`);
-  for (const [k, v] of Object.entries(m.labels ?? {})) parts.push(`${k}=${v}`);
-  return parts.join(", ");
 }
 
 function NewSilenceDialog({ onClose, initial }: { onClose: () => void; initial: Record<string, string> }) {
@@ -274,6 +264,7 @@ export default function AlertingPage() {
           </Box>
         </Paper>
       )}
+      <WindowsSection />
       {creating ? <NewSilenceDialog initial={initial} onClose={() => setParams({})} /> : null}
       <Dialog open={expiring !== null} onClose={() => setExpiring(null)} maxWidth="xs" fullWidth aria-labelledby="expire-title">
         <DialogTitle id="expire-title">{t("expireSilenceTitle", { id: expiring?.id ?? "" })}</DialogTitle>

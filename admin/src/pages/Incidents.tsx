@@ -72,6 +72,8 @@ function Decisions({ incident }: { incident: Incident }) {
           const text =
             outcome === "SILENCED"
               ? t("decisionSilenced", { kind, id: d.silenceId ?? "", comment: d.detail ?? "", until: fmtTime(d.untilTime) })
+              : outcome === "MAINTENANCE"
+                ? t("decisionMaintenance", { kind, id: d.maintenanceWindowId ?? "", comment: d.detail ?? "" })
               : outcome === "INHIBITED"
                 ? t("decisionInhibited", { kind, by: d.inhibitedBy ?? "" })
                 : d.detail
