@@ -92,7 +92,7 @@ async def test_maintenance_window_refused_zone_next_to_its_field_created_and_del
     table = page.get_by_role("table", name="Maintenance windows")
     row = table.get_by_role("row").filter(has_text="weekly reindex")
     await expect(row).to_contain_text("Mon, Tue, Wed, Thu, Fri, Sat")
-    await expect(row).to_contain_text("02:00–04:00 (Asia/Seoul)")
+    await expect(row).to_contain_text("02:00\u201304:00 (Asia/Seoul)")
     await row.get_by_role("button", name="Delete").click()
     confirm = page.get_by_role("dialog", name="Delete maintenance window")
     await confirm.get_by_role("button", name="Delete").click()
