@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis.asyncio as aioredis
+from bullmq import Queue
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.suites import Config
@@ -25,8 +26,10 @@ from workermon_incidents.engine import Change
 from workermon_incidents.incident import EventKind, Incident, IncidentStatus, Outcome
 from workermon_incidents.notify.channels import parse_channels
 from workermon_incidents.notify.tasks import Notifier, build_broker
-from workermon_incidents.rules import IncidentType, RuleConfig
+from workermon_incidents.paused import PausedQueues
+from workermon_incidents.rules import IncidentType, RuleBook, RuleConfig
 from workermon_incidents.settings import IncidentSettings
+from workermon_queues.bullmq.backend import BullMQBackend
 
 from .conftest import Harness
 
@@ -287,3 +290,36 @@ async def test_a_maintenance_window_holds_back_inside_and_sends_once_it_closes(
     await h.tick("payments", **BAD)
     [delivery] = await notifier.deliveries(payments.id)
     assert delivery.transition_seq == decision.event_id
+
+
+async def test_a_paused_queue_mutes_its_no_worker_incident_until_resumed(
+    wired: tuple[Harness, Notifier, HttpReceiver], redis: aioredis.Redis, redis_url: str, prefix: str
+) -> None:
+    h, notifier, receiver = wired
+    h.engine.rulebook = RuleBook(replace(RULES, no_workers_pending_minutes=0), {})
+    queue_prefix = f"{prefix}-bull"
+    h.engine.inhibit_paused_with(PausedQueues(BullMQBackend(redis, queue_prefix)).paused)
+    queue = Queue("payments", {"connection": redis_url, "prefix": queue_prefix})
+    try:
+        await queue.add("job", {})
+        await queue.pause()
+        # The last collected minute still shows waiting jobs and no worker: the rule fires, muted.
+        payments = await fired(await h.tick("payments", waiting=1, online_workers=0), "payments")
+        assert payments.type is IncidentType.WORKER_DOWN
+        stored = await h.engine.store.get(payments.id)
+        assert stored is not None
+        [decision] = stored.decisions
+        assert (decision.outcome, decision.inhibited_by) == (Outcome.INHIBITED, "queue payments paused")
+        await h.tick("payments", waiting=1, online_workers=0)
+        assert await notifier.deliveries(payments.id) == []
+
+        # Resumed with the jobs still waiting and no worker: sent, once.
+        await queue.resume()
+        await h.tick("payments", waiting=1, online_workers=0)
+        await until(lambda: arrived(receiver, "payments"))
+        await h.tick("payments", waiting=1, online_workers=0)
+        [delivery] = await notifier.deliveries(payments.id)
+        assert delivery.transition_seq == decision.event_id
+    finally:
+        await queue.obliterate({"force": True})
+        await queue.close()

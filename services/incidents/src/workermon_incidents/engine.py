@@ -41,6 +41,11 @@ log = structlog.get_logger("workermon.incidents")
 Clock = Callable[[], float]
 # The channels a transition kind goes to (the notifier's routing), for the "notified" decision.
 Router = Callable[[str], list[str]]
+# Which of these queues are paused now (paused.PausedQueues.paused).
+PausedReader = Callable[[Sequence[str]], Awaitable[set[str]]]
+# The rules a paused queue mutes: its jobs wait on purpose, so neither the backlog nor the missing
+# workers are news.
+_PAUSE_MUTES = (rules.IncidentType.QUEUE_BACKLOG, rules.IncidentType.WORKER_DOWN)
 NOTE_MAX = 2000
 _NOTIFIED = {EventKind.FIRED, EventKind.RESOLVED, EventKind.ACKNOWLEDGED, EventKind.REMINDER}
 
@@ -110,6 +115,7 @@ class _Mutes:
     silences: list[silences.Silence]
     stale: Incident | None
     windows: list[windows.Window]
+    paused: set[str]
 
     def decide(self, incident: Incident, event_id: int, kind: EventKind, now: datetime) -> Decision | None:
         """The SILENCED or INHIBITED decision for this transition, or None when it is to be notified."""
@@ -130,6 +136,10 @@ class _Mutes:
                 event_id, kind, Outcome.MAINTENANCE, now, window_id=window.id, detail=window.comment
             )
         queue_rule = incident.queue and incident.worker_id is None
+        if queue_rule and incident.queue in self.paused and incident.type in _PAUSE_MUTES:
+            return Decision(
+                event_id, kind, Outcome.INHIBITED, now, inhibited_by=f"queue {incident.queue} paused"
+            )
         if self.stale is not None and queue_rule and incident.type is not rules.IncidentType.STATS_STALE:
             return Decision(
                 event_id, kind, Outcome.INHIBITED, now, inhibited_by=f"STATS_STALE incident #{self.stale.id}"
@@ -166,6 +176,7 @@ class IncidentEngine:
         self._newest_seen: datetime | None = None
         self._evaluating = asyncio.Lock()
         self._route: Router = lambda kind: []
+        self._paused: PausedReader | None = None
 
     def now(self) -> datetime:
         """The engine's clock as an aware datetime."""
@@ -178,6 +189,10 @@ class IncidentEngine:
     def route_with(self, router: Router) -> None:
         """Name the channels each transition kind goes to in "notified" decisions."""
         self._route = router
+
+    def inhibit_paused_with(self, reader: PausedReader) -> None:
+        """Mute the backlog and no-worker incidents of the queues `reader` says are paused."""
+        self._paused = reader
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call `listener` (synchronously) after every commit that added timeline entries."""
@@ -295,7 +310,7 @@ class IncidentEngine:
         """Record whether each notifiable change is notified, silenced or inhibited, inside its write."""
         if not any(c.kind in _NOTIFIED for c in changes):
             return changes
-        mutes = await self._mutes(conn, now)
+        mutes = await self._mutes(conn, now, [c.incident for c in changes])
         decided: list[Change] = []
         for change in changes:
             if change.kind not in _NOTIFIED:
@@ -319,9 +334,15 @@ class IncidentEngine:
             decided.append(replace(change, incident=updated, notify=decision.outcome is Outcome.NOTIFIED))
         return decided
 
-    async def _mutes(self, conn: AsyncConnection, now: datetime) -> _Mutes:
+    async def _mutes(self, conn: AsyncConnection, now: datetime, changed: Sequence[Incident] = ()) -> _Mutes:
         in_force = await silences.active(conn, now)
         open_now = await self.store.open_incidents(conn)
+        pausable = [
+            i.queue
+            for i in (*open_now.values(), *changed)
+            if i.queue and i.worker_id is None and i.type in _PAUSE_MUTES
+        ]
+        paused = await self._paused(pausable) if self._paused is not None and pausable else set()
         stale = next(
             (
                 i
@@ -330,7 +351,7 @@ class IncidentEngine:
             ),
             None,
         )
-        return _Mutes(in_force, stale, await windows.all_windows(conn))
+        return _Mutes(in_force, stale, await windows.all_windows(conn), paused)
 
     async def _release(self, conn: AsyncConnection, now: datetime) -> list[Change]:
         """Notifications held back whose silences ended: FIRED under the held event's id (its delivery
