@@ -32,6 +32,7 @@ const WorkersPage = lazy(() => import("./pages/Workers"));
 const WorkerDetail = lazy(() => import("./pages/WorkerDetail"));
 const JobsPage = lazy(() => import("./pages/Jobs"));
 const IncidentsPage = lazy(() => import("./pages/Incidents"));
+const AlertingPage = lazy(() => import("./pages/Alerting"));
 const AuditPage = lazy(() => import("./pages/Audit"));
 const SearchPage = lazy(() => import("./pages/Search"));
 
@@ -42,6 +43,7 @@ const NAV: { to: string; key: MessageKey }[] = [
   { to: "/jobs", key: "jobs" },
   { to: "/search", key: "search" },
   { to: "/incidents", key: "incidents" },
+  { to: "/alerting", key: "alerting" },
   { to: "/audit", key: "audit" },
 ];
 
@@ -146,6 +148,7 @@ function Shell() {
             <Route path="/search" element={<SearchPage />} />
             <Route path="/incidents" element={<IncidentsPage />} />
             <Route path="/incidents/:id" element={<IncidentsPage />} />
+            <Route path="/alerting" element={<AlertingPage />} />
             <Route path="/audit" element={<AuditPage />} />
             <Route path="*" element={<Typography>{t("notFound")}</Typography>} />
           </Routes>

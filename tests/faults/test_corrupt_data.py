@@ -117,7 +117,7 @@ async def assert_healthy_queues_answer(world: World) -> None:
     assert sorted(listed) == sorted(QUEUES)
     for name in HEALTHY:
         queue = (await monitor.GetQueue(pb.GetQueueRequest(queue=name))).queue
-        # GetQueue adds what only one queue's page shows (priorities, stall candidates); the rest is the list's.
+        # GetQueue adds what only one queue's page shows (priorities, stall candidates).
         assert queue.HasField("priorities") and queue.HasField("stalled")
         queue.ClearField("priorities")
         queue.ClearField("stalled")

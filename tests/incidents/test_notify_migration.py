@@ -38,7 +38,7 @@ def _differences(connection: Connection) -> list[Any]:
 async def test_upgrade_creates_the_tables_the_models_describe_and_downgrade_drops_them(
     database_url: str,
 ) -> None:
-    await MIGRATIONS.upgrade(database_url)
+    await MIGRATIONS.upgrade(database_url, "0002_notifications")
     assert await MIGRATIONS.current_revision(database_url) == "0002_notifications"
     engine = create_engine(database_url, poolclass=NullPool)
     try:
@@ -51,7 +51,7 @@ async def test_upgrade_creates_the_tables_the_models_describe_and_downgrade_drop
             names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
         assert not names & TABLES
         assert await MIGRATIONS.current_revision(database_url) == "0001_incidents"
-        await MIGRATIONS.upgrade(database_url)
+        await MIGRATIONS.upgrade(database_url, "0002_notifications")
         assert await MIGRATIONS.current_revision(database_url) == "0002_notifications"
     finally:
         await engine.dispose()

@@ -110,3 +110,30 @@ export type AddJobAnswer = AnswerOf<PostOf<"/v1/queues/{queue}/jobs">>;
 export function addJob(queue: string, body: AddJobBody): Promise<AddJobAnswer> {
   return post(route("/v1/queues/{queue}/jobs", { queue }), body);
 }
+
+/** The body of CreateSilence: the silence's matchers, times and comment. */
+export type SilenceBody = BodyOf<PostOf<"/v1/silences">>;
+export type SilenceAnswer = AnswerOf<PostOf<"/v1/silences">>;
+
+/** Create a silence (IncidentService.CreateSilence; the operator role). */
+export function createSilence(body: SilenceBody): Promise<SilenceAnswer> {
+  return post(route("/v1/silences"), body);
+}
+
+/** End a silence now (IncidentService.ExpireSilence; the operator role). */
+export function expireSilence(silenceId: string): Promise<AnswerOf<PostOf<"/v1/silences/{silence_id}:expire">>> {
+  return post(route("/v1/silences/{silence_id}:expire", { silence_id: silenceId }), {});
+}
+
+/** The body of CreateMaintenanceWindow: matchers, weekdays, hours, time zone and comment. */
+export type WindowBody = BodyOf<PostOf<"/v1/maintenanceWindows">>;
+
+/** Create a maintenance window (IncidentService.CreateMaintenanceWindow; the operator role). */
+export function createMaintenanceWindow(body: WindowBody): Promise<AnswerOf<PostOf<"/v1/maintenanceWindows">>> {
+  return post(route("/v1/maintenanceWindows"), body);
+}
+
+/** Delete a maintenance window (IncidentService.DeleteMaintenanceWindow; the operator role). */
+export function deleteMaintenanceWindow(windowId: string): Promise<object> {
+  return api<object>(route("/v1/maintenanceWindows/{window_id}", { window_id: windowId }), { method: "DELETE" });
+}

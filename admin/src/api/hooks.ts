@@ -17,6 +17,8 @@ export const keys = {
   workers: ["workers"] as const,
   incidents: ["incidents"] as const,
   incident: ["incident"] as const,
+  silences: ["silences"] as const,
+  windows: ["maintenanceWindows"] as const,
   audit: ["audit"] as const,
   children: ["children"] as const,
   schedulers: ["schedulers"] as const,
@@ -202,6 +204,31 @@ export function useIncident(id: string | undefined) {
     queryKey: [...keys.incident, id],
     enabled: !!id,
     queryFn: ({ signal }) => api<ResponseOf<"GetIncident">>(route("/v1/incidents/{incident_id}", { incident_id: id ?? "" }), { signal }),
+  });
+}
+
+/** Silences newest first, one page at a time; `state` is a SilenceState name or "" for every state. */
+export function useSilences(state: string, pageToken: string) {
+  return useQuery({
+    queryKey: [...keys.silences, state, pageToken],
+    queryFn: ({ signal }) =>
+      api<ResponseOf<"ListSilences">>(route("/v1/silences"), {
+        query: { state: state || undefined, pageSize: 50, pageToken: pageToken || undefined },
+        signal,
+      }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 30_000,
+  });
+}
+
+/** Maintenance windows newest first, one page at a time. */
+export function useMaintenanceWindows(pageToken: string) {
+  return useQuery({
+    queryKey: [...keys.windows, pageToken],
+    queryFn: ({ signal }) =>
+      api<ResponseOf<"ListMaintenanceWindows">>(route("/v1/maintenanceWindows"), { query: { pageSize: 50, pageToken: pageToken || undefined }, signal }),
+    placeholderData: keepPreviousData,
+    refetchInterval: 30_000,
   });
 }
 

@@ -956,6 +956,106 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/silences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lists silences, newest first, filtered by state (active, pending, expired), one page at a time
+         * @description Lists silences, newest first, filtered by state (active, pending, expired), one page at a time.
+         *
+         *     Role: viewer. gRPC: `/workermon.incidents.v1.IncidentService/ListSilences`.
+         */
+        get: operations["ListSilences"];
+        put?: never;
+        /**
+         * Creates a silence: incidents it matches between its start and end are recorded but not notified; one still firing when it ends is notified then, once
+         * @description Creates a silence: incidents it matches between its start and end are recorded but not notified; one still firing when it ends is notified then, once. Audited; the author is the caller.
+         *
+         *     Role: operator. gRPC: `/workermon.incidents.v1.IncidentService/CreateSilence`.
+         */
+        post: operations["CreateSilence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/silences/{silence_id}:expire": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ends a silence now (a pending one never starts); incidents it held back are notified if still firing
+         * @description Ends a silence now (a pending one never starts); incidents it held back are notified if still firing. Audited; an expired silence is returned as it is.
+         *
+         *     Role: operator. gRPC: `/workermon.incidents.v1.IncidentService/ExpireSilence`.
+         */
+        post: operations["ExpireSilence"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/maintenanceWindows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lists recurring maintenance windows, newest first, one page at a time
+         * @description Lists recurring maintenance windows, newest first, one page at a time.
+         *
+         *     Role: viewer. gRPC: `/workermon.incidents.v1.IncidentService/ListMaintenanceWindows`.
+         */
+        get: operations["ListMaintenanceWindows"];
+        put?: never;
+        /**
+         * Creates a recurring maintenance window: matching incidents firing inside it behave as silenced
+         * @description Creates a recurring maintenance window: matching incidents firing inside it behave as silenced. Audited; the author is the caller.
+         *
+         *     Role: operator. gRPC: `/workermon.incidents.v1.IncidentService/CreateMaintenanceWindow`.
+         */
+        post: operations["CreateMaintenanceWindow"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/maintenanceWindows/{window_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Deletes a maintenance window; what it held back is notified if still firing
+         * @description Deletes a maintenance window; what it held back is notified if still firing. Audited.
+         *
+         *     Role: operator. gRPC: `/workermon.incidents.v1.IncidentService/DeleteMaintenanceWindow`.
+         */
+        delete: operations["DeleteMaintenanceWindow"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1307,6 +1407,23 @@ export interface components {
             /** @description The incident. */
             incident?: components["schemas"]["workermon.incidents.v1.Incident"];
         };
+        /** @description CreateMaintenanceWindowResponse is the window created. */
+        "workermon.incidents.v1.CreateMaintenanceWindowResponse": {
+            /** @description The window. */
+            maintenanceWindow?: components["schemas"]["workermon.incidents.v1.MaintenanceWindow"];
+        };
+        /** @description CreateSilenceResponse is the silence created. */
+        "workermon.incidents.v1.CreateSilenceResponse": {
+            /** @description The silence. */
+            silence?: components["schemas"]["workermon.incidents.v1.Silence"];
+        };
+        /** @description DeleteMaintenanceWindowResponse is empty: the window is gone. */
+        "workermon.incidents.v1.DeleteMaintenanceWindowResponse": Record<string, never>;
+        /** @description ExpireSilenceResponse is the silence after it ended. */
+        "workermon.incidents.v1.ExpireSilenceResponse": {
+            /** @description The silence. */
+            silence?: components["schemas"]["workermon.incidents.v1.Silence"];
+        };
         /** @description GetIncidentResponse is the incident and its timeline. */
         "workermon.incidents.v1.GetIncidentResponse": {
             /** @description The incident. */
@@ -1390,6 +1507,8 @@ export interface components {
              * @description How many notifications were sent about it.
              */
             notificationsSent?: number;
+            /** @description Whether each notifiable transition (fired, reminder, acknowledged, resolved) was notified, and if not, why; oldest first. */
+            notificationDecisions: components["schemas"]["workermon.incidents.v1.NotificationDecision"][];
         };
         /** @description IncidentEvent is one entry of an incident's timeline. */
         "workermon.incidents.v1.IncidentEvent": {
@@ -1460,6 +1579,98 @@ export interface components {
             /** @description Token for the next page; empty on the last page. */
             nextPageToken?: string;
         };
+        /** @description ListMaintenanceWindowsResponse is one page of maintenance windows, newest first. */
+        "workermon.incidents.v1.ListMaintenanceWindowsResponse": {
+            /** @description The windows on this page. */
+            maintenanceWindows: components["schemas"]["workermon.incidents.v1.MaintenanceWindow"][];
+            /** @description Token for the next page; empty on the last page. */
+            nextPageToken?: string;
+        };
+        /** @description ListSilencesResponse is one page of silences, newest first. */
+        "workermon.incidents.v1.ListSilencesResponse": {
+            /** @description The silences on this page. */
+            silences: components["schemas"]["workermon.incidents.v1.Silence"][];
+            /** @description Token for the next page; empty on the last page. */
+            nextPageToken?: string;
+        };
+        /** @description MaintenanceWindow is a weekly time range during which matching incidents are not notified. */
+        "workermon.incidents.v1.MaintenanceWindow": {
+            /**
+             * Format: int64
+             * @description Window id, increasing.
+             */
+            id?: string;
+            /** @description Which incidents it covers (as a silence's). */
+            matchers?: components["schemas"]["workermon.incidents.v1.SilenceMatchers"];
+            /** @description The days it applies on, in its time zone: MON, TUE, WED, THU, FRI, SAT, SUN (at least one). */
+            weekdays: string[];
+            /** @description When it opens on those days, "HH:MM" in its time zone. */
+            startTimeOfDay?: string;
+            /** @description When it closes, "HH:MM", after the start (a window does not cross midnight). */
+            endTimeOfDay?: string;
+            /** @description The IANA time zone the days and times are in, e.g. "Asia/Seoul". */
+            timeZone?: string;
+            /** @description Who created it. */
+            author?: string;
+            /** @description Why (required, at most 2,000 characters). */
+            comment?: string;
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            createTime?: string;
+            /** @description Whether it is open now. */
+            open?: boolean;
+        };
+        /** @description NotificationDecision is what was decided about notifying one transition. */
+        "workermon.incidents.v1.NotificationDecision": {
+            /**
+             * Format: int64
+             * @description The timeline entry of the transition (the notification's identity with the channel).
+             */
+            eventId?: string;
+            /** @description The transition (FIRED, REMINDER, ACKNOWLEDGED, RESOLVED). */
+            kind?: components["schemas"]["workermon.incidents.v1.IncidentEventKind"];
+            /** @description Notified or not. */
+            outcome?: components["schemas"]["workermon.incidents.v1.NotificationOutcome"];
+            /**
+             * Format: date-time
+             * @description When it was decided.
+             */
+            decideTime?: string;
+            /** @description The channels it went to (NOTIFIED). */
+            channels: string[];
+            /**
+             * Format: int64
+             * @description The silence that held it back (SILENCED).
+             */
+            silenceId?: string;
+            /** @description The silence's comment, or why a held-back notification was sent later. */
+            detail?: string;
+            /**
+             * Format: date-time
+             * @description Until when the silence holds (SILENCED).
+             */
+            untilTime?: string;
+            /** @description What inhibited it (INHIBITED), e.g. "STATS_STALE incident #7". */
+            inhibitedBy?: string;
+            /**
+             * Format: int64
+             * @description The maintenance window that held it back (MAINTENANCE).
+             */
+            maintenanceWindowId?: string;
+        };
+        /**
+         * @description NotificationOutcome says whether a transition was sent to the channels.
+         *
+         *     - `NOTIFICATION_OUTCOME_UNSPECIFIED`: Not set.
+         *     - `NOTIFICATION_OUTCOME_NOTIFIED`: Handed to the channels that want it (none may be configured).
+         *     - `NOTIFICATION_OUTCOME_SILENCED`: Held back by a silence; a firing incident is notified when the silence ends.
+         *     - `NOTIFICATION_OUTCOME_INHIBITED`: Held back because another condition makes it meaningless (a firing STATS_STALE blinds the queue rules); a firing incident is notified once that condition is gone.
+         *     - `NOTIFICATION_OUTCOME_MAINTENANCE`: Held back by a maintenance window; a firing incident is notified when the window closes.
+         * @enum {string}
+         */
+        "workermon.incidents.v1.NotificationOutcome": "NOTIFICATION_OUTCOME_UNSPECIFIED" | "NOTIFICATION_OUTCOME_NOTIFIED" | "NOTIFICATION_OUTCOME_SILENCED" | "NOTIFICATION_OUTCOME_INHIBITED" | "NOTIFICATION_OUTCOME_MAINTENANCE";
         /** @description ResolveIncidentResponse is the incident after resolution. */
         "workermon.incidents.v1.ResolveIncidentResponse": {
             /** @description The incident. */
@@ -1475,6 +1686,62 @@ export interface components {
          * @enum {string}
          */
         "workermon.incidents.v1.Severity": "SEVERITY_UNSPECIFIED" | "SEVERITY_INFO" | "SEVERITY_WARNING" | "SEVERITY_CRITICAL";
+        /** @description Silence mutes notifications of matching incidents for a while; the incidents are still recorded. */
+        "workermon.incidents.v1.Silence": {
+            /**
+             * Format: int64
+             * @description Silence id, increasing.
+             */
+            id?: string;
+            /** @description Which incidents it covers. */
+            matchers?: components["schemas"]["workermon.incidents.v1.SilenceMatchers"];
+            /**
+             * Format: date-time
+             * @description When it starts.
+             */
+            startTime?: string;
+            /**
+             * Format: date-time
+             * @description When it ends (earlier than planned when expired early).
+             */
+            endTime?: string;
+            /** @description Who created it (the caller's token subject). */
+            author?: string;
+            /** @description Why (required, at most 2,000 characters). */
+            comment?: string;
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            createTime?: string;
+            /** @description Where it is in time, as of the response. */
+            state?: components["schemas"]["workermon.incidents.v1.SilenceState"];
+            /** @description Who expired it early, if anyone. */
+            expiredBy?: string;
+        };
+        /** @description SilenceMatchers say which incidents a silence covers: every matcher set must match, and at least one must be set. */
+        "workermon.incidents.v1.SilenceMatchers": {
+            /** @description Only incidents of this type; UNSPECIFIED matches every type. */
+            type?: components["schemas"]["workermon.incidents.v1.IncidentType"];
+            /** @description Only incidents about a queue whose name matches this glob (*, ?, [abc]); empty matches any. */
+            queueGlob?: string;
+            /** @description Only incidents about this worker; empty matches any. */
+            workerId?: string;
+            /** @description Only incidents carrying every one of these labels with this value. */
+            labels: {
+                [key: string]: string;
+            };
+        };
+        /**
+         * @description SilenceState is where a silence is in time.
+         *
+         *     - `SILENCE_STATE_UNSPECIFIED`: Not set; in a filter, every state.
+         *     - `SILENCE_STATE_ACTIVE`: Between its start and end: matching incidents are not notified.
+         *     - `SILENCE_STATE_PENDING`: Starts later.
+         *     - `SILENCE_STATE_EXPIRED`: Ended, or expired early.
+         * @enum {string}
+         */
+        "workermon.incidents.v1.SilenceState": "SILENCE_STATE_UNSPECIFIED" | "SILENCE_STATE_ACTIVE" | "SILENCE_STATE_PENDING" | "SILENCE_STATE_EXPIRED";
         /** @description ActiveIncident is an open incident as the overview shows it. */
         "workermon.monitor.v1.ActiveIncident": {
             /** @description Incident id. */
@@ -1536,9 +1803,13 @@ export interface components {
          *     - `AUDIT_ACTION_QUEUE_OBLITERATE`: A queue destroyed with all its jobs (entity: the queue).
          *     - `AUDIT_ACTION_JOB_EXPORT`: Jobs exported with their data (entity: the queue; parameters: the filter).
          *     - `AUDIT_ACTION_DEDUPLICATION_RELEASE`: ReleaseDeduplicationId.
+         *     - `AUDIT_ACTION_SILENCE_CREATE`: A silence created (entity: the silence; parameters: its matchers, times and comment).
+         *     - `AUDIT_ACTION_SILENCE_EXPIRE`: A silence ended early (entity: the silence).
+         *     - `AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE`: A recurring maintenance window created (entity: the window).
+         *     - `AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE`: A maintenance window deleted (entity: the window).
          * @enum {string}
          */
-        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND" | "AUDIT_ACTION_JOB_CHILDREN_REMOVE" | "AUDIT_ACTION_JOB_SCHEDULER_RUN" | "AUDIT_ACTION_JOB_SCHEDULER_REMOVE" | "AUDIT_ACTION_JOB_BULK_ACTION" | "AUDIT_ACTION_QUEUE_OBLITERATE" | "AUDIT_ACTION_JOB_EXPORT" | "AUDIT_ACTION_DEDUPLICATION_RELEASE";
+        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND" | "AUDIT_ACTION_JOB_CHILDREN_REMOVE" | "AUDIT_ACTION_JOB_SCHEDULER_RUN" | "AUDIT_ACTION_JOB_SCHEDULER_REMOVE" | "AUDIT_ACTION_JOB_BULK_ACTION" | "AUDIT_ACTION_QUEUE_OBLITERATE" | "AUDIT_ACTION_JOB_EXPORT" | "AUDIT_ACTION_DEDUPLICATION_RELEASE" | "AUDIT_ACTION_SILENCE_CREATE" | "AUDIT_ACTION_SILENCE_EXPIRE" | "AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE" | "AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE";
         /** @description AuditLog is one audit entry. */
         "workermon.monitor.v1.AuditLog": {
             /**
@@ -4660,6 +4931,258 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["workermon.incidents.v1.ResolveIncidentResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ListSilences: {
+        parameters: {
+            query?: {
+                /** @description Page size: default 50, at most 200; negative is refused. */
+                pageSize?: number;
+                /** @description Token from a previous response's next_page_token. */
+                pageToken?: string;
+                /** @description Only silences in this state; UNSPECIFIED lists every state. */
+                state?: components["schemas"]["workermon.incidents.v1.SilenceState"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.ListSilencesResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    CreateSilence: {
+        parameters: {
+            query?: {
+                /** @description Silence id, increasing. */
+                "silence.id"?: string;
+                /** @description Only incidents of this type; UNSPECIFIED matches every type. */
+                "silence.matchers.type"?: components["schemas"]["workermon.incidents.v1.IncidentType"];
+                /** @description Only incidents about a queue whose name matches this glob (*, ?, [abc]); empty matches any. */
+                "silence.matchers.queueGlob"?: string;
+                /** @description Only incidents about this worker; empty matches any. */
+                "silence.matchers.workerId"?: string;
+                /** @description When it starts. */
+                "silence.startTime"?: string;
+                /** @description When it ends (earlier than planned when expired early). */
+                "silence.endTime"?: string;
+                /** @description Who created it (the caller's token subject). */
+                "silence.author"?: string;
+                /** @description Why (required, at most 2,000 characters). */
+                "silence.comment"?: string;
+                /** @description When it was created. */
+                "silence.createTime"?: string;
+                /** @description Where it is in time, as of the response. */
+                "silence.state"?: components["schemas"]["workermon.incidents.v1.SilenceState"];
+                /** @description Who expired it early, if anyone. */
+                "silence.expiredBy"?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["workermon.incidents.v1.Silence"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.CreateSilenceResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ExpireSilence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Silence id. */
+                silence_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": Record<string, never>;
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.ExpireSilenceResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ListMaintenanceWindows: {
+        parameters: {
+            query?: {
+                /** @description Page size: default 50, at most 200; negative is refused. */
+                pageSize?: number;
+                /** @description Token from a previous response's next_page_token. */
+                pageToken?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.ListMaintenanceWindowsResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    CreateMaintenanceWindow: {
+        parameters: {
+            query?: {
+                /** @description Window id, increasing. */
+                "maintenance_window.id"?: string;
+                /** @description Only incidents of this type; UNSPECIFIED matches every type. */
+                "maintenance_window.matchers.type"?: components["schemas"]["workermon.incidents.v1.IncidentType"];
+                /** @description Only incidents about a queue whose name matches this glob (*, ?, [abc]); empty matches any. */
+                "maintenance_window.matchers.queueGlob"?: string;
+                /** @description Only incidents about this worker; empty matches any. */
+                "maintenance_window.matchers.workerId"?: string;
+                /** @description The days it applies on, in its time zone: MON, TUE, WED, THU, FRI, SAT, SUN (at least one). */
+                "maintenance_window.weekdays"?: string[];
+                /** @description When it opens on those days, "HH:MM" in its time zone. */
+                "maintenance_window.startTimeOfDay"?: string;
+                /** @description When it closes, "HH:MM", after the start (a window does not cross midnight). */
+                "maintenance_window.endTimeOfDay"?: string;
+                /** @description The IANA time zone the days and times are in, e.g. "Asia/Seoul". */
+                "maintenance_window.timeZone"?: string;
+                /** @description Who created it. */
+                "maintenance_window.author"?: string;
+                /** @description Why (required, at most 2,000 characters). */
+                "maintenance_window.comment"?: string;
+                /** @description When it was created. */
+                "maintenance_window.createTime"?: string;
+                /** @description Whether it is open now. */
+                "maintenance_window.open"?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["workermon.incidents.v1.MaintenanceWindow"];
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.CreateMaintenanceWindowResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    DeleteMaintenanceWindow: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Window id. */
+                window_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.DeleteMaintenanceWindowResponse"];
                 };
             };
             /** @description An error (see Error) */

@@ -46,8 +46,57 @@ function labels(i: Incident, t: ReturnType<typeof useI18n>["t"]) {
   };
 }
 
+/** The Alerting page's new-silence form, prefilled with what identifies this incident. */
+function silenceLink(i: Incident): string {
+  const q = new URLSearchParams({ new: "1", type: enumName(i.type, "INCIDENT_TYPE_") });
+  if (i.queue) q.set("queue", i.queue);
+  if (i.workerId) q.set("worker", i.workerId);
+  return `/alerting?${q.toString()}`;
+}
+
+/** Whether each transition was notified and, if not, why. */
+function Decisions({ incident }: { incident: Incident }) {
+  const { t } = useI18n();
+  const decisions = incident.notificationDecisions ?? [];
+  if (decisions.length === 0) return null;
+  return (
+    <>
+      <Typography variant="subtitle2" component="h3">
+        {t("notifications")}
+      </Typography>
+      <Box component="ul" sx={{ pl: 2.5, mb: 2 }} data-testid="notification-decisions">
+        {decisions.map((d) => {
+          const kind = enumLabel(t, "iek", enumName(d.kind, "INCIDENT_EVENT_KIND_"));
+          const channels = (d.channels ?? []).join(", ");
+          const outcome = enumName(d.outcome, "NOTIFICATION_OUTCOME_");
+          const text =
+            outcome === "SILENCED"
+              ? t("decisionSilenced", { kind, id: d.silenceId ?? "", comment: d.detail ?? "", until: fmtTime(d.untilTime) })
+              : outcome === "MAINTENANCE"
+                ? t("decisionMaintenance", { kind, id: d.maintenanceWindowId ?? "", comment: d.detail ?? "" })
+              : outcome === "INHIBITED"
+                ? t("decisionInhibited", { kind, by: d.inhibitedBy ?? "" })
+                : d.detail
+                ? t("decisionLate", { channels, detail: d.detail })
+                : channels
+                  ? t("decisionNotified", { kind, channels })
+                  : t("decisionNoChannel", { kind });
+          return (
+            <li key={`${d.eventId}-${d.decideTime}`}>
+              <Typography variant="body2">
+                {fmtTime(d.decideTime)} · {text}
+              </Typography>
+            </li>
+          );
+        })}
+      </Box>
+    </>
+  );
+}
+
 function IncidentDetail({ id, onClose, onResolve }: { id: string; onClose: () => void; onResolve: (i: Incident) => void }) {
   const { t } = useI18n();
+  const navigate = useNavigate();
   const detail = useIncident(id);
   const i = detail.data?.incident;
   return (
@@ -82,6 +131,7 @@ function IncidentDetail({ id, onClose, onResolve }: { id: string; onClose: () =>
               {i.acknowledgedBy ? ` · ${t("acknowledgedBy", { actor: actorLabel(t, i.acknowledgedBy) })}` : ""}
               {i.resolvedBy ? ` · ${t("resolvedBy", { actor: actorLabel(t, i.resolvedBy) })}${i.resolveNote ? `: ${i.resolveNote}` : ""}` : ""}
             </Typography>
+            <Decisions incident={i} />
             <Typography variant="subtitle2" component="h3">
               {t("timeline")}
             </Typography>
@@ -105,6 +155,11 @@ function IncidentDetail({ id, onClose, onResolve }: { id: string; onClose: () =>
         ) : null}
       </DialogContent>
       <DialogActions>
+        {i ? (
+          <ActionButton needs="operator" onClick={() => navigate(silenceLink(i))}>
+            {t("silenceLikeThis")}
+          </ActionButton>
+        ) : null}
         {i && isOpen(i) ? (
           <ActionButton needs="admin" onClick={() => onResolve(i)}>
             {t("resolve")}

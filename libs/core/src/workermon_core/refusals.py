@@ -37,7 +37,14 @@ ANONYMOUS = "anonymous"
 MAX_PARAMETERS = 8
 MAX_VALUE_CHARS = 200
 # Which request field names the thing acted on, in order of preference.
-_ENTITY_FIELDS = (("worker_id", "worker"), ("incident_id", "incident"), ("job_id", "job"), ("queue", "queue"))
+_ENTITY_FIELDS = (
+    ("worker_id", "worker"),
+    ("incident_id", "incident"),
+    ("silence_id", "silence"),
+    ("window_id", "maint_window"),
+    ("job_id", "job"),
+    ("queue", "queue"),
+)
 
 
 def method_audit_actions(service_names: list[str]) -> dict[str, mon_pb.AuditAction.ValueType]:

@@ -33,6 +33,8 @@ MAX_FILTER = 200
 """Other free-text filters: failure category, audit actor and entity type."""
 MAX_REASON = 500
 """Reasons and notes written by people (pause reason, incident note, goodbye reason...)."""
+MAX_COMMENT = 2000
+"""Longer texts people write: a silence's comment, an incident's resolution note."""
 MAX_PAGE_TOKEN = 1024
 """Page tokens: the services issue them far shorter."""
 MAX_NAMES_PER_CALL = 1000

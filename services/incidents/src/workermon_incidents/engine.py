@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
 
-from . import rules
-from .incident import SYSTEM_ACTOR, EventKind, Incident, IncidentEvent, IncidentStatus
+from . import rules, silences, windows
+from .incident import SYSTEM_ACTOR, Decision, EventKind, Incident, IncidentEvent, IncidentStatus, Outcome
 from .rules import Finding, QueueWindow, RuleBook, WorkerState
 from .store import IncidentStore
 from .transitions import Transition, TransitionCallback
@@ -39,6 +39,13 @@ from .transitions import Transition, TransitionCallback
 log = structlog.get_logger("workermon.incidents")
 
 Clock = Callable[[], float]
+# The channels a transition kind goes to (the notifier's routing), for the "notified" decision.
+Router = Callable[[str], list[str]]
+# Which of these queues are paused now (paused.PausedQueues.paused).
+PausedReader = Callable[[Sequence[str]], Awaitable[set[str]]]
+# The rules a paused queue mutes: its jobs wait on purpose, so neither the backlog nor the missing
+# workers are news.
+_PAUSE_MUTES = (rules.IncidentType.QUEUE_BACKLOG, rules.IncidentType.WORKER_DOWN)
 NOTE_MAX = 2000
 _NOTIFIED = {EventKind.FIRED, EventKind.RESOLVED, EventKind.ACKNOWLEDGED, EventKind.REMINDER}
 
@@ -73,6 +80,8 @@ class Change:
     incident: Incident
     event_id: int
     at: datetime
+    # False when a silence held the notification back: recorded, not emitted.
+    notify: bool = True
 
 
 @dataclass
@@ -96,6 +105,46 @@ class EngineConfig:
     stats_stale_minutes: float = 5.0
     incident_quiet_minutes: float = 5.0
     notify_repeat_hours: float = 4.0
+
+
+@dataclass(frozen=True)
+class _Mutes:
+    """What may hold a notification back at one moment: the silences in force and, while STATS_STALE
+    fires, the blindness it causes (queue rules judge data that stopped coming)."""
+
+    silences: list[silences.Silence]
+    stale: Incident | None
+    windows: list[windows.Window]
+    paused: set[str]
+
+    def decide(self, incident: Incident, event_id: int, kind: EventKind, now: datetime) -> Decision | None:
+        """The SILENCED or INHIBITED decision for this transition, or None when it is to be notified."""
+        silence = silences.first_match(self.silences, incident)
+        if silence is not None:
+            return Decision(
+                event_id,
+                kind,
+                Outcome.SILENCED,
+                now,
+                silence_id=silence.id,
+                detail=silence.comment,
+                until=silence.end_time,
+            )
+        window = next((w for w in self.windows if w.is_open(now) and w.matchers.matches(incident)), None)
+        if window is not None:
+            return Decision(
+                event_id, kind, Outcome.MAINTENANCE, now, window_id=window.id, detail=window.comment
+            )
+        queue_rule = incident.queue and incident.worker_id is None
+        if queue_rule and incident.queue in self.paused and incident.type in _PAUSE_MUTES:
+            return Decision(
+                event_id, kind, Outcome.INHIBITED, now, inhibited_by=f"queue {incident.queue} paused"
+            )
+        if self.stale is not None and queue_rule and incident.type is not rules.IncidentType.STATS_STALE:
+            return Decision(
+                event_id, kind, Outcome.INHIBITED, now, inhibited_by=f"STATS_STALE incident #{self.stale.id}"
+            )
+        return None
 
 
 def floor_minute(moment: datetime) -> datetime:
@@ -126,6 +175,8 @@ class IncidentEngine:
         # when the collector itself is down.
         self._newest_seen: datetime | None = None
         self._evaluating = asyncio.Lock()
+        self._route: Router = lambda kind: []
+        self._paused: PausedReader | None = None
 
     def now(self) -> datetime:
         """The engine's clock as an aware datetime."""
@@ -134,6 +185,14 @@ class IncidentEngine:
     def on_transition(self, callback: TransitionCallback) -> None:
         """Call `callback` with every committed FIRED, RESOLVED, ACKNOWLEDGED and REMINDER transition."""
         self._callbacks.append(callback)
+
+    def route_with(self, router: Router) -> None:
+        """Name the channels each transition kind goes to in "notified" decisions."""
+        self._route = router
+
+    def inhibit_paused_with(self, reader: PausedReader) -> None:
+        """Mute the backlog and no-worker incidents of the queues `reader` says are paused."""
+        self._paused = reader
 
     def on_commit(self, listener: Callable[[], None]) -> None:
         """Call `listener` (synchronously) after every commit that added timeline entries."""
@@ -224,6 +283,7 @@ class IncidentEngine:
     ) -> list[Change]:
         """Turn findings into transitions in one locked transaction; emit them after the commit."""
         changes: list[Change] = []
+        released: list[Change] = []
         try:
             async with self.store.write() as conn:
                 current = await self.store.open_incidents(conn)
@@ -234,13 +294,170 @@ class IncidentEngine:
                     changes.extend(
                         await self._reminders(conn, current, {f.fingerprint for f in findings}, now)
                     )
+                changes = await self._decide(conn, changes, now)
+                released = await self._release(conn, now)
         except IntegrityError:
             # Only a writer outside the lock (an older replica?) can get here: the index kept the
             # incident single; the next evaluation sees it.
             log.warning("incident_insert_conflict")
             return []
-        await self._after_commit(changes)
+        await self._after_commit([*changes, *released])
         return changes
+
+    # --- silences ---------------------------------------------------------------------------------------
+
+    async def _decide(self, conn: AsyncConnection, changes: list[Change], now: datetime) -> list[Change]:
+        """Record whether each notifiable change is notified, silenced or inhibited, inside its write."""
+        if not any(c.kind in _NOTIFIED for c in changes):
+            return changes
+        mutes = await self._mutes(conn, now, [c.incident for c in changes])
+        decided: list[Change] = []
+        for change in changes:
+            if change.kind not in _NOTIFIED:
+                decided.append(change)
+                continue
+            incident = await self.store.load(conn, change.incident.id) or change.incident
+            decision = mutes.decide(incident, change.event_id, change.kind, now)
+            if decision is None:
+                decision = Decision(
+                    change.event_id, change.kind, Outcome.NOTIFIED, now, tuple(self._route(change.kind.value))
+                )
+                # A later notification supersedes one still held back.
+                held = None
+            elif change.kind in (EventKind.FIRED, EventKind.REMINDER):
+                held = incident.held_event_id or change.event_id
+            else:
+                held = None
+            updated = await self.store.update(
+                conn, replace(incident, decisions=(*incident.decisions, decision), held_event_id=held)
+            )
+            decided.append(replace(change, incident=updated, notify=decision.outcome is Outcome.NOTIFIED))
+        return decided
+
+    async def _mutes(self, conn: AsyncConnection, now: datetime, changed: Sequence[Incident] = ()) -> _Mutes:
+        in_force = await silences.active(conn, now)
+        open_now = await self.store.open_incidents(conn)
+        pausable = [
+            i.queue
+            for i in (*open_now.values(), *changed)
+            if i.queue and i.worker_id is None and i.type in _PAUSE_MUTES
+        ]
+        paused = await self._paused(pausable) if self._paused is not None and pausable else set()
+        stale = next(
+            (
+                i
+                for i in open_now.values()
+                if i.type is rules.IncidentType.STATS_STALE and i.status is not IncidentStatus.PENDING
+            ),
+            None,
+        )
+        return _Mutes(in_force, stale, await windows.all_windows(conn), paused)
+
+    async def _release(self, conn: AsyncConnection, now: datetime) -> list[Change]:
+        """Notifications held back whose silences ended: FIRED under the held event's id (its delivery
+        key, so a second release by another replica creates nothing), if the incident is still ACTIVE."""
+        held = await self.store.held(conn)
+        if not held:
+            return []
+        mutes = await self._mutes(conn, now)
+        released: list[Change] = []
+        for incident in held:
+            assert incident.held_event_id is not None
+            if incident.status is IncidentStatus.ACTIVE and mutes.decide(incident, 0, EventKind.FIRED, now):
+                continue
+            if incident.status is not IncidentStatus.ACTIVE:
+                # Acknowledged or pending again: nobody needs the late page.
+                await self.store.update(conn, replace(incident, held_event_id=None))
+                continue
+            decision = Decision(
+                incident.held_event_id,
+                EventKind.FIRED,
+                Outcome.NOTIFIED,
+                now,
+                tuple(self._route(EventKind.FIRED.value)),
+                detail="held back until the silence, maintenance window or inhibition ended",
+            )
+            updated = await self.store.update(
+                conn,
+                replace(
+                    incident,
+                    decisions=(*incident.decisions, decision),
+                    held_event_id=None,
+                    last_notice_time=now,
+                ),
+            )
+            released.append(Change(EventKind.FIRED, updated, incident.held_event_id, now))
+        return released
+
+    async def release_held(self) -> None:
+        """Send the notifications held back by silences that no longer hold (after one is expired)."""
+        now = self.now()
+        async with self._evaluating:
+            async with self.store.write() as conn:
+                released = await self._release(conn, now)
+            await self._after_commit(released)
+
+    async def create_silence(
+        self, silence: silences.Silence, audit: Callable[[silences.Silence], Awaitable[None]] | None = None
+    ) -> silences.Silence:
+        """Store a new silence, then `audit` it under its id; if the audit raises, the silence goes.
+
+        The audit entry cannot be written inside the write: the audit log may share the database, whose
+        write lock this transaction holds.
+        """
+        async with self.store.write() as conn:
+            created = await silences.insert_silence(conn, silence)
+        if audit is not None:
+            try:
+                await audit(created)
+            except BaseException:
+                async with self.store.write() as conn:
+                    await silences.delete(conn, created.id)
+                raise
+        return created
+
+    async def create_window(
+        self, window: windows.Window, audit: Callable[[windows.Window], Awaitable[None]] | None = None
+    ) -> windows.Window:
+        """Store a new maintenance window, then `audit` it under its id; if the audit raises, it goes."""
+        async with self.store.write() as conn:
+            created = await windows.insert_window(conn, window)
+        if audit is not None:
+            try:
+                await audit(created)
+            except BaseException:
+                async with self.store.write() as conn:
+                    await windows.remove(conn, created.id)
+                raise
+        return created
+
+    async def delete_window(
+        self, window_id: int, audit: Callable[[windows.Window], Awaitable[None]] | None = None
+    ) -> None:
+        """Delete a maintenance window (`audit` first), then send what it held back."""
+        async with self.store.engine.connect() as conn:
+            window = await windows.load(conn, window_id)
+        if audit is not None:
+            await audit(window)
+        async with self.store.write() as conn:
+            await windows.remove(conn, window_id)
+        await self.release_held()
+
+    async def expire_silence(
+        self, silence_id: int, actor: str, audit: Callable[[silences.Silence], Awaitable[None]] | None = None
+    ) -> silences.Silence:
+        """End a silence now, then send what it held back; `audit` runs before the change."""
+        async with self.store.engine.connect() as conn:
+            silence = await silences.load(conn, silence_id)
+        now = self.now()
+        if silence.state(now) is silences.SilenceState.EXPIRED:
+            return silence
+        if audit is not None:
+            await audit(silence)
+        async with self.store.write() as conn:
+            expired = await silences.expire(conn, await silences.load(conn, silence_id), actor, now)
+        await self.release_held()
+        return expired
 
     async def _apply_one(
         self, conn: AsyncConnection, finding: Finding, open_incident: Incident | None, now: datetime
@@ -408,8 +625,9 @@ class IncidentEngine:
             event = await self.store.add_event(
                 conn, acked, EventKind.ACKNOWLEDGED, now, actor=actor, message=note
             )
-        await self._after_commit([Change(EventKind.ACKNOWLEDGED, acked, event.id, now)])
-        return acked
+            changes = await self._decide(conn, [Change(EventKind.ACKNOWLEDGED, acked, event.id, now)], now)
+        await self._after_commit(changes)
+        return changes[0].incident
 
     async def resolve(
         self,
@@ -448,8 +666,9 @@ class IncidentEngine:
             event = await self.store.add_event(
                 conn, resolved, EventKind.RESOLVED, now, actor=actor, message=note
             )
-        await self._after_commit([Change(EventKind.RESOLVED, resolved, event.id, now)])
-        return resolved
+            changes = await self._decide(conn, [Change(EventKind.RESOLVED, resolved, event.id, now)], now)
+        await self._after_commit(changes)
+        return changes[0].incident
 
     async def record_notified(self, incident_id: int, channel: str, message: str = "") -> IncidentEvent:
         """Record a delivered notification: a NOTIFIED timeline entry and notifications_sent + 1."""
@@ -491,7 +710,7 @@ class IncidentEngine:
             return
         self._notify_listeners()
         for change in changes:
-            if change.kind not in _NOTIFIED:
+            if change.kind not in _NOTIFIED or not change.notify:
                 continue
             transition = Transition(change.incident, change.kind.value, change.event_id, change.at)
             for callback in list(self._callbacks):

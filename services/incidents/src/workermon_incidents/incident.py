@@ -41,6 +41,62 @@ class EventKind(StrEnum):
     REMINDER = "REMINDER"
 
 
+class Outcome(StrEnum):
+    """Whether a notifiable transition went to the channels."""
+
+    NOTIFIED = "NOTIFIED"
+    SILENCED = "SILENCED"
+    INHIBITED = "INHIBITED"
+    MAINTENANCE = "MAINTENANCE"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What was decided about notifying one transition (`event_id` is its timeline entry)."""
+
+    event_id: int
+    kind: EventKind
+    outcome: Outcome
+    at: datetime
+    channels: tuple[str, ...] = ()
+    silence_id: int | None = None
+    detail: str = ""
+    until: datetime | None = None
+    inhibited_by: str = ""
+    window_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as stored (JSON-ready)."""
+        return {
+            "event_id": self.event_id,
+            "kind": self.kind.value,
+            "outcome": self.outcome.value,
+            "at": self.at.isoformat(),
+            "channels": list(self.channels),
+            "silence_id": self.silence_id,
+            "detail": self.detail,
+            "until": self.until.isoformat() if self.until else None,
+            "inhibited_by": self.inhibited_by,
+            "window_id": self.window_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Decision:
+        """The inverse of to_dict."""
+        return cls(
+            event_id=int(data["event_id"]),
+            kind=EventKind(data["kind"]),
+            outcome=Outcome(data["outcome"]),
+            at=datetime.fromisoformat(data["at"]),
+            channels=tuple(data.get("channels") or ()),
+            silence_id=data.get("silence_id"),
+            detail=data.get("detail") or "",
+            until=datetime.fromisoformat(data["until"]) if data.get("until") else None,
+            inhibited_by=data.get("inhibited_by") or "",
+            window_id=data.get("window_id"),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Incident:
     """One incident. Times are aware UTC; absent ones are None."""
@@ -72,11 +128,14 @@ class Incident:
     resolved_automatically: bool = False
     notifications_sent: int = 0
     version: int = 0
+    decisions: tuple[Decision, ...] = ()
+    held_event_id: int | None = None
 
     def to_json(self) -> str:
         """The incident as JSON (kept with each timeline entry)."""
         data = asdict(self)
         data["labels"] = dict(self.labels)
+        data["decisions"] = [d.to_dict() for d in self.decisions]
         return json.dumps(data, default=_encode, separators=(",", ":"))
 
     @classmethod
@@ -89,6 +148,7 @@ class Incident:
         data["type"] = IncidentType(data["type"])
         data["severity"] = Severity(data["severity"])
         data["status"] = IncidentStatus(data["status"])
+        data["decisions"] = tuple(Decision.from_dict(d) for d in data.get("decisions") or ())
         return cls(**data)
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from workermon.incidents.v1 import incident_service_pb2 as pb
 from workermon_core.protos import set_time
 
-from .incident import EventKind, Incident, IncidentEvent, IncidentStatus
+from .incident import Decision, EventKind, Incident, IncidentEvent, IncidentStatus
 from .rules import IncidentType, Severity
+from .silences import Matchers, Silence
+from .windows import Window, time_text
 
 
 def type_value(kind: IncidentType) -> pb.IncidentType.ValueType:
@@ -65,6 +69,7 @@ def incident_message(incident: Incident) -> pb.Incident:
         resolve_note=incident.resolve_note or "",
         resolved_automatically=incident.resolved_automatically,
         notifications_sent=incident.notifications_sent,
+        notification_decisions=[decision_message(d) for d in incident.decisions],
     )
     set_time(message.pending_time, incident.pending_time)
     set_time(message.start_time, incident.start_time)
@@ -84,4 +89,64 @@ def event_message(event: IncidentEvent) -> pb.IncidentEvent:
         message=event.message,
     )
     set_time(message.event_time, event.time)
+    return message
+
+
+def decision_message(decision: Decision) -> pb.NotificationDecision:
+    """A NotificationDecision message."""
+    message = pb.NotificationDecision(
+        event_id=decision.event_id,
+        kind=kind_value(decision.kind),
+        outcome=pb.NotificationOutcome.Value("NOTIFICATION_OUTCOME_" + decision.outcome.value),
+        channels=list(decision.channels),
+        silence_id=decision.silence_id or 0,
+        detail=decision.detail,
+        inhibited_by=decision.inhibited_by,
+        maintenance_window_id=decision.window_id or 0,
+    )
+    set_time(message.decide_time, decision.at)
+    set_time(message.until_time, decision.until)
+    return message
+
+
+def matchers_message(matchers: Matchers) -> pb.SilenceMatchers:
+    """A SilenceMatchers message."""
+    return pb.SilenceMatchers(
+        type=type_value(matchers.type) if matchers.type else pb.INCIDENT_TYPE_UNSPECIFIED,
+        queue_glob=matchers.queue_glob,
+        worker_id=matchers.worker_id,
+        labels=dict(matchers.labels),
+    )
+
+
+def window_message(window: Window, now: datetime) -> pb.MaintenanceWindow:
+    """A MaintenanceWindow message, `open` as of `now`."""
+    message = pb.MaintenanceWindow(
+        id=window.id,
+        matchers=matchers_message(window.matchers),
+        weekdays=list(window.weekdays),
+        start_time_of_day=time_text(window.start_minute),
+        end_time_of_day=time_text(window.end_minute),
+        time_zone=window.time_zone,
+        author=window.author,
+        comment=window.comment,
+        open=window.is_open(now),
+    )
+    set_time(message.create_time, window.create_time)
+    return message
+
+
+def silence_message(silence: Silence, now: datetime) -> pb.Silence:
+    """A Silence message, its state as of `now`."""
+    message = pb.Silence(
+        id=silence.id,
+        matchers=matchers_message(silence.matchers),
+        author=silence.author,
+        comment=silence.comment,
+        state=pb.SilenceState.Value("SILENCE_STATE_" + silence.state(now).value),
+        expired_by=silence.expired_by or "",
+    )
+    set_time(message.start_time, silence.start_time)
+    set_time(message.end_time, silence.end_time)
+    set_time(message.create_time, silence.create_time)
     return message

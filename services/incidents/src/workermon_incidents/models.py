@@ -117,6 +117,11 @@ class IncidentRecord(IncidentBase):
     notifications_sent: Mapped[int] = mapped_column(Integer)
     # Optimistic concurrency: every update names the version it read, so two replicas never both win.
     version: Mapped[int] = mapped_column(Integer)
+    # JSON list of notification decisions (incident.Decision), one per notifiable transition.
+    notify_decisions: Mapped[str] = mapped_column(Text, server_default="[]")
+    # The FIRED or REMINDER event a silence held back: notified (with its id as the delivery key) once
+    # no silence matches and the incident is still ACTIVE.
+    held_event_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class IncidentEventRecord(IncidentBase):
@@ -134,5 +139,49 @@ class IncidentEventRecord(IncidentBase):
     incident: Mapped[str] = mapped_column(Text)
 
 
+class SilenceRecord(IncidentBase):
+    """A silence: matchers and a time range; expiring early moves end_time to the moment it expired."""
+
+    __tablename__ = "incident_silences"
+    __table_args__ = (Index("ix_incident_silences_end_time", "end_time"),)
+
+    id: Mapped[int] = mapped_column(IncidentId, primary_key=True, autoincrement=True)
+    # The incident type name; empty matches every type.
+    incident_type: Mapped[str] = mapped_column(String(32))
+    queue_glob: Mapped[str] = mapped_column(Text)
+    worker_id: Mapped[str] = mapped_column(Text)
+    # JSON object of strings; every pair must be among the incident's labels.
+    labels: Mapped[str] = mapped_column(Text)
+    start_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    end_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    author: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+    expired_by: Mapped[str | None] = mapped_column(Text)
+
+
+class MaintenanceWindowRecord(IncidentBase):
+    """A weekly maintenance window: matchers, weekdays and a time of day range in a time zone."""
+
+    __tablename__ = "incident_maintenance_windows"
+
+    id: Mapped[int] = mapped_column(IncidentId, primary_key=True, autoincrement=True)
+    incident_type: Mapped[str] = mapped_column(String(32))
+    queue_glob: Mapped[str] = mapped_column(Text)
+    worker_id: Mapped[str] = mapped_column(Text)
+    labels: Mapped[str] = mapped_column(Text)
+    # "MON,TUE,...", in the window's time zone.
+    weekdays: Mapped[str] = mapped_column(String(32))
+    # Minutes after local midnight; start < end.
+    start_minute: Mapped[int] = mapped_column(Integer)
+    end_minute: Mapped[int] = mapped_column(Integer)
+    time_zone: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 incidents = cast(Table, IncidentRecord.__table__)
+maintenance_windows = cast(Table, MaintenanceWindowRecord.__table__)
+silences = cast(Table, SilenceRecord.__table__)
 incident_events = cast(Table, IncidentEventRecord.__table__)

@@ -19,11 +19,13 @@ from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core.background import Every, Follower, Resident
 from workermon_core.modules import Built, Deps, Module, Needs, grpc_service
 from workermon_core.peer import Peer
+from workermon_queues.bullmq.backend import BullMQBackend
 from workermon_queues.settings import QueueSettings
 
 from .engine import EngineConfig, IncidentEngine
 from .migrate import MIGRATIONS
 from .notify.tasks import Notifier, build_broker
+from .paused import PausedQueues
 from .rules import RuleBook
 from .servicer import IncidentServicer
 from .settings import IncidentSettings
@@ -35,7 +37,10 @@ log = structlog.get_logger("workermon.incidents")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IncidentService"].full_name
 # The notifier's tasks travel through the suite's Redis.
-NEEDS = Needs(suite_redis=True, database=True, peers=("collector", "heartbeat", "monitor"))
+# The watched Redis: a paused queue's flag mutes its backlog and no-worker notifications.
+NEEDS = Needs(
+    suite_redis=True, watched_redis=True, database=True, peers=("collector", "heartbeat", "monitor")
+)
 # After a worker goes OFFLINE, look again this long after its rule could first fire.
 RECHECK_MARGIN_SECONDS = 1.0
 
@@ -140,6 +145,9 @@ def build(deps: Deps) -> Built:
         ),
         clock=clock,
     )
+    incident_engine.inhibit_paused_with(
+        PausedQueues(BullMQBackend.from_settings(deps.watched_redis, deps.settings(QueueSettings))).paused
+    )
     feed = IncidentFeed(store, poll_seconds=options.get("feed_poll_seconds", 1.0))
     incident_engine.on_commit(feed.wake)
     servicer = IncidentServicer(incident_engine, feed, monitor)
@@ -154,6 +162,7 @@ def build(deps: Deps) -> Built:
             on_delivered=incident_engine.record_notified,
         )
         incident_engine.on_transition(notifier.handle)
+        incident_engine.route_with(notifier.route)
     follower = WorkerFollower(
         incident_engine,
         heartbeat,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 
 import grpc
 from google.protobuf import struct_pb2
@@ -18,10 +19,20 @@ from workermon_core.errors import DomainError, InvalidArgument, Unavailable
 from workermon_core.pagination import decode_token, encode_token, page_size
 from workermon_core.peer import Peer
 
+from . import silences, windows
 from .engine import IncidentEngine
 from .incident import Incident
-from .messages import event_message, incident_message, kind_value, status_name, type_name
+from .messages import (
+    event_message,
+    incident_message,
+    kind_value,
+    silence_message,
+    status_name,
+    type_name,
+    window_message,
+)
 from .models import OPEN_STATUSES
+from .rules import IncidentType
 from .watch import IncidentFeed
 
 DEFAULT_PAGE = 50
@@ -117,23 +128,175 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
     async def _audit(
         self, action: mon_pb.AuditAction.ValueType, incident: Incident, parameters: dict[str, str]
     ) -> None:
+        """Write an incident's audit entry; UNAVAILABLE when it cannot be written."""
+        await self._audit_entity(
+            action,
+            "incident",
+            str(incident.id),
+            parameters,
+            {"fingerprint": incident.fingerprint, "status_before": incident.status.value},
+            queue=incident.queue or "",
+        )
+
+    async def _audit_entity(
+        self,
+        action: mon_pb.AuditAction.ValueType,
+        entity_type: str,
+        entity_id: str,
+        parameters: dict[str, str],
+        result: dict[str, str],
+        *,
+        queue: str = "",
+    ) -> None:
         """Write the audit entry with the service's admin token; UNAVAILABLE when it cannot be written."""
         who = context.principal.get()
         entry = mon_pb.AuditLog(
             actor=who.subject if who else "system",
             role=who.role if who else "system",
             action=action,
-            entity_type="incident",
-            entity_id=str(incident.id),
-            queue=incident.queue or "",
+            entity_type=entity_type,
+            entity_id=entity_id,
+            queue=queue,
             outcome=mon_pb.AUDIT_OUTCOME_SUCCEEDED,
             request_id=context.request_id.get() or "",
         )
-        entry.parameters.update(parameters)
-        result = struct_pb2.Struct()
-        result.update({"fingerprint": incident.fingerprint, "status_before": incident.status.value})
-        entry.result.CopyFrom(result)
+        entry.parameters.update({k: validation.bounded_text(v) for k, v in parameters.items()})
+        outcome = struct_pb2.Struct()
+        outcome.update(result)
+        entry.result.CopyFrom(outcome)
         await append_audit_log(self.monitor.stub, entry, consequence="; nothing was changed")
+
+    # --- silences -----------------------------------------------------------------------------------
+
+    async def ListSilences(
+        self, request: pb.ListSilencesRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListSilencesResponse:
+        """Silences newest first, by state, one page at a time."""
+        size = page_size(request.page_size, DEFAULT_PAGE, MAX_PAGE)
+        validation.enum_value(request.state, pb.SilenceState.DESCRIPTOR, "state")
+        state = (
+            silences.SilenceState(pb.SilenceState.Name(request.state).removeprefix("SILENCE_STATE_"))
+            if request.state
+            else None
+        )
+        filters: tuple[object, ...] = (state,)
+        cursor = decode_token(request.page_token, filters)
+        now = self.engine.now()
+        try:
+            async with self.engine.store.engine.connect() as conn:
+                rows = await silences.page(conn, state, now, int(cursor) if cursor else None, size + 1)
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        response = pb.ListSilencesResponse(silences=[silence_message(s, now) for s in rows[:size]])
+        if len(rows) > size:
+            response.next_page_token = encode_token(str(rows[size - 1].id), filters)
+        return response
+
+    async def CreateSilence(
+        self, request: pb.CreateSilenceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateSilenceResponse:
+        """A new silence by the caller, audited under its id (removed again if the audit fails)."""
+        silence = _new_silence(request.silence, self.engine.now(), context_subject())
+
+        async def audit(created: silences.Silence) -> None:
+            await self._audit_entity(
+                mon_pb.AUDIT_ACTION_SILENCE_CREATE,
+                "silence",
+                str(created.id),
+                _silence_parameters(created),
+                {"state": created.state(self.engine.now()).value},
+            )
+
+        try:
+            created = await self.engine.create_silence(silence, audit)
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        return pb.CreateSilenceResponse(silence=silence_message(created, self.engine.now()))
+
+    async def ExpireSilence(
+        self, request: pb.ExpireSilenceRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ExpireSilenceResponse:
+        """End a silence now, audited; what it held back is notified if still firing."""
+
+        async def audit(silence: silences.Silence) -> None:
+            await self._audit_entity(
+                mon_pb.AUDIT_ACTION_SILENCE_EXPIRE,
+                "silence",
+                str(silence.id),
+                _silence_parameters(silence),
+                {"state_before": silence.state(self.engine.now()).value},
+            )
+
+        try:
+            expired = await self.engine.expire_silence(request.silence_id, context_subject(), audit)
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        return pb.ExpireSilenceResponse(silence=silence_message(expired, self.engine.now()))
+
+    # --- maintenance windows ------------------------------------------------------------------------
+
+    async def ListMaintenanceWindows(
+        self, request: pb.ListMaintenanceWindowsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListMaintenanceWindowsResponse:
+        """Maintenance windows newest first, one page at a time."""
+        size = page_size(request.page_size, DEFAULT_PAGE, MAX_PAGE)
+        filters: tuple[object, ...] = ("windows",)
+        cursor = decode_token(request.page_token, filters)
+        now = self.engine.now()
+        try:
+            async with self.engine.store.engine.connect() as conn:
+                rows = await windows.page(conn, int(cursor) if cursor else None, size + 1)
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        response = pb.ListMaintenanceWindowsResponse(
+            maintenance_windows=[window_message(w, now) for w in rows[:size]]
+        )
+        if len(rows) > size:
+            response.next_page_token = encode_token(str(rows[size - 1].id), filters)
+        return response
+
+    async def CreateMaintenanceWindow(
+        self, request: pb.CreateMaintenanceWindowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateMaintenanceWindowResponse:
+        """A new window by the caller, audited under its id (removed again if the audit fails)."""
+        window = _new_window(request.maintenance_window, self.engine.now(), context_subject())
+
+        async def audit(created: windows.Window) -> None:
+            await self._audit_entity(
+                mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE,
+                "maint_window",
+                str(created.id),
+                _window_parameters(created),
+                {"open": str(created.is_open(self.engine.now())).lower()},
+            )
+
+        try:
+            created = await self.engine.create_window(window, audit)
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        return pb.CreateMaintenanceWindowResponse(
+            maintenance_window=window_message(created, self.engine.now())
+        )
+
+    async def DeleteMaintenanceWindow(
+        self, request: pb.DeleteMaintenanceWindowRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteMaintenanceWindowResponse:
+        """Delete a window, audited first; what it held back is notified if still firing."""
+
+        async def audit(window: windows.Window) -> None:
+            await self._audit_entity(
+                mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE,
+                "maint_window",
+                str(window.id),
+                _window_parameters(window),
+                {"open": str(window.is_open(self.engine.now())).lower()},
+            )
+
+        try:
+            await self.engine.delete_window(request.window_id, audit)
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        return pb.DeleteMaintenanceWindowResponse()
 
     async def Evaluate(
         self, request: pb.EvaluateRequest, context: grpc.aio.ServicerContext
@@ -179,6 +342,78 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
             raise _database_down(exc) from None
         except DomainError:
             raise
+
+
+def _matchers(matchers: pb.SilenceMatchers, prefix: str) -> silences.Matchers:
+    """Checked matchers; INVALID_ARGUMENT naming the first bad field under `prefix`."""
+    validation.enum_value(matchers.type, pb.IncidentType.DESCRIPTOR, f"{prefix}.type")
+    kind = type_name(matchers.type)
+    return silences.Matchers(
+        type=IncidentType(kind) if kind else None,
+        queue_glob=matchers.queue_glob,
+        worker_id=matchers.worker_id,
+        labels=dict(matchers.labels),
+    ).validate(prefix)
+
+
+def _new_window(message: pb.MaintenanceWindow, now: datetime, author: str) -> windows.Window:
+    """The window a CreateMaintenanceWindow request describes; INVALID_ARGUMENT naming the bad field."""
+    prefix = "maintenance_window"
+    matchers = _matchers(message.matchers, f"{prefix}.matchers")
+    weekdays = windows.check_weekdays(list(message.weekdays), f"{prefix}.weekdays")
+    start = windows.minute_of_day(message.start_time_of_day, f"{prefix}.start_time_of_day")
+    end = windows.minute_of_day(message.end_time_of_day, f"{prefix}.end_time_of_day")
+    if end <= start:
+        raise InvalidArgument(
+            f"{prefix}.end_time_of_day", "must be after start_time_of_day (split a window at midnight)"
+        )
+    zone = windows.check_time_zone(message.time_zone, f"{prefix}.time_zone")
+    comment = silences.check_comment(message.comment, f"{prefix}.comment")
+    return windows.Window(0, matchers, weekdays, start, end, zone, author, comment, now)
+
+
+def _window_parameters(window: windows.Window) -> dict[str, str]:
+    return {
+        **_matcher_parameters(window.matchers),
+        "weekdays": ",".join(window.weekdays),
+        "hours": f"{windows.time_text(window.start_minute)}-{windows.time_text(window.end_minute)}",
+        "time_zone": window.time_zone,
+        "comment": window.comment,
+    }
+
+
+def _matcher_parameters(m: silences.Matchers) -> dict[str, str]:
+    return {
+        "type": m.type.value if m.type else "",
+        "queue_glob": m.queue_glob,
+        "worker_id": m.worker_id,
+        "labels": ",".join(f"{k}={v}" for k, v in sorted(m.labels.items())),
+    }
+
+
+def _new_silence(message: pb.Silence, now: datetime, author: str) -> silences.Silence:
+    """The silence a CreateSilence request describes; INVALID_ARGUMENT naming the first bad field."""
+    checked = _matchers(message.matchers, "silence.matchers")
+    start = (
+        validation.timestamp(message.start_time, "silence.start_time", earliest=validation.EPOCH)
+        if message.HasField("start_time")
+        else now
+    )
+    if not message.HasField("end_time"):
+        raise InvalidArgument("silence.end_time", "is required")
+    end = validation.timestamp(message.end_time, "silence.end_time", earliest=validation.EPOCH)
+    silences.check_times(start, end, now, "silence")
+    comment = silences.check_comment(message.comment, "silence.comment")
+    return silences.Silence(0, checked, start, end, author, comment, now)
+
+
+def _silence_parameters(silence: silences.Silence) -> dict[str, str]:
+    return {
+        **_matcher_parameters(silence.matchers),
+        "start_time": silence.start_time.isoformat(),
+        "end_time": silence.end_time.isoformat(),
+        "comment": silence.comment,
+    }
 
 
 def context_subject() -> str:

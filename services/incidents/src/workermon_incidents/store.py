@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .incident import EventKind, Incident, IncidentEvent, IncidentStatus
+from .incident import Decision, EventKind, Incident, IncidentEvent, IncidentStatus
 from .models import OPEN_STATUSES, incident_events, incidents
 from .rules import IncidentType, Severity
 
@@ -47,7 +47,10 @@ _MUTABLE = (
     "resolve_note",
     "resolved_automatically",
     "notifications_sent",
+    "held_event_id",
 )
+# A long-running incident's reminders would grow the list without end; the oldest go first.
+MAX_DECISIONS = 50
 
 
 def _incident(row: Any) -> Incident:
@@ -80,7 +83,13 @@ def _incident(row: Any) -> Incident:
         resolved_automatically=bool(m["resolved_automatically"]),
         notifications_sent=m["notifications_sent"],
         version=m["version"],
+        decisions=tuple(Decision.from_dict(d) for d in json.loads(m["notify_decisions"] or "[]")),
+        held_event_id=m["held_event_id"],
     )
+
+
+def _decisions(incident: Incident) -> str:
+    return json.dumps([d.to_dict() for d in incident.decisions[-MAX_DECISIONS:]])
 
 
 def _event(row: Any) -> IncidentEvent:
@@ -126,6 +135,15 @@ class IncidentStore:
         rows = await conn.execute(select(incidents).where(incidents.c.status.in_(OPEN_STATUSES)))
         return {incident.fingerprint: incident for incident in map(_incident, rows)}
 
+    async def held(self, conn: AsyncConnection) -> list[Incident]:
+        """Open incidents with a notification held back by a silence."""
+        rows = await conn.execute(
+            select(incidents).where(
+                incidents.c.status.in_(OPEN_STATUSES), incidents.c.held_event_id.is_not(None)
+            )
+        )
+        return [_incident(row) for row in rows]
+
     async def load(self, conn: AsyncConnection, incident_id: int) -> Incident | None:
         """One incident, read inside the write."""
         row = (await conn.execute(select(incidents).where(incidents.c.id == incident_id))).first()
@@ -148,6 +166,7 @@ class IncidentStore:
             severity=incident.severity.value,
             status=incident.status.value,
             labels=json.dumps(dict(incident.labels), sort_keys=True),
+            notify_decisions=_decisions(incident),
             version=1,
         )
         result = await conn.execute(insert(incidents).values(**values).returning(incidents.c.id))
@@ -160,6 +179,7 @@ class IncidentStore:
             severity=incident.severity.value,
             status=incident.status.value,
             labels=json.dumps(dict(incident.labels), sort_keys=True),
+            notify_decisions=_decisions(incident),
             version=incident.version + 1,
         )
         result = await conn.execute(

@@ -86,6 +86,10 @@ _CREATABLE: dict[int, str] = {
     pb.AUDIT_ACTION_USER_ADD: AuditEntityType.USER,
     pb.AUDIT_ACTION_USER_REMOVE: AuditEntityType.USER,
     pb.AUDIT_ACTION_LOGOUT_ALL: AuditEntityType.USER,
+    pb.AUDIT_ACTION_SILENCE_CREATE: AuditEntityType.SILENCE,
+    pb.AUDIT_ACTION_SILENCE_EXPIRE: AuditEntityType.SILENCE,
+    pb.AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE: AuditEntityType.MAINTENANCE_WINDOW,
+    pb.AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE: AuditEntityType.MAINTENANCE_WINDOW,
 }
 
 
@@ -991,14 +995,17 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         entry = request.audit_log
         entity_type = _CREATABLE.get(entry.action)
         denied = entry.outcome == pb.AUDIT_OUTCOME_DENIED and entry.action != pb.AUDIT_ACTION_UNSPECIFIED
-        if entity_type is None and denied and entry.entity_type in set(AuditEntityType):
+        # A refusal names what the request named, which may be less than the action acts on (a
+        # refused CreateSilence has no silence yet: entity "rpc").
+        if denied and entry.entity_type in set(AuditEntityType):
             entity_type = AuditEntityType(entry.entity_type)
         if entity_type is None:
             raise InvalidArgument(
                 "audit_log.action",
-                "only INCIDENT_ACKNOWLEDGE, INCIDENT_RESOLVE, LOGIN, USER_ADD, USER_REMOVE and "
-                "LOGOUT_ALL, or a refused attempt (outcome DENIED) at any audited action naming a known "
-                "entity_type, are written here",
+                "only INCIDENT_ACKNOWLEDGE, INCIDENT_RESOLVE, LOGIN, USER_ADD, USER_REMOVE, "
+                "LOGOUT_ALL, SILENCE_CREATE, SILENCE_EXPIRE, MAINTENANCE_WINDOW_CREATE and "
+                "MAINTENANCE_WINDOW_DELETE, or a refused attempt (outcome DENIED) at any audited action "
+                "naming a known entity_type, are written here",
             )
         if entry.entity_type and entry.entity_type != entity_type:
             raise InvalidArgument("audit_log.entity_type", f"must be {entity_type!r} for this action")

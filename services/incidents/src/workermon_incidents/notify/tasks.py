@@ -230,6 +230,11 @@ class Notifier:
             return channel.send_acknowledged
         return True
 
+    def route(self, kind: str) -> list[str]:
+        """The names of the channels a `kind` transition goes to."""
+        known = TransitionKind(kind) if kind in TransitionKind.__members__ else None
+        return [c.name for c in self._channels.values() if known is not None and self.wants(c, known)]
+
     async def handle(self, transition: TransitionLike) -> None:
         """The engine's callback (`engine.on_transition(notifier.handle)`): see `submit`."""
         await self.submit(transition)

@@ -47,6 +47,10 @@ class AuditAction(StrEnum):
     QUEUE_OBLITERATE = "QUEUE_OBLITERATE"
     JOB_EXPORT = "JOB_EXPORT"
     DEDUPLICATION_RELEASE = "DEDUPLICATION_RELEASE"
+    SILENCE_CREATE = "SILENCE_CREATE"
+    SILENCE_EXPIRE = "SILENCE_EXPIRE"
+    MAINTENANCE_WINDOW_CREATE = "MAINTENANCE_WINDOW_CREATE"
+    MAINTENANCE_WINDOW_DELETE = "MAINTENANCE_WINDOW_DELETE"
 
 
 class AuditOutcome(StrEnum):
@@ -69,6 +73,9 @@ class AuditEntityType(StrEnum):
     INCIDENT = "incident"
     USER = "user"
     JOB_SCHEDULER = "job_scheduler"
+    SILENCE = "silence"
+    # The column holds 16 characters.
+    MAINTENANCE_WINDOW = "maint_window"
     # An attempt refused before it named anything more precise (see workermon_core.refusals).
     RPC = "rpc"
 
