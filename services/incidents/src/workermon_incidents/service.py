@@ -36,11 +36,10 @@ from .watch import IncidentFeed
 log = structlog.get_logger("workermon.incidents")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["IncidentService"].full_name
-# The notifier's tasks travel through the suite's Redis.
-# The watched Redis: a paused queue's flag mutes its backlog and no-worker notifications.
-NEEDS = Needs(
-    suite_redis=True, watched_redis=True, database=True, peers=("collector", "heartbeat", "monitor")
-)
+# The notifier's tasks travel through the suite's Redis. The watched Redis (a paused queue's flag mutes
+# its backlog and no-worker notifications) is read but not needed: when it is down, STATS_STALE must
+# still fire and be notified, so it is no part of this service's readiness.
+NEEDS = Needs(suite_redis=True, database=True, peers=("collector", "heartbeat", "monitor"))
 # After a worker goes OFFLINE, look again this long after its rule could first fire.
 RECHECK_MARGIN_SECONDS = 1.0
 
