@@ -33,12 +33,17 @@ def _types(descriptor: Descriptor) -> Iterator[Descriptor]:
         yield from _types(nested)
 
 
+# Streamed to HTTP as their raw body (google.api.HttpBody), never encoded as JSON by the gateway.
+RAW_BODIES = {"workermon.monitor.v1.ExportJobsResponse"}
+
+
 def _api_types() -> list[Descriptor]:
     return [
         found
         for module in MODULES
         for top in module.DESCRIPTOR.message_types_by_name.values()
         for found in _types(top)
+        if found.full_name not in RAW_BODIES
     ]
 
 

@@ -454,6 +454,46 @@ async def test_deduplication_route(gateway: Gateway) -> None:
     assert (await viewer.get("/api/v1/queues/gw-dedup/deduplication/order%2F7")).status_code == 404
 
 
+async def test_silence_and_maintenance_window_routes(gateway: Gateway) -> None:
+    viewer, operator = gateway.client("viewer"), gateway.client("operator")
+    until_time = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    silence = {"matchers": {"queueGlob": "gw-pay*"}, "endTime": until_time, "comment": "deploy"}
+    created = await operator.post("/api/v1/silences", json=silence)
+    called("POST", "/v1/silences")
+    assert created.status_code == 200, created.text
+    silence_id = created.json()["silence"]["id"]
+    assert created.json()["silence"]["author"]
+    listed = await viewer.get("/api/v1/silences")
+    called("GET", "/v1/silences")
+    assert [s["id"] for s in listed.json()["silences"]] == [silence_id]
+    assert (await viewer.post(f"/api/v1/silences/{silence_id}:expire", json={})).status_code == 403
+    expired = await operator.post(f"/api/v1/silences/{silence_id}:expire", json={})
+    called("POST", "/v1/silences/{silence_id}:expire")
+    assert expired.status_code == 200 and expired.json()["silence"]["state"] == "SILENCE_STATE_EXPIRED"
+    bad = await operator.post("/api/v1/silences", json={**silence, "matchers": {"queueGlob": "[oops"}})
+    assert bad.status_code == 400 and "queue_glob" in bad.json()["error"]["message"]
+
+    window = {
+        "matchers": {"queueGlob": "gw-*"},
+        "weekdays": ["SUN"],
+        "startTimeOfDay": "02:00",
+        "endTimeOfDay": "04:00",
+        "timeZone": "Asia/Seoul",
+        "comment": "weekly database upgrade",
+    }
+    made = await operator.post("/api/v1/maintenanceWindows", json=window)
+    called("POST", "/v1/maintenanceWindows")
+    assert made.status_code == 200, made.text
+    window_id = made.json()["maintenanceWindow"]["id"]
+    windows = await viewer.get("/api/v1/maintenanceWindows")
+    called("GET", "/v1/maintenanceWindows")
+    assert [w["id"] for w in windows.json()["maintenanceWindows"]] == [window_id]
+    deleted = await operator.delete(f"/api/v1/maintenanceWindows/{window_id}")
+    called("DELETE", "/v1/maintenanceWindows/{window_id}")
+    assert deleted.status_code == 200, deleted.text
+    assert (await viewer.get("/api/v1/maintenanceWindows")).json().get("maintenanceWindows", []) == []
+
+
 def test_every_route_called() -> None:
     if not CALLED:
         pytest.skip("checks the tests above; run the whole module")

@@ -996,8 +996,10 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         entity_type = _CREATABLE.get(entry.action)
         denied = entry.outcome == pb.AUDIT_OUTCOME_DENIED and entry.action != pb.AUDIT_ACTION_UNSPECIFIED
         # A refusal names what the request named, which may be less than the action acts on (a
-        # refused CreateSilence has no silence yet: entity "rpc").
-        if denied and entry.entity_type in set(AuditEntityType):
+        # refused CreateSilence has no silence yet: entity "rpc"); an action written here otherwise keeps
+        # its own entity type.
+        known = entry.entity_type in set(AuditEntityType)
+        if denied and known and (entity_type is None or entry.entity_type == AuditEntityType.RPC):
             entity_type = AuditEntityType(entry.entity_type)
         if entity_type is None:
             raise InvalidArgument(
