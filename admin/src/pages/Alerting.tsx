@@ -18,7 +18,8 @@ import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { useSearchParams } from "react-router-dom";
 import { createSilence, expireSilence } from "../api/actions";
-import { errorParts, describeError } from "../api/errors";
+import { describeError } from "../api/errors";
+import { useFieldErrors } from "../components/fieldErrors";
 import { keys, useAction, useSilences } from "../api/hooks";
 import { enumName, type Silence } from "../api/types";
 import { ActionButton } from "../components/ActionButton";
@@ -100,16 +101,7 @@ function NewSilenceDialog({ onClose, initial }: { onClose: () => void; initial: 
     }),
     [type, queueGlob, workerId, labels, endTime, comment, t],
   );
-  const invalid = FIELDS.some((f) => problems[f] !== null);
-  const server = create.error ? errorParts(create.error) : null;
-  const serverField = server?.field ? (SERVER_FIELDS[server.field] ?? null) : null;
-  const helper = (f: Field, fallback: string) =>
-    serverField === f && server ? t("errServerSaid", { message: server.fieldMessage ?? server.message }) : (problems[f] ?? fallback);
-  const isError = (f: Field) => serverField === f || problems[f] !== null;
-  const edit = (setter: (v: string) => void) => (e: { target: { value: string } }) => {
-    setter(e.target.value);
-    if (create.error) create.reset();
-  };
+  const { serverField, invalid, helper, isError, edit } = useFieldErrors(problems, FIELDS, SERVER_FIELDS, create);
   return (
     <Dialog open onClose={create.isPending ? undefined : onClose} maxWidth="sm" fullWidth aria-labelledby="silence-title">
       <DialogTitle id="silence-title">{t("newSilence")}</DialogTitle>

@@ -23,7 +23,8 @@ import Typography from "@mui/material/Typography";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { createMaintenanceWindow, deleteMaintenanceWindow } from "../api/actions";
-import { describeError, errorParts } from "../api/errors";
+import { describeError } from "../api/errors";
+import { useFieldErrors } from "../components/fieldErrors";
 import { keys, useAction, useMaintenanceWindows } from "../api/hooks";
 import type { MaintenanceWindow } from "../api/types";
 import { ActionButton } from "../components/ActionButton";
@@ -77,16 +78,7 @@ function NewWindowDialog({ onClose }: { onClose: () => void }) {
     }),
     [queueGlob, weekdays, start, end, timeZone, comment, t],
   );
-  const invalid = FIELDS.some((f) => problems[f] !== null);
-  const server = create.error ? errorParts(create.error) : null;
-  const serverField = server?.field ? (SERVER_FIELDS[server.field] ?? null) : null;
-  const helper = (f: Field, fallback: string) =>
-    serverField === f && server ? t("errServerSaid", { message: server.fieldMessage ?? server.message }) : (problems[f] ?? fallback);
-  const isError = (f: Field) => serverField === f || problems[f] !== null;
-  const edit = (setter: (v: string) => void) => (e: { target: { value: string } }) => {
-    setter(e.target.value);
-    if (create.error) create.reset();
-  };
+  const { serverField, invalid, helper, isError, edit } = useFieldErrors(problems, FIELDS, SERVER_FIELDS, create);
   return (
     <Dialog open onClose={create.isPending ? undefined : onClose} maxWidth="sm" fullWidth aria-labelledby="window-title">
       <DialogTitle id="window-title">{t("newWindow")}</DialogTitle>
