@@ -1056,6 +1056,78 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/alertingConfig": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Returns the alerting configuration: the revision in force (or an earlier one), with rule thresholds, channels and routes
+         * @description Returns the alerting configuration: the revision in force (or an earlier one), with rule thresholds, channels and routes. Channel secrets are never returned: each shows only a hint.
+         *
+         *     Role: viewer. gRPC: `/workermon.incidents.v1.IncidentService/GetAlertingConfig`.
+         */
+        get: operations["GetAlertingConfig"];
+        /**
+         * Replaces the alerting configuration with a new revision, in force on every replica within seconds
+         * @description Replaces the alerting configuration with a new revision, in force on every replica within seconds. Refused with ABORTED when expected_revision is not the current one; a channel secret left empty keeps the stored one. Audited with the configuration before and after (secrets masked).
+         *
+         *     Role: admin. gRPC: `/workermon.incidents.v1.IncidentService/UpdateAlertingConfig`.
+         */
+        put: operations["UpdateAlertingConfig"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alertingConfig/revisions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Lists the revisions of the alerting configuration, newest first, one page at a time
+         * @description Lists the revisions of the alerting configuration, newest first, one page at a time.
+         *
+         *     Role: viewer. gRPC: `/workermon.incidents.v1.IncidentService/ListAlertingConfigRevisions`.
+         */
+        get: operations["ListAlertingConfigRevisions"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/alertingConfig/channels/{channel}:test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Sends a test notification through one channel now (the stored one, or unsaved settings for it) and says how the receiver answered
+         * @description Sends a test notification through one channel now (the stored one, or unsaved settings for it) and says how the receiver answered. Audited.
+         *
+         *     Role: admin. gRPC: `/workermon.incidents.v1.IncidentService/TestNotificationChannel`.
+         */
+        post: operations["TestNotificationChannel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -1407,6 +1479,31 @@ export interface components {
             /** @description The incident. */
             incident?: components["schemas"]["workermon.incidents.v1.Incident"];
         };
+        /** @description AlertingConfig is one revision of the alerting configuration: rule thresholds, channels and routes. */
+        "workermon.incidents.v1.AlertingConfig": {
+            /**
+             * Format: int64
+             * @description Revision number, increasing from 1 (output only).
+             */
+            revision?: string;
+            /** @description The thresholds every queue and worker gets unless an override says otherwise (every field set). */
+            defaults?: components["schemas"]["workermon.incidents.v1.RuleThresholds"];
+            /** @description Thresholds for some queues or workers; the first override that matches applies, field by field over the defaults. */
+            overrides: components["schemas"]["workermon.incidents.v1.RuleOverride"][];
+            /** @description Where notifications go; names are unique. */
+            channels: components["schemas"]["workermon.incidents.v1.NotificationChannel"][];
+            /** @description Which channels each incident goes to, tried in order: the first matching route takes it unless it says continue_matching. When any route is set the last one must match everything (the default route). No routes: every channel gets every incident. */
+            routes: components["schemas"]["workermon.incidents.v1.NotificationRoute"][];
+            /** @description Who made this revision (output only). */
+            author?: string;
+            /**
+             * Format: date-time
+             * @description When it was made (output only).
+             */
+            createTime?: string;
+            /** @description Why it was made (at most 2,000 characters). */
+            comment?: string;
+        };
         /** @description CreateMaintenanceWindowResponse is the window created. */
         "workermon.incidents.v1.CreateMaintenanceWindowResponse": {
             /** @description The window. */
@@ -1419,10 +1516,25 @@ export interface components {
         };
         /** @description DeleteMaintenanceWindowResponse is empty: the window is gone. */
         "workermon.incidents.v1.DeleteMaintenanceWindowResponse": Record<string, never>;
+        /** @description EscalationStep notifies more channels once an incident has been unacknowledged for a while. */
+        "workermon.incidents.v1.EscalationStep": {
+            /**
+             * Format: int32
+             * @description Minutes after the incident fired (1-10080), increasing from step to step.
+             */
+            afterMinutes?: number;
+            /** @description The channels notified at this step. */
+            channels: string[];
+        };
         /** @description ExpireSilenceResponse is the silence after it ended. */
         "workermon.incidents.v1.ExpireSilenceResponse": {
             /** @description The silence. */
             silence?: components["schemas"]["workermon.incidents.v1.Silence"];
+        };
+        /** @description GetAlertingConfigResponse is the configuration. */
+        "workermon.incidents.v1.GetAlertingConfigResponse": {
+            /** @description The configuration (secrets masked). */
+            config?: components["schemas"]["workermon.incidents.v1.AlertingConfig"];
         };
         /** @description GetIncidentResponse is the incident and its timeline. */
         "workermon.incidents.v1.GetIncidentResponse": {
@@ -1546,9 +1658,10 @@ export interface components {
          *     - `INCIDENT_EVENT_KIND_UPDATED`: A later evaluation changed its severity, description or affected jobs.
          *     - `INCIDENT_EVENT_KIND_CLEARED`: The condition cleared before the pending period passed: the pending incident is gone.
          *     - `INCIDENT_EVENT_KIND_REMINDER`: Still unacknowledged after the repeat interval: a reminder is due.
+         *     - `INCIDENT_EVENT_KIND_ESCALATED`: Still unacknowledged after a route's escalation delay: the escalation step's channels are notified.
          * @enum {string}
          */
-        "workermon.incidents.v1.IncidentEventKind": "INCIDENT_EVENT_KIND_UNSPECIFIED" | "INCIDENT_EVENT_KIND_PENDING" | "INCIDENT_EVENT_KIND_FIRED" | "INCIDENT_EVENT_KIND_NOTIFIED" | "INCIDENT_EVENT_KIND_ACKNOWLEDGED" | "INCIDENT_EVENT_KIND_RESOLVED" | "INCIDENT_EVENT_KIND_UPDATED" | "INCIDENT_EVENT_KIND_CLEARED" | "INCIDENT_EVENT_KIND_REMINDER";
+        "workermon.incidents.v1.IncidentEventKind": "INCIDENT_EVENT_KIND_UNSPECIFIED" | "INCIDENT_EVENT_KIND_PENDING" | "INCIDENT_EVENT_KIND_FIRED" | "INCIDENT_EVENT_KIND_NOTIFIED" | "INCIDENT_EVENT_KIND_ACKNOWLEDGED" | "INCIDENT_EVENT_KIND_RESOLVED" | "INCIDENT_EVENT_KIND_UPDATED" | "INCIDENT_EVENT_KIND_CLEARED" | "INCIDENT_EVENT_KIND_REMINDER" | "INCIDENT_EVENT_KIND_ESCALATED";
         /**
          * @description IncidentStatus is where an incident is in its lifecycle.
          *
@@ -1572,6 +1685,13 @@ export interface components {
          * @enum {string}
          */
         "workermon.incidents.v1.IncidentType": "INCIDENT_TYPE_UNSPECIFIED" | "INCIDENT_TYPE_QUEUE_BACKLOG" | "INCIDENT_TYPE_HIGH_FAILURE_RATE" | "INCIDENT_TYPE_WORKER_DOWN" | "INCIDENT_TYPE_SLOW_PROCESSING" | "INCIDENT_TYPE_STATS_STALE";
+        /** @description ListAlertingConfigRevisionsResponse is one page of revisions, newest first. */
+        "workermon.incidents.v1.ListAlertingConfigRevisionsResponse": {
+            /** @description The revisions on this page (secrets masked). */
+            revisions: components["schemas"]["workermon.incidents.v1.AlertingConfig"][];
+            /** @description Token for the next page; empty on the last page. */
+            nextPageToken?: string;
+        };
         /** @description ListIncidentsResponse is one page of incidents, newest first. */
         "workermon.incidents.v1.ListIncidentsResponse": {
             /** @description The incidents on this page. */
@@ -1622,6 +1742,54 @@ export interface components {
             /** @description Whether it is open now. */
             open?: boolean;
         };
+        /** @description NotificationChannel is one receiver of notifications. Secret fields (url, header values, smtp.password, routing_key) are write-only: reads return them empty with a hint, and an update that leaves one empty keeps the value stored for the channel of the same name. */
+        "workermon.incidents.v1.NotificationChannel": {
+            /** @description Unique name, 1-64 letters, digits and . _ : -. */
+            name?: string;
+            /** @description How it delivers. */
+            type?: components["schemas"]["workermon.incidents.v1.NotificationChannelType"];
+            /** @description The webhook URL (slack, webhook, kakaowork; pagerduty: the Events API endpoint, default PagerDuty's). Write-only. */
+            url?: string;
+            /** @description Where url points, without its secret part, e.g. "https://hooks.slack.com/…" (output only). */
+            urlHint?: string;
+            /** @description Notify when an incident resolves (default true). */
+            sendResolved?: boolean;
+            /** @description Notify when an incident is acknowledged (default false; pagerduty: true). */
+            sendAcknowledged?: boolean;
+            /** @description A Jinja2 template rendering the JSON body (webhook, slack, kakaowork). */
+            template?: string;
+            /** @description Extra HTTP headers; values are write-only (read back empty; empty on update keeps the stored value). */
+            headers: {
+                [key: string]: string;
+            };
+            /** @description Seconds one attempt may take (default 10, at most 120). */
+            timeoutSeconds?: number;
+            /**
+             * Format: int32
+             * @description Attempts before giving up (default 5, 1-50).
+             */
+            maxAttempts?: number;
+            /** @description A link to the incident in messages, with {incident_id} in it. */
+            link?: string;
+            /** @description The SMTP server and envelope (email). */
+            smtp?: components["schemas"]["workermon.incidents.v1.SmtpServer"];
+            /** @description The PagerDuty integration's routing key (pagerduty). Write-only. */
+            routingKey?: string;
+            /** @description The routing key's last four characters (output only). */
+            routingKeyHint?: string;
+        };
+        /**
+         * @description NotificationChannelType says how a channel delivers.
+         *
+         *     - `NOTIFICATION_CHANNEL_TYPE_UNSPECIFIED`: Not set: refused.
+         *     - `NOTIFICATION_CHANNEL_TYPE_SLACK`: A Slack incoming webhook.
+         *     - `NOTIFICATION_CHANNEL_TYPE_WEBHOOK`: A generic JSON webhook (Alertmanager's payload, or a Jinja2 template's JSON).
+         *     - `NOTIFICATION_CHANNEL_TYPE_EMAIL`: E-mail through an SMTP server.
+         *     - `NOTIFICATION_CHANNEL_TYPE_KAKAOWORK`: A KakaoWork incoming webhook.
+         *     - `NOTIFICATION_CHANNEL_TYPE_PAGERDUTY`: PagerDuty Events API v2: trigger, acknowledge and resolve with the incident's fingerprint as dedup_key.
+         * @enum {string}
+         */
+        "workermon.incidents.v1.NotificationChannelType": "NOTIFICATION_CHANNEL_TYPE_UNSPECIFIED" | "NOTIFICATION_CHANNEL_TYPE_SLACK" | "NOTIFICATION_CHANNEL_TYPE_WEBHOOK" | "NOTIFICATION_CHANNEL_TYPE_EMAIL" | "NOTIFICATION_CHANNEL_TYPE_KAKAOWORK" | "NOTIFICATION_CHANNEL_TYPE_PAGERDUTY";
         /** @description NotificationDecision is what was decided about notifying one transition. */
         "workermon.incidents.v1.NotificationDecision": {
             /**
@@ -1659,6 +1827,8 @@ export interface components {
              * @description The maintenance window that held it back (MAINTENANCE).
              */
             maintenanceWindowId?: string;
+            /** @description The routes that matched, in order (NOTIFIED; empty when no routes are configured). */
+            routes: string[];
         };
         /**
          * @description NotificationOutcome says whether a transition was sent to the channels.
@@ -1671,10 +1841,95 @@ export interface components {
          * @enum {string}
          */
         "workermon.incidents.v1.NotificationOutcome": "NOTIFICATION_OUTCOME_UNSPECIFIED" | "NOTIFICATION_OUTCOME_NOTIFIED" | "NOTIFICATION_OUTCOME_SILENCED" | "NOTIFICATION_OUTCOME_INHIBITED" | "NOTIFICATION_OUTCOME_MAINTENANCE";
+        /** @description NotificationRoute sends the incidents it matches to its channels. Every matcher set must match; a route with none matches every incident. */
+        "workermon.incidents.v1.NotificationRoute": {
+            /** @description Unique name, 1-64 letters, digits and . _ : -. */
+            name?: string;
+            /** @description Only incidents of these types; empty: any type. */
+            types: components["schemas"]["workermon.incidents.v1.IncidentType"][];
+            /** @description Only incidents of these severities; empty: any severity. */
+            severities: components["schemas"]["workermon.incidents.v1.Severity"][];
+            /** @description Only incidents about a queue whose name matches this glob; empty: any. */
+            queueGlob?: string;
+            /** @description Only incidents about a worker carrying every one of these labels. */
+            workerLabels: {
+                [key: string]: string;
+            };
+            /** @description The channels notified (names of configured channels; may be empty: matched incidents go nowhere). */
+            channels: string[];
+            /** @description Go on to the next routes after this one matched. */
+            continueMatching?: boolean;
+            /**
+             * Format: int32
+             * @description Seconds to wait for more incidents of this route before the first message, which then carries them all (default 30; 0 sends at once; at most 3600).
+             */
+            groupWaitSeconds?: number;
+            /** @description Steps taken while a fired incident stays unacknowledged, in order of their delay. */
+            escalations: components["schemas"]["workermon.incidents.v1.EscalationStep"][];
+        };
         /** @description ResolveIncidentResponse is the incident after resolution. */
         "workermon.incidents.v1.ResolveIncidentResponse": {
             /** @description The incident. */
             incident?: components["schemas"]["workermon.incidents.v1.Incident"];
+        };
+        /** @description RuleOverride changes some thresholds for the queues or workers it matches (at least one matcher). */
+        "workermon.incidents.v1.RuleOverride": {
+            /** @description Queues whose name matches this glob (*, ?, [abc]); empty: no queue rule is changed by name. */
+            queueGlob?: string;
+            /** @description Workers carrying every one of these labels (their WORKER_DOWN rule). */
+            workerLabels: {
+                [key: string]: string;
+            };
+            /** @description The thresholds that differ from the defaults. */
+            thresholds?: components["schemas"]["workermon.incidents.v1.RuleThresholds"];
+        };
+        /** @description RuleThresholds are the rules' settings; in an override, only the fields set apply. */
+        "workermon.incidents.v1.RuleThresholds": {
+            /** @description HIGH_FAILURE_RATE: failed share of finished jobs above this (0-1]. */
+            failureRateThreshold?: number;
+            /**
+             * Format: int32
+             * @description HIGH_FAILURE_RATE: minutes the share is measured over (1-1440).
+             */
+            failureRateWindowMinutes?: number;
+            /**
+             * Format: int32
+             * @description HIGH_FAILURE_RATE: fewer finished jobs than this never fire (1-1,000,000).
+             */
+            failureRateMinJobs?: number;
+            /** @description HIGH_FAILURE_RATE: minutes the condition must hold before it fires (0-1440). */
+            failureRatePendingMinutes?: number;
+            /**
+             * Format: int64
+             * @description QUEUE_BACKLOG: waiting jobs above this, and growing.
+             */
+            backlogThreshold?: string;
+            /** @description QUEUE_BACKLOG: minutes the condition must hold before it fires (0-1440). */
+            backlogPendingMinutes?: number;
+            /** @description QUEUE_BACKLOG (stuck): minutes with waiting jobs and no completion (1-1440). */
+            stuckMinutes?: number;
+            /** @description WORKER_DOWN (no workers): minutes with waiting jobs and no worker before it fires (0-1440). */
+            noWorkersPendingMinutes?: number;
+            /** @description SLOW_PROCESSING: p95 above this multiple of the queue's baseline (1-1000). */
+            slowProcessingFactor?: number;
+            /** @description SLOW_PROCESSING: p95 below this many milliseconds never fires. */
+            slowProcessingFloorMs?: number;
+            /**
+             * Format: int32
+             * @description SLOW_PROCESSING: minutes the baseline is taken over (5-1440).
+             */
+            slowProcessingBaselineMinutes?: number;
+            /** @description SLOW_PROCESSING: minutes the condition must hold before it fires (0-1440). */
+            slowProcessingPendingMinutes?: number;
+            /** @description Minutes an open incident's condition must stay clear before it resolves (0-1440). */
+            incidentQuietMinutes?: number;
+            /** @description False switches the rules off for what the override matches. */
+            enabled?: boolean;
+            /**
+             * Format: int32
+             * @description WORKER_DOWN (a worker): beats missed before the worker counts as down (1-1000).
+             */
+            workerDownMissedBeats?: number;
         };
         /**
          * @description Severity says how urgent an incident is.
@@ -1742,6 +1997,54 @@ export interface components {
          * @enum {string}
          */
         "workermon.incidents.v1.SilenceState": "SILENCE_STATE_UNSPECIFIED" | "SILENCE_STATE_ACTIVE" | "SILENCE_STATE_PENDING" | "SILENCE_STATE_EXPIRED";
+        /** @description SmtpServer is where an email channel sends, and the mail's envelope. */
+        "workermon.incidents.v1.SmtpServer": {
+            /** @description Host name. */
+            host?: string;
+            /**
+             * Format: int32
+             * @description Port (default 465 with tls, 587 with starttls, 25 otherwise).
+             */
+            port?: number;
+            /** @description Login user name (with password). */
+            username?: string;
+            /** @description Login password. Write-only. */
+            password?: string;
+            /** @description Whether a password is stored (output only). */
+            passwordSet?: boolean;
+            /** @description Upgrade the connection with STARTTLS. */
+            starttls?: boolean;
+            /** @description Implicit TLS from the first byte. */
+            tls?: boolean;
+            /** @description The sender's address. */
+            sender?: string;
+            /** @description The recipients' addresses (at least one). */
+            to: string[];
+        };
+        /** @description TestNotificationChannelResponse says how the receiver answered. */
+        "workermon.incidents.v1.TestNotificationChannelResponse": {
+            /** @description True when the receiver accepted the message. */
+            delivered?: boolean;
+            /**
+             * Format: int32
+             * @description The HTTP or SMTP status code, when there was an answer.
+             */
+            statusCode?: number;
+            /** @description What went wrong, when it was not delivered (secrets removed). */
+            error?: string;
+            /** @description The start of the receiver's answer (secrets removed). */
+            reply?: string;
+            /**
+             * Format: int64
+             * @description How long the attempt took.
+             */
+            durationMs?: string;
+        };
+        /** @description UpdateAlertingConfigResponse is the revision stored (or, with validate_only, the one that would be). */
+        "workermon.incidents.v1.UpdateAlertingConfigResponse": {
+            /** @description The configuration (secrets masked). */
+            config?: components["schemas"]["workermon.incidents.v1.AlertingConfig"];
+        };
         /** @description ActiveIncident is an open incident as the overview shows it. */
         "workermon.monitor.v1.ActiveIncident": {
             /** @description Incident id. */
@@ -1807,9 +2110,11 @@ export interface components {
          *     - `AUDIT_ACTION_SILENCE_EXPIRE`: A silence ended early (entity: the silence).
          *     - `AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE`: A recurring maintenance window created (entity: the window).
          *     - `AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE`: A maintenance window deleted (entity: the window).
+         *     - `AUDIT_ACTION_ALERTING_CONFIG_UPDATE`: The alerting configuration replaced (entity: the revision; parameters: before and after, secrets masked).
+         *     - `AUDIT_ACTION_NOTIFICATION_CHANNEL_TEST`: A test notification sent through a channel (entity: the channel).
          * @enum {string}
          */
-        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND" | "AUDIT_ACTION_JOB_CHILDREN_REMOVE" | "AUDIT_ACTION_JOB_SCHEDULER_RUN" | "AUDIT_ACTION_JOB_SCHEDULER_REMOVE" | "AUDIT_ACTION_JOB_BULK_ACTION" | "AUDIT_ACTION_QUEUE_OBLITERATE" | "AUDIT_ACTION_JOB_EXPORT" | "AUDIT_ACTION_DEDUPLICATION_RELEASE" | "AUDIT_ACTION_SILENCE_CREATE" | "AUDIT_ACTION_SILENCE_EXPIRE" | "AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE" | "AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE";
+        "workermon.monitor.v1.AuditAction": "AUDIT_ACTION_UNSPECIFIED" | "AUDIT_ACTION_QUEUE_PAUSE" | "AUDIT_ACTION_QUEUE_RESUME" | "AUDIT_ACTION_QUEUE_DRAIN" | "AUDIT_ACTION_QUEUE_CLEAN" | "AUDIT_ACTION_QUEUE_RETRY_FAILED" | "AUDIT_ACTION_QUEUE_PROMOTE_DELAYED" | "AUDIT_ACTION_JOB_ADD" | "AUDIT_ACTION_JOB_RETRY" | "AUDIT_ACTION_JOB_PROMOTE" | "AUDIT_ACTION_JOB_CANCEL" | "AUDIT_ACTION_WORKER_QUIET" | "AUDIT_ACTION_WORKER_RESUME" | "AUDIT_ACTION_WORKER_STOP" | "AUDIT_ACTION_WORKER_ONLINE" | "AUDIT_ACTION_WORKER_OFFLINE" | "AUDIT_ACTION_INCIDENT_ACKNOWLEDGE" | "AUDIT_ACTION_INCIDENT_RESOLVE" | "AUDIT_ACTION_LOGIN" | "AUDIT_ACTION_USER_ADD" | "AUDIT_ACTION_USER_REMOVE" | "AUDIT_ACTION_LOGOUT_ALL" | "AUDIT_ACTION_WORKER_COMMAND" | "AUDIT_ACTION_JOB_CHILDREN_REMOVE" | "AUDIT_ACTION_JOB_SCHEDULER_RUN" | "AUDIT_ACTION_JOB_SCHEDULER_REMOVE" | "AUDIT_ACTION_JOB_BULK_ACTION" | "AUDIT_ACTION_QUEUE_OBLITERATE" | "AUDIT_ACTION_JOB_EXPORT" | "AUDIT_ACTION_DEDUPLICATION_RELEASE" | "AUDIT_ACTION_SILENCE_CREATE" | "AUDIT_ACTION_SILENCE_EXPIRE" | "AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE" | "AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE" | "AUDIT_ACTION_ALERTING_CONFIG_UPDATE" | "AUDIT_ACTION_NOTIFICATION_CHANNEL_TEST";
         /** @description AuditLog is one audit entry. */
         "workermon.monitor.v1.AuditLog": {
             /**
@@ -5183,6 +5488,154 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["workermon.incidents.v1.DeleteMaintenanceWindowResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    GetAlertingConfig: {
+        parameters: {
+            query?: {
+                /** @description Revision; 0: the one in force. */
+                revision?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.GetAlertingConfigResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    UpdateAlertingConfig: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description defaults, overrides, channels, routes and comment; the other fields are ignored. */
+                    config?: components["schemas"]["workermon.incidents.v1.AlertingConfig"];
+                    /**
+                     * Format: int64
+                     * @description The revision the change was made from (0 when none exists yet); another one is refused with ABORTED.
+                     */
+                    expectedRevision?: string;
+                    /** @description Validate only: nothing is stored or audited. */
+                    validateOnly?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.UpdateAlertingConfigResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    ListAlertingConfigRevisions: {
+        parameters: {
+            query?: {
+                /** @description Page size: default 50, at most 200; negative is refused. */
+                pageSize?: number;
+                /** @description Token from a previous response's next_page_token. */
+                pageToken?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.ListAlertingConfigRevisionsResponse"];
+                };
+            };
+            /** @description An error (see Error) */
+            default: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    TestNotificationChannel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The channel's name. */
+                channel: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": {
+                    /** @description Unsaved settings to test instead of the stored ones (its empty secrets are taken from the stored channel of the same name); absent: the stored channel. */
+                    settings?: components["schemas"]["workermon.incidents.v1.NotificationChannel"];
+                };
+            };
+        };
+        responses: {
+            /** @description OK */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["workermon.incidents.v1.TestNotificationChannelResponse"];
                 };
             };
             /** @description An error (see Error) */

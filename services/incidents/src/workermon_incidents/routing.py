@@ -1,0 +1,73 @@
+"""Notification routes: which channels an incident goes to, how long its route groups, how it escalates.
+
+Routes are tried in order; the first that matches takes the incident unless it says `continue_matching`,
+in which case the next matching ones take it too. When routes are configured the last one matches
+everything (the default route); with none configured every channel gets every incident.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from .incident import Incident
+from .rules import IncidentType, Severity
+
+DEFAULT_GROUP_WAIT_SECONDS = 30
+MAX_GROUP_WAIT_SECONDS = 3600
+MAX_ESCALATION_MINUTES = 7 * 24 * 60
+# Worker incidents carry their worker's labels under this prefix (routes and overrides match on them).
+WORKER_LABEL_PREFIX = "worker."
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationStep:
+    """Channels notified once a fired incident has stayed unacknowledged `after_minutes`."""
+
+    after_minutes: int
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One route: its matchers (unset: any), its channels, its group wait and its escalation steps."""
+
+    name: str
+    channels: tuple[str, ...] = ()
+    types: frozenset[IncidentType] = frozenset()
+    severities: frozenset[Severity] = frozenset()
+    queue_glob: str = ""
+    worker_labels: Mapping[str, str] = field(default_factory=dict)
+    continue_matching: bool = False
+    group_wait_seconds: int = DEFAULT_GROUP_WAIT_SECONDS
+    escalations: tuple[EscalationStep, ...] = ()
+
+    @property
+    def matches_everything(self) -> bool:
+        """True for a route without matchers (the default route)."""
+        return not (self.types or self.severities or self.queue_glob or self.worker_labels)
+
+    def matches(self, incident: Incident) -> bool:
+        """True when every matcher that is set matches the incident."""
+        if self.types and incident.type not in self.types:
+            return False
+        if self.severities and incident.severity not in self.severities:
+            return False
+        if self.queue_glob and not fnmatch.fnmatchcase(incident.queue or "", self.queue_glob):
+            return False
+        labels = incident.labels
+        wanted = self.worker_labels.items()
+        return all(labels.get(WORKER_LABEL_PREFIX + key) == value for key, value in wanted)
+
+
+def select(routes: Sequence[Route], incident: Incident) -> list[Route]:
+    """The routes that take `incident`, in order: the first match, and the next while each says continue."""
+    taken: list[Route] = []
+    for route in routes:
+        if not route.matches(incident):
+            continue
+        taken.append(route)
+        if not route.continue_matching:
+            break
+    return taken
