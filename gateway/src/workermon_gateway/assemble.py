@@ -29,6 +29,7 @@ from workermon_core.settings import Settings
 from .auth_audit import AuthAudit
 from .login import login_routes
 from .metrics import metrics_middleware, metrics_routes
+from .pagerduty import PagerDutyReceiver, pagerduty_routes
 from .security import security_middleware
 from .settings import GatewaySettings
 from .stream.endpoint import stream_routes
@@ -81,7 +82,16 @@ def gateway_extras(
     )
     heartbeat = peer(hb_grpc.HeartbeatServiceStub, hb_pb.DESCRIPTOR.services_by_name["HeartbeatService"])
     collector = peer(col_grpc.CollectorServiceStub, col_pb.DESCRIPTOR.services_by_name["CollectorService"])
-    incidents = peer(inc_grpc.IncidentServiceStub, inc_pb.DESCRIPTOR.services_by_name["IncidentService"])
+    incident_service = inc_pb.DESCRIPTOR.services_by_name["IncidentService"]
+    incidents = peer(inc_grpc.IncidentServiceStub, incident_service)
+    # PagerDuty's acknowledgements are made as the subject "pagerduty", so this peer acts on behalf.
+    incidents_for_pagerduty: Peer[Any] = Peer(
+        target_of(incident_service.full_name), inc_grpc.IncidentServiceStub, tokens.on_behalf
+    )
+    secret = settings.pagerduty_webhook_secret
+    pagerduty = PagerDutyReceiver(
+        secret.get_secret_value().split(",") if secret else [], incidents_for_pagerduty
+    )
     live = LiveStream(
         monitor,
         heartbeat,
@@ -99,8 +109,9 @@ def gateway_extras(
         ),
         *stream_routes(settings, live, authority),
         *metrics_routes(settings, monitor, collector, heartbeat, incidents=incidents),
+        *pagerduty_routes(settings.base_path, pagerduty),
     ]
     # Security headers outermost, so every answer carries them; request metrics see every request.
     middleware = [*security_middleware(settings), *metrics_middleware()]
-    peers: list[Peer[object]] = [monitor, heartbeat, collector, incidents, audit_log]
+    peers: list[Peer[object]] = [monitor, heartbeat, collector, incidents, audit_log, incidents_for_pagerduty]
     return GatewayExtras(routes, middleware, live, peers)

@@ -40,6 +40,10 @@ class GatewaySettings(BaseSettings):
     stream_replay_seconds: float = Field(300.0, ge=10, le=86_400)
     # /metrics labels queues MonitorService lists, and at most this many other names workers report.
     metrics_max_unlisted_queues: int = Field(50, ge=0, le=10_000)
+    # The signing secret of a PagerDuty v3 webhook subscription (comma-separated during a rotation): enables
+    # POST {base}/v1/integrations/pagerduty/webhook, which applies acknowledgements and resolutions made in
+    # PagerDuty to the incidents they are about.
+    pagerduty_webhook_secret: SecretStr | None = None
 
     @field_validator("gateway_target")
     @classmethod
