@@ -1,3 +1,4 @@
+import axe from "axe-core";
 import { act, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { Session } from "../../api/client";
@@ -318,5 +319,37 @@ describe("alerting configuration: roles", () => {
     const dialog = await screen.findByRole("dialog", { name: "Revision #3" });
     expect(dialog).toHaveTextContent("ops-hook");
     expect(dialog).not.toHaveTextContent("urlHint");
+  });
+});
+
+describe("alerting configuration: accessibility", () => {
+  it("has no serious axe violation on any tab or in the channel dialog (colours are checked in the browser)", async () => {
+    fakeApi([stored("3", [route("payments", "pay*"), route("fallback")])]);
+    render("rules");
+    await screen.findByLabelText(/^Stuck \(no completion\) for/);
+    const problems = async () => {
+      let results: axe.AxeResults | null = null;
+      // Colours and glyph ligatures need a real canvas: the browser test checks them.
+      const rules = { "color-contrast": { enabled: false }, "label-content-name-mismatch": { enabled: false } };
+      await act(async () => {
+        results = await axe.run(document.body, { rules, resultTypes: ["violations"] });
+      });
+      return (results as axe.AxeResults | null)!.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join("; ")}`);
+    };
+    expect(await problems()).toEqual([]);
+    for (const tab of ["Channels", "Routes", "Revisions"]) {
+      act(() => {
+        fireEvent.click(screen.getByRole("tab", { name: tab }));
+      });
+      await screen.findByRole("tab", { name: tab, selected: true });
+      if (tab === "Revisions") await screen.findByTestId("revision-row-3");
+      expect(await problems(), tab).toEqual([]);
+    }
+    act(() => {
+      fireEvent.click(screen.getByRole("tab", { name: "Channels" }));
+    });
+    fireEvent.click(await screen.findByRole("button", { name: "Edit channel mail" }));
+    await screen.findByRole("dialog", { name: "Edit channel mail" });
+    expect(await problems()).toEqual([]);
   });
 });
