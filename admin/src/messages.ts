@@ -443,7 +443,7 @@ export const enScreens = {
   acChannelView: "Channel {name}",
   acViewChannel: "View channel {name}",
   acRemoveChannel: "Remove channel {name}",
-  acSendTestTo: "Send a test through {name}",
+  acSendTestTo: "Send test through {name}",
   acTarget: "Target",
   acYes: "yes",
   acNo: "no",

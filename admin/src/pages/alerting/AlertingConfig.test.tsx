@@ -156,7 +156,7 @@ describe("alerting configuration: channels", () => {
   it("tests the stored channel from its row, and unsaved settings from the dialog", async () => {
     const fake = fakeApi([stored("3")]);
     render("channels");
-    fireEvent.click(await screen.findByRole("button", { name: "Send a test through ops-hook" }));
+    fireEvent.click(await screen.findByRole("button", { name: "Send test through ops-hook" }));
     expect(await screen.findByTestId("channel-test-result")).toHaveTextContent("Test through ops-hook delivered · status 200 · 42 ms");
     expect(fake.tests).toEqual([{ channel: "ops-hook", body: {} }]);
 
@@ -269,6 +269,22 @@ describe("alerting configuration: save", () => {
     expect(helperOf(wait)).toBe("The server said: must be at most 3600");
     expect(screen.getByRole("tab", { name: "Routes" })).toHaveAttribute("aria-selected", "true");
     expect(screen.getByTestId("alerting-save-error")).toHaveTextContent("config.routes[0].group_wait_seconds");
+  });
+
+  it("flags a refused channel setting on its row and at its input in the dialog", async () => {
+    fakeApi([stored("3")], () => invalidArgument("config.channels[0].url", "must use https"));
+    render("rules");
+    fireEvent.change(await screen.findByLabelText(/^Stuck \(no completion\) for/), { target: { value: "30" } });
+    await typeComment("try");
+    fireEvent.click(screen.getByRole("button", { name: "Save changes" }));
+    const row = await screen.findByTestId("channel-row-ops-hook");
+    expect(row).toHaveTextContent("The server said: must use https");
+    expect(screen.getByRole("tab", { name: "Channels" })).toHaveAttribute("aria-selected", "true");
+    fireEvent.click(within(row).getByRole("button", { name: "Edit channel ops-hook" }));
+    const dialog = await screen.findByRole("dialog", { name: "Edit channel ops-hook" });
+    const url = within(dialog).getByLabelText("Webhook URL");
+    expect(url).toHaveAttribute("aria-invalid", "true");
+    expect(helperOf(url)).toBe("The server said: must use https");
   });
 
   it("names a refused field no input shows in a summary", async () => {

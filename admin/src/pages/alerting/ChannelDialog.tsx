@@ -25,6 +25,12 @@ import { channelProblems, knownPath } from "./validate";
 
 const HTTP_KINDS: readonly ChannelKind[] = ["SLACK", "WEBHOOK", "KAKAOWORK"];
 
+/** The channel as another type: what it shares (name, what is sent, timeouts, link) is kept, the settings
+ * of the former type (URL, template, headers, SMTP, routing key) are dropped. */
+function retyped(c: Channel, kind: ChannelKind): Channel {
+  return { ...newChannel(kind, c.name), sendResolved: c.sendResolved, timeoutSeconds: c.timeoutSeconds, maxAttempts: c.maxAttempts, link: c.link };
+}
+
 /** A new channel of a type, with the contract's defaults. */
 export function newChannel(kind: ChannelKind, name = ""): Channel {
   return { name, type: `NOTIFICATION_CHANNEL_TYPE_${kind}`, headers: {}, sendResolved: true, sendAcknowledged: kind === "PAGERDUTY" };
@@ -139,7 +145,11 @@ export function ChannelDialog({ initial, index, stored, otherNames, onApply, onC
                 size="small"
                 label={t("type")}
                 value={kind}
-                onChange={(e) => set({ type: `NOTIFICATION_CHANNEL_TYPE_${e.target.value as ChannelKind}` })}
+                onChange={(e) => {
+                  setC((prev) => retyped(prev, e.target.value as ChannelKind));
+                  setHeaderRows([]);
+                  if (test.error || test.data) test.reset();
+                }}
                 helperText={editor.helper("settings.type", " ")}
                 error={editor.isError("settings.type")}
                 slotProps={{ select: { native: true }, inputLabel: { shrink: true }, htmlInput: { disabled: outer.readOnly } }}

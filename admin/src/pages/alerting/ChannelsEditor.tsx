@@ -28,7 +28,7 @@ function renameInRoutes(routes: NotificationRoute[], from: string, to: string | 
 /** The Channels tab. `stored` are the channels as loaded (their hints say which secrets are kept). */
 export function ChannelsEditor({ config, stored, update }: { config: AlertingConfig; stored: Channel[]; update: (change: (c: AlertingConfig) => AlertingConfig) => void }) {
   const { t } = useI18n();
-  const { readOnly, helper, isError } = useEditorFields();
+  const { readOnly, helper, isError, serverField } = useEditorFields();
   const channels = config.channels ?? [];
   const [editing, setEditing] = useState<{ index: number | null; channel: Channel } | null>(null);
   const test = useMutation({
@@ -84,13 +84,15 @@ export function ChannelsEditor({ config, stored, update }: { config: AlertingCon
               {channels.map((c, i) => {
                 const path = `config.channels[${i}]`;
                 const kind = kindOf(c);
+                // A refusal of one of its settings (config.channels[i].url) is flagged on the row too.
+                const flagged = serverField === path || !!serverField?.startsWith(`${path}.`) ? serverField : isError(path) ? path : null;
                 return (
                   <TableRow key={`${i}-${c.name}`} data-testid={`channel-row-${c.name}`}>
                     <TableCell>
                       {c.name}
-                      {isError(path) ? (
+                      {flagged ? (
                         <Typography variant="caption" color="error" component="p">
-                          {helper(path, "")}
+                          {helper(flagged, "")}
                         </Typography>
                       ) : null}
                     </TableCell>
