@@ -15,7 +15,9 @@ import TableRow from "@mui/material/TableRow";
 import TextField from "@mui/material/TextField";
 import Typography from "@mui/material/Typography";
 import { useMutation, useQueryClient } from "@tanstack/react-query";
-import { useMemo, useState } from "react";
+import Tab from "@mui/material/Tab";
+import Tabs from "@mui/material/Tabs";
+import { useCallback, useMemo, useState } from "react";
 import { useSearchParams } from "react-router-dom";
 import { createSilence, expireSilence } from "../api/actions";
 import { describeError } from "../api/errors";
@@ -29,7 +31,8 @@ import { EmptyState, ErrorBanner, LoadingRows } from "../components/States";
 import { fmtTime } from "../format";
 import { matchersText } from "../matchers";
 import { WindowsSection } from "./MaintenanceWindows";
-import { enumLabel, useI18n } from "../i18n";
+import { enumLabel, useI18n, type MessageKey } from "../i18n";
+import { AlertingConfigEditor, CONFIG_TABS, type ConfigTab } from "./alerting/AlertingConfigEditor";
 
 const STATES = ["ACTIVE", "PENDING", "EXPIRED"];
 const TYPES = ["QUEUE_BACKLOG", "HIGH_FAILURE_RATE", "WORKER_DOWN", "SLOW_PROCESSING", "STATS_STALE"];
@@ -167,9 +170,49 @@ function NewSilenceDialog({ onClose, initial }: { onClose: () => void; initial: 
   );
 }
 
+const TABS = ["silences", ...CONFIG_TABS] as const;
+type PageTab = (typeof TABS)[number];
+const TAB_LABELS: Record<PageTab, MessageKey> = { silences: "acTabSilences", rules: "acTabRules", channels: "acTabChannels", routes: "acTabRoutes", revisions: "acTabRevisions" };
+
+/** The Alerting page: silences and maintenance windows, and the alerting configuration, as tabs. The
+ * configuration editor stays mounted (hidden) so its draft survives a look at the silences. */
 export default function AlertingPage() {
   const { t } = useI18n();
   const [params, setParams] = useSearchParams();
+  const asked = params.get("tab") ?? "";
+  const tab: PageTab = (TABS as readonly string[]).includes(asked) ? (asked as PageTab) : "silences";
+  const [configTab, setConfigTab] = useState<ConfigTab>(tab === "silences" ? "rules" : tab);
+  const shownConfigTab = tab === "silences" ? configTab : tab;
+  const select = useCallback(
+    (next: PageTab) => {
+      if (next !== "silences") setConfigTab(next);
+      setParams(next === "silences" ? {} : { tab: next });
+    },
+    [setParams],
+  );
+  return (
+    <Box>
+      <Typography variant="h5" component="h1" sx={{ mb: 2 }}>
+        {t("alerting")}
+      </Typography>
+      <Tabs value={tab} onChange={(_, v: PageTab) => select(v)} aria-label={t("alerting")} sx={{ mb: 2, borderBottom: 1, borderColor: "divider" }} variant="scrollable">
+        {TABS.map((k) => (
+          <Tab key={k} value={k} label={t(TAB_LABELS[k])} id={`alerting-tab-${k}`} aria-controls={`alerting-panel-${k}`} />
+        ))}
+      </Tabs>
+      <Box hidden={tab !== "silences"} role="tabpanel" id="alerting-panel-silences" aria-labelledby="alerting-tab-silences">
+        <SilencesTab params={params} setParams={setParams} />
+      </Box>
+      <Box hidden={tab === "silences"}>
+        <AlertingConfigEditor tab={shownConfigTab} onTab={select} />
+      </Box>
+    </Box>
+  );
+}
+
+/** Silences and maintenance windows, as they were before the configuration tabs. */
+function SilencesTab({ params, setParams }: { params: URLSearchParams; setParams: (p: Record<string, string>) => void }) {
+  const { t } = useI18n();
   const [state, setState] = useState("SILENCE_STATE_ACTIVE");
   const pager = usePageTokens(state);
   const list = useSilences(state, pager.token);
@@ -185,9 +228,6 @@ export default function AlertingPage() {
   const rows = list.data?.silences ?? [];
   return (
     <Box>
-      <Typography variant="h5" component="h1" sx={{ mb: 2 }}>
-        {t("alerting")}
-      </Typography>
       <Typography variant="body2" color="text.secondary" sx={{ mb: 2 }}>
         {t("silencesIntro")}
       </Typography>

@@ -81,10 +81,13 @@ function Decisions({ incident }: { incident: Incident }) {
                 : channels
                   ? t("decisionNotified", { kind, channels })
                   : t("decisionNoChannel", { kind });
+          // The routes that matched say why these channels (none when no route is configured).
+          const routes = (d.routes ?? []).length ? ` · ${t("decisionRoutes", { routes: (d.routes ?? []).join(", ") })}` : "";
           return (
             <li key={`${d.eventId}-${d.decideTime}`}>
               <Typography variant="body2">
                 {fmtTime(d.decideTime)} · {text}
+                {routes}
               </Typography>
             </li>
           );
