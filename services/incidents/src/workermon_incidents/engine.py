@@ -695,7 +695,7 @@ class IncidentEngine:
                 await self._undo(before, change)
             except Exception:
                 # The entry is missing and the change stays: say so loudly, the caller is told it failed.
-                log.exception("incident_change_not_undone", incident=before.id, event=change.event_id)
+                log.exception("incident_change_not_undone", incident=before.id, event_id=change.event_id)
             raise
 
     async def _undo(self, before: Incident, change: Change) -> None:
@@ -732,7 +732,7 @@ class IncidentEngine:
                 )
             await self.store.update(conn, restored)
         log.warning(
-            "incident_change_undone", incident=before.id, kind=change.kind.value, event=change.event_id
+            "incident_change_undone", incident=before.id, kind=change.kind.value, event_id=change.event_id
         )
         self._notify_listeners()
 
