@@ -327,3 +327,27 @@ async def test_a_429_is_retried_after_its_retry_after(
     assert second_at - first_at >= 0.9
     assert first == second
     jsonschema.validate(second, SCHEMA)
+
+
+async def test_a_resolve_never_overtakes_its_retried_trigger(
+    harness_factory: Callable[..., Harness],
+    pagerduty: Callable[..., Awaitable[PagerDutyStandIn]],
+    make_notifier: Callable[..., Awaitable[Notifier]],
+) -> None:
+    stand_in = await pagerduty(Answer(500), Answer(503))
+    notifier = await make_notifier([pagerduty_channel(stand_in.url)])
+    h = harness_factory(FIRES_AT_ONCE)
+    h.engine.on_transition(notifier.handle)
+
+    incident_id = await fire(h)
+    await h.engine.acknowledge(incident_id, "olivia", "on it")
+    await h.engine.resolve(incident_id, "adam", "credentials rotated")
+
+    assert await all_settled(notifier, incident_id, 3) == [DeliveryStatus.DELIVERED] * 3
+    assert [(status, body["event_action"]) for _, status, body in stand_in.events] == [
+        (500, "trigger"),
+        (503, "trigger"),
+        (202, "trigger"),
+        (202, "acknowledge"),
+        (202, "resolve"),
+    ]

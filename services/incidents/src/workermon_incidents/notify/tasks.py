@@ -66,6 +66,8 @@ REKICK_GRACE = timedelta(seconds=60)
 # A SENDING row older than its channel's timeout plus this was interrupted.
 SENDING_GRACE = timedelta(seconds=30)
 _REPLY_MAX = 500
+# How often a PagerDuty delivery waiting for an earlier one of its incident looks again.
+ORDER_POLL_SECONDS = 0.2
 
 Clock = Callable[[], datetime]
 # Called once a delivery is DELIVERED, with (incident id, channel name): the engine's record_notified.
@@ -348,10 +350,22 @@ class Notifier:
             if row is None or row.status is not DeliveryStatus.QUEUED or row.attempts != attempts:
                 # Done, taken by another task, or this message is a stale duplicate.
                 return None
+            if await self._overtaking(row):
+                await asyncio.sleep(ORDER_POLL_SECONDS)
+                continue
             wait = (row.next_attempt_at - self._clock()).total_seconds()
             if wait <= 0:
                 return await self._store.claim(delivery_id, attempts, self._clock())
             await asyncio.sleep(min(wait, self._backoff_cap))
+
+    async def _overtaking(self, row: Delivery) -> bool:
+        """Whether sending `row` now would overtake an earlier transition of its incident on a PagerDuty
+        channel: PagerDuty applies events in arrival order, so a resolve before its (retried) trigger
+        would leave an alert open for good. Other channels show messages, and do not wait."""
+        channel = self._channels.get(row.channel)
+        if channel is None or channel.type is not ChannelType.PAGERDUTY:
+            return False
+        return await self._store.unfinished_before(row)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         # The suite's policy without its jitter: the next attempt's time is stored and shown.
