@@ -6,6 +6,7 @@ REFUSED, each naming the incident.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -200,3 +201,29 @@ async def test_refused_attempts_are_audited_naming_the_incident(suite: dict[str,
     refused = {a.action: a for a in written if a.outcome == mon_pb.AUDIT_OUTCOME_REFUSED}
     assert refused[mon_pb.AUDIT_ACTION_INCIDENT_RESOLVE].result["field"] == "note"
     assert refused[mon_pb.AUDIT_ACTION_INCIDENT_ACKNOWLEDGE].result["reason"] == "INCIDENT_STATUS"
+
+
+async def test_two_admins_resolving_at_once_leave_one_change_and_one_entry(suite: dict[str, Any]) -> None:
+    parts: incident_service.IncidentParts = suite["parts"]
+    incident_id = await worker_down(parts)
+    suite["emitted"].clear()
+    adam = pb_grpc.IncidentServiceStub(suite["channel"]("admin", "adam"))
+    alice = pb_grpc.IncidentServiceStub(suite["channel"]("admin", "alice"))
+
+    outcomes = await asyncio.gather(
+        adam.ResolveIncident(pb.ResolveIncidentRequest(incident_id=incident_id, note="host replaced")),
+        alice.ResolveIncident(pb.ResolveIncidentRequest(incident_id=incident_id, note="it came back")),
+        return_exceptions=True,
+    )
+
+    won = [o for o in outcomes if isinstance(o, pb.ResolveIncidentResponse)]
+    lost = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(won) == 1 and len(lost) == 1
+    assert lost[0].code() == grpc.StatusCode.FAILED_PRECONDITION
+    winner = won[0].incident.resolved_by
+    written = {(a.actor, a.outcome) for a in await entries(suite, incident_id)}
+    loser = "alice" if winner == "adam" else "adam"
+    assert written == {(winner, mon_pb.AUDIT_OUTCOME_SUCCEEDED), (loser, mon_pb.AUDIT_OUTCOME_REFUSED)}
+    assert [t.kind for t in suite["emitted"]] == ["RESOLVED"]
+    kinds = [e.kind for e in await parts.store.timeline(incident_id)]
+    assert kinds.count(EventKind.RESOLVED) == 1
