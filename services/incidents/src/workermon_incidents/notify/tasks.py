@@ -21,6 +21,13 @@ and a scheduler run beside it. Here the attempt count and the next attempt's tim
 the re-enqueued task waits until then, and a restart finds every unfinished delivery in the table
 (`recover` re-enqueues QUEUED rows; duplicated messages are harmless because a message names the
 attempt it is for and `claim` accepts it only once).
+
+A transition committed just before the process died never reached `handle`: at start (and from the
+sweep until it succeeds once) `replay` submits again the transitions of the last
+WORKERMON_NOTIFY_REPLAY_MINUTES that the engine decided to notify, read by a `ReplaySource`; the
+unique key turns those already handled into no-ops. A PagerDuty delivery waits for the earlier
+transitions of its incident on the same channel to finish, since PagerDuty applies events in the
+order they arrive.
 """
 
 from __future__ import annotations
