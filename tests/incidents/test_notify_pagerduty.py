@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.support.suites import Config
 from tests.support.webhooks import serve
+from workermon_core.incident_ref import tagged_incident
 from workermon_core.settings import ConfigError
 from workermon_incidents.notify.channels import PAGERDUTY_EVENTS_URL, Channel, ChannelType, parse_channels
 from workermon_incidents.notify.events import NotifyEvent, TransitionKind
@@ -231,7 +232,8 @@ def test_event_actions_and_the_trigger_payload_follow_the_schema() -> None:
     assert body["links"] == [{"href": "https://ops.example.com/i/1", "text": "Incident 1 in Worker Monitor"}]
     long = NotifyEvent(**{**_fields(fired), "title": "x" * 5000, "severity": "INFO", "queue": None})
     payload = pagerduty_event(long, channel)["payload"]
-    assert len(payload["summary"]) == 1024 and payload["severity"] == "info"
+    assert len(payload["summary"]) == 1024 and payload["summary"].endswith("… [incident #1]")
+    assert tagged_incident(payload["summary"]) == 1 and payload["severity"] == "info"
     assert payload["source"] == "worker-monitor" and "component" not in payload
     for kind, action in [
         (TransitionKind.REMINDER, "trigger"),
@@ -278,7 +280,9 @@ async def test_one_incident_triggers_acknowledges_and_resolves_one_pagerduty_ale
     assert {b["routing_key"] for b in bodies} == {ROUTING_KEY}
     trigger = bodies[0]
     payload = trigger["payload"]
-    assert payload["summary"] == incident.title and payload["source"] == "emails"
+    # The tag at the end is how the gateway's PagerDuty webhook finds the incident again.
+    assert payload["summary"] == f"{incident.title} [incident #{incident_id}]"
+    assert tagged_incident(payload["summary"]) == incident_id and payload["source"] == "emails"
     assert payload["component"] == "emails" and payload["group"] == "HIGH_FAILURE_RATE"
     assert payload["severity"] == incident.severity.value.lower()
     assert datetime.fromisoformat(payload["timestamp"]) == datetime.fromtimestamp(h.clock(), tz=UTC)

@@ -25,6 +25,8 @@ from typing import Any
 
 from jinja2 import TemplateError
 
+from workermon_core.incident_ref import incident_tag
+
 from .channels import Channel, ChannelType
 from .events import NotifyEvent, TransitionKind, rfc3339
 
@@ -337,6 +339,14 @@ def pagerduty_action(kind: TransitionKind) -> str:
     return "trigger"
 
 
+def pagerduty_summary(event: NotifyEvent) -> str:
+    """The title, cut to fit, ending with the incident's tag: PagerDuty titles its incident with the
+    summary and sends only that title back in its webhooks, so the tag is how the gateway finds ours."""
+    tag = incident_tag(event.incident_id)
+    title = event.title or f"{event.type} incident"
+    return f"{_cut(title, PAGERDUTY_SUMMARY_MAX - len(tag) - 1)} {tag}"
+
+
 def pagerduty_event(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
     """An Events API v2 alert event; acknowledge and resolve carry only the keys PagerDuty reads."""
     if channel.routing_key is None:
@@ -364,7 +374,7 @@ def pagerduty_event(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
     if event.worker_id:
         details["worker_id"] = event.worker_id
     payload: dict[str, Any] = {
-        "summary": _cut(event.title or f"{event.type} incident {event.incident_id}", PAGERDUTY_SUMMARY_MAX),
+        "summary": pagerduty_summary(event),
         "source": event.queue or event.worker_id or "worker-monitor",
         # Only our three severities exist; "error" is PagerDuty's middle ground for anything else.
         "severity": _PAGERDUTY_SEVERITY.get(event.severity.upper(), "error"),
