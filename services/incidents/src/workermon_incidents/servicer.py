@@ -23,7 +23,7 @@ from workermon_core.peer import Peer
 
 from . import silences, windows
 from .engine import IncidentEngine
-from .incident import Incident
+from .incident import Incident, IncidentStatus
 from .messages import (
     event_message,
     incident_message,
@@ -125,7 +125,9 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         async def audit(incident: Incident) -> None:
             await self._audit(action, incident, {"note": request.note})
 
-        async with self._refusals_audited(action, request.incident_id, {"note": request.note}):
+        async with self._refusals_audited(
+            action, request.incident_id, {"note": request.note}, settled=IncidentStatus.RESOLVED
+        ):
             validation.reason(request.note, "note")
             try:
                 incident = await self.engine.resolve(request.incident_id, actor, request.note, audit)
@@ -135,13 +137,24 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
 
     @contextlib.asynccontextmanager
     async def _refusals_audited(
-        self, action: mon_pb.AuditAction.ValueType, incident_id: int, parameters: dict[str, str]
+        self,
+        action: mon_pb.AuditAction.ValueType,
+        incident_id: int,
+        parameters: dict[str, str],
+        *,
+        settled: IncidentStatus | None = None,
     ) -> AsyncIterator[None]:
         """Record a request refused as invalid (no note, a resolved incident, no such incident) as a
-        REFUSED entry, as MonitorService records its own; the refusal is raised whatever happens to it."""
+        REFUSED entry, as MonitorService records its own; the refusal is raised whatever happens to it.
+
+        An incident already in the `settled` status the request asks for is no attempt worth recording
+        (two people resolving at once; PagerDuty's webhook echoing a resolution sent from here).
+        """
         try:
             yield
         except (InvalidArgument, FailedPrecondition, NotFound) as refusal:
+            if settled is not None and refusal.metadata.get("status") == settled.value:
+                raise
             details = {"error": refusal.message, "reason": refusal.reason}
             if isinstance(refusal, InvalidArgument):
                 details["field"] = refusal.field
