@@ -298,7 +298,12 @@ async def test_incident_routes(gateway: Gateway) -> None:
     body = resolved.json()["incident"]
     assert body["status"] == "INCIDENT_STATUS_RESOLVED" and body["resolveNote"] == "worker started"
     audit = await viewer.get("/api/v1/auditLogs", params={"entityId": incident["id"]})
-    assert [a["action"] for a in audit.json()["auditLogs"]] == ["AUDIT_ACTION_INCIDENT_RESOLVE"]
+    # The resolution, and the two invalid attempts before it (refused, on record as REFUSED).
+    assert sorted((a["action"], a["outcome"]) for a in audit.json()["auditLogs"]) == [
+        ("AUDIT_ACTION_INCIDENT_ACKNOWLEDGE", "AUDIT_OUTCOME_REFUSED"),
+        ("AUDIT_ACTION_INCIDENT_RESOLVE", "AUDIT_OUTCOME_REFUSED"),
+        ("AUDIT_ACTION_INCIDENT_RESOLVE", "AUDIT_OUTCOME_SUCCEEDED"),
+    ]
 
 
 async def test_flow_and_scheduler_routes(gateway: Gateway) -> None:

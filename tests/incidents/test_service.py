@@ -211,9 +211,11 @@ async def _check_audit_entries(suite: dict[str, Any], incident_id: int) -> None:
         (mon_pb.AUDIT_ACTION_INCIDENT_RESOLVE, "adam", "admin", mon_pb.AUDIT_OUTCOME_SUCCEEDED),
         # The operator's attempt to resolve, refused for the role, is on record too.
         (mon_pb.AUDIT_ACTION_INCIDENT_RESOLVE, "olivia", "operator", mon_pb.AUDIT_OUTCOME_DENIED),
+        # So is the admin's attempt without a note, refused as invalid.
+        (mon_pb.AUDIT_ACTION_INCIDENT_RESOLVE, "adam", "admin", mon_pb.AUDIT_OUTCOME_REFUSED),
     }
     assert all(a.entity_type == "incident" for a in audit.audit_logs)
-    assert all(a.queue == "payments" for a in audit.audit_logs if a.outcome != mon_pb.AUDIT_OUTCOME_DENIED)
+    assert all(a.queue == "payments" for a in audit.audit_logs if a.outcome == mon_pb.AUDIT_OUTCOME_SUCCEEDED)
 
 
 async def _watched_changes(

@@ -598,7 +598,8 @@ class IncidentEngine:
     ) -> Incident:
         """ACTIVE -> ACKNOWLEDGED; already acknowledged is returned as it is.
 
-        `audit` runs after the checks and before the change; if it raises, nothing changes.
+        The change is committed first, then `audit` runs with the incident as it was before; if the
+        audit raises, the change is undone (see `_audit_or_undo`) and nothing is notified.
         """
         if len(note) > NOTE_MAX:
             raise InvalidArgument("note", f"must be at most {NOTE_MAX} characters")
@@ -606,26 +607,32 @@ class IncidentEngine:
         if incident.status is IncidentStatus.ACKNOWLEDGED:
             return incident
         self._require(incident, (IncidentStatus.ACTIVE,), "acknowledged")
-        if audit is not None:
-            await audit(incident)
-        now = self.now()
-        async with self.store.write() as conn:
-            current = await self.store.load(conn, incident_id)
-            if current is None:
-                raise NotFound(f"incident {incident_id} does not exist", reason="INCIDENT_NOT_FOUND")
-            if current.status is IncidentStatus.ACKNOWLEDGED:
-                return current
-            self._require(current, (IncidentStatus.ACTIVE,), "acknowledged")
-            acked = await self.store.update(
-                conn,
-                replace(
-                    current, status=IncidentStatus.ACKNOWLEDGED, acknowledge_time=now, acknowledged_by=actor
-                ),
-            )
-            event = await self.store.add_event(
-                conn, acked, EventKind.ACKNOWLEDGED, now, actor=actor, message=note
-            )
-            changes = await self._decide(conn, [Change(EventKind.ACKNOWLEDGED, acked, event.id, now)], now)
+        # This replica's evaluations wait until the audit is settled: an undo never races them.
+        async with self._evaluating:
+            now = self.now()
+            async with self.store.write() as conn:
+                current = await self.store.load(conn, incident_id)
+                if current is None:
+                    raise NotFound(f"incident {incident_id} does not exist", reason="INCIDENT_NOT_FOUND")
+                if current.status is IncidentStatus.ACKNOWLEDGED:
+                    return current
+                self._require(current, (IncidentStatus.ACTIVE,), "acknowledged")
+                acked = await self.store.update(
+                    conn,
+                    replace(
+                        current,
+                        status=IncidentStatus.ACKNOWLEDGED,
+                        acknowledge_time=now,
+                        acknowledged_by=actor,
+                    ),
+                )
+                event = await self.store.add_event(
+                    conn, acked, EventKind.ACKNOWLEDGED, now, actor=actor, message=note
+                )
+                changes = await self._decide(
+                    conn, [Change(EventKind.ACKNOWLEDGED, acked, event.id, now)], now
+                )
+            await self._audit_or_undo(audit, current, changes[0])
         await self._after_commit(changes)
         return changes[0].incident
 
@@ -636,7 +643,7 @@ class IncidentEngine:
         note: str,
         audit: Callable[[Incident], Awaitable[None]] | None = None,
     ) -> Incident:
-        """Any open status -> RESOLVED by hand, with a note (required)."""
+        """Any open status -> RESOLVED by hand, with a note (required); audited like `acknowledge`."""
         if not note.strip():
             raise InvalidArgument("note", "is required: say why the incident is resolved")
         if len(note) > NOTE_MAX:
@@ -644,31 +651,90 @@ class IncidentEngine:
         incident = await self._existing(incident_id)
         open_statuses = (IncidentStatus.PENDING, IncidentStatus.ACTIVE, IncidentStatus.ACKNOWLEDGED)
         self._require(incident, open_statuses, "resolved")
-        if audit is not None:
-            await audit(incident)
-        now = self.now()
-        async with self.store.write() as conn:
-            current = await self.store.load(conn, incident_id)
-            if current is None:
-                raise NotFound(f"incident {incident_id} does not exist", reason="INCIDENT_NOT_FOUND")
-            self._require(current, open_statuses, "resolved")
-            resolved = await self.store.update(
-                conn,
-                replace(
-                    current,
-                    status=IncidentStatus.RESOLVED,
-                    resolve_time=now,
-                    resolved_by=actor,
-                    resolve_note=note,
-                    resolved_automatically=False,
-                ),
-            )
-            event = await self.store.add_event(
-                conn, resolved, EventKind.RESOLVED, now, actor=actor, message=note
-            )
-            changes = await self._decide(conn, [Change(EventKind.RESOLVED, resolved, event.id, now)], now)
+        async with self._evaluating:
+            now = self.now()
+            async with self.store.write() as conn:
+                current = await self.store.load(conn, incident_id)
+                if current is None:
+                    raise NotFound(f"incident {incident_id} does not exist", reason="INCIDENT_NOT_FOUND")
+                self._require(current, open_statuses, "resolved")
+                resolved = await self.store.update(
+                    conn,
+                    replace(
+                        current,
+                        status=IncidentStatus.RESOLVED,
+                        resolve_time=now,
+                        resolved_by=actor,
+                        resolve_note=note,
+                        resolved_automatically=False,
+                    ),
+                )
+                event = await self.store.add_event(
+                    conn, resolved, EventKind.RESOLVED, now, actor=actor, message=note
+                )
+                changes = await self._decide(conn, [Change(EventKind.RESOLVED, resolved, event.id, now)], now)
+            await self._audit_or_undo(audit, current, changes[0])
         await self._after_commit(changes)
         return changes[0].incident
+
+    async def _audit_or_undo(
+        self, audit: Callable[[Incident], Awaitable[None]] | None, before: Incident, change: Change
+    ) -> None:
+        """Run `audit(before)` after the change committed; if it raises, undo the change and re-raise.
+
+        The audit entry cannot be written inside the write: the audit log may share the database, whose
+        write lock the transaction holds. Writing it after the commit means an entry always describes a
+        change that happened; a change whose entry cannot be written is taken back.
+        """
+        if audit is None:
+            return
+        try:
+            await audit(before)
+        except BaseException:
+            try:
+                await self._undo(before, change)
+            except Exception:
+                # The entry is missing and the change stays: say so loudly, the caller is told it failed.
+                log.exception("incident_change_not_undone", incident=before.id, event_id=change.event_id)
+            raise
+
+    async def _undo(self, before: Incident, change: Change) -> None:
+        """Take back an operator's change: its timeline entry and decision go, the status fields return.
+
+        Only what the change set is restored: a notification recorded meanwhile (record_notified)
+        stays counted. A resolved incident is not reopened when another incident of its fingerprint
+        opened meanwhile (the one-open-per-fingerprint rule); its entry still goes.
+        """
+        async with self.store.write() as conn:
+            await self.store.delete_event(conn, change.event_id)
+            latest = await self.store.load(conn, before.id)
+            if latest is None:
+                return
+            restored = replace(
+                latest,
+                decisions=tuple(d for d in latest.decisions if d.event_id != change.event_id),
+                held_event_id=latest.held_event_id
+                if latest.held_event_id is not None
+                else before.held_event_id,
+            )
+            reopening = before.status.is_open and not latest.status.is_open
+            other = (await self.store.open_incidents(conn)).get(before.fingerprint) if reopening else None
+            if latest.status is change.incident.status and (other is None or other.id == before.id):
+                restored = replace(
+                    restored,
+                    status=before.status,
+                    acknowledge_time=before.acknowledge_time,
+                    acknowledged_by=before.acknowledged_by,
+                    resolve_time=before.resolve_time,
+                    resolved_by=before.resolved_by,
+                    resolve_note=before.resolve_note,
+                    resolved_automatically=before.resolved_automatically,
+                )
+            await self.store.update(conn, restored)
+        log.warning(
+            "incident_change_undone", incident=before.id, kind=change.kind.value, event_id=change.event_id
+        )
+        self._notify_listeners()
 
     async def record_notified(self, incident_id: int, channel: str, message: str = "") -> IncidentEvent:
         """Record a delivered notification: a NOTIFIED timeline entry and notifications_sent + 1."""

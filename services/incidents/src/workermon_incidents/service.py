@@ -4,6 +4,7 @@ the background loops (periodic evaluation, the WatchWorkers follower, the feed r
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from .engine import EngineConfig, IncidentEngine
 from .migrate import MIGRATIONS
 from .notify.tasks import Notifier, build_broker
 from .paused import PausedQueues
+from .replay import notified_since
 from .rules import RuleBook
 from .servicer import IncidentServicer
 from .settings import IncidentSettings
@@ -159,6 +161,7 @@ def build(deps: Deps) -> Built:
             build_broker(deps.suite_redis_url, deps.core.redis_prefix),
             channels=channels,
             on_delivered=incident_engine.record_notified,
+            replay=functools.partial(notified_since, store),
         )
         incident_engine.on_transition(notifier.handle)
         incident_engine.route_with(notifier.route)

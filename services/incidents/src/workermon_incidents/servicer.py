@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import datetime
 
 import grpc
+import structlog
 from google.protobuf import struct_pb2
 from sqlalchemy.exc import DBAPIError
 
@@ -15,13 +17,13 @@ from workermon.monitor.v1 import monitor_service_pb2 as mon_pb
 from workermon.monitor.v1 import monitor_service_pb2_grpc as mon_grpc
 from workermon_core import context, validation
 from workermon_core.audit_client import append_audit_log
-from workermon_core.errors import DomainError, InvalidArgument, Unavailable
+from workermon_core.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from workermon_core.pagination import decode_token, encode_token, page_size
 from workermon_core.peer import Peer
 
 from . import silences, windows
 from .engine import IncidentEngine
-from .incident import Incident
+from .incident import Incident, IncidentStatus
 from .messages import (
     event_message,
     incident_message,
@@ -34,6 +36,8 @@ from .messages import (
 from .models import OPEN_STATUSES
 from .rules import IncidentType
 from .watch import IncidentFeed
+
+log = structlog.get_logger("workermon.incidents")
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
@@ -96,34 +100,76 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
     async def AcknowledgeIncident(
         self, request: pb.AcknowledgeIncidentRequest, context: grpc.aio.ServicerContext
     ) -> pb.AcknowledgeIncidentResponse:
-        """ACTIVE -> ACKNOWLEDGED, written to the audit log first."""
-        validation.reason(request.note, "note")
+        """ACTIVE -> ACKNOWLEDGED, then written to the audit log (undone if it cannot be)."""
+        action = mon_pb.AUDIT_ACTION_INCIDENT_ACKNOWLEDGE
         actor = context_subject()
 
         async def audit(incident: Incident) -> None:
-            await self._audit(mon_pb.AUDIT_ACTION_INCIDENT_ACKNOWLEDGE, incident, {"note": request.note})
+            await self._audit(action, incident, {"note": request.note})
 
-        try:
-            incident = await self.engine.acknowledge(request.incident_id, actor, request.note, audit)
-        except DBAPIError as exc:
-            raise _database_down(exc) from None
+        async with self._refusals_audited(action, request.incident_id, {"note": request.note}):
+            validation.reason(request.note, "note")
+            try:
+                incident = await self.engine.acknowledge(request.incident_id, actor, request.note, audit)
+            except DBAPIError as exc:
+                raise _database_down(exc) from None
         return pb.AcknowledgeIncidentResponse(incident=incident_message(incident))
 
     async def ResolveIncident(
         self, request: pb.ResolveIncidentRequest, context: grpc.aio.ServicerContext
     ) -> pb.ResolveIncidentResponse:
-        """Open -> RESOLVED by hand with a note, written to the audit log first."""
-        validation.reason(request.note, "note")
+        """Open -> RESOLVED by hand with a note, then written to the audit log (undone if it cannot be)."""
+        action = mon_pb.AUDIT_ACTION_INCIDENT_RESOLVE
         actor = context_subject()
 
         async def audit(incident: Incident) -> None:
-            await self._audit(mon_pb.AUDIT_ACTION_INCIDENT_RESOLVE, incident, {"note": request.note})
+            await self._audit(action, incident, {"note": request.note})
 
-        try:
-            incident = await self.engine.resolve(request.incident_id, actor, request.note, audit)
-        except DBAPIError as exc:
-            raise _database_down(exc) from None
+        async with self._refusals_audited(
+            action, request.incident_id, {"note": request.note}, settled=IncidentStatus.RESOLVED
+        ):
+            validation.reason(request.note, "note")
+            try:
+                incident = await self.engine.resolve(request.incident_id, actor, request.note, audit)
+            except DBAPIError as exc:
+                raise _database_down(exc) from None
         return pb.ResolveIncidentResponse(incident=incident_message(incident))
+
+    @contextlib.asynccontextmanager
+    async def _refusals_audited(
+        self,
+        action: mon_pb.AuditAction.ValueType,
+        incident_id: int,
+        parameters: dict[str, str],
+        *,
+        settled: IncidentStatus | None = None,
+    ) -> AsyncIterator[None]:
+        """Record a request refused as invalid (no note, a resolved incident, no such incident) as a
+        REFUSED entry, as MonitorService records its own; the refusal is raised whatever happens to it.
+
+        An incident already in the `settled` status the request asks for is no attempt worth recording
+        (two people resolving at once; PagerDuty's webhook echoing a resolution sent from here).
+        """
+        try:
+            yield
+        except (InvalidArgument, FailedPrecondition, NotFound) as refusal:
+            if settled is not None and refusal.metadata.get("status") == settled.value:
+                raise
+            details = {"error": refusal.message, "reason": refusal.reason}
+            if isinstance(refusal, InvalidArgument):
+                details["field"] = refusal.field
+            try:
+                await self._audit_entity(
+                    action,
+                    "incident",
+                    str(incident_id),
+                    parameters,
+                    details,
+                    outcome=mon_pb.AUDIT_OUTCOME_REFUSED,
+                )
+            except Unavailable as exc:
+                log.warning("refusal_not_audited", action=action, incident=incident_id, error=exc.message)
+            raise
 
     async def _audit(
         self, action: mon_pb.AuditAction.ValueType, incident: Incident, parameters: dict[str, str]
@@ -147,6 +193,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         result: dict[str, str],
         *,
         queue: str = "",
+        outcome: mon_pb.AuditOutcome.ValueType = mon_pb.AUDIT_OUTCOME_SUCCEEDED,
     ) -> None:
         """Write the audit entry with the service's admin token; UNAVAILABLE when it cannot be written."""
         who = context.principal.get()
@@ -157,13 +204,13 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
             entity_type=entity_type,
             entity_id=entity_id,
             queue=queue,
-            outcome=mon_pb.AUDIT_OUTCOME_SUCCEEDED,
+            outcome=outcome,
             request_id=context.request_id.get() or "",
         )
         entry.parameters.update({k: validation.bounded_text(v) for k, v in parameters.items()})
-        outcome = struct_pb2.Struct()
-        outcome.update(result)
-        entry.result.CopyFrom(outcome)
+        details = struct_pb2.Struct()
+        details.update(result)
+        entry.result.CopyFrom(details)
         await append_audit_log(self.monitor.stub, entry, consequence="; nothing was changed")
 
     # --- silences -----------------------------------------------------------------------------------

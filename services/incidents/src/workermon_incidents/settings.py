@@ -42,6 +42,9 @@ class IncidentSettings(BaseSettings):
     notify_channels_file: Path | None = None
     # While an incident stays unacknowledged, notify again this often (0: never).
     notify_repeat_hours: float = Field(4.0, ge=0, le=24 * 30)
+    # At start, transitions of this many last minutes decided NOTIFIED are submitted again, for those
+    # committed just before a crash (already recorded deliveries are not repeated); 0: no replay.
+    notify_replay_minutes: float = Field(60.0, ge=0, le=7 * 24 * 60)
 
     _rule_overrides: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
     _channels: list[Channel] = PrivateAttr(default_factory=list)

@@ -220,6 +220,10 @@ class IncidentStore:
         )
         return IncidentEvent(int(result.scalar_one()), incident.id, kind, at, actor, message, incident)
 
+    async def delete_event(self, conn: AsyncConnection, event_id: int) -> None:
+        """Remove a timeline entry whose change was undone (its audit entry could not be written)."""
+        await conn.execute(delete(incident_events).where(incident_events.c.id == event_id))
+
     # --- reads ------------------------------------------------------------------------------------------
 
     async def get(self, incident_id: int) -> Incident | None:
@@ -270,6 +274,27 @@ class IncidentStore:
                 .limit(limit)
             )
             return [_event(row) for row in rows]
+
+    async def events_since(
+        self, since: datetime, kinds: Sequence[EventKind], limit: int = 10_000
+    ) -> list[IncidentEvent]:
+        """Timeline entries of these kinds at or after `since`, oldest first."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(incident_events)
+                .where(incident_events.c.time >= since, incident_events.c.kind.in_([k.value for k in kinds]))
+                .order_by(incident_events.c.id)
+                .limit(limit)
+            )
+            return [_event(row) for row in rows]
+
+    async def incidents_by_id(self, ids: Sequence[int]) -> dict[int, Incident]:
+        """The incidents with these ids (those that still exist)."""
+        if not ids:
+            return {}
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(incidents).where(incidents.c.id.in_(list(ids))))
+            return {incident.id: incident for incident in map(_incident, rows)}
 
     async def latest_event_id(self) -> int:
         """The newest timeline id (0 when there is none)."""

@@ -2,7 +2,7 @@
 
 A channel is one receiver: a Slack incoming webhook, a generic JSON webhook (Alertmanager's payload,
 or the JSON a Jinja2 template renders, so any chat tool's webhook can be reached), an SMTP mailbox
-list, or a KakaoWork incoming webhook. Example:
+list, a KakaoWork incoming webhook, or a PagerDuty service (Events API v2). Example:
 
     [
       {"name": "ops-slack", "type": "slack", "url": "https://hooks.slack.com/services/T/B/X",
@@ -15,13 +15,16 @@ list, or a KakaoWork incoming webhook. Example:
       {"name": "mail", "type": "email",
        "smtp": {"host": "smtp.example.com", "port": 587, "starttls": true, "username": "alerts",
                 "password": "...", "from": "alerts@example.com", "to": ["ops@example.com"]}},
-      {"name": "kakao", "type": "kakaowork", "url": "https://kakaowork.com/bots/hook/..."}
+      {"name": "kakao", "type": "kakaowork", "url": "https://kakaowork.com/bots/hook/..."},
+      {"name": "oncall", "type": "pagerduty", "routing_key": "0123456789abcdef0123456789abcdef",
+       "link": "https://ops.example.com/incidents/{incident_id}"}
     ]
 
 Every mistake is reported as a ConfigError naming the variable, the channel and the key, e.g.
 `WORKERMON_NOTIFY_CHANNELS: channel 'pager': timeout_seconds: must be a number above 0 and at most
-120 (got 0)`. Secrets (webhook URLs, which carry their token in the path, header values and SMTP
-passwords) are held in `Secret`, whose repr and str hide the value, and are never put in messages.
+120 (got 0)`. Secrets (webhook URLs, which carry their token in the path, header values, SMTP
+passwords and PagerDuty routing keys) are held in `Secret`, whose repr and str hide the value, and
+are never put in messages.
 """
 
 from __future__ import annotations
@@ -47,9 +50,13 @@ DEFAULT_TIMEOUT_SECONDS = 10.0
 DEFAULT_MAX_ATTEMPTS = 5
 MAX_TIMEOUT_SECONDS = 120.0
 MAX_ATTEMPTS_LIMIT = 50
+# Where PagerDuty's Events API v2 takes alert events (a channel's `url` replaces it, e.g. for a proxy).
+PAGERDUTY_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _HEADER_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+# An Events API v2 integration key: 32 characters (PagerDuty's "Send an Alert Event" reference).
+_ROUTING_KEY_RE = re.compile(r"^[A-Za-z0-9]{32}$")
 _KEYS = frozenset(
     {
         "name",
@@ -63,6 +70,7 @@ _KEYS = frozenset(
         "max_attempts",
         "link",
         "smtp",
+        "routing_key",
     }
 )
 _SMTP_KEYS = frozenset({"host", "port", "username", "password", "starttls", "tls", "from", "to"})
@@ -78,11 +86,17 @@ class ChannelType(StrEnum):
     WEBHOOK = "webhook"
     EMAIL = "email"
     KAKAOWORK = "kakaowork"
+    PAGERDUTY = "pagerduty"
 
     @property
     def http(self) -> bool:
         """True for the channels delivered by an HTTP POST."""
         return self is not ChannelType.EMAIL
+
+    @property
+    def custom_body(self) -> bool:
+        """True for the channels whose body may come from a template and carry extra headers."""
+        return self in (ChannelType.SLACK, ChannelType.WEBHOOK, ChannelType.KAKAOWORK)
 
 
 class Secret:
@@ -144,6 +158,8 @@ class Channel:
     # A URL with `{incident_id}` in it, linked from Slack, KakaoWork and e-mail messages.
     link: str | None = None
     smtp: SmtpConfig | None = None
+    # The PagerDuty integration key (pagerduty channels only); it goes in the event body.
+    routing_key: Secret | None = None
 
     @property
     def target(self) -> str:
@@ -235,7 +251,7 @@ def _channel(item: object) -> Channel:
     template_source = item.get("template")
     template: Template | None = None
     if template_source is not None:
-        if not kind.http:
+        if not kind.custom_body:
             raise _Problem("template", "only for webhook, slack and kakaowork channels")
         template = _template(template_source)
     headers = item.get("headers", {})
@@ -243,15 +259,16 @@ def _channel(item: object) -> Channel:
         isinstance(k, str) and _HEADER_RE.match(k) and isinstance(v, str) for k, v in headers.items()
     ):
         raise _Problem("headers", "must be an object of header names to string values")
-    if headers and not kind.http:
-        raise _Problem("headers", "only for HTTP channels")
+    if headers and not kind.custom_body:
+        raise _Problem("headers", "only for webhook, slack and kakaowork channels")
     link = _url(item.get("link"), "link", required=False)
     channel = Channel(
         name=name,
         type=kind,
         url=url,
         send_resolved=_bool(item, "send_resolved", True),
-        send_acknowledged=_bool(item, "send_acknowledged", False),
+        # PagerDuty keeps its own incident in step with ours: its acknowledge stops its escalation.
+        send_acknowledged=_bool(item, "send_acknowledged", kind is ChannelType.PAGERDUTY),
         template=template,
         template_source=template_source,
         headers={k: Secret(v) for k, v in headers.items()},
@@ -259,6 +276,7 @@ def _channel(item: object) -> Channel:
         max_attempts=_attempts(item),
         link=link,
         smtp=smtp,
+        routing_key=_routing_key(item, kind),
     )
     if template is not None:
         _try_template(channel)
@@ -267,6 +285,10 @@ def _channel(item: object) -> Channel:
 
 def _destination(item: Mapping[str, Any], kind: ChannelType) -> tuple[Secret | None, SmtpConfig | None]:
     """Where the channel sends: a URL for an HTTP channel, an SMTP server for email (never both)."""
+    if kind is ChannelType.PAGERDUTY:
+        if "smtp" in item:
+            raise _Problem("smtp", "only for email channels, not pagerduty")
+        return Secret(_url(item.get("url"), "url", required=False) or PAGERDUTY_EVENTS_URL), None
     if kind.http:
         url = Secret(_url(item.get("url"), "url", required=True) or "")
         if "smtp" in item:
@@ -275,6 +297,21 @@ def _destination(item: Mapping[str, Any], kind: ChannelType) -> tuple[Secret | N
     if "url" in item:
         raise _Problem("url", "email channels are configured by smtp, not url")
     return None, _smtp(item.get("smtp"))
+
+
+def _routing_key(item: Mapping[str, Any], kind: ChannelType) -> Secret | None:
+    """A pagerduty channel's integration key (required there, refused elsewhere), never echoed."""
+    value = item.get("routing_key")
+    if kind is not ChannelType.PAGERDUTY:
+        if value is not None:
+            raise _Problem("routing_key", f"only for pagerduty channels, not {kind.value}")
+        return None
+    if not isinstance(value, str) or not _ROUTING_KEY_RE.match(value):
+        raise _Problem(
+            "routing_key",
+            "required, the 32-character integration key (letters and digits) of an Events API v2 integration",
+        )
+    return Secret(value)
 
 
 def _url(value: object, key: str, *, required: bool) -> str | None:

@@ -161,6 +161,10 @@ class NotifyEvent:
     labels: dict[str, str] = field(default_factory=dict)
     started_at: datetime | None = None
     resolved_at: datetime | None = None
+    # The measurement behind the incident (None in snapshots stored before these were kept).
+    value: float | None = None
+    threshold: float | None = None
+    affected_jobs: int | None = None
 
     @property
     def reason(self) -> str:
@@ -212,4 +216,18 @@ def snapshot(transition: TransitionLike, kind: TransitionKind) -> NotifyEvent:
         labels={str(k): str(v) for k, v in (incident.labels or {}).items()},
         started_at=utc(incident.start_time) if incident.start_time else None,
         resolved_at=utc(incident.resolve_time) if incident.resolve_time else None,
+        # Not part of IncidentLike: other transition sources may not measure anything.
+        value=_number(getattr(incident, "value", None)),
+        threshold=_number(getattr(incident, "threshold", None)),
+        affected_jobs=_whole(getattr(incident, "affected_jobs", None)),
     )
+
+
+def _number(value: object) -> float | None:
+    """`value` as a float when it is a number, else None."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _whole(value: object) -> int | None:
+    """`value` when it is a whole number, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

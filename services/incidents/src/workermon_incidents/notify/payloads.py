@@ -8,18 +8,24 @@
 * kakaowork: an incoming-webhook message, `text` (the push preview) and KakaoWork Block Kit
   `blocks` (header, text, description, divider and, with a link, a button).
 * email: a subject and a multipart/alternative body, plain text and HTML.
+* pagerduty: an Events API v2 alert event: `trigger` (fired, reminder, escalated) with the incident
+  as its payload, `acknowledge`, `resolve`; `dedup_key` is the incident's fingerprint, so all the
+  events of one incident act on one PagerDuty alert.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
 from jinja2 import TemplateError
+
+from workermon_core.incident_ref import incident_tag
 
 from .channels import Channel, ChannelType
 from .events import NotifyEvent, TransitionKind, rfc3339
@@ -29,6 +35,10 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 _SLACK_HEADER_MAX = 150
 _SLACK_TEXT_MAX = 2900
 _KAKAO_HEADER_MAX = 20
+# Limits of PagerDuty's Events API v2.
+PAGERDUTY_SUMMARY_MAX = 1024
+PAGERDUTY_DEDUP_KEY_MAX = 255
+_PAGERDUTY_SEVERITY = {"CRITICAL": "critical", "WARNING": "warning", "INFO": "info"}
 
 
 class TemplateRenderError(ValueError):
@@ -317,6 +327,73 @@ def _html_value(name: str, value: str) -> str:
     return html.escape(value)
 
 
+# --- PagerDuty ------------------------------------------------------------------------------------
+
+
+def pagerduty_action(kind: TransitionKind) -> str:
+    """The Events API v2 event_action of a transition: every kind but these two is news (trigger)."""
+    if kind is TransitionKind.ACKNOWLEDGED:
+        return "acknowledge"
+    if kind is TransitionKind.RESOLVED:
+        return "resolve"
+    return "trigger"
+
+
+def pagerduty_summary(event: NotifyEvent) -> str:
+    """The title, cut to fit, ending with the incident's tag: PagerDuty titles its incident with the
+    summary and sends only that title back in its webhooks, so the tag is how the gateway finds ours."""
+    tag = incident_tag(event.incident_id)
+    title = event.title or f"{event.type} incident"
+    return f"{_cut(title, PAGERDUTY_SUMMARY_MAX - len(tag) - 1)} {tag}"
+
+
+def pagerduty_event(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
+    """An Events API v2 alert event; acknowledge and resolve carry only the keys PagerDuty reads."""
+    if channel.routing_key is None:
+        raise ValueError(f"channel {channel.name!r} has no routing_key")
+    action = pagerduty_action(event.kind)
+    body: dict[str, Any] = {
+        "routing_key": channel.routing_key.reveal(),
+        "event_action": action,
+        # Fingerprints are short hashes; the cut only guards the documented limit.
+        "dedup_key": event.fingerprint[:PAGERDUTY_DEDUP_KEY_MAX],
+    }
+    if action != "trigger":
+        return body
+    details: dict[str, Any] = {
+        "incident_id": event.incident_id,
+        "status": event.status,
+        "reason": event.reason,
+        "description": event.description,
+        "recommended_action": event.recommended_action,
+        "value": event.value,
+        "threshold": event.threshold,
+        "affected_jobs": event.affected_jobs,
+        "labels": dict(event.labels),
+    }
+    if event.worker_id:
+        details["worker_id"] = event.worker_id
+    payload: dict[str, Any] = {
+        "summary": pagerduty_summary(event),
+        "source": event.queue or event.worker_id or "worker-monitor",
+        # Only our three severities exist; "error" is PagerDuty's middle ground for anything else.
+        "severity": _PAGERDUTY_SEVERITY.get(event.severity.upper(), "error"),
+        "timestamp": rfc3339(event.at),
+        "group": event.type,
+        "class": event.type.lower().replace("_", " "),
+        "custom_details": {k: v for k, v in details.items() if v is not None},
+    }
+    if event.queue:
+        payload["component"] = event.queue
+    body["payload"] = payload
+    body["client"] = "Worker Monitor"
+    link = channel.link_for(event.incident_id)
+    if link:
+        body["client_url"] = link
+        body["links"] = [{"href": link, "text": f"Incident {event.incident_id} in Worker Monitor"}]
+    return body
+
+
 # --- by channel type ------------------------------------------------------------------------------
 
 
@@ -330,6 +407,25 @@ def http_body(event: NotifyEvent, channel: Channel) -> bytes:
         payload = kakaowork_payload(event, channel)
     elif channel.type is ChannelType.WEBHOOK:
         payload = webhook_payload(event, channel)
+    elif channel.type is ChannelType.PAGERDUTY:
+        payload = pagerduty_event(event, channel)
     else:
         raise ValueError(f"channel {channel.name!r} is not an HTTP channel")
     return json.dumps(payload, ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    """What an HTTP channel posts: where, the JSON body, and the channel's own headers."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def http_request(event: NotifyEvent, channel: Channel) -> HttpRequest:
+    """The POST an HTTP channel makes for `event` (its URL, body and configured headers)."""
+    if channel.url is None:
+        raise ValueError(f"channel {channel.name!r} has no url")
+    headers = {name: value.reveal() for name, value in channel.headers.items()}
+    return HttpRequest(channel.url.reveal(), http_body(event, channel), headers)

@@ -176,6 +176,21 @@ class DeliveryStore:
             rows = (await conn.execute(stmt)).all()
         return [self._delivery(row) for row in rows]
 
+    async def unfinished_before(self, delivery: Delivery) -> bool:
+        """Whether an earlier transition of the same incident to the same channel is still unfinished."""
+        stmt = (
+            select(deliveries_table.c.id)
+            .where(
+                deliveries_table.c.incident_id == delivery.incident_id,
+                deliveries_table.c.channel == delivery.channel,
+                deliveries_table.c.transition_seq < delivery.transition_seq,
+                deliveries_table.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value]),
+            )
+            .limit(1)
+        )
+        async with self._engine.connect() as conn:
+            return (await conn.execute(stmt)).first() is not None
+
     async def attempts(self, delivery_id: int) -> list[Attempt]:
         """The attempts of a delivery, in order."""
         stmt = (

@@ -21,12 +21,20 @@ and a scheduler run beside it. Here the attempt count and the next attempt's tim
 the re-enqueued task waits until then, and a restart finds every unfinished delivery in the table
 (`recover` re-enqueues QUEUED rows; duplicated messages are harmless because a message names the
 attempt it is for and `claim` accepts it only once).
+
+A transition committed just before the process died never reached `handle`: at start (and from the
+sweep until it succeeds once) `replay` submits again the transitions of the last
+WORKERMON_NOTIFY_REPLAY_MINUTES that the engine decided to notify, read by a `ReplaySource`; the
+unique key turns those already handled into no-ops. A PagerDuty delivery waits for the earlier
+transitions of its incident on the same channel to finish, since PagerDuty applies events in the
+order they arrive.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -50,7 +58,7 @@ from ..settings import IncidentSettings
 from .channels import MAX_TIMEOUT_SECONDS, Channel, ChannelType
 from .events import NotifyEvent, TransitionKind, TransitionLike, kind_of, snapshot
 from .models import AttemptOutcome, DeliveryStatus
-from .payloads import TemplateRenderError, email_message, http_body
+from .payloads import TemplateRenderError, email_message, http_request
 from .store import Attempt, Delivery, DeliveryStore, NewDelivery
 
 log = structlog.get_logger("workermon.incidents.notify")
@@ -65,10 +73,15 @@ REKICK_GRACE = timedelta(seconds=60)
 # A SENDING row older than its channel's timeout plus this was interrupted.
 SENDING_GRACE = timedelta(seconds=30)
 _REPLY_MAX = 500
+# How often a PagerDuty delivery waiting for an earlier one of its incident looks again.
+ORDER_POLL_SECONDS = 0.2
 
 Clock = Callable[[], datetime]
 # Called once a delivery is DELIVERED, with (incident id, channel name): the engine's record_notified.
 OnDelivered = Callable[[int, str], Awaitable[object]]
+# The transitions committed since a moment that were decided NOTIFIED, oldest first (the engine's
+# timeline): replayed at start, for those whose callback died with the last process.
+ReplaySource = Callable[[datetime], Awaitable[Sequence[TransitionLike]]]
 
 
 async def deliver(
@@ -119,6 +132,7 @@ class Notifier:
         backoff_cap: float = DEFAULT_BACKOFF_CAP,
         sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
         on_delivered: OnDelivered | None = None,
+        replay: ReplaySource | None = None,
     ) -> None:
         self._settings = settings
         self._store = DeliveryStore(engine)
@@ -130,6 +144,9 @@ class Notifier:
         self._backoff_cap = backoff_cap
         self._sweep_interval = sweep_interval
         self._on_delivered = on_delivered
+        self._replay_source = replay
+        # Until one replay succeeds (the database may be down at start), the sweep tries again.
+        self._replayed = False
         self._http: httpx.AsyncClient | None = None
         self._tasks: list[asyncio.Task[None]] = []
         # Deliveries under way in this process: taskiq's receiver leaves its tasks running when it is
@@ -206,7 +223,28 @@ class Notifier:
         for delivery in queued:
             await self._kick(delivery.id, delivery.attempts)
             kicked.append(delivery.id)
+        if startup or not self._replayed:
+            await self.replay()
         return unknown, kicked
+
+    async def replay(self) -> list[int]:
+        """Submit again the transitions decided NOTIFIED in the last WORKERMON_NOTIFY_REPLAY_MINUTES.
+
+        A transition committed just before the process died never reached `handle`; the delivery key
+        (transition_seq, channel) makes this a no-op for those that did. Returns the deliveries created.
+        """
+        minutes = self._settings.notify_replay_minutes
+        if self._replay_source is None or minutes <= 0:
+            self._replayed = True
+            return []
+        since = self._clock() - timedelta(minutes=minutes)
+        created: list[int] = []
+        for transition in await self._replay_source(since):
+            created += await self._record(transition)
+        self._replayed = True
+        if created:
+            log.warning("notifications_replayed", deliveries=len(created), since=since.isoformat())
+        return created
 
     async def _sweep_loop(self) -> None:
         while True:
@@ -245,30 +283,34 @@ class Notifier:
         Never raises into the engine: a database or Redis failure is logged, and deliveries that
         were recorded but not enqueued are picked up by the sweep.
         """
+        try:
+            return await self._record(transition)
+        except Exception as exc:
+            log.error("notification_not_recorded", seq=getattr(transition, "seq", None), error=str(exc))
+            return []
+
+    async def _record(self, transition: TransitionLike) -> list[int]:
+        """`submit` that raises when the deliveries cannot be recorded (replay tries again later)."""
         kind = kind_of(transition)
         if kind is None:
             return []
         channels = [c for c in self._channels.values() if self.wants(c, kind)]
         if not channels:
             return []
-        try:
-            event = snapshot(transition, kind)
-            text = event.to_json()
-            items = [
-                NewDelivery(
-                    incident_id=event.incident_id,
-                    transition_seq=event.seq,
-                    kind=kind.value,
-                    channel=channel.name,
-                    channel_type=channel.type.value,
-                    event=text,
-                )
-                for channel in channels
-            ]
-            created = await self._store.create(items, self._clock())
-        except Exception as exc:
-            log.error("notification_not_recorded", seq=getattr(transition, "seq", None), error=str(exc))
-            return []
+        event = snapshot(transition, kind)
+        text = event.to_json()
+        items = [
+            NewDelivery(
+                incident_id=event.incident_id,
+                transition_seq=event.seq,
+                kind=kind.value,
+                channel=channel.name,
+                channel_type=channel.type.value,
+                event=text,
+            )
+            for channel in channels
+        ]
+        created = await self._store.create(items, self._clock())
         for delivery_id in created:
             try:
                 await self._kick(delivery_id, 0)
@@ -315,10 +357,22 @@ class Notifier:
             if row is None or row.status is not DeliveryStatus.QUEUED or row.attempts != attempts:
                 # Done, taken by another task, or this message is a stale duplicate.
                 return None
+            if await self._overtaking(row):
+                await asyncio.sleep(ORDER_POLL_SECONDS)
+                continue
             wait = (row.next_attempt_at - self._clock()).total_seconds()
             if wait <= 0:
                 return await self._store.claim(delivery_id, attempts, self._clock())
             await asyncio.sleep(min(wait, self._backoff_cap))
+
+    async def _overtaking(self, row: Delivery) -> bool:
+        """Whether sending `row` now would overtake an earlier transition of its incident on a PagerDuty
+        channel: PagerDuty applies events in arrival order, so a resolve before its (retried) trigger
+        would leave an alert open for good. Other channels show messages, and do not wait."""
+        channel = self._channels.get(row.channel)
+        if channel is None or channel.type is not ChannelType.PAGERDUTY:
+            return False
+        return await self._store.unfinished_before(row)
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
         # The suite's policy without its jitter: the next attempt's time is stored and shown.
@@ -409,17 +463,16 @@ class Notifier:
             return _Result(AttemptOutcome.FAILED, error=f"template: {exc}")
 
     async def _send_http(self, channel: Channel, event: NotifyEvent) -> _Result:
-        assert channel.url is not None  # parse_channels requires a url for HTTP channels
-        body = http_body(event, channel)
+        request = http_request(event, channel)
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "workermon-notify/1"}
-        headers.update({name: value.reveal() for name, value in channel.headers.items()})
+        headers.update(request.headers)
         client = self._http
         own_client = client is None
         if client is None:
             client = httpx.AsyncClient(follow_redirects=False)
         try:
             response = await client.post(
-                channel.url.reveal(), content=body, headers=headers, timeout=channel.timeout_seconds
+                request.url, content=request.body, headers=headers, timeout=channel.timeout_seconds
             )
         except httpx.TimeoutException:
             return _Result(AttemptOutcome.RETRY, error=f"timed out after {channel.timeout_seconds:g} s")
@@ -440,6 +493,10 @@ class Notifier:
             return _Result(
                 AttemptOutcome.RETRY, status_code=code, reply=reply, error=error, retry_after=retry_after
             )
+        explained = _reply_message(response.text)
+        if explained:
+            # PagerDuty's 400 says what is wrong with the event: worth more than the status line.
+            error = f"{error}: {_scrub(explained, channel)}"
         return _Result(AttemptOutcome.FAILED, status_code=code, reply=reply, error=error)
 
     async def _send_email(self, channel: Channel, event: NotifyEvent) -> _Result:
@@ -479,10 +536,27 @@ class Notifier:
         return _Result(AttemptOutcome.DELIVERED, status_code=250, reply=note)
 
 
+def _reply_message(text: str) -> str:
+    """The `message` (and `errors`) of a JSON error reply, as PagerDuty sends them; empty otherwise."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ""
+    head = data.get("message") if isinstance(data, dict) else None
+    if not isinstance(head, str):
+        return ""
+    errors = data.get("errors")
+    details = [str(e) for e in errors] if isinstance(errors, list) else []
+    message = head + (f" ({'; '.join(details)})" if details else "")
+    return message[:_REPLY_MAX]
+
+
 def _scrub(text: str, channel: Channel) -> str:
-    """`text` without the channel's URL or header values in it (they carry tokens)."""
+    """`text` without the channel's URL, header values or routing key in it (they carry tokens)."""
     secrets = [channel.url.reveal()] if channel.url else []
     secrets += [value.reveal() for value in channel.headers.values()]
+    if channel.routing_key is not None:
+        secrets.append(channel.routing_key.reveal())
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
