@@ -65,6 +65,13 @@ class FailedPrecondition(DomainError):
     default_reason = "FAILED_PRECONDITION"
 
 
+class Aborted(DomainError):
+    """A concurrent change won (e.g. a stale revision): read again, then retry."""
+
+    code = grpc.StatusCode.ABORTED
+    default_reason = "ABORTED"
+
+
 class Unauthenticated(DomainError):
     """No valid credentials."""
 
