@@ -435,7 +435,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         error, reply = _scrub(error, secrets), _scrub(reply, secrets)
         await self._audit_entity(
             mon_pb.AUDIT_ACTION_NOTIFICATION_CHANNEL_TEST,
-            "notification_channel",
+            "notify_channel",
             request.channel,
             {
                 "channel": request.channel,
