@@ -207,10 +207,11 @@ class AlertingConfigs:
         async with self.store.engine.connect() as conn:
             number = await latest_number(conn)
             before = await load(conn, number) if number is not None else None
-        if (number or 0) != expected_revision:
-            raise _changed(number or 0)
+        # A bad document is refused as such before a stale revision: the fix is the caller's either way.
         merged = keep_secrets(document, before.document if before else None)
         compiled = compile_document(merged)
+        if (number or 0) != expected_revision:
+            raise _changed(number or 0)
         revision = Revision(expected_revision + 1, merged, author, comment, self.clock())
         if validate_only:
             return revision
