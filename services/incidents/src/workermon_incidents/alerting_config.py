@@ -396,17 +396,16 @@ def thresholds_from(message: pb.RuleThresholds) -> dict[str, Any]:
     return {name: getattr(message, name) for name in THRESHOLD_FIELDS if message.HasField(name)}  # type: ignore[arg-type]
 
 
-def channel_message(channel: Mapping[str, Any]) -> pb.NotificationChannel:
-    """A channel object as a NotificationChannel, its secrets replaced by hints."""
+def channel_message(channel: Mapping[str, Any], *, reveal: bool = False) -> pb.NotificationChannel:
+    """A channel object as a NotificationChannel, its secrets replaced by hints (`reveal`: kept, for a
+    client uploading a document it was given)."""
     kind = str(channel.get("type", ""))
     try:
         type_value = pb.NotificationChannelType.Value(_CHANNEL_TYPE_PREFIX + kind.upper())
     except ValueError:
         type_value = pb.NOTIFICATION_CHANNEL_TYPE_UNSPECIFIED
     message = pb.NotificationChannel(name=str(channel.get("name", "")), type=type_value)
-    url = channel.get("url")
-    if isinstance(url, str) and url:
-        message.url_hint = url_hint(url)
+    _secret_fields(message, channel, reveal=reveal)
     for key in ("send_resolved", "send_acknowledged"):
         if isinstance(channel.get(key), bool):
             setattr(message, key, channel[key])
@@ -414,31 +413,46 @@ def channel_message(channel: Mapping[str, Any]) -> pb.NotificationChannel:
         if isinstance(channel.get(key), str):
             setattr(message, key, channel[key])
     if isinstance(channel.get("headers"), dict):
-        message.headers.update({str(k): "" for k in channel["headers"]})
+        message.headers.update({str(k): str(v) if reveal else "" for k, v in channel["headers"].items()})
     if isinstance(channel.get("timeout_seconds"), (int, float)):
         message.timeout_seconds = float(channel["timeout_seconds"])
     if isinstance(channel.get("max_attempts"), int):
         message.max_attempts = channel["max_attempts"]
+    smtp = channel.get("smtp")
+    if isinstance(smtp, dict):
+        message.smtp.CopyFrom(_smtp_message(smtp, reveal=reveal))
+    return message
+
+
+def _secret_fields(message: pb.NotificationChannel, channel: Mapping[str, Any], *, reveal: bool) -> None:
+    """Set the url and routing_key hints (and, when `reveal`, the secrets themselves)."""
+    url = channel.get("url")
+    if isinstance(url, str) and url:
+        message.url_hint = url_hint(url)
+        if reveal:
+            message.url = url
     routing_key = channel.get("routing_key")
     if isinstance(routing_key, str) and routing_key:
         # The last four characters only, and none of a key too short to spare them.
         message.routing_key_hint = routing_key[-4:] if len(routing_key) > 8 else ""
-    smtp = channel.get("smtp")
-    if isinstance(smtp, dict):
-        to = smtp.get("to", [])
-        message.smtp.CopyFrom(
-            pb.SmtpServer(
-                host=str(smtp.get("host", "")),
-                port=int(smtp.get("port", 0) or 0),
-                username=str(smtp.get("username") or ""),
-                password_set=bool(smtp.get("password")),
-                starttls=bool(smtp.get("starttls", False)),
-                tls=bool(smtp.get("tls", False)),
-                sender=str(smtp.get("from", "")),
-                to=[to] if isinstance(to, str) else [str(a) for a in to],
-            )
-        )
-    return message
+        if reveal:
+            message.routing_key = routing_key
+
+
+def _smtp_message(smtp: Mapping[str, Any], *, reveal: bool) -> pb.SmtpServer:
+    """A channel object's "smtp" as an SmtpServer, the password left out unless `reveal`."""
+    to = smtp.get("to", [])
+    return pb.SmtpServer(
+        host=str(smtp.get("host", "")),
+        port=int(smtp.get("port", 0) or 0),
+        username=str(smtp.get("username") or ""),
+        password=str(smtp.get("password") or "") if reveal else "",
+        password_set=bool(smtp.get("password")),
+        starttls=bool(smtp.get("starttls", False)),
+        tls=bool(smtp.get("tls", False)),
+        sender=str(smtp.get("from", "")),
+        to=[to] if isinstance(to, str) else [str(a) for a in to],
+    )
 
 
 def channel_from(message: pb.NotificationChannel) -> dict[str, Any]:
@@ -538,8 +552,9 @@ def document_from(message: pb.AlertingConfig) -> Document:
     }
 
 
-def document_message(document: Document) -> pb.AlertingConfig:
-    """A document as an AlertingConfig, secrets replaced by hints (revision and the rest left unset)."""
+def document_message(document: Document, *, reveal: bool = False) -> pb.AlertingConfig:
+    """A document as an AlertingConfig, secrets replaced by hints unless `reveal` (revision and the rest
+    left unset)."""
     return pb.AlertingConfig(
         defaults=thresholds_message(document.get("defaults", {})),
         overrides=[
@@ -550,7 +565,7 @@ def document_message(document: Document) -> pb.AlertingConfig:
             )
             for o in document.get("overrides", [])
         ],
-        channels=[channel_message(c) for c in document.get("channels", [])],
+        channels=[channel_message(c, reveal=reveal) for c in document.get("channels", [])],
         routes=[route_message(r) for r in document.get("routes", [])],
     )
 
