@@ -18,6 +18,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from structlog.testing import capture_logs
 
+from tests.support.bull import until
 from tests.support.suites import start_local_suite
 from tests.support.webhooks import HttpReceiver
 from workermon.incidents.v1 import incident_service_pb2 as pb
@@ -241,9 +242,11 @@ async def test_update_keeps_secrets_refuses_stale_revisions_and_is_audited(
         ("2", "adam", mon_pb.AUDIT_OUTCOME_SUCCEEDED)
     ]
     entry = entries[0]
-    assert '"failure_rate_threshold":0.05' in entry.parameters["before"]
-    assert '"failure_rate_threshold":0.1' in entry.parameters["after"]
-    assert "mail-critical->mail" in entry.result["after"] and entry.result["revision_before"] == "1"
+    assert '"failure_rate_threshold":0.05' in entry.parameters["before.defaults"]
+    assert '"failure_rate_threshold":0.1' in entry.parameters["after.defaults"]
+    assert entry.parameters["before.routes"] == "" and entry.result["revision_before"] == "1"
+    assert entry.result["after.routes"] == "mail-critical->mail, default->hook"
+    assert '{"team":"batch"}: {"enabled":false}' in entry.result["after.overrides"]
     assert_no_secret(str(audit))
     assert logs and any(e["event"] == "alerting_config_applied" for e in logs)
     assert_no_secret(repr(logs))
@@ -338,6 +341,10 @@ async def test_bad_configurations_are_refused_naming_the_field(configured: dict[
             "unknown channel",
         ),
         "config.comment": (lambda c: setattr(c, "comment", "x" * 2001), "2000"),
+        "config.channels[0].headers[X-New]": (
+            lambda c: c.channels[0].headers.update({"X-New": ""}),
+            "stored",
+        ),
     }
     for field, (change, words) in cases.items():
         request = pb.UpdateAlertingConfigRequest(config=edited(change), expected_revision=1)
@@ -389,8 +396,31 @@ async def test_test_notifications_reach_a_webhook_and_a_mailbox(configured: dict
             grpc.StatusCode.INVALID_ARGUMENT,
         )
         assert (bad.details() or "").startswith("settings.url:")
-        audit = await configured["monitor"]().ListAuditLogs(
-            mon_pb.ListAuditLogsRequest(action=mon_pb.AUDIT_ACTION_NOTIFICATION_CHANNEL_TEST)
+        await refused(
+            configured["stub"]("viewer", "vera").TestNotificationChannel(
+                pb.TestNotificationChannelRequest(channel="hook")
+            ),
+            grpc.StatusCode.PERMISSION_DENIED,
+        )
+        monitor = configured["monitor"]()
+
+        async def denied() -> list[tuple[str, str]]:
+            found = await monitor.ListAuditLogs(
+                mon_pb.ListAuditLogsRequest(
+                    action=mon_pb.AUDIT_ACTION_NOTIFICATION_CHANNEL_TEST, outcome=mon_pb.AUDIT_OUTCOME_DENIED
+                )
+            )
+            return [(a.actor, a.entity_id) for a in found.audit_logs]
+
+        async def recorded() -> bool:
+            return bool(await denied())
+
+        await until(recorded, what="the refusal audited")
+        assert await denied() == [("vera", "hook")]
+        audit = await monitor.ListAuditLogs(
+            mon_pb.ListAuditLogsRequest(
+                action=mon_pb.AUDIT_ACTION_NOTIFICATION_CHANNEL_TEST, outcome=mon_pb.AUDIT_OUTCOME_SUCCEEDED
+            )
         )
     tested = sorted((a.entity_id, a.result["delivered"]) for a in audit.audit_logs if a.actor == "adam")
     assert tested == [("hook", False), ("hook", True), ("mail", True)]

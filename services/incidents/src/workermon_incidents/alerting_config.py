@@ -368,19 +368,39 @@ def url_hint(url: str) -> str:
     return f"{parts.scheme}://{parts.hostname or ''}{':' + str(port) if port else ''}/…"
 
 
-def summary(document: Document | None) -> str:
-    """A short description of a document, safe for the audit log (names and counts, no secret)."""
+def summary(document: Document | None) -> dict[str, str]:
+    """A document described part by part for the audit log: thresholds, matchers and names, no secret."""
     if not document:
-        return "none"
+        return {"defaults": "", "overrides": "", "channels": "", "routes": ""}
+
+    def compact(value: object) -> str:
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    overrides = "; ".join(
+        f"{o.get('queue_glob') or compact(o.get('worker_labels', {}))}: {compact(o.get('thresholds', {}))}"
+        for o in document.get("overrides", [])
+    )
     channels = ", ".join(f"{c.get('name')}({c.get('type')})" for c in document.get("channels", []))
     routes = ", ".join(
         f"{r.get('name')}->{'+'.join(r.get('channels', [])) or '-'}" for r in document.get("routes", [])
     )
-    changed = {k: v for k, v in document.get("defaults", {}).items()}
-    return (
-        f"defaults {json.dumps(changed, sort_keys=True, separators=(',', ':'))}; "
-        f"overrides {len(document.get('overrides', []))}; channels [{channels}]; routes [{routes}]"
-    )
+    return {
+        "defaults": compact(document.get("defaults", {})),
+        "overrides": overrides,
+        "channels": channels,
+        "routes": routes,
+    }
+
+
+def require_header_values(document: Document, prefix: str = f"{PREFIX}.channels") -> None:
+    """INVALID_ARGUMENT for a header left empty with no stored value to keep (after keep_secrets)."""
+    for i, channel in enumerate(document.get("channels", [])):
+        headers = channel.get("headers") if isinstance(channel, dict) else None
+        if isinstance(headers, dict):
+            for name, value in headers.items():
+                if value == "":
+                    field = f"{prefix}[{i}].headers[{name}]"
+                    raise InvalidArgument(field, "required: no value is stored for this header")
 
 
 # --- the proto ------------------------------------------------------------------------------------

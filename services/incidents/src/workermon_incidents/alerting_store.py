@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workermon_core.errors import Aborted, InvalidArgument, NotFound
 
-from .alerting_config import Compiled, Document, compile_document, keep_secrets
+from .alerting_config import Compiled, Document, compile_document, keep_secrets, require_header_values
 from .models import alerting_config_revisions as table
 from .store import IncidentStore
 
@@ -117,6 +117,8 @@ class AlertingConfigs:
         self.applied: int | None = None
         self._appliers: list[Applier] = []
         self._compared = False
+        # A stored revision this process could not apply: said once, not at every poll.
+        self._rejected: int | None = None
 
     def on_apply(self, applier: Applier) -> None:
         """Call `applier` with each revision that comes into force here."""
@@ -128,7 +130,7 @@ class AlertingConfigs:
             number = await latest_number(conn)
         if number is None:
             number = await self.import_environment()
-        if number != self.applied:
+        if number not in (self.applied, self._rejected):
             async with self.store.engine.connect() as conn:
                 current = await load(conn, number)
             if current is not None:
@@ -161,6 +163,7 @@ class AlertingConfigs:
         except InvalidArgument as exc:
             # A stored revision was valid when written; a later, stricter check must not stop alerting.
             log.error("alerting_config_not_applied", revision=revision.revision, field=exc.field)
+            self._rejected = revision.revision
             return
         for applier in self._appliers:
             applier(compiled)
@@ -210,6 +213,7 @@ class AlertingConfigs:
         # A bad document is refused as such before a stale revision: the fix is the caller's either way.
         merged = keep_secrets(document, before.document if before else None)
         compiled = compile_document(merged)
+        require_header_values(merged)
         if (number or 0) != expected_revision:
             raise _changed(number or 0)
         revision = Revision(expected_revision + 1, merged, author, comment, self.clock())

@@ -261,7 +261,7 @@ class IncidentEngine:
         findings: list[Finding] = []
         for worker in workers:
             override = self.rulebook.for_worker(worker.labels)
-            if override is not None and not override.enabled:
+            if not (override or self.rulebook.defaults).enabled:
                 continue
             missed = self.config.worker_down_missed_beats
             quiet = self.config.incident_quiet_minutes

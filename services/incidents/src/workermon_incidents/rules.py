@@ -473,7 +473,12 @@ def stats_stale(
 
 # --- configuration ------------------------------------------------------------------------------------
 
-_SETTINGS_FIELDS = tuple(f.name for f in fields(RuleConfig) if f.name in IncidentSettings.model_fields)
+# worker_down_missed_beats is the worker rule's, set per worker label (alerting_config.py), not per queue.
+_SETTINGS_FIELDS = tuple(
+    f.name
+    for f in fields(RuleConfig)
+    if f.name in IncidentSettings.model_fields and f.name != "worker_down_missed_beats"
+)
 # Rule settings that are per-queue options of the queue library.
 QUEUE_FIELDS = {"backlog_threshold": QueueSettings.model_fields["backlog_threshold"]}
 _EXTRA_FIELDS: dict[str, Any] = {

@@ -342,21 +342,17 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         async def audit(before: alerting_store.Revision | None, after: alerting_store.Revision) -> None:
             old = alerting_config.summary(before.document if before else None)
             new = alerting_config.summary(after.document)
+            # Each part before and after (masked: the summary holds no secret), parameters and result alike.
+            parts = {f"before.{k}": v for k, v in old.items()} | {f"after.{k}": v for k, v in new.items()}
             await self._audit_entity(
                 mon_pb.AUDIT_ACTION_ALERTING_CONFIG_UPDATE,
                 "alerting_config",
                 str(after.revision),
-                {
-                    "expected_revision": str(request.expected_revision),
-                    "comment": comment,
-                    "before": old,
-                    "after": new,
-                },
+                {"expected_revision": str(request.expected_revision), "comment": comment, **parts},
                 {
                     "revision_before": str(before.revision if before else 0),
                     "revision": str(after.revision),
-                    "before": validation.bounded_text(old),
-                    "after": validation.bounded_text(new),
+                    **{k: validation.bounded_text(v) for k, v in parts.items()},
                 },
                 consequence="; the configuration was not changed",
             )
@@ -415,6 +411,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
             item["name"] = request.channel
             if stored is not None and stored.get("type") == item.get("type"):
                 alerting_config.fill_secrets(item, stored)
+            alerting_config.require_header_values({"channels": [item]}, "settings")
         elif stored is not None:
             item = dict(stored)
         else:
