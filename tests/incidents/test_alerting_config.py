@@ -16,12 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from structlog.testing import capture_logs
 
 from tests.support.fakes import FakeClock
+from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon_core.errors import Aborted, InvalidArgument
-from workermon_incidents import alerting_config, routing
+from workermon_incidents import alerting_config, routing, rules
 from workermon_incidents.alerting_store import AlertingConfigs
 from workermon_incidents.engine import EngineConfig
 from workermon_incidents.rules import RuleConfig, WorkerState
 from workermon_incidents.settings import IncidentSettings
+from workermon_incidents.source import worker_of
 from workermon_incidents.store import IncidentStore
 from workermon_queues.settings import QueueSettings
 
@@ -146,7 +148,7 @@ async def test_worker_label_overrides_reach_the_worker_rule_and_labels_the_findi
     fired = {c.incident.worker_id: c.incident for c in changes}
     assert set(fired) == {"web-1"}
     assert fired["web-1"].labels["worker.zone"] == "eu" and fired["web-1"].labels["worker.team"] == "web"
-    assert routing.WORKER_LABEL_PREFIX == "worker."
+    assert rules.WORKER_LABEL_PREFIX == routing.WORKER_LABEL_PREFIX == "worker."
     # Switched off for the batch team: no finding at all, even much later.
     off = copy.deepcopy(document())
     off["overrides"][2]["thresholds"] = {"enabled": False}
@@ -235,3 +237,12 @@ async def test_an_audit_failure_removes_the_revision(db: AsyncEngine) -> None:
 
 def test_engine_config_defaults_stay_for_engines_built_without_a_document() -> None:
     assert EngineConfig().worker_down_missed_beats == 4 and RuleConfig().worker_down_missed_beats is None
+
+
+def test_a_heartbeat_worker_brings_its_labels() -> None:
+    message = hb_pb.Worker(
+        report=hb_pb.WorkerReport(worker_id="w-1", labels={"team": "batch"}),
+        status=hb_pb.WORKER_STATUS_ONLINE,
+    )
+    message.last_seen_time.FromDatetime(datetime.fromtimestamp(START, tz=UTC))
+    assert worker_of(message).labels == {"team": "batch"}
