@@ -63,6 +63,9 @@ _ROUTE_KEYS = frozenset(
     }
 )
 _TOP_KEYS = frozenset({"defaults", "overrides", "channels", "routes"})
+_RANGE_ERRORS = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal", "finite_number"}
+)
 
 Document = dict[str, Any]
 
@@ -138,8 +141,10 @@ def _thresholds(value: object, field: str, *, complete: bool) -> dict[str, Any]:
         try:
             checked[name] = threshold_adapter(name).validate_python(raw, strict=True)
         except ValidationError as exc:
+            error = exc.errors()[0]
             bounds = threshold_bounds(name)
-            message = f"must be {bounds}" if bounds else exc.errors()[0]["msg"]
+            # Out of range: the bounds the settings declare; the wrong type: pydantic's own words.
+            message = f"must be {bounds}" if bounds and error["type"] in _RANGE_ERRORS else error["msg"]
             raise InvalidArgument(f"{field}.{name}", f"{message} (got {raw!r})") from None
     return checked
 
