@@ -266,6 +266,36 @@ def _known_cases(queue: str) -> dict[str, tuple[str, Message, str]]:
             inc.EvaluateRequest(minute_time={"seconds": 1_800_000_000, "nanos": -1}),  # type: ignore[arg-type]
             "minute_time",
         ),
+        "alerting-revision--1": (
+            "IncidentService.GetAlertingConfig",
+            inc.GetAlertingConfigRequest(revision=-1),
+            "revision",
+        ),
+        "alerting-expected--1": (
+            "IncidentService.UpdateAlertingConfig",
+            inc.UpdateAlertingConfigRequest(expected_revision=-1),
+            "expected_revision",
+        ),
+        "alerting-comment-nul": (
+            "IncidentService.UpdateAlertingConfig",
+            inc.UpdateAlertingConfigRequest(config=inc.AlertingConfig(comment="\x00")),
+            "config.comment",
+        ),
+        "alerting-threshold-nan": (
+            "IncidentService.UpdateAlertingConfig",
+            inc.UpdateAlertingConfigRequest(
+                config=inc.AlertingConfig(defaults=inc.RuleThresholds(failure_rate_threshold=float("nan")))
+            ),
+            "config.defaults.failure_rate_threshold",
+        ),
+        "channel-test-ftp-url": (
+            "IncidentService.TestNotificationChannel",
+            inc.TestNotificationChannelRequest(
+                channel="new",
+                settings=inc.NotificationChannel(type=inc.NOTIFICATION_CHANNEL_TYPE_SLACK, url="ftp://x/y"),
+            ),
+            "settings.url",
+        ),
         "timings-minute-2^62": (
             "HeartbeatService.GetQueueTimings",
             hb.GetQueueTimingsRequest(queues=[queue], minute_time=far),  # type: ignore[arg-type]

@@ -499,6 +499,32 @@ async def test_silence_and_maintenance_window_routes(gateway: Gateway) -> None:
     assert (await viewer.get("/api/v1/maintenanceWindows")).json().get("maintenanceWindows", []) == []
 
 
+async def test_alerting_config_routes(gateway: Gateway) -> None:
+    viewer, admin = gateway.client("viewer"), gateway.client("admin")
+    read = await viewer.get("/api/v1/alertingConfig")
+    called("GET", "/v1/alertingConfig")
+    assert read.status_code == 200, read.text
+    config = read.json()["config"]
+    revision = int(config["revision"])
+    assert revision >= 1 and config["defaults"]["failureRateThreshold"] > 0
+    config["defaults"]["backlogThreshold"] = "4321"
+    config["comment"] = "over HTTP"
+    body = {"config": config, "expectedRevision": str(revision)}
+    assert (await viewer.put("/api/v1/alertingConfig", json=body)).status_code == 403
+    updated = await admin.put("/api/v1/alertingConfig", json=body)
+    called("PUT", "/v1/alertingConfig")
+    assert updated.status_code == 200, updated.text
+    assert int(updated.json()["config"]["revision"]) == revision + 1
+    stale = await admin.put("/api/v1/alertingConfig", json=body)
+    assert stale.status_code == 409, stale.text
+    listed = await viewer.get("/api/v1/alertingConfig/revisions", params={"pageSize": 1})
+    called("GET", "/v1/alertingConfig/revisions")
+    assert [int(r["revision"]) for r in listed.json()["revisions"]] == [revision + 1]
+    missing = await admin.post("/api/v1/alertingConfig/channels/nope:test", json={})
+    called("POST", "/v1/alertingConfig/channels/{channel}:test")
+    assert missing.status_code == 404, missing.text
+
+
 def test_every_route_called() -> None:
     if not CALLED:
         pytest.skip("checks the tests above; run the whole module")

@@ -21,6 +21,7 @@ from workermon_queues.settings import QueueSettings
 from workermon_redis_url import redact
 
 from . import registry
+from .alerting_cmd import register as register_alerting_command
 from .runtime import Suite, authority_for, migrate, start_suite
 from .user_cmd import register as register_user_command
 
@@ -97,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
         "such as 'billing-*' ('*' lets it act as any worker, which one leaked token then could)",
     )
     register_user_command(sub)
+    register_alerting_command(sub)
     return parser
 
 
@@ -261,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_user_command(args, settings)
     if args.command == "token":
         return _print_token(args, settings)
+    if args.command == "alerting":
+        from .alerting_cmd import run as run_alerting_command
+
+        return run_alerting_command(args, settings)
     if args.command == "migrate":
         done = asyncio.run(migrate(settings))
         print(f"migrations applied: {', '.join(done)}")

@@ -65,6 +65,13 @@ class FailedPrecondition(DomainError):
     default_reason = "FAILED_PRECONDITION"
 
 
+class Aborted(DomainError):
+    """A concurrent change won (e.g. a stale revision): read again, then retry."""
+
+    code = grpc.StatusCode.ABORTED
+    default_reason = "ABORTED"
+
+
 class Unauthenticated(DomainError):
     """No valid credentials."""
 
@@ -234,6 +241,7 @@ _CODE_NUMBERS: dict[grpc.StatusCode, int] = {
     grpc.StatusCode.NOT_FOUND: code_pb2.NOT_FOUND,
     grpc.StatusCode.ALREADY_EXISTS: code_pb2.ALREADY_EXISTS,
     grpc.StatusCode.FAILED_PRECONDITION: code_pb2.FAILED_PRECONDITION,
+    grpc.StatusCode.ABORTED: code_pb2.ABORTED,
     grpc.StatusCode.UNAUTHENTICATED: code_pb2.UNAUTHENTICATED,
     grpc.StatusCode.PERMISSION_DENIED: code_pb2.PERMISSION_DENIED,
     grpc.StatusCode.UNAVAILABLE: code_pb2.UNAVAILABLE,

@@ -42,6 +42,7 @@ _ENTITY_FIELDS = (
     ("incident_id", "incident"),
     ("silence_id", "silence"),
     ("window_id", "maint_window"),
+    ("channel", "notify_channel"),
     ("job_id", "job"),
     ("queue", "queue"),
 )

@@ -228,16 +228,7 @@ class IncidentEngine:
         result.queues = len(reading.windows)
         if reading.workers is not None:
             result.workers = len(reading.workers)
-            findings.extend(
-                rules.worker_down(
-                    worker,
-                    now,
-                    beat_interval_seconds=self.config.beat_interval_seconds,
-                    missed_beats=self.config.worker_down_missed_beats,
-                    quiet_minutes=self.config.incident_quiet_minutes,
-                )
-                for worker in reading.workers
-            )
+            findings.extend(self._worker_findings(reading.workers, now))
         if reading.newest_minute is not None:
             self._newest_seen = max(reading.newest_minute, self._newest_seen or reading.newest_minute)
         stale = rules.stats_stale(
@@ -261,18 +252,37 @@ class IncidentEngine:
     async def evaluate_workers(self, workers: Sequence[WorkerState]) -> list[Change]:
         """Apply the worker rule to these workers only (a WatchWorkers transition)."""
         now = self.now()
-        findings = [
-            rules.worker_down(
-                worker,
-                now,
-                beat_interval_seconds=self.config.beat_interval_seconds,
-                missed_beats=self.config.worker_down_missed_beats,
-                quiet_minutes=self.config.incident_quiet_minutes,
-            )
-            for worker in workers
-        ]
+        findings = self._worker_findings(workers, now)
         async with self._evaluating:
             return await self.apply(findings, now, reminders=False)
+
+    def _worker_findings(self, workers: Sequence[WorkerState], now: datetime) -> list[Finding]:
+        """The WORKER_DOWN rule for each worker, with the thresholds of the override its labels match."""
+        findings: list[Finding] = []
+        for worker in workers:
+            override = self.rulebook.for_worker(worker.labels)
+            if not (override or self.rulebook.defaults).enabled:
+                continue
+            missed = self.config.worker_down_missed_beats
+            quiet = self.config.incident_quiet_minutes
+            if override is not None:
+                missed = override.worker_down_missed_beats or missed
+                quiet = override.incident_quiet_minutes
+            findings.append(
+                rules.worker_down(
+                    worker,
+                    now,
+                    beat_interval_seconds=self.config.beat_interval_seconds,
+                    missed_beats=missed,
+                    quiet_minutes=quiet,
+                )
+            )
+        return findings
+
+    def configure(self, rulebook: RuleBook, config: EngineConfig) -> None:
+        """Apply another revision of the alerting configuration (the next evaluation uses it)."""
+        self.rulebook = rulebook
+        self.config = config
 
     async def _open_incidents(self) -> dict[str, Incident]:
         async with self.store.engine.connect() as conn:

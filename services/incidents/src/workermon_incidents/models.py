@@ -181,7 +181,24 @@ class MaintenanceWindowRecord(IncidentBase):
     create_time: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class AlertingConfigRevision(IncidentBase):
+    """One revision of the alerting configuration; the highest is in force.
+
+    `document` is the whole configuration as JSON (see alerting_config.py), secrets included: access to
+    this table is access to the channels' secrets, as access to the environment was.
+    """
+
+    __tablename__ = "alerting_config_revisions"
+
+    revision: Mapped[int] = mapped_column(IncidentId, primary_key=True, autoincrement=False)
+    document: Mapped[str] = mapped_column(Text)
+    author: Mapped[str] = mapped_column(Text)
+    comment: Mapped[str] = mapped_column(Text)
+    create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 incidents = cast(Table, IncidentRecord.__table__)
 maintenance_windows = cast(Table, MaintenanceWindowRecord.__table__)
 silences = cast(Table, SilenceRecord.__table__)
 incident_events = cast(Table, IncidentEventRecord.__table__)
+alerting_config_revisions = cast(Table, AlertingConfigRevision.__table__)

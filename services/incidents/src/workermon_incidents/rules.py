@@ -10,6 +10,7 @@ them with any clock.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import statistics
 from collections.abc import Mapping, Sequence
@@ -31,6 +32,8 @@ MIN_BASELINE_MINUTES = 5
 # A queue with waiting jobs and nobody online pages after this long, unless overridden.
 DEFAULT_NO_WORKERS_PENDING_MINUTES = 2.0
 RULES_ENV = "WORKERMON_INCIDENT_RULES"
+# Worker findings carry their worker's labels under this prefix (routes match on them).
+WORKER_LABEL_PREFIX = "worker."
 
 
 class IncidentType(StrEnum):
@@ -97,6 +100,8 @@ class WorkerState:
     hostname: str = ""
     queues: tuple[str, ...] = ()
     active_jobs: int = 0
+    # The worker's own labels: rule overrides and notification routes match on them.
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +122,8 @@ class RuleConfig:
     slow_processing_pending_minutes: float = 5.0
     incident_quiet_minutes: float = 5.0
     enabled: bool = True
+    # WORKER_DOWN (a worker): None leaves it to the engine's setting (EngineConfig).
+    worker_down_missed_beats: int | None = None
 
     def window_minutes(self) -> int:
         """How many minutes of history the queue rules read."""
@@ -422,7 +429,12 @@ def worker_down(
         affected_jobs=worker.active_jobs,
         value=silence,
         threshold=limit,
-        labels={"variant": "missed_beats", "hostname": worker.hostname, "queues": ",".join(worker.queues)},
+        labels={
+            "variant": "missed_beats",
+            "hostname": worker.hostname,
+            "queues": ",".join(worker.queues),
+            **{WORKER_LABEL_PREFIX + key: value for key, value in worker.labels.items()},
+        },
         pending=timedelta(0),
         quiet=quiet,
     )
@@ -461,7 +473,12 @@ def stats_stale(
 
 # --- configuration ------------------------------------------------------------------------------------
 
-_SETTINGS_FIELDS = tuple(f.name for f in fields(RuleConfig) if f.name in IncidentSettings.model_fields)
+# worker_down_missed_beats is the worker rule's, set per worker label (alerting_config.py), not per queue.
+_SETTINGS_FIELDS = tuple(
+    f.name
+    for f in fields(RuleConfig)
+    if f.name in IncidentSettings.model_fields and f.name != "worker_down_missed_beats"
+)
 # Rule settings that are per-queue options of the queue library.
 QUEUE_FIELDS = {"backlog_threshold": QueueSettings.model_fields["backlog_threshold"]}
 _EXTRA_FIELDS: dict[str, Any] = {
@@ -470,7 +487,8 @@ _EXTRA_FIELDS: dict[str, Any] = {
 }
 
 
-def _adapter(name: str) -> TypeAdapter[Any]:
+def threshold_adapter(name: str) -> TypeAdapter[Any]:
+    """A validator of one rule setting with the bounds declared on IncidentSettings or QueueSettings."""
     if name in _EXTRA_FIELDS:
         return TypeAdapter(_EXTRA_FIELDS[name])
     info = IncidentSettings.model_fields.get(name) or QUEUE_FIELDS[name]
@@ -478,21 +496,65 @@ def _adapter(name: str) -> TypeAdapter[Any]:
     return TypeAdapter(annotated[(info.annotation, *info.metadata)])
 
 
-class RuleBook:
-    """Rule thresholds per queue: Settings defaults, WORKERMON_BACKLOG_THRESHOLDS, then
-    WORKERMON_INCIDENT_RULES overrides."""
+def threshold_bounds(name: str) -> str:
+    """The declared bounds of one rule setting as text, e.g. "> 0 and <= 1" (empty when unbounded)."""
+    if name in _EXTRA_FIELDS:
+        metadata = list(getattr(_EXTRA_FIELDS[name], "__metadata__", ()))
+    else:
+        info = IncidentSettings.model_fields.get(name) or QUEUE_FIELDS[name]
+        metadata = list(info.metadata)
+    parts: list[str] = []
+    for item in metadata:
+        for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+            value = getattr(item, attr, None)
+            if value is not None:
+                parts.append(f"{sign} {value:,}" if isinstance(value, int) else f"{sign} {value:g}")
+        for sub in getattr(item, "metadata", ()):
+            for attr, sign in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")):
+                value = getattr(sub, attr, None)
+                if value is not None:
+                    parts.append(f"{sign} {value:g}")
+    return " and ".join(parts)
 
-    def __init__(self, defaults: RuleConfig, overrides: Mapping[str, RuleConfig] | None = None) -> None:
+
+class RuleBook:
+    """Rule thresholds per queue and per worker: the defaults, exact-name overrides (from the environment),
+    then glob overrides and worker-label overrides (from the alerting configuration), first match wins."""
+
+    def __init__(
+        self,
+        defaults: RuleConfig,
+        overrides: Mapping[str, RuleConfig] | None = None,
+        *,
+        globs: Sequence[tuple[str, RuleConfig]] = (),
+        workers: Sequence[tuple[Mapping[str, str], RuleConfig]] = (),
+    ) -> None:
         self.defaults = defaults
         self.overrides = dict(overrides or {})
+        self.globs = list(globs)
+        self.workers = list(workers)
 
     def for_queue(self, queue: str) -> RuleConfig:
-        """The thresholds of one queue."""
-        return self.overrides.get(queue, self.defaults)
+        """The thresholds of one queue: its exact-name override, else the first matching glob."""
+        exact = self.overrides.get(queue)
+        if exact is not None:
+            return exact
+        for glob, config in self.globs:
+            if fnmatch.fnmatchcase(queue, glob):
+                return config
+        return self.defaults
+
+    def for_worker(self, labels: Mapping[str, str]) -> RuleConfig | None:
+        """The first worker override whose labels the worker carries, or None (the defaults apply)."""
+        for wanted, config in self.workers:
+            if all(labels.get(key) == value for key, value in wanted.items()):
+                return config
+        return None
 
     def window_minutes(self) -> int:
         """Minutes of history every queue's rules together need."""
-        return max([self.defaults.window_minutes(), *(c.window_minutes() for c in self.overrides.values())])
+        configs = [*self.overrides.values(), *(config for _, config in self.globs)]
+        return max([self.defaults.window_minutes(), *(c.window_minutes() for c in configs)])
 
     @classmethod
     def from_settings(cls, settings: IncidentSettings, queues: QueueSettings) -> RuleBook:
@@ -535,7 +597,9 @@ def parse_overrides(text: str) -> dict[str, dict[str, Any]]:
                     f"(one of {', '.join(allowed)})"
                 )
             try:
-                parsed[queue][key] = _adapter(key).validate_python(value, strict=isinstance(value, str))
+                parsed[queue][key] = threshold_adapter(key).validate_python(
+                    value, strict=isinstance(value, str)
+                )
             except ValidationError as exc:
                 message = exc.errors()[0]["msg"]
                 raise ConfigError(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import grpc
 import structlog
@@ -23,6 +23,8 @@ from workermon_core.peer import Peer
 from workermon_queues.bullmq.backend import BullMQBackend
 from workermon_queues.settings import QueueSettings
 
+from . import alerting_config
+from .alerting_store import AlertingConfigs
 from .engine import EngineConfig, IncidentEngine
 from .migrate import MIGRATIONS
 from .notify.tasks import Notifier, build_broker
@@ -56,6 +58,7 @@ class IncidentParts:
     servicer: IncidentServicer
     workers: WorkerFollower
     notifier: Notifier | None = None
+    configs: AlertingConfigs | None = None
 
 
 class WorkerFollower:
@@ -118,11 +121,12 @@ class WorkerFollower:
 
 def build(deps: Deps) -> Built:
     """Wire the engine, its gRPC data source and the timeline feed; background: periodic evaluation, the
-    WatchWorkers follower, the feed reader, and the notifier when channels are configured.
+    WatchWorkers follower, the feed reader, the alerting configuration's reload, and the notifier.
 
-    Rule thresholds come from IncidentSettings, per-queue overrides from WORKERMON_INCIDENT_RULES,
-    channels from WORKERMON_NOTIFY_CHANNELS (all validated when the settings are read). Build options:
-    `feed_poll_seconds` (float).
+    Rule thresholds, overrides, channels and routes come from the stored alerting configuration
+    (alerting_store.py); the environment (IncidentSettings, WORKERMON_INCIDENT_RULES,
+    WORKERMON_NOTIFY_CHANNELS) is only its first revision. Build options: `feed_poll_seconds` and
+    `alerting_config_poll_seconds` (floats).
     """
     settings = deps.settings(IncidentSettings)
     options = deps.options_for("incidents")
@@ -151,20 +155,34 @@ def build(deps: Deps) -> Built:
     )
     feed = IncidentFeed(store, poll_seconds=options.get("feed_poll_seconds", 1.0))
     incident_engine.on_commit(feed.wake)
-    servicer = IncidentServicer(incident_engine, feed, monitor)
-    channels = settings.channels
-    notifier: Notifier | None = None
-    if channels:
-        notifier = Notifier(
-            settings,
-            deps.engine,
-            build_broker(deps.suite_redis_url, deps.core.redis_prefix),
-            channels=channels,
-            on_delivered=incident_engine.record_notified,
-            replay=functools.partial(notified_since, store),
+    # Always built: channels added to the configuration later must work. Until the stored configuration
+    # is read (at once, by the alerting_config loop) it has the environment's channels.
+    notifier = Notifier(
+        settings,
+        deps.engine,
+        build_broker(deps.suite_redis_url, deps.core.redis_prefix),
+        channels=settings.channels,
+        on_delivered=incident_engine.record_notified,
+        replay=functools.partial(notified_since, store),
+    )
+    incident_engine.on_transition(notifier.handle)
+    incident_engine.route_with(notifier.route)
+    queue_settings = deps.settings(QueueSettings)
+    configs = AlertingConfigs(
+        store, lambda: alerting_config.from_environment(settings, queue_settings), incident_engine.now
+    )
+
+    def apply(compiled: alerting_config.Compiled) -> None:
+        config = replace(
+            incident_engine.config,
+            worker_down_missed_beats=compiled.worker_down_missed_beats,
+            incident_quiet_minutes=compiled.incident_quiet_minutes,
         )
-        incident_engine.on_transition(notifier.handle)
-        incident_engine.route_with(notifier.route)
+        incident_engine.configure(compiled.rulebook, config)
+        notifier.configure(compiled.channels, compiled.routes)
+
+    configs.on_apply(apply)
+    servicer = IncidentServicer(incident_engine, feed, monitor, configs=configs, notifier=notifier)
     follower = WorkerFollower(
         incident_engine,
         heartbeat,
@@ -176,9 +194,14 @@ def build(deps: Deps) -> Built:
         Every("incident_evaluation", settings.incident_eval_interval_seconds, incident_engine.evaluate),
         Follower("worker_events", follower.run),
         feed.run,
+        Every(
+            "alerting_config",
+            options.get("alerting_config_poll_seconds", 5.0),
+            configs.sync,
+            first_at_once=True,
+        ),
+        Resident("notifier", notifier),
     ]
-    if notifier is not None:
-        background.append(Resident("notifier", notifier))
     spec = grpc_service(
         deps,
         NEEDS,
@@ -187,7 +210,9 @@ def build(deps: Deps) -> Built:
         servicer,
         background=background,
     )
-    return Built(grpc=spec, parts=IncidentParts(incident_engine, store, feed, servicer, follower, notifier))
+    return Built(
+        grpc=spec, parts=IncidentParts(incident_engine, store, feed, servicer, follower, notifier, configs)
+    )
 
 
 MODULE = Module(

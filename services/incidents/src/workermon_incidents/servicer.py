@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 import grpc
 import structlog
@@ -21,7 +24,8 @@ from workermon_core.errors import DomainError, FailedPrecondition, InvalidArgume
 from workermon_core.pagination import decode_token, encode_token, page_size
 from workermon_core.peer import Peer
 
-from . import silences, windows
+from . import alerting_config, alerting_store, silences, windows
+from .alerting_store import AlertingConfigs
 from .engine import IncidentEngine
 from .incident import Incident, IncidentStatus
 from .messages import (
@@ -34,6 +38,10 @@ from .messages import (
     window_message,
 )
 from .models import OPEN_STATUSES
+from .notify.events import NotifyEvent
+from .notify.models import AttemptOutcome
+from .notify.payloads import sample_event
+from .notify.tasks import Notifier
 from .rules import IncidentType
 from .watch import IncidentFeed
 
@@ -53,11 +61,19 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
     """The RPCs; state changes go through the engine."""
 
     def __init__(
-        self, engine: IncidentEngine, feed: IncidentFeed, monitor: Peer[mon_grpc.MonitorServiceStub]
+        self,
+        engine: IncidentEngine,
+        feed: IncidentFeed,
+        monitor: Peer[mon_grpc.MonitorServiceStub],
+        *,
+        configs: AlertingConfigs | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self.engine = engine
         self.feed = feed
         self.monitor = monitor
+        self.configs = configs
+        self.notifier = notifier
 
     async def ListIncidents(
         self, request: pb.ListIncidentsRequest, context: grpc.aio.ServicerContext
@@ -190,10 +206,11 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         entity_type: str,
         entity_id: str,
         parameters: dict[str, str],
-        result: dict[str, str],
+        result: dict[str, Any],
         *,
         queue: str = "",
         outcome: mon_pb.AuditOutcome.ValueType = mon_pb.AUDIT_OUTCOME_SUCCEEDED,
+        consequence: str = "; nothing was changed",
     ) -> None:
         """Write the audit entry with the service's admin token; UNAVAILABLE when it cannot be written."""
         who = context.principal.get()
@@ -211,7 +228,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         details = struct_pb2.Struct()
         details.update(result)
         entry.result.CopyFrom(details)
-        await append_audit_log(self.monitor.stub, entry, consequence="; nothing was changed")
+        await append_audit_log(self.monitor.stub, entry, consequence=consequence)
 
     # --- silences -----------------------------------------------------------------------------------
 
@@ -345,6 +362,138 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
             raise _database_down(exc) from None
         return pb.DeleteMaintenanceWindowResponse()
 
+    # --- alerting configuration ---------------------------------------------------------------------
+
+    def _configs(self) -> AlertingConfigs:
+        if self.configs is None:
+            raise FailedPrecondition("the alerting configuration is not available in this process")
+        return self.configs
+
+    async def GetAlertingConfig(
+        self, request: pb.GetAlertingConfigRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetAlertingConfigResponse:
+        """One revision (0: the one in force), secrets replaced by hints."""
+        try:
+            revision = await self._configs().get(request.revision)
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        return pb.GetAlertingConfigResponse(config=revision_message(revision))
+
+    async def UpdateAlertingConfig(
+        self, request: pb.UpdateAlertingConfigRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateAlertingConfigResponse:
+        """Store the next revision (ABORTED when expected_revision is stale), audited, applied at once."""
+        comment = validation.text(request.config.comment, "config.comment", validation.MAX_COMMENT)
+        document = alerting_config.document_from(request.config)
+
+        async def audit(before: alerting_store.Revision | None, after: alerting_store.Revision) -> None:
+            old = alerting_config.summary(before.document if before else None)
+            new = alerting_config.summary(after.document)
+            # Each part before and after (masked: the summary holds no secret), parameters and result alike.
+            parts = {f"before.{k}": v for k, v in old.items()} | {f"after.{k}": v for k, v in new.items()}
+            await self._audit_entity(
+                mon_pb.AUDIT_ACTION_ALERTING_CONFIG_UPDATE,
+                "alerting_config",
+                str(after.revision),
+                {"expected_revision": str(request.expected_revision), "comment": comment, **parts},
+                {
+                    "revision_before": str(before.revision if before else 0),
+                    "revision": str(after.revision),
+                    **{k: validation.bounded_text(v) for k, v in parts.items()},
+                },
+                consequence="; the configuration was not changed",
+            )
+
+        try:
+            revision = await self._configs().update(
+                document,
+                expected_revision=request.expected_revision,
+                author=context_subject(),
+                comment=comment,
+                validate_only=request.validate_only,
+                audit=audit,
+            )
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        return pb.UpdateAlertingConfigResponse(config=revision_message(revision))
+
+    async def ListAlertingConfigRevisions(
+        self, request: pb.ListAlertingConfigRevisionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListAlertingConfigRevisionsResponse:
+        """Revisions newest first, one page at a time, secrets replaced by hints."""
+        size = page_size(request.page_size, DEFAULT_PAGE, MAX_PAGE)
+        filters: tuple[object, ...] = ("alerting_config_revisions",)
+        cursor = decode_token(request.page_token, filters)
+        try:
+            before = int(cursor) if cursor else None
+        except ValueError:
+            raise InvalidArgument("page_token", "is not a token this RPC returned") from None
+        try:
+            rows = await self._configs().page(before, size + 1)
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        response = pb.ListAlertingConfigRevisionsResponse(
+            revisions=[revision_message(r) for r in rows[:size]]
+        )
+        if len(rows) > size:
+            response.next_page_token = encode_token(str(rows[size - 1].revision), filters)
+        return response
+
+    async def TestNotificationChannel(
+        self, request: pb.TestNotificationChannelRequest, context: grpc.aio.ServicerContext
+    ) -> pb.TestNotificationChannelResponse:
+        """Send one test message through a stored channel, or unsaved settings for it; audited."""
+        validation.text(request.channel, "channel", 64, required=True, control=False)
+        try:
+            current = await self._configs().current()
+        except DBAPIError as exc:
+            raise _database_down(exc) from None
+        stored = next(
+            (c for c in current.document.get("channels", []) if c.get("name") == request.channel), None
+        )
+        if request.HasField("settings"):
+            item = alerting_config.channel_from(request.settings)
+            if item["name"] and item["name"] != request.channel:
+                raise InvalidArgument("settings.name", "must be empty or the tested channel's name")
+            item["name"] = request.channel
+            if stored is not None and stored.get("type") == item.get("type"):
+                alerting_config.fill_secrets(item, stored)
+            alerting_config.require_header_values({"channels": [item]}, "settings")
+        elif stored is not None:
+            item = dict(stored)
+        else:
+            raise NotFound(f"channel {request.channel!r} is not configured", reason="CHANNEL_NOT_FOUND")
+        channel = alerting_config.parse_channel_field(item, "settings")
+        if self.notifier is None:
+            raise FailedPrecondition("notifications are not available in this process")
+        began = time.monotonic()
+        try:
+            result = await self.notifier.send_once(channel, channel_test_event(self.engine.now()))
+            delivered, code = result.outcome is AttemptOutcome.DELIVERED, result.status_code or 0
+            error, reply = result.error or "", result.reply or ""
+        except Exception as exc:
+            # A host name no resolver takes, a TLS failure: the test's answer, not the RPC's failure.
+            delivered, code, error, reply = False, 0, f"{type(exc).__name__}: {exc}", ""
+        duration_ms = round((time.monotonic() - began) * 1000)
+        secrets = alerting_config.secrets_of(item)
+        error, reply = _scrub(error, secrets), _scrub(reply, secrets)
+        await self._audit_entity(
+            mon_pb.AUDIT_ACTION_NOTIFICATION_CHANNEL_TEST,
+            "notify_channel",
+            request.channel,
+            {
+                "channel": request.channel,
+                "type": channel.type.value,
+                "target": channel.target,
+                "unsaved": str(request.HasField("settings")).lower(),
+            },
+            {"delivered": delivered, "status_code": code, "error": validation.bounded_text(error)},
+            consequence="; the test message was sent",
+        )
+        return pb.TestNotificationChannelResponse(
+            delivered=delivered, status_code=code, error=error, reply=reply, duration_ms=duration_ms
+        )
+
     async def Evaluate(
         self, request: pb.EvaluateRequest, context: grpc.aio.ServicerContext
     ) -> pb.EvaluateResponse:
@@ -461,6 +610,36 @@ def _silence_parameters(silence: silences.Silence) -> dict[str, str]:
         "end_time": silence.end_time.isoformat(),
         "comment": silence.comment,
     }
+
+
+def revision_message(revision: alerting_store.Revision) -> pb.AlertingConfig:
+    """A stored revision as an AlertingConfig, secrets replaced by hints."""
+    message = alerting_config.document_message(revision.document)
+    message.revision = revision.revision
+    message.author = revision.author
+    message.comment = revision.comment
+    message.create_time.FromDatetime(revision.create_time)
+    return message
+
+
+def channel_test_event(now: datetime) -> NotifyEvent:
+    """The made-up incident a channel test sends."""
+    return replace(
+        sample_event(),
+        at=now,
+        started_at=now,
+        title="Test notification from Worker Monitor",
+        description="A test message sent from the alerting configuration; nothing is wrong.",
+        recommended_action="None: this only checks that the channel delivers.",
+        labels={"test": "true"},
+    )
+
+
+def _scrub(text: str, secrets: list[str]) -> str:
+    """`text` without any of the channel's secrets in it."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def context_subject() -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from workermon_core import validation
 from workermon_core.errors import InvalidArgument, NotFound
 
+from .globs import check_glob
 from .incident import Incident
 from .models import silences
 from .rules import IncidentType
 
 # A silence is for a deploy or an outage, not a way to switch alerting off.
 MAX_SILENCE = timedelta(days=366)
-_GLOB_CHARS = re.compile(r"^[^\x00-\x1f\x7f]*$")
 
 
 class SilenceState(StrEnum):
@@ -64,9 +63,7 @@ class Matchers:
         """INVALID_ARGUMENT naming the field for a bad glob, worker id or label; self otherwise."""
         if self.type is None and not (self.queue_glob or self.worker_id or self.labels):
             raise InvalidArgument(prefix, "set at least one matcher: a silence must not cover everything")
-        validation.text(self.queue_glob, f"{prefix}.queue_glob", validation.MAX_NAME)
-        if self.queue_glob and (not _GLOB_CHARS.match(self.queue_glob) or not _balanced(self.queue_glob)):
-            raise InvalidArgument(f"{prefix}.queue_glob", "is not a valid glob (use *, ? and [abc])")
+        check_glob(self.queue_glob, f"{prefix}.queue_glob")
         if self.worker_id:
             validation.worker_id(self.worker_id, f"{prefix}.worker_id")
         if len(self.labels) > validation.MAX_LABELS:
@@ -75,17 +72,6 @@ class Matchers:
             validation.text(key, f"{prefix}.labels", validation.MAX_NAME, required=True, control=False)
             validation.text(value, f"{prefix}.labels[{key}]", validation.MAX_NAME, required=True)
         return self
-
-
-def _balanced(glob: str) -> bool:
-    """False for an unclosed `[` (fnmatch would take it literally, which nobody means)."""
-    depth = False
-    for char in glob:
-        if char == "[":
-            depth = True
-        elif char == "]":
-            depth = False
-    return not depth
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,6 +57,7 @@ def worker_of(message: hb_pb.Worker) -> WorkerState:
         hostname=report.hostname,
         queues=tuple(report.queues),
         active_jobs=max(report.active_jobs, len(report.active_job_ids)),
+        labels=dict(report.labels),
     )
 
 

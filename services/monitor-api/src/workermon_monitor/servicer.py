@@ -90,6 +90,8 @@ _CREATABLE: dict[int, str] = {
     pb.AUDIT_ACTION_SILENCE_EXPIRE: AuditEntityType.SILENCE,
     pb.AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE: AuditEntityType.MAINTENANCE_WINDOW,
     pb.AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE: AuditEntityType.MAINTENANCE_WINDOW,
+    pb.AUDIT_ACTION_ALERTING_CONFIG_UPDATE: AuditEntityType.ALERTING_CONFIG,
+    pb.AUDIT_ACTION_NOTIFICATION_CHANNEL_TEST: AuditEntityType.NOTIFY_CHANNEL,
 }
 
 
@@ -1005,8 +1007,9 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             raise InvalidArgument(
                 "audit_log.action",
                 "only INCIDENT_ACKNOWLEDGE, INCIDENT_RESOLVE, LOGIN, USER_ADD, USER_REMOVE, "
-                "LOGOUT_ALL, SILENCE_CREATE, SILENCE_EXPIRE, MAINTENANCE_WINDOW_CREATE and "
-                "MAINTENANCE_WINDOW_DELETE, or a refused attempt (outcome DENIED) at any audited action "
+                "LOGOUT_ALL, SILENCE_CREATE, SILENCE_EXPIRE, MAINTENANCE_WINDOW_CREATE, "
+                "MAINTENANCE_WINDOW_DELETE, ALERTING_CONFIG_UPDATE and NOTIFICATION_CHANNEL_TEST, "
+                "or a refused attempt (outcome DENIED) at any audited action "
                 "naming a known entity_type, are written here",
             )
         if entry.entity_type and entry.entity_type != entity_type:

@@ -177,13 +177,33 @@ class Channel:
         return None if self.link is None else self.link.replace("{incident_id}", str(incident_id))
 
 
-class _Problem(Exception):
+class ChannelProblem(Exception):
+    """One mistake in a channel object: the key (dotted, e.g. "smtp.host") and what is wrong."""
+
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+_Problem = ChannelProblem
+
+
+def parse_channel(item: object) -> Channel:
+    """One channel object (the WORKERMON_NOTIFY_CHANNELS format); ChannelProblem names the bad key."""
+    return _channel(item)
 
 
 def load_channels(settings: IncidentSettings) -> list[Channel]:
     """The channels configured in the environment (none when neither variable is set)."""
+    text, variable = channels_text(settings)
+    if not text.strip():
+        return []
+    return parse_channels(text, variable)
+
+
+def channels_text(settings: IncidentSettings) -> tuple[str, str]:
+    """The JSON text of the environment's channels and the variable it came from ("" when unset)."""
     text = settings.notify_channels.strip()
     path = settings.notify_channels_file
     variable = env_name("notify_channels", type(settings))
@@ -200,9 +220,7 @@ def load_channels(settings: IncidentSettings) -> list[Channel]:
             raise ConfigError(
                 f"invalid configuration: {variable}: cannot read {path}: {exc.strerror}"
             ) from None
-    if not text.strip():
-        return []
-    return parse_channels(text, variable)
+    return text, variable
 
 
 def parse_channels(text: str, variable: str = "WORKERMON_NOTIFY_CHANNELS") -> list[Channel]:

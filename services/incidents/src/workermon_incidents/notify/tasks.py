@@ -54,6 +54,7 @@ from workermon_core.redis_store import key_prefix
 from workermon_core.server import Outage
 from workermon_core.task_queue import TaskQueueBroker
 
+from ..routing import Route
 from ..settings import IncidentSettings
 from .channels import MAX_TIMEOUT_SECONDS, Channel, ChannelType
 from .events import NotifyEvent, TransitionKind, TransitionLike, kind_of, snapshot
@@ -111,6 +112,10 @@ class _Result:
     retry_after: float | None = None
 
 
+# What one attempt came to, for callers outside this module (a channel test).
+SendResult = _Result
+
+
 class Notifier:
     """Turns incident transitions into deliveries and delivers them through taskiq tasks.
 
@@ -140,6 +145,7 @@ class Notifier:
         self._clock = clock
         configured = settings.channels if channels is None else list(channels)
         self._channels: dict[str, Channel] = {c.name: c for c in configured}
+        self._routes: list[Route] = []
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._sweep_interval = sweep_interval
@@ -161,6 +167,11 @@ class Notifier:
     def channels(self) -> list[Channel]:
         """The configured channels."""
         return list(self._channels.values())
+
+    def configure(self, channels: Sequence[Channel], routes: Sequence[Route]) -> None:
+        """Replace the channels and routes (another revision of the alerting configuration)."""
+        self._channels = {c.name: c for c in channels}
+        self._routes = list(routes)
 
     @property
     def store(self) -> DeliveryStore:
@@ -448,6 +459,10 @@ class Notifier:
                 log.warning("notification_not_enqueued", delivery_id=delivery.id, error=str(exc))
 
     # --- sending ------------------------------------------------------------------------------------
+
+    async def send_once(self, channel: Channel, event: NotifyEvent) -> SendResult:
+        """One attempt through `channel`, recorded nowhere (a channel test); works before start()."""
+        return await self._send(channel, event)
 
     async def _send(self, channel: Channel, event: NotifyEvent) -> _Result:
         # Every attempt is bounded as a whole: httpx's and aiosmtplib's timeouts apply per phase.

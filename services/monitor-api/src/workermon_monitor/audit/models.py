@@ -51,6 +51,8 @@ class AuditAction(StrEnum):
     SILENCE_EXPIRE = "SILENCE_EXPIRE"
     MAINTENANCE_WINDOW_CREATE = "MAINTENANCE_WINDOW_CREATE"
     MAINTENANCE_WINDOW_DELETE = "MAINTENANCE_WINDOW_DELETE"
+    ALERTING_CONFIG_UPDATE = "ALERTING_CONFIG_UPDATE"
+    NOTIFICATION_CHANNEL_TEST = "NOTIFICATION_CHANNEL_TEST"
 
 
 class AuditOutcome(StrEnum):
@@ -76,6 +78,9 @@ class AuditEntityType(StrEnum):
     SILENCE = "silence"
     # The column holds 16 characters.
     MAINTENANCE_WINDOW = "maint_window"
+    # A revision of the alerting configuration, and one of its notification channels (by name).
+    ALERTING_CONFIG = "alerting_config"
+    NOTIFY_CHANNEL = "notify_channel"
     # An attempt refused before it named anything more precise (see workermon_core.refusals).
     RPC = "rpc"
 
