@@ -30,14 +30,15 @@ function Node({ name, value, depth }: { name?: string; value: unknown; depth: nu
       <summary style={{ cursor: "pointer" }}>
         {label}
         {open}
-        <span style={{ opacity: 0.6 }}> {entries.length} </span>
+        {/* A muted colour, not opacity: opacity on the tinted background fails the contrast minimum. */}
+        <Box component="span" sx={{ color: "text.secondary" }}> {entries.length} </Box>
         {close}
       </summary>
       {entries.slice(0, MAX_CHILDREN).map(([k, v]) => (
         <Node key={k} name={k} value={v} depth={depth + 1} />
       ))}
       {entries.length > MAX_CHILDREN ? (
-        <div style={{ paddingLeft: 16, opacity: 0.7 }}>… +{entries.length - MAX_CHILDREN}</div>
+        <Box sx={{ pl: 2, color: "text.secondary" }}>… +{entries.length - MAX_CHILDREN}</Box>
       ) : null}
     </details>
   );
