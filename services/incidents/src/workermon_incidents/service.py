@@ -162,6 +162,8 @@ def build(deps: Deps) -> Built:
         )
         incident_engine.on_transition(notifier.handle)
         incident_engine.route_with(notifier.route)
+        # The routes may be swapped at runtime (Notifier.configure): read them at every evaluation.
+        incident_engine.escalate_with(lambda: notifier.routes)
     follower = WorkerFollower(
         incident_engine,
         heartbeat,

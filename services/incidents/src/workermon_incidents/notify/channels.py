@@ -84,6 +84,11 @@ class ChannelType(StrEnum):
         """True for the channels delivered by an HTTP POST."""
         return self is not ChannelType.EMAIL
 
+    @property
+    def groups(self) -> bool:
+        """True for the types whose message can carry several incidents (FIRED grouping applies)."""
+        return self in (ChannelType.SLACK, ChannelType.WEBHOOK, ChannelType.EMAIL, ChannelType.KAKAOWORK)
+
 
 class Secret:
     """A configured secret: its value is read with `reveal()`, never shown by repr or str."""
@@ -144,6 +149,11 @@ class Channel:
     # A URL with `{incident_id}` in it, linked from Slack, KakaoWork and e-mail messages.
     link: str | None = None
     smtp: SmtpConfig | None = None
+
+    @property
+    def groups(self) -> bool:
+        """True when FIRED notifications of one route may share a message on this channel."""
+        return self.type.groups
 
     @property
     def target(self) -> str:
