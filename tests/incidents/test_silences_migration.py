@@ -40,7 +40,8 @@ def _columns(connection: Connection) -> set[str]:
 
 async def test_upgrade_adds_silences_and_decisions_and_downgrade_removes_them(database_url: str) -> None:
     await MIGRATIONS.upgrade(database_url)
-    assert await MIGRATIONS.current_revision(database_url) == "0003_silences"
+    # Later revisions (0005_notify_groups) follow; the models describe the head.
+    assert await MIGRATIONS.current_revision(database_url) == MIGRATIONS.head_revision()
     engine = create_engine(database_url, poolclass=NullPool)
     try:
         async with engine.connect() as conn:
@@ -52,6 +53,6 @@ async def test_upgrade_adds_silences_and_decisions_and_downgrade_removes_them(da
             assert not {"incident_silences", "incident_maintenance_windows"} & names
             assert not {"notify_decisions", "held_event_id"} & await conn.run_sync(_columns)
         await MIGRATIONS.upgrade(database_url)
-        assert await MIGRATIONS.current_revision(database_url) == "0003_silences"
+        assert await MIGRATIONS.current_revision(database_url) == MIGRATIONS.head_revision()
     finally:
         await engine.dispose()
