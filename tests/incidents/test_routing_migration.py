@@ -39,7 +39,9 @@ def _columns(connection: Connection, table: str) -> set[str]:
     return {c["name"] for c in sa.inspect(connection).get_columns(table)}
 
 
-async def test_upgrade_adds_group_and_escalation_columns_and_downgrade_removes_them(database_url: str) -> None:
+async def test_upgrade_adds_group_and_escalation_columns_and_downgrade_removes_them(
+    database_url: str,
+) -> None:
     await MIGRATIONS.upgrade(database_url)
     engine = create_engine(database_url, poolclass=NullPool)
     try:

@@ -77,7 +77,7 @@ def _headline(event: NotifyEvent) -> str:
 
 def _group_headline(events: Sequence[NotifyEvent]) -> str:
     """The headline of a group's message: how many incidents fired, and the worst severity seen."""
-    order = ("CRITICAL", "ERROR", "WARNING", "INFO")
+    order = ("CRITICAL", "WARNING", "INFO")
     severities = [e.severity for e in events]
     worst = min(severities, key=lambda s: order.index(s) if s in order else len(order))
     return f"[FIRING] {len(events)} incidents, up to {worst}"
