@@ -26,6 +26,7 @@ from tests.incidents.test_notify_delivery import (  # noqa: F401 - fixtures used
 from tests.support.webhooks import HttpReceiver
 from workermon_incidents import silences
 from workermon_incidents.incident import EventKind, Incident, Outcome
+from workermon_incidents.messages import decision_message
 from workermon_incidents.notify.models import DeliveryStatus
 from workermon_incidents.notify.tasks import Notifier
 from workermon_incidents.routing import EscalationStep, Route
@@ -112,6 +113,8 @@ async def test_an_escalation_step_fires_once_after_its_minutes_and_reminders_fol
     fired = await w.incident()
     (decision,) = fired.decisions
     assert decision.routes == ("payments",) and decision.channels == ("slack",)
+    shown = decision_message(decision)  # as GetIncident returns it
+    assert list(shown.routes) == ["payments"] and list(shown.channels) == ["slack"]
 
     await w.tick(14)  # t0 + 14 min: not yet
     assert EventKind.ESCALATED not in await w.kinds() and w.receivers["pager"].requests == []

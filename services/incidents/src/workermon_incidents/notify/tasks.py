@@ -264,9 +264,10 @@ class Notifier:
     ) -> tuple[tuple[str, ...], list[Channel]]:
         """The routes taken and the configured channels that want the transition, in route order."""
         configured = self._channels
-        if not self._routes:
-            return (), [c for c in configured.values() if self.wants(c, kind)]
+        # The engine's incidents carry the escalation steps taken (incident.Escalation); others none.
         escalations = getattr(incident, "escalations", ())
+        if not self._routes and kind is not TransitionKind.ESCALATED:
+            return (), [c for c in configured.values() if self.wants(c, kind)]
         if kind is TransitionKind.ESCALATED:
             # The step recorded with this event: its own channels only.
             step = next((e for e in escalations if e.event_id == seq), None)
