@@ -276,6 +276,25 @@ async def test_a_waiting_group_survives_a_notifier_restart(
     assert len(receiver.requests) == 1
 
 
+async def test_two_replicas_fill_one_group_and_send_it_once(
+    http_server: Start, make_notifier: MakeNotifier
+) -> None:
+    receiver = await http_server()
+    clock = DateClock()
+    configured = channels(hook("hook", receiver.url))
+    one = await make_notifier(configured, clock=clock, routes=_grouping_routes())
+    two = await make_notifier(configured, clock=clock, routes=_grouping_routes())
+    created = await one.submit(fired(971)) + await two.submit(fired(972)) + await one.submit(fired(973))
+    clock.advance(timedelta(seconds=31))
+    for delivery_id in created:
+        assert await settled(one, delivery_id) is DeliveryStatus.DELIVERED
+    # Both replicas' receivers had the leader's task; one claimed it, and its message carries all three.
+    await one.recover(startup=True)
+    await two.recover(startup=True)
+    (message,) = receiver.requests
+    assert [a["fingerprint"] for a in message.body["alerts"]] == ["fp-971", "fp-972", "fp-973"]
+
+
 async def test_a_channel_type_that_does_not_group_gets_one_message_each(
     http_server: Start, make_notifier: MakeNotifier
 ) -> None:

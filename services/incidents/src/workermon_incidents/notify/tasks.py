@@ -111,6 +111,8 @@ class Notifier:
     `broker` carries the tasks (see `build_broker`); `clock` gives aware UTC datetimes. `channels`
     replaces the configured ones (tests); `on_delivered(incident_id, channel)` is awaited after each
     delivery arrives (the engine's `record_notified`, for the incident's timeline and counter).
+    `routes` (routing.Route) pick the channels of each incident; none: every channel. `configure`
+    swaps channels and routes at runtime.
     """
 
     def __init__(
