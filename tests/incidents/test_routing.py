@@ -12,6 +12,7 @@ from __future__ import annotations
 import email
 import email.policy
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -34,6 +35,7 @@ from tests.support.fakes import DateClock
 from tests.support.webhooks import HttpReceiver
 from workermon_incidents import routing
 from workermon_incidents.notify.models import DeliveryStatus
+from workermon_incidents.notify.payloads import kakaowork_payload, sample_event, webhook_payload
 from workermon_incidents.notify.tasks import Notifier
 from workermon_incidents.routing import Route
 from workermon_incidents.rules import IncidentType, Severity
@@ -367,3 +369,30 @@ def _envelopes(handler: SmtpHandler) -> Callable[[], Awaitable[list[Any]]]:
         return list(handler.envelopes)
 
     return probe
+
+
+# --- group payloads -------------------------------------------------------------------------------
+
+
+def test_group_payloads_carry_every_incident() -> None:
+    first = sample_event()
+    second = replace(first, seq=2, incident_id=2, fingerprint="fp-2", queue="refunds", severity="WARNING")
+    webhook, kakao = channels(
+        hook("hook", "https://hooks.example/x", link="https://ops.example/i/{incident_id}"),
+        {"name": "kakao", "type": "kakaowork", "url": "https://kakaowork.example/hook"},
+    )
+    body = webhook_payload(first, webhook, [second])
+    assert [a["labels"]["queue"] for a in body["alerts"]] == ["emails", "refunds"]
+    assert [a["generatorURL"] for a in body["alerts"]] == [
+        "https://ops.example/i/1",
+        "https://ops.example/i/2",
+    ]
+    # Only what every alert shares is common; the group key names every incident.
+    assert body["commonLabels"] == {"alertname": "FAILURE_RATE", "team": "ops"}
+    assert body["groupKey"] == '{}:{incident="1,2"}'
+    single = webhook_payload(first, webhook)
+    assert len(single["alerts"]) == 1 and single["commonLabels"]["queue"] == "emails"
+    message = kakaowork_payload(first, kakao, [second])
+    texts = [b["text"] for b in message["blocks"] if b["type"] == "text"]
+    assert len(texts) == 2 and "refunds" in texts[1]
+    assert message["text"] == "[FIRING] 2 incidents, up to CRITICAL"
