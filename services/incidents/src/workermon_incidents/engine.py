@@ -30,8 +30,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
 
-from . import rules, silences, windows
-from .incident import SYSTEM_ACTOR, Decision, EventKind, Incident, IncidentEvent, IncidentStatus, Outcome
+from . import routing, rules, silences, windows
+from .incident import (
+    SYSTEM_ACTOR,
+    Decision,
+    Escalation,
+    EventKind,
+    Incident,
+    IncidentEvent,
+    IncidentStatus,
+    Outcome,
+)
 from .rules import Finding, QueueWindow, RuleBook, WorkerState
 from .store import IncidentStore
 from .transitions import Transition, TransitionCallback
@@ -39,15 +48,24 @@ from .transitions import Transition, TransitionCallback
 log = structlog.get_logger("workermon.incidents")
 
 Clock = Callable[[], float]
-# The channels a transition kind goes to (the notifier's routing), for the "notified" decision.
-Router = Callable[[str], list[str]]
+# The routes and channels a transition (incident, kind, event id) goes to (the notifier's routing),
+# for the "notified" decision.
+Router = Callable[[Incident, str, int], tuple[tuple[str, ...], tuple[str, ...]]]
+# The configured notification routes (their escalation steps are the engine's to take).
+RouteReader = Callable[[], Sequence[routing.Route]]
 # Which of these queues are paused now (paused.PausedQueues.paused).
 PausedReader = Callable[[Sequence[str]], Awaitable[set[str]]]
 # The rules a paused queue mutes: its jobs wait on purpose, so neither the backlog nor the missing
 # workers are news.
 _PAUSE_MUTES = (rules.IncidentType.QUEUE_BACKLOG, rules.IncidentType.WORKER_DOWN)
 NOTE_MAX = 2000
-_NOTIFIED = {EventKind.FIRED, EventKind.RESOLVED, EventKind.ACKNOWLEDGED, EventKind.REMINDER}
+_NOTIFIED = {
+    EventKind.FIRED,
+    EventKind.RESOLVED,
+    EventKind.ACKNOWLEDGED,
+    EventKind.REMINDER,
+    EventKind.ESCALATED,
+}
 
 
 @dataclass
@@ -175,7 +193,8 @@ class IncidentEngine:
         # when the collector itself is down.
         self._newest_seen: datetime | None = None
         self._evaluating = asyncio.Lock()
-        self._route: Router = lambda kind: []
+        self._route: Router = lambda incident, kind, seq: ((), ())
+        self._routes: RouteReader = lambda: ()
         self._paused: PausedReader | None = None
 
     def now(self) -> datetime:
@@ -183,12 +202,17 @@ class IncidentEngine:
         return datetime.fromtimestamp(self.clock(), tz=UTC)
 
     def on_transition(self, callback: TransitionCallback) -> None:
-        """Call `callback` with every committed FIRED, RESOLVED, ACKNOWLEDGED and REMINDER transition."""
+        """Call `callback` with every committed FIRED, RESOLVED, ACKNOWLEDGED, REMINDER and ESCALATED
+        transition."""
         self._callbacks.append(callback)
 
     def route_with(self, router: Router) -> None:
-        """Name the channels each transition kind goes to in "notified" decisions."""
+        """Name the routes and channels each transition goes to in "notified" decisions."""
         self._route = router
+
+    def escalate_with(self, routes: RouteReader) -> None:
+        """Take the escalation steps of the routes `routes()` returns (read at every evaluation)."""
+        self._routes = routes
 
     def inhibit_paused_with(self, reader: PausedReader) -> None:
         """Mute the backlog and no-worker incidents of the queues `reader` says are paused."""
@@ -329,8 +353,9 @@ class IncidentEngine:
             incident = await self.store.load(conn, change.incident.id) or change.incident
             decision = mutes.decide(incident, change.event_id, change.kind, now)
             if decision is None:
+                routes, channels = self._route(incident, change.kind.value, change.event_id)
                 decision = Decision(
-                    change.event_id, change.kind, Outcome.NOTIFIED, now, tuple(self._route(change.kind.value))
+                    change.event_id, change.kind, Outcome.NOTIFIED, now, channels, routes=routes
                 )
                 # A later notification supersedes one still held back.
                 held = None
@@ -379,13 +404,15 @@ class IncidentEngine:
                 # Acknowledged or pending again: nobody needs the late page.
                 await self.store.update(conn, replace(incident, held_event_id=None))
                 continue
+            routes, channels = self._route(incident, EventKind.FIRED.value, incident.held_event_id)
             decision = Decision(
                 incident.held_event_id,
                 EventKind.FIRED,
                 Outcome.NOTIFIED,
                 now,
-                tuple(self._route(EventKind.FIRED.value)),
+                channels,
                 detail="held back until the silence, maintenance window or inhibition ended",
+                routes=routes,
             )
             updated = await self.store.update(
                 conn,
@@ -539,14 +566,21 @@ class IncidentEngine:
     async def _reminders(
         self, conn: AsyncConnection, current: dict[str, Incident], touched: set[str], now: datetime
     ) -> list[Change]:
+        """Escalation steps now due and reminders now due, for every ACTIVE (unacknowledged) incident."""
         repeat = timedelta(hours=self.config.notify_repeat_hours)
-        if repeat <= timedelta(0):
-            return []
+        routes = tuple(self._routes())
         changes: list[Change] = []
         for fp, original in current.items():
             # Re-read what this transaction may have changed (resolved, refreshed) before deciding.
             incident = await self.store.load(conn, original.id) if fp in touched else original
             if incident is None or incident.status is not IncidentStatus.ACTIVE:
+                continue
+            if routes and incident.start_time is not None:
+                escalated = await self._escalate(conn, incident, routes, now)
+                changes.extend(escalated)
+                if escalated:
+                    incident = escalated[-1].incident
+            if repeat <= timedelta(0):
                 continue
             since = incident.last_notice_time or incident.start_time
             if since is None or now - since < repeat:
@@ -557,6 +591,29 @@ class IncidentEngine:
                 conn, reminded, EventKind.REMINDER, now, message=f"unacknowledged for {hours:.1f} h"
             )
             changes.append(Change(EventKind.REMINDER, reminded, event.id, now))
+        return changes
+
+    async def _escalate(
+        self, conn: AsyncConnection, incident: Incident, routes: Sequence[routing.Route], now: datetime
+    ) -> list[Change]:
+        """Take the escalation steps due for an ACTIVE incident, each once: an ESCALATED entry each.
+
+        The steps taken are kept on the incident, written in this locked transaction with the entry:
+        a restart or another replica sees them and does not take them again.
+        """
+        assert incident.start_time is not None
+        taken = routing.select(routes, incident)
+        due = routing.due_steps(taken, incident.start_time, now, (e.key for e in incident.escalations))
+        changes: list[Change] = []
+        for route, step in due:
+            channels = ", ".join(step.channels) or "no channel"
+            message = f"unacknowledged for {step.after_minutes} min: escalated to {channels}"
+            event = await self.store.add_event(conn, incident, EventKind.ESCALATED, now, message=message)
+            step_taken = Escalation(route.name, step.after_minutes, tuple(step.channels), event.id)
+            incident = await self.store.update(
+                conn, replace(incident, escalations=(*incident.escalations, step_taken))
+            )
+            changes.append(Change(EventKind.ESCALATED, incident, event.id, now))
         return changes
 
     @staticmethod

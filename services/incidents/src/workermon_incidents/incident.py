@@ -39,6 +39,8 @@ class EventKind(StrEnum):
     UPDATED = "UPDATED"
     CLEARED = "CLEARED"
     REMINDER = "REMINDER"
+    # A fired incident stayed unacknowledged long enough for one of its route's escalation steps.
+    ESCALATED = "ESCALATED"
 
 
 class Outcome(StrEnum):
@@ -64,6 +66,8 @@ class Decision:
     until: datetime | None = None
     inhibited_by: str = ""
     window_id: int | None = None
+    # The notification routes that took the transition (empty when no routes are configured).
+    routes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The decision as stored (JSON-ready)."""
@@ -78,6 +82,7 @@ class Decision:
             "until": self.until.isoformat() if self.until else None,
             "inhibited_by": self.inhibited_by,
             "window_id": self.window_id,
+            "routes": list(self.routes),
         }
 
     @classmethod
@@ -94,6 +99,41 @@ class Decision:
             until=datetime.fromisoformat(data["until"]) if data.get("until") else None,
             inhibited_by=data.get("inhibited_by") or "",
             window_id=data.get("window_id"),
+            routes=tuple(data.get("routes") or ()),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    """One escalation step taken: which route's step (by its minutes), its channels, its timeline entry."""
+
+    route: str
+    after_minutes: int
+    channels: tuple[str, ...]
+    event_id: int
+
+    @property
+    def key(self) -> str:
+        """The step's identity within the incident (a step is taken once)."""
+        return f"{self.route}/{self.after_minutes}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step as stored (JSON-ready)."""
+        return {
+            "route": self.route,
+            "after_minutes": self.after_minutes,
+            "channels": list(self.channels),
+            "event_id": self.event_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Escalation:
+        """The inverse of to_dict."""
+        return cls(
+            route=str(data["route"]),
+            after_minutes=int(data["after_minutes"]),
+            channels=tuple(data.get("channels") or ()),
+            event_id=int(data["event_id"]),
         )
 
 
@@ -130,12 +170,23 @@ class Incident:
     version: int = 0
     decisions: tuple[Decision, ...] = ()
     held_event_id: int | None = None
+    # The escalation steps taken while this incident stayed unacknowledged, in order.
+    escalations: tuple[Escalation, ...] = ()
+
+    @property
+    def escalated_channels(self) -> tuple[str, ...]:
+        """The channels of every escalation step taken (reminders and the ack/resolve go there too)."""
+        seen: dict[str, None] = {}
+        for step in self.escalations:
+            seen.update(dict.fromkeys(step.channels))
+        return tuple(seen)
 
     def to_json(self) -> str:
         """The incident as JSON (kept with each timeline entry)."""
         data = asdict(self)
         data["labels"] = dict(self.labels)
         data["decisions"] = [d.to_dict() for d in self.decisions]
+        data["escalations"] = [e.to_dict() for e in self.escalations]
         return json.dumps(data, default=_encode, separators=(",", ":"))
 
     @classmethod
@@ -149,6 +200,7 @@ class Incident:
         data["severity"] = Severity(data["severity"])
         data["status"] = IncidentStatus(data["status"])
         data["decisions"] = tuple(Decision.from_dict(d) for d in data.get("decisions") or ())
+        data["escalations"] = tuple(Escalation.from_dict(e) for e in data.get("escalations") or ())
         return cls(**data)
 
 

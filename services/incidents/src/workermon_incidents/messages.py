@@ -103,6 +103,7 @@ def decision_message(decision: Decision) -> pb.NotificationDecision:
         detail=decision.detail,
         inhibited_by=decision.inhibited_by,
         maintenance_window_id=decision.window_id or 0,
+        routes=list(decision.routes),
     )
     set_time(message.decide_time, decision.at)
     set_time(message.until_time, decision.until)

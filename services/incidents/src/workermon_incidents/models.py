@@ -122,6 +122,8 @@ class IncidentRecord(IncidentBase):
     # The FIRED or REMINDER event a silence held back: notified (with its id as the delivery key) once
     # no silence matches and the incident is still ACTIVE.
     held_event_id: Mapped[int | None] = mapped_column(BigInteger)
+    # JSON list of the escalation steps taken (incident.Escalation): each is taken once per incident.
+    escalations: Mapped[str] = mapped_column(Text, server_default="[]")
 
 
 class IncidentEventRecord(IncidentBase):

@@ -8,10 +8,11 @@ everything (the default route); with none configured every channel gets every in
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
 
-from .incident import Incident
 from .rules import IncidentType, Severity
 
 DEFAULT_GROUP_WAIT_SECONDS = 30
@@ -19,6 +20,26 @@ MAX_GROUP_WAIT_SECONDS = 3600
 MAX_ESCALATION_MINUTES = 7 * 24 * 60
 # Worker incidents carry their worker's labels under this prefix (routes and overrides match on them).
 WORKER_LABEL_PREFIX = "worker."
+
+
+class Routable(Protocol):
+    """What routes match on (the engine's Incident and the notifier's transitions both have it)."""
+
+    @property
+    def type(self) -> object:
+        """The rule type (an IncidentType, or its name)."""
+
+    @property
+    def severity(self) -> object:
+        """The severity (a Severity, or its name)."""
+
+    @property
+    def queue(self) -> str | None:
+        """The queue concerned, if any."""
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The incident's labels (a worker's own labels under `worker.`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +69,7 @@ class Route:
         """True for a route without matchers (the default route)."""
         return not (self.types or self.severities or self.queue_glob or self.worker_labels)
 
-    def matches(self, incident: Incident) -> bool:
+    def matches(self, incident: Routable) -> bool:
         """True when every matcher that is set matches the incident."""
         if self.types and incident.type not in self.types:
             return False
@@ -56,12 +77,12 @@ class Route:
             return False
         if self.queue_glob and not fnmatch.fnmatchcase(incident.queue or "", self.queue_glob):
             return False
-        labels = incident.labels
+        labels = incident.labels or {}
         wanted = self.worker_labels.items()
         return all(labels.get(WORKER_LABEL_PREFIX + key) == value for key, value in wanted)
 
 
-def select(routes: Sequence[Route], incident: Incident) -> list[Route]:
+def select(routes: Sequence[Route], incident: Routable) -> list[Route]:
     """The routes that take `incident`, in order: the first match, and the next while each says continue."""
     taken: list[Route] = []
     for route in routes:
@@ -71,3 +92,33 @@ def select(routes: Sequence[Route], incident: Incident) -> list[Route]:
         if not route.continue_matching:
             break
     return taken
+
+
+def channels_of(routes: Iterable[Route]) -> tuple[str, ...]:
+    """The union of the routes' channels, in route order, each once."""
+    seen: dict[str, None] = {}
+    for route in routes:
+        seen.update(dict.fromkeys(route.channels))
+    return tuple(seen)
+
+
+def group_route(routes: Sequence[Route], channel: str) -> Route | None:
+    """The first of the routes that sends to `channel`: the one whose group a FIRED notification joins."""
+    return next((route for route in routes if channel in route.channels), None)
+
+
+def due_steps(
+    routes: Sequence[Route], fired_at: datetime, now: datetime, taken: Iterable[str]
+) -> list[tuple[Route, EscalationStep]]:
+    """The escalation steps of `routes` due at `now` for an incident fired at `fired_at`, oldest
+    first, leaving out the steps already `taken` (keys "route/after_minutes")."""
+    done = set(taken)
+    due: list[tuple[Route, EscalationStep]] = []
+    for route in routes:
+        for step in route.escalations:
+            if f"{route.name}/{step.after_minutes}" in done:
+                continue
+            if now >= fired_at + timedelta(minutes=step.after_minutes):
+                due.append((route, step))
+    due.sort(key=lambda pair: pair[1].after_minutes)
+    return due

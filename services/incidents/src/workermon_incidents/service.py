@@ -167,6 +167,8 @@ def build(deps: Deps) -> Built:
     )
     incident_engine.on_transition(notifier.handle)
     incident_engine.route_with(notifier.route)
+    # The routes may be swapped at runtime (Notifier.configure): read them at every evaluation.
+    incident_engine.escalate_with(lambda: notifier.routes)
     queue_settings = deps.settings(QueueSettings)
     configs = AlertingConfigs(
         store, lambda: alerting_config.from_environment(settings, queue_settings), incident_engine.now

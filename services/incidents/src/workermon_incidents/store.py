@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from .incident import Decision, EventKind, Incident, IncidentEvent, IncidentStatus
+from .incident import Decision, Escalation, EventKind, Incident, IncidentEvent, IncidentStatus
 from .models import OPEN_STATUSES, incident_events, incidents
 from .rules import IncidentType, Severity
 
@@ -85,11 +85,16 @@ def _incident(row: Any) -> Incident:
         version=m["version"],
         decisions=tuple(Decision.from_dict(d) for d in json.loads(m["notify_decisions"] or "[]")),
         held_event_id=m["held_event_id"],
+        escalations=tuple(Escalation.from_dict(e) for e in json.loads(m["escalations"] or "[]")),
     )
 
 
 def _decisions(incident: Incident) -> str:
     return json.dumps([d.to_dict() for d in incident.decisions[-MAX_DECISIONS:]])
+
+
+def _escalations(incident: Incident) -> str:
+    return json.dumps([e.to_dict() for e in incident.escalations])
 
 
 def _event(row: Any) -> IncidentEvent:
@@ -167,6 +172,7 @@ class IncidentStore:
             status=incident.status.value,
             labels=json.dumps(dict(incident.labels), sort_keys=True),
             notify_decisions=_decisions(incident),
+            escalations=_escalations(incident),
             version=1,
         )
         result = await conn.execute(insert(incidents).values(**values).returning(incidents.c.id))
@@ -180,6 +186,7 @@ class IncidentStore:
             status=incident.status.value,
             labels=json.dumps(dict(incident.labels), sort_keys=True),
             notify_decisions=_decisions(incident),
+            escalations=_escalations(incident),
             version=incident.version + 1,
         )
         result = await conn.execute(

@@ -9,7 +9,9 @@ registered with `IncidentEngine.on_transition(callback)` as a `Transition`:
 - `kind`: one of `FIRED` (became ACTIVE after its pending period), `RESOLVED` (by itself after the quiet
   period, `incident.resolved_automatically` True, or by an admin with `incident.resolve_note`),
   `ACKNOWLEDGED` (an operator took it; stop reminding), `REMINDER` (still ACTIVE and unacknowledged
-  `notify_repeat_hours` after it fired or after the last reminder).
+  `notify_repeat_hours` after it fired or after the last reminder), `ESCALATED` (still ACTIVE and
+  unacknowledged past one of its route's escalation steps; `incident.escalations` names the step by
+  this transition's `seq`).
 - `seq`: the id of the `incident_events` row recording the transition. Ids increase across all
   incidents, so a notifier can remember the last one it handled and find missed transitions in the
   timeline (kinds FIRED, RESOLVED, ACKNOWLEDGED, REMINDER) after a restart.
@@ -35,7 +37,8 @@ FIRED: Final = "FIRED"
 RESOLVED: Final = "RESOLVED"
 ACKNOWLEDGED: Final = "ACKNOWLEDGED"
 REMINDER: Final = "REMINDER"
-KINDS: Final = (FIRED, RESOLVED, ACKNOWLEDGED, REMINDER)
+ESCALATED: Final = "ESCALATED"
+KINDS: Final = (FIRED, RESOLVED, ACKNOWLEDGED, REMINDER, ESCALATED)
 
 
 @dataclass(frozen=True, slots=True)

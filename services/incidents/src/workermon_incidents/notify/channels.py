@@ -98,6 +98,11 @@ class ChannelType(StrEnum):
         """True for the channels whose body may come from a template and carry extra headers."""
         return self in (ChannelType.SLACK, ChannelType.WEBHOOK, ChannelType.KAKAOWORK)
 
+    @property
+    def groups(self) -> bool:
+        """True for the types whose message can carry several incidents (FIRED grouping applies)."""
+        return self in (ChannelType.SLACK, ChannelType.WEBHOOK, ChannelType.EMAIL, ChannelType.KAKAOWORK)
+
 
 class Secret:
     """A configured secret: its value is read with `reveal()`, never shown by repr or str."""
@@ -160,6 +165,11 @@ class Channel:
     smtp: SmtpConfig | None = None
     # The PagerDuty integration key (pagerduty channels only); it goes in the event body.
     routing_key: Secret | None = None
+
+    @property
+    def groups(self) -> bool:
+        """True when FIRED notifications of one route may share a message on this channel."""
+        return self.type.groups
 
     @property
     def target(self) -> str:

@@ -104,10 +104,12 @@ class TransitionKind(StrEnum):
     RESOLVED = "RESOLVED"
     ACKNOWLEDGED = "ACKNOWLEDGED"
     REMINDER = "REMINDER"
+    # Unacknowledged past one of its route's escalation steps: that step's channels are told.
+    ESCALATED = "ESCALATED"
 
     @property
     def reason(self) -> str:
-        """The `reason` field of the webhook payload: fired, resolved, acknowledged, reminder."""
+        """The `reason` field of the webhook payload: fired, resolved, acknowledged, reminder, escalated."""
         return self.value.lower()
 
 

@@ -41,6 +41,8 @@ class DeliveryStatus(StrEnum):
     a permanent SMTP error, a template that does not render). GAVE_UP: every allowed attempt failed.
     UNKNOWN: an attempt was interrupted (a crash while SENDING): it may or may not have arrived, and is
     never sent again, because a notification arriving twice is worse than one that must be looked up.
+    GROUPED: a FIRED notification waiting in another delivery's group (its leader): it is sent in the
+    leader's message and takes the leader's final status.
     """
 
     QUEUED = "QUEUED"
@@ -49,11 +51,12 @@ class DeliveryStatus(StrEnum):
     FAILED = "FAILED"
     GAVE_UP = "GAVE_UP"
     UNKNOWN = "UNKNOWN"
+    GROUPED = "GROUPED"
 
     @property
     def final(self) -> bool:
         """True once nothing more will happen to the delivery."""
-        return self not in (DeliveryStatus.QUEUED, DeliveryStatus.SENDING)
+        return self not in (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.GROUPED)
 
 
 class AttemptOutcome(StrEnum):
@@ -74,6 +77,8 @@ class DeliveryRecord(IncidentBase):
         UniqueConstraint("transition_seq", "channel", name="uq_notification_deliveries_seq_channel"),
         Index("ix_notification_deliveries_incident_id", "incident_id", "id"),
         Index("ix_notification_deliveries_status_next", "status", "next_attempt_at"),
+        Index("ix_notification_deliveries_group", "group_key", "status"),
+        Index("ix_notification_deliveries_leader", "group_leader_id"),
     )
 
     id: Mapped[int] = mapped_column(IncidentId, primary_key=True, autoincrement=True)
@@ -91,6 +96,10 @@ class DeliveryRecord(IncidentBase):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # FIRED deliveries that group (route and channel): those arriving while a group's leader waits join it.
+    group_key: Mapped[str | None] = mapped_column(String(200))
+    # A member's leader: the delivery whose message carries it (NULL for leaders and ungrouped ones).
+    group_leader_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class AttemptRecord(IncidentBase):

@@ -11,12 +11,18 @@
 * pagerduty: an Events API v2 alert event: `trigger` (fired, reminder, escalated) with the incident
   as its payload, `acknowledge`, `resolve`; `dedup_key` is the incident's fingerprint, so all the
   events of one incident act on one PagerDuty alert.
+
+A group (FIRED notifications of one route to one channel, sent together) is rendered from its first
+event and the `group` of the others: the webhook's `alerts` holds one alert each, Slack, KakaoWork
+and e-mail list every incident, and templates get `incidents` (all of them) beside `incident` (the
+first). PagerDuty channels never group: each incident is its own alert.
 """
 
 from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -74,8 +80,27 @@ def _headline(event: NotifyEvent) -> str:
         TransitionKind.REMINDER: "STILL FIRING",
         TransitionKind.ACKNOWLEDGED: "ACKNOWLEDGED",
         TransitionKind.RESOLVED: "RESOLVED",
+        TransitionKind.ESCALATED: "ESCALATED",
     }
     return f"[{prefixes[event.kind]}] {event.severity}: {event.title}"
+
+
+def _group_headline(events: Sequence[NotifyEvent]) -> str:
+    """The headline of a group's message: how many incidents fired, and the worst severity seen."""
+    order = ("CRITICAL", "WARNING", "INFO")
+    severities = [e.severity for e in events]
+    worst = min(severities, key=lambda s: order.index(s) if s in order else len(order))
+    return f"[FIRING] {len(events)} incidents, up to {worst}"
+
+
+def _line(event: NotifyEvent) -> str:
+    """One incident of a group on one line: severity, title, queue or worker, id."""
+    where = _subject(event)
+    return (
+        f"{event.severity}: {event.title}"
+        + (f" ({where})" if where else "")
+        + f" · incident {event.incident_id}"
+    )
 
 
 def _subject(event: NotifyEvent) -> str:
@@ -118,34 +143,54 @@ def alert_labels(event: NotifyEvent) -> dict[str, str]:
     return labels
 
 
-def webhook_payload(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
-    """Alertmanager's webhook payload for one alert, with the notification's `reason`."""
-    status = "resolved" if event.resolved else "firing"
-    labels = alert_labels(event)
+def _annotations(event: NotifyEvent) -> dict[str, str]:
     annotations = {"summary": event.title, "description": event.description}
     if event.recommended_action:
         annotations["recommended_action"] = event.recommended_action
-    link = channel.link_for(event.incident_id) or ""
-    alert = {
-        "status": status,
-        "labels": labels,
-        "annotations": annotations,
+    return annotations
+
+
+def _alert(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
+    """One Alertmanager alert for one incident."""
+    return {
+        "status": "resolved" if event.resolved else "firing",
+        "labels": alert_labels(event),
+        "annotations": _annotations(event),
         "startsAt": rfc3339(event.started_at) or rfc3339(event.at),
         "endsAt": rfc3339(event.resolved_at) if event.resolved_at is not None else ZERO_TIME,
-        "generatorURL": link,
+        "generatorURL": channel.link_for(event.incident_id) or "",
         "fingerprint": event.fingerprint,
     }
+
+
+def _common(maps: Sequence[dict[str, str]]) -> dict[str, str]:
+    """The pairs every map has (Alertmanager's commonLabels and commonAnnotations)."""
+    first, *rest = maps
+    return {k: v for k, v in first.items() if all(m.get(k) == v for m in rest)}
+
+
+def webhook_payload(
+    event: NotifyEvent, channel: Channel, group: Sequence[NotifyEvent] = ()
+) -> dict[str, Any]:
+    """Alertmanager's webhook payload (one alert per incident of the group), with the `reason`."""
+    status = "resolved" if event.resolved else "firing"
+    events = [event, *group]
+    alerts = [_alert(e, channel) for e in events]
+    link = channel.link_for(event.incident_id) or ""
+    ids = ",".join(str(e.incident_id) for e in events)
+    group_key = f'{{}}:{{incident="{ids}"}}' if group else f'{{}}:{{incident="{event.incident_id}"}}'
+    types = {e.type for e in events}
     return {
         "version": "4",
-        "groupKey": f'{{}}:{{incident="{event.incident_id}"}}',
+        "groupKey": group_key,
         "truncatedAlerts": 0,
         "status": status,
         "receiver": channel.name,
-        "groupLabels": {"alertname": event.type},
-        "commonLabels": labels,
-        "commonAnnotations": annotations,
+        "groupLabels": {"alertname": event.type} if len(types) == 1 else {},
+        "commonLabels": _common([a["labels"] for a in alerts]),
+        "commonAnnotations": _common([a["annotations"] for a in alerts]),
         "externalURL": link,
-        "alerts": [alert],
+        "alerts": alerts,
         "reason": event.reason,
         "incidentId": event.incident_id,
         "incidentStatus": event.status,
@@ -154,16 +199,18 @@ def webhook_payload(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
     }
 
 
-def render_template(channel: Channel, event: NotifyEvent) -> str:
-    """The channel template's output for `event`, checked to be JSON; TemplateRenderError if not."""
+def render_template(channel: Channel, event: NotifyEvent, group: Sequence[NotifyEvent] = ()) -> str:
+    """The channel template's output for `event` (and its group), checked to be JSON; TemplateRenderError
+    if not."""
     if channel.template is None:
         raise TemplateRenderError("the channel has no template")
-    payload = webhook_payload(event, channel)
+    payload = webhook_payload(event, channel, group)
     incident = json.loads(event.to_json())
     try:
         text = channel.template.render(
             payload=payload,
             incident=incident,
+            incidents=[incident, *(json.loads(e.to_json()) for e in group)],
             reason=event.reason,
             status=payload["status"],
             channel=channel.name,
@@ -190,8 +237,10 @@ def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def slack_payload(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
+def slack_payload(event: NotifyEvent, channel: Channel, group: Sequence[NotifyEvent] = ()) -> dict[str, Any]:
     """A Slack incoming-webhook message: fallback `text` and Block Kit `blocks`."""
+    if group:
+        return _slack_group([event, *group], channel)
     link = channel.link_for(event.incident_id)
     headline = _headline(event)
     subject = _subject(event)
@@ -231,11 +280,35 @@ def slack_payload(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
     return {"text": _slack_escape(text), "blocks": blocks}
 
 
+def _slack_group(events: Sequence[NotifyEvent], channel: Channel) -> dict[str, Any]:
+    """A Slack message listing every incident of a group, one section each."""
+    headline = _group_headline(events)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(headline, _SLACK_HEADER_MAX)}}
+    ]
+    # Slack accepts at most 50 blocks: header, up to 48 incidents, the context line.
+    for item in events[:48]:
+        text = f"*{_slack_escape(_line(item))}*"
+        link = channel.link_for(item.incident_id)
+        if link:
+            text += f"\n<{link}|Open incident {item.incident_id}>"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, _SLACK_TEXT_MAX)}})
+    first = events[0]
+    context = f"{len(events)} incidents · {first.reason} · {rfc3339(first.at)}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_escape(context)}]})
+    text = headline + ": " + "; ".join(_line(e) for e in events)
+    return {"text": _slack_escape(_cut(text, _SLACK_TEXT_MAX)), "blocks": blocks}
+
+
 # --- KakaoWork ------------------------------------------------------------------------------------
 
 
-def kakaowork_payload(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
+def kakaowork_payload(
+    event: NotifyEvent, channel: Channel, group: Sequence[NotifyEvent] = ()
+) -> dict[str, Any]:
     """A KakaoWork incoming-webhook message: preview `text` and Block Kit `blocks`."""
+    if group:
+        return _kakaowork_group([event, *group], channel)
     link = channel.link_for(event.incident_id)
     style = "blue" if event.resolved else "yellow" if event.kind is TransitionKind.ACKNOWLEDGED else "red"
     header = {
@@ -243,6 +316,7 @@ def kakaowork_payload(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
         TransitionKind.REMINDER: "Still firing",
         TransitionKind.ACKNOWLEDGED: "Acknowledged",
         TransitionKind.RESOLVED: "Resolved",
+        TransitionKind.ESCALATED: "Escalated",
     }[event.kind]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _cut(f"{header} · {event.severity}", _KAKAO_HEADER_MAX), "style": style},
@@ -276,13 +350,37 @@ def kakaowork_payload(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
     return {"text": _headline(event), "blocks": blocks}
 
 
+def _kakaowork_group(events: Sequence[NotifyEvent], channel: Channel) -> dict[str, Any]:
+    """A KakaoWork message listing every incident of a group."""
+    headline = _group_headline(events)
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _cut(f"{len(events)} incidents", _KAKAO_HEADER_MAX), "style": "red"}
+    ]
+    for item in events:
+        blocks.append({"type": "text", "text": _line(item), "markdown": False})
+        link = channel.link_for(item.incident_id)
+        if link:
+            blocks.append(
+                {
+                    "type": "button",
+                    "text": f"Open incident {item.incident_id}",
+                    "style": "default",
+                    "action_type": "open_system_browser",
+                    "value": link,
+                }
+            )
+    return {"text": headline, "blocks": blocks}
+
+
 # --- e-mail ---------------------------------------------------------------------------------------
 
 
-def email_message(event: NotifyEvent, channel: Channel) -> EmailMessage:
+def email_message(event: NotifyEvent, channel: Channel, group: Sequence[NotifyEvent] = ()) -> EmailMessage:
     """The e-mail: subject, plain text and HTML alternatives, sender and recipients from smtp."""
     if channel.smtp is None:
         raise ValueError(f"channel {channel.name!r} has no smtp settings")
+    if group:
+        return _group_email([event, *group], channel)
     link = channel.link_for(event.incident_id)
     subject = _headline(event)
     where = _subject(event)
@@ -316,6 +414,43 @@ def email_message(event: NotifyEvent, channel: Channel) -> EmailMessage:
     message["Message-ID"] = make_msgid(idstring=f"incident-{event.incident_id}-{event.seq}")
     message["X-Workermon-Incident"] = str(event.incident_id)
     message["X-Workermon-Reason"] = event.reason
+    message.set_content("\n".join(lines) + "\n")
+    message.add_alternative("<html><body>" + "".join(parts) + "</body></html>\n", subtype="html")
+    return message
+
+
+def _group_email(events: Sequence[NotifyEvent], channel: Channel) -> EmailMessage:
+    """One e-mail for a group: every incident's facts, one section each."""
+    assert channel.smtp is not None
+    first = events[0]
+    headline = _group_headline(events)
+    lines = [headline]
+    parts = [f"<h2>{html.escape(headline)}</h2>"]
+    for item in events:
+        facts = _facts(item, channel.link_for(item.incident_id))
+        width = max(len(name) for name, _ in facts)
+        lines += ["", _headline(item)]
+        lines += [f"{name.ljust(width)}  {value}" for name, value in facts]
+        if item.description:
+            lines.append(item.description)
+        rows = "".join(
+            f"<tr><th align='left' style='padding-right:12px'>{html.escape(name)}</th>"
+            f"<td>{_html_value(name, value)}</td></tr>"
+            for name, value in facts
+        )
+        parts.append(f"<h3>{html.escape(_headline(item))}</h3><table>{rows}</table>")
+        if item.description:
+            parts.append(f"<p>{html.escape(item.description)}</p>")
+    lines += ["", f"-- Worker Monitor ({first.reason}, {len(events)} incidents)"]
+    ids = ",".join(str(e.incident_id) for e in events)
+    message = EmailMessage()
+    message["Subject"] = (headline + ": " + "; ".join(e.title for e in events)).replace("\n", " ")[:250]
+    message["From"] = channel.smtp.sender
+    message["To"] = ", ".join(channel.smtp.to)
+    message["Date"] = formatdate(first.at.timestamp(), usegmt=True)
+    message["Message-ID"] = make_msgid(idstring=f"incidents-{first.incident_id}-{first.seq}")
+    message["X-Workermon-Incident"] = ids
+    message["X-Workermon-Reason"] = first.reason
     message.set_content("\n".join(lines) + "\n")
     message.add_alternative("<html><body>" + "".join(parts) + "</body></html>\n", subtype="html")
     return message
@@ -397,16 +532,17 @@ def pagerduty_event(event: NotifyEvent, channel: Channel) -> dict[str, Any]:
 # --- by channel type ------------------------------------------------------------------------------
 
 
-def http_body(event: NotifyEvent, channel: Channel) -> bytes:
-    """The JSON body an HTTP channel posts for `event` (the template's output when it has one)."""
+def http_body(event: NotifyEvent, channel: Channel, group: Sequence[NotifyEvent] = ()) -> bytes:
+    """The JSON body an HTTP channel posts for `event` and its group (the template's output when it
+    has one)."""
     if channel.template is not None:
-        return render_template(channel, event).encode()
+        return render_template(channel, event, group).encode()
     if channel.type is ChannelType.SLACK:
-        payload = slack_payload(event, channel)
+        payload = slack_payload(event, channel, group)
     elif channel.type is ChannelType.KAKAOWORK:
-        payload = kakaowork_payload(event, channel)
+        payload = kakaowork_payload(event, channel, group)
     elif channel.type is ChannelType.WEBHOOK:
-        payload = webhook_payload(event, channel)
+        payload = webhook_payload(event, channel, group)
     elif channel.type is ChannelType.PAGERDUTY:
         payload = pagerduty_event(event, channel)
     else:
@@ -423,9 +559,9 @@ class HttpRequest:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def http_request(event: NotifyEvent, channel: Channel) -> HttpRequest:
-    """The POST an HTTP channel makes for `event` (its URL, body and configured headers)."""
+def http_request(event: NotifyEvent, channel: Channel, group: Sequence[NotifyEvent] = ()) -> HttpRequest:
+    """The POST an HTTP channel makes for `event` and its group (its URL, body and configured headers)."""
     if channel.url is None:
         raise ValueError(f"channel {channel.name!r} has no url")
     headers = {name: value.reveal() for name, value in channel.headers.items()}
-    return HttpRequest(channel.url.reveal(), http_body(event, channel), headers)
+    return HttpRequest(channel.url.reveal(), http_body(event, channel, group), headers)

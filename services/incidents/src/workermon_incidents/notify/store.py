@@ -4,16 +4,24 @@ The guards are what keep a notification from being sent twice: an attempt starts
 which moves a QUEUED row that is due, at the attempt count the caller expects, to SENDING, and only
 one caller can win that UPDATE. An attempt ends only by `finish`, which moves that SENDING row on and
 records the attempt in the same transaction.
+
+Grouping: a FIRED delivery with a `group_key` (its route and channel) either joins the group whose
+leader still waits (QUEUED, not attempted, its send time not reached), as a GROUPED member, or becomes
+the leader of a new group, due `group_wait` after it opened. Both happen in `create`'s transaction,
+under a lock (a transaction advisory lock on PostgreSQL plus the leader's row lock, `BEGIN IMMEDIATE`
+on SQLite), so a member never joins a leader already being sent and two groups never open side by
+side. The leader's message carries its members; `finish` gives them the leader's final status.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select, text, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
@@ -29,6 +37,8 @@ Clock = Callable[[], datetime]
 UNREACHABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)
 _ERROR_MAX = 2000
 _REPLY_MAX = 500
+# Spells "wmgroups": taken while a FIRED delivery joins or opens a group (the same in every replica).
+_PG_GROUP_LOCK = 0x776D67726F757073
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -41,6 +51,9 @@ class NewDelivery:
     channel: str
     channel_type: str
     event: str
+    # Set for a FIRED notification that groups: its route and channel, and how long a group waits.
+    group_key: str | None = None
+    group_wait_seconds: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -60,6 +73,8 @@ class Delivery:
     next_attempt_at: datetime
     created_at: datetime
     updated_at: datetime
+    group_key: str | None = None
+    group_leader_id: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -117,45 +132,121 @@ class DeliveryStore:
             next_attempt_at=self._from_db(m["next_attempt_at"]),
             created_at=self._from_db(m["created_at"]),
             updated_at=self._from_db(m["updated_at"]),
+            group_key=m["group_key"],
+            group_leader_id=None if m["group_leader_id"] is None else int(m["group_leader_id"]),
         )
+
+    @asynccontextmanager
+    async def _locked(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that holds the grouping lock; committed when the block ends cleanly."""
+        async with self._engine.connect() as conn:
+            if self._sqlite:
+                # A writer from the start: joining reads, then writes, and must not interleave.
+                await conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_GROUP_LOCK})
+            try:
+                yield conn
+            except BaseException:
+                await conn.rollback()
+                raise
+            await conn.commit()
 
     async def create(self, items: Sequence[NewDelivery], now: datetime) -> list[int]:
         """Insert the deliveries that do not exist yet; the ids of those this call created.
 
         A (transition_seq, channel) already present (the transition was handled before, here or by
-        another process) is skipped without error: its creator sends it, nobody else.
+        another process) is skipped without error: its creator sends it, nobody else. An item with a
+        group key joins its open group (status GROUPED) or opens one (QUEUED, due after the wait).
         """
+        grouped = any(item.group_key and item.group_wait_seconds > 0 for item in items)
+        try:
+            if grouped:
+                async with self._locked() as conn:
+                    return await self._insert(conn, items, now)
+            async with self._engine.begin() as conn:
+                return await self._insert(conn, items, now)
+        except UNREACHABLE as exc:
+            raise Unavailable("cannot record the notifications", reason="DATABASE_UNAVAILABLE") from exc
+
+    async def _insert(self, conn: AsyncConnection, items: Sequence[NewDelivery], now: datetime) -> list[int]:
         insert_fn = sqlite.insert if self._sqlite else postgresql.insert
         created: list[int] = []
         stamp = self._to_db(now)
-        try:
-            async with self._engine.begin() as conn:
-                for item in items:
-                    stmt = (
-                        insert_fn(deliveries_table)
-                        .values(
-                            incident_id=item.incident_id,
-                            transition_seq=item.transition_seq,
-                            kind=item.kind,
-                            channel=item.channel,
-                            channel_type=item.channel_type,
-                            status=DeliveryStatus.QUEUED.value,
-                            attempts=0,
-                            last_error=None,
-                            event=item.event,
-                            next_attempt_at=stamp,
-                            created_at=stamp,
-                            updated_at=stamp,
-                        )
-                        .on_conflict_do_nothing(index_elements=["transition_seq", "channel"])
-                        .returning(deliveries_table.c.id)
-                    )
-                    new_id = (await conn.execute(stmt)).scalar_one_or_none()
-                    if new_id is not None:
-                        created.append(int(new_id))
-        except UNREACHABLE as exc:
-            raise Unavailable("cannot record the notifications", reason="DATABASE_UNAVAILABLE") from exc
+        t = deliveries_table
+        for item in items:
+            stmt = (
+                insert_fn(t)
+                .values(
+                    incident_id=item.incident_id,
+                    transition_seq=item.transition_seq,
+                    kind=item.kind,
+                    channel=item.channel,
+                    channel_type=item.channel_type,
+                    status=DeliveryStatus.QUEUED.value,
+                    attempts=0,
+                    last_error=None,
+                    event=item.event,
+                    next_attempt_at=stamp,
+                    created_at=stamp,
+                    updated_at=stamp,
+                )
+                .on_conflict_do_nothing(index_elements=["transition_seq", "channel"])
+                .returning(t.c.id)
+            )
+            new_id = (await conn.execute(stmt)).scalar_one_or_none()
+            if new_id is None:
+                continue
+            created.append(int(new_id))
+            if item.group_key and item.group_wait_seconds > 0:
+                await self._join_or_open(conn, int(new_id), item, now)
         return created
+
+    async def _join_or_open(
+        self, conn: AsyncConnection, new_id: int, item: NewDelivery, now: datetime
+    ) -> None:
+        """Make the new row a member of its key's waiting group, or the leader of a new one."""
+        t = deliveries_table
+        assert item.group_key is not None
+        leader_stmt = (
+            select(t.c.id)
+            .where(
+                t.c.group_key == item.group_key,
+                t.c.status == DeliveryStatus.QUEUED.value,
+                t.c.attempts == 0,
+                t.c.group_leader_id.is_(None),
+                t.c.next_attempt_at > self._to_db(now),
+                t.c.id != new_id,
+            )
+            .order_by(t.c.id)
+            .limit(1)
+        )
+        if not self._sqlite:
+            # Waits for a claim under way; once it commits the leader no longer matches.
+            leader_stmt = leader_stmt.with_for_update()
+        leader = (await conn.execute(leader_stmt)).scalar_one_or_none()
+        if leader is not None:
+            values: dict[str, Any] = {
+                "status": DeliveryStatus.GROUPED.value,
+                "group_key": item.group_key,
+                "group_leader_id": int(leader),
+            }
+        else:
+            due = now + timedelta(seconds=item.group_wait_seconds)
+            values = {"group_key": item.group_key, "next_attempt_at": self._to_db(due)}
+        await conn.execute(update(t).where(t.c.id == new_id).values(values))
+
+    async def members(self, leader_id: int) -> list[Delivery]:
+        """The deliveries waiting in `leader_id`'s group, oldest first (not the leader itself)."""
+        t = deliveries_table
+        stmt = (
+            select(t)
+            .where(t.c.group_leader_id == leader_id, t.c.status == DeliveryStatus.GROUPED.value)
+            .order_by(t.c.id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(stmt)).all()
+        return [self._delivery(row) for row in rows]
 
     async def get(self, delivery_id: int) -> Delivery | None:
         """The delivery, or None."""
@@ -284,7 +375,20 @@ class DeliveryStore:
                 )
                 .values(values)
             )
+            if changed.rowcount == 1 and status.final:
+                await self._settle_members(conn, delivery.id, status, error, now)
         return changed.rowcount == 1
+
+    async def _settle_members(
+        self, conn: AsyncConnection, leader_id: int, status: DeliveryStatus, error: str | None, now: datetime
+    ) -> None:
+        """Give a group's members the final status of the message that carried them."""
+        t = deliveries_table
+        await conn.execute(
+            update(t)
+            .where(t.c.group_leader_id == leader_id, t.c.status == DeliveryStatus.GROUPED.value)
+            .values(status=status.value, last_error=_cut(error, _ERROR_MAX), updated_at=self._to_db(now))
+        )
 
     async def _record(
         self,
@@ -347,6 +451,7 @@ class DeliveryStore:
                     )
                 )
                 if changed.rowcount == 1:
+                    await self._settle_members(conn, int(row.id), DeliveryStatus.UNKNOWN, error, now)
                     started = self._from_db(row.updated_at)
                     await self._record(
                         conn,

@@ -1,11 +1,14 @@
 """Sending notifications: the engine's transition callback, and the taskiq task that delivers.
 
 `Notifier.handle(transition)` is what the incident engine calls (`submit` does the same and returns
-the ids of the deliveries it created). It picks the channels that want the transition, inserts one
+the ids of the deliveries it created). It picks the channels that want the transition (every channel
+when no routes are configured; otherwise the channels of the routes that take the incident, plus
+the escalation steps taken for a reminder, an acknowledgement or a resolve), inserts one
 delivery row per channel (ON CONFLICT DO NOTHING on (transition_seq, channel): a transition seen
 again, after a restart or by another replica, creates nothing) and enqueues one `deliver` task per
 row it created. One task per channel is what keeps a slow or failing
-channel from delaying or repeating another.
+channel from delaying or repeating another. FIRED notifications of one route to a channel that groups
+wait `group_wait_seconds` in one group and go out as one message (see store.py).
 
 `deliver(delivery_id, attempts)` makes one attempt: it claims the row (QUEUED -> SENDING, a guarded
 UPDATE only one caller wins), sends with httpx or aiosmtplib, records the attempt and moves the row
@@ -40,6 +43,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import aiosmtplib
 import httpx
@@ -54,10 +58,11 @@ from workermon_core.redis_store import key_prefix
 from workermon_core.server import Outage
 from workermon_core.task_queue import TaskQueueBroker
 
+from .. import routing
 from ..routing import Route
 from ..settings import IncidentSettings
 from .channels import MAX_TIMEOUT_SECONDS, Channel, ChannelType
-from .events import NotifyEvent, TransitionKind, TransitionLike, kind_of, snapshot
+from .events import IncidentLike, NotifyEvent, TransitionKind, TransitionLike, kind_of, snapshot
 from .models import AttemptOutcome, DeliveryStatus
 from .payloads import TemplateRenderError, email_message, http_request
 from .store import Attempt, Delivery, DeliveryStore, NewDelivery
@@ -123,6 +128,8 @@ class Notifier:
     `broker` carries the tasks (see `build_broker`); `clock` gives aware UTC datetimes. `channels`
     replaces the configured ones (tests); `on_delivered(incident_id, channel)` is awaited after each
     delivery arrives (the engine's `record_notified`, for the incident's timeline and counter).
+    `routes` (routing.Route) pick the channels of each incident; none: every channel. `configure`
+    swaps channels and routes at runtime.
     """
 
     def __init__(
@@ -138,6 +145,7 @@ class Notifier:
         sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
         on_delivered: OnDelivered | None = None,
         replay: ReplaySource | None = None,
+        routes: Sequence[Route] = (),
     ) -> None:
         self._settings = settings
         self._store = DeliveryStore(engine)
@@ -145,7 +153,7 @@ class Notifier:
         self._clock = clock
         configured = settings.channels if channels is None else list(channels)
         self._channels: dict[str, Channel] = {c.name: c for c in configured}
-        self._routes: list[Route] = []
+        self._routes: tuple[Route, ...] = tuple(routes)
         self._backoff_base = backoff_base
         self._backoff_cap = backoff_cap
         self._sweep_interval = sweep_interval
@@ -168,10 +176,16 @@ class Notifier:
         """The configured channels."""
         return list(self._channels.values())
 
+    @property
+    def routes(self) -> list[Route]:
+        """The configured routes (empty: every channel gets every notification)."""
+        return list(self._routes)
+
     def configure(self, channels: Sequence[Channel], routes: Sequence[Route]) -> None:
-        """Replace the channels and routes (another revision of the alerting configuration)."""
+        """Swap the channels and routes (a configuration reload); deliveries under way keep going."""
+        # One assignment each: a transition handled meanwhile sees the old pair or the new one.
         self._channels = {c.name: c for c in channels}
-        self._routes = list(routes)
+        self._routes = tuple(routes)
 
     @property
     def store(self) -> DeliveryStore:
@@ -279,10 +293,41 @@ class Notifier:
             return channel.send_acknowledged
         return True
 
-    def route(self, kind: str) -> list[str]:
-        """The names of the channels a `kind` transition goes to."""
-        known = TransitionKind(kind) if kind in TransitionKind.__members__ else None
-        return [c.name for c in self._channels.values() if known is not None and self.wants(c, known)]
+    def route(
+        self, incident: IncidentLike, kind: str, seq: int = 0
+    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The routes that take a `kind` transition of `incident` (event `seq`), and its channels."""
+        known = kind_of_name(kind)
+        if known is None:
+            return (), ()
+        names, channels = self._targets(incident, known, seq)
+        return names, tuple(c.name for c in channels)
+
+    def _targets(
+        self, incident: IncidentLike, kind: TransitionKind, seq: int
+    ) -> tuple[tuple[str, ...], list[Channel]]:
+        """The routes taken and the configured channels that want the transition, in route order."""
+        configured = self._channels
+        # The engine's incidents carry the escalation steps taken (incident.Escalation); others none.
+        escalations = getattr(incident, "escalations", ())
+        if not self._routes and kind is not TransitionKind.ESCALATED:
+            return (), [c for c in configured.values() if self.wants(c, kind)]
+        if kind is TransitionKind.ESCALATED:
+            # The step recorded with this event: its own channels only.
+            step = next((e for e in escalations if e.event_id == seq), None)
+            if step is None:
+                return (), []
+            names: tuple[str, ...] = (step.route,)
+            wanted: tuple[str, ...] = tuple(step.channels)
+        else:
+            taken = routing.select(self._routes, incident)
+            names = tuple(r.name for r in taken)
+            wanted = routing.channels_of(taken)
+            if kind is not TransitionKind.FIRED:
+                # Whoever an escalation woke up hears how it goes on.
+                wanted += tuple(c for e in escalations for c in e.channels)
+        picked = [configured[n] for n in dict.fromkeys(wanted) if n in configured]
+        return names, [c for c in picked if self.wants(c, kind)]
 
     async def handle(self, transition: TransitionLike) -> None:
         """The engine's callback (`engine.on_transition(notifier.handle)`): see `submit`."""
@@ -305,9 +350,15 @@ class Notifier:
         kind = kind_of(transition)
         if kind is None:
             return []
-        channels = [c for c in self._channels.values() if self.wants(c, kind)]
+        routes = self._routes
+        try:
+            _, channels = self._targets(transition.incident, kind, int(transition.seq))
+        except Exception as exc:
+            log.error("notification_not_routed", seq=getattr(transition, "seq", None), error=str(exc))
+            return []
         if not channels:
             return []
+        taken = routing.select(routes, transition.incident) if routes else []
         event = snapshot(transition, kind)
         text = event.to_json()
         items = [
@@ -318,6 +369,7 @@ class Notifier:
                 channel=channel.name,
                 channel_type=channel.type.value,
                 event=text,
+                **_group(kind, channel, taken),
             )
             for channel in channels
         ]
@@ -409,11 +461,14 @@ class Notifier:
         started = self._clock()
         began = time.monotonic()
         channel = self._channels.get(delivery.channel)
+        # A group's leader carries the members that joined while it waited (read after the claim:
+        # nobody joins a claimed leader).
+        members = await self._store.members(delivery.id) if delivery.group_key else []
         if channel is None:
             result = _Result(AttemptOutcome.FAILED, error="the channel is no longer configured")
         else:
             event = NotifyEvent.from_json(delivery.event)
-            result = await self._send(channel, event)
+            result = await self._send(channel, event, [NotifyEvent.from_json(m.event) for m in members])
         duration_ms = round((time.monotonic() - began) * 1000)
         now = self._clock()
         status, next_at = self._status_after(delivery, channel, result, now)
@@ -440,6 +495,7 @@ class Notifier:
             "status_code": result.status_code,
             "error": result.error,
             "duration_ms": duration_ms,
+            "grouped": len(members),
         }
         if status is DeliveryStatus.DELIVERED:
             log.info("notification_delivered", **log_fields)
@@ -448,10 +504,14 @@ class Notifier:
         else:
             log.warning("notification_not_delivered", status=status.value, **log_fields)
         if finished and status is DeliveryStatus.DELIVERED and self._on_delivered is not None:
-            try:
-                await self._on_delivered(delivery.incident_id, delivery.channel)
-            except Exception as exc:
-                log.warning("notification_not_recorded_on_incident", delivery_id=delivery.id, error=str(exc))
+            # Every incident the message carried gets its NOTIFIED timeline entry.
+            for carried in (delivery, *members):
+                try:
+                    await self._on_delivered(carried.incident_id, carried.channel)
+                except Exception as exc:
+                    log.warning(
+                        "notification_not_recorded_on_incident", delivery_id=carried.id, error=str(exc)
+                    )
         if finished and status is DeliveryStatus.QUEUED:
             try:
                 await self._kick(delivery.id, delivery.attempts)
@@ -464,21 +524,21 @@ class Notifier:
         """One attempt through `channel`, recorded nowhere (a channel test); works before start()."""
         return await self._send(channel, event)
 
-    async def _send(self, channel: Channel, event: NotifyEvent) -> _Result:
+    async def _send(self, channel: Channel, event: NotifyEvent, group: Sequence[NotifyEvent] = ()) -> _Result:
         # Every attempt is bounded as a whole: httpx's and aiosmtplib's timeouts apply per phase.
         bound = min(channel.timeout_seconds, MAX_TIMEOUT_SECONDS)
         try:
             async with asyncio.timeout(bound):
                 if channel.type is ChannelType.EMAIL:
-                    return await self._send_email(channel, event)
-                return await self._send_http(channel, event)
+                    return await self._send_email(channel, event, group)
+                return await self._send_http(channel, event, group)
         except TimeoutError:
             return _Result(AttemptOutcome.RETRY, error=f"timed out after {bound:g} s")
         except TemplateRenderError as exc:
             return _Result(AttemptOutcome.FAILED, error=f"template: {exc}")
 
-    async def _send_http(self, channel: Channel, event: NotifyEvent) -> _Result:
-        request = http_request(event, channel)
+    async def _send_http(self, channel: Channel, event: NotifyEvent, group: Sequence[NotifyEvent]) -> _Result:
+        request = http_request(event, channel, group)
         headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "workermon-notify/1"}
         headers.update(request.headers)
         client = self._http
@@ -514,10 +574,12 @@ class Notifier:
             error = f"{error}: {_scrub(explained, channel)}"
         return _Result(AttemptOutcome.FAILED, status_code=code, reply=reply, error=error)
 
-    async def _send_email(self, channel: Channel, event: NotifyEvent) -> _Result:
+    async def _send_email(
+        self, channel: Channel, event: NotifyEvent, group: Sequence[NotifyEvent]
+    ) -> _Result:
         smtp = channel.smtp
         assert smtp is not None  # parse_channels requires smtp for email channels
-        message = email_message(event, channel)
+        message = email_message(event, channel, group)
         try:
             refused, reply = await aiosmtplib.send(
                 message,
@@ -564,6 +626,27 @@ def _reply_message(text: str) -> str:
     details = [str(e) for e in errors] if isinstance(errors, list) else []
     message = head + (f" ({'; '.join(details)})" if details else "")
     return message[:_REPLY_MAX]
+
+
+def kind_of_name(kind: str) -> TransitionKind | None:
+    """The transition kind named `kind`, or None for one notifications do not handle."""
+    try:
+        return TransitionKind(kind.upper())
+    except ValueError:
+        return None
+
+
+def _group(kind: TransitionKind, channel: Channel, taken: Sequence[Route]) -> dict[str, Any]:
+    """The group fields of a new delivery: only FIRED ones on a grouping channel, with a route that waits."""
+    if kind is not TransitionKind.FIRED or not channel.groups:
+        return {}
+    route = routing.group_route(taken, channel.name)
+    if route is None or route.group_wait_seconds <= 0:
+        return {}
+    return {
+        "group_key": f"{route.name}/{channel.name}",
+        "group_wait_seconds": float(route.group_wait_seconds),
+    }
 
 
 def _scrub(text: str, channel: Channel) -> str:
