@@ -195,6 +195,12 @@ export async function download(path: string, query: Query, filename: string): Pr
     throw new ApiError(response.status, err?.status ?? String(response.status), err?.message ?? `HTTP ${response.status}`, err?.details ?? []);
   }
   const blob = await response.blob();
+  saveBlob(blob, filename);
+  return blob.size;
+}
+
+/** Hand `blob` to the browser as a file download called `filename`. */
+export function saveBlob(blob: Blob, filename: string): void {
   const url = URL.createObjectURL(blob);
   const anchor = document.createElement("a");
   anchor.href = url;
@@ -203,5 +209,4 @@ export async function download(path: string, query: Query, filename: string): Pr
   anchor.click();
   anchor.remove();
   window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
-  return blob.size;
 }

@@ -33,6 +33,7 @@ import { matchersText } from "../matchers";
 import { WindowsSection } from "./MaintenanceWindows";
 import { enumLabel, useI18n, type MessageKey } from "../i18n";
 import { AlertingConfigEditor, CONFIG_TABS, type ConfigTab } from "./alerting/AlertingConfigEditor";
+import { parseLabels } from "./alerting/model";
 
 const STATES = ["ACTIVE", "PENDING", "EXPIRED"];
 const TYPES = ["QUEUE_BACKLOG", "HIGH_FAILURE_RATE", "WORKER_DOWN", "SLOW_PROCESSING", "STATS_STALE"];
@@ -51,16 +52,6 @@ const SERVER_FIELDS: Record<string, Field> = {
   "silence.comment": "comment",
 };
 
-/** "key=value, key=value" as a map; null when a pair has no "=". */
-function parseLabels(text: string): Record<string, string> | null {
-  const out: Record<string, string> = {};
-  for (const part of text.split(",").map((p) => p.trim()).filter(Boolean)) {
-    const at = part.indexOf("=");
-    if (at <= 0) return null;
-    out[part.slice(0, at).trim()] = part.slice(at + 1).trim();
-  }
-  return out;
-}
 
 /** A datetime-local value (local time, minutes) `minutes` from now. */
 function localIn(minutes: number): string {

@@ -14,17 +14,11 @@ import { actorLabel, useI18n } from "../../i18n";
 import { useEditorFields } from "./editorContext";
 import { exportJson, type AlertingConfig } from "./model";
 import type { AlertingEditor } from "./useAlertingConfig";
+import { saveBlob } from "../../api/client";
 
-/** Hand `text` to the browser as a file download. */
+/** Hand `text` to the browser as a JSON file download. */
 function saveFile(text: string, filename: string): void {
-  const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
-  const anchor = document.createElement("a");
-  anchor.href = url;
-  anchor.download = filename;
-  document.body.appendChild(anchor);
-  anchor.click();
-  anchor.remove();
-  window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  saveBlob(new Blob([text], { type: "application/json" }), filename);
 }
 
 /** The first problem of the draft, to say why Save waits (it may sit on another tab). */
