@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.gateway import Gateway, start_gateway_suite, stop_gateway_suite
 from tests.support.bull import until
+from tests.support.gateway import Gateway, start_gateway_suite, stop_gateway_suite
 from workermon_core.incident_ref import incident_tag, tagged_incident
 
 SECRET = "pd-signing-secret-for-tests"
@@ -105,9 +105,11 @@ async def test_acknowledged_then_resolved_in_pagerduty(gateway: Gateway) -> None
     detail = (await viewer.get(f"/api/v1/incidents/{incident['id']}")).json()
     got = detail["incident"]
     assert got["acknowledgedBy"] == "pagerduty" and got["resolvedBy"] == "pagerduty"
-    assert got["resolveNote"] == "resolved in PagerDuty by Jane Oncall (https://acme.pagerduty.com/incidents/PGR0VU2)"
-    notes = [e.get("message", "") for e in detail["timeline"] if e["kind"] == "INCIDENT_EVENT_KIND_ACKNOWLEDGED"]
-    assert notes == ["acknowledged in PagerDuty by Jane Oncall (https://acme.pagerduty.com/incidents/PGR0VU2)"]
+    link = "https://acme.pagerduty.com/incidents/PGR0VU2"
+    assert got["resolveNote"] == f"resolved in PagerDuty by Jane Oncall ({link})"
+    acks = [e for e in detail["timeline"] if e["kind"] == "INCIDENT_EVENT_KIND_ACKNOWLEDGED"]
+    notes = [e.get("message", "") for e in acks]
+    assert notes == [f"acknowledged in PagerDuty by Jane Oncall ({link})"]
     audit = (await viewer.get("/api/v1/auditLogs", params={"entityId": incident["id"]})).json()["auditLogs"]
     assert {(a["action"], a["actor"]) for a in audit} == {
         ("AUDIT_ACTION_INCIDENT_ACKNOWLEDGE", "pagerduty"),
@@ -138,7 +140,9 @@ async def test_refused_and_ignored_deliveries(gateway: Gateway) -> None:
         assert bad.status_code == 400 and "event.event_type" in bad.text
 
 
-async def test_route_absent_without_a_secret(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> None:
+async def test_route_absent_without_a_secret(
+    tmp_path_factory: pytest.TempPathFactory, redis_url: str
+) -> None:
     running = await start_gateway_suite(tmp_path_factory.mktemp("no-pagerduty"), redis_url)
     try:
         async with httpx.AsyncClient(base_url=running.url) as pd:
