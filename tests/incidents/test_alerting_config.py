@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from tests.support.fakes import FakeClock
 from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon_core.errors import Aborted, InvalidArgument
-from workermon_incidents import alerting_config, routing, rules
+from workermon_incidents import alerting_config, routing
 from workermon_incidents.alerting_store import AlertingConfigs
 from workermon_incidents.engine import EngineConfig
 from workermon_incidents.rules import RuleConfig, WorkerState
@@ -148,7 +148,6 @@ async def test_worker_label_overrides_reach_the_worker_rule_and_labels_the_findi
     fired = {c.incident.worker_id: c.incident for c in changes}
     assert set(fired) == {"web-1"}
     assert fired["web-1"].labels["worker.zone"] == "eu" and fired["web-1"].labels["worker.team"] == "web"
-    assert rules.WORKER_LABEL_PREFIX == routing.WORKER_LABEL_PREFIX == "worker."
     # Switched off for the batch team: no finding at all, even much later.
     off = copy.deepcopy(document())
     off["overrides"][2]["thresholds"] = {"enabled": False}

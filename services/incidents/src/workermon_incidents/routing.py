@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from .rules import IncidentType, Severity
+from .rules import WORKER_LABEL_PREFIX, IncidentType, Severity
 
 DEFAULT_GROUP_WAIT_SECONDS = 30
 MAX_GROUP_WAIT_SECONDS = 3600
 MAX_ESCALATION_MINUTES = 7 * 24 * 60
-# Worker incidents carry their worker's labels under this prefix (routes and overrides match on them).
-WORKER_LABEL_PREFIX = "worker."
 
 
 class Routable(Protocol):
