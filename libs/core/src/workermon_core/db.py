@@ -6,12 +6,14 @@ single machine needs no database server. Both are used through SQLAlchemy 2's as
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .private_files import DIR_MODE, create_private_file, private_file
 from .settings import Settings
@@ -108,3 +110,30 @@ async def ping(engine: AsyncEngine) -> None:
     """
     async with engine.connect() as conn:
         await conn.execute(text("SELECT 1"))
+
+
+async def take_write_lock(conn: AsyncConnection, pg_lock_key: int) -> None:
+    """Begin `conn`'s transaction holding a write lock: the advisory lock `pg_lock_key` on PostgreSQL,
+    the database write lock on SQLite.
+
+    SQLite's driver opens transactions lazily, as readers (and not at all before DDL); a reader that
+    later writes can fail at once with "database is locked" where a writer from the start waits its turn.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": pg_lock_key})
+    elif conn.dialect.name == "sqlite":
+        await conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+@asynccontextmanager
+async def locked_transaction(engine: AsyncEngine, pg_lock_key: int) -> AsyncIterator[AsyncConnection]:
+    """A transaction holding the write lock (`take_write_lock`); committed when the block ends cleanly,
+    rolled back otherwise."""
+    async with engine.connect() as conn:
+        await take_write_lock(conn, pg_lock_key)
+        try:
+            yield conn
+        except BaseException:
+            await conn.rollback()
+            raise
+        await conn.commit()

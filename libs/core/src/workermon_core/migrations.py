@@ -27,12 +27,11 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import NullPool
 
-from .db import create_engine, normalize_url
+from .db import create_engine, normalize_url, take_write_lock
 
 # Where `Migrations` hands env.py the connection it holds the lock on.
 CONNECTION_ATTRIBUTE = "connection"
@@ -101,20 +100,13 @@ class Migrations:
         """The latest revision shipped with the service's package."""
         return ScriptDirectory.from_config(self.config()).get_current_head()
 
-    async def _lock(self, conn: AsyncConnection) -> None:
-        if conn.dialect.name == "postgresql":
-            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.lock_key})
-        elif conn.dialect.name == "sqlite":
-            # The driver only opens transactions before DML; DDL must join an explicit write transaction.
-            await conn.exec_driver_sql("BEGIN IMMEDIATE")
-
     async def _run(self, url: str, action: _Command, revision: str) -> None:
         config = self.config(url)
         # A throwaway engine without a pool: migrations run once, and must not leave connections behind.
         engine = create_engine(url, poolclass=NullPool)
         try:
             async with _process_lock(), engine.connect() as conn:
-                await self._lock(conn)
+                await take_write_lock(conn, self.lock_key)
                 await conn.run_sync(_run_command, config, action, revision)
                 await conn.commit()
         finally:

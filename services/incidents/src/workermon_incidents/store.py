@@ -18,8 +18,10 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from workermon_core.db import locked_transaction
 
 from .incident import Decision, Escalation, EventKind, Incident, IncidentEvent, IncidentStatus
 from .models import OPEN_STATUSES, incident_events, incidents
@@ -119,19 +121,8 @@ class IncidentStore:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction holding the incident write lock; committed when the block ends cleanly."""
-        async with self.engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_WRITE_LOCK})
-            elif conn.dialect.name == "sqlite":
-                # The driver opens transactions lazily, as readers; a reader that later writes can fail
-                # at once with "database is locked" where a writer from the start waits its turn.
-                await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                await conn.rollback()
-                raise
-            await conn.commit()
+        async with locked_transaction(self.engine, _PG_WRITE_LOCK) as conn:
+            yield conn
 
     # --- inside a write ---------------------------------------------------------------------------------
 

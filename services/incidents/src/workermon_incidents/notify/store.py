@@ -21,12 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, select, text, update
+from sqlalchemy import and_, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from workermon_core.db import locked_transaction
 from workermon_core.errors import Unavailable
 
 from .models import AttemptOutcome, DeliveryStatus, attempts_table, deliveries_table
@@ -139,18 +140,9 @@ class DeliveryStore:
     @asynccontextmanager
     async def _locked(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that holds the grouping lock; committed when the block ends cleanly."""
-        async with self._engine.connect() as conn:
-            if self._sqlite:
-                # A writer from the start: joining reads, then writes, and must not interleave.
-                await conn.exec_driver_sql("BEGIN IMMEDIATE")
-            else:
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_GROUP_LOCK})
-            try:
-                yield conn
-            except BaseException:
-                await conn.rollback()
-                raise
-            await conn.commit()
+        # A writer from the start: joining reads, then writes, and must not interleave.
+        async with locked_transaction(self._engine, _PG_GROUP_LOCK) as conn:
+            yield conn
 
     async def create(self, items: Sequence[NewDelivery], now: datetime) -> list[int]:
         """Insert the deliveries that do not exist yet; the ids of those this call created.
