@@ -219,10 +219,18 @@ export class Suite {
 
   /** Wait until GetWorker shows the worker matching `check`; returns it. */
   async workerWhere(workerId: string, what: string, check: (w: RegistryWorker) => boolean, limitMs = 20_000): Promise<RegistryWorker> {
-    return waitFor(async () => {
-      const found = await this.worker(workerId);
-      return found !== undefined && check(found) ? found : undefined;
-    }, what, limitMs);
+    let seen: RegistryWorker | undefined;
+    try {
+      return await waitFor(async () => {
+        seen = await this.worker(workerId);
+        return seen !== undefined && check(seen) ? seen : undefined;
+      }, what, limitMs);
+    } catch (err) {
+      // Say what the service showed last: a failure on another machine is then readable from its log.
+      const report = seen?.report;
+      const shown = report === undefined ? "no report" : JSON.stringify({ ...report, timings: undefined, startedAt: undefined });
+      throw new Error(`${(err as Error).message}; last report: ${shown}`);
+    }
   }
 
   /** Send a command as MonitorService does and wait until the worker answered it (or it failed). */
