@@ -375,3 +375,36 @@ async def test_a_resolve_never_overtakes_its_retried_trigger(
         (202, "resolve"),
     ]
     assert stand_in.invalid == []
+
+
+async def test_an_old_incidents_late_resolve_goes_before_the_next_incidents_trigger(
+    harness_factory: Callable[..., Harness],
+    pagerduty: Callable[..., Awaitable[PagerDutyStandIn]],
+    make_notifier: Callable[..., Awaitable[Notifier]],
+) -> None:
+    # Both incidents have one fingerprint, so one dedup_key: the first's resolve, sent after the
+    # second's trigger, would resolve the second's PagerDuty alert while it still fires.
+    stand_in = await pagerduty(Answer(202), Answer(500), Answer(503))
+    notifier = await make_notifier([pagerduty_channel(stand_in.url)])
+    h = harness_factory(FIRES_AT_ONCE)
+    h.engine.on_transition(notifier.handle)
+
+    first = await fire(h)
+    await all_settled(notifier, first, 1)
+    await h.engine.resolve(first, "adam", "credentials rotated")
+    second = await fire(h)
+    assert second != first
+
+    assert await all_settled(notifier, first, 2) == [DeliveryStatus.DELIVERED] * 2
+    assert await all_settled(notifier, second, 1) == [DeliveryStatus.DELIVERED]
+    one, two = await h.engine.store.get(first), await h.engine.store.get(second)
+    assert one is not None and two is not None and one.fingerprint == two.fingerprint
+    assert [(status, body["event_action"], body["dedup_key"]) for _, status, body in stand_in.events] == [
+        (202, "trigger", one.fingerprint),
+        (500, "resolve", one.fingerprint),
+        (503, "resolve", one.fingerprint),
+        (202, "resolve", one.fingerprint),
+        (202, "trigger", one.fingerprint),
+    ]
+    assert stand_in.events[-1][2]["payload"]["custom_details"]["incident_id"] == second
+    assert stand_in.invalid == []

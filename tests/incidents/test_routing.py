@@ -304,36 +304,35 @@ async def test_two_replicas_fill_one_group_and_send_it_once(
     assert [a["fingerprint"] for a in message.body["alerts"]] == ["fp-971", "fp-972", "fp-973"]
 
 
-async def test_a_channel_type_that_does_not_group_gets_one_message_each(
+async def test_a_pagerduty_channel_on_a_grouping_route_gets_one_event_per_incident(
     http_server: Start, make_notifier: MakeNotifier
 ) -> None:
-    receiver = await http_server()
+    hook_receiver, pagerduty = await http_server(), await http_server()
     clock = DateClock()
-    configured = channels(hook("hook", receiver.url))
+    routing_key = "R0uT1nGk3Y0123456789abcdefABCDEF"
+    configured = channels(
+        hook("hook", hook_receiver.url),
+        {"name": "solo", "type": "pagerduty", "routing_key": routing_key, "url": pagerduty.url},
+    )
     notifier = await make_notifier(configured, clock=clock, routes=_grouping_routes())
-    hook_channel = notifier.channels[0]
-    assert hook_channel.groups
-    # A channel type whose events are per incident (PagerDuty's dedup_key) says so with `groups`.
-    per_incident = _PerIncident(hook_channel)
-    notifier.configure([per_incident], _grouping_routes())  # type: ignore[list-item]
+    assert [c.groups for c in notifier.channels] == [True, False]
     created = await notifier.submit(fired(951)) + await notifier.submit(fired(952))
+
+    # PagerDuty's events are per incident (its dedup_key): they go at once, one each, while the
+    # webhook's group still waits.
+    async def both_events() -> list[Any] | None:
+        return pagerduty.accepted if len(pagerduty.accepted) == 2 else None
+
+    events = await until(both_events)
+    assert sorted(e.body["dedup_key"] for e in events) == ["fp-951", "fp-952"]
+    assert {e.body["event_action"] for e in events} == {"trigger"}
+    assert hook_receiver.requests == []
+    clock.advance(timedelta(seconds=31))
     for delivery_id in created:
         assert await settled(notifier, delivery_id) is DeliveryStatus.DELIVERED
-    assert len(receiver.accepted) == 2
-
-
-class _PerIncident:
-    """A configured channel whose type does not group (what a PagerDuty channel will be)."""
-
-    def __init__(self, channel: Any) -> None:
-        self._channel = channel
-
-    @property
-    def groups(self) -> bool:
-        return False
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._channel, name)
+    (message,) = hook_receiver.accepted
+    assert [a["fingerprint"] for a in message.body["alerts"]] == ["fp-951", "fp-952"]
+    assert len(pagerduty.requests) == 2
 
 
 async def test_a_group_by_email_lists_every_incident(

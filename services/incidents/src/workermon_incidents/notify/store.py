@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from workermon_core.db import locked_transaction
 from workermon_core.errors import Unavailable
 
+from ..models import incidents
 from .models import AttemptOutcome, DeliveryStatus, attempts_table, deliveries_table
 
 Clock = Callable[[], datetime]
@@ -260,11 +261,18 @@ class DeliveryStore:
         return [self._delivery(row) for row in rows]
 
     async def unfinished_before(self, delivery: Delivery) -> bool:
-        """Whether an earlier transition of the same incident to the same channel is still unfinished."""
+        """Whether an earlier transition to the same channel of the same incident, or of an older
+        incident of its fingerprint, is still unfinished."""
+        # Transition seqs increase across incidents, so an older incident's late resolve (which
+        # PagerDuty would apply to the alert its dedup_key now names: the newer incident's) goes first.
+        fingerprint = (
+            select(incidents.c.fingerprint).where(incidents.c.id == delivery.incident_id).scalar_subquery()
+        )
+        same_fingerprint = select(incidents.c.id).where(incidents.c.fingerprint == fingerprint)
         stmt = (
             select(deliveries_table.c.id)
             .where(
-                deliveries_table.c.incident_id == delivery.incident_id,
+                deliveries_table.c.incident_id.in_(same_fingerprint),
                 deliveries_table.c.channel == delivery.channel,
                 deliveries_table.c.transition_seq < delivery.transition_seq,
                 deliveries_table.c.status.in_([DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value]),

@@ -29,8 +29,8 @@ A transition committed just before the process died never reached `handle`: at s
 sweep until it succeeds once) `replay` submits again the transitions of the last
 WORKERMON_NOTIFY_REPLAY_MINUTES that the engine decided to notify, read by a `ReplaySource`; the
 unique key turns those already handled into no-ops. A PagerDuty delivery waits for the earlier
-transitions of its incident on the same channel to finish, since PagerDuty applies events in the
-order they arrive.
+transitions on the same channel of its incident, and of older incidents of its fingerprint (the same
+dedup_key), to finish, since PagerDuty applies events in the order they arrive.
 """
 
 from __future__ import annotations
@@ -429,9 +429,11 @@ class Notifier:
             await asyncio.sleep(min(wait, self._backoff_cap))
 
     async def _overtaking(self, row: Delivery) -> bool:
-        """Whether sending `row` now would overtake an earlier transition of its incident on a PagerDuty
-        channel: PagerDuty applies events in arrival order, so a resolve before its (retried) trigger
-        would leave an alert open for good. Other channels show messages, and do not wait."""
+        """Whether sending `row` now would overtake an earlier transition of its incident, or of an older
+        incident of its fingerprint (the same dedup_key), on a PagerDuty channel: PagerDuty applies
+        events in arrival order, so a resolve before its (retried) trigger would leave an alert open for
+        good, and an old incident's late resolve would close the new one's alert. Other channels show
+        messages, and do not wait."""
         channel = self._channels.get(row.channel)
         if channel is None or channel.type is not ChannelType.PAGERDUTY:
             return False
