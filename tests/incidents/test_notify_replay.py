@@ -152,3 +152,46 @@ async def test_replay_takes_the_kind_and_time_of_each_notified_transition(
     assert replayed[0].at == fired.at
     later = datetime.fromtimestamp(h.clock(), tz=UTC) - timedelta(seconds=30)
     assert [t.kind for t in await notified_since(h.engine.store, later)] == ["RESOLVED"]
+
+
+async def test_a_hold_released_within_the_window_is_replayed_however_old_its_entry(
+    harness_factory: Callable[..., Harness],
+    http_server: Callable[..., Awaitable[HttpReceiver]],
+    make_notifier: Callable[..., Awaitable[Notifier]],
+) -> None:
+    h = harness_factory(FIRES_AT_ONCE)
+    now = h.engine.now()
+    silence = await h.engine.create_silence(
+        silences.Silence(
+            0, silences.Matchers(queue_glob="emails"), now, now + timedelta(hours=3), "adam", "migration", now
+        )
+    )
+    (held,) = await h.tick("emails", **BAD)
+    incident = await h.engine.store.get(held.incident.id)
+    assert incident is not None and incident.held_event_id == held.event_id
+    # Two hours on (twice the replay window), still firing, the silence is ended: the release commits
+    # a FIRED under the held entry's id, and the process dies before its callback runs.
+    h.clock.advance(120 * 60)
+    await h.engine.expire_silence(silence.id, "adam")
+    released = await h.engine.store.get(held.incident.id)
+    assert released is not None and released.held_event_id is None
+    assert released.decisions[-1].outcome is Outcome.NOTIFIED
+
+    receiver = await http_server()
+
+    def clock() -> datetime:
+        return datetime.fromtimestamp(h.clock(), tz=UTC) + timedelta(minutes=1)
+
+    notifier = await make_notifier(h, webhooks(("hook", receiver)), clock)
+
+    async def delivered() -> bool:
+        rows = await notifier.deliveries(held.incident.id)
+        return len(rows) == 1 and rows[0].status is DeliveryStatus.DELIVERED
+
+    await until(delivered)
+    (request,) = receiver.requests
+    assert request.body["sequence"] == held.event_id and request.body["reason"] == "fired"
+    (replayed,) = await notified_since(h.engine.store, clock() - timedelta(minutes=60))
+    assert replayed.seq == held.event_id and replayed.at == released.decisions[-1].at
+    assert await notifier.replay() == []
+    assert len(receiver.requests) == 1

@@ -286,6 +286,24 @@ class IncidentStore:
             )
             return [_event(row) for row in rows]
 
+    async def events_by_id(self, ids: Sequence[int]) -> list[IncidentEvent]:
+        """The timeline entries with these ids (those that still exist), oldest first."""
+        if not ids:
+            return []
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(incident_events)
+                .where(incident_events.c.id.in_(list(ids)))
+                .order_by(incident_events.c.id)
+            )
+            return [_event(row) for row in rows]
+
+    async def noticed_since(self, since: datetime) -> list[Incident]:
+        """The incidents whose last FIRED or REMINDER notice (a released hold too) is at or after `since`."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(incidents).where(incidents.c.last_notice_time >= since))
+            return list(map(_incident, rows))
+
     async def incidents_by_id(self, ids: Sequence[int]) -> dict[int, Incident]:
         """The incidents with these ids (those that still exist)."""
         if not ids:
