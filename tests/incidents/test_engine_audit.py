@@ -1,16 +1,20 @@
-"""The engine's side of audited acknowledge and resolve (SQLite and PostgreSQL): the change is committed,
-then audited; when the audit raises, exactly that change is taken back, whatever else happened to the
-incident in between, and nothing is emitted.
+"""The engine's side of audited acknowledge and resolve (SQLite and PostgreSQL): the change is committed
+with its audit entry in the outbox, then the entry is sent; when sending raises, exactly that change is
+taken back (and its entry dropped), whatever else happened to the incident in between, and nothing is
+emitted. An entry whose request never sent it is sent by the outbox sweep of any engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workermon_core.errors import Unavailable
+from workermon_incidents.engine import AUDIT_OUTBOX_GRACE, AuditHook
 from workermon_incidents.incident import EventKind, Incident, IncidentStatus, Outcome
 from workermon_incidents.rules import RuleConfig
 
@@ -20,8 +24,27 @@ FIRES_AT_ONCE = RuleConfig(failure_rate_window_minutes=1, failure_rate_pending_m
 BAD = {"completed": 10, "failed": 10}
 
 
+# Later than any outbox entry of these tests.
+FAR = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 def audit_down() -> Unavailable:
     return Unavailable("the audit log cannot be written; nothing was changed", reason="AUDIT_UNAVAILABLE")
+
+
+def hooked(send: Callable[[Incident], Awaitable[None]]) -> AuditHook:
+    """An AuditHook whose entry stands for the incident as it was before; `send` gets that incident."""
+    befores: dict[bytes, Incident] = {}
+
+    def request(before: Incident, at: datetime) -> bytes:
+        key = f"{before.id} {before.status.value} {at.isoformat()} {len(befores)}".encode()
+        befores[key] = before
+        return key
+
+    async def deliver(request: bytes) -> None:
+        await send(befores[request])
+
+    return AuditHook(request, deliver)
 
 
 async def test_an_undone_acknowledge_keeps_a_notification_recorded_meanwhile(
@@ -41,7 +64,7 @@ async def test_an_undone_acknowledge_keeps_a_notification_recorded_meanwhile(
         raise audit_down()
 
     with pytest.raises(Unavailable):
-        await h.engine.acknowledge(incident_id, "olivia", "on it", audit)
+        await h.engine.acknowledge(incident_id, "olivia", "on it", hooked(audit))
 
     assert [b.status for b in seen] == [IncidentStatus.ACTIVE]
     after = await h.engine.store.get(incident_id)
@@ -52,6 +75,7 @@ async def test_an_undone_acknowledge_keeps_a_notification_recorded_meanwhile(
     timeline = [e.kind for e in await h.engine.store.timeline(incident_id)]
     assert timeline == [EventKind.FIRED, EventKind.NOTIFIED]
     assert h.kinds() == ["FIRED"]
+    assert await h.engine.store.audits_before(FAR) == []  # the undone change's entry went with it
 
     # Acknowledged for real once the audit is written, notified then.
     await h.engine.acknowledge(incident_id, "olivia", "on it", None)
@@ -73,7 +97,7 @@ async def test_an_undone_resolve_never_reopens_over_a_newer_incident(
         raise audit_down()
 
     with pytest.raises(Unavailable):
-        await h.engine.resolve(first.id, "adam", "fixed", audit)
+        await h.engine.resolve(first.id, "adam", "fixed", hooked(audit))
 
     # The resolution's entry and decision went; the incident stays resolved, since reopening it would
     # make two open incidents of one fingerprint.
@@ -98,7 +122,7 @@ async def test_an_undone_resolve_of_a_pending_incident_restores_it(
         raise audit_down()
 
     with pytest.raises(Unavailable):
-        await h.engine.resolve(pending.incident.id, "adam", "not real", audit)
+        await h.engine.resolve(pending.incident.id, "adam", "not real", hooked(audit))
 
     after = await h.engine.store.get(pending.incident.id)
     assert after is not None and after.status is IncidentStatus.PENDING
@@ -109,3 +133,63 @@ async def test_an_undone_resolve_of_a_pending_incident_restores_it(
     h.clock.advance(5 * 60)
     await h.tick("emails", **BAD)
     assert h.kinds() == ["FIRED"]
+
+
+async def test_the_outbox_keeps_a_changes_entry_until_it_is_sent_by_its_request_or_the_sweep(
+    harness_factory: Callable[..., Harness], db: AsyncEngine
+) -> None:
+    h = harness_factory(FIRES_AT_ONCE)
+    (fired,) = await h.tick("emails", **BAD)
+    incident_id = fired.incident.id
+    gate = asyncio.Event()
+    sent: list[bytes] = []
+
+    def request(before: Incident, at: datetime) -> bytes:
+        return f"acknowledge {before.id} from {before.status.value} at {at.isoformat()}".encode()
+
+    async def stalled(entry: bytes) -> None:
+        # The request stops here, after its commit: as a process that died or hangs would.
+        await gate.wait()
+        sent.append(entry)
+
+    acknowledging = asyncio.create_task(
+        h.engine.acknowledge(incident_id, "olivia", "on it", AuditHook(request, stalled))
+    )
+    # The change and its entry are committed together.
+    for _ in range(500):
+        current = await h.engine.store.get(incident_id)
+        kept = await h.engine.store.audits_before(FAR)
+        if current is not None and current.status is IncidentStatus.ACKNOWLEDGED and kept:
+            break
+        await asyncio.sleep(0.01)
+    (_, entry), *more = kept
+    assert more == [] and entry == request(fired.incident, h.engine.now())
+
+    # Another engine (a replica, or this process restarted) sweeps: not before the grace is over...
+    replica = make_engine(db, h.source, h.clock, FIRES_AT_ONCE)
+    swept: list[bytes] = []
+
+    async def send(entry: bytes) -> None:
+        swept.append(entry)
+
+    assert await replica.send_kept_audits(send) == 0
+    h.clock.advance(AUDIT_OUTBOX_GRACE.total_seconds() + 1)
+
+    # ...nor while the audit log is down (the entry waits for the next sweep)...
+    async def down(entry: bytes) -> None:
+        raise audit_down()
+
+    with pytest.raises(Unavailable):
+        await replica.send_kept_audits(down)
+    assert len(await h.engine.store.audits_before(FAR)) == 1
+    # ...then it is sent and dropped.
+    assert await replica.send_kept_audits(send) == 1
+    assert swept == [entry] and await h.engine.store.audits_before(FAR) == []
+
+    # The stalled request goes on and sends the same entry (the audit log writes one entry per request
+    # id: tests/monitor); its change stands and is emitted.
+    gate.set()
+    acked = await acknowledging
+    assert acked.status is IncidentStatus.ACKNOWLEDGED and sent == [entry]
+    assert h.kinds() == ["FIRED", "ACKNOWLEDGED"]
+    assert await h.engine.store.audits_before(FAR) == []

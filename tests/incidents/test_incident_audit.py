@@ -138,6 +138,51 @@ async def test_a_change_whose_audit_entry_cannot_be_written_is_taken_back_and_no
     assert kinds.count(EventKind.ACKNOWLEDGED) == 1 and kinds.count(EventKind.RESOLVED) == 1
 
 
+async def test_a_change_whose_request_never_sent_its_entry_is_audited_once_by_the_sweep(
+    suite: dict[str, Any],
+) -> None:
+    parts: incident_service.IncidentParts = suite["parts"]
+    incident_id = await worker_down(parts)
+    send = parts.servicer.send_audit
+    gate = asyncio.Event()
+
+    async def stalled(request: bytes) -> None:
+        # The request stops after its commit, as a process that died or hangs would.
+        await gate.wait()
+        await send(request)
+
+    parts.servicer.send_audit = stalled  # type: ignore[method-assign]
+    operator = pb_grpc.IncidentServiceStub(suite["channel"]("operator", "olivia"))
+    acknowledging = asyncio.ensure_future(
+        operator.AcknowledgeIncident(pb.AcknowledgeIncidentRequest(incident_id=incident_id, note="on it"))
+    )
+    far = datetime(2100, 1, 1, tzinfo=UTC)
+    for _ in range(500):
+        if await parts.store.audits_before(far):
+            break
+        await asyncio.sleep(0.01)
+    current = await parts.store.get(incident_id)
+    assert current is not None and current.status is IncidentStatus.ACKNOWLEDGED
+    assert await entries(suite, incident_id) == []
+
+    # The sweep (here without its grace) writes the kept entry to the real audit log...
+    assert await parts.engine.send_kept_audits(send, grace=timedelta(0)) == 1
+    (written,) = await entries(suite, incident_id)
+    assert (written.action, written.actor, written.role) == (
+        mon_pb.AUDIT_ACTION_INCIDENT_ACKNOWLEDGE,
+        "olivia",
+        "operator",
+    )
+    assert written.result["status_before"] == "ACTIVE" and written.parameters["note"] == "on it"
+    assert datetime.fromisoformat(str(written.result["changed_at"])) == current.acknowledge_time
+    # ...and the request, going on, sends it again under the same request id: still one entry.
+    gate.set()
+    reply = await acknowledging
+    assert reply.incident.status == pb.INCIDENT_STATUS_ACKNOWLEDGED
+    assert [a.id for a in await entries(suite, incident_id)] == [written.id]
+    assert await parts.store.audits_before(far) == []
+
+
 async def test_a_change_the_database_refuses_leaves_no_audit_entry(suite: dict[str, Any]) -> None:
     parts: incident_service.IncidentParts = suite["parts"]
     incident_id = await worker_down(parts)

@@ -138,6 +138,21 @@ async def test_append_refuses_what_could_not_be_found_again(audit_store: AuditSt
     assert (await audit_store.list(page_size=10))[0] == []
 
 
+async def test_an_idempotency_key_is_written_once_however_often_or_concurrently_appended(
+    audit_store: AuditStore,
+) -> None:
+    keyed = AuditEntry(**{**_fields(entry()), "idempotency_key": "9d7c2a5e-0f1b-4b8e-a0c1-77e3f2d45b10"})
+    ids = await asyncio.gather(*(audit_store.append(keyed) for _ in range(5)))
+    assert len(set(ids)) == 1
+    assert await audit_store.append(keyed) == ids[0]
+    other = await audit_store.append(AuditEntry(**{**_fields(keyed), "idempotency_key": "another"}))
+    unkeyed = [await audit_store.append(entry()) for _ in range(2)]
+    rows = await list_all(audit_store)
+    assert sorted(r.id for r in rows) == sorted([ids[0], other, *unkeyed])
+    written = await audit_store.get(ids[0])
+    assert written is not None and written.idempotency_key == keyed.idempotency_key
+
+
 def _fields(value: AuditEntry) -> dict[str, Any]:
     return {name: getattr(value, name) for name in AuditEntry.__dataclass_fields__}
 
@@ -473,7 +488,7 @@ async def test_a_restarted_connection_is_not_an_outage(
 async def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     assert await MIGRATIONS.current_revision(database_url) is None
     await MIGRATIONS.upgrade(database_url)
-    assert await MIGRATIONS.current_revision(database_url) == MIGRATIONS.head_revision() == "0001"
+    assert await MIGRATIONS.current_revision(database_url) == MIGRATIONS.head_revision() == "0002"
     assert await table_names(database_url) == MONITOR_TABLES
     await MIGRATIONS.upgrade(database_url)  # at head already: nothing to do
     await MIGRATIONS.downgrade(database_url, "base")
@@ -523,7 +538,7 @@ async def test_concurrent_upgrades_from_several_tasks(database_url: str) -> None
         *(MIGRATIONS.upgrade(database_url) for _ in range(4)),
         *(COLLECTOR_MIGRATIONS.upgrade(database_url) for _ in range(2)),
     )
-    assert await MIGRATIONS.current_revision(database_url) == "0001"
+    assert await MIGRATIONS.current_revision(database_url) == "0002"
     assert await COLLECTOR_MIGRATIONS.current_revision(database_url) == COLLECTOR_MIGRATIONS.head_revision()
     assert await table_names(database_url) == MONITOR_TABLES | COLLECTOR_TABLES
 
@@ -561,5 +576,5 @@ async def test_concurrent_upgrades_from_several_processes(database_url: str) -> 
     for proc in procs:
         _, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()
-    assert await MIGRATIONS.current_revision(database_url) == "0001"
+    assert await MIGRATIONS.current_revision(database_url) == "0002"
     assert await table_names(database_url) == MONITOR_TABLES

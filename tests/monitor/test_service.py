@@ -609,6 +609,34 @@ async def test_create_audit_log_for_incidents(suite: Suite) -> None:
     assert code_of(exc) == grpc.StatusCode.PERMISSION_DENIED
 
 
+async def test_create_audit_log_with_a_request_id_writes_once(suite: Suite) -> None:
+    admin = suite.client("admin", "incidents")
+    entry = pb.AuditLog(
+        actor="adam",
+        role="admin",
+        action=pb.AUDIT_ACTION_INCIDENT_RESOLVE,
+        entity_type="incident",
+        entity_id="inc-7",
+        outcome=pb.AUDIT_OUTCOME_SUCCEEDED,
+    )
+    key = "3f1c8e3a-6a43-4d4e-9a53-0f6b1c9f2e11"
+    first = (await admin.CreateAuditLog(pb.CreateAuditLogRequest(audit_log=entry, request_id=key))).audit_log
+    # A retry (the reply lost, or the outbox sweep sending what its request already sent) adds nothing.
+    again = (await admin.CreateAuditLog(pb.CreateAuditLogRequest(audit_log=entry, request_id=key))).audit_log
+    assert again == first
+    other = (
+        await admin.CreateAuditLog(pb.CreateAuditLogRequest(audit_log=entry, request_id=key + "-2"))
+    ).audit_log
+    plain = (await admin.CreateAuditLog(pb.CreateAuditLogRequest(audit_log=entry))).audit_log
+    assert len({first.id, other.id, plain.id}) == 3
+    listed = await admin.ListAuditLogs(pb.ListAuditLogsRequest(entity_id="inc-7"))
+    assert sorted(a.id for a in listed.audit_logs) == sorted({first.id, other.id, plain.id})
+    with pytest.raises(grpc.aio.AioRpcError) as exc:
+        await admin.CreateAuditLog(pb.CreateAuditLogRequest(audit_log=entry, request_id="x" * 65))
+    assert code_of(exc) == grpc.StatusCode.INVALID_ARGUMENT
+    assert "request_id" in (exc.value.details() or "")
+
+
 async def test_no_action_when_the_audit_log_cannot_be_written(
     tmp_path: Path, redis: aioredis.Redis, redis_url: str, prefix: str, authority: TokenAuthority
 ) -> None:

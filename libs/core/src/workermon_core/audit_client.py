@@ -14,12 +14,18 @@ AUDIT_TIMEOUT_SECONDS = 5.0
 
 
 async def append_audit_log(
-    stub: mon_grpc.MonitorServiceStub, entry: mon_pb.AuditLog, *, consequence: str = ""
+    stub: mon_grpc.MonitorServiceStub,
+    entry: mon_pb.AuditLog,
+    *,
+    consequence: str = "",
+    request_id: str = "",
 ) -> None:
-    """Write `entry`; Unavailable (AUDIT_UNAVAILABLE) saying why, then `consequence`, when it cannot be."""
+    """Write `entry` (once per non-empty `request_id`, however often retried); Unavailable
+    (AUDIT_UNAVAILABLE) saying why, then `consequence`, when it cannot be."""
     try:
         await stub.CreateAuditLog(
-            mon_pb.CreateAuditLogRequest(audit_log=entry), timeout=AUDIT_TIMEOUT_SECONDS
+            mon_pb.CreateAuditLogRequest(audit_log=entry, request_id=request_id),
+            timeout=AUDIT_TIMEOUT_SECONDS,
         )
     except grpc.aio.AioRpcError as exc:
         raise Unavailable(

@@ -59,6 +59,9 @@ PausedReader = Callable[[Sequence[str]], Awaitable[set[str]]]
 # workers are news.
 _PAUSE_MUTES = (rules.IncidentType.QUEUE_BACKLOG, rules.IncidentType.WORKER_DOWN)
 NOTE_MAX = 2000
+# How old an outbox entry must be before the sweep sends it: well past the audit call's timeout, so
+# the sweep never races the request that kept it (which sends it, or undoes its change, at once).
+AUDIT_OUTBOX_GRACE = timedelta(seconds=60)
 _NOTIFIED = {
     EventKind.FIRED,
     EventKind.RESOLVED,
@@ -100,6 +103,16 @@ class Change:
     at: datetime
     # False when a silence held the notification back: recorded, not emitted.
     notify: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AuditHook:
+    """How an operator's change is audited: `request(before, at)` is its entry (a serialized request to
+    the audit log, idempotent) for the incident as it was before, kept in the change's own transaction
+    (the outbox); `send` writes it to the audit log after the commit."""
+
+    request: Callable[[Incident, datetime], bytes]
+    send: Callable[[bytes], Awaitable[None]]
 
 
 @dataclass
@@ -661,12 +674,12 @@ class IncidentEngine:
         incident_id: int,
         actor: str,
         note: str = "",
-        audit: Callable[[Incident], Awaitable[None]] | None = None,
+        audit: AuditHook | None = None,
     ) -> Incident:
         """ACTIVE -> ACKNOWLEDGED; already acknowledged is returned as it is.
 
-        The change is committed first, then `audit` runs with the incident as it was before; if the
-        audit raises, the change is undone (see `_audit_or_undo`) and nothing is notified.
+        The change is committed with its audit entry in the outbox, then the entry is sent; if that
+        fails, the change is undone (see `_audit_or_undo`) and nothing is notified.
         """
         if len(note) > NOTE_MAX:
             raise InvalidArgument("note", f"must be at most {NOTE_MAX} characters")
@@ -699,7 +712,8 @@ class IncidentEngine:
                 changes = await self._decide(
                     conn, [Change(EventKind.ACKNOWLEDGED, acked, event.id, now)], now
                 )
-            await self._audit_or_undo(audit, current, changes[0])
+                kept = await self._keep_audit(conn, audit, current, now)
+            await self._audit_or_undo(audit, kept, current, changes[0])
         await self._after_commit(changes)
         return changes[0].incident
 
@@ -708,7 +722,7 @@ class IncidentEngine:
         incident_id: int,
         actor: str,
         note: str,
-        audit: Callable[[Incident], Awaitable[None]] | None = None,
+        audit: AuditHook | None = None,
     ) -> Incident:
         """Any open status -> RESOLVED by hand, with a note (required); audited like `acknowledge`."""
         if not note.strip():
@@ -740,32 +754,67 @@ class IncidentEngine:
                     conn, resolved, EventKind.RESOLVED, now, actor=actor, message=note
                 )
                 changes = await self._decide(conn, [Change(EventKind.RESOLVED, resolved, event.id, now)], now)
-            await self._audit_or_undo(audit, current, changes[0])
+                kept = await self._keep_audit(conn, audit, current, now)
+            await self._audit_or_undo(audit, kept, current, changes[0])
         await self._after_commit(changes)
         return changes[0].incident
 
-    async def _audit_or_undo(
-        self, audit: Callable[[Incident], Awaitable[None]] | None, before: Incident, change: Change
-    ) -> None:
-        """Run `audit(before)` after the change committed; if it raises, undo the change and re-raise.
-
-        The audit entry cannot be written inside the write: the audit log may share the database, whose
-        write lock the transaction holds. Writing it after the commit means an entry always describes a
-        change that happened; a change whose entry cannot be written is taken back.
-        """
+    async def _keep_audit(
+        self, conn: AsyncConnection, audit: AuditHook | None, before: Incident, now: datetime
+    ) -> tuple[int, bytes] | None:
+        """Put the change's audit entry in the outbox, inside the change's transaction: (id, entry)."""
         if audit is None:
+            return None
+        request = audit.request(before, now)
+        return await self.store.add_audit(conn, request, now), request
+
+    async def _audit_or_undo(
+        self, audit: AuditHook | None, kept: tuple[int, bytes] | None, before: Incident, change: Change
+    ) -> None:
+        """Send the kept audit entry after the change committed; if that fails, undo the change (and
+        drop the entry) and re-raise.
+
+        The entry is not sent inside the write: the audit log is another service's (it may even share
+        the database, whose write lock the transaction holds). Sending after the commit means an entry
+        always describes a change that happened, and the outbox means a process that dies in between
+        leaves the entry for `send_kept_audits` instead of a change nobody audited.
+        """
+        if audit is None or kept is None:
             return
+        outbox_id, request = kept
         try:
-            await audit(before)
+            await audit.send(request)
         except BaseException:
             try:
-                await self._undo(before, change)
+                await self._undo(before, change, outbox_id)
             except Exception:
-                # The entry is missing and the change stays: say so loudly, the caller is told it failed.
+                # The change stays, and so does its entry: the outbox sweep writes it to the audit log.
                 log.exception("incident_change_not_undone", incident=before.id, event_id=change.event_id)
             raise
+        try:
+            async with self.store.write() as conn:
+                await self.store.remove_audit(conn, outbox_id)
+        except Exception as exc:
+            # Harmless: the sweep sends it again and the audit log keeps one entry per request id.
+            log.warning("audit_outbox_not_cleared", outbox_id=outbox_id, error=repr(exc))
 
-    async def _undo(self, before: Incident, change: Change) -> None:
+    async def send_kept_audits(
+        self, send: Callable[[bytes], Awaitable[None]], grace: timedelta = AUDIT_OUTBOX_GRACE
+    ) -> int:
+        """Send the outbox entries older than `grace` (their process died before sending them, or
+        could not drop them), dropping each once the audit log has it; how many were sent. Raises what
+        `send` raises (the audit log down): the rest wait for the next sweep."""
+        sent = 0
+        for outbox_id, request in await self.store.audits_before(self.now() - grace):
+            await send(request)
+            async with self.store.write() as conn:
+                await self.store.remove_audit(conn, outbox_id)
+            sent += 1
+        if sent:
+            log.warning("kept_audits_sent", count=sent)
+        return sent
+
+    async def _undo(self, before: Incident, change: Change, outbox_id: int | None = None) -> None:
         """Take back an operator's change: its timeline entry and decision go, the status fields return.
 
         Only what the change set is restored: a notification recorded meanwhile (record_notified)
@@ -774,6 +823,8 @@ class IncidentEngine:
         """
         async with self.store.write() as conn:
             await self.store.delete_event(conn, change.event_id)
+            if outbox_id is not None:
+                await self.store.remove_audit(conn, outbox_id)
             latest = await self.store.load(conn, before.id)
             if latest is None:
                 return

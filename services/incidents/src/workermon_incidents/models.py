@@ -25,6 +25,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -199,8 +200,21 @@ class AlertingConfigRevision(IncidentBase):
     create_time: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class AuditOutboxRecord(IncidentBase):
+    """An audit entry of an operator's change, written in the change's transaction and deleted once the
+    audit log has it: a process that dies between the two leaves it here for the outbox sweep."""
+
+    __tablename__ = "incident_audit_outbox"
+
+    id: Mapped[int] = mapped_column(IncidentId, primary_key=True, autoincrement=True)
+    # A serialized CreateAuditLogRequest; its request_id makes sending it twice write one entry.
+    request: Mapped[bytes] = mapped_column(LargeBinary)
+    create_time: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 incidents = cast(Table, IncidentRecord.__table__)
 maintenance_windows = cast(Table, MaintenanceWindowRecord.__table__)
 silences = cast(Table, SilenceRecord.__table__)
 incident_events = cast(Table, IncidentEventRecord.__table__)
 alerting_config_revisions = cast(Table, AlertingConfigRevision.__table__)
+audit_outbox = cast(Table, AuditOutboxRecord.__table__)

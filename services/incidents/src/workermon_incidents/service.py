@@ -121,12 +121,13 @@ class WorkerFollower:
 
 def build(deps: Deps) -> Built:
     """Wire the engine, its gRPC data source and the timeline feed; background: periodic evaluation, the
-    WatchWorkers follower, the feed reader, the alerting configuration's reload, and the notifier.
+    WatchWorkers follower, the feed reader, the alerting configuration's reload, the notifier, and the
+    audit outbox's sweep.
 
     Rule thresholds, overrides, channels and routes come from the stored alerting configuration
     (alerting_store.py); the environment (IncidentSettings, WORKERMON_INCIDENT_RULES,
-    WORKERMON_NOTIFY_CHANNELS) is only its first revision. Build options: `feed_poll_seconds` and
-    `alerting_config_poll_seconds` (floats).
+    WORKERMON_NOTIFY_CHANNELS) is only its first revision. Build options: `feed_poll_seconds`,
+    `alerting_config_poll_seconds` and `audit_outbox_poll_seconds` (floats).
     """
     settings = deps.settings(IncidentSettings)
     options = deps.options_for("incidents")
@@ -203,6 +204,13 @@ def build(deps: Deps) -> Built:
             first_at_once=True,
         ),
         Resident("notifier", notifier),
+        # Audit entries of changes whose process died before sending them (engine.send_kept_audits).
+        Every(
+            "audit_outbox",
+            options.get("audit_outbox_poll_seconds", 30.0),
+            functools.partial(incident_engine.send_kept_audits, servicer.send_audit),
+            first_at_once=True,
+        ),
     ]
     spec = grpc_service(
         deps,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import datetime
@@ -26,7 +27,7 @@ from workermon_core.peer import Peer
 
 from . import alerting_config, alerting_store, silences, windows
 from .alerting_store import AlertingConfigs
-from .engine import IncidentEngine
+from .engine import AuditHook, IncidentEngine
 from .incident import Incident, IncidentStatus
 from .messages import (
     event_message,
@@ -119,10 +120,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         """ACTIVE -> ACKNOWLEDGED, then written to the audit log (undone if it cannot be)."""
         action = mon_pb.AUDIT_ACTION_INCIDENT_ACKNOWLEDGE
         actor = context_subject()
-
-        async def audit(incident: Incident) -> None:
-            await self._audit(action, incident, {"note": request.note})
-
+        audit = self._incident_audit(action, request.note)
         async with self._refusals_audited(action, request.incident_id, {"note": request.note}):
             validation.reason(request.note, "note")
             try:
@@ -137,10 +135,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         """Open -> RESOLVED by hand with a note, then written to the audit log (undone if it cannot be)."""
         action = mon_pb.AUDIT_ACTION_INCIDENT_RESOLVE
         actor = context_subject()
-
-        async def audit(incident: Incident) -> None:
-            await self._audit(action, incident, {"note": request.note})
-
+        audit = self._incident_audit(action, request.note)
         async with self._refusals_audited(
             action, request.incident_id, {"note": request.note}, settled=IncidentStatus.RESOLVED
         ):
@@ -175,32 +170,54 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
             if isinstance(refusal, InvalidArgument):
                 details["field"] = refusal.field
             try:
-                await self._audit_entity(
-                    action,
-                    "incident",
-                    str(incident_id),
-                    parameters,
-                    details,
-                    outcome=mon_pb.AUDIT_OUTCOME_REFUSED,
+                await self._write_audit(
+                    self._audit_entry(
+                        action,
+                        "incident",
+                        str(incident_id),
+                        parameters,
+                        details,
+                        outcome=mon_pb.AUDIT_OUTCOME_REFUSED,
+                    )
                 )
             except Unavailable as exc:
                 log.warning("refusal_not_audited", action=action, incident=incident_id, error=exc.message)
             raise
 
-    async def _audit(
-        self, action: mon_pb.AuditAction.ValueType, incident: Incident, parameters: dict[str, str]
-    ) -> None:
-        """Write an incident's audit entry; UNAVAILABLE when it cannot be written."""
-        await self._audit_entity(
-            action,
-            "incident",
-            str(incident.id),
-            parameters,
-            {"fingerprint": incident.fingerprint, "status_before": incident.status.value},
-            queue=incident.queue or "",
-        )
+    def _incident_audit(self, action: mon_pb.AuditAction.ValueType, note: str) -> AuditHook:
+        """How the engine audits an acknowledge or resolve: the entry, kept with the change, then sent."""
 
-    async def _audit_entity(
+        def request(before: Incident, at: datetime) -> bytes:
+            entry = self._audit_entry(
+                action,
+                "incident",
+                str(before.id),
+                {"note": note},
+                {
+                    "fingerprint": before.fingerprint,
+                    "status_before": before.status.value,
+                    "changed_at": at.isoformat(),
+                },
+                queue=before.queue or "",
+            )
+            return mon_pb.CreateAuditLogRequest(
+                audit_log=entry, request_id=str(uuid.uuid4())
+            ).SerializeToString()
+
+        return AuditHook(request, self.send_audit)
+
+    async def send_audit(self, request: bytes) -> None:
+        """Write a kept CreateAuditLogRequest (once, by its request id); UNAVAILABLE when it cannot be."""
+        parsed = mon_pb.CreateAuditLogRequest.FromString(request)
+        await self._write_audit(parsed.audit_log, request_id=parsed.request_id)
+
+    async def _write_audit(
+        self, entry: mon_pb.AuditLog, consequence: str = "; nothing was changed", request_id: str = ""
+    ) -> None:
+        """Write the entry (with the service's admin token); UNAVAILABLE, then `consequence`, if it cannot."""
+        await append_audit_log(self.monitor.stub, entry, consequence=consequence, request_id=request_id)
+
+    def _audit_entry(
         self,
         action: mon_pb.AuditAction.ValueType,
         entity_type: str,
@@ -210,9 +227,8 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         *,
         queue: str = "",
         outcome: mon_pb.AuditOutcome.ValueType = mon_pb.AUDIT_OUTCOME_SUCCEEDED,
-        consequence: str = "; nothing was changed",
-    ) -> None:
-        """Write the audit entry with the service's admin token; UNAVAILABLE when it cannot be written."""
+    ) -> mon_pb.AuditLog:
+        """The entry for the caller (the token's subject and role) as the audit log takes it."""
         who = context.principal.get()
         entry = mon_pb.AuditLog(
             actor=who.subject if who else "system",
@@ -228,7 +244,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         details = struct_pb2.Struct()
         details.update(result)
         entry.result.CopyFrom(details)
-        await append_audit_log(self.monitor.stub, entry, consequence=consequence)
+        return entry
 
     # --- silences -----------------------------------------------------------------------------------
 
@@ -263,12 +279,14 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         silence = _new_silence(request.silence, self.engine.now(), context_subject())
 
         async def audit(created: silences.Silence) -> None:
-            await self._audit_entity(
-                mon_pb.AUDIT_ACTION_SILENCE_CREATE,
-                "silence",
-                str(created.id),
-                _silence_parameters(created),
-                {"state": created.state(self.engine.now()).value},
+            await self._write_audit(
+                self._audit_entry(
+                    mon_pb.AUDIT_ACTION_SILENCE_CREATE,
+                    "silence",
+                    str(created.id),
+                    _silence_parameters(created),
+                    {"state": created.state(self.engine.now()).value},
+                )
             )
 
         try:
@@ -283,12 +301,14 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         """End a silence now, audited; what it held back is notified if still firing."""
 
         async def audit(silence: silences.Silence) -> None:
-            await self._audit_entity(
-                mon_pb.AUDIT_ACTION_SILENCE_EXPIRE,
-                "silence",
-                str(silence.id),
-                _silence_parameters(silence),
-                {"state_before": silence.state(self.engine.now()).value},
+            await self._write_audit(
+                self._audit_entry(
+                    mon_pb.AUDIT_ACTION_SILENCE_EXPIRE,
+                    "silence",
+                    str(silence.id),
+                    _silence_parameters(silence),
+                    {"state_before": silence.state(self.engine.now()).value},
+                )
             )
 
         try:
@@ -326,12 +346,14 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         window = _new_window(request.maintenance_window, self.engine.now(), context_subject())
 
         async def audit(created: windows.Window) -> None:
-            await self._audit_entity(
-                mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE,
-                "maint_window",
-                str(created.id),
-                _window_parameters(created),
-                {"open": str(created.is_open(self.engine.now())).lower()},
+            await self._write_audit(
+                self._audit_entry(
+                    mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE,
+                    "maint_window",
+                    str(created.id),
+                    _window_parameters(created),
+                    {"open": str(created.is_open(self.engine.now())).lower()},
+                )
             )
 
         try:
@@ -348,12 +370,14 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         """Delete a window, audited first; what it held back is notified if still firing."""
 
         async def audit(window: windows.Window) -> None:
-            await self._audit_entity(
-                mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE,
-                "maint_window",
-                str(window.id),
-                _window_parameters(window),
-                {"open": str(window.is_open(self.engine.now())).lower()},
+            await self._write_audit(
+                self._audit_entry(
+                    mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE,
+                    "maint_window",
+                    str(window.id),
+                    _window_parameters(window),
+                    {"open": str(window.is_open(self.engine.now())).lower()},
+                )
             )
 
         try:
@@ -391,16 +415,18 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
             new = alerting_config.summary(after.document)
             # Each part before and after (masked: the summary holds no secret), parameters and result alike.
             parts = {f"before.{k}": v for k, v in old.items()} | {f"after.{k}": v for k, v in new.items()}
-            await self._audit_entity(
-                mon_pb.AUDIT_ACTION_ALERTING_CONFIG_UPDATE,
-                "alerting_config",
-                str(after.revision),
-                {"expected_revision": str(request.expected_revision), "comment": comment, **parts},
-                {
-                    "revision_before": str(before.revision if before else 0),
-                    "revision": str(after.revision),
-                    **{k: validation.bounded_text(v) for k, v in parts.items()},
-                },
+            await self._write_audit(
+                self._audit_entry(
+                    mon_pb.AUDIT_ACTION_ALERTING_CONFIG_UPDATE,
+                    "alerting_config",
+                    str(after.revision),
+                    {"expected_revision": str(request.expected_revision), "comment": comment, **parts},
+                    {
+                        "revision_before": str(before.revision if before else 0),
+                        "revision": str(after.revision),
+                        **{k: validation.bounded_text(v) for k, v in parts.items()},
+                    },
+                ),
                 consequence="; the configuration was not changed",
             )
 
@@ -477,17 +503,19 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         duration_ms = round((time.monotonic() - began) * 1000)
         secrets = alerting_config.secrets_of(item)
         error, reply = _scrub(error, secrets), _scrub(reply, secrets)
-        await self._audit_entity(
-            mon_pb.AUDIT_ACTION_NOTIFICATION_CHANNEL_TEST,
-            "notify_channel",
-            request.channel,
-            {
-                "channel": request.channel,
-                "type": channel.type.value,
-                "target": channel.target,
-                "unsaved": str(request.HasField("settings")).lower(),
-            },
-            {"delivered": delivered, "status_code": code, "error": validation.bounded_text(error)},
+        await self._write_audit(
+            self._audit_entry(
+                mon_pb.AUDIT_ACTION_NOTIFICATION_CHANNEL_TEST,
+                "notify_channel",
+                request.channel,
+                {
+                    "channel": request.channel,
+                    "type": channel.type.value,
+                    "target": channel.target,
+                    "unsaved": str(request.HasField("settings")).lower(),
+                },
+                {"delivered": delivered, "status_code": code, "error": validation.bounded_text(error)},
+            ),
             consequence="; the test message was sent",
         )
         return pb.TestNotificationChannelResponse(

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from workermon_core.db import locked_transaction
 
 from .incident import Decision, Escalation, EventKind, Incident, IncidentEvent, IncidentStatus
-from .models import OPEN_STATUSES, incident_events, incidents
+from .models import OPEN_STATUSES, audit_outbox, incident_events, incidents
 from .rules import IncidentType, Severity
 
 # Spells "wmincwri"; the same in every replica, different from the migration lock.
@@ -221,6 +221,28 @@ class IncidentStore:
     async def delete_event(self, conn: AsyncConnection, event_id: int) -> None:
         """Remove a timeline entry whose change was undone (its audit entry could not be written)."""
         await conn.execute(delete(incident_events).where(incident_events.c.id == event_id))
+
+    async def add_audit(self, conn: AsyncConnection, request: bytes, at: datetime) -> int:
+        """Keep a change's audit entry (a serialized CreateAuditLogRequest) in the change's transaction."""
+        result = await conn.execute(
+            insert(audit_outbox).values(request=request, create_time=at).returning(audit_outbox.c.id)
+        )
+        return int(result.scalar_one())
+
+    async def remove_audit(self, conn: AsyncConnection, outbox_id: int) -> None:
+        """Forget an outbox entry: the audit log has it, or its change was undone."""
+        await conn.execute(delete(audit_outbox).where(audit_outbox.c.id == outbox_id))
+
+    async def audits_before(self, before: datetime, limit: int = 100) -> list[tuple[int, bytes]]:
+        """Outbox entries kept before `before`, oldest first: (id, request)."""
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(audit_outbox.c.id, audit_outbox.c.request)
+                .where(audit_outbox.c.create_time < before)
+                .order_by(audit_outbox.c.id)
+                .limit(limit)
+            )
+            return [(int(row.id), bytes(row.request)) for row in rows]
 
     # --- reads ------------------------------------------------------------------------------------------
 

@@ -55,6 +55,8 @@ from .messages import (
 JOBS_PAGE_DEFAULT, JOBS_PAGE_MAX = 50, 100
 SEARCH_PAGE_DEFAULT, SEARCH_PAGE_MAX = 50, 100
 SEARCH_TEXT_MAX = 200
+# CreateAuditLogRequest.request_id: a UUID fits with room to spare (the column is 64 characters).
+AUDIT_REQUEST_ID_MAX = 64
 AUDIT_PAGE_DEFAULT, AUDIT_PAGE_MAX = 50, 200
 # Children and schedulers: each row costs a dozen Redis reads, so an over-wide page is refused.
 CHILDREN_PAGE_DEFAULT, CHILDREN_PAGE_MAX = 50, 200
@@ -1024,6 +1026,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
         validation.enum_value(
             entry.outcome, pb.AuditOutcome.DESCRIPTOR, "audit_log.outcome", unspecified=False
         )
+        validation.text(request.request_id, "request_id", AUDIT_REQUEST_ID_MAX, control=False)
         audit_id = await self.auditor.record_for(
             actor=entry.actor,
             role=entry.role,
@@ -1033,6 +1036,7 @@ class MonitorServicer(pb_grpc.MonitorServiceServicer):
             outcome=pb.AuditOutcome.Name(entry.outcome).removeprefix("AUDIT_OUTCOME_"),
             result=json_format.MessageToDict(entry.result),
             request_id=entry.request_id,
+            idempotency_key=request.request_id or None,
         )
         written = await self.audit_store.get(audit_id)
         if written is None:

@@ -132,9 +132,11 @@ class Auditor:
         result: dict[str, Any],
         request_id: str,
         at: datetime | None = None,
+        idempotency_key: str | None = None,
     ) -> int:
         """Append a finished entry naming its actor explicitly (written on behalf of another service);
-        `at` is when it happened, for an entry written after the fact (default: now)."""
+        `at` is when it happened, for an entry written after the fact (default: now). With an
+        `idempotency_key` already written, the id of that entry is returned and nothing is added."""
         entry = AuditEntry(
             time=at or self._now(),
             actor=bounded_text(actor or "system"),
@@ -148,6 +150,7 @@ class Auditor:
             outcome=outcome,
             result=_json(result),
             request_id=bounded_text(request_id, 128),
+            idempotency_key=idempotency_key or None,
         )
         try:
             return await self.store.append(entry)

@@ -123,6 +123,7 @@ class AuditRecord(AuditBase):
         Index("ix_monitor_audit_log_action_time_id", "action", "time", "id"),
         Index("ix_monitor_audit_log_entity_time_id", "entity_type", "entity_id", "time", "id"),
         Index("ix_monitor_audit_log_queue_time_id", "queue", "time", "id"),
+        Index("uq_monitor_audit_log_idempotency_key", "idempotency_key", unique=True),
     )
 
     id: Mapped[int] = mapped_column(AuditId, primary_key=True, autoincrement=True)
@@ -138,6 +139,8 @@ class AuditRecord(AuditBase):
     outcome: Mapped[str] = mapped_column(String(16))
     result: Mapped[str] = mapped_column(Text)
     request_id: Mapped[str] = mapped_column(Text)
+    # The writer's id of the write (CreateAuditLogRequest.request_id): a retried write finds its entry.
+    idempotency_key: Mapped[str | None] = mapped_column(String(64))
 
 
 audit_log = cast(Table, AuditRecord.__table__)

@@ -58,6 +58,8 @@ class AuditEntry:
     parameters: str = "{}"
     result: str = "{}"
     request_id: str = ""
+    # The writer's id of this write: a second append with it returns the first one's id.
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -133,7 +135,8 @@ class AuditStore:
         return moment.replace(tzinfo=None) if self._sqlite else moment
 
     async def append(self, entry: AuditEntry) -> int:
-        """Record `entry`; returns its id. Unavailable when the database cannot take it."""
+        """Record `entry`; returns its id (that of the entry already written under its idempotency key,
+        if there is one). Unavailable when the database cannot take it."""
         _check(entry)
         values = {
             "time": self._to_db(entry.time, "time"),
@@ -147,16 +150,33 @@ class AuditStore:
             "outcome": str(entry.outcome),
             "result": entry.result,
             "request_id": entry.request_id,
+            "idempotency_key": entry.idempotency_key,
         }
         try:
             async with self._engine.begin() as conn:
                 result = await conn.execute(insert(audit_log).values(values))
+        except sa_exc.IntegrityError:
+            if entry.idempotency_key is None:
+                raise
+            return await self._written_under(entry.idempotency_key)
         except _UNREACHABLE as exc:
             raise _unavailable("cannot record the action") from exc
         key = result.inserted_primary_key
         if key is None:  # only for an INSERT without a primary key column, which this is not
             raise RuntimeError("the database returned no id for the audit entry")
         return int(key[0])
+
+    async def _written_under(self, idempotency_key: str) -> int:
+        """The id of the entry written with `idempotency_key` (a unique index holds at most one)."""
+        stmt = select(audit_log.c.id).where(audit_log.c.idempotency_key == idempotency_key)
+        try:
+            async with self._engine.connect() as conn:
+                found = (await conn.execute(stmt)).scalar()
+        except _UNREACHABLE as exc:
+            raise _unavailable("cannot read the audit log") from exc
+        if found is None:
+            raise RuntimeError(f"no audit entry under idempotency key {idempotency_key!r} after a conflict")
+        return int(found)
 
     async def complete(self, audit_id: int, outcome: str, result: str) -> bool:
         """Give a PENDING entry its outcome and result, once; False if it was not PENDING.
@@ -293,6 +313,7 @@ def _entry(row: Row[Any]) -> AuditEntryRow:
         outcome=m["outcome"],
         result=m["result"],
         request_id=m["request_id"],
+        idempotency_key=m["idempotency_key"],
     )
 
 

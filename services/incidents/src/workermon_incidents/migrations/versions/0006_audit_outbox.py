@@ -1,0 +1,38 @@
+"""The audit outbox: operators' changes carry their audit entry in their own transaction.
+
+Revision ID: 0006_audit_outbox
+Revises: 0005_notify_groups
+Create Date: 2026-12-06 08:00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0006_audit_outbox"
+down_revision: str | None = "0005_notify_groups"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# Types as of this revision (spelled out so later model changes cannot alter what it creates).
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+_TIME = sa.DateTime(timezone=True)
+
+
+def upgrade() -> None:
+    """Create incident_audit_outbox."""
+    op.create_table(
+        "incident_audit_outbox",
+        sa.Column("id", _ID, autoincrement=True, nullable=False),
+        sa.Column("request", sa.LargeBinary(), nullable=False),
+        sa.Column("create_time", _TIME, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_incident_audit_outbox"),
+    )
+
+
+def downgrade() -> None:
+    """Drop the outbox."""
+    op.drop_table("incident_audit_outbox")
