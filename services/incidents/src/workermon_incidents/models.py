@@ -85,6 +85,8 @@ class IncidentRecord(IncidentBase):
         Index("ix_incidents_queue_id", "queue", "id"),
         Index("ix_incidents_type_id", "type", "id"),
         Index("ix_incidents_fingerprint_id", "fingerprint", "id"),
+        # Replay finds the holds released within its window by their notice time (replay.py).
+        Index("ix_incidents_last_notice_time", "last_notice_time"),
     )
 
     id: Mapped[int] = mapped_column(IncidentId, primary_key=True, autoincrement=True)

@@ -1,4 +1,5 @@
-"""The audit outbox: operators' changes carry their audit entry in their own transaction.
+"""The audit outbox (operators' changes carry their audit entry in their own transaction), and an index
+on incidents.last_notice_time for the replay of released holds.
 
 Revision ID: 0006_audit_outbox
 Revises: 0005_notify_groups
@@ -23,7 +24,7 @@ _TIME = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
-    """Create incident_audit_outbox."""
+    """Create incident_audit_outbox and ix_incidents_last_notice_time."""
     op.create_table(
         "incident_audit_outbox",
         sa.Column("id", _ID, autoincrement=True, nullable=False),
@@ -31,8 +32,10 @@ def upgrade() -> None:
         sa.Column("create_time", _TIME, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_incident_audit_outbox"),
     )
+    op.create_index("ix_incidents_last_notice_time", "incidents", ["last_notice_time"])
 
 
 def downgrade() -> None:
-    """Drop the outbox."""
+    """Drop the index and the outbox."""
+    op.drop_index("ix_incidents_last_notice_time", table_name="incidents")
     op.drop_table("incident_audit_outbox")
