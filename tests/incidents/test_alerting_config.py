@@ -20,6 +20,7 @@ from workermon.heartbeat.v1 import heartbeat_service_pb2 as hb_pb
 from workermon_core.errors import Aborted, InvalidArgument
 from workermon_incidents import alerting_config, routing
 from workermon_incidents.alerting_store import AlertingConfigs
+from workermon_incidents.audited import AuditHook
 from workermon_incidents.engine import EngineConfig
 from workermon_incidents.rules import RuleConfig, WorkerState
 from workermon_incidents.settings import IncidentSettings
@@ -224,14 +225,29 @@ async def test_an_audit_failure_removes_the_revision(db: AsyncEngine) -> None:
     configs = AlertingConfigs(IncidentStore(db), lambda: environment, lambda: datetime.now(UTC))
     await configs.sync()
 
-    async def audit(before: Any, after: Any) -> None:
+    kept: list[bytes] = []
+
+    def request(change: Any, at: datetime) -> bytes:
+        kept.append(f"revision {change[1].revision} after {change[0].revision}".encode())
+        return kept[-1]
+
+    async def send(entry: bytes) -> None:
+        # The revision and its entry are committed together when the entry is sent.
+        assert [r.revision for r in await configs.page(None, 10)] == [2, 1]
+        assert [e for _, e in await configs.store.audits_before(datetime(2100, 1, 1, tzinfo=UTC))] == [entry]
         raise RuntimeError("the audit log is down")
 
     with pytest.raises(RuntimeError):
         await configs.update(
-            copy.deepcopy(environment), expected_revision=1, author="a", comment="", audit=audit
+            copy.deepcopy(environment),
+            expected_revision=1,
+            author="a",
+            comment="",
+            audit=AuditHook(request, send),
         )
+    assert kept == [b"revision 2 after 1"]
     assert [r.revision for r in await configs.page(None, 10)] == [1] and configs.applied == 1
+    assert await configs.store.audits_before(datetime(2100, 1, 1, tzinfo=UTC)) == []
 
 
 def test_engine_config_defaults_stay_for_engines_built_without_a_document() -> None:

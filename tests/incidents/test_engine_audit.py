@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from workermon_core.errors import Unavailable
-from workermon_incidents.engine import AUDIT_OUTBOX_GRACE, AuditHook
+from workermon_incidents import silences, windows
+from workermon_incidents.audited import OUTBOX_GRACE, AuditHook
 from workermon_incidents.incident import EventKind, Incident, IncidentStatus, Outcome
 from workermon_incidents.rules import RuleConfig
 
@@ -32,7 +34,7 @@ def audit_down() -> Unavailable:
     return Unavailable("the audit log cannot be written; nothing was changed", reason="AUDIT_UNAVAILABLE")
 
 
-def hooked(send: Callable[[Incident], Awaitable[None]]) -> AuditHook:
+def hooked(send: Callable[[Incident], Awaitable[None]]) -> AuditHook[Incident]:
     """An AuditHook whose entry stands for the incident as it was before; `send` gets that incident."""
     befores: dict[bytes, Incident] = {}
 
@@ -173,7 +175,7 @@ async def test_the_outbox_keeps_a_changes_entry_until_it_is_sent_by_its_request_
         swept.append(entry)
 
     assert await replica.send_kept_audits(send) == 0
-    h.clock.advance(AUDIT_OUTBOX_GRACE.total_seconds() + 1)
+    h.clock.advance(OUTBOX_GRACE.total_seconds() + 1)
 
     # ...nor while the audit log is down (the entry waits for the next sweep)...
     async def down(entry: bytes) -> None:
@@ -192,4 +194,41 @@ async def test_the_outbox_keeps_a_changes_entry_until_it_is_sent_by_its_request_
     acked = await acknowledging
     assert acked.status is IncidentStatus.ACKNOWLEDGED and sent == [entry]
     assert h.kinds() == ["FIRED", "ACKNOWLEDGED"]
+    assert await h.engine.store.audits_before(FAR) == []
+
+
+async def test_an_expiry_or_a_deletion_whose_entry_cannot_be_written_is_put_back(
+    harness_factory: Callable[..., Harness],
+) -> None:
+    h = harness_factory(FIRES_AT_ONCE)
+    now = h.engine.now()
+    silence = await h.engine.create_silence(
+        silences.Silence(
+            0, silences.Matchers(queue_glob="pay*"), now, now + timedelta(hours=1), "adam", "x", now
+        )
+    )
+    window = await h.engine.create_window(
+        windows.Window(0, silences.Matchers(queue_glob="pay*"), ("MON",), 60, 120, "UTC", "adam", "y", now)
+    )
+    seen: list[Any] = []
+
+    def request(subject: Any, at: datetime) -> bytes:
+        seen.append(subject)
+        return b"entry"
+
+    async def down(entry: bytes) -> None:
+        raise audit_down()
+
+    with pytest.raises(Unavailable):
+        await h.engine.expire_silence(silence.id, "olivia", AuditHook(request, down))
+    with pytest.raises(Unavailable):
+        await h.engine.delete_window(window.id, AuditHook(request, down))
+
+    # The hooks saw the silence before and after its expiry, and the window deleted.
+    (before, after), deleted = seen
+    assert before == silence and after.end_time == now and after.expired_by == "olivia"
+    assert deleted == window
+    async with h.engine.store.engine.connect() as conn:
+        assert await silences.load(conn, silence.id) == silence
+        assert await windows.load(conn, window.id) == window
     assert await h.engine.store.audits_before(FAR) == []

@@ -277,3 +277,72 @@ async def test_two_admins_resolving_at_once_leave_one_change_and_one_entry(suite
     assert [t.kind for t in suite["emitted"]] == ["RESOLVED"]
     kinds = [e.kind for e in await parts.store.timeline(incident_id)]
     assert kinds.count(EventKind.RESOLVED) == 1
+
+
+async def test_silence_and_window_changes_whose_entry_cannot_be_written_are_taken_back(
+    suite: dict[str, Any],
+) -> None:
+    parts: incident_service.IncidentParts = suite["parts"]
+    operator = pb_grpc.IncidentServiceStub(suite["channel"]("operator", "olivia"))
+    now = datetime.now(UTC) + timedelta(minutes=1)
+    silence = pb.Silence(matchers=pb.SilenceMatchers(queue_glob="pay*"), comment="deploy")
+    silence.end_time.FromDatetime(now + timedelta(hours=1))
+    window = pb.MaintenanceWindow(
+        matchers=pb.SilenceMatchers(queue_glob="batch-*"),
+        weekdays=["MON"],
+        start_time_of_day="02:00",
+        end_time_of_day="03:00",
+        time_zone="UTC",
+        comment="backups",
+    )
+    active = (await operator.CreateSilence(pb.CreateSilenceRequest(silence=silence))).silence
+    kept = (
+        await operator.CreateMaintenanceWindow(pb.CreateMaintenanceWindowRequest(maintenance_window=window))
+    ).maintenance_window
+
+    async def listed() -> tuple[list[tuple[int, int]], list[int]]:
+        silences = (await operator.ListSilences(pb.ListSilencesRequest())).silences
+        windows = (
+            await operator.ListMaintenanceWindows(pb.ListMaintenanceWindowsRequest())
+        ).maintenance_windows
+        return [(s.id, s.state) for s in silences], [w.id for w in windows]
+
+    before = await listed()
+    working = parts.servicer.monitor
+    parts.servicer.monitor = Peer("127.0.0.1:9", mon_grpc.MonitorServiceStub, lambda: "token")
+    try:
+        calls = [
+            operator.CreateSilence(pb.CreateSilenceRequest(silence=silence)),
+            operator.ExpireSilence(pb.ExpireSilenceRequest(silence_id=active.id)),
+            operator.CreateMaintenanceWindow(pb.CreateMaintenanceWindowRequest(maintenance_window=window)),
+            operator.DeleteMaintenanceWindow(pb.DeleteMaintenanceWindowRequest(window_id=kept.id)),
+        ]
+        for call in calls:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert reason_of(caught.value) == "AUDIT_UNAVAILABLE"
+    finally:
+        await parts.servicer.monitor.close()
+        parts.servicer.monitor = working
+
+    # Nothing changed: no new silence or window, the silence still active, the window still there (same
+    # id), and no entry left in the outbox.
+    assert await listed() == before
+    assert await parts.store.audits_before(datetime(2100, 1, 1, tzinfo=UTC)) == []
+    # With the audit log back the same changes go through, each on record once.
+    expired = (await operator.ExpireSilence(pb.ExpireSilenceRequest(silence_id=active.id))).silence
+    assert expired.state == pb.SILENCE_STATE_EXPIRED
+    await operator.DeleteMaintenanceWindow(pb.DeleteMaintenanceWindowRequest(window_id=kept.id))
+    monitor = mon_grpc.MonitorServiceStub(suite["channel"]("viewer"))
+    written = (await monitor.ListAuditLogs(mon_pb.ListAuditLogsRequest(actor="olivia"))).audit_logs
+    actions = sorted((a.action, a.entity_id) for a in written if a.outcome == mon_pb.AUDIT_OUTCOME_SUCCEEDED)
+    assert actions == sorted(
+        [
+            (mon_pb.AUDIT_ACTION_SILENCE_CREATE, str(active.id)),
+            (mon_pb.AUDIT_ACTION_SILENCE_EXPIRE, str(active.id)),
+            (mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE, str(kept.id)),
+            (mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE, str(kept.id)),
+        ]
+    )
+    assert all("changed_at" in a.result for a in written)

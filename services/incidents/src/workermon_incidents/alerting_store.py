@@ -10,7 +10,7 @@ replicas starting at once store it once.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workermon_core.errors import Aborted, InvalidArgument, NotFound
 
+from . import audited
 from .alerting_config import Compiled, Document, compile_document, keep_secrets, require_header_values
+from .audited import AuditHook
 from .models import alerting_config_revisions as table
 from .store import IncidentStore
 
@@ -96,7 +98,8 @@ async def page(conn: AsyncConnection, before: int | None, limit: int) -> list[Re
 
 
 Applier = Callable[[Compiled], None]
-Audit = Callable[[Revision | None, Revision], Awaitable[None]]
+# The hook gets the revision in force before and the one stored.
+Audit = AuditHook[tuple[Revision | None, Revision]]
 
 
 class AlertingConfigs:
@@ -204,7 +207,8 @@ class AlertingConfigs:
         audit: Audit | None = None,
     ) -> Revision:
         """Store `document` as the next revision after `expected_revision` (ABORTED when that is not the
-        current one), audited (removed again if the audit fails), then applied here at once."""
+        current one) with its audit entry (removed again if the entry cannot be written; audited.py), then
+        applied here at once."""
         if expected_revision < 0:
             raise InvalidArgument("expected_revision", "must not be negative")
         async with self.store.engine.connect() as conn:
@@ -219,18 +223,16 @@ class AlertingConfigs:
         revision = Revision(expected_revision + 1, merged, author, comment, self.clock())
         if validate_only:
             return revision
-        async with self.store.write() as conn:
-            stored = await insert_revision(conn, revision)
-        if not stored:
-            async with self.store.engine.connect() as conn:
+
+        async def store_it(conn: AsyncConnection) -> tuple[Revision | None, Revision]:
+            if not await insert_revision(conn, revision):
                 raise _changed(await latest_number(conn) or 0)
-        if audit is not None:
-            try:
-                await audit(before, revision)
-            except BaseException:
-                async with self.store.write() as conn:
-                    await delete_revision(conn, revision.revision)
-                raise
+            return before, revision
+
+        async def undo(conn: AsyncConnection, change: tuple[Revision | None, Revision]) -> None:
+            await delete_revision(conn, change[1].revision)
+
+        await audited.change(self.store, store_it, audit, undo, revision.create_time)
         for applier in self._appliers:
             applier(compiled)
         self.applied = revision.revision

@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from workermon_core.errors import FailedPrecondition, InvalidArgument, NotFound
 
-from . import routing, rules, silences, windows
+from . import audited, routing, rules, silences, windows
+from .audited import AuditHook
 from .incident import (
     SYSTEM_ACTOR,
     Decision,
@@ -59,9 +60,6 @@ PausedReader = Callable[[Sequence[str]], Awaitable[set[str]]]
 # workers are news.
 _PAUSE_MUTES = (rules.IncidentType.QUEUE_BACKLOG, rules.IncidentType.WORKER_DOWN)
 NOTE_MAX = 2000
-# How old an outbox entry must be before the sweep sends it: well past the audit call's timeout, so
-# the sweep never races the request that kept it (which sends it, or undoes its change, at once).
-AUDIT_OUTBOX_GRACE = timedelta(seconds=60)
 _NOTIFIED = {
     EventKind.FIRED,
     EventKind.RESOLVED,
@@ -103,16 +101,6 @@ class Change:
     at: datetime
     # False when a silence held the notification back: recorded, not emitted.
     notify: bool = True
-
-
-@dataclass(frozen=True, slots=True)
-class AuditHook:
-    """How an operator's change is audited: `request(before, at)` is its entry (a serialized request to
-    the audit log, idempotent) for the incident as it was before, kept in the change's own transaction
-    (the outbox); `send` writes it to the audit log after the commit."""
-
-    request: Callable[[Incident, datetime], bytes]
-    send: Callable[[bytes], Awaitable[None]]
 
 
 @dataclass
@@ -448,64 +436,69 @@ class IncidentEngine:
             await self._after_commit(released)
 
     async def create_silence(
-        self, silence: silences.Silence, audit: Callable[[silences.Silence], Awaitable[None]] | None = None
+        self, silence: silences.Silence, audit: AuditHook[silences.Silence] | None = None
     ) -> silences.Silence:
-        """Store a new silence, then `audit` it under its id; if the audit raises, the silence goes.
+        """Store a new silence with its audit entry (see audited.py); if the entry cannot be written, the
+        silence goes again."""
 
-        The audit entry cannot be written inside the write: the audit log may share the database, whose
-        write lock this transaction holds.
-        """
-        async with self.store.write() as conn:
-            created = await silences.insert_silence(conn, silence)
-        if audit is not None:
-            try:
-                await audit(created)
-            except BaseException:
-                async with self.store.write() as conn:
-                    await silences.delete(conn, created.id)
-                raise
-        return created
+        async def insert(conn: AsyncConnection) -> silences.Silence:
+            return await silences.insert_silence(conn, silence)
+
+        async def undo(conn: AsyncConnection, created: silences.Silence) -> None:
+            await silences.delete(conn, created.id)
+
+        return await audited.change(self.store, insert, audit, undo, self.now())
 
     async def create_window(
-        self, window: windows.Window, audit: Callable[[windows.Window], Awaitable[None]] | None = None
+        self, window: windows.Window, audit: AuditHook[windows.Window] | None = None
     ) -> windows.Window:
-        """Store a new maintenance window, then `audit` it under its id; if the audit raises, it goes."""
-        async with self.store.write() as conn:
-            created = await windows.insert_window(conn, window)
-        if audit is not None:
-            try:
-                await audit(created)
-            except BaseException:
-                async with self.store.write() as conn:
-                    await windows.remove(conn, created.id)
-                raise
-        return created
+        """Store a new maintenance window with its audit entry; if the entry cannot be written, it goes."""
 
-    async def delete_window(
-        self, window_id: int, audit: Callable[[windows.Window], Awaitable[None]] | None = None
-    ) -> None:
-        """Delete a maintenance window (`audit` first), then send what it held back."""
-        async with self.store.engine.connect() as conn:
+        async def insert(conn: AsyncConnection) -> windows.Window:
+            return await windows.insert_window(conn, window)
+
+        async def undo(conn: AsyncConnection, created: windows.Window) -> None:
+            await windows.remove(conn, created.id)
+
+        return await audited.change(self.store, insert, audit, undo, self.now())
+
+    async def delete_window(self, window_id: int, audit: AuditHook[windows.Window] | None = None) -> None:
+        """Delete a maintenance window with its audit entry (the hook gets the window deleted; restored if
+        the entry cannot be written), then send what it held back."""
+
+        async def remove(conn: AsyncConnection) -> windows.Window:
             window = await windows.load(conn, window_id)
-        if audit is not None:
-            await audit(window)
-        async with self.store.write() as conn:
             await windows.remove(conn, window_id)
+            return window
+
+        async def undo(conn: AsyncConnection, window: windows.Window) -> None:
+            await windows.insert_window(conn, window, keep_id=True)
+
+        await audited.change(self.store, remove, audit, undo, self.now())
         await self.release_held()
 
     async def expire_silence(
-        self, silence_id: int, actor: str, audit: Callable[[silences.Silence], Awaitable[None]] | None = None
+        self,
+        silence_id: int,
+        actor: str,
+        audit: AuditHook[tuple[silences.Silence, silences.Silence]] | None = None,
     ) -> silences.Silence:
-        """End a silence now, then send what it held back; `audit` runs before the change."""
+        """End a silence now with its audit entry (the hook gets the silence before and after; restored
+        if the entry cannot be written), then send what it held back. An ended one is returned as it is."""
+        now = self.now()
         async with self.store.engine.connect() as conn:
             silence = await silences.load(conn, silence_id)
-        now = self.now()
         if silence.state(now) is silences.SilenceState.EXPIRED:
             return silence
-        if audit is not None:
-            await audit(silence)
-        async with self.store.write() as conn:
-            expired = await silences.expire(conn, await silences.load(conn, silence_id), actor, now)
+
+        async def expire(conn: AsyncConnection) -> tuple[silences.Silence, silences.Silence]:
+            before = await silences.load(conn, silence_id)
+            return before, await silences.expire(conn, before, actor, now)
+
+        async def undo(conn: AsyncConnection, change: tuple[silences.Silence, silences.Silence]) -> None:
+            await silences.restore(conn, change[0])
+
+        _, expired = await audited.change(self.store, expire, audit, undo, now)
         await self.release_held()
         return expired
 
@@ -674,7 +667,7 @@ class IncidentEngine:
         incident_id: int,
         actor: str,
         note: str = "",
-        audit: AuditHook | None = None,
+        audit: AuditHook[Incident] | None = None,
     ) -> Incident:
         """ACTIVE -> ACKNOWLEDGED; already acknowledged is returned as it is.
 
@@ -712,7 +705,7 @@ class IncidentEngine:
                 changes = await self._decide(
                     conn, [Change(EventKind.ACKNOWLEDGED, acked, event.id, now)], now
                 )
-                kept = await self._keep_audit(conn, audit, current, now)
+                kept = await audited.keep(self.store, conn, audit, current, now)
             await self._audit_or_undo(audit, kept, current, changes[0])
         await self._after_commit(changes)
         return changes[0].incident
@@ -722,7 +715,7 @@ class IncidentEngine:
         incident_id: int,
         actor: str,
         note: str,
-        audit: AuditHook | None = None,
+        audit: AuditHook[Incident] | None = None,
     ) -> Incident:
         """Any open status -> RESOLVED by hand, with a note (required); audited like `acknowledge`."""
         if not note.strip():
@@ -754,105 +747,65 @@ class IncidentEngine:
                     conn, resolved, EventKind.RESOLVED, now, actor=actor, message=note
                 )
                 changes = await self._decide(conn, [Change(EventKind.RESOLVED, resolved, event.id, now)], now)
-                kept = await self._keep_audit(conn, audit, current, now)
+                kept = await audited.keep(self.store, conn, audit, current, now)
             await self._audit_or_undo(audit, kept, current, changes[0])
         await self._after_commit(changes)
         return changes[0].incident
 
-    async def _keep_audit(
-        self, conn: AsyncConnection, audit: AuditHook | None, before: Incident, now: datetime
-    ) -> tuple[int, bytes] | None:
-        """Put the change's audit entry in the outbox, inside the change's transaction: (id, entry)."""
-        if audit is None:
-            return None
-        request = audit.request(before, now)
-        return await self.store.add_audit(conn, request, now), request
-
     async def _audit_or_undo(
-        self, audit: AuditHook | None, kept: tuple[int, bytes] | None, before: Incident, change: Change
+        self, audit: AuditHook[Incident] | None, kept: audited.Kept | None, before: Incident, change: Change
     ) -> None:
-        """Send the kept audit entry after the change committed; if that fails, undo the change (and
-        drop the entry) and re-raise.
+        """Send the change's kept audit entry; if that fails, undo exactly this change (see `_undo`)."""
 
-        The entry is not sent inside the write: the audit log is another service's (it may even share
-        the database, whose write lock the transaction holds). Sending after the commit means an entry
-        always describes a change that happened, and the outbox means a process that dies in between
-        leaves the entry for `send_kept_audits` instead of a change nobody audited.
-        """
-        if audit is None or kept is None:
-            return
-        outbox_id, request = kept
+        async def undo(conn: AsyncConnection) -> None:
+            await self._undo(conn, before, change)
+
         try:
-            await audit.send(request)
+            await audited.send_or_undo(self.store, audit, kept, undo)
         except BaseException:
-            try:
-                await self._undo(before, change, outbox_id)
-            except Exception:
-                # The change stays, and so does its entry: the outbox sweep writes it to the audit log.
-                log.exception("incident_change_not_undone", incident=before.id, event_id=change.event_id)
+            self._notify_listeners()
             raise
-        try:
-            async with self.store.write() as conn:
-                await self.store.remove_audit(conn, outbox_id)
-        except Exception as exc:
-            # Harmless: the sweep sends it again and the audit log keeps one entry per request id.
-            log.warning("audit_outbox_not_cleared", outbox_id=outbox_id, error=repr(exc))
 
     async def send_kept_audits(
-        self, send: Callable[[bytes], Awaitable[None]], grace: timedelta = AUDIT_OUTBOX_GRACE
+        self, send: Callable[[bytes], Awaitable[None]], grace: timedelta = audited.OUTBOX_GRACE
     ) -> int:
-        """Send the outbox entries older than `grace` (their process died before sending them, or
-        could not drop them), dropping each once the audit log has it; how many were sent. Raises what
-        `send` raises (the audit log down): the rest wait for the next sweep."""
-        sent = 0
-        for outbox_id, request in await self.store.audits_before(self.now() - grace):
-            await send(request)
-            async with self.store.write() as conn:
-                await self.store.remove_audit(conn, outbox_id)
-            sent += 1
-        if sent:
-            log.warning("kept_audits_sent", count=sent)
-        return sent
+        """The outbox sweep (audited.send_kept) on this engine's clock."""
+        return await audited.send_kept(self.store, send, self.now(), grace)
 
-    async def _undo(self, before: Incident, change: Change, outbox_id: int | None = None) -> None:
-        """Take back an operator's change: its timeline entry and decision go, the status fields return.
+    async def _undo(self, conn: AsyncConnection, before: Incident, change: Change) -> None:
+        """Take back an operator's change, inside `conn`'s write: its timeline entry and decision go, the
+        status fields return.
 
         Only what the change set is restored: a notification recorded meanwhile (record_notified)
         stays counted. A resolved incident is not reopened when another incident of its fingerprint
         opened meanwhile (the one-open-per-fingerprint rule); its entry still goes.
         """
-        async with self.store.write() as conn:
-            await self.store.delete_event(conn, change.event_id)
-            if outbox_id is not None:
-                await self.store.remove_audit(conn, outbox_id)
-            latest = await self.store.load(conn, before.id)
-            if latest is None:
-                return
+        await self.store.delete_event(conn, change.event_id)
+        latest = await self.store.load(conn, before.id)
+        if latest is None:
+            return
+        restored = replace(
+            latest,
+            decisions=tuple(d for d in latest.decisions if d.event_id != change.event_id),
+            held_event_id=latest.held_event_id if latest.held_event_id is not None else before.held_event_id,
+        )
+        reopening = before.status.is_open and not latest.status.is_open
+        other = (await self.store.open_incidents(conn)).get(before.fingerprint) if reopening else None
+        if latest.status is change.incident.status and (other is None or other.id == before.id):
             restored = replace(
-                latest,
-                decisions=tuple(d for d in latest.decisions if d.event_id != change.event_id),
-                held_event_id=latest.held_event_id
-                if latest.held_event_id is not None
-                else before.held_event_id,
+                restored,
+                status=before.status,
+                acknowledge_time=before.acknowledge_time,
+                acknowledged_by=before.acknowledged_by,
+                resolve_time=before.resolve_time,
+                resolved_by=before.resolved_by,
+                resolve_note=before.resolve_note,
+                resolved_automatically=before.resolved_automatically,
             )
-            reopening = before.status.is_open and not latest.status.is_open
-            other = (await self.store.open_incidents(conn)).get(before.fingerprint) if reopening else None
-            if latest.status is change.incident.status and (other is None or other.id == before.id):
-                restored = replace(
-                    restored,
-                    status=before.status,
-                    acknowledge_time=before.acknowledge_time,
-                    acknowledged_by=before.acknowledged_by,
-                    resolve_time=before.resolve_time,
-                    resolved_by=before.resolved_by,
-                    resolve_note=before.resolve_note,
-                    resolved_automatically=before.resolved_automatically,
-                )
-            await self.store.update(conn, restored)
+        await self.store.update(conn, restored)
         log.warning(
             "incident_change_undone", incident=before.id, kind=change.kind.value, event_id=change.event_id
         )
-        self._notify_listeners()
 
     async def record_notified(self, incident_id: int, channel: str, message: str = "") -> IncidentEvent:
         """Record a delivered notification: a NOTIFIED timeline entry and notifications_sent + 1."""

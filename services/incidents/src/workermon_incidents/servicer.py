@@ -5,10 +5,10 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import structlog
@@ -27,7 +27,8 @@ from workermon_core.peer import Peer
 
 from . import alerting_config, alerting_store, silences, windows
 from .alerting_store import AlertingConfigs
-from .engine import AuditHook, IncidentEngine
+from .audited import AuditHook
+from .engine import IncidentEngine
 from .incident import Incident, IncidentStatus
 from .messages import (
     event_message,
@@ -47,6 +48,8 @@ from .rules import IncidentType
 from .watch import IncidentFeed
 
 log = structlog.get_logger("workermon.incidents")
+
+T = TypeVar("T")
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 200
@@ -184,24 +187,27 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
                 log.warning("refusal_not_audited", action=action, incident=incident_id, error=exc.message)
             raise
 
-    def _incident_audit(self, action: mon_pb.AuditAction.ValueType, note: str) -> AuditHook:
-        """How the engine audits an acknowledge or resolve: the entry, kept with the change, then sent."""
-
-        def request(before: Incident, at: datetime) -> bytes:
-            entry = self._audit_entry(
+    def _incident_audit(self, action: mon_pb.AuditAction.ValueType, note: str) -> AuditHook[Incident]:
+        """How the engine audits an acknowledge or resolve (the hook gets the incident before)."""
+        return self._hook(
+            lambda before: self._audit_entry(
                 action,
                 "incident",
                 str(before.id),
                 {"note": note},
-                {
-                    "fingerprint": before.fingerprint,
-                    "status_before": before.status.value,
-                    "changed_at": at.isoformat(),
-                },
+                {"fingerprint": before.fingerprint, "status_before": before.status.value},
                 queue=before.queue or "",
             )
+        )
+
+    def _hook(self, entry: Callable[[T], mon_pb.AuditLog]) -> AuditHook[T]:
+        """An audit hook writing `entry(subject)`, with the change's time and a request id of its own."""
+
+        def request(subject: T, at: datetime) -> bytes:
+            built = entry(subject)
+            built.result.update({"changed_at": at.isoformat()})
             return mon_pb.CreateAuditLogRequest(
-                audit_log=entry, request_id=str(uuid.uuid4())
+                audit_log=built, request_id=str(uuid.uuid4())
             ).SerializeToString()
 
         return AuditHook(request, self.send_audit)
@@ -275,20 +281,18 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
     async def CreateSilence(
         self, request: pb.CreateSilenceRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateSilenceResponse:
-        """A new silence by the caller, audited under its id (removed again if the audit fails)."""
+        """A new silence by the caller, audited under its id (removed if the entry cannot be written)."""
         silence = _new_silence(request.silence, self.engine.now(), context_subject())
 
-        async def audit(created: silences.Silence) -> None:
-            await self._write_audit(
-                self._audit_entry(
-                    mon_pb.AUDIT_ACTION_SILENCE_CREATE,
-                    "silence",
-                    str(created.id),
-                    _silence_parameters(created),
-                    {"state": created.state(self.engine.now()).value},
-                )
+        audit: AuditHook[silences.Silence] = self._hook(
+            lambda created: self._audit_entry(
+                mon_pb.AUDIT_ACTION_SILENCE_CREATE,
+                "silence",
+                str(created.id),
+                _silence_parameters(created),
+                {"state": created.state(self.engine.now()).value},
             )
-
+        )
         try:
             created = await self.engine.create_silence(silence, audit)
         except DBAPIError as exc:
@@ -300,17 +304,15 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
     ) -> pb.ExpireSilenceResponse:
         """End a silence now, audited; what it held back is notified if still firing."""
 
-        async def audit(silence: silences.Silence) -> None:
-            await self._write_audit(
-                self._audit_entry(
-                    mon_pb.AUDIT_ACTION_SILENCE_EXPIRE,
-                    "silence",
-                    str(silence.id),
-                    _silence_parameters(silence),
-                    {"state_before": silence.state(self.engine.now()).value},
-                )
+        audit: AuditHook[tuple[silences.Silence, silences.Silence]] = self._hook(
+            lambda change: self._audit_entry(
+                mon_pb.AUDIT_ACTION_SILENCE_EXPIRE,
+                "silence",
+                str(change[0].id),
+                _silence_parameters(change[0]),
+                {"state_before": change[0].state(self.engine.now()).value},
             )
-
+        )
         try:
             expired = await self.engine.expire_silence(request.silence_id, context_subject(), audit)
         except DBAPIError as exc:
@@ -342,20 +344,18 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
     async def CreateMaintenanceWindow(
         self, request: pb.CreateMaintenanceWindowRequest, context: grpc.aio.ServicerContext
     ) -> pb.CreateMaintenanceWindowResponse:
-        """A new window by the caller, audited under its id (removed again if the audit fails)."""
+        """A new window by the caller, audited under its id (removed again if the entry cannot be written)."""
         window = _new_window(request.maintenance_window, self.engine.now(), context_subject())
 
-        async def audit(created: windows.Window) -> None:
-            await self._write_audit(
-                self._audit_entry(
-                    mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE,
-                    "maint_window",
-                    str(created.id),
-                    _window_parameters(created),
-                    {"open": str(created.is_open(self.engine.now())).lower()},
-                )
+        audit: AuditHook[windows.Window] = self._hook(
+            lambda created: self._audit_entry(
+                mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_CREATE,
+                "maint_window",
+                str(created.id),
+                _window_parameters(created),
+                {"open": str(created.is_open(self.engine.now())).lower()},
             )
-
+        )
         try:
             created = await self.engine.create_window(window, audit)
         except DBAPIError as exc:
@@ -367,19 +367,18 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
     async def DeleteMaintenanceWindow(
         self, request: pb.DeleteMaintenanceWindowRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteMaintenanceWindowResponse:
-        """Delete a window, audited first; what it held back is notified if still firing."""
+        """Delete a window, audited (restored if the entry cannot be written); what it held back is notified
+        if still firing."""
 
-        async def audit(window: windows.Window) -> None:
-            await self._write_audit(
-                self._audit_entry(
-                    mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE,
-                    "maint_window",
-                    str(window.id),
-                    _window_parameters(window),
-                    {"open": str(window.is_open(self.engine.now())).lower()},
-                )
+        audit: AuditHook[windows.Window] = self._hook(
+            lambda window: self._audit_entry(
+                mon_pb.AUDIT_ACTION_MAINTENANCE_WINDOW_DELETE,
+                "maint_window",
+                str(window.id),
+                _window_parameters(window),
+                {"open": str(window.is_open(self.engine.now())).lower()},
             )
-
+        )
         try:
             await self.engine.delete_window(request.window_id, audit)
         except DBAPIError as exc:
@@ -410,24 +409,22 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
         comment = validation.text(request.config.comment, "config.comment", validation.MAX_COMMENT)
         document = alerting_config.document_from(request.config)
 
-        async def audit(before: alerting_store.Revision | None, after: alerting_store.Revision) -> None:
+        def entry(change: tuple[alerting_store.Revision | None, alerting_store.Revision]) -> mon_pb.AuditLog:
+            before, after = change
             old = alerting_config.summary(before.document if before else None)
             new = alerting_config.summary(after.document)
             # Each part before and after (masked: the summary holds no secret), parameters and result alike.
             parts = {f"before.{k}": v for k, v in old.items()} | {f"after.{k}": v for k, v in new.items()}
-            await self._write_audit(
-                self._audit_entry(
-                    mon_pb.AUDIT_ACTION_ALERTING_CONFIG_UPDATE,
-                    "alerting_config",
-                    str(after.revision),
-                    {"expected_revision": str(request.expected_revision), "comment": comment, **parts},
-                    {
-                        "revision_before": str(before.revision if before else 0),
-                        "revision": str(after.revision),
-                        **{k: validation.bounded_text(v) for k, v in parts.items()},
-                    },
-                ),
-                consequence="; the configuration was not changed",
+            return self._audit_entry(
+                mon_pb.AUDIT_ACTION_ALERTING_CONFIG_UPDATE,
+                "alerting_config",
+                str(after.revision),
+                {"expected_revision": str(request.expected_revision), "comment": comment, **parts},
+                {
+                    "revision_before": str(before.revision if before else 0),
+                    "revision": str(after.revision),
+                    **{k: validation.bounded_text(v) for k, v in parts.items()},
+                },
             )
 
         try:
@@ -437,7 +434,7 @@ class IncidentServicer(pb_grpc.IncidentServiceServicer):
                 author=context_subject(),
                 comment=comment,
                 validate_only=request.validate_only,
-                audit=audit,
+                audit=self._hook(entry),
             )
         except DBAPIError as exc:
             raise _database_down(exc) from None

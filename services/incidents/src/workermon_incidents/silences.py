@@ -222,6 +222,15 @@ async def expire(conn: AsyncConnection, silence: Silence, actor: str, now: datet
     )
 
 
+async def restore(conn: AsyncConnection, silence: Silence) -> None:
+    """Put back a silence's times and expirer as they were (an expiry whose audit entry failed)."""
+    await conn.execute(
+        update(silences)
+        .where(silences.c.id == silence.id)
+        .values(start_time=silence.start_time, end_time=silence.end_time, expired_by=silence.expired_by)
+    )
+
+
 async def page(
     conn: AsyncConnection, state: SilenceState | None, now: datetime, before_id: int | None, limit: int
 ) -> list[Silence]:

@@ -112,11 +112,12 @@ async def page(conn: AsyncConnection, before_id: int | None, limit: int) -> list
     return [_window(row) for row in rows]
 
 
-async def insert_window(conn: AsyncConnection, window: Window) -> Window:
-    """Store a new window; returns it with its id."""
+async def insert_window(conn: AsyncConnection, window: Window, *, keep_id: bool = False) -> Window:
+    """Store a new window; returns it with its id (`window.id` itself with `keep_id`: a deletion undone)."""
     result = await conn.execute(
         insert(maintenance_windows)
         .values(
+            **({"id": window.id} if keep_id else {}),
             **matcher_columns(window.matchers),
             weekdays=",".join(window.weekdays),
             start_minute=window.start_minute,
