@@ -232,3 +232,20 @@ async def test_an_expiry_or_a_deletion_whose_entry_cannot_be_written_is_put_back
         assert await silences.load(conn, silence.id) == silence
         assert await windows.load(conn, window.id) == window
     assert await h.engine.store.audits_before(FAR) == []
+
+
+async def test_one_sweep_sends_every_due_entry_however_many(harness_factory: Callable[..., Harness]) -> None:
+    h = harness_factory(FIRES_AT_ONCE)
+    # More than the sweep reads at once (100): a backlog left by a long audit-log outage.
+    async with h.engine.store.write() as conn:
+        for n in range(150):
+            await h.engine.store.add_audit(conn, f"entry {n}".encode(), h.engine.now())
+    h.clock.advance(OUTBOX_GRACE.total_seconds() + 1)
+    sent: list[bytes] = []
+
+    async def send(entry: bytes) -> None:
+        sent.append(entry)
+
+    assert await h.engine.send_kept_audits(send) == 150
+    assert sent == [f"entry {n}".encode() for n in range(150)]
+    assert await h.engine.store.audits_before(FAR) == []

@@ -43,10 +43,11 @@ class AuditHook(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class Kept:
-    """An entry in the outbox: its row and its request."""
+    """An entry in the outbox: its row, its request, and how to send it."""
 
     outbox_id: int
     request: bytes
+    send: Callable[[bytes], Awaitable[None]]
 
 
 async def keep(
@@ -56,21 +57,18 @@ async def keep(
     if audit is None:
         return None
     request = audit.request(subject, at)
-    return Kept(await store.add_audit(conn, request, at), request)
+    return Kept(await store.add_audit(conn, request, at), request, audit.send)
 
 
 async def send_or_undo(
-    store: IncidentStore,
-    audit: AuditHook[T] | None,
-    kept: Kept | None,
-    undo: Callable[[AsyncConnection], Awaitable[None]],
+    store: IncidentStore, kept: Kept | None, undo: Callable[[AsyncConnection], Awaitable[None]]
 ) -> None:
     """Send the kept entry, then drop it; if it cannot be sent, `undo` the change and drop the entry
-    in one transaction, and re-raise."""
-    if audit is None or kept is None:
+    in one transaction, and re-raise. Nothing to do without an entry."""
+    if kept is None:
         return
     try:
-        await audit.send(kept.request)
+        await kept.send(kept.request)
     except BaseException:
         try:
             async with store.write() as conn:
@@ -103,7 +101,7 @@ async def change(
     async def undo_made(conn: AsyncConnection) -> None:
         await undo(conn, made)
 
-    await send_or_undo(store, audit, kept, undo_made)
+    await send_or_undo(store, kept, undo_made)
     return made
 
 
@@ -117,11 +115,13 @@ async def send_kept(
     not drop them), dropping each once the audit log has it; how many were sent. Raises what `send`
     raises (the audit log down): the rest wait for the next sweep."""
     sent = 0
-    for outbox_id, request in await store.audits_before(now - grace):
-        await send(request)
-        async with store.write() as conn:
-            await store.remove_audit(conn, outbox_id)
-        sent += 1
+    # Read in batches; each sent entry is dropped, so the next batch starts after it.
+    while batch := await store.audits_before(now - grace):
+        for outbox_id, request in batch:
+            await send(request)
+            async with store.write() as conn:
+                await store.remove_audit(conn, outbox_id)
+            sent += 1
     if sent:
         log.warning("kept_audits_sent", count=sent)
     return sent

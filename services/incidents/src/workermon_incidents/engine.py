@@ -706,7 +706,7 @@ class IncidentEngine:
                     conn, [Change(EventKind.ACKNOWLEDGED, acked, event.id, now)], now
                 )
                 kept = await audited.keep(self.store, conn, audit, current, now)
-            await self._audit_or_undo(audit, kept, current, changes[0])
+            await self._audit_or_undo(kept, current, changes[0])
         await self._after_commit(changes)
         return changes[0].incident
 
@@ -748,20 +748,18 @@ class IncidentEngine:
                 )
                 changes = await self._decide(conn, [Change(EventKind.RESOLVED, resolved, event.id, now)], now)
                 kept = await audited.keep(self.store, conn, audit, current, now)
-            await self._audit_or_undo(audit, kept, current, changes[0])
+            await self._audit_or_undo(kept, current, changes[0])
         await self._after_commit(changes)
         return changes[0].incident
 
-    async def _audit_or_undo(
-        self, audit: AuditHook[Incident] | None, kept: audited.Kept | None, before: Incident, change: Change
-    ) -> None:
+    async def _audit_or_undo(self, kept: audited.Kept | None, before: Incident, change: Change) -> None:
         """Send the change's kept audit entry; if that fails, undo exactly this change (see `_undo`)."""
 
         async def undo(conn: AsyncConnection) -> None:
             await self._undo(conn, before, change)
 
         try:
-            await audited.send_or_undo(self.store, audit, kept, undo)
+            await audited.send_or_undo(self.store, kept, undo)
         except BaseException:
             self._notify_listeners()
             raise
