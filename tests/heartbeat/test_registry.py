@@ -200,3 +200,15 @@ async def test_beat_stream_registers_and_answers(hb: Running) -> None:
         await asyncio.wait_for(call.read(), 5)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     await outbox.put(None)
+
+
+async def test_redis_clients_reported_after_the_first_beat_count_as_the_workers_own(hb: Running) -> None:
+    client = hb.client("worker")
+    registry = hb.servicer.registry
+    # The SDK's first beats go out before it has asked Redis for its connections' addresses.
+    await client.Beat(pb.BeatRequest(report=report("w-1", queues=("emails",), instance_id="i-1")))
+    assert await registry.own_hosts({"emails"}) == set()
+    later = report("w-1", queues=("emails",), instance_id="i-1")
+    later.redis_clients.add(id=7, addr="10.0.0.5:51234")
+    await client.Beat(pb.BeatRequest(report=later))
+    assert await registry.own_hosts({"emails"}) == {("emails", "10.0.0.5")}

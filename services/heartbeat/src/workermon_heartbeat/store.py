@@ -192,7 +192,7 @@ class Registry:
         self._history_minute = -1
         self._history_done: set[str] = set()
         # Each online worker's client hosts by instance: an instance reports its Redis connections once,
-        # so a report is parsed again only when its worker restarts.
+        # so a report that named some is parsed again only when its worker restarts.
         self._clients: dict[str, tuple[str, frozenset[str]]] = {}
 
     def now_ms(self) -> int:
@@ -318,7 +318,13 @@ class Registry:
             for worker_id in ids:
                 pipe.hget(self.root + ":w:" + worker_id, "inst")
             instances = [_text(i) for i in await pipe.execute()]
-        stale = [(w, i) for w, i in zip(ids, instances, strict=True) if self._clients.get(w, ("",))[0] != i]
+        # An instance with no connections known yet is read again: SDKs report them a beat or two after
+        # the first one (they ask Redis), and its first report must not hide them for the instance's life.
+        stale = [
+            (w, i)
+            for w, i in zip(ids, instances, strict=True)
+            if self._clients.get(w, ("", frozenset()))[0] != i or not self._clients[w][1]
+        ]
         if stale:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for worker_id, _ in stale:
